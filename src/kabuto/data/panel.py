@@ -1,0 +1,297 @@
+"""The `Panel`: aligned daily prices and simple returns, dates x assets, with cheap windows.
+
+Missing prices are NaN only before an asset lists (leading) or after it delists (trailing);
+interior gaps are repaired or rejected when the panel is built (see `kabuto.data.validation`).
+A `Window` is what a strategy sees for one decision date: the last `length` returns ending at
+that date, never anything later. A `WindowBatch` stacks the windows of many decision dates
+without copying, and caches estimates (means, covariances) so that every strategy in a run
+shares them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from kabuto.errors import DataError
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = a.view()
+    a.flags.writeable = False
+    return a
+
+
+class Panel:
+    """Daily prices of N assets over T dates, with simple returns.
+
+    Parameters
+    ----------
+    prices : DataFrame
+        Index: dates (unique, increasing). Columns: asset names. Values: positive prices,
+        NaN only before listing or after delisting. Use `Panel.from_frame` to validate and
+        repair raw user data first.
+    source : str
+        Provenance shown in reports ("bundled S&P 500 (skfolio)", a file path, "GBM seed=3").
+    benchmark : Series, optional
+        Prices of a benchmark index on the same dates (for beta and information ratio).
+    survivorship_caveat : str, optional
+        Printed in every report made from this panel.
+
+    Attributes
+    ----------
+    prices : ndarray of shape (T, N)
+    returns : ndarray of shape (T, N)
+        ``returns[t] = prices[t] / prices[t-1] - 1``; NaN on the first date and wherever either
+        price is missing.
+    dates : DatetimeIndex of length T
+    assets : tuple of N str
+    first_valid, last_valid : ndarray of shape (N,)
+        Index of each asset's first and last price.
+    """
+
+    def __init__(
+        self,
+        prices: pd.DataFrame,
+        *,
+        source: str = "user data",
+        benchmark: pd.Series | None = None,
+        survivorship_caveat: str | None = None,
+    ) -> None:
+        values = np.ascontiguousarray(prices.to_numpy(dtype=np.float64))
+        if values.ndim != 2 or values.shape[0] < 2 or values.shape[1] < 1:
+            raise DataError(
+                f"{source}: a panel needs at least 2 dates and 1 asset, got shape {values.shape}"
+            )
+        self.dates = pd.DatetimeIndex(prices.index)
+        self.assets = tuple(str(c) for c in prices.columns)
+        self.source = source
+        self.survivorship_caveat = survivorship_caveat
+        finite = np.isfinite(values)
+        if not finite.any(axis=0).all():
+            empty = [a for a, ok in zip(self.assets, finite.any(axis=0), strict=True) if not ok]
+            raise DataError(f"{source}: asset column(s) {empty} have no prices; drop them")
+        self.first_valid = finite.argmax(axis=0)
+        self.last_valid = len(values) - 1 - finite[::-1].argmax(axis=0)
+        span = np.arange(len(values))[:, None]
+        inside = (span >= self.first_valid) & (span <= self.last_valid)
+        if (inside & ~finite).any():
+            col = int(np.argwhere((inside & ~finite).any(axis=0))[0, 0])
+            raise DataError(
+                f"{source}: asset {self.assets[col]!r} has interior gaps; build the panel with "
+                "Panel.from_frame(..., max_ffill=K) to forward-fill short gaps"
+            )
+        if (values[finite] <= 0).any():
+            raise DataError(f"{source}: prices must be positive")
+        self.prices = _readonly(values)
+        returns = np.full_like(values, np.nan)
+        returns[1:] = values[1:] / values[:-1] - 1.0
+        self.returns = _readonly(returns)
+        if benchmark is not None:
+            benchmark = benchmark.reindex(self.dates).astype(np.float64)
+        self.benchmark = benchmark
+
+    @classmethod
+    def from_frame(
+        cls,
+        prices: pd.DataFrame,
+        *,
+        source: str = "user data",
+        max_ffill: int = 5,
+        benchmark: pd.Series | None = None,
+        survivorship_caveat: str | None = None,
+    ) -> Panel:
+        """Validate raw wide prices (index dates, one column per asset) and build a panel."""
+        from kabuto.data.validation import clean_prices
+
+        cleaned = clean_prices(prices, source=source, max_ffill=max_ffill)
+        return cls(
+            cleaned,
+            source=source,
+            benchmark=benchmark,
+            survivorship_caveat=survivorship_caveat,
+        )
+
+    @property
+    def n_dates(self) -> int:
+        return len(self.dates)
+
+    @property
+    def n_assets(self) -> int:
+        return len(self.assets)
+
+    def __repr__(self) -> str:
+        return (
+            f"Panel({self.n_dates} dates x {self.n_assets} assets, "
+            f"{self.dates[0].date()}..{self.dates[-1].date()}, source={self.source!r})"
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """Prices as a DataFrame (dates x assets)."""
+        return pd.DataFrame(self.prices, index=self.dates, columns=list(self.assets))
+
+    def returns_frame(self) -> pd.DataFrame:
+        """Simple returns as a DataFrame (dates x assets); the first row is NaN."""
+        return pd.DataFrame(self.returns, index=self.dates, columns=list(self.assets))
+
+    def benchmark_returns(self) -> pd.Series | None:
+        """Simple returns of the benchmark index, if the panel has one."""
+        if self.benchmark is None:
+            return None
+        return self.benchmark.pct_change(fill_method=None)
+
+    def index_of(self, date: str | pd.Timestamp) -> int:
+        """Index of the last date <= `date` (the decision date a calendar date falls on)."""
+        pos = int(self.dates.searchsorted(pd.Timestamp(date), side="right")) - 1
+        if pos < 0:
+            raise DataError(
+                f"{self.source}: date {pd.Timestamp(date).date()} is before the first date "
+                f"{self.dates[0].date()}"
+            )
+        return pos
+
+    def eligible(self, t: int, lookback: int) -> np.ndarray:
+        """Mask of assets a decision at index `t` may hold.
+
+        An asset joins once it has `lookback` returns ending at t, and stays while it still has
+        a price at t. (Whether it delists tomorrow is unknown at t, so it is not excluded.)
+        """
+        return (self.first_valid <= t - lookback) & (self.last_valid >= t)
+
+    def window(self, t: int, length: int, columns: np.ndarray | None = None) -> Window:
+        """The `length` returns ending at index t (inclusive), for the given asset columns."""
+        if t - length + 1 < 1:
+            raise DataError(
+                f"{self.source}: a window of {length} returns ending at "
+                f"{self.dates[t].date()} needs {length + 1} prices, only {t + 1} are available; "
+                "start later or shorten the lookback"
+            )
+        rows = slice(t - length + 1, t + 1)
+        if columns is None or len(columns) == self.n_assets:
+            returns = self.returns[rows]
+            prices = self.prices[rows]
+            assets = self.assets
+        else:
+            returns = _readonly(self.returns[rows][:, columns])
+            prices = _readonly(self.prices[rows][:, columns])
+            assets = tuple(self.assets[i] for i in columns)
+        return Window(returns=returns, prices=prices, dates=self.dates[rows], assets=assets)
+
+    def batch(self, ts: Sequence[int], length: int, columns: np.ndarray | None = None) -> WindowBatch:
+        """Windows of `length` returns ending at each index in `ts`, stacked without copying."""
+        ts = np.asarray(ts, dtype=np.int64)
+        if len(ts) and ts.min() - length + 1 < 1:
+            self.window(int(ts.min()), length)  # raises the explanatory error
+        # Slice the panel at the last decision date first: no window can reach past its own end,
+        # and nothing after the batch's last date is even addressable.
+        upto = int(ts.max()) + 1 if len(ts) else 0
+        returns, prices = self.returns[:upto], self.prices[:upto]
+        if columns is not None and len(columns) != self.n_assets:
+            returns, prices = returns[:, columns], prices[:, columns]
+            assets = tuple(self.assets[i] for i in columns)
+        else:
+            assets = self.assets
+
+        def stack(a: np.ndarray) -> np.ndarray:  # (D, L, n) strided view, no copy
+            slid = np.lib.stride_tricks.sliding_window_view(a, length, axis=0)
+            return _readonly(slid[ts - length + 1].transpose(0, 2, 1))
+
+        return WindowBatch(
+            returns=stack(returns),
+            prices=stack(prices),
+            dates=self.dates[ts],
+            assets=assets,
+            indices=ts,
+            known_dates=self.dates[:upto],
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a strategy sees at one decision date: data ending at that date, inclusive.
+
+    Attributes
+    ----------
+    returns : ndarray of shape (L, n)
+        Simple returns; the last row is the return into the decision date.
+    prices : ndarray of shape (L, n)
+        Prices on the same dates.
+    dates : DatetimeIndex of length L
+    assets : tuple of n str
+    """
+
+    returns: np.ndarray
+    prices: np.ndarray
+    dates: pd.DatetimeIndex
+    assets: tuple[str, ...]
+
+    @property
+    def date(self) -> pd.Timestamp:
+        """The decision date (the window's last date)."""
+        return self.dates[-1]
+
+    @property
+    def n_assets(self) -> int:
+        return self.returns.shape[1]
+
+
+@dataclass(frozen=True, eq=False)
+class WindowBatch:
+    """Windows for D decision dates with the same assets, for strategies that decide in batch.
+
+    ``returns[d]`` ends at ``dates[d]``: batch element d holds nothing later than its own date.
+    Estimates are cached on the batch, so strategies run together share them.
+
+    Attributes
+    ----------
+    returns, prices : ndarray of shape (D, L, n)
+    dates : DatetimeIndex of length D
+        Decision dates.
+    assets : tuple of n str
+    indices : ndarray of shape (D,)
+        Positions of the decision dates in the panel.
+    known_dates : DatetimeIndex
+        Panel dates up to the batch's last decision date.
+    """
+
+    returns: np.ndarray
+    prices: np.ndarray
+    dates: pd.DatetimeIndex
+    assets: tuple[str, ...]
+    indices: np.ndarray
+    known_dates: pd.DatetimeIndex
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return self.returns.shape[0]
+
+    @property
+    def n_assets(self) -> int:
+        return self.returns.shape[2]
+
+    @property
+    def lookback(self) -> int:
+        return self.returns.shape[1]
+
+    def window(self, d: int) -> Window:
+        """Batch element d as a `Window`."""
+        t = int(self.indices[d])
+        dates = self.known_dates[t - self.lookback + 1 : t + 1]
+        return Window(
+            returns=self.returns[d], prices=self.prices[d], dates=dates, assets=self.assets
+        )
+
+    def cached(self, key: object, compute) -> np.ndarray:
+        """Memoise an estimate on this batch (shared by every strategy in the run)."""
+        if key not in self._cache:
+            self._cache[key] = _readonly(np.asarray(compute()))
+        return self._cache[key]
+
+    @cached_property
+    def demeaned(self) -> np.ndarray:
+        """Returns minus their window mean, shape (D, L, n)."""
+        return self.returns - self.returns.mean(axis=1, keepdims=True)

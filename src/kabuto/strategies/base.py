@@ -1,0 +1,60 @@
+"""The strategy protocol (DESIGN.md, "Strategy protocol").
+
+A strategy declares how much history it needs (`lookback`), learns on a training window (`fit`,
+called on the retrain schedule) and returns target weights for a decision date from the window
+ending there (`allocate`). Strategies whose decision does not depend on their own previous
+weights (``stateful = False``) may override `allocate_batch` to decide many dates at once; the
+engine uses that fast path. Settings live in ``__init__``; learned state in attributes ending in
+``_``; `fit` returns ``self`` (scikit-learn conventions, so `sklearn.base.clone` works).
+
+Weights are a vector over the window's assets; cash is ``1 - sum(weights)``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Self
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from kabuto.data.panel import Window, WindowBatch
+
+
+class Strategy(BaseEstimator):
+    """Base class for allocation policies.
+
+    Subclasses set `lookback` (number of returns `allocate` needs) and implement `allocate`.
+
+    Class attributes
+    ----------------
+    stateful : bool
+        True when `allocate` uses `prev_weights`; the engine then calls it date by date.
+    long_only : bool
+        Whether the strategy only ever holds non-negative weights. The backtest checks the
+        weights it returns against the declared book; it never clips them.
+    """
+
+    stateful: ClassVar[bool] = False
+    long_only: ClassVar[bool] = True
+    lookback: int = 252
+
+    @property
+    def name(self) -> str:
+        """Label used in results; override per instance with the ``label`` setting if present."""
+        label = getattr(self, "label", None)
+        return label or type(self).__name__
+
+    def fit(self, history: Window) -> Self:
+        """Learn from the training window ending at the retrain date. Default: nothing to learn."""
+        return self
+
+    def allocate(self, window: Window, prev_weights: np.ndarray | None = None) -> np.ndarray:
+        """Target weights of shape (n,) for the decision date ``window.date``."""
+        raise NotImplementedError
+
+    def allocate_batch(self, batch: WindowBatch) -> np.ndarray:
+        """Target weights of shape (D, n) for every decision date in the batch.
+
+        The default calls `allocate` per date; stateless strategies override it to vectorise.
+        """
+        return np.stack([self.allocate(batch.window(d)) for d in range(len(batch))])
