@@ -4,7 +4,7 @@ Missing prices are NaN only before an asset lists (leading) or after it delists 
 interior gaps are repaired or rejected when the panel is built (see `kabuto.data.validation`).
 A `Window` is what a strategy sees for one decision date: the last `length` returns ending at
 that date, never anything later. A `WindowBatch` stacks the windows of many decision dates
-without copying, and caches estimates (means, covariances) so that every strategy in a run
+(a strided view when they are evenly spaced), and caches estimates (means, covariances) so that every strategy in a run
 shares them.
 """
 
@@ -71,6 +71,8 @@ class Panel:
         self.assets = tuple(str(c) for c in prices.columns)
         self.source = source
         self.survivorship_caveat = survivorship_caveat
+        # how many prices validation forward-filled, per asset (set by `clean_prices`)
+        self.ffilled = {str(k): int(v) for k, v in prices.attrs.get("ffilled", {}).items()}
         finite = np.isfinite(values)
         if not finite.any(axis=0).all():
             empty = [a for a, ok in zip(self.assets, finite.any(axis=0), strict=True) if not ok]
@@ -181,8 +183,13 @@ class Panel:
             assets = tuple(self.assets[i] for i in columns)
         return Window(returns=returns, prices=prices, dates=self.dates[rows], assets=assets)
 
-    def batch(self, ts: Sequence[int], length: int, columns: np.ndarray | None = None) -> WindowBatch:
-        """Windows of `length` returns ending at each index in `ts`, stacked without copying."""
+    def batch(
+        self, ts: Sequence[int], length: int, columns: np.ndarray | None = None
+    ) -> WindowBatch:
+        """Windows of `length` returns ending at each index in `ts`, stacked.
+
+        Evenly spaced dates give a strided view of the panel (no copy); others a copy.
+        """
         ts = np.asarray(ts, dtype=np.int64)
         if len(ts) and ts.min() - length + 1 < 1:
             self.window(int(ts.min()), length)  # raises the explanatory error
@@ -196,9 +203,18 @@ class Panel:
         else:
             assets = self.assets
 
-        def stack(a: np.ndarray) -> np.ndarray:  # (D, L, n) strided view, no copy
+        steps = np.diff(ts)
+        evenly_spaced = len(ts) > 1 and (steps == steps[0]).all() and steps[0] > 0
+
+        def stack(a: np.ndarray) -> np.ndarray:  # (D, L, n)
+            if evenly_spaced:  # a strided view: no copy
+                start = a[ts[0] - length + 1 :]
+                rows, cols = start.strides
+                shape, strides = (len(ts), length, a.shape[1]), (int(steps[0]) * rows, rows, cols)
+                view = np.lib.stride_tricks.as_strided(start, shape, strides, writeable=False)
+                return view
             slid = np.lib.stride_tricks.sliding_window_view(a, length, axis=0)
-            return _readonly(slid[ts - length + 1].transpose(0, 2, 1))
+            return _readonly(slid[ts - length + 1].transpose(0, 2, 1))  # a copy
 
         return WindowBatch(
             returns=stack(returns),
@@ -243,7 +259,8 @@ class Window:
 class WindowBatch:
     """Windows for D decision dates with the same assets, for strategies that decide in batch.
 
-    ``returns[d]`` ends at ``dates[d]``: batch element d holds nothing later than its own date.
+    ``returns[d]`` ends at ``dates[d]``: batch element d holds nothing later than its own date,
+    and nothing after the last decision date is reachable from the batch at all.
     Estimates are cached on the batch, so strategies run together share them.
 
     Attributes

@@ -1,0 +1,10 @@
+"""HTML reports: one self-contained file per backtest that works offline.
+
+`write_report` renders a `BacktestResult` and a leaderboard (from `kabuto.evaluation`) into a
+single HTML page (plotly.js inlined once) and writes it atomically; `render_report` returns the
+page as a string.
+"""
+
+from kabuto.report.html import render_report, write_report
+
+__all__ = ["render_report", "write_report"]

@@ -1,0 +1,37 @@
+"""Allocation policies behind one protocol (`Strategy`); classical ones batched over dates.
+
+`make_strategy(name, **params)` builds one from a config name (see `STRATEGIES`).
+"""
+
+from kabuto.strategies.base import Strategy
+from kabuto.strategies.batched import BatchedStrategy
+from kabuto.strategies.eigen import EigenPortfolio
+from kabuto.strategies.hrp import HierarchicalRiskParity
+from kabuto.strategies.mean_variance import (
+    MaximumSharpe,
+    MaximumSortino,
+    MeanVariance,
+    MinimumVariance,
+)
+from kabuto.strategies.naive import BuyAndHold, EqualWeight, InverseVolatility
+from kabuto.strategies.registry import STRATEGIES, make_strategy
+from kabuto.strategies.risk_parity import EqualRiskContribution
+from kabuto.strategies.sklearn_adapter import SklearnPortfolio
+
+__all__ = [
+    "STRATEGIES",
+    "BatchedStrategy",
+    "BuyAndHold",
+    "EigenPortfolio",
+    "EqualRiskContribution",
+    "EqualWeight",
+    "HierarchicalRiskParity",
+    "InverseVolatility",
+    "MaximumSharpe",
+    "MaximumSortino",
+    "MeanVariance",
+    "MinimumVariance",
+    "SklearnPortfolio",
+    "Strategy",
+    "make_strategy",
+]

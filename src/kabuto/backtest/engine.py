@@ -1,0 +1,411 @@
+"""The walk-forward engine (DESIGN.md, "Timing", "Weights and costs").
+
+Timing: a decision at the close of trading date t sees only returns stamped <= t and earns the
+returns of t+1 onwards. Between rebalances the book drifts with prices; cash (1 - sum of weights)
+earns nothing. A rebalance at t pays ``sum_i c_i |w_target_i - w_drifted_i|`` of wealth, booked in
+the return of t+1 (the trade happens at the close of t, so the smaller wealth is what earns
+t -> t+1). An asset that delists is sold at its last price: its value turns into cash and the
+sale pays the same proportional cost.
+
+Stateless strategies decide in batches: the decision dates between two retrain dates are grouped
+by universe and handed over as one `WindowBatch` (a strided view in which element d ends at its
+own date), shared by every strategy with the same lookback so that estimates cached on it are
+computed once. Stateful strategies are called date by date with the drifted weights they hold.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from kabuto.backtest.costs import cost_rates
+from kabuto.backtest.result import BacktestResult, StrategyResult
+from kabuto.backtest.schedule import retrain_flags, schedule_indices
+from kabuto.data.panel import Panel
+from kabuto.errors import ConfigError, ConstraintError, DataError
+from kabuto.strategies.base import Strategy
+
+WEIGHT_TOLERANCE = 1e-8  # numerical slack when checking declared constraints; never clipped
+
+
+@dataclass(frozen=True)
+class WalkForward:
+    """Walk-forward backtest settings.
+
+    Parameters
+    ----------
+    start, end : date-like, optional
+        First decision date (default: the first date every strategy has its lookback) and last
+        date of the backtest (default: the panel's last date).
+    rebalance : int or str
+        Every k trading days, or "weekly", "monthly", "quarterly", "yearly" (last trading day of
+        each period).
+    retrain : int, str or None
+        When strategies refit (`fit`), on the same kinds of schedule; None fits once at start.
+    costs_bps : float or mapping
+        Proportional cost on traded notional in basis points, global or per asset (with an
+        optional "default"). Never zero unless set so explicitly.
+    long_only : bool
+        Long-only book: weights >= 0 and cash >= 0. Otherwise long-short within `max_leverage`.
+    max_leverage : float
+        Limit on gross leverage sum |w|.
+    batch_size : int
+        Most decision dates allocated in one batched call (bounds memory of cached estimates).
+    """
+
+    start: str | pd.Timestamp | None = None
+    end: str | pd.Timestamp | None = None
+    rebalance: int | str = "monthly"
+    retrain: int | str | None = "yearly"
+    costs_bps: float | Mapping[str, float] = 10.0
+    long_only: bool = True
+    max_leverage: float = 1.0
+    batch_size: int = 64
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def settings(self) -> dict:
+        """The settings as a plain dict (for reports and the resolved config)."""
+        out = asdict(self)
+        out.pop("extra")
+        for key in ("start", "end"):
+            if out[key] is not None:
+                out[key] = str(pd.Timestamp(out[key]).date())
+        if isinstance(out["costs_bps"], Mapping):
+            out["costs_bps"] = dict(out["costs_bps"])
+        return out | self.extra
+
+    def run(
+        self,
+        panel: Panel,
+        strategies: Sequence[Strategy] | Mapping[str, Strategy],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> BacktestResult:
+        """Backtest every strategy on the same dates; returns their daily records.
+
+        `progress`, if given, is called with the number of decisions just completed.
+        """
+        named = _name_strategies(strategies)
+        self._check_settings(named)
+        rates = cost_rates(self.costs_bps, panel.assets)
+        first, last, decisions = self._decisions(panel, named)
+        refit = retrain_flags(panel.dates, decisions, self.retrain, field="retrain")
+        plan = _Plan(panel, decisions, refit, self.batch_size)
+
+        targets: dict[str, np.ndarray] = {}
+        stateless = {n: s for n, s in named.items() if not s.stateful}
+        for chunk in plan.chunks(sorted({s.lookback for s in stateless.values()})):
+            for name, strategy in stateless.items():
+                ts = decisions[chunk]
+                if refit[chunk.start]:
+                    _fit(strategy, panel, int(ts[0]))
+                batch, columns = plan.batch(chunk, strategy.lookback)
+                weights = np.asarray(strategy.allocate_batch(batch), dtype=np.float64)
+                self._check_weights(strategy, name, weights, batch.dates, batch.assets)
+                full = targets.setdefault(name, np.zeros((len(decisions), panel.n_assets)))
+                full[chunk.start : chunk.stop, columns] = weights
+                if progress:
+                    progress(len(ts))
+
+        returns = np.nan_to_num(panel.returns)  # not yet listed or delisted: value frozen
+        records = {}
+        for name, strategy in named.items():
+            records[name] = self._account(
+                name,
+                strategy,
+                panel,
+                returns,
+                decisions,
+                refit,
+                last,
+                rates,
+                targets.get(name),
+                progress,
+            )
+        return BacktestResult(
+            strategies=records,
+            settings={
+                "backtest": self.settings()
+                | {
+                    "first_decision": str(panel.dates[first].date()),
+                    "last_date": str(panel.dates[last].date()),
+                    "n_rebalances": len(decisions),
+                },
+                "strategies": {n: _params(s) for n, s in named.items()},
+            },
+            data_source=panel.source,
+            survivorship_caveat=panel.survivorship_caveat,
+            benchmark_returns=_benchmark(panel, first, last),
+        )
+
+    def count_decisions(
+        self, panel: Panel, strategies: Sequence[Strategy] | Mapping[str, Strategy]
+    ) -> int:
+        """Number of rebalance dates a run on `panel` will have (for progress bars)."""
+        return len(self._decisions(panel, _name_strategies(strategies))[2])
+
+    def _decisions(self, panel: Panel, named: Mapping[str, Strategy]):
+        """First and last index of the backtest, and the decision indices."""
+        first, last = self._date_range(panel, max(s.lookback for s in named.values()))
+        decisions = schedule_indices(
+            panel.dates, self.rebalance, first, last - 1, field="rebalance"
+        )
+        return first, last, decisions
+
+    def _date_range(self, panel: Panel, lookback: int) -> tuple[int, int]:
+        if panel.n_dates < lookback + 2:
+            raise DataError(
+                f"{panel.source}: {panel.n_dates} rows of prices, fewer than the {lookback + 2} "
+                f"a lookback of {lookback} needs ({lookback} returns and a day to trade); use "
+                "more data or a shorter lookback"
+            )
+        last = panel.n_dates - 1 if self.end is None else panel.index_of(self.end)
+        first = lookback if self.start is None else panel.index_of(self.start)
+        if self.start is not None and panel.dates[first] < pd.Timestamp(self.start):
+            first += 1  # the first trading date on or after `start`
+        if first < lookback:
+            raise DataError(
+                f"{panel.source}: start {panel.dates[min(first, last)].date()} leaves only "
+                f"{first} returns of history, fewer than the lookback of {lookback}; start on or "
+                f"after {panel.dates[min(lookback, panel.n_dates - 1)].date()} or shorten the "
+                "lookback"
+            )
+        if last - first < 1:
+            raise DataError(
+                f"{panel.source}: {panel.n_dates} rows leave no date to trade after a lookback "
+                f"of {lookback} (start {panel.dates[min(first, panel.n_dates - 1)].date()}, end "
+                f"{panel.dates[last].date()}); use more data or a shorter lookback"
+            )
+        return first, last
+
+    def _check_settings(self, named: Mapping[str, Strategy]) -> None:
+        if not np.isfinite(self.max_leverage) or self.max_leverage <= 0:
+            raise ConfigError(f"max_leverage = {self.max_leverage}: expected a positive number")
+        if self.long_only and self.max_leverage < 1:
+            raise ConfigError(
+                f"max_leverage = {self.max_leverage} with long_only = true: a long-only book is "
+                "limited by its cash (leverage 1); use long_only = false for other limits"
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size = {self.batch_size}: expected a positive integer")
+        for name, strategy in named.items():
+            if self.long_only and not strategy.long_only:
+                raise ConfigError(
+                    f"strategy {name!r} holds short positions but the backtest is long-only; "
+                    "set long_only = false (with max_leverage) to run it"
+                )
+            if not isinstance(strategy.lookback, int) or strategy.lookback < 1:
+                raise ConfigError(
+                    f"strategy {name!r}: lookback = {strategy.lookback!r}, expected a positive "
+                    "number of days"
+                )
+
+    def _check_weights(
+        self,
+        strategy: Strategy,
+        name: str,
+        weights: np.ndarray,
+        dates: pd.DatetimeIndex,
+        assets: Sequence[str],
+    ) -> None:
+        """Raise on weights that break the book's or the strategy's declared constraints.
+
+        A strategy declared long-only is held to it even in a long-short book. Weights are
+        never clipped.
+        """
+        if weights.shape != (len(dates), len(assets)):
+            raise ConstraintError(
+                f"strategy {name!r} returned weights of shape {weights.shape}, expected "
+                f"{(len(dates), len(assets))} (dates x eligible assets)"
+            )
+        problems = []
+        bad = ~np.isfinite(weights)
+        if bad.any():
+            problems.append((bad, "a non-finite weight"))
+        elif self.long_only or strategy.long_only:
+            problems.append((weights < -WEIGHT_TOLERANCE, "a short position (long-only)"))
+            cash = 1.0 - weights.sum(axis=1, keepdims=True)
+            problems.append(
+                (np.broadcast_to(cash < -WEIGHT_TOLERANCE, weights.shape), "negative cash")
+            )
+        if not self.long_only:
+            gross = np.abs(weights).sum(axis=1, keepdims=True)
+            problems.append(
+                (
+                    np.broadcast_to(gross > self.max_leverage + WEIGHT_TOLERANCE, weights.shape),
+                    f"gross leverage above max_leverage = {self.max_leverage}",
+                )
+            )
+        for mask, what in problems:
+            if mask.any():
+                d, i = np.argwhere(mask)[0]
+                raise ConstraintError(
+                    f"strategy {name!r} chose {what} on {dates[d].date()}: weight of "
+                    f"{assets[i]!r} = {weights[d, i]:.6g}, weights sum to "
+                    f"{weights[d].sum():.6g}; fix the strategy's constraints (kabuto never "
+                    "clips weights)"
+                )
+
+    def _account(
+        self,
+        name: str,
+        strategy: Strategy,
+        panel: Panel,
+        returns: np.ndarray,
+        decisions: np.ndarray,
+        refit: np.ndarray,
+        last: int,
+        rates: np.ndarray,
+        targets: np.ndarray | None,
+        progress: Callable[[int], None] | None,
+    ) -> StrategyResult:
+        """Hold, drift, trade and pay costs from the first decision to `last`."""
+        first = int(decisions[0])
+        n_days = last - first
+        gross = np.empty(n_days)
+        costs = np.zeros(n_days)  # costs[s] is booked in the return of date first + 1 + s
+        target_hist = np.zeros((len(decisions), panel.n_assets))
+        drifted_hist = np.zeros_like(target_hist)
+        held = np.zeros(panel.n_assets)  # weights right after the last trade (all cash at start)
+
+        for k, t in enumerate(decisions):
+            t = int(t)
+            drifted = held  # `held` was drifted to t at the end of the previous segment
+            if targets is None:  # stateful: decide now, with the weights actually held
+                columns = np.flatnonzero(panel.eligible(t, strategy.lookback))
+                if refit[k]:
+                    _fit(strategy, panel, t)
+                window = panel.window(t, strategy.lookback, columns)
+                w = np.asarray(
+                    strategy.allocate(window, prev_weights=drifted[columns].copy()), dtype=float
+                )
+                self._check_weights(strategy, name, w[None, :], panel.dates[[t]], window.assets)
+                target = np.zeros(panel.n_assets)
+                target[columns] = w
+                if progress:
+                    progress(1)
+            else:
+                target = targets[k]
+            costs[t - first] += rates @ np.abs(target - drifted)
+            target_hist[k], drifted_hist[k] = target, drifted
+
+            stop = int(decisions[k + 1]) if k + 1 < len(decisions) else last
+            growth = np.cumprod(1.0 + returns[t + 1 : stop + 1], axis=0)
+            values = target * growth  # (days, n) value of each position per unit of wealth at t
+            wealth = (1.0 - target.sum()) + values.sum(axis=1)
+            if (wealth <= 0).any():
+                day = t + 1 + int(np.argmax(wealth <= 0))
+                raise ConstraintError(
+                    f"strategy {name!r} lost all its wealth on {panel.dates[day].date()} "
+                    "(short positions); lower max_leverage"
+                )
+            gross[t - first : stop - first] = wealth / np.concatenate([[1.0], wealth[:-1]]) - 1.0
+            held = values[-1] / wealth[-1]
+
+            # Delisted inside the segment: sold at the last price, paying the same cost rate.
+            gone = np.flatnonzero(
+                (panel.last_valid >= t) & (panel.last_valid < stop) & (target != 0)
+            )
+            for i in gone:
+                day = int(panel.last_valid[i])
+                fraction = target[i] if day == t else values[day - t - 1, i] / wealth[day - t - 1]
+                costs[day - first] += rates[i] * abs(fraction)
+                held[i] = 0.0  # the sale proceeds are cash now
+
+        dates = panel.dates[first + 1 : last + 1]
+        net = (1.0 + gross) * (1.0 - costs) - 1.0
+        assets = list(panel.assets)
+        rebalance_dates = panel.dates[decisions]
+        turnover = np.abs(target_hist - drifted_hist).sum(axis=1)
+        return StrategyResult(
+            name=name,
+            gross_returns=pd.Series(gross, index=dates, name=name),
+            net_returns=pd.Series(net, index=dates, name=name),
+            costs=pd.Series(costs, index=dates, name=name),
+            turnover=pd.Series(turnover, index=rebalance_dates, name=name),
+            target_weights=pd.DataFrame(target_hist, index=rebalance_dates, columns=assets),
+            drifted_weights=pd.DataFrame(drifted_hist, index=rebalance_dates, columns=assets),
+        )
+
+
+class _Plan:
+    """Groups decision dates into batches that share a universe and a fitted model."""
+
+    def __init__(self, panel: Panel, decisions: np.ndarray, refit: np.ndarray, size: int):
+        self.panel, self.decisions, self.refit, self.size = panel, decisions, refit, size
+        self._batches: dict[tuple[int, int, int], tuple] = {}
+
+    def chunks(self, lookbacks: Sequence[int]):
+        """Yield slices of decision positions; each starts a new batch for every strategy."""
+        if not lookbacks:
+            return
+        masks = np.concatenate(
+            [
+                (self.panel.first_valid <= self.decisions[:, None] - lb)
+                & (self.panel.last_valid >= self.decisions[:, None])
+                for lb in lookbacks
+            ],
+            axis=1,
+        )
+        cut = self.refit.copy()
+        cut[1:] |= (masks[1:] != masks[:-1]).any(axis=1)
+        starts = np.flatnonzero(cut)
+        bounds = np.append(starts, len(self.decisions))
+        for a, b in itertools.pairwise(bounds):
+            for s in range(a, b, self.size):
+                self._batches.clear()  # free the previous chunk's windows and cached estimates
+                yield slice(s, min(s + self.size, b))
+
+    def batch(self, chunk: slice, lookback: int):
+        """The chunk's windows for a lookback, built once and shared by every strategy."""
+        key = (chunk.start, chunk.stop, lookback)
+        if key not in self._batches:
+            ts = self.decisions[chunk]
+            columns = np.flatnonzero(self.panel.eligible(int(ts[0]), lookback))
+            self._batches[key] = (self.panel.batch(ts, lookback, columns), columns)
+        return self._batches[key]
+
+
+def _fit(strategy: Strategy, panel: Panel, t: int) -> None:
+    """Fit on all history up to and including t, for the assets eligible at t."""
+    columns = np.flatnonzero(panel.eligible(t, strategy.lookback))
+    strategy.fit(panel.window(t, t, columns))
+
+
+def _name_strategies(strategies: Sequence[Strategy] | Mapping[str, Strategy]) -> dict:
+    if isinstance(strategies, Mapping):
+        named = dict(strategies)
+    else:
+        named = {}
+        for s in strategies:
+            if s.name in named:
+                raise ConfigError(
+                    f"two strategies are named {s.name!r}; give each a distinct label"
+                )
+            named[s.name] = s
+    if not named:
+        raise ConfigError("no strategies to backtest; add at least one")
+    for name, s in named.items():
+        if not callable(getattr(s, "allocate", None)):
+            raise ConfigError(f"{name!r} is not a strategy (it has no allocate method)")
+    return named
+
+
+def _params(strategy: Strategy) -> dict:
+    """A strategy's settings, printable (non-scalar values by their repr)."""
+    params = strategy.get_params(deep=False) if hasattr(strategy, "get_params") else {}
+    plain = (int, float, str, bool, type(None))
+    return {"class": type(strategy).__name__} | {
+        k: v if isinstance(v, plain) else repr(v) for k, v in params.items()
+    }
+
+
+def _benchmark(panel: Panel, first: int, last: int) -> pd.Series | None:
+    bench = panel.benchmark_returns()
+    if bench is None:
+        return None
+    return bench.iloc[first + 1 : last + 1].rename("benchmark")

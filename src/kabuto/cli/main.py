@@ -1,0 +1,161 @@
+"""The `kabuto` command.
+
+Bad input (files, configs, arguments) prints one line, ``error: ...``, and exits 2 with nothing
+half-written. Progress bars show only on a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from kabuto.errors import KabutoError
+
+app = typer.Typer(
+    help="kabuto: honest walk-forward backtests of portfolio strategies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect price files.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+if not console.is_terminal:  # piped: no terminal width to respect, so don't fold the table
+    console = Console(width=160)
+errors = Console(stderr=True)
+
+
+def _fail(exc: KabutoError) -> None:
+    message = " ".join(str(exc).split())  # one line, whatever the message holds
+    errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _progress(description: str):
+    """Yield (on_total, advance) callbacks driving a progress bar, shown only on a terminal."""
+    if not console.is_terminal:
+        yield None, None
+        return
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def on_total(total: int) -> None:
+            bar.update(task, total=total)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        yield on_total, advance
+
+
+def _leaderboard_table(board: pd.DataFrame, caveat: str | None) -> Table:
+    table = Table(title="Leaderboard (net of costs)", caption=caveat, caption_justify="left")
+    table.add_column("strategy", no_wrap=True)
+    columns = [
+        ("cagr", "CAGR", "{:.1%}"),
+        ("volatility", "Vol", "{:.1%}"),
+        ("sharpe", "Sharpe", "{:.2f}"),
+        ("sharpe_ci", "Sharpe 95% CI", None),
+        ("max_drawdown", "MaxDD", "{:.1%}"),
+        ("turnover", "Turnover/yr", "{:.2f}"),
+        ("costs_paid", "Costs/yr", "{:.2%}"),
+        ("psr", "PSR", "{:.3f}"),
+        ("dsr", "DSR", "{:.3f}"),
+    ]
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
+    for name, row in board.iterrows():
+        cells = []
+        for key, _, fmt in columns:
+            if key == "sharpe_ci":
+                cells.append(f"{row['sharpe_ci_low']:.2f} to {row['sharpe_ci_high']:.2f}")
+            else:
+                cells.append(fmt.format(row[key]) if key in row and pd.notna(row[key]) else "-")
+        table.add_row(str(name), *cells)
+    return table
+
+
+def _run_and_report(config, out: Path) -> None:
+    from kabuto.experiment.run import run_config
+
+    with _progress("backtest") as (on_total, advance):
+        outputs = run_config(config, out, progress=advance, on_total=on_total)
+    console.print(_leaderboard_table(outputs.leaderboard, outputs.result.survivorship_caveat))
+    console.print(f"report: {outputs.out_dir / 'report.html'}")
+
+
+def _guarded(run: Callable[[], None]) -> None:
+    try:
+        run()
+    except KabutoError as exc:
+        _fail(exc)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("kabuto-demo"),
+) -> None:
+    """Every classical strategy on the bundled S&P 500 data, 2000-2022, 10 bps costs."""
+    from kabuto.experiment.demo import demo_config
+
+    _guarded(lambda: _run_and_report(demo_config(), out))
+
+
+@app.command()
+def backtest(
+    config: Annotated[Path, typer.Argument(help="TOML config file.")],
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("kabuto-run"),
+) -> None:
+    """Run the backtest a TOML config describes and write its outputs and report."""
+    from kabuto.experiment.config import load_config
+
+    _guarded(lambda: _run_and_report(load_config(config), out))
+
+
+@data_app.command("info")
+def data_info(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet price file.")],
+    max_ffill: Annotated[int, typer.Option(help="Longest interior gap to forward-fill.")] = 5,
+) -> None:
+    """Validate a price file and summarise it."""
+    from kabuto.data import load_prices, summarize
+
+    def run() -> None:
+        summary = summarize(load_prices(path, max_ffill=max_ffill))
+        assets = summary.pop("assets")
+        table = Table(title=str(path), show_header=False)
+        for key, value in summary.items():
+            table.add_row(str(key), str(value))
+        console.print(table)
+        per_asset = Table(*assets[0].keys(), title="assets") if assets else None
+        for row in assets:
+            per_asset.add_row(*(str(v) for v in row.values()))
+        if per_asset is not None:
+            console.print(per_asset)
+
+    _guarded(run)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app(prog_name="kabuto")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

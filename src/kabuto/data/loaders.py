@@ -1,0 +1,298 @@
+"""Loaders: the bundled S&P 500 sample and user price files (CSV or Parquet, wide or long).
+
+A *wide* file has a date column and one column of prices per asset. A *long* file has one row per
+(date, asset) with columns ``date, asset, close`` and optionally ``open, high, low, volume``;
+kabuto uses ``close``. Every problem is reported as a `DataError` whose message starts with the
+file path (see `kabuto.data.validation` for the checks on dates and prices).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kabuto.data.panel import Panel
+from kabuto.data.validation import parse_dates, to_prices
+from kabuto.errors import DataError
+
+__all__ = ["load_prices", "load_sp500", "summarize"]
+
+#: Column names (compared case-insensitively) recognised as the date column, in priority order.
+DATE_COLUMNS = ("date", "datetime", "timestamp", "time")
+#: Columns a long-form file may have besides the date column.
+LONG_COLUMNS = ("asset", "close", "open", "high", "low", "volume")
+#: Recognised file name endings and the format each implies.
+EXTENSIONS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+SP500_CAVEAT = (
+    "Survivorship bias: these 20 stocks were picked in hindsight from today's S&P 500, i.e. "
+    "companies known to have survived and grown since 1990; backtest returns on them are biased "
+    "upward and must not be read as achievable."
+)
+
+
+def load_sp500(*, with_benchmark: bool = True) -> Panel:
+    """The bundled sample: daily adjusted closes of 20 S&P 500 stocks, 1990-01-02 to 2022-12-28.
+
+    The data ships inside the skfolio wheel (BSD-3 licence) and loads offline.
+
+    Parameters
+    ----------
+    with_benchmark : bool, default True
+        Attach the S&P 500 index as the panel's benchmark.
+
+    Returns
+    -------
+    Panel
+        8,313 dates x 20 assets, with `survivorship_caveat` set: the names were chosen with
+        hindsight, so results on them overstate what was achievable.
+    """
+    from skfolio.datasets import load_sp500_dataset, load_sp500_index
+
+    prices = load_sp500_dataset()
+    first, last = prices.index[0].date(), prices.index[-1].date()
+    source = (
+        f"bundled S&P 500 sample: {prices.shape[1]} stocks, {first}..{last} "
+        "(skfolio datasets, BSD-3)"
+    )
+    benchmark = None
+    if with_benchmark:
+        index = load_sp500_index()
+        benchmark = index.iloc[:, 0].astype(np.float64)
+        benchmark.index = pd.DatetimeIndex(benchmark.index, name="date")
+    return Panel.from_frame(
+        prices,
+        source=source,
+        max_ffill=0,  # the sample has no gaps; any would be a packaging error worth seeing
+        benchmark=benchmark,
+        survivorship_caveat=SP500_CAVEAT,
+    )
+
+
+def load_prices(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    max_ffill: int = 5,
+    date_column: str | None = None,
+) -> Panel:
+    """Load daily prices from a CSV or Parquet file, in wide or long form.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file. ``.csv``, ``.csv.gz``, ``.parquet`` and ``.pq`` are recognised by name.
+    format : {"csv", "parquet"}, optional
+        Overrides the format implied by the file name.
+    max_ffill : int, default 5
+        Longest interior gap (consecutive missing dates of one asset) to forward-fill; longer
+        gaps are errors. See `kabuto.data.validation.clean_prices`.
+    date_column : str, optional
+        Name of the date column. By default the first column named (in any letter case)
+        ``date``, ``datetime``, ``timestamp`` or ``time``; a Parquet file's date index also works.
+
+    Returns
+    -------
+    Panel
+        ``source`` is the path as given.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, empty, unreadable or in an unknown format; if it has no date
+        column; for long form, if it has unknown columns, rows without an asset or duplicate
+        (date, asset) rows; and for every check of `clean_prices`. The message names the path.
+
+    Notes
+    -----
+    A file is long form when it has an ``asset`` column (any letter case); it must then also have
+    a ``close`` column (a clear error says so, rather than reading the asset names as prices).
+    Long form is pivoted to dates x assets on ``close``; ``open, high, low, volume`` are accepted
+    and ignored. Missing (date, asset) pairs become missing prices, handled as in wide form.
+    """
+    path = Path(path)
+    source = str(path)
+    frame = _read(path, format)
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    if frame.empty:
+        if frame.shape[1]:
+            raise DataError(f"{source}: the file has a header but no data rows")
+        raise DataError(f"{source}: the file is empty")
+    date_col = _find_date_column(frame, date_column, source)
+    lower = {c.lower(): c for c in frame.columns if c != date_col}
+    if "asset" in lower:
+        frame = _long_to_wide(frame, date_col, lower, source)
+    else:
+        frame = frame.set_index(date_col)
+    return Panel.from_frame(frame, source=source, max_ffill=max_ffill)
+
+
+def summarize(panel: Panel) -> dict[str, Any]:
+    """Facts about a panel for ``kabuto data info`` (JSON-serialisable).
+
+    Parameters
+    ----------
+    panel : Panel
+
+    Returns
+    -------
+    dict
+        ``source``, ``n_dates``, ``n_assets``, ``first_date``, ``last_date`` (ISO strings),
+        ``n_missing`` (prices missing before listing / after delisting), ``has_benchmark``,
+        ``survivorship_caveat`` (or None), and ``assets``: one record per asset with ``asset``,
+        ``first_date``, ``last_date`` (its first and last price), ``n_prices`` and
+        ``n_forward_filled`` (interior gaps repaired by validation).
+    """
+    dates = panel.dates.strftime("%Y-%m-%d")
+    first, last = panel.first_valid, panel.last_valid
+    return {
+        "source": panel.source,
+        "n_dates": panel.n_dates,
+        "n_assets": panel.n_assets,
+        "first_date": dates[0],
+        "last_date": dates[-1],
+        "n_missing": int(np.isnan(panel.prices).sum()),
+        "has_benchmark": panel.benchmark is not None,
+        "survivorship_caveat": panel.survivorship_caveat,
+        "assets": [
+            {
+                "asset": asset,
+                "first_date": dates[f],
+                "last_date": dates[la],
+                # Panel guarantees no interior gaps, so the span is the count of prices.
+                "n_prices": int(la - f + 1),
+                "n_forward_filled": panel.ffilled.get(asset, 0),
+            }
+            for asset, f, la in zip(panel.assets, first.tolist(), last.tolist(), strict=True)
+        ],
+    }
+
+
+def _read(path: Path, format: str | None) -> pd.DataFrame:
+    source = str(path)
+    allowed = ", ".join(EXTENSIONS)
+    if format is None:
+        name = path.name.lower()
+        matches = [fmt for ext, fmt in EXTENSIONS.items() if name.endswith(ext)]
+        if not matches:
+            raise DataError(
+                f"{source}: unknown file type; kabuto reads {allowed} files, or pass "
+                "format='csv' or format='parquet'"
+            )
+        format = matches[0]
+    format = format.lower()
+    if format not in ("csv", "parquet"):
+        raise DataError(
+            f"{source}: unknown format {format!r}; use format='csv' or format='parquet' "
+            f"(recognised file endings: {allowed})"
+        )
+    if not path.exists():
+        raise DataError(f"{source}: file not found; check the path and the working directory")
+    if not path.is_file():
+        raise DataError(f"{source}: not a file (a directory?); give the path of a price file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{source}: the file is empty")
+    try:
+        if format == "csv":
+            return pd.read_csv(path, skipinitialspace=True)
+        return pd.read_parquet(path).pipe(_index_to_column)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{source}: the file is empty") from exc
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"{source}: cannot be read as {format.upper()} ({detail}); check that the file is "
+            f"a valid {format.upper()} file, or pass format= if its name misleads"
+        ) from exc
+
+
+def _index_to_column(frame: pd.DataFrame) -> pd.DataFrame:
+    # pandas stores a DataFrame's index in Parquet metadata. A date index (or any named one)
+    # holds data, so it becomes a column like any other file's; an unnamed non-date index is
+    # row numbering (e.g. left over from filtering) and is dropped.
+    index = frame.index
+    if isinstance(index, pd.RangeIndex):
+        return frame
+    if isinstance(index, pd.DatetimeIndex) and index.name is None:
+        return frame.rename_axis("date").reset_index()
+    return frame.reset_index(drop=index.name is None)
+
+
+def _find_date_column(frame: pd.DataFrame, date_column: str | None, source: str) -> str:
+    columns = [str(c) for c in frame.columns]
+    if date_column is not None:
+        if date_column not in columns:
+            raise DataError(
+                f"{source}: date_column={date_column!r} is not a column; the columns are "
+                f"{_list(columns)}"
+            )
+        return date_column
+    lower = {}
+    for c in columns:
+        lower.setdefault(c.lower(), c)
+    for name in DATE_COLUMNS:
+        if name in lower:
+            return lower[name]
+    raise DataError(
+        f"{source}: no date column; name it one of date, Date, datetime, timestamp or time "
+        f"(any letter case), or pass date_column=... (the columns are {_list(columns)})"
+    )
+
+
+def _long_to_wide(
+    frame: pd.DataFrame, date_col: str, lower: dict[str, str], source: str
+) -> pd.DataFrame:
+    unknown = [c for c in frame.columns if c != date_col and c.lower() not in LONG_COLUMNS]
+    if unknown:
+        raise DataError(
+            f"{source}: long-form file (it has an asset column) has unknown column(s) "
+            f"{_list(unknown)}; allowed are a date column and {', '.join(LONG_COLUMNS)} "
+            "(rename or drop the others)"
+        )
+    if "close" not in lower:
+        raise DataError(
+            f"{source}: long-form file (it has an asset column) has no close column; add the "
+            "closing (adjusted) price as 'close'"
+        )
+    asset_raw = frame[lower["asset"]]
+    no_asset = np.asarray(pd.isna(asset_raw))
+    if no_asset.any():
+        i = int(np.flatnonzero(no_asset)[0])
+        raise DataError(f"{source}: data row {i + 1} has no asset name; fill it in or drop the row")
+    asset_codes, asset_names = pd.factorize(asset_raw.astype(str).str.strip(), sort=True)
+    dates = parse_dates(frame[date_col], source=source, unique=False)
+    date_codes, date_values = pd.factorize(dates, sort=True)
+    # One integer key per (date, asset) cell of the wide table: duplicates share a key.
+    cell = date_codes.astype(np.int64) * len(asset_names) + asset_codes
+    counts = np.bincount(cell, minlength=len(date_values) * len(asset_names))
+    if (counts > 1).any():
+        repeated = counts[cell] > 1
+        first = int(np.flatnonzero(repeated)[0])
+        second = int(np.flatnonzero(cell == cell[first])[1])
+        raise DataError(
+            f"{source}: asset {asset_names[asset_codes[first]]!r} has more than one row for "
+            f"{dates[first].date()} (data rows {first + 1} and {second + 1}); keep one row per "
+            "date and asset"
+        )
+
+    def where(i: int) -> str:
+        return f"asset {asset_names[asset_codes[i]]!r} on {dates[i].date()} (data row {i + 1})"
+
+    # Checked here, before pivoting, so messages point at the file's own rows.
+    close = to_prices(frame[lower["close"]], source=source, where=where)
+    wide = np.full((len(date_values), len(asset_names)), np.nan)
+    wide[date_codes, asset_codes] = close
+    return pd.DataFrame(
+        wide,
+        index=pd.DatetimeIndex(date_values, name="date"),
+        columns=pd.Index([str(a) for a in asset_names]),
+    )
+
+
+def _list(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:20])
+    return shown + (f" and {len(names) - 20} more" if len(names) > 20 else "")

@@ -1,0 +1,193 @@
+"""The leaderboard: one row per strategy of a backtest, with metrics and their uncertainty.
+
+Every metric is computed on **net** returns (after costs) with the definitions of
+`kabuto.evaluation.metrics`; the gross Sharpe ratio is a separate column. Beta and information
+ratio are against the panel's benchmark index (`BacktestResult.benchmark_returns`) when it has
+one. The inference columns come from `kabuto.evaluation.statistics`:
+
+* ``sharpe_ci_low`` / ``sharpe_ci_high``: stationary-bootstrap percentile interval of the
+  annualized net Sharpe ratio. All strategies are resampled on the **same** bootstrap days
+  (one index draw, mean block length the largest Politis-White length among the strategies'
+  net returns unless given), so the interval of any one strategy is reproduced by
+  ``sharpe_confidence_interval(net, mean_block=board.attrs["mean_block"], n_boot=n_boot,
+  seed=seed)``.
+* ``psr``: probabilistic Sharpe ratio against a zero Sharpe ratio.
+* ``dsr``: deflated Sharpe ratio with ``n_trials`` = the number of strategies in the result and
+  ``V`` the sample variance (ddof=1) of their daily, non-annualized net Sharpe ratios (those
+  that are finite; a constant series has none) -- the
+  strategies on the board are taken to be the trials a user picks the best from. Every row is
+  deflated by the same ``SR0``; the number is meant for the top row. Strategies tried but not
+  kept in the result are not counted, so it is an upper bound when more were tried.
+* ``sharpe_diff`` / ``sharpe_diff_pvalue``: annualized net Sharpe minus the benchmark
+  strategy's and the two-sided p-value of the paired centered stationary-bootstrap test
+  (`sharpe_difference_test`) on the same bootstrap days; ``nan`` on the benchmark's own row and
+  when there is no benchmark strategy.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from kabuto.backtest.result import BacktestResult
+from kabuto.errors import ConfigError
+from kabuto.evaluation.metrics import (
+    SUMMARY_KEYS,
+    _as_returns,
+    _sharpe_along,
+    summary,
+)
+from kabuto.evaluation.statistics import (
+    SeedLike,
+    _centered_bootstrap_test,
+    _check_level,
+    bootstrap_sharpes,
+    expected_maximum_sharpe,
+    optimal_block_length,
+    probabilistic_sharpe_ratio,
+)
+
+__all__ = ["LEADERBOARD_COLUMNS", "leaderboard"]
+
+LEADERBOARD_COLUMNS: tuple[str, ...] = (
+    *SUMMARY_KEYS,
+    "gross_sharpe",
+    "sharpe_ci_low",
+    "sharpe_ci_high",
+    "psr",
+    "dsr",
+    "sharpe_diff",
+    "sharpe_diff_pvalue",
+)
+"""Columns of `leaderboard`, in order; each is defined in `metrics.METRIC_DEFINITIONS`."""
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _default_benchmark(names: list[str]) -> str | None:
+    """The first strategy whose name, lower-cased without punctuation, is or starts with
+    ``equalweight`` (``EqualWeight``, ``equal_weight``, ``EqualWeight(M)``)."""
+    keys = [_normalized(name) for name in names]
+    for name, key in zip(names, keys, strict=True):
+        if key == "equalweight":
+            return name
+    for name, key in zip(names, keys, strict=True):
+        if key.startswith("equalweight"):
+            return name
+    return None
+
+
+def leaderboard(
+    result: BacktestResult,
+    *,
+    benchmark_strategy: str | None = None,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    mean_block: float | None = None,
+    seed: SeedLike = 0,
+) -> pd.DataFrame:
+    """One row per strategy with summary metrics and Sharpe-ratio inference.
+
+    Parameters
+    ----------
+    result : BacktestResult
+        Strategies on the same dates.
+    benchmark_strategy : str, optional
+        Strategy the others' Sharpe ratios are tested against. Default: the strategy named
+        ``EqualWeight`` (case, ``_``, ``-`` and spaces ignored; else the first whose name starts
+        so), or none.
+    level : float, default 0.95
+        Coverage of the Sharpe-ratio intervals.
+    n_boot : int, default 2000
+        Stationary-bootstrap replicates, shared by all strategies.
+    mean_block : float, optional
+        Mean block length in days; default the largest `optimal_block_length` of the net returns.
+    seed : int, Generator or None, default 0
+
+    Returns
+    -------
+    DataFrame
+        Index ``strategy``, columns `LEADERBOARD_COLUMNS` (definitions in
+        `metrics.METRIC_DEFINITIONS`), sorted by net Sharpe ratio descending (NaN last). ``attrs``
+        holds ``benchmark_strategy``, ``n_trials``, ``trial_sharpe_variance`` (daily),
+        ``expected_max_sharpe`` (daily SR0), ``mean_block``, ``n_boot``, ``level`` and ``seed``.
+
+    Raises
+    ------
+    ConfigError
+        If ``benchmark_strategy`` is not one of the result's strategies.
+    ValueError
+        If the strategies' net returns are not on the same dates or contain NaN.
+    """
+    _check_level(level)
+    names = result.names
+    if not names:
+        raise ConfigError("the backtest result has no strategies to rank")
+    if benchmark_strategy is None:
+        benchmark_strategy = _default_benchmark(names)
+    elif benchmark_strategy not in result.strategies:
+        raise ConfigError(
+            f"benchmark_strategy={benchmark_strategy!r} is not a strategy of this backtest; "
+            f"choose one of {names}"
+        )
+
+    first_index = result[names[0]].net_returns.index
+    for name in names[1:]:
+        if not result[name].net_returns.index.equals(first_index):
+            raise ValueError(
+                f"strategy {name!r} has net returns on different dates from {names[0]!r}; "
+                "a leaderboard compares strategies on the same dates"
+            )
+    net = np.column_stack([_as_returns(result[n].net_returns, f"{n} net_returns") for n in names])
+    gross = {n: _as_returns(result[n].gross_returns, f"{n} gross_returns") for n in names}
+
+    rows = {n: summary(result[n], result.benchmark_returns) for n in names}
+    for n in names:
+        rows[n]["gross_sharpe"] = float(_sharpe_along(gross[n]))
+
+    # Bootstrap: one draw of days shared by every strategy.
+    if mean_block is None:
+        mean_block = max(optimal_block_length(net[:, j]) for j in range(net.shape[1]))
+    boot = bootstrap_sharpes(net, n_boot=n_boot, mean_block=mean_block, seed=seed)
+    quantiles = np.quantile(boot, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=0)
+
+    # Deflation: the strategies on the board are the trials.
+    daily_sharpes = _sharpe_along(net, axis=0, periods=1)
+    n_trials = len(names)
+    finite = daily_sharpes[np.isfinite(daily_sharpes)]
+    variance = float(np.var(finite, ddof=1)) if finite.size > 1 else 0.0
+    sr0 = expected_maximum_sharpe(n_trials, variance)
+
+    bench_j = names.index(benchmark_strategy) if benchmark_strategy is not None else None
+    for j, n in enumerate(names):
+        row = rows[n]
+        row["sharpe_ci_low"] = float(quantiles[0, j])
+        row["sharpe_ci_high"] = float(quantiles[1, j])
+        row["psr"] = probabilistic_sharpe_ratio(net[:, j], 0.0)
+        row["dsr"] = probabilistic_sharpe_ratio(net[:, j], sr0)
+        row["sharpe_diff"] = np.nan
+        row["sharpe_diff_pvalue"] = np.nan
+        if bench_j is not None and j != bench_j:
+            diff = row["sharpe"] - rows[benchmark_strategy]["sharpe"]
+            p, _, _ = _centered_bootstrap_test(diff, boot[:, j] - boot[:, bench_j], level)
+            row["sharpe_diff"] = float(diff)
+            row["sharpe_diff_pvalue"] = p
+
+    board = pd.DataFrame.from_dict(rows, orient="index").loc[:, list(LEADERBOARD_COLUMNS)]
+    board.index.name = "strategy"
+    board = board.sort_values("sharpe", ascending=False, kind="mergesort", na_position="last")
+    board.attrs.update(
+        benchmark_strategy=benchmark_strategy,
+        n_trials=n_trials,
+        trial_sharpe_variance=variance,
+        expected_max_sharpe=sr0,
+        mean_block=float(mean_block),
+        n_boot=n_boot,
+        level=level,
+        seed=seed if isinstance(seed, int) else None,
+    )
+    return board

@@ -1,0 +1,626 @@
+"""Performance metrics: the one module where kabuto defines them.
+
+Every figure kabuto reports comes from a function here, and `METRIC_DEFINITIONS` gives each a
+one-line definition that reports print beside it (it also defines the inference columns of the
+leaderboard -- Sharpe interval, PSR, DSR, Sharpe difference -- whose estimators are documented in
+`kabuto.evaluation.statistics`).
+
+Conventions
+-----------
+Let ``r_1, ..., r_T`` be **daily simple returns** (``P_t / P_{t-1} - 1``) of the whole book, net
+of costs unless said otherwise, and ``A = 252`` trading days a year (`ANNUALIZATION`). Wealth is
+compounded from 1: ``W_0 = 1``, ``W_t = prod_{s <= t} (1 + r_s)``; ``Y = T / A`` is the length of
+the series in years.
+
+==================  ===========================================================================
+total_return        ``W_T - 1``.
+cagr                Geometric: ``W_T ** (A / T) - 1`` (``-1`` once wealth is wiped out,
+                    ``W_T <= 0``).
+volatility          ``std(r, ddof=1) * sqrt(A)``.
+sharpe              ``mean(r - rf) / std(r - rf, ddof=1) * sqrt(A)``, ``rf`` the daily risk-free
+                    return (0 by default).
+sortino             ``mean(r - mar) * A / DD`` with the downside deviation
+                    ``DD = sqrt(mean(min(r - mar, 0) ** 2)) * sqrt(A)`` taken over all ``T`` days
+                    (days above ``mar`` count as zeros); ``mar`` is a daily return (0 by default).
+max_drawdown        ``min_t (W_t / max_{s <= t} W_s - 1)`` with the running peak including
+                    ``W_0 = 1``; a negative number (``-0.35`` is a 35% peak-to-trough loss),
+                    0 for a path that never falls.
+calmar              ``cagr / |max_drawdown|``; NaN when there is no drawdown.
+hit_rate            Share of **all** ``T`` days with ``r_t > 0``. Flat days (``r_t == 0``, e.g. a
+                    book fully in cash) count as misses, so a strategy that is idle most of the
+                    time cannot show a high hit rate from a handful of trading days.
+cvar_95             Historical daily expected shortfall at 95%: the mean of the
+                    ``k = floor((T - 1) * 0.05) + 1`` lowest daily returns, i.e. of the days at or
+                    below the empirical 5% quantile; reported as a (typically negative) return.
+beta                ``cov(r, b) / var(b)`` against the daily benchmark returns ``b``.
+information_ratio   ``mean(r - b) / std(r - b, ddof=1) * sqrt(A)`` (annualized active return over
+                    annualized tracking error).
+turnover            Mean one-way traded notional per year: ``sum_rebalances(two-way traded
+                    notional / 2) / Y``. 1.0 means the whole book is replaced once a year.
+costs_paid          Costs paid per year as a fraction of wealth: ``sum_t(cost_t) / Y``.
+==================  ===========================================================================
+
+Where empyrical-reloaded has the metric, the definition is the same as its own, to floating-point
+precision: ``annual_return`` (cagr), ``annual_volatility``, ``sharpe_ratio``, ``sortino_ratio``,
+``max_drawdown``, ``calmar_ratio``, ``conditional_value_at_risk`` (cvar_95), ``beta`` and
+``excess_sharpe`` (information_ratio is ``excess_sharpe * sqrt(252)``: empyrical does not
+annualize it). Degenerate inputs follow empyrical too: a ratio whose denominator is exactly zero
+(constant returns, no downside) is ``+-inf`` (``nan`` for ``0 / 0``); too few observations give
+``nan`` (fewer than 2 for dispersion-based metrics, fewer than 1 for the rest).
+
+Inputs are 1-D numpy arrays or pandas Series without NaN or infinities (a `ValueError` names the
+first bad position otherwise). Benchmarks given as Series are aligned on the returns' index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from kabuto.backtest.result import StrategyResult
+
+__all__ = [
+    "ANNUALIZATION",
+    "METRIC_DEFINITIONS",
+    "SUMMARY_KEYS",
+    "beta",
+    "cagr",
+    "calmar",
+    "costs_per_year",
+    "cvar",
+    "downside_deviation",
+    "drawdowns",
+    "hit_rate",
+    "information_ratio",
+    "max_drawdown",
+    "sharpe",
+    "sortino",
+    "summary",
+    "total_return",
+    "turnover_per_year",
+    "volatility",
+]
+
+ReturnsLike: TypeAlias = "np.ndarray | pd.Series | Sequence[float]"
+
+ANNUALIZATION: int = 252
+"""Trading days per year used to annualize every daily metric."""
+
+SUMMARY_KEYS: tuple[str, ...] = (
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "hit_rate",
+    "cvar_95",
+    "beta",
+    "information_ratio",
+    "turnover",
+    "costs_paid",
+    "total_return",
+)
+"""Keys of `summary`, in the order reports print them."""
+
+METRIC_DEFINITIONS: dict[str, str] = {
+    "cagr": "Compound annual growth rate: final wealth ** (252 / days) - 1 (daily simple returns).",
+    "volatility": "Annualized volatility: std of daily returns (ddof=1) * sqrt(252).",
+    "sharpe": "Sharpe ratio: mean daily excess return / its std (ddof=1) * sqrt(252); rf = 0.",
+    "sortino": (
+        "Sortino ratio: mean daily return * 252 / annualized downside deviation "
+        "sqrt(mean(min(r, 0)^2) * 252) over all days."
+    ),
+    "max_drawdown": "Maximum drawdown: worst peak-to-trough fall of compounded wealth (negative).",
+    "calmar": "Calmar ratio: CAGR / |maximum drawdown|.",
+    "hit_rate": "Hit rate: share of all days with a positive return (flat days count as misses).",
+    "cvar_95": (
+        "CVaR 95%: mean of the daily returns at or below the historical 5% quantile "
+        "(a negative return)."
+    ),
+    "beta": "Beta: cov(daily returns, benchmark) / var(benchmark).",
+    "information_ratio": (
+        "Information ratio: mean daily active return vs benchmark / its std (ddof=1) * sqrt(252)."
+    ),
+    "turnover": (
+        "Turnover: one-way traded notional per year, sum(|w_target - w_drifted|) / 2 / years."
+    ),
+    "costs_paid": "Costs paid: transaction costs per year as a fraction of wealth.",
+    "total_return": "Total return: compounded wealth at the end - 1.",
+    # Leaderboard columns (kabuto.evaluation.leaderboard / statistics).
+    "gross_sharpe": "Sharpe ratio of returns before transaction costs (same definition).",
+    "sharpe_ci": (
+        "Sharpe ratio interval (95% by default): percentiles of the stationary-bootstrap "
+        "(Politis-Romano) distribution of the Sharpe ratio."
+    ),
+    "sharpe_ci_low": "Lower end of the stationary-bootstrap percentile interval of Sharpe.",
+    "sharpe_ci_high": "Upper end of the stationary-bootstrap percentile interval of Sharpe.",
+    "psr": (
+        "Probabilistic Sharpe ratio (Bailey-Lopez de Prado): P(true Sharpe > 0) given the "
+        "track length, skewness and kurtosis."
+    ),
+    "dsr": (
+        "Deflated Sharpe ratio: PSR against the best Sharpe expected by luck among the "
+        "strategies on the board (n_trials = their number)."
+    ),
+    "sharpe_diff": "Sharpe ratio minus the benchmark strategy's (EqualWeight by default).",
+    "sharpe_diff_pvalue": (
+        "Two-sided p-value of equal Sharpe ratios vs the benchmark strategy "
+        "(paired stationary bootstrap, centered)."
+    ),
+}
+"""One-line human definition of each `summary` key and leaderboard column, printed by reports.
+
+Net returns unless said otherwise.
+"""
+
+_SQRT_A = np.sqrt(ANNUALIZATION)
+
+
+# ---------------------------------------------------------------------------------------------
+# validation and shared kernels
+
+
+def _as_returns(values: ReturnsLike, name: str = "returns") -> np.ndarray:
+    """Return ``values`` as a 1-D float array, or raise ValueError naming what is wrong."""
+    if isinstance(values, pd.DataFrame):
+        raise ValueError(
+            f"{name} must be 1-D (a Series or 1-D array), got a DataFrame with columns "
+            f"{list(values.columns)[:5]}; pass one column at a time"
+        )
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric daily returns: {exc}") from None
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got an array of shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        pos = int(np.argmax(bad))
+        where = f"at {values.index[pos]!r}" if isinstance(values, pd.Series) else f"at {pos}"
+        raise ValueError(
+            f"{name} has {int(bad.sum())} NaN or infinite value(s), first {where} "
+            f"({arr[pos]}); drop or fill them before computing metrics"
+        )
+    return arr
+
+
+def _aligned_pair(
+    returns: ReturnsLike, benchmark: ReturnsLike, name: str = "benchmark"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``returns`` and ``benchmark`` and align them date by date.
+
+    When both are Series, the benchmark is looked up on the returns' dates (extra benchmark
+    dates are ignored; a missing one is an error). Otherwise they are paired by position.
+    """
+    r = _as_returns(returns)
+    if isinstance(returns, pd.Series) and isinstance(benchmark, pd.Series):
+        missing = returns.index.difference(benchmark.index)
+        if len(missing):
+            raise ValueError(
+                f"{name} has no value on {len(missing)} of the returns' dates, first "
+                f"{missing[0]!r}; give it on the same dates as the returns"
+            )
+        benchmark = benchmark.reindex(returns.index)
+    b = _as_returns(benchmark, name)
+    if b.shape != r.shape:
+        raise ValueError(f"returns and {name} must have the same length, got {r.size} and {b.size}")
+    return r, b
+
+
+def _sharpe_along(x: np.ndarray, axis: int = -1, periods: float = ANNUALIZATION) -> np.ndarray:
+    """``mean / std(ddof=1) * sqrt(periods)`` along ``axis`` (the one Sharpe kernel).
+
+    The standard deviation of a constant slice is exactly 0 (not a rounding residue), so such a
+    slice gives ``+-inf`` or ``nan``; slices shorter than 2 give ``nan``.
+    """
+    axis = axis % x.ndim
+    if x.shape[axis] < 2:
+        return np.full(x.shape[:axis] + x.shape[axis + 1 :], np.nan)
+    mean = x.mean(axis=axis)
+    std = x.std(axis=axis, ddof=1)
+    std = np.where(x.max(axis=axis) == x.min(axis=axis), 0.0, std)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return mean / std * np.sqrt(periods)
+
+
+def _excess(r: np.ndarray, rate: float | ReturnsLike, name: str) -> np.ndarray:
+    if np.ndim(rate) == 0:
+        rate = float(rate)
+        if not np.isfinite(rate):
+            raise ValueError(f"{name} must be a finite daily return, got {rate}")
+        return r - rate
+    rate_arr = _as_returns(rate, name)
+    if rate_arr.shape != r.shape:
+        raise ValueError(
+            f"{name} must be a number or have one value per day ({r.size}), got {rate_arr.size}"
+        )
+    return r - rate_arr
+
+
+# ---------------------------------------------------------------------------------------------
+# single-series metrics
+
+
+def total_return(returns: ReturnsLike) -> float:
+    """Total compounded return ``prod(1 + r) - 1``.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+
+    Returns
+    -------
+    float
+        ``W_T - 1``; ``nan`` for an empty series.
+    """
+    r = _as_returns(returns)
+    if r.size == 0:
+        return np.nan
+    return float(np.prod(1.0 + r) - 1.0)
+
+
+def cagr(returns: ReturnsLike) -> float:
+    """Compound annual growth rate ``W_T ** (252 / T) - 1``.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+
+    Returns
+    -------
+    float
+        Geometric annual return (empyrical's ``annual_return``); ``-1`` when compounded wealth is
+        wiped out (``W_T <= 0``); ``nan`` for an empty series.
+    """
+    r = _as_returns(returns)
+    if r.size == 0:
+        return np.nan
+    wealth = np.prod(1.0 + r)
+    if wealth <= 0.0:
+        return -1.0
+    with np.errstate(over="ignore"):  # absurd growth over a few days annualizes to inf
+        return float(wealth ** (ANNUALIZATION / r.size) - 1.0)
+
+
+def volatility(returns: ReturnsLike) -> float:
+    """Annualized volatility ``std(r, ddof=1) * sqrt(252)``.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+
+    Returns
+    -------
+    float
+        Exactly 0 for constant returns; ``nan`` for fewer than 2 days.
+    """
+    r = _as_returns(returns)
+    if r.size < 2:
+        return np.nan
+    if r.max() == r.min():
+        return 0.0
+    return float(r.std(ddof=1) * _SQRT_A)
+
+
+def sharpe(returns: ReturnsLike, risk_free: float | ReturnsLike = 0.0) -> float:
+    """Annualized Sharpe ratio ``mean(r - rf) / std(r - rf, ddof=1) * sqrt(252)``.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+    risk_free : float or array, default 0
+        Daily risk-free return: a constant or one value per day.
+
+    Returns
+    -------
+    float
+        ``+-inf`` for constant non-zero excess returns, ``nan`` for all-zero excess returns or
+        fewer than 2 days.
+    """
+    r = _as_returns(returns)
+    return float(_sharpe_along(_excess(r, risk_free, "risk_free")))
+
+
+def downside_deviation(returns: ReturnsLike, mar: float | ReturnsLike = 0.0) -> float:
+    """Annualized downside deviation ``sqrt(mean(min(r - mar, 0) ** 2)) * sqrt(252)``.
+
+    The mean runs over all ``T`` days (days above ``mar`` contribute zeros), not only the
+    losing days.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+    mar : float or array, default 0
+        Minimum acceptable daily return.
+
+    Returns
+    -------
+    float
+        ``nan`` for an empty series.
+    """
+    r = _as_returns(returns)
+    if r.size == 0:
+        return np.nan
+    shortfall = np.minimum(_excess(r, mar, "mar"), 0.0)
+    return float(np.sqrt(np.mean(shortfall * shortfall)) * _SQRT_A)
+
+
+def sortino(returns: ReturnsLike, mar: float | ReturnsLike = 0.0) -> float:
+    """Sortino ratio ``mean(r - mar) * 252 / downside_deviation(r, mar)``.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+    mar : float or array, default 0
+        Minimum acceptable daily return.
+
+    Returns
+    -------
+    float
+        ``+inf`` when no day falls below ``mar`` and the mean excess is positive; ``nan`` for
+        fewer than 2 days.
+    """
+    r = _as_returns(returns)
+    if r.size < 2:
+        return np.nan
+    excess = _excess(r, mar, "mar")
+    shortfall = np.minimum(excess, 0.0)
+    dd = np.sqrt(np.mean(shortfall * shortfall)) * _SQRT_A
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(excess.mean() * ANNUALIZATION) / dd)
+
+
+def drawdowns(returns: ReturnsLike) -> np.ndarray | pd.Series:
+    """Drawdown of compounded wealth on each day, ``W_t / max_{s <= t} W_s - 1``.
+
+    The running peak starts at ``W_0 = 1``, so a loss on the first day is a drawdown.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+
+    Returns
+    -------
+    array or Series
+        Non-positive values, one per day (a Series on the returns' index for Series input).
+    """
+    r = _as_returns(returns)
+    wealth = np.cumprod(1.0 + r)
+    peak = np.maximum.accumulate(np.maximum(wealth, 1.0))
+    dd = (wealth - peak) / peak
+    if isinstance(returns, pd.Series):
+        return pd.Series(dd, index=returns.index, name="drawdown")
+    return dd
+
+
+def max_drawdown(returns: ReturnsLike) -> float:
+    """Maximum drawdown of compounded wealth, ``min_t (W_t / max_{s <= t} W_s - 1)``.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+
+    Returns
+    -------
+    float
+        A non-positive number (``-0.35`` for a 35% peak-to-trough loss); ``nan`` if empty.
+    """
+    r = _as_returns(returns)
+    if r.size == 0:
+        return np.nan
+    return float(np.min(drawdowns(r)))
+
+
+def calmar(returns: ReturnsLike) -> float:
+    """Calmar ratio ``cagr / |max_drawdown|``.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+
+    Returns
+    -------
+    float
+        ``nan`` when wealth never falls below a previous peak (no drawdown) or the series is
+        empty.
+    """
+    r = _as_returns(returns)
+    mdd = max_drawdown(r)
+    if not mdd < 0.0:
+        return np.nan
+    value = cagr(r) / abs(mdd)
+    return float(value) if np.isfinite(value) else np.nan
+
+
+def hit_rate(returns: ReturnsLike) -> float:
+    """Share of all days with a strictly positive return.
+
+    Flat days (``r == 0``) count in the denominator as misses: the hit rate of a book that sits
+    in cash most of the time is low, not the win rate of its few active days.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+
+    Returns
+    -------
+    float
+        In ``[0, 1]``; ``nan`` for an empty series.
+    """
+    r = _as_returns(returns)
+    if r.size == 0:
+        return np.nan
+    return float(np.count_nonzero(r > 0.0) / r.size)
+
+
+def cvar(returns: ReturnsLike, cutoff: float = 0.05) -> float:
+    """Historical conditional value at risk (expected shortfall) of daily returns.
+
+    The mean of the ``k = floor((T - 1) * cutoff) + 1`` lowest daily returns: the days at or
+    below the empirical ``cutoff`` quantile (the order statistic of rank ``floor((T - 1) *
+    cutoff)``), as empyrical's ``conditional_value_at_risk``.
+
+    Parameters
+    ----------
+    returns : array or Series
+        Daily simple returns.
+    cutoff : float, default 0.05
+        Tail probability (0.05 for CVaR 95%).
+
+    Returns
+    -------
+    float
+        A daily return, negative for a loss; ``nan`` for an empty series.
+    """
+    if not 0.0 <= cutoff < 1.0:
+        raise ValueError(f"cutoff must be in [0, 1), got {cutoff}")
+    r = _as_returns(returns)
+    if r.size == 0:
+        return np.nan
+    k = int((r.size - 1) * cutoff) + 1
+    return float(np.mean(np.partition(r, k - 1)[:k]))
+
+
+def beta(returns: ReturnsLike, benchmark: ReturnsLike) -> float:
+    """Beta against a benchmark, ``cov(r, b) / var(b)``.
+
+    Parameters
+    ----------
+    returns, benchmark : array or Series
+        Daily simple returns; two Series are aligned on the returns' dates.
+
+    Returns
+    -------
+    float
+        ``nan`` for fewer than 2 days or a benchmark with (near-)zero variance (< 1e-30).
+    """
+    r, b = _aligned_pair(returns, benchmark)
+    if r.size < 2:
+        return np.nan
+    b_centered = b - b.mean()
+    var_b = np.mean(b_centered * b_centered)
+    if var_b < 1e-30:
+        return np.nan
+    return float(np.mean(b_centered * r) / var_b)
+
+
+def information_ratio(returns: ReturnsLike, benchmark: ReturnsLike) -> float:
+    """Annualized information ratio ``mean(r - b) / std(r - b, ddof=1) * sqrt(252)``.
+
+    Parameters
+    ----------
+    returns, benchmark : array or Series
+        Daily simple returns; two Series are aligned on the returns' dates.
+
+    Returns
+    -------
+    float
+        ``+-inf`` for a constant non-zero active return, ``nan`` for fewer than 2 days.
+    """
+    r, b = _aligned_pair(returns, benchmark)
+    return float(_sharpe_along(r - b))
+
+
+def turnover_per_year(turnover: ReturnsLike, n_days: int) -> float:
+    """Mean one-way traded notional per year.
+
+    ``sum(turnover) / 2 / (n_days / 252)``: each rebalance's two-way traded notional
+    ``sum |w_target - w_drifted|`` is halved (buying 10% of one asset and selling 10% of
+    another turns over 10% of the book), summed, and divided by the years of daily returns.
+
+    Parameters
+    ----------
+    turnover : array or Series
+        Two-way traded notional per rebalance, as a fraction of wealth
+        (`StrategyResult.turnover`).
+    n_days : int
+        Number of daily returns the backtest spans.
+
+    Returns
+    -------
+    float
+        ``nan`` when ``n_days`` is 0.
+    """
+    t = _as_returns(turnover, "turnover")
+    if n_days < 0:
+        raise ValueError(f"n_days must be >= 0, got {n_days}")
+    if n_days == 0:
+        return np.nan
+    return float(t.sum() / 2.0 / (n_days / ANNUALIZATION))
+
+
+def costs_per_year(costs: ReturnsLike, n_days: int | None = None) -> float:
+    """Transaction costs paid per year, ``sum(costs) / (n_days / 252)``.
+
+    Parameters
+    ----------
+    costs : array or Series
+        Daily cost paid as a fraction of wealth (`StrategyResult.costs`).
+    n_days : int, optional
+        Number of daily returns the backtest spans; ``len(costs)`` by default.
+
+    Returns
+    -------
+    float
+        ``nan`` when there are no days.
+    """
+    c = _as_returns(costs, "costs")
+    n_days = c.size if n_days is None else n_days
+    if n_days < 0:
+        raise ValueError(f"n_days must be >= 0, got {n_days}")
+    if n_days == 0:
+        return np.nan
+    return float(c.sum() / (n_days / ANNUALIZATION))
+
+
+def summary(result: StrategyResult, benchmark: pd.Series | None = None) -> dict[str, float]:
+    """All metrics of one strategy, on its net returns.
+
+    Parameters
+    ----------
+    result : StrategyResult
+        One strategy's walk-forward record.
+    benchmark : Series, optional
+        Daily benchmark returns (aligned on the strategy's dates) for ``beta`` and
+        ``information_ratio``; both are ``nan`` without one.
+
+    Returns
+    -------
+    dict of str -> float
+        Keys `SUMMARY_KEYS` in that order; definitions in `METRIC_DEFINITIONS`. ``turnover`` and
+        ``costs_paid`` are per year of the net-return series.
+    """
+    r = result.net_returns
+    n_days = len(r)
+    has_bench = benchmark is not None
+    values = {
+        "cagr": cagr(r),
+        "volatility": volatility(r),
+        "sharpe": sharpe(r),
+        "sortino": sortino(r),
+        "max_drawdown": max_drawdown(r),
+        "calmar": calmar(r),
+        "hit_rate": hit_rate(r),
+        "cvar_95": cvar(r, 0.05),
+        "beta": beta(r, benchmark) if has_bench else np.nan,
+        "information_ratio": information_ratio(r, benchmark) if has_bench else np.nan,
+        "turnover": turnover_per_year(result.turnover, n_days),
+        "costs_paid": costs_per_year(result.costs, n_days),
+        "total_return": total_return(r),
+    }
+    return {key: float(values[key]) for key in SUMMARY_KEYS}

@@ -1,0 +1,193 @@
+"""Run a config end to end and write its outputs atomically.
+
+Output directory layout::
+
+    metrics.json      leaderboard rows (net metrics, Sharpe CIs, PSR, DSR) and definitions
+    returns.parquet   tidy: date, strategy, gross, net, cost
+    weights.parquet   tidy: date, strategy, asset, weight (target weights per rebalance)
+    config.toml       the resolved config (defaults filled in)
+    report.html       the self-contained report
+
+Everything is written into a temporary sibling directory and renamed into place at the end, so
+a failed run leaves nothing half-written (and an earlier run's directory intact).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kabuto.backtest import BacktestResult, WalkForward
+from kabuto.data import Panel, load_prices, load_sp500
+from kabuto.errors import ConfigError, KabutoError
+from kabuto.evaluation import METRIC_DEFINITIONS, leaderboard
+from kabuto.experiment.config import DataConfig, RunConfig
+from kabuto.report import write_report
+from kabuto.sim import correlated_gbm, garch_panel
+from kabuto.strategies import make_strategy
+from kabuto.strategies.base import Strategy
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a run produced."""
+
+    result: BacktestResult
+    leaderboard: pd.DataFrame
+    out_dir: Path | None
+
+
+def load_panel(config: DataConfig) -> Panel:
+    """The panel a data config describes."""
+    if config.source == "sp500":
+        return load_sp500()
+    if config.source == "file":
+        if not config.path:
+            raise ConfigError("data.path is required when data.source = 'file'")
+        return load_prices(config.path, format=config.format, max_ffill=config.max_ffill)
+    generator = correlated_gbm if config.source == "gbm" else garch_panel
+    return generator(config.n_assets, config.n_days, seed=config.seed)
+
+
+def build_strategies(config: RunConfig) -> list[Strategy]:
+    """Instantiate the configured strategies through the registry."""
+    built = []
+    for i, entry in enumerate(config.strategies):
+        params = {k: v for k, v in entry.items() if k != "name"}
+        try:
+            built.append(make_strategy(entry["name"], **params))
+        except ConfigError as exc:
+            raise ConfigError(f"strategies[{i}]: {exc}") from None
+    return built
+
+
+def walk_forward(config: RunConfig) -> WalkForward:
+    """The engine settings of a config."""
+    bt = config.backtest
+    return WalkForward(
+        start=bt.start,
+        end=bt.end,
+        rebalance=bt.rebalance,
+        retrain=None if bt.retrain == "never" else bt.retrain,
+        costs_bps=bt.costs_bps,
+        long_only=bt.long_only,
+        max_leverage=bt.max_leverage,
+    )
+
+
+def run_config(
+    config: RunConfig,
+    out_dir: str | Path | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> RunOutputs:
+    """Load data, backtest every strategy, compute statistics and (optionally) write outputs.
+
+    `on_total` is told the number of progress steps once it is known; `progress` is then called
+    with the steps completed.
+    """
+    panel = load_panel(config.data)
+    strategies = build_strategies(config)
+    engine = walk_forward(config)
+    if on_total is not None:
+        on_total(engine.count_decisions(panel, strategies) * len(strategies))
+    result = engine.run(panel, strategies, progress=progress)
+    board = leaderboard(
+        result,
+        benchmark_strategy=config.report.benchmark_strategy,
+        n_boot=config.report.n_boot,
+        seed=config.report.seed,
+    )
+    if out_dir is None:
+        return RunOutputs(result, board, None)
+    return RunOutputs(result, board, write_outputs(Path(out_dir), config, result, board))
+
+
+def write_outputs(
+    out_dir: Path, config: RunConfig, result: BacktestResult, board: pd.DataFrame
+) -> Path:
+    """Write the run's files into `out_dir`, atomically (all of them or none)."""
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        _metrics_json(staging / "metrics.json", board)
+        _returns_table(result).to_parquet(staging / "returns.parquet", index=False)
+        _weights_table(result).to_parquet(staging / "weights.parquet", index=False)
+        (staging / "config.toml").write_text(config.to_toml(), encoding="utf-8")
+        write_report(
+            result,
+            board,
+            staging / "report.html",
+            title=config.report.title,
+            metric_definitions=METRIC_DEFINITIONS,
+        )
+        _replace_dir(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _replace_dir(staging: Path, out_dir: Path) -> None:
+    """Move the finished staging directory into place, replacing an earlier run's outputs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise KabutoError(f"{out_dir}: exists and is not a directory; choose another --out")
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(out_dir, old)
+    os.replace(staging, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _metrics_json(path: Path, board: pd.DataFrame) -> None:
+    rows = {
+        str(name): {k: _finite_or_none(v) for k, v in row.items()}
+        for name, row in board.to_dict(orient="index").items()
+    }
+    payload = {"strategies": rows, "definitions": METRIC_DEFINITIONS}
+    path.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
+
+
+def _returns_table(result: BacktestResult) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame(
+            {
+                "date": r.net_returns.index,
+                "strategy": name,
+                "gross": r.gross_returns.to_numpy(),
+                "net": r.net_returns.to_numpy(),
+                "cost": r.costs.to_numpy(),
+            }
+        )
+        for name, r in result.strategies.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _weights_table(result: BacktestResult) -> pd.DataFrame:
+    frames = []
+    for name, r in result.strategies.items():
+        tidy = r.target_weights.rename_axis("date").reset_index()
+        tidy = tidy.melt(id_vars="date", var_name="asset", value_name="weight")
+        tidy.insert(1, "strategy", name)
+        frames.append(tidy)
+    return pd.concat(frames, ignore_index=True)

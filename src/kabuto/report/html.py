@@ -1,0 +1,430 @@
+"""One self-contained HTML report of a backtest, readable offline.
+
+The page inlines plotly.js once, draws every figure from inline JSON, and loads nothing from the
+network (no CDN, no web fonts). A tiny script at the top records JavaScript errors into the
+hidden ``<pre id="kabuto-js-errors">`` and, once every figure is drawn, sets
+``document.body.dataset.rendered`` to the number of figures rendered, so a headless browser
+test can check the page from its DOM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+import plotly.offline
+
+import kabuto
+from kabuto.errors import KabutoError
+from kabuto.report import figures, tables
+
+if TYPE_CHECKING:
+    from kabuto.backtest.result import BacktestResult
+
+DEFAULT_TITLE = "kabuto backtest"
+
+CSS = """
+:root{--fg:#1f2328;--muted:#57606a;--line:#d8dee4;--soft:#eef1f4;--accent:#0b5cad;
+--warn:#fff4e0;--warn-line:#d97706;--warn-fg:#7a3e00}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;background:#f5f6f8;color:var(--fg);
+font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",
+sans-serif}
+.wrap{max-width:1160px;margin:0 auto;padding:0 24px}
+header.top{background:#fff;border-bottom:1px solid var(--line);padding:22px 0 14px}
+h1{font-size:1.75rem;line-height:1.2;margin:0 0 .35rem;letter-spacing:-.01em}
+h2{font-size:1.3rem;margin:2.2rem 0 .8rem;padding-bottom:.3rem;border-bottom:1px solid var(--line)}
+h3{font-size:1.02rem;margin:0 0 .5rem}
+.meta{margin:.2rem 0;color:var(--muted)}
+.meta b{color:var(--fg);font-weight:600}
+.caveat{margin:14px 0 4px;padding:.75rem 1rem;background:var(--warn);border:1px solid #f3c27a;
+border-left:5px solid var(--warn-line);border-radius:6px;color:var(--warn-fg)}
+.caveat strong{display:block;margin-bottom:.15rem;color:#5c2d00}
+nav.toc{margin-top:12px;font-size:.9rem}
+nav.toc a{color:var(--accent);text-decoration:none;margin-right:1.1rem;white-space:nowrap}
+nav.toc a:hover{text-decoration:underline}
+.card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:14px 16px;
+margin:14px 0}
+.table-wrap{overflow-x:auto}
+table{border-collapse:collapse;font-size:.88rem}
+th,td{padding:.38rem .65rem;border-bottom:1px solid var(--soft);text-align:left;vertical-align:top}
+thead th{background:#f3f5f7;border-bottom:1px solid var(--line);font-weight:600;white-space:nowrap}
+tbody tr:hover{background:#fafbfc}
+table.numeric td{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+table.numeric thead th{text-align:right}
+table.numeric thead th:first-child{text-align:left}
+tbody th{font-weight:600;white-space:nowrap}
+table.definitions td:last-child{min-width:22rem}
+table.settings td code{white-space:pre-wrap;word-break:break-word}
+figure{margin:0}
+figcaption{margin-top:.4rem;color:var(--muted);font-size:.85rem}
+.fig-caveat{display:block;margin-top:.25rem;color:var(--warn-fg)}
+.kabuto-fig{width:100%}
+code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace;
+font-size:.84em}
+pre{background:#f6f8fa;border:1px solid var(--soft);border-radius:6px;padding:.75rem;overflow:auto}
+details summary{cursor:pointer;color:var(--accent);margin-top:.6rem;font-size:.9rem}
+.swatch{display:inline-block;width:.7em;height:.7em;border-radius:2px;margin-right:.5em}
+.muted{color:var(--muted)}
+.note{color:var(--muted);font-size:.85rem;margin:.5rem 0 0}
+footer{color:var(--muted);font-size:.8rem;padding:28px 0 40px}
+@media print{body{background:#fff}.card{border:none;padding:0}nav.toc{display:none}}
+"""
+
+# Runs before anything else: records errors and counts rendered figures (see module docstring).
+HEAD_SCRIPT = """
+(function () {
+  "use strict";
+  var K = window.kabuto = {errors: [], plots: []};
+  function show() {
+    var el = document.getElementById("kabuto-js-errors");
+    if (el) { el.textContent = K.errors.join("\\n"); }
+  }
+  function text(x) { return x && (x.stack || x.message) || String(x); }
+  function record(msg) { K.errors.push(String(msg)); show(); }
+  K.record = record;
+  window.addEventListener("error", function (e) {
+    record("error: " + (e.message || text(e.error)) +
+      (e.filename ? " (" + e.filename + ":" + e.lineno + ")" : ""));
+  });
+  window.addEventListener("unhandledrejection", function (e) {
+    record("unhandledrejection: " + text(e.reason));
+  });
+  var consoleError = console.error;
+  console.error = function () {
+    try { record("console.error: " + Array.prototype.map.call(arguments, text).join(" ")); }
+    catch (ignored) { /* never let the recorder itself throw */ }
+    return consoleError.apply(console, arguments);
+  };
+  document.addEventListener("DOMContentLoaded", show);
+  K.config = {responsive: true, displaylogo: false};
+  K.plot = function (id, fig) {
+    function fail(e) { record("figure " + id + ": " + text(e)); return null; }
+    try {
+      K.plots.push(Plotly.newPlot(id, fig.data, fig.layout, K.config).then(null, fail));
+    } catch (e) { fail(e); }
+  };
+  K.finish = function () {
+    Promise.all(K.plots).then(function (divs) {
+      var n = divs.filter(function (d) { return d && d.querySelector(".main-svg"); }).length;
+      document.body.dataset.rendered = String(n);
+    });
+  };
+})();
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def _check_inputs(
+    result: BacktestResult,
+    leaderboard: pd.DataFrame,
+    metric_definitions: Mapping[str, str] | None,
+    extra_sections: Sequence[tuple[str, str]] | None,
+) -> None:
+    strategies = getattr(result, "strategies", None)
+    if not isinstance(strategies, Mapping):
+        raise KabutoError(
+            f"report: result must be a BacktestResult, got {type(result).__name__}; pass what "
+            "the backtest returned"
+        )
+    if not strategies:
+        raise KabutoError("report: the BacktestResult has no strategies; nothing to report")
+    for name, strategy in strategies.items():
+        if not len(strategy.net_returns.dropna()):
+            raise KabutoError(
+                f"report: strategy {name!r} has no net returns; check the backtest's start date "
+                "and lookback"
+            )
+    if not isinstance(leaderboard, pd.DataFrame):
+        raise KabutoError(
+            f"report: leaderboard must be a pandas DataFrame indexed by strategy name, got "
+            f"{type(leaderboard).__name__}"
+        )
+    if metric_definitions is not None and not isinstance(metric_definitions, Mapping):
+        raise KabutoError(
+            "report: metric_definitions must map a metric key to a one-line definition, got "
+            f"{type(metric_definitions).__name__}"
+        )
+    for i, section in enumerate(extra_sections or ()):
+        if not (
+            isinstance(section, tuple | list)
+            and len(section) == 2
+            and all(isinstance(s, str) for s in section)
+        ):
+            raise KabutoError(
+                f"report: extra_sections[{i}] must be a (heading, html) pair of strings, got "
+                f"{section!r:.80}"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# pieces of the page
+
+
+def _json_for_script(fig: go.Figure) -> str:
+    """Figure JSON that is safe inside a <script> element (no '</script>' can end it early)."""
+    text = pio.to_json(fig, validate=False, pretty=False)
+    for char, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, code)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def _caveat_box(caveat: str | None) -> str:
+    if not caveat:
+        return ""
+    return (
+        '<div class="caveat" role="note" id="survivorship-caveat">'
+        f"<strong>Survivorship bias</strong>{escape(caveat)}</div>"
+    )
+
+
+def _period(result: BacktestResult) -> tuple[pd.Timestamp, pd.Timestamp, int]:
+    nets = figures.net_series(result).values()
+    start = min(s.index[0] for s in nets)
+    end = max(s.index[-1] for s in nets)
+    days = len(pd.Index([]).append([s.index for s in nets]).unique())
+    return pd.Timestamp(start), pd.Timestamp(end), days
+
+
+def _header(result: BacktestResult, title: str, sections: list[tuple[str, str]]) -> str:
+    start, end, days = _period(result)
+    bench = "yes" if figures.benchmark_series(result) is not None else "none"
+    toc = "".join(f'<a href="#{escape(a)}">{escape(h)}</a>' for a, h in sections)
+    return (
+        '<header class="top"><div class="wrap">'
+        f"<h1>{escape(title)}</h1>"
+        f'<p class="meta"><b>Data:</b> {escape(str(result.data_source))}</p>'
+        f'<p class="meta"><b>Period:</b> {start:%Y-%m-%d} to {end:%Y-%m-%d} '
+        f"({days:,} trading days of returns) &middot; <b>Strategies:</b> "
+        f"{len(result.strategies)} &middot; <b>Benchmark:</b> {bench}</p>"
+        f"{_caveat_box(result.survivorship_caveat)}"
+        f'<nav class="toc" aria-label="Sections">{toc}</nav>'
+        "</div></header>"
+    )
+
+
+def _figure_block(fig: figures.ReportFigure, number: int, caveat: str | None) -> str:
+    div_id = f"kabuto-fig-{number}"
+    height = int(fig.figure.layout.height or 380)
+    caveat_note = (
+        f'<span class="fig-caveat">Survivorship bias: {escape(caveat)}</span>' if caveat else ""
+    )
+    return (
+        f'<div class="card" id="{escape(fig.key)}"><figure>'
+        f"<h3>{escape(fig.heading)}</h3>"
+        f'<div id="{div_id}" class="kabuto-fig" style="height:{height}px" role="img" '
+        f'aria-label="{escape(fig.heading)}"></div>'
+        f"<script>kabuto.plot({json.dumps(div_id)}, {_json_for_script(fig.figure)});"
+        "</script>"
+        f"<figcaption>{escape(fig.caption)}{caveat_note}</figcaption>"
+        "</figure></div>"
+    )
+
+
+def _section(anchor: str, heading: str, body: str) -> str:
+    return f'<section id="{escape(anchor)}"><h2>{escape(heading)}</h2>{body}</section>'
+
+
+def _figure_section(
+    anchor: str,
+    heading: str,
+    figs: list[figures.ReportFigure],
+    counter: list[int],
+    caveat: str | None,
+    empty: str = "",
+) -> str:
+    blocks = []
+    for fig in figs:
+        blocks.append(_figure_block(fig, counter[0], caveat))
+        counter[0] += 1
+    body = "".join(blocks) or f'<p class="muted">{escape(empty)}</p>'
+    return _section(anchor, heading, body)
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def render_report(
+    result: BacktestResult,
+    leaderboard: pd.DataFrame,
+    *,
+    title: str = DEFAULT_TITLE,
+    metric_definitions: Mapping[str, str] | None = None,
+    extra_sections: Sequence[tuple[str, str]] | None = None,
+) -> str:
+    """Render the report of a backtest as one self-contained HTML page.
+
+    Parameters
+    ----------
+    result : BacktestResult
+        What the backtest returned: per-strategy returns, weights, turnover and costs, the
+        settings, the data provenance, the survivorship caveat and the benchmark.
+    leaderboard : DataFrame
+        Net metrics indexed by strategy name (e.g. from ``kabuto.evaluation``). Every column
+        is printed; known metrics get human headers and formats (percent for returns and
+        drawdowns, 2 decimals for ratios, 3 for p-values and probabilities), and the
+        ``sharpe_ci_low`` / ``sharpe_ci_high`` pair is printed as one interval column.
+    title : str
+        Page title and heading.
+    metric_definitions : mapping of metric key -> one-line definition, optional
+        Printed in the definitions table below the leaderboard (``sharpe_ci`` defines the
+        interval column; otherwise the definitions of its two bounds are joined).
+    extra_sections : sequence of (heading, html) pairs, optional
+        Appended at the end. The heading is escaped; the html is trusted markup and is
+        inserted as given.
+
+    Returns
+    -------
+    str
+        The HTML page (plotly.js inlined once; nothing is loaded from the network).
+
+    Raises
+    ------
+    KabutoError
+        If an argument cannot be reported (no strategies, a leaderboard that is not a
+        DataFrame, malformed definitions or extra sections).
+    """
+    _check_inputs(result, leaderboard, metric_definitions, extra_sections)
+    caveat = result.survivorship_caveat or None
+    colors = {name: figures.strategy_color(i) for i, name in enumerate(result.names)}
+    counter = [0]
+    sections = [
+        _section(
+            "leaderboard",
+            "Leaderboard",
+            '<div class="card">'
+            + tables.leaderboard_table(leaderboard, colors)
+            + '<p class="note">Net of transaction costs. Definitions below.</p></div>'
+            + '<h3 id="definitions">Metric definitions</h3>'
+            + '<div class="card">'
+            + tables.definitions_table(leaderboard, metric_definitions)
+            + "</div>",
+        ),
+        _figure_section(
+            "performance", "Performance", figures.performance_figures(result), counter, caveat
+        ),
+        _figure_section(
+            "weights",
+            "Weights",
+            figures.weight_figures(result),
+            counter,
+            caveat,
+            empty="No strategy recorded a rebalance.",
+        ),
+        _figure_section(
+            "trading", "Turnover and costs", figures.trading_figures(result), counter, caveat
+        ),
+        _section(
+            "settings",
+            "Settings",
+            '<div class="card">' + tables.settings_table(result.settings or {}) + "</div>",
+        ),
+    ]
+    toc = [
+        ("leaderboard", "Leaderboard"),
+        ("performance", "Performance"),
+        ("weights", "Weights"),
+        ("trading", "Turnover and costs"),
+        ("settings", "Settings"),
+    ]
+    for i, (heading, body) in enumerate(extra_sections or (), start=1):
+        sections.append(_section(f"extra-{i}", heading, f'<div class="card">{body}</div>'))
+        toc.append((f"extra-{i}", heading))
+
+    return "".join(
+        [
+            "<!DOCTYPE html>\n",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f'<meta name="generator" content="kabuto {escape(kabuto.__version__)}">',
+            f"<title>{escape(title)}</title>",
+            f"<script>{HEAD_SCRIPT}</script>",
+            f"<style>{CSS}</style>",
+            "<script>/* plotly.js, inlined so the report works offline */\n",
+            plotly.offline.get_plotlyjs(),
+            "\n</script>",
+            "</head><body>",
+            '<pre id="kabuto-js-errors" hidden></pre>',
+            _header(result, title, toc),
+            '<main class="wrap">',
+            *sections,
+            "</main>",
+            f'<footer class="wrap">Generated by kabuto {escape(kabuto.__version__)}. '
+            "Self-contained: this file loads nothing from the network.</footer>",
+            "<script>kabuto.finish();</script>",
+            "</body></html>\n",
+        ]
+    )
+
+
+def write_report(
+    result: BacktestResult,
+    leaderboard: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str = DEFAULT_TITLE,
+    metric_definitions: Mapping[str, str] | None = None,
+    extra_sections: Sequence[tuple[str, str]] | None = None,
+) -> Path:
+    """Render the report (see `render_report`) and write it to `path` atomically.
+
+    The page is rendered in memory, written to a temporary file in the destination directory
+    and renamed into place, so a failure leaves neither a partial report nor a temporary file
+    (and an existing report at `path` untouched).
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Raises
+    ------
+    KabutoError
+        If the destination directory does not exist or `path` is a directory, or an argument
+        cannot be reported.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise KabutoError(f"report: {target} is a directory; give a file name such as report.html")
+    directory = target.parent
+    if not directory.is_dir():
+        raise KabutoError(f"report: directory {directory} does not exist; create it first")
+    page = render_report(
+        result,
+        leaderboard,
+        title=title,
+        metric_definitions=metric_definitions,
+        extra_sections=extra_sections,
+    )
+    _atomic_write(target, page.encode("utf-8"))
+    return target
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `target`, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

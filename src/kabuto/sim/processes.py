@@ -1,0 +1,361 @@
+"""Seeded multi-asset price processes that come out as a `Panel`.
+
+Each generator draws all its randomness from one `numpy.random.Generator` built from ``seed``
+and records its parameters and the seed in ``Panel.source``, so that a panel can be regenerated
+from its provenance line. With ``seed=None`` a fresh seed is drawn from the OS and recorded.
+
+Time is in years with 252 trading days (``dt = 1/252``); ``mu`` and ``sigma`` are annualized.
+Dates are business days from ``start``. A panel of ``n_days`` dates holds ``n_days - 1`` returns:
+the first date carries the initial price ``s0``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kabuto.data.panel import Panel
+from kabuto.errors import ConfigError
+
+__all__ = ["correlated_gbm", "garch_panel"]
+
+TRADING_DAYS = 252
+DT = 1.0 / TRADING_DAYS
+
+SeedLike = int | np.random.Generator | None
+ArrayLike = float | np.ndarray | list[float]
+
+
+def correlated_gbm(
+    n_assets: int,
+    n_days: int,
+    *,
+    mu: ArrayLike = 0.05,
+    sigma: ArrayLike = 0.2,
+    correlation: float | np.ndarray = 0.3,
+    seed: SeedLike = None,
+    start: str | pd.Timestamp = "2000-01-03",
+    s0: ArrayLike = 100.0,
+) -> Panel:
+    """Correlated geometric Brownian motions, sampled exactly on business days.
+
+    ``dS_i = mu_i S_i dt + sigma_i S_i dW_i`` with ``corr(dW_i, dW_j) = correlation[i, j]``.
+    Each daily log return is exactly ``N((mu_i - sigma_i**2 / 2) dt, sigma_i**2 dt)``, with no
+    discretisation error.
+
+    Parameters
+    ----------
+    n_assets : int
+        Number of assets N (named ``asset_000``, ``asset_001``, ...).
+    n_days : int
+        Number of dates T (at least 2); the panel has T - 1 returns.
+    mu : float or array of shape (N,), default 0.05
+        Annualized drift: ``E[S_t] = s0 * exp(mu t)``.
+    sigma : float or array of shape (N,), default 0.2
+        Annualized volatility (>= 0).
+    correlation : float or array of shape (N, N), default 0.3
+        A scalar is the same correlation for every pair (it must lie in [-1/(N-1), 1]); a matrix
+        must be symmetric, have a unit diagonal and be positive semi-definite.
+    seed : int, numpy Generator or None
+        Source of randomness. An int (or None, which draws one and records it) is written into
+        the panel's ``source``; a Generator's state is not.
+    start : str or Timestamp, default "2000-01-03"
+        First date (rolled forward to a business day).
+    s0 : float or array of shape (N,), default 100.0
+        Prices on the first date.
+
+    Returns
+    -------
+    Panel
+
+    Raises
+    ------
+    ConfigError
+        For a parameter out of range, naming it and its value.
+    """
+    n, T = _check_sizes(n_assets, n_days)
+    mu_v = _vector(mu, n, "mu")
+    sigma_v = _vector(sigma, n, "sigma", minimum=0.0)
+    s0_v = _vector(s0, n, "s0", minimum=0.0, strict=True)
+    dates = _dates(start, T)
+    rng, seed_text = _rng(seed)
+
+    z = _correlated_normals(rng, T - 1, n, correlation)
+    # In-place on z: the draws are the largest array here (T x N) and are not needed again.
+    z *= sigma_v * np.sqrt(DT)
+    z += (mu_v - 0.5 * sigma_v**2) * DT
+    source = _describe(
+        "correlated_gbm",
+        n_assets=n,
+        n_days=T,
+        mu=mu,
+        sigma=sigma,
+        correlation=correlation,
+        s0=s0,
+        start=dates[0].date(),
+        seed=seed_text,
+    )
+    return _panel_from_log_returns(z, s0_v, dates, source)
+
+
+def garch_panel(
+    n_assets: int,
+    n_days: int,
+    *,
+    omega: ArrayLike | None = None,
+    alpha: ArrayLike = 0.08,
+    beta: ArrayLike = 0.9,
+    mu: ArrayLike = 0.0,
+    correlation: float | np.ndarray = 0.3,
+    seed: SeedLike = None,
+    start: str | pd.Timestamp = "2000-01-03",
+    s0: ArrayLike = 100.0,
+    burn_in: int = 500,
+) -> Panel:
+    """GARCH(1,1) log returns per asset, driven by correlated Gaussian innovations.
+
+    For each asset i and day t::
+
+        r_t = mu * dt + eps_t,   eps_t = sqrt(h_t) * z_t,
+        h_{t+1} = omega + alpha * eps_t**2 + beta * h_t,
+
+    where ``z_t ~ N(0, correlation)`` across assets and independent over time. The unconditional
+    daily variance is ``omega / (1 - alpha - beta)``. The recursion starts at that variance and
+    runs ``burn_in`` unrecorded days so the first recorded day is close to the stationary law.
+
+    Parameters
+    ----------
+    n_assets, n_days : int
+        Number of assets N and of dates T (at least 2).
+    omega : float or array of shape (N,), optional
+        Constant of the variance recursion, in daily variance units (> 0). By default it is set
+        so the unconditional volatility is 20% a year:
+        ``omega = 0.2**2 / 252 * (1 - alpha - beta)``.
+    alpha, beta : float or array of shape (N,), default 0.08 and 0.9
+        Reaction to the last squared shock and persistence (>= 0, ``alpha + beta < 1``).
+    mu : float or array of shape (N,), default 0.0
+        Annualized mean of the daily **log** returns (unlike `correlated_gbm`, whose ``mu`` is
+        the drift of the price; the two differ by half the variance).
+    correlation : float or array of shape (N, N), default 0.3
+        Correlation of the innovations z (as in `correlated_gbm`). Returns are slightly less
+        correlated than the innovations because the assets' variances differ day to day.
+    seed : int, numpy Generator or None
+        As in `correlated_gbm`.
+    start : str or Timestamp, default "2000-01-03"
+        First date.
+    s0 : float or array of shape (N,), default 100.0
+        Prices on the first date.
+    burn_in : int, default 500
+        Days simulated and discarded before the first return.
+
+    Returns
+    -------
+    Panel
+
+    Raises
+    ------
+    ConfigError
+        For a parameter out of range (non-stationary ``alpha + beta >= 1``, negative values, a
+        correlation that is not positive semi-definite), naming it and its value.
+    """
+    n, T = _check_sizes(n_assets, n_days)
+    alpha_v = _vector(alpha, n, "alpha", minimum=0.0)
+    beta_v = _vector(beta, n, "beta", minimum=0.0)
+    persistence = alpha_v + beta_v
+    if (persistence >= 1).any():
+        i = int(np.flatnonzero(persistence >= 1)[0])
+        where = "" if np.ndim(alpha) == 0 and np.ndim(beta) == 0 else f" for asset {i}"
+        raise ConfigError(
+            f"garch_panel: alpha + beta = {persistence[i]:.6g}{where} (alpha={alpha_v[i]:.6g}, "
+            f"beta={beta_v[i]:.6g}) must be below 1 for a stationary GARCH(1,1) with finite "
+            "variance; lower alpha or beta"
+        )
+    if omega is None:
+        omega_v = 0.2**2 * DT * (1.0 - persistence)
+    else:
+        omega_v = _vector(omega, n, "omega", minimum=0.0, strict=True)
+    mu_v = _vector(mu, n, "mu")
+    s0_v = _vector(s0, n, "s0", minimum=0.0, strict=True)
+    if isinstance(burn_in, bool) or not isinstance(burn_in, int | np.integer) or burn_in < 0:
+        raise ConfigError(f"garch_panel: burn_in must be a non-negative integer, got {burn_in!r}")
+    dates = _dates(start, T)
+    rng, seed_text = _rng(seed)
+
+    steps = burn_in + T - 1
+    z = _correlated_normals(rng, steps, n, correlation)
+    # The recursion is sequential in time but each step is a handful of length-N vector ops;
+    # eps overwrites z row by row to keep one (steps x N) array.
+    h = omega_v / (1.0 - persistence)
+    sq = np.empty(n)
+    for t in range(steps):
+        row = z[t]
+        np.sqrt(h, out=sq)
+        row *= sq
+        np.multiply(row, row, out=sq)
+        sq *= alpha_v
+        h *= beta_v
+        h += sq
+        h += omega_v
+    log_returns = z[burn_in:]
+    log_returns += mu_v * DT
+    source = _describe(
+        "garch_panel",
+        n_assets=n,
+        n_days=T,
+        omega="20% annual vol" if omega is None else omega,
+        alpha=alpha,
+        beta=beta,
+        mu=mu,
+        correlation=correlation,
+        burn_in=burn_in,
+        s0=s0,
+        start=dates[0].date(),
+        seed=seed_text,
+    )
+    return _panel_from_log_returns(log_returns, s0_v, dates, source)
+
+
+def _check_sizes(n_assets: int, n_days: int) -> tuple[int, int]:
+    for name, value, low in (("n_assets", n_assets, 1), ("n_days", n_days, 2)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(n_assets), int(n_days)
+
+
+def _vector(
+    value: Any, n: int, name: str, *, minimum: float | None = None, strict: bool = False
+) -> np.ndarray:
+    """A scalar or length-n parameter as a float array of shape (n,), checked."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{name} must be a number or an array of {n} numbers, got {value!r}"
+        ) from exc
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n):
+        raise ConfigError(
+            f"{name} must be a number or an array of {n} numbers (one per asset), "
+            f"got shape {arr.shape}"
+        )
+    arr = np.broadcast_to(arr, (n,)).copy()
+    bad = ~np.isfinite(arr)
+    if minimum is not None:
+        bad |= arr <= minimum if strict else arr < minimum
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        where = "" if np.ndim(value) == 0 else f" (asset {i})"
+        need = "finite" if minimum is None else f"{'>' if strict else '>='} {minimum:g}"
+        raise ConfigError(f"{name}={float(arr[i])!r}{where} is out of range; it must be {need}")
+    return arr
+
+
+def _dates(start: str | pd.Timestamp, n_days: int) -> pd.DatetimeIndex:
+    try:
+        dates = pd.bdate_range(pd.Timestamp(start), periods=n_days, name="date")
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"start={start!r} is not a date; write it as YYYY-MM-DD") from exc
+    return dates
+
+
+def _rng(seed: SeedLike) -> tuple[np.random.Generator, str]:
+    if isinstance(seed, np.random.Generator):
+        return seed, "Generator (state not recorded)"
+    if seed is None:
+        # Draw the seed ourselves so the provenance line can still reproduce the panel.
+        seed = int(np.random.SeedSequence().entropy)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(
+            f"seed must be a non-negative integer, a numpy Generator or None, got {seed!r}"
+        )
+    return np.random.default_rng(int(seed)), str(int(seed))
+
+
+def _correlated_normals(
+    rng: np.random.Generator, n_steps: int, n: int, correlation: float | np.ndarray
+) -> np.ndarray:
+    """Draw (n_steps, n) standard normals whose columns have the given correlation."""
+    if np.ndim(correlation) == 0:
+        rho = float(correlation)
+        low = -1.0 / (n - 1) if n > 1 else -1.0
+        if not np.isfinite(rho) or rho < low - 1e-12 or rho > 1.0:
+            raise ConfigError(
+                f"correlation={correlation!r} is out of range for {n} assets: a common "
+                f"correlation must lie in [{low:.6g}, 1]; otherwise pass an (N, N) matrix"
+            )
+        e = rng.standard_normal((n_steps, n))
+        if rho == 0.0 or n == 1:
+            return e
+        # Z = a e + b (sum e) 1 has covariance a^2 I + (2ab + n b^2) 1 1^T; choosing
+        # a^2 = 1 - rho and 2ab + n b^2 = rho gives the constant-correlation matrix in O(n)
+        # per row, valid on the whole admissible range including rho = 1 and negative rho.
+        a = np.sqrt(1.0 - rho)
+        b = (-a + np.sqrt(max(a * a + n * rho, 0.0))) / n
+        total = e.sum(axis=1, keepdims=True)
+        e *= a
+        e += b * total
+        return e
+    corr = np.asarray(correlation, dtype=np.float64)
+    if corr.shape != (n, n):
+        raise ConfigError(f"correlation matrix must have shape ({n}, {n}), got {corr.shape}")
+    if not np.isfinite(corr).all():
+        raise ConfigError("correlation matrix has non-finite entries")
+    if not np.allclose(corr, corr.T, atol=1e-10):
+        i, j = np.unravel_index(int(np.abs(corr - corr.T).argmax()), corr.shape)
+        raise ConfigError(
+            f"correlation matrix is not symmetric: correlation[{i}, {j}]={corr[i, j]:.6g} but "
+            f"correlation[{j}, {i}]={corr[j, i]:.6g}"
+        )
+    diag = np.diag(corr)
+    if not np.allclose(diag, 1.0, atol=1e-10):
+        i = int(np.abs(diag - 1.0).argmax())
+        raise ConfigError(
+            f"correlation matrix must have ones on the diagonal, got correlation[{i}, {i}]="
+            f"{diag[i]:.6g}"
+        )
+    eigval, eigvec = np.linalg.eigh(corr)
+    if eigval[0] < -1e-10 * n:
+        raise ConfigError(
+            f"correlation matrix is not positive semi-definite (smallest eigenvalue "
+            f"{eigval[0]:.6g}); no returns can have these correlations. Repair it, e.g. with "
+            "the nearest correlation matrix, or use a scalar correlation"
+        )
+    try:
+        root = np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        # Semi-definite (e.g. perfectly correlated pairs): Cholesky fails, an eigen root works.
+        root = eigvec * np.sqrt(np.clip(eigval, 0.0, None))
+    return rng.standard_normal((n_steps, n)) @ root.T
+
+
+def _panel_from_log_returns(
+    log_returns: np.ndarray, s0: np.ndarray, dates: pd.DatetimeIndex, source: str
+) -> Panel:
+    n_steps, n = log_returns.shape
+    prices = np.empty((n_steps + 1, n))
+    prices[0] = s0  # exactly s0, not exp(log(s0))
+    np.cumsum(log_returns, axis=0, out=prices[1:])
+    with np.errstate(over="ignore", under="ignore"):  # reported below, with the cause
+        np.exp(prices[1:], out=prices[1:])
+        prices[1:] *= s0
+    if not np.isfinite(prices).all() or (prices <= 0).any():
+        raise ConfigError(
+            f"{source}: the parameters drive prices beyond the range of float64 (overflow or "
+            "underflow to 0); use a smaller drift or volatility, or fewer days"
+        )
+    width = len(str(n - 1))
+    assets = [f"asset_{i:0{max(width, 3)}d}" for i in range(n)]
+    return Panel(pd.DataFrame(prices, index=dates, columns=assets), source=source)
+
+
+def _describe(name: str, **params: Any) -> str:
+    parts = []
+    for key, value in params.items():
+        if np.ndim(value) == 0:
+            text = f"{value:.6g}" if isinstance(value, float) else str(value)
+        else:
+            arr = np.asarray(value, dtype=np.float64)
+            text = f"<{'x'.join(map(str, arr.shape))} array, mean {arr.mean():.6g}>"
+        parts.append(f"{key}={text}")
+    return f"{name}({', '.join(parts)})"

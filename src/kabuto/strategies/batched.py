@@ -1,0 +1,173 @@
+"""Shared plumbing for strategies whose real implementation decides a whole batch of dates.
+
+`BatchedStrategy` makes `allocate_batch` the one code path: `allocate(window)` wraps the window
+as a batch of one. It also owns the checks every classical strategy needs (parameter values,
+window length, finite returns), so that each strategy module only holds its own mathematics.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+
+from kabuto.data.panel import Window, WindowBatch
+from kabuto.errors import ConfigError, DataError
+from kabuto.strategies.base import Strategy
+
+__all__ = [
+    "BatchedStrategy",
+    "batch_of_one",
+    "check_bool",
+    "check_choice",
+    "check_lookback",
+    "check_positive",
+    "require_variance",
+    "window_returns",
+]
+
+
+def batch_of_one(window: Window) -> WindowBatch:
+    """Wrap a single `Window` as a `WindowBatch` of length 1 (no copy).
+
+    Parameters
+    ----------
+    window : Window
+        Returns and prices of shape (L, n).
+
+    Returns
+    -------
+    WindowBatch
+        ``returns`` and ``prices`` of shape (1, L, n); ``window(0)`` gives the window back.
+    """
+    length = window.returns.shape[0]
+    return WindowBatch(
+        returns=window.returns[None],
+        prices=window.prices[None],
+        dates=window.dates[-1:],
+        assets=window.assets,
+        indices=np.array([length - 1], dtype=np.int64),
+        known_dates=window.dates,
+    )
+
+
+def check_bool(owner: str, parameter: str, value: object) -> bool:
+    """Return `value` if it is a bool, else raise `ConfigError`."""
+    if not isinstance(value, bool | np.bool_):
+        raise ConfigError(f"{owner}: {parameter}={value!r} is not allowed; use True or False")
+    return bool(value)
+
+
+def check_choice(owner: str, parameter: str, value: object, allowed: Iterable[str]) -> str:
+    """Return `value` if it is one of `allowed`, else raise `ConfigError` listing them."""
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(
+            f"{owner}: {parameter}={value!r} is not allowed; use one of "
+            + ", ".join(repr(a) for a in allowed)
+        )
+    return value
+
+
+def check_lookback(owner: str, lookback: object, minimum: int = 2) -> int:
+    """Return `lookback` if it is an int >= `minimum`, else raise `ConfigError`."""
+    if isinstance(lookback, bool) or not isinstance(lookback, numbers.Integral):
+        raise ConfigError(
+            f"{owner}: lookback={lookback!r} is not allowed; use an integer >= {minimum}"
+        )
+    if lookback < minimum:
+        raise ConfigError(
+            f"{owner}: lookback={lookback!r} is not allowed; use an integer >= {minimum}"
+        )
+    return int(lookback)
+
+
+def check_positive(owner: str, parameter: str, value: object) -> float:
+    """Return `value` as float if it is a finite number > 0, else raise `ConfigError`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not np.isfinite(float(value))
+        or float(value) <= 0
+    ):
+        raise ConfigError(f"{owner}: {parameter}={value!r} is not allowed; use a finite number > 0")
+    return float(value)
+
+
+def window_returns(batch: WindowBatch, lookback: int, owner: str) -> np.ndarray:
+    """The last `lookback` returns of every window in the batch, checked finite.
+
+    Parameters
+    ----------
+    batch : WindowBatch
+        Returns of shape (D, L, n) with L >= lookback.
+    lookback : int
+    owner : str
+        Strategy name for error messages.
+
+    Returns
+    -------
+    ndarray of shape (D, lookback, n)
+        A read-only view of ``batch.returns`` (no copy).
+    """
+    if batch.lookback < lookback:
+        raise DataError(
+            f"{owner}: the window ending {batch.dates[0].date()} has {batch.lookback} returns "
+            f"but lookback={lookback}; pass windows of at least {lookback} returns"
+        )
+    returns = batch.returns if batch.lookback == lookback else batch.returns[:, -lookback:]
+    finite = batch.cached(("kabuto.finite", lookback), lambda: np.isfinite(returns).all((1, 2)))
+    if not finite.all():
+        d = int(np.argmin(finite))
+        col = int(np.argmin(np.isfinite(returns[d]).all(axis=0)))
+        raise DataError(
+            f"{owner}: the window ending {batch.dates[d].date()} has missing returns for asset "
+            f"{batch.assets[col]!r}; give the strategy only assets with a full lookback "
+            "(Panel.eligible)"
+        )
+    return returns
+
+
+def require_variance(batch: WindowBatch, variances: np.ndarray, owner: str) -> None:
+    """Raise `DataError` naming the first asset and date whose variance is not positive.
+
+    Parameters
+    ----------
+    batch : WindowBatch
+    variances : ndarray of shape (D, n)
+    owner : str
+    """
+    bad = ~(variances > 0)
+    if bad.any():
+        d, col = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"{owner}: asset {batch.assets[col]!r} has zero variance in the window ending "
+            f"{batch.dates[d].date()} (a constant price?); drop it from the universe or use a "
+            "strategy that does not divide by volatility"
+        )
+
+
+class BatchedStrategy(Strategy):
+    """A stateless strategy implemented once, for a batch of decision dates.
+
+    Subclasses implement `_validate` (raise `ConfigError` on bad settings; called at
+    construction and again at first use, since `set_params` bypasses ``__init__``) and
+    `_allocate_batch`. `allocate` runs the same code on a batch of one.
+    """
+
+    def _validate(self) -> None:
+        check_lookback(type(self).__name__, self.lookback)
+
+    def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
+        raise NotImplementedError
+
+    def allocate(self, window: Window, prev_weights: np.ndarray | None = None) -> np.ndarray:
+        """Target weights of shape (n,) for the decision date ``window.date``."""
+        return self.allocate_batch(batch_of_one(window))[0]
+
+    def allocate_batch(self, batch: WindowBatch) -> np.ndarray:
+        """Target weights of shape (D, n) for every decision date in the batch."""
+        self._validate()
+        weights = self._allocate_batch(batch)
+        return np.ascontiguousarray(weights, dtype=np.float64)

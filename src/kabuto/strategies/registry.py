@@ -1,0 +1,79 @@
+"""Strategy names used in configs, and `make_strategy` to build one from a name and settings."""
+
+from __future__ import annotations
+
+import inspect
+
+from kabuto.errors import ConfigError
+from kabuto.strategies.base import Strategy
+from kabuto.strategies.eigen import EigenPortfolio
+from kabuto.strategies.hrp import HierarchicalRiskParity
+from kabuto.strategies.mean_variance import (
+    MaximumSharpe,
+    MaximumSortino,
+    MeanVariance,
+    MinimumVariance,
+)
+from kabuto.strategies.naive import BuyAndHold, EqualWeight, InverseVolatility
+from kabuto.strategies.risk_parity import EqualRiskContribution
+from kabuto.strategies.sklearn_adapter import SklearnPortfolio
+
+__all__ = ["STRATEGIES", "make_strategy"]
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "equal_weight": EqualWeight,
+    "inverse_volatility": InverseVolatility,
+    "buy_and_hold": BuyAndHold,
+    "min_variance": MinimumVariance,
+    "mean_variance": MeanVariance,
+    "max_sharpe": MaximumSharpe,
+    "max_sortino": MaximumSortino,
+    "risk_parity": EqualRiskContribution,
+    "hrp": HierarchicalRiskParity,
+    "eigen": EigenPortfolio,
+    "skfolio": SklearnPortfolio,
+}
+
+
+def _parameters(cls: type[Strategy]) -> dict[str, inspect.Parameter]:
+    signature = inspect.signature(cls.__init__)
+    return {k: p for k, p in signature.parameters.items() if k != "self"}
+
+
+def make_strategy(name: str, **params: object) -> Strategy:
+    """Build the strategy registered under `name` with the given settings.
+
+    Parameters
+    ----------
+    name : str
+        One of `STRATEGIES` (e.g. "min_variance", "hrp").
+    **params
+        Constructor settings of that strategy (e.g. ``lookback=126, covariance="ledoit_wolf"``).
+
+    Raises
+    ------
+    ConfigError
+        Unknown name, unknown or missing setting (the message lists the allowed ones), or a bad
+        value.
+    """
+    if name not in STRATEGIES:
+        raise ConfigError(
+            f"unknown strategy {name!r}; use one of " + ", ".join(repr(k) for k in STRATEGIES)
+        )
+    cls = STRATEGIES[name]
+    allowed = _parameters(cls)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"strategy {name!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    missing = [
+        k for k, p in allowed.items() if p.default is inspect.Parameter.empty and k not in params
+    ]
+    if missing:
+        raise ConfigError(
+            f"strategy {name!r} needs parameter(s) {', '.join(map(repr, missing))}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    return cls(**params)

@@ -1,0 +1,98 @@
+"""Small strategies and data builders shared by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kabuto.data import Panel
+from kabuto.strategies.base import Strategy
+
+
+def panel_from_returns(returns: np.ndarray, *, start: str = "2000-01-03", **kwargs) -> Panel:
+    """A panel whose prices compound the given (T, N) returns from 100 (NaN stays NaN)."""
+    returns = np.asarray(returns, dtype=float)
+    prices = 100.0 * np.cumprod(1.0 + np.nan_to_num(returns), axis=0)
+    prices[np.isnan(returns)] = np.nan
+    dates = pd.bdate_range(start, periods=len(returns))
+    columns = [f"A{i}" for i in range(returns.shape[1])]
+    return Panel(pd.DataFrame(prices, index=dates, columns=columns), source="test", **kwargs)
+
+
+class RandomWeights(Strategy):
+    """Weights drawn from a generator seeded by (seed, decision date): a pure function of t."""
+
+    long_only = True
+
+    def __init__(self, seed: int = 0, lookback: int = 5, invest: float = 1.0, label=None):
+        self.seed, self.lookback, self.invest, self.label = seed, lookback, invest, label
+
+    def weights_for(self, date: pd.Timestamp, n: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, date.value // 10**9])
+        return rng.dirichlet(np.ones(n)) * self.invest
+
+    def allocate(self, window, prev_weights=None):
+        return self.weights_for(window.date, window.n_assets)
+
+    def allocate_batch(self, batch):
+        return np.stack([self.weights_for(d, batch.n_assets) for d in batch.dates])
+
+
+class LongShortRandom(RandomWeights):
+    """Random long-short weights with gross leverage `invest`."""
+
+    long_only = False
+
+    def weights_for(self, date, n):
+        rng = np.random.default_rng([self.seed, date.value // 10**9])
+        w = rng.normal(size=n)
+        return w / np.abs(w).sum() * self.invest
+
+
+class HoldInitial(Strategy):
+    """Buys equal weight once, then keeps whatever it holds (trades only the first day)."""
+
+    stateful = True
+
+    def __init__(self, lookback: int = 5):
+        self.lookback = lookback
+
+    def allocate(self, window, prev_weights=None):
+        if prev_weights is None or not prev_weights.any():
+            return np.full(window.n_assets, 1.0 / window.n_assets)
+        return prev_weights
+
+
+def reference_backtest(panel, targets: dict[int, np.ndarray], first, last, rates):
+    """Day-by-day dollar accounting, written independently of the engine.
+
+    Holds dollar positions; at the close of a decision date trades to the target (cost pro rata
+    on the whole book); an asset past its last price is sold at that price (same cost rate).
+    Returns the daily net returns of dates first+1..last.
+    """
+    n = panel.n_assets
+    pos, cash = np.zeros(n), 1.0
+    net = []
+    prev_wealth = 1.0
+    for t in range(first, last):
+        wealth = cash + pos.sum()
+        if t > first:
+            net.append(wealth / prev_wealth - 1.0)
+        prev_wealth = wealth
+        if t in targets:
+            current = pos / wealth
+            cost = rates @ np.abs(targets[t] - current)
+            wealth *= 1.0 - cost
+            pos = targets[t] * wealth
+            cash = wealth - pos.sum()
+        for i in range(n):  # delisting sales at the close of the last priced day
+            if panel.last_valid[i] == t and pos[i] != 0:
+                sold = pos[i]
+                cash, pos[i] = cash + sold, 0.0
+                scale = 1.0 - rates[i] * abs(sold) / wealth
+                pos, cash = pos * scale, cash * scale
+                wealth *= scale
+        r = panel.returns[t + 1]
+        pos = pos * (1.0 + np.where(np.isfinite(r), r, 0.0))
+    net.append((cash + pos.sum()) / prev_wealth - 1.0)
+    return np.array(net)

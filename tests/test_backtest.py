@@ -1,0 +1,247 @@
+"""The walk-forward engine against an independent day-by-day reference, and its invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from helpers import (
+    HoldInitial,
+    LongShortRandom,
+    RandomWeights,
+    panel_from_returns,
+    reference_backtest,
+)
+from kabuto.backtest import WalkForward
+from kabuto.backtest.schedule import retrain_flags, schedule_indices
+from kabuto.errors import ConfigError, ConstraintError, DataError
+from kabuto.strategies.base import Strategy
+
+
+def _noise(t, n, seed=0, scale=0.02):
+    return np.random.default_rng(seed).normal(0.0003, scale, size=(t, n))
+
+
+def _targets(result, panel, name):
+    tw = result[name].target_weights
+    return {panel.dates.get_loc(d): tw.loc[d].to_numpy() for d in tw.index}
+
+
+@pytest.mark.parametrize("rebalance", [1, 7, "weekly", "monthly"])
+@pytest.mark.parametrize("costs", [0.0, 25.0])
+def test_engine_matches_day_by_day_reference(rebalance, costs):
+    panel = panel_from_returns(_noise(300, 4))
+    strategy = RandomWeights(seed=3, lookback=20, invest=0.9)
+    result = WalkForward(rebalance=rebalance, costs_bps=costs).run(panel, [strategy])
+    record = result["RandomWeights"]
+    first = panel.dates.get_loc(record.target_weights.index[0])
+    rates = np.full(4, costs * 1e-4)
+    expected = reference_backtest(
+        panel, _targets(result, panel, "RandomWeights"), first, 299, rates
+    )
+    np.testing.assert_allclose(record.net_returns.to_numpy(), expected, rtol=0, atol=1e-13)
+    if costs == 0:
+        np.testing.assert_array_equal(record.net_returns, record.gross_returns)
+
+
+def test_long_short_and_per_asset_costs_match_reference():
+    panel = panel_from_returns(_noise(200, 3, seed=1))
+    costs = {"A0": 5.0, "A1": 50.0, "default": 10.0}
+    engine = WalkForward(rebalance=5, costs_bps=costs, long_only=False, max_leverage=1.5)
+    result = engine.run(panel, [LongShortRandom(seed=2, lookback=10, invest=1.5)])
+    record = result["LongShortRandom"]
+    first = panel.dates.get_loc(record.target_weights.index[0])
+    rates = np.array([5.0, 50.0, 10.0]) * 1e-4
+    expected = reference_backtest(
+        panel, _targets(result, panel, "LongShortRandom"), first, 199, rates
+    )
+    np.testing.assert_allclose(record.net_returns.to_numpy(), expected, atol=1e-13)
+
+
+def test_listing_and_delisting_follow_the_data():
+    r = _noise(260, 3, seed=4)
+    r[:60, 1] = np.nan  # first price on row 60
+    r[200:, 2] = np.nan  # last price on row 199
+    panel = panel_from_returns(r)
+    assert panel.first_valid[1] == 60 and panel.last_valid[2] == 199
+    result = WalkForward(rebalance=10, costs_bps=20).run(panel, [RandomWeights(lookback=30)])
+    record = result["RandomWeights"]
+    tw = record.target_weights
+    joined = panel.dates[60 + 30]
+    assert (tw.loc[tw.index < joined, "A1"] == 0).all()
+    assert (tw.loc[tw.index >= joined, "A1"] > 0).all()
+    assert (tw.loc[tw.index > panel.dates[199], "A2"] == 0).all()
+    # the delisted position was sold: it is not drifting into later rebalances
+    assert (
+        record.drifted_weights.loc[record.drifted_weights.index > panel.dates[199], "A2"] == 0
+    ).all()
+    first = panel.dates.get_loc(tw.index[0])
+    rates = np.full(3, 20e-4)
+    expected = reference_backtest(
+        panel, _targets(result, panel, "RandomWeights"), first, 259, rates
+    )
+    np.testing.assert_allclose(record.net_returns.to_numpy(), expected, atol=1e-13)
+    # the sale cost is booked the day after the last price
+    assert record.costs.loc[panel.dates[200]] > 0
+
+
+class Spy(Strategy):
+    """Records what it is shown; checks no window reaches past its decision date."""
+
+    def __init__(self, panel, lookback=15):
+        self.panel, self.lookback = panel, lookback
+        self.seen = []
+
+    def fit(self, history):
+        self.seen.append(("fit", history.dates[-1], len(history.returns)))
+        return self
+
+    def allocate_batch(self, batch):
+        for d in range(len(batch)):
+            t = int(batch.indices[d])
+            assert batch.dates[d] == self.panel.dates[t]
+            np.testing.assert_array_equal(batch.returns[d][-1], self.panel.returns[t])
+            np.testing.assert_array_equal(batch.returns[d], self.panel.returns[t - 14 : t + 1])
+            self.seen.append(("allocate", batch.dates[d], batch.known_dates[-1]))
+        return np.full((len(batch), batch.n_assets), 1.0 / batch.n_assets)
+
+
+def test_strategies_see_only_data_up_to_the_decision_date():
+    panel = panel_from_returns(_noise(400, 2))
+    spy = Spy(panel)
+    result = WalkForward(rebalance="monthly", retrain="quarterly", batch_size=4).run(panel, [spy])
+    decisions = result["Spy"].rebalance_dates
+    allocated = [s for s in spy.seen if s[0] == "allocate"]
+    assert [a[1] for a in allocated] == list(decisions)
+    # nothing past the batch's last decision is even addressable
+    assert all(known <= decisions[-1] for *_, known in allocated)
+    fits = [s for s in spy.seen if s[0] == "fit"]
+    assert fits[0][1] == decisions[0]
+    assert all(f[1] in decisions for f in fits)
+    assert all(f[2] == panel.dates.get_loc(f[1]) for f in fits)  # history = all returns <= t
+    quarters = decisions.to_period("Q")
+    assert len(fits) == len(set(quarters))
+    # the return earned the day after a decision uses the weights chosen at it
+    rec = result["Spy"]
+    d0 = panel.dates.get_loc(decisions[0])
+    assert rec.gross_returns.index[0] == panel.dates[d0 + 1]
+    assert rec.gross_returns.iloc[0] == pytest.approx(panel.returns[d0 + 1].mean(), abs=1e-15)
+
+
+def test_stateful_strategy_gets_drifted_weights_and_pays_nothing_to_keep_them():
+    panel = panel_from_returns(_noise(300, 3, seed=7))
+    result = WalkForward(rebalance=5, costs_bps=30).run(panel, [HoldInitial()])
+    rec = result["HoldInitial"]
+    assert rec.turnover.iloc[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(rec.turnover.iloc[1:], 0.0, atol=1e-14)
+    assert rec.costs.sum() == pytest.approx(30e-4)
+    # equal to buy-and-hold of the assets from the first close
+    d0 = panel.dates.get_loc(rec.target_weights.index[0])
+    growth = panel.prices[-1] / panel.prices[d0]
+    wealth = (1 + rec.net_returns).prod()
+    assert wealth == pytest.approx(growth.mean() * (1 - 30e-4), rel=1e-12)
+
+
+class Cheater(Strategy):
+    def __init__(self):
+        self.lookback = 5
+
+    def allocate(self, window, prev_weights=None):
+        return -np.ones(window.n_assets)
+
+
+def test_constraint_violations_are_errors_not_clipped():
+    panel = panel_from_returns(_noise(100, 2))
+    with pytest.raises(ConstraintError, match=r"short position \(long-only\).*2000-"):
+        WalkForward(rebalance=5).run(panel, [Cheater()])
+    with pytest.raises(ConstraintError, match="gross leverage above max_leverage"):
+        WalkForward(rebalance=5, long_only=False, max_leverage=1.0).run(
+            panel, [LongShortRandom(invest=2.0)]
+        )
+    with pytest.raises(ConstraintError, match="negative cash"):
+        WalkForward(rebalance=5).run(panel, [RandomWeights(invest=1.2)])
+    with pytest.raises(ConfigError, match="long_only = false"):
+        WalkForward().run(panel, [LongShortRandom()])
+
+
+def test_bad_settings_and_short_data_are_named():
+    panel = panel_from_returns(_noise(50, 2))
+    with pytest.raises(DataError, match="50 rows of prices, fewer than the 62"):
+        WalkForward().run(panel, [RandomWeights(lookback=60)])
+    with pytest.raises(DataError, match="fewer than the lookback of 30"):
+        WalkForward(start="2000-01-10").run(panel, [RandomWeights(lookback=30)])
+    with pytest.raises(DataError, match="no date to trade"):
+        WalkForward(start="2000-03-10").run(panel, [RandomWeights(lookback=10)])
+    with pytest.raises(ConfigError, match="rebalance = 'fortnightly'"):
+        WalkForward(rebalance="fortnightly").run(panel, [RandomWeights()])
+    with pytest.raises(ConfigError, match="unknown asset"):
+        WalkForward(costs_bps={"ZZZ": 3}).run(panel, [RandomWeights()])
+    with pytest.raises(ConfigError, match="cannot be negative"):
+        WalkForward(costs_bps=-1).run(panel, [RandomWeights()])
+    with pytest.raises(ConfigError, match="two strategies are named"):
+        WalkForward().run(panel, [RandomWeights(), RandomWeights()])
+
+
+def test_schedules():
+    dates = pd.bdate_range("2020-01-01", "2020-12-31")
+    monthly = schedule_indices(dates, "monthly", 3, len(dates) - 1, field="rebalance")
+    assert monthly[0] == 3
+    ends = dates[monthly[1:]]
+    assert list(ends.month) == list(range(1, 13))
+    assert all((ends + pd.offsets.BDay(1)).month != ends.month)
+    np.testing.assert_array_equal(
+        schedule_indices(dates, 21, 10, 100, field="rebalance"), np.arange(10, 101, 21)
+    )
+    flags = retrain_flags(dates, monthly, "quarterly", field="retrain")
+    assert flags.sum() == 1 + 3  # the first decision, then the first one of Q2, Q3, Q4
+    assert retrain_flags(dates, monthly, None, field="retrain").sum() == 1
+    every = retrain_flags(dates, np.arange(0, 100, 10), 25, field="retrain")
+    np.testing.assert_array_equal(np.flatnonzero(every), [0, 3, 6, 9])
+
+
+# ---- properties -------------------------------------------------------------------------
+
+returns_arrays = arrays(
+    np.float64,
+    st.tuples(st.integers(12, 60), st.integers(1, 4)),
+    elements=st.floats(-0.5, 0.5, allow_nan=False),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(returns_arrays, st.integers(1, 6), st.floats(0, 200), st.integers(0, 10**6))
+def test_costs_never_raise_wealth_and_long_only_wealth_stays_positive(r, every, bps, seed):
+    panel = panel_from_returns(r)
+    engine = WalkForward(rebalance=every, costs_bps=bps)
+    rec = engine.run(panel, [RandomWeights(seed=seed, lookback=3)])["RandomWeights"]
+    assert (rec.net_returns <= rec.gross_returns + 1e-15).all()
+    assert (rec.net_returns > -1).all() and np.isfinite(rec.net_returns).all()
+    assert (1 + rec.net_returns).prod() > 0
+    assert np.all(rec.target_weights >= 0)
+    np.testing.assert_allclose(rec.target_weights.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(rec.drifted_weights.iloc[1:].sum(axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(rec.costs.sum(), bps * 1e-4 * rec.turnover.sum(), atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, st.integers(10, 80), elements=st.floats(-0.9, 2.0)), st.integers(1, 9))
+def test_single_asset_without_costs_reproduces_the_asset(r, every):
+    panel = panel_from_returns(r[:, None])
+    rec = WalkForward(rebalance=every, costs_bps=0).run(panel, [RandomWeights(lookback=2)])
+    rec = rec["RandomWeights"]
+    d0 = panel.dates.get_loc(rec.target_weights.index[0])
+    np.testing.assert_allclose(rec.net_returns.to_numpy(), panel.returns[d0 + 1 :, 0], atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(returns_arrays, st.integers(1, 5), st.floats(1, 100))
+def test_rebalancing_to_the_drifted_weights_costs_nothing(r, every, bps):
+    panel = panel_from_returns(r)
+    rec = WalkForward(rebalance=every, costs_bps=bps).run(panel, [HoldInitial(lookback=3)])
+    rec = rec["HoldInitial"]
+    np.testing.assert_allclose(rec.costs.iloc[1:], 0.0, atol=1e-15)
+    assert rec.costs.iloc[0] == pytest.approx(bps * 1e-4)

@@ -1,0 +1,157 @@
+"""The `kabuto` command: configs, outputs, and one-line errors that leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from kabuto.cli.main import app
+from kabuto.experiment import run as run_module
+from kabuto.experiment.config import load_config, parse_config
+
+runner = CliRunner()
+
+SMALL = """
+[data]
+source = "gbm"
+n_assets = 6
+n_days = 700
+seed = 3
+
+[backtest]
+rebalance = "monthly"
+costs_bps = 10.0
+
+[report]
+n_boot = 200
+benchmark_strategy = "EqualWeight"
+
+[[strategies]]
+name = "equal_weight"
+
+[[strategies]]
+name = "min_variance"
+lookback = 126
+label = "MinVar 6m"
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "run.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _fails_cleanly(result, *needles: str) -> str:
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert message.startswith("error: ") and "\n" not in message
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in message, message
+    return message
+
+
+def test_backtest_writes_every_output(tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["backtest", str(_write(tmp_path, SMALL)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.toml",
+        "metrics.json",
+        "report.html",
+        "returns.parquet",
+        "weights.parquet",
+    ]
+    returns = pd.read_parquet(out / "returns.parquet")
+    assert list(returns.columns) == ["date", "strategy", "gross", "net", "cost"]
+    assert set(returns["strategy"]) == {"EqualWeight", "MinVar 6m"}
+    assert (returns["net"] <= returns["gross"] + 1e-15).all()
+    weights = pd.read_parquet(out / "weights.parquet")
+    sums = weights.groupby(["strategy", "date"])["weight"].sum()
+    assert sums.between(1 - 1e-9, 1 + 1e-9).all()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["strategies"]) == {"EqualWeight", "MinVar 6m"}
+    assert "sharpe" in metrics["definitions"]
+    # the resolved config reproduces the run's config, defaults filled in
+    resolved = tomllib.loads((out / "config.toml").read_text())
+    assert resolved["backtest"]["retrain"] == "yearly"
+    assert parse_config(resolved) == load_config(tmp_path / "run.toml")
+    assert "Leaderboard" in result.stdout
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+@pytest.mark.parametrize(
+    ("edit", "needles"),
+    [
+        (("[backtest]", "[backtest]\nrebalanse = 5"), ["backtest.rebalanse", "rebalance"]),
+        (('rebalance = "monthly"', 'rebalance = "fortnightly"'), ["backtest.rebalance", "monthly"]),
+        (('name = "equal_weight"', 'name = "equal_wieght"'), ["equal_wieght", "min_variance"]),
+        (("lookback = 126", "lookbak = 126"), ["lookbak", "strategies[1]"]),
+        (("costs_bps = 10.0", 'costs_bps = "ten"'), ["costs_bps"]),
+        (('source = "gbm"', 'source = "yahoo"'), ["data.source", "sp500"]),
+        (("[data]", "[dataa]"), ["dataa", "allowed keys"]),
+        (("n_days = 700", "n_days = 100"), ["lookback"]),
+    ],
+)
+def test_bad_configs_fail_in_one_line_naming_the_key(tmp_path, edit, needles):
+    config = _write(tmp_path, SMALL.replace(*edit))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["backtest", str(config), "--out", str(out)])
+    _fails_cleanly(result, *needles)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [config]
+
+
+def test_missing_and_malformed_config_files(tmp_path):
+    _fails_cleanly(runner.invoke(app, ["backtest", str(tmp_path / "nope.toml")]), "nope.toml")
+    broken = _write(tmp_path, "[data\nsource = 1")
+    _fails_cleanly(runner.invoke(app, ["backtest", str(broken)]), "not valid TOML")
+
+
+def test_failed_run_leaves_previous_outputs_and_no_partial_files(tmp_path, monkeypatch):
+    config = _write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier run")
+
+    def broken_report(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(run_module, "write_report", broken_report)
+    with pytest.raises(RuntimeError, match="disk full"):
+        runner.invoke(app, ["backtest", str(config), "--out", str(out)], catch_exceptions=False)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run.toml"]
+
+
+def test_data_info_summarises_and_rejects(tmp_path):
+    good = tmp_path / "prices.csv"
+    good.write_text("date,AAA,BBB\n2020-01-02,10,20\n2020-01-03,11,21\n2020-01-06,12,19\n")
+    result = runner.invoke(app, ["data", "info", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "AAA" in result.stdout and "2020-01-06" in result.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,AAA\n2020-01-02,10\n2020-01-03,-1\n")
+    _fails_cleanly(runner.invoke(app, ["data", "info", str(bad)]), "bad.csv", "AAA")
+
+
+def test_cli_process_exits_2_without_traceback(tmp_path):
+    config = _write(tmp_path, SMALL.replace("[backtest]", "[backtest]\nfoo = 1"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "kabuto.cli.main", "backtest", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr and proc.stdout == ""

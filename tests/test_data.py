@@ -1,0 +1,556 @@
+"""Data layer: validation of raw prices, file loaders, the bundled sample, summaries."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kabuto.data as kd
+from kabuto.data import Panel, load_prices, load_sp500, summarize
+from kabuto.data.validation import clean_prices
+from kabuto.errors import ConfigError, DataError, KabutoError, KabutoWarning
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def wide_frame() -> pd.DataFrame:
+    """Six dates, three assets: AAA full, BBB lists late, CCC delists early."""
+    dates = pd.bdate_range("2021-03-01", periods=6, name="date")
+    return pd.DataFrame(
+        {
+            "AAA": [10.0, 10.5, 10.25, 11.0, 10.75, 12.0],
+            "BBB": [np.nan, np.nan, 50.0, 51.5, 49.0, 52.25],
+            "CCC": [7.0, 7.125, 6.5, 6.75, np.nan, np.nan],
+        },
+        index=dates,
+    )
+
+
+def long_frame(wide: pd.DataFrame) -> pd.DataFrame:
+    """The same prices in long form, ordered by asset then date, missing pairs left out."""
+    long = wide.rename_axis(columns="asset").stack(future_stack=True).rename("close").reset_index()
+    long = long.dropna(subset=["close"]).sort_values(["asset", "date"], kind="stable")
+    long["volume"] = 1000
+    return long[["date", "asset", "close", "volume"]]
+
+
+def assert_same_panel(panel: Panel, expected: pd.DataFrame) -> None:
+    assert panel.assets == tuple(expected.columns)
+    pd.testing.assert_index_equal(
+        panel.dates.as_unit("ns"),
+        pd.DatetimeIndex(expected.index).as_unit("ns"),
+        check_names=False,
+        check_freq=False,
+    )
+    np.testing.assert_array_equal(panel.prices, expected.to_numpy(dtype=float))
+
+
+def message(excinfo: pytest.ExceptionInfo) -> str:
+    return str(excinfo.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# clean_prices: repairs
+
+
+def test_clean_prices_returns_float_frame_with_named_datetime_index():
+    raw = pd.DataFrame(
+        {"A": ["1.5", "2", "2.5"], 7: [3, 4, 5]}, index=["2020-01-02", "2020-01-03", "2020-01-06"]
+    )
+    out = clean_prices(raw, source="t.csv", max_ffill=5)
+    assert isinstance(out.index, pd.DatetimeIndex)
+    assert out.index.name == "date"
+    assert list(out.columns) == ["A", "7"]
+    assert (out.dtypes == np.float64).all()
+    np.testing.assert_array_equal(out["A"].to_numpy(), [1.5, 2.0, 2.5])
+    assert out.index[2] == pd.Timestamp("2020-01-06")
+
+
+def test_integer_yyyymmdd_dates_are_parsed_as_calendar_dates():
+    raw = pd.DataFrame({"A": [1.0, 2.0]}, index=[20200102, 20200103])
+    out = clean_prices(raw, source="t.csv", max_ffill=5)
+    assert list(out.index) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]
+
+
+def test_interior_gap_up_to_max_ffill_is_forward_filled():
+    frame = wide_frame()
+    frame.iloc[2:4, 0] = np.nan  # two missing dates inside AAA's history
+    out = clean_prices(frame, source="t.csv", max_ffill=2)
+    np.testing.assert_array_equal(out["AAA"].to_numpy()[1:5], [10.5, 10.5, 10.5, 10.75])
+    assert frame.iloc[2:4, 0].isna().all()  # the caller's frame is left as it was
+    assert out.attrs["ffilled"] == {"AAA": 2, "BBB": 0, "CCC": 0}
+    # The filled panel is accepted by Panel; the filled days earn zero return.
+    panel = Panel(out, source="t.csv")
+    np.testing.assert_array_equal(panel.returns[2:4, 0], [0.0, 0.0])
+
+
+def test_interior_gap_longer_than_max_ffill_raises_naming_asset_dates_and_setting():
+    frame = wide_frame()
+    frame.iloc[1:4, 0] = np.nan  # three missing: 2021-03-02..2021-03-04
+    with pytest.raises(DataError) as excinfo:
+        clean_prices(frame, source="prices.csv", max_ffill=2)
+    msg = message(excinfo)
+    for part in ("prices.csv", "'AAA'", "2021-03-02", "2021-03-04", "max_ffill=2", "3 consecutive"):
+        assert part in msg
+    # The same gap is fine once max_ffill allows it.
+    assert clean_prices(frame, source="prices.csv", max_ffill=3).attrs["ffilled"]["AAA"] == 3
+
+
+def test_max_ffill_zero_forbids_any_interior_gap():
+    frame = wide_frame()
+    frame.iloc[3, 1] = np.nan
+    with pytest.raises(DataError, match=r"'BBB'.*2021-03-04 to 2021-03-04"):
+        clean_prices(frame, source="p.csv", max_ffill=0)
+
+
+def test_invalid_max_ffill_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"max_ffill.*-1"):
+        clean_prices(wide_frame(), source="p.csv", max_ffill=-1)
+
+
+def test_leading_and_trailing_nan_are_kept_and_panel_finds_listing_dates():
+    out = clean_prices(wide_frame(), source="t.csv", max_ffill=5)
+    assert np.isnan(out["BBB"].to_numpy()[:2]).all()
+    assert np.isnan(out["CCC"].to_numpy()[4:]).all()
+    panel = Panel(out, source="t.csv")
+    np.testing.assert_array_equal(panel.first_valid, [0, 2, 0])
+    np.testing.assert_array_equal(panel.last_valid, [5, 5, 3])
+    assert out.attrs["ffilled"] == {"AAA": 0, "BBB": 0, "CCC": 0}
+
+
+def test_unsorted_dates_are_sorted_with_a_warning():
+    frame = wide_frame()
+    shuffled = frame.iloc[[0, 3, 1, 2, 5, 4]]
+    with pytest.warns(KabutoWarning, match=r"t\.csv.*not in increasing order"):
+        out = clean_prices(shuffled, source="t.csv", max_ffill=5)
+    pd.testing.assert_frame_equal(out, frame, check_freq=False, check_index_type=False)
+
+
+def test_sorted_input_does_not_warn():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clean_prices(wide_frame(), source="t.csv", max_ffill=5)
+
+
+def test_blank_strings_are_missing_not_errors():
+    raw = pd.DataFrame({"A": ["", "2", " ", "4"]}, index=pd.bdate_range("2020-01-01", periods=4))
+    out = clean_prices(raw, source="t.csv", max_ffill=1)
+    np.testing.assert_array_equal(out["A"].to_numpy(), [np.nan, 2.0, 2.0, 4.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# clean_prices: errors (type and what the message names)
+
+
+def test_unparseable_date_names_value_and_row():
+    raw = pd.DataFrame({"A": [1.0, 2.0, 3.0]}, index=["2020-01-02", "2020-01-03", "2020-13-45"])
+    with pytest.raises(DataError) as excinfo:
+        clean_prices(raw, source="bad_dates.csv", max_ffill=5)
+    msg = message(excinfo)
+    assert "bad_dates.csv" in msg and "'2020-13-45'" in msg and "data row 3" in msg
+    assert "YYYY-MM-DD" in msg
+
+
+def test_missing_date_is_reported_as_empty():
+    raw = pd.DataFrame({"A": [1.0, 2.0]}, index=pd.Index(["2020-01-02", None]))
+    with pytest.raises(DataError, match=r"x\.csv: the date at data row 2 is empty"):
+        clean_prices(raw, source="x.csv", max_ffill=5)
+
+
+def test_duplicate_date_is_named_with_both_rows():
+    raw = pd.DataFrame({"A": [1.0, 2.0, 3.0]}, index=["2020-01-02", "2020-01-03", "2020-01-03"])
+    with pytest.raises(DataError) as excinfo:
+        clean_prices(raw, source="dups.csv", max_ffill=5)
+    msg = message(excinfo)
+    assert "dups.csv" in msg and "2020-01-03" in msg and "data rows 2 and 3" in msg
+
+
+def test_non_numeric_price_names_asset_date_row_and_value():
+    raw = pd.DataFrame(
+        {"A": [1.0, 2.0, 3.0], "B": ["5", "1,234.5", "6"]},
+        index=["2020-01-02", "2020-01-03", "2020-01-06"],
+    )
+    with pytest.raises(DataError) as excinfo:
+        clean_prices(raw, source="text.csv", max_ffill=5)
+    msg = message(excinfo)
+    for part in ("text.csv", "'B'", "2020-01-03", "data row 2", "'1,234.5'", "not a number"):
+        assert part in msg
+
+
+@pytest.mark.parametrize("bad", [0.0, -3.5])
+def test_non_positive_price_names_asset_date_and_value(bad):
+    frame = wide_frame()
+    frame.iloc[4, 1] = bad
+    with pytest.raises(DataError) as excinfo:
+        clean_prices(frame, source="neg.csv", max_ffill=5)
+    msg = message(excinfo)
+    assert "neg.csv" in msg and "'BBB'" in msg and "2021-03-05" in msg
+    assert repr(bad) in msg and "greater than zero" in msg
+
+
+def test_infinite_price_is_rejected():
+    frame = wide_frame()
+    frame.iloc[0, 0] = np.inf
+    with pytest.raises(DataError, match=r"inf.*'AAA'|'AAA'.*inf"):
+        clean_prices(frame, source="inf.csv", max_ffill=5)
+
+
+def test_all_empty_asset_column_is_named_with_advice_to_drop_it():
+    frame = wide_frame()
+    frame["EMPTY"] = np.nan
+    with pytest.raises(DataError) as excinfo:
+        clean_prices(frame, source="empty_col.csv", max_ffill=5)
+    msg = message(excinfo)
+    assert "empty_col.csv" in msg and "'EMPTY'" in msg and "drop" in msg
+    assert "'AAA'" not in msg
+
+
+def test_duplicate_asset_names_are_rejected():
+    frame = wide_frame()
+    frame.columns = ["AAA", "BBB", "AAA"]
+    with pytest.raises(DataError, match="'AAA' appears more than once"):
+        clean_prices(frame, source="cols.csv", max_ffill=5)
+
+
+def test_errors_are_kabuto_errors():
+    assert issubclass(DataError, KabutoError)
+
+
+# ---------------------------------------------------------------------------------------------
+# load_prices: round trips
+
+
+def test_wide_csv_round_trip(tmp_path):
+    frame = wide_frame()
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path)
+    panel = load_prices(path)
+    assert_same_panel(panel, frame)
+    assert panel.source == str(path)
+    np.testing.assert_array_equal(panel.first_valid, [0, 2, 0])
+    np.testing.assert_array_equal(panel.last_valid, [5, 5, 3])
+
+
+def test_wide_csv_gz_round_trip(tmp_path):
+    frame = wide_frame()
+    path = tmp_path / "wide.csv.gz"
+    with gzip.open(path, "wt") as fh:
+        frame.to_csv(fh)
+    assert_same_panel(load_prices(path), frame)
+
+
+def test_wide_parquet_round_trip_with_date_index_and_with_date_column(tmp_path):
+    frame = wide_frame()
+    indexed = tmp_path / "wide.parquet"
+    frame.to_parquet(indexed)  # date stored as the pandas index
+    as_column = tmp_path / "wide_col.pq"
+    frame.reset_index().to_parquet(as_column, index=False)
+    assert_same_panel(load_prices(indexed), frame)
+    assert_same_panel(load_prices(as_column), frame)
+
+
+def test_long_csv_round_trip_matches_wide(tmp_path):
+    frame = wide_frame()
+    wide_path, long_path = tmp_path / "w.csv", tmp_path / "l.csv"
+    frame.to_csv(wide_path)
+    long_frame(frame).to_csv(long_path, index=False)
+    wide_panel, long_panel = load_prices(wide_path), load_prices(long_path)
+    assert_same_panel(long_panel, frame)
+    np.testing.assert_array_equal(long_panel.returns, wide_panel.returns)
+
+
+def test_long_parquet_round_trip_with_capitalised_columns(tmp_path):
+    frame = wide_frame()
+    long = long_frame(frame).rename(columns={"date": "Date", "asset": "Asset", "close": "Close"})
+    path = tmp_path / "long.parquet"
+    long.to_parquet(path, index=False)
+    assert_same_panel(load_prices(path), frame)
+
+
+def test_shuffled_long_parquet_with_leftover_row_index(tmp_path):
+    frame = wide_frame()
+    shuffled = long_frame(frame).sample(frac=1.0, random_state=0)  # keeps a scrambled index
+    path = tmp_path / "shuffled.parquet"
+    shuffled.to_parquet(path)
+    assert_same_panel(load_prices(path), frame)
+
+
+def test_long_form_missing_pair_inside_history_is_forward_filled(tmp_path):
+    frame = wide_frame()
+    long = long_frame(frame)
+    drop = (long["asset"] == "AAA") & (long["date"] == pd.Timestamp("2021-03-03"))
+    path = tmp_path / "l.csv"
+    long[~drop].to_csv(path, index=False)
+    panel = load_prices(path, max_ffill=1)
+    assert panel.prices[2, 0] == frame.iloc[1, 0]
+    with pytest.raises(DataError, match=r"l\.csv.*'AAA'.*max_ffill=0"):
+        load_prices(path, max_ffill=0)
+
+
+def test_explicit_format_and_date_column(tmp_path):
+    frame = wide_frame().rename_axis("when")
+    path = tmp_path / "prices.txt"
+    frame.to_csv(path)
+    assert_same_panel(load_prices(path, format="csv", date_column="when"), frame)
+
+
+def test_short_gap_in_wide_file_is_filled_and_long_gap_is_reported_with_path(tmp_path):
+    path = write(
+        tmp_path,
+        "gaps.csv",
+        "date,A,B\n2020-01-01,1,5\n2020-01-02,,5\n2020-01-03,,5\n2020-01-06,2,5\n",
+    )
+    panel = load_prices(path, max_ffill=2)
+    np.testing.assert_array_equal(panel.prices[:, 0], [1.0, 1.0, 1.0, 2.0])
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path, max_ffill=1)
+    msg = message(excinfo)
+    assert str(path) in msg and "'A'" in msg and "2020-01-02 to 2020-01-03" in msg
+
+
+def test_unsorted_file_warns_and_loads_sorted(tmp_path):
+    path = write(tmp_path, "u.csv", "date,A\n2020-01-03,2\n2020-01-02,1\n2020-01-06,3\n")
+    with pytest.warns(KabutoWarning, match="u.csv"):
+        panel = load_prices(path)
+    np.testing.assert_array_equal(panel.prices[:, 0], [1.0, 2.0, 3.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# load_prices: errors (every message names the file)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.csv"
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    assert str(path) in message(excinfo) and "not found" in message(excinfo)
+
+
+def test_empty_file(tmp_path):
+    path = write(tmp_path, "empty.csv", "")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    assert str(path) in message(excinfo) and "empty" in message(excinfo)
+
+
+def test_header_only_file(tmp_path):
+    path = write(tmp_path, "header.csv", "date,A,B\n")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    assert str(path) in message(excinfo) and "no data rows" in message(excinfo)
+
+
+def test_unknown_extension_lists_allowed_ones(tmp_path):
+    path = write(tmp_path, "prices.xlsx", "whatever")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg
+    for ext in (".csv", ".csv.gz", ".parquet", ".pq"):
+        assert ext in msg
+
+
+def test_unknown_format_argument(tmp_path):
+    path = write(tmp_path, "p.csv", "date,A\n2020-01-02,1\n2020-01-03,2\n")
+    with pytest.raises(DataError, match=r"p\.csv.*'feather'.*csv.*parquet"):
+        load_prices(path, format="feather")
+
+
+def test_unreadable_parquet(tmp_path):
+    path = write(tmp_path, "broken.parquet", "date,A\n2020-01-02,1\n")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg and "cannot be read as PARQUET" in msg
+
+
+def test_binary_file_named_csv(tmp_path):
+    path = tmp_path / "binary.csv"
+    wide_frame().to_parquet(path)
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    assert str(path) in message(excinfo)
+
+
+def test_no_date_column_names_accepted_names(tmp_path):
+    path = write(tmp_path, "nodate.csv", "day_of_trade,A\n2020-01-02,1\n2020-01-03,2\n")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg and "no date column" in msg
+    for name in ("date", "Date", "datetime", "timestamp", "date_column", "'day_of_trade'"):
+        assert name in msg
+    # ...and the advice works.
+    assert load_prices(path, date_column="day_of_trade").n_dates == 2
+
+
+def test_date_column_argument_that_does_not_exist(tmp_path):
+    path = write(tmp_path, "p.csv", "date,A\n2020-01-02,1\n2020-01-03,2\n")
+    with pytest.raises(DataError, match=r"p\.csv.*date_column='when'.*'date', 'A'"):
+        load_prices(path, date_column="when")
+
+
+def test_bad_date_in_file_names_path_value_and_row(tmp_path):
+    path = write(tmp_path, "d.csv", "date,A\n2020-01-02,1\n2020-01-03,2\nnot-a-date,3\n")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg and "'not-a-date'" in msg and "data row 3" in msg
+
+
+def test_non_numeric_price_in_file(tmp_path):
+    path = write(tmp_path, "n.csv", "date,A,B\n2020-01-02,1,2\n2020-01-03,2,n/a?\n")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg and "'B'" in msg and "2020-01-03" in msg and "'n/a?'" in msg
+
+
+def test_negative_price_in_file(tmp_path):
+    path = write(tmp_path, "neg.csv", "date,A\n2020-01-02,1\n2020-01-03,-2\n")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg and "'A'" in msg and "2020-01-03" in msg and "-2.0" in msg
+
+
+def test_empty_column_in_file(tmp_path):
+    path = write(tmp_path, "e.csv", "date,A,B\n2020-01-02,1,\n2020-01-03,2,\n")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg and "'B'" in msg and "drop" in msg
+
+
+def test_duplicate_date_in_file(tmp_path):
+    path = write(tmp_path, "dd.csv", "date,A\n2020-01-02,1\n2020-01-02,2\n2020-01-03,3\n")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg and "2020-01-02" in msg and "data rows 1 and 2" in msg
+
+
+def test_long_form_unknown_columns_are_named_and_allowed_listed(tmp_path):
+    path = write(
+        tmp_path,
+        "l.csv",
+        "date,asset,close,adj_close,sector\n2020-01-02,A,1,1,tech\n2020-01-03,A,2,2,tech\n",
+    )
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg and "'adj_close'" in msg and "'sector'" in msg
+    assert "asset, close, open, high, low, volume" in msg
+
+
+def test_long_form_without_close(tmp_path):
+    path = write(tmp_path, "l.csv", "date,asset,open\n2020-01-02,A,1\n2020-01-03,A,2\n")
+    with pytest.raises(DataError, match=r"l\.csv.*no close column"):
+        load_prices(path)
+
+
+def test_long_form_duplicate_date_asset_rows(tmp_path):
+    path = write(
+        tmp_path,
+        "l.csv",
+        "date,asset,close\n2020-01-02,A,1\n2020-01-03,A,2\n2020-01-02,B,5\n2020-01-03,A,2.5\n",
+    )
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg and "'A'" in msg and "2020-01-03" in msg
+    assert "data rows 2 and 4" in msg
+
+
+def test_long_form_bad_close_points_at_file_row(tmp_path):
+    path = write(
+        tmp_path,
+        "l.csv",
+        "date,asset,close\n2020-01-02,A,1\n2020-01-03,A,2\n2020-01-02,B,5\n2020-01-03,B,0\n",
+    )
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    msg = message(excinfo)
+    assert str(path) in msg and "'B'" in msg and "2020-01-03" in msg and "data row 4" in msg
+
+
+def test_long_form_row_without_asset(tmp_path):
+    path = write(tmp_path, "l.csv", "date,asset,close\n2020-01-02,A,1\n2020-01-03,,2\n")
+    with pytest.raises(DataError, match=r"l\.csv: data row 2 has no asset"):
+        load_prices(path)
+
+
+def test_single_date_file_is_rejected_by_panel_with_path(tmp_path):
+    path = write(tmp_path, "one.csv", "date,A\n2020-01-02,1\n")
+    with pytest.raises(DataError, match=r"one\.csv.*at least 2 dates"):
+        load_prices(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# bundled data and summary
+
+
+@pytest.fixture(scope="module")
+def sp500() -> Panel:
+    return load_sp500()
+
+
+def test_bundled_sp500_shape_dates_and_caveat(sp500):
+    assert (sp500.n_dates, sp500.n_assets) == (8313, 20)
+    assert sp500.dates[0] == pd.Timestamp("1990-01-02")
+    assert sp500.dates[-1] == pd.Timestamp("2022-12-28")
+    assert sp500.dates.is_monotonic_increasing and sp500.dates.is_unique
+    assert np.isfinite(sp500.prices).all() and (sp500.prices > 0).all()
+    caveat = sp500.survivorship_caveat
+    assert caveat and "survivorship" in caveat.lower() and "hindsight" in caveat
+    assert "20 stocks" in sp500.source and "1990-01-02..2022-12-28" in sp500.source
+    assert "skfolio" in sp500.source
+
+
+def test_bundled_sp500_benchmark_is_the_index(sp500):
+    bench = sp500.benchmark
+    assert bench is not None and len(bench) == sp500.n_dates
+    assert bench.notna().all()
+    # The S&P 500 stood near 360 in January 1990 and near 3,800 in late 2022 (public record).
+    assert 300 < bench.iloc[0] < 400 and 3500 < bench.iloc[-1] < 4200
+    assert load_sp500(with_benchmark=False).benchmark is None
+
+
+def test_summarize_reports_shape_dates_and_per_asset_spans(tmp_path):
+    path = tmp_path / "w.csv"
+    wide_frame().to_csv(path)
+    info = summarize(load_prices(path))
+    assert info["source"] == str(path)
+    assert (info["n_dates"], info["n_assets"]) == (6, 3)
+    assert (info["first_date"], info["last_date"]) == ("2021-03-01", "2021-03-08")
+    assert info["n_missing"] == 4
+    assert info["has_benchmark"] is False and info["survivorship_caveat"] is None
+    by_asset = {row["asset"]: row for row in info["assets"]}
+    assert by_asset["BBB"]["first_date"] == "2021-03-03" and by_asset["BBB"]["n_prices"] == 4
+    assert by_asset["CCC"]["last_date"] == "2021-03-04" and by_asset["CCC"]["n_prices"] == 4
+    assert by_asset["AAA"]["n_prices"] == 6
+
+
+def test_summarize_bundled(sp500):
+    info = summarize(sp500)
+    assert info["n_dates"] == 8313 and info["n_assets"] == 20
+    assert info["survivorship_caveat"] == sp500.survivorship_caveat
+    assert info["has_benchmark"] is True
+    assert all(row["n_prices"] == 8313 for row in info["assets"])
+
+
+def test_package_exports():
+    for name in ("Panel", "Window", "WindowBatch", "load_sp500", "load_prices", "summarize"):
+        assert name in kd.__all__ and hasattr(kd, name)

@@ -1,0 +1,429 @@
+"""Classical strategies: estimators, solvers against closed forms and optimality conditions, the
+batch/single-window contract, the registry and parameter validation.
+
+Parity with skfolio lives in test_strategies_skfolio.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.cluster.hierarchy as sch
+from scipy.spatial.distance import squareform
+from sklearn.base import clone
+from sklearn.covariance import LedoitWolf
+
+from kabuto.data import Panel
+from kabuto.errors import ConfigError, DataError
+from kabuto.strategies import (
+    STRATEGIES,
+    BuyAndHold,
+    EigenPortfolio,
+    EqualRiskContribution,
+    EqualWeight,
+    HierarchicalRiskParity,
+    InverseVolatility,
+    MaximumSharpe,
+    MaximumSortino,
+    MeanVariance,
+    MinimumVariance,
+    SklearnPortfolio,
+    make_strategy,
+    qp,
+)
+from kabuto.strategies.covariance import ledoit_wolf, sample_covariance
+from kabuto.strategies.seriation import leaf_order, optimal_leaf_ordering
+
+LOOKBACK = 252
+DATES = [300, 1500, 3000, 4500, 6000, 7500, 8300]
+
+
+@pytest.fixture(scope="module")
+def panel() -> Panel:
+    from skfolio.datasets import load_sp500_dataset
+
+    return Panel(load_sp500_dataset(), source="bundled S&P 500 (skfolio)")
+
+
+@pytest.fixture(scope="module")
+def batch(panel):
+    return panel.batch(DATES, LOOKBACK)
+
+
+def synthetic_panel(returns: np.ndarray) -> Panel:
+    prices = 100.0 * np.cumprod(1.0 + returns, axis=0)
+    dates = pd.bdate_range("2001-01-01", periods=len(returns))
+    columns = [f"A{i}" for i in range(returns.shape[1])]
+    return Panel(pd.DataFrame(prices, index=dates, columns=columns), source="synthetic")
+
+
+def factor_returns(seed: int, n_days: int, n_assets: int, drift: float = 3e-4) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    market = rng.normal(0, 0.01, (n_days, 1))
+    beta = rng.uniform(0.5, 1.5, (1, n_assets))
+    vol = rng.uniform(0.005, 0.02, n_assets)
+    return drift + market @ beta + rng.normal(0, 1, (n_days, n_assets)) * vol
+
+
+def all_strategies() -> list:
+    from skfolio.optimization import InverseVolatility as SkInverseVolatility
+
+    return [
+        EqualWeight(),
+        InverseVolatility(),
+        BuyAndHold(),
+        MinimumVariance(),
+        MinimumVariance(covariance="ledoit_wolf"),
+        MeanVariance(risk_aversion=5.0),
+        MaximumSharpe(),
+        MaximumSortino(),
+        EqualRiskContribution(),
+        HierarchicalRiskParity(),
+        EigenPortfolio(),
+        EigenPortfolio(component=2),
+        SklearnPortfolio(SkInverseVolatility(), long_only=True),
+    ]
+
+
+# ------------------------------------------------------------------------------- estimators
+
+
+def test_sample_covariance_matches_numpy(batch):
+    got = sample_covariance(batch.returns)
+    for d in range(len(batch)):
+        ref = np.cov(batch.returns[d], rowvar=False)
+        np.testing.assert_allclose(got[d], ref, rtol=1e-12, atol=1e-18)
+        assert np.array_equal(got[d], got[d].T)
+
+
+@pytest.mark.parametrize("shape", [(252, 20), (40, 60), (30, 1)])
+def test_ledoit_wolf_matches_sklearn(batch, shape):
+    length, n = shape
+    if shape == (252, 20):
+        windows = np.asarray(batch.returns)
+    else:  # fewer returns than assets (singular sample covariance), and one asset
+        rng = np.random.default_rng(length)
+        windows = rng.normal(0.0005, 0.01, (3, length, n)) + rng.normal(0, 0.01, (3, length, 1))
+    cov, shrinkage = ledoit_wolf(windows)
+    for d in range(len(windows)):
+        ref = LedoitWolf().fit(windows[d])
+        assert np.abs(cov[d] - ref.covariance_).max() < 1e-12
+        assert abs(shrinkage[d] - ref.shrinkage_) < 1e-12
+
+
+def test_estimates_are_shared_through_the_batch_cache(panel):
+    batch = panel.batch(DATES, LOOKBACK)
+    MinimumVariance(covariance="ledoit_wolf").allocate_batch(batch)
+    cached = dict(batch._cache)
+    EqualRiskContribution(covariance="ledoit_wolf").allocate_batch(batch)
+    for key, value in cached.items():
+        assert batch._cache[key] is value  # reused, not recomputed
+
+
+# ---------------------------------------------------------------------------- closed forms
+
+
+def test_min_variance_equals_unconstrained_solution_when_interior():
+    rng = np.random.default_rng(1)
+    returns = rng.normal(0.0003, 1.0, (260, 8)) * rng.uniform(0.009, 0.012, 8)
+    window = synthetic_panel(returns).window(259, 252)
+    cov = np.cov(window.returns, rowvar=False)
+    closed = np.linalg.solve(cov, np.ones(8))
+    closed /= closed.sum()
+    assert (closed > 0.01).all()  # precondition: no bound is active
+    np.testing.assert_allclose(MinimumVariance().allocate(window), closed, atol=1e-12)
+
+
+def test_risk_parity_with_diagonal_covariance_is_inverse_volatility():
+    sigma = np.array([0.1, 0.2, 0.05, 0.4, 0.3])
+    weights, error = qp.risk_budgeting_weights(np.diag(sigma**2)[None], np.full(5, 0.2))
+    expected = (1 / sigma) / (1 / sigma).sum()
+    np.testing.assert_allclose(weights[0], expected, atol=1e-14)
+    assert error[0] <= 1e-12
+
+
+def test_risk_parity_equalises_risk_contributions(batch):
+    strategy = EqualRiskContribution()
+    weights = strategy.allocate_batch(batch)
+    assert strategy.max_error_ <= 1e-12
+    for d, w in enumerate(weights):
+        cov = np.cov(batch.returns[d], rowvar=False)
+        contributions = w * (cov @ w)
+        np.testing.assert_allclose(contributions / contributions.sum(), 1 / len(w), atol=1e-13)
+
+
+def test_inverse_volatility(batch):
+    weights = InverseVolatility().allocate_batch(batch)
+    inv = 1 / batch.returns.std(axis=1, ddof=1)
+    np.testing.assert_allclose(weights, inv / inv.sum(axis=1, keepdims=True), atol=1e-15)
+
+
+def test_max_sharpe_with_diagonal_covariance():
+    sigma = np.array([0.1, 0.2, 0.05, 0.4])
+    mu = np.array([0.01, 0.03, 0.002, 0.05])
+    weights = qp.max_sharpe_weights(np.diag(sigma), mu)
+    expected = (mu / sigma**2) / (mu / sigma**2).sum()
+    np.testing.assert_allclose(weights, expected, atol=1e-12)
+
+
+def test_max_sharpe_without_positive_mean_falls_back_or_raises():
+    returns = factor_returns(3, 300, 6, drift=-0.004)
+    window = synthetic_panel(returns).window(299, 252)
+    assert (window.returns.mean(axis=0) < 0).all()
+    np.testing.assert_allclose(
+        MaximumSharpe().allocate(window), MinimumVariance().allocate(window), atol=1e-15
+    )
+    with pytest.raises(DataError, match="fallback='min_risk'"):
+        MaximumSharpe(fallback="raise").allocate(window)
+    weights = MaximumSortino().allocate(window)
+    assert weights.min() >= 0 and abs(weights.sum() - 1) < 1e-12
+    with pytest.raises(DataError, match="positive mean"):
+        MaximumSortino(fallback="raise").allocate(window)
+
+
+def test_min_variance_on_singular_covariance_is_optimal():
+    """L < n: check the KKT conditions directly and beat random feasible portfolios."""
+    returns = factor_returns(7, 120, 80)
+    window = synthetic_panel(returns).window(119, 60)  # 60 returns, 80 assets
+    cov = np.cov(window.returns, rowvar=False)
+    assert np.linalg.matrix_rank(cov) < 80
+    w = MinimumVariance(lookback=60).allocate(window)
+    assert w.min() >= 0 and abs(w.sum() - 1) < 1e-14
+    grad = cov @ w  # KKT: (Sigma w)_i = nu on the support, >= nu off it, nu = w'Sigma w
+    nu = w @ grad
+    support = w > 1e-12
+    scale = np.abs(np.diag(cov)).max()
+    assert np.abs(grad[support] - nu).max() <= 1e-10 * scale
+    assert grad[~support].min() >= nu - 1e-10 * scale
+    rng = np.random.default_rng(0)
+    random = rng.dirichlet(np.ones(80) * 0.3, size=1000)
+    assert nu <= np.einsum("ki,ij,kj->k", random, cov, random).min()
+
+
+def test_max_sortino_satisfies_kkt_and_both_solvers_agree(batch):
+    for d in range(len(batch)):
+        centred = batch.returns[d] - batch.returns[d].mean(axis=0)
+        mu = batch.returns[d].mean(axis=0)
+        y = qp.min_semideviation_on_slice(centred, mu)
+        y_aug = qp._semideviation_augmented(centred, mu)
+        np.testing.assert_allclose(y / y.sum(), y_aug / y_aug.sum(), atol=1e-9)
+        # KKT of min f(y) = ||min(c y, 0)||^2 s.t. mu'y = 1, y >= 0: grad f = nu mu on the
+        # support (nu = 2 f(y), by homogeneity), grad f >= nu mu off it.
+        down = np.minimum(centred @ y, 0.0)
+        grad = 2 * centred.T @ down
+        nu = 2 * down @ down
+        support = y > 1e-12 * y.max()
+        scale = np.abs(grad).max()
+        assert np.abs(grad[support] - nu * mu[support]).max() <= 1e-9 * scale
+        assert (grad[~support] - nu * mu[~support]).min() >= -1e-9 * scale
+
+
+def test_mean_variance_satisfies_kkt_and_limits(batch):
+    gamma = 8.0
+    weights = MeanVariance(risk_aversion=gamma).allocate_batch(batch)
+    for d, w in enumerate(weights):
+        cov = LedoitWolf().fit(batch.returns[d]).covariance_
+        mu = batch.returns[d].mean(axis=0)
+        grad = gamma * cov @ w - mu  # = nu on the support, >= nu off it
+        support = w > 1e-12
+        nu = grad[support].mean()
+        scale = np.abs(mu).max()
+        assert np.abs(grad[support] - nu).max() <= 1e-10 * scale
+        assert grad[~support].min() >= nu - 1e-10 * scale
+    # infinite risk aversion is minimum variance; tiny risk aversion buys the best asset
+    np.testing.assert_allclose(
+        MeanVariance(risk_aversion=1e9).allocate_batch(batch),
+        MinimumVariance(covariance="ledoit_wolf").allocate_batch(batch),
+        atol=1e-6,
+    )
+    greedy = MeanVariance(risk_aversion=1e-9).allocate_batch(batch)
+    np.testing.assert_array_equal(greedy.argmax(axis=1), batch.returns.mean(axis=1).argmax(axis=1))
+    assert greedy.max(axis=1).min() > 1 - 1e-6
+
+
+def test_eigen_portfolio_is_the_scaled_principal_component(batch):
+    weights = EigenPortfolio().allocate_batch(batch)
+    for d, w in enumerate(weights):
+        corr = np.corrcoef(batch.returns[d], rowvar=False)
+        v = np.linalg.eigh(corr)[1][:, -1]
+        q = v / batch.returns[d].std(axis=0, ddof=1)
+        q = q / np.abs(q).sum() * np.sign(q.sum())
+        np.testing.assert_allclose(w, q, atol=1e-12)
+    second = EigenPortfolio(component=1).allocate_batch(batch)
+    np.testing.assert_allclose(np.abs(second).sum(axis=1), 1.0, atol=1e-14)
+    assert (second.sum(axis=1) > 0).all() and (second < 0).any()
+
+
+# ------------------------------------------------------------------------------- seriation
+
+
+@pytest.mark.parametrize("n", [3, 12, 40, 120])
+def test_optimal_leaf_ordering_matches_scipy(n):
+    rng = np.random.default_rng(n)
+    for trial in range(40 if n < 100 else 4):
+        returns = factor_returns(1000 * n + trial, 200, n)
+        corr = np.corrcoef(returns, rowvar=False)
+        distance = np.sqrt(np.clip(0.5 * (1 - corr), 0, 1))
+        condensed = squareform(distance, checks=False)
+        for method in ("ward", "average", "single"):
+            linkage = sch.linkage(condensed, method)
+            ref = sch.leaves_list(sch.optimal_leaf_ordering(linkage, condensed))
+            got = sch.leaves_list(optimal_leaf_ordering(linkage, distance))
+            np.testing.assert_array_equal(got, ref)
+            np.testing.assert_array_equal(leaf_order(distance, method), ref)
+    assert rng is not None
+
+
+# ---------------------------------------------------------------------- strategy contract
+
+
+def test_allocate_batch_equals_stacked_allocate(panel, batch):
+    for strategy in all_strategies():
+        weights = strategy.allocate_batch(batch)
+        assert weights.shape == (len(batch), batch.n_assets)
+        stacked = np.stack([strategy.allocate(panel.window(t, LOOKBACK)) for t in DATES])
+        np.testing.assert_allclose(weights, stacked, atol=1e-13, err_msg=repr(strategy))
+        assert np.isfinite(weights).all()
+        if strategy.long_only:
+            assert weights.min() >= 0, strategy
+            np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-12)
+        else:
+            np.testing.assert_allclose(np.abs(weights).sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_longer_windows_use_the_last_lookback_returns(panel):
+    short = panel.batch(DATES, 126)
+    long = panel.batch(DATES, LOOKBACK)
+    for strategy in (MinimumVariance(lookback=126), HierarchicalRiskParity(lookback=126)):
+        np.testing.assert_allclose(
+            strategy.allocate_batch(long), strategy.allocate_batch(short), atol=1e-13
+        )
+    with pytest.raises(DataError, match="lookback=252"):
+        MinimumVariance().allocate_batch(short)
+
+
+def test_missing_returns_raise(panel):
+    window = panel.window(3000, LOOKBACK)
+    returns = np.array(window.returns)
+    returns[5, 3] = np.nan
+    bad = type(window)(
+        returns=returns, prices=window.prices, dates=window.dates, assets=window.assets
+    )
+    with pytest.raises(DataError, match=window.assets[3]):
+        MinimumVariance().allocate(bad)
+
+
+def test_constant_asset_raises_where_volatility_divides(panel):
+    window = panel.window(3000, LOOKBACK)
+    returns = np.array(window.returns)
+    returns[:, 4] = 0.0
+    flat = type(window)(
+        returns=returns, prices=window.prices, dates=window.dates, assets=window.assets
+    )
+    for strategy in (InverseVolatility(), HierarchicalRiskParity(), EqualRiskContribution()):
+        with pytest.raises(DataError, match=f"{window.assets[4]}.*zero variance"):
+            strategy.allocate(flat)
+    with pytest.raises(DataError, match="zero variance"):
+        EigenPortfolio().allocate(flat)
+    w = MinimumVariance().allocate(flat)  # a riskless asset is the minimum-variance portfolio
+    np.testing.assert_allclose(w[4], 1.0)
+
+
+def test_singular_covariance_errors_name_the_remedy():
+    window = synthetic_panel(factor_returns(2, 80, 40)).window(79, 30)
+    with pytest.raises(DataError, match="ledoit_wolf"):
+        MeanVariance(lookback=30, covariance="sample").allocate(window)
+    assert np.isfinite(MeanVariance(lookback=30).allocate(window)).all()
+    # a long-short pair with zero variance: no equal-risk-contribution portfolio exists
+    rng = np.random.default_rng(0)
+    r = rng.normal(0, 0.01, (300, 1))
+    window = synthetic_panel(np.hstack([r, -r, rng.normal(0, 0.01, (300, 2))])).window(299, 252)
+    with pytest.raises(DataError, match="ledoit_wolf"):
+        EqualRiskContribution().allocate(window)
+    assert EqualRiskContribution(covariance="ledoit_wolf").allocate(window).min() > 0
+
+
+def test_buy_and_hold_never_trades(panel):
+    strategy = BuyAndHold()
+    window = panel.window(3000, LOOKBACK)
+    np.testing.assert_allclose(strategy.allocate(window), 1 / 20)
+    np.testing.assert_allclose(strategy.allocate(window, np.zeros(20)), 1 / 20)
+    drifted = np.random.default_rng(0).dirichlet(np.ones(20)) * 0.97
+    np.testing.assert_array_equal(strategy.allocate(window, drifted), drifted)
+    with pytest.raises(ValueError, match="prev_weights"):
+        strategy.allocate(window, np.full(19, 1 / 19))
+    assert BuyAndHold.stateful and not MinimumVariance.stateful
+
+
+def test_strategies_clone_and_name():
+    for strategy in all_strategies():
+        copy = clone(strategy)
+        assert copy.get_params() == strategy.get_params() or isinstance(strategy, SklearnPortfolio)
+        assert type(copy) is type(strategy)
+    assert MinimumVariance(label="mv").name == "mv"
+    assert MinimumVariance().name == "MinimumVariance"
+
+
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
+def test_sklearn_portfolio_wraps_skfolio(batch):
+    from skfolio.optimization import MeanRisk
+
+    tight = {"tol_gap_abs": 1e-14, "tol_gap_rel": 1e-14, "tol_feas": 1e-14, "max_iter": 2000}
+    wrapped = SklearnPortfolio(MeanRisk(solver_params=tight), long_only=True)
+    np.testing.assert_allclose(
+        wrapped.allocate_batch(batch), MinimumVariance().allocate_batch(batch), atol=1e-4
+    )
+    with pytest.raises(ConfigError, match="estimator"):
+        SklearnPortfolio(object(), long_only=True)
+    with pytest.raises(ConfigError, match="long_only"):
+        SklearnPortfolio(MeanRisk(), long_only="yes")
+
+
+# -------------------------------------------------------------------------------- registry
+
+
+def test_registry_builds_every_name():
+    from skfolio.optimization import EqualWeighted
+
+    for name, cls in STRATEGIES.items():
+        params = {"estimator": EqualWeighted(), "long_only": True} if name == "skfolio" else {}
+        strategy = make_strategy(name, lookback=100, **params)
+        assert isinstance(strategy, cls) and strategy.lookback == 100
+    assert make_strategy("hrp", covariance="ledoit_wolf").covariance == "ledoit_wolf"
+
+
+def test_registry_rejects_unknown_names_and_parameters():
+    with pytest.raises(ConfigError, match=r"unknown strategy 'minvar'.*'min_variance'.*'hrp'"):
+        make_strategy("minvar")
+    with pytest.raises(ConfigError, match=r"'gamma'.*allowed: lookback, covariance, label"):
+        make_strategy("min_variance", gamma=2)
+    with pytest.raises(ConfigError, match=r"needs parameter.*'estimator'"):
+        make_strategy("skfolio")
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("min_variance", {"covariance": "oas"}, "covariance='oas'.*'sample', 'ledoit_wolf'"),
+        ("hrp", {"linkage": "wards"}, "linkage='wards'.*'ward'"),
+        ("hrp", {"optimal_ordering": "yes"}, "optimal_ordering='yes'"),
+        ("max_sharpe", {"fallback": "cash"}, "fallback='cash'.*'min_risk', 'raise'"),
+        ("mean_variance", {"risk_aversion": -1.0}, "risk_aversion=-1.0"),
+        ("eigen", {"component": -1}, "component=-1"),
+        ("risk_parity", {"lookback": 1}, "lookback=1"),
+        ("inverse_volatility", {"lookback": 2.5}, "lookback=2.5"),
+    ],
+)
+def test_bad_values_raise_config_error(name, params, message):
+    with pytest.raises(ConfigError, match=message):
+        make_strategy(name, **params)
+
+
+def test_bad_values_set_later_raise_at_first_use(batch):
+    strategy = MinimumVariance()
+    strategy.set_params(covariance="shrunk")
+    with pytest.raises(ConfigError, match="covariance='shrunk'"):
+        strategy.allocate_batch(batch)
+    with pytest.raises(ConfigError, match="component=20"):
+        EigenPortfolio(component=20).allocate_batch(batch)
