@@ -9,6 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from kabuto.backtest import WalkForward
+from kabuto.backtest.schedule import retrain_flags, schedule_indices
+from kabuto.errors import ConfigError, ConstraintError, DataError
+from kabuto.strategies.base import Strategy
+
 from helpers import (
     HoldInitial,
     LongShortRandom,
@@ -16,10 +21,6 @@ from helpers import (
     panel_from_returns,
     reference_backtest,
 )
-from kabuto.backtest import WalkForward
-from kabuto.backtest.schedule import retrain_flags, schedule_indices
-from kabuto.errors import ConfigError, ConstraintError, DataError
-from kabuto.strategies.base import Strategy
 
 
 def _noise(t, n, seed=0, scale=0.02):

@@ -3,9 +3,9 @@
 Missing prices are NaN only before an asset lists (leading) or after it delists (trailing);
 interior gaps are repaired or rejected when the panel is built (see `kabuto.data.validation`).
 A `Window` is what a strategy sees for one decision date: the last `length` returns ending at
-that date, never anything later. A `WindowBatch` stacks the windows of many decision dates
-(a strided view when they are evenly spaced), and caches estimates (means, covariances) so that every strategy in a run
-shares them.
+that date, never anything later. A `WindowBatch` stacks the windows of many decision dates (a
+strided view when they are evenly spaced) and caches estimates (means, covariances) so that
+every strategy in a run shares them.
 """
 
 from __future__ import annotations
