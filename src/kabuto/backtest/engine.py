@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -65,18 +65,16 @@ class WalkForward:
     long_only: bool = True
     max_leverage: float = 1.0
     batch_size: int = 64
-    extra: dict = field(default_factory=dict, compare=False)
 
     def settings(self) -> dict:
         """The settings as a plain dict (for reports and the resolved config)."""
         out = asdict(self)
-        out.pop("extra")
         for key in ("start", "end"):
             if out[key] is not None:
                 out[key] = str(pd.Timestamp(out[key]).date())
         if isinstance(out["costs_bps"], Mapping):
             out["costs_bps"] = dict(out["costs_bps"])
-        return out | self.extra
+        return out
 
     def run(
         self,

@@ -119,6 +119,9 @@ def write_outputs(
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the outputs are the user's
     try:
         _metrics_json(staging / "metrics.json", board)
         _returns_table(result).to_parquet(staging / "returns.parquet", index=False)
