@@ -41,11 +41,26 @@ def _fail(exc: KabutoError) -> None:
     raise typer.Exit(2)
 
 
+class _Bar:
+    """The run's stages on a rich progress bar (a `kabuto.experiment.run.RunProgress`)."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar, self.task = bar, None
+
+    def stage(self, description: str, total: int | None = None) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = self.bar.add_task(description, total=total)
+
+    def advance(self, steps: int) -> None:
+        self.bar.advance(self.task, steps)
+
+
 @contextmanager
-def _progress(description: str):
-    """Yield (on_total, advance) callbacks driving a progress bar, shown only on a terminal."""
+def _progress():
+    """A progress reporter drawn on the terminal, or None when output is piped."""
     if not console.is_terminal:
-        yield None, None
+        yield None
         return
     columns = (
         "[progress.description]{task.description}",
@@ -54,15 +69,7 @@ def _progress(description: str):
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(description, total=None)
-
-        def on_total(total: int) -> None:
-            bar.update(task, total=total)
-
-        def advance(n: int) -> None:
-            bar.advance(task, n)
-
-        yield on_total, advance
+        yield _Bar(bar)
 
 
 def _leaderboard_table(board: pd.DataFrame, caveat: str | None) -> Table:
@@ -95,8 +102,8 @@ def _leaderboard_table(board: pd.DataFrame, caveat: str | None) -> Table:
 def _run_and_report(config, out: Path) -> None:
     from kabuto.experiment.run import run_config
 
-    with _progress("backtest") as (on_total, advance):
-        outputs = run_config(config, out, progress=advance, on_total=on_total)
+    with _progress() as progress:
+        outputs = run_config(config, out, progress=progress)
     console.print(_leaderboard_table(outputs.leaderboard, outputs.result.survivorship_caveat))
     console.print(f"report: {outputs.out_dir / 'report.html'}")
 

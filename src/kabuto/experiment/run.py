@@ -19,9 +19,9 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
@@ -83,24 +83,28 @@ def walk_forward(config: RunConfig) -> WalkForward:
     )
 
 
-def run_config(
-    config: RunConfig,
-    out_dir: str | Path | None = None,
-    *,
-    progress: Callable[[int], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
-) -> RunOutputs:
-    """Load data, backtest every strategy, compute statistics and (optionally) write outputs.
+class RunProgress(Protocol):
+    """Where a run reports its stages (the CLI draws them as a progress bar)."""
 
-    `on_total` is told the number of progress steps once it is known; `progress` is then called
-    with the steps completed.
-    """
+    def stage(self, description: str, total: int | None = None) -> None:
+        """A new stage begins; `total` steps if known."""
+
+    def advance(self, steps: int) -> None:
+        """`steps` more steps of the current stage are done."""
+
+
+def run_config(
+    config: RunConfig, out_dir: str | Path | None = None, *, progress: RunProgress | None = None
+) -> RunOutputs:
+    """Load data, backtest every strategy, compute statistics and (optionally) write outputs."""
     panel = load_panel(config.data)
     strategies = build_strategies(config)
     engine = walk_forward(config)
-    if on_total is not None:
-        on_total(engine.count_decisions(panel, strategies) * len(strategies))
-    result = engine.run(panel, strategies, progress=progress)
+    if progress is not None:
+        progress.stage("backtest", engine.count_decisions(panel, strategies) * len(strategies))
+    result = engine.run(panel, strategies, progress=progress.advance if progress else None)
+    if progress is not None:
+        progress.stage("statistics")
     board = leaderboard(
         result,
         benchmark_strategy=config.report.benchmark_strategy,
@@ -109,6 +113,8 @@ def run_config(
     )
     if out_dir is None:
         return RunOutputs(result, board, None)
+    if progress is not None:
+        progress.stage("report")
     return RunOutputs(result, board, write_outputs(Path(out_dir), config, result, board))
 
 
