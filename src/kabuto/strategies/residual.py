@@ -1,0 +1,84 @@
+"""Spectral residuals: what the top principal components of a return window do not explain.
+
+Imajo, Minami, Ito, Nakagawa (AAAI 2021), section 3: over a window of H daily returns, demean
+each asset, take the top C principal directions U_C (n x C) and project onto their orthogonal
+complement, ``A = I - U_C U_C'``. Residual returns are ``R A``; any stock portfolio ``b = A w``
+has zero exposure to the C components. One decomposition per decision date, batched over dates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kabuto.errors import ConfigError
+
+
+def default_components(n_assets: int) -> int:
+    """A number of components well below the universe: about one per ten assets, at least 1."""
+    return max(1, n_assets // 10)
+
+
+def spectral_projection(returns: np.ndarray, n_components: int) -> np.ndarray:
+    """The residual projection ``A = I - U_C U_C'`` of each window.
+
+    Parameters
+    ----------
+    returns : ndarray of shape (..., H, n)
+        Windows of daily returns (any leading batch shape).
+    n_components : int
+        C, the number of principal components removed; 0 <= C < n.
+
+    Returns
+    -------
+    ndarray of shape (..., n, n)
+        Symmetric idempotent projections, one per window.
+    """
+    n = returns.shape[-1]
+    if not 0 <= n_components < n:
+        raise ConfigError(
+            f"n_components = {n_components}: must be at least 0 and below the number of assets "
+            f"({n}); try {default_components(n)}"
+        )
+    centred = returns - returns.mean(axis=-2, keepdims=True)
+    # right singular vectors of the centred window = eigenvectors of its covariance, sorted
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    top = np.swapaxes(vt[..., :n_components, :], -1, -2)  # (..., n, C)
+    return np.eye(n) - top @ np.swapaxes(top, -1, -2)
+
+
+def spectral_residuals(returns: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """Residual returns ``R A`` of each window and its projection A.
+
+    Parameters
+    ----------
+    returns : ndarray of shape (..., H, n)
+    n_components : int
+
+    Returns
+    -------
+    residuals : ndarray of shape (..., H, n)
+    projection : ndarray of shape (..., n, n)
+    """
+    projection = spectral_projection(returns, n_components)
+    return returns @ projection, projection
+
+
+def factor_neutral_book(scores: np.ndarray, projection: np.ndarray) -> np.ndarray:
+    """Stock weights ``b = A w`` from residual-space scores w, scaled to gross leverage 1.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (..., n)
+        Residual-space weights (e.g. predicted mean / variance per asset).
+    projection : ndarray of shape (..., n, n)
+        The residual projections A.
+
+    Returns
+    -------
+    ndarray of shape (..., n)
+        ``sum |b| = 1`` (long-short, zero exposure to the removed components); all zeros where
+        the projected scores vanish (nothing to trade on).
+    """
+    book = (projection @ scores[..., None])[..., 0]
+    gross = np.abs(book).sum(axis=-1, keepdims=True)
+    return np.divide(book, gross, out=np.zeros_like(book), where=gross > 1e-15)
