@@ -155,3 +155,12 @@ def test_cli_process_exits_2_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_repairs_are_reported_as_one_line_warnings(tmp_path):
+    unsorted = tmp_path / "unsorted.csv"
+    unsorted.write_text("date,AAA\n2020-01-03,1\n2020-01-02,2\n2020-01-06,3\n")
+    result = runner.invoke(app, ["data", "info", str(unsorted)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("warning: ") and result.stderr.count("\n") == 1
+    assert "sorted" in result.stderr and "unsorted.csv" in result.stderr

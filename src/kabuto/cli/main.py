@@ -7,6 +7,7 @@ half-written. Progress bars show only on a terminal.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,18 @@ console = Console()
 if not console.is_terminal:  # piped: no terminal width to respect, so don't fold the table
     console = Console(width=160)
 errors = Console(stderr=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Repairs made on the user's behalf, as one line each (no source location)."""
+    text = " ".join(str(message).split())
+    errors.print(f"warning: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.callback()
+def _setup() -> None:
+    """kabuto: honest walk-forward backtests of portfolio strategies."""
+    warnings.showwarning = _show_warning
 
 
 def _fail(exc: KabutoError) -> None:
