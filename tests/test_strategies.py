@@ -396,7 +396,7 @@ def test_registry_builds_every_name():
 def test_registry_rejects_unknown_names_and_parameters():
     with pytest.raises(ConfigError, match=r"unknown strategy 'minvar'.*'min_variance'.*'hrp'"):
         make_strategy("minvar")
-    with pytest.raises(ConfigError, match=r"'gamma'.*allowed: lookback, covariance, label"):
+    with pytest.raises(ConfigError, match=r"'gamma'.*allowed: lookback, covariance, long_only, label"):
         make_strategy("min_variance", gamma=2)
     with pytest.raises(ConfigError, match=r"needs parameter.*'estimator'"):
         make_strategy("skfolio")
@@ -427,3 +427,19 @@ def test_bad_values_set_later_raise_at_first_use(batch):
         strategy.allocate_batch(batch)
     with pytest.raises(ConfigError, match="component=20"):
         EigenPortfolio(component=20).allocate_batch(batch)
+
+
+@pytest.mark.parametrize("covariance", ["sample", "ledoit_wolf"])
+def test_unconstrained_minimum_variance_is_the_closed_form(covariance):
+    from kabuto.data import load_sp500
+
+    panel = load_sp500()
+    window = panel.window(2000, 252)
+    ours = MinimumVariance(covariance=covariance, long_only=False).allocate(window)
+    r = np.asarray(window.returns)
+    cov = np.cov(r, rowvar=False) if covariance == "sample" else LedoitWolf().fit(r).covariance_
+    x = np.linalg.inv(cov) @ np.ones(r.shape[1])
+    np.testing.assert_allclose(ours, x / x.sum(), atol=1e-10)
+    assert (ours < 0).any()  # it does short here: the constraint matters
+    long_only = MinimumVariance(covariance=covariance).allocate(window)
+    assert ours @ cov @ ours <= long_only @ cov @ long_only

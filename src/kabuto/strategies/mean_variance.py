@@ -18,6 +18,7 @@ from kabuto.errors import DataError
 from kabuto.strategies import qp
 from kabuto.strategies.batched import (
     BatchedStrategy,
+    check_bool,
     check_choice,
     check_lookback,
     check_positive,
@@ -55,28 +56,37 @@ def _no_positive_mean(owner: str, date: object) -> DataError:
 
 
 class MinimumVariance(BatchedStrategy):
-    """Long-only, fully invested minimum-variance portfolio.
+    """Fully invested minimum-variance portfolio, long-only by default.
 
-    ``min w'Sigma w  s.t.  1'w = 1, w >= 0``, solved exactly as one NNLS per date (see
-    `kabuto.strategies.qp`). With ``covariance="sample"`` the NNLS works on the demeaned
+    Long-only: ``min w'Sigma w  s.t.  1'w = 1, w >= 0``, solved exactly as one NNLS per date
+    (see `kabuto.strategies.qp`). With ``covariance="sample"`` the NNLS works on the demeaned
     returns directly, so a lookback shorter than the number of assets (singular covariance) is
     fine; the minimiser may then not be unique.
+
+    Unconstrained (``long_only=False``): the closed form ``Sigma^-1 1 / (1' Sigma^-1 1)``, which
+    may short and exceed gross leverage 1 (run it in a long-short book with a suitable
+    ``max_leverage``); it needs a full-rank covariance.
 
     Parameters
     ----------
     lookback : int, default=252
         Daily returns per estimate (>= 2).
     covariance : {"sample", "ledoit_wolf"}, default="sample"
+    long_only : bool, default=True
+        Shadows the class attribute of `Strategy` per instance.
     label : str, optional
     """
 
-    long_only: ClassVar[bool] = True
-
     def __init__(
-        self, lookback: int = 252, covariance: str = "sample", label: str | None = None
+        self,
+        lookback: int = 252,
+        covariance: str = "sample",
+        long_only: bool = True,
+        label: str | None = None,
     ) -> None:
         self.lookback = lookback
         self.covariance = covariance
+        self.long_only = long_only
         self.label = label
         self._validate()
 
@@ -84,9 +94,16 @@ class MinimumVariance(BatchedStrategy):
         name = type(self).__name__
         check_lookback(name, self.lookback)
         check_choice(name, "covariance", self.covariance, COVARIANCES)
+        check_bool(name, "long_only", self.long_only)
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
-        returns = window_returns(batch, self.lookback, type(self).__name__)
+        name = type(self).__name__
+        returns = window_returns(batch, self.lookback, name)
+        if not self.long_only:
+            upper = batch_cholesky(batch, returns, self.covariance, name)  # Sigma = U'U
+            ones = np.ones((len(batch), batch.n_assets, 1))
+            x = np.linalg.solve(upper, np.linalg.solve(np.swapaxes(upper, 1, 2), ones))[..., 0]
+            return x / x.sum(axis=1, keepdims=True)
         factors = _factors(self, batch, returns)
         return np.stack([qp.min_variance_weights(f) for f in factors])
 
