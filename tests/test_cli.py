@@ -164,3 +164,17 @@ def test_repairs_are_reported_as_one_line_warnings(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("warning: ") and result.stderr.count("\n") == 1
     assert "sorted" in result.stderr and "unsorted.csv" in result.stderr
+
+
+def test_demo_runs_every_classical_strategy_with_costs(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())["strategies"]
+    assert len(metrics) == 11
+    assert all(m["costs_paid"] > 0 for m in metrics.values())  # costs are never silently zero
+    resolved = tomllib.loads((out / "config.toml").read_text())
+    assert resolved["backtest"]["costs_bps"] == 10.0
+    assert resolved["backtest"]["start"] == "2000-01-03"
+    assert "Survivorship bias" in result.stdout
+    assert "Survivorship bias" in (out / "report.html").read_text()
