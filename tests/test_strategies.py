@@ -396,7 +396,9 @@ def test_registry_builds_every_name():
 def test_registry_rejects_unknown_names_and_parameters():
     with pytest.raises(ConfigError, match=r"unknown strategy 'minvar'.*'min_variance'.*'hrp'"):
         make_strategy("minvar")
-    with pytest.raises(ConfigError, match=r"'gamma'.*allowed: lookback, covariance, long_only, label"):
+    with pytest.raises(
+        ConfigError, match=r"'gamma'.*allowed: lookback, covariance, long_only, label"
+    ):
         make_strategy("min_variance", gamma=2)
     with pytest.raises(ConfigError, match=r"needs parameter.*'estimator'"):
         make_strategy("skfolio")
