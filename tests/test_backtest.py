@@ -173,7 +173,7 @@ def test_bad_settings_and_short_data_are_named():
     panel = panel_from_returns(_noise(50, 2))
     with pytest.raises(DataError, match="50 rows of prices, fewer than the 62"):
         WalkForward().run(panel, [RandomWeights(lookback=60)])
-    with pytest.raises(DataError, match="fewer than the lookback of 30"):
+    with pytest.raises(DataError, match="fewer than the 30 the strategies need"):
         WalkForward(start="2000-01-10").run(panel, [RandomWeights(lookback=30)])
     with pytest.raises(DataError, match="no date to trade"):
         WalkForward(start="2000-03-10").run(panel, [RandomWeights(lookback=10)])

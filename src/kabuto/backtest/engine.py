@@ -148,34 +148,36 @@ class WalkForward:
 
     def _decisions(self, panel: Panel, named: Mapping[str, Strategy]):
         """First and last index of the backtest, and the decision indices."""
-        first, last = self._date_range(panel, max(s.lookback for s in named.values()))
+        first, last = self._date_range(panel, max(_history(s) for s in named.values()))
         decisions = schedule_indices(
             panel.dates, self.rebalance, first, last - 1, field="rebalance"
         )
         return first, last, decisions
 
-    def _date_range(self, panel: Panel, lookback: int) -> tuple[int, int]:
-        if panel.n_dates < lookback + 2:
+    def _date_range(self, panel: Panel, history: int) -> tuple[int, int]:
+        """First decision and last date; `history` returns must precede the first decision."""
+        if panel.n_dates < history + 2:
             raise DataError(
-                f"{panel.source}: {panel.n_dates} rows of prices, fewer than the {lookback + 2} "
-                f"a lookback of {lookback} needs ({lookback} returns and a day to trade); use "
-                "more data or a shorter lookback"
+                f"{panel.source}: {panel.n_dates} rows of prices, fewer than the {history + 2} "
+                f"the strategies need ({history} returns of history, their lookback or "
+                "min_history, and a day to trade); use more data or a shorter lookback"
             )
         last = panel.n_dates - 1 if self.end is None else panel.index_of(self.end)
-        first = lookback if self.start is None else panel.index_of(self.start)
+        first = history if self.start is None else panel.index_of(self.start)
         if self.start is not None and panel.dates[first] < pd.Timestamp(self.start):
             first += 1  # the first trading date on or after `start`
-        if first < lookback:
+        if first < history:
             raise DataError(
                 f"{panel.source}: start {panel.dates[min(first, last)].date()} leaves only "
-                f"{first} returns of history, fewer than the lookback of {lookback}; start on or "
-                f"after {panel.dates[min(lookback, panel.n_dates - 1)].date()} or shorten the "
-                "lookback"
+                f"{first} returns of history, fewer than the {history} the strategies need "
+                f"(lookback or min_history); start on or after "
+                f"{panel.dates[min(history, panel.n_dates - 1)].date()} or shorten the lookback"
             )
         if last - first < 1:
             raise DataError(
-                f"{panel.source}: {panel.n_dates} rows leave no date to trade after a lookback "
-                f"of {lookback} (start {panel.dates[min(first, panel.n_dates - 1)].date()}, end "
+                f"{panel.source}: {panel.n_dates} rows leave no date to trade after "
+                f"{history} returns of history (start "
+                f"{panel.dates[min(first, panel.n_dates - 1)].date()}, end "
                 f"{panel.dates[last].date()}); use more data or a shorter lookback"
             )
         return first, last
@@ -366,6 +368,11 @@ class _Plan:
             columns = np.flatnonzero(self.panel.eligible(int(ts[0]), lookback))
             self._batches[key] = (self.panel.batch(ts, lookback, columns), columns)
         return self._batches[key]
+
+
+def _history(strategy: Strategy) -> int:
+    """Returns a strategy needs before its first decision (duck-typed strategies: lookback)."""
+    return max(strategy.lookback, getattr(strategy, "min_history", strategy.lookback))
 
 
 def _fit(strategy: Strategy, panel: Panel, t: int) -> None:

@@ -5,6 +5,7 @@
 
 from kabuto.strategies.base import Strategy
 from kabuto.strategies.batched import BatchedStrategy
+from kabuto.strategies.deep_residual import DeepResidual
 from kabuto.strategies.eigen import EigenPortfolio
 from kabuto.strategies.hrp import HierarchicalRiskParity
 from kabuto.strategies.mean_variance import (
@@ -22,6 +23,7 @@ __all__ = [
     "STRATEGIES",
     "BatchedStrategy",
     "BuyAndHold",
+    "DeepResidual",
     "EigenPortfolio",
     "EqualRiskContribution",
     "EqualWeight",

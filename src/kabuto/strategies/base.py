@@ -39,6 +39,15 @@ class Strategy(BaseEstimator):
     lookback: int = 252
 
     @property
+    def min_history(self) -> int:
+        """Returns of history the first decision needs (to fit, then allocate).
+
+        Defaults to `lookback`; learned strategies that train on samples of `lookback`-day
+        windows need more. The backtest starts no earlier than every strategy's min_history.
+        """
+        return self.lookback
+
+    @property
     def name(self) -> str:
         """Label used in results; override per instance with the ``label`` setting if present."""
         label = getattr(self, "label", None)

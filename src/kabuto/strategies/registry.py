@@ -6,6 +6,7 @@ import inspect
 
 from kabuto.errors import ConfigError
 from kabuto.strategies.base import Strategy
+from kabuto.strategies.deep_residual import DeepResidual
 from kabuto.strategies.eigen import EigenPortfolio
 from kabuto.strategies.hrp import HierarchicalRiskParity
 from kabuto.strategies.mean_variance import (
@@ -31,6 +32,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "risk_parity": EqualRiskContribution,
     "hrp": HierarchicalRiskParity,
     "eigen": EigenPortfolio,
+    "deep_residual": DeepResidual,
     "skfolio": SklearnPortfolio,
 }
 

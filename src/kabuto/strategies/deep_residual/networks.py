@@ -1,0 +1,140 @@
+"""Networks that map multi-scale residual features to a predicted return distribution.
+
+All share one wrapper, `ResidualPredictor`, which owns amplitude normalisation: with
+``amplitude_invariant=True`` the input x is divided by its own scale
+``s(x) = sqrt(mean(x ** 2))`` (over all scales and increments of one sample), the body runs on
+``x / s`` and the output is multiplied by s. Since ``s(a x) = a s(x)`` for ``a > 0``,
+``psi(a x) = a psi(x)`` holds by construction, whatever biases the body has (they only ever see
+unit-scale input). A zero path has s = 0 and gives output 0 (the homogeneous limit). With
+``amplitude_invariant=False`` one global constant fitted on the training set (``input_scale``)
+replaces s, which only conditions the optimisation and leaves the map non-homogeneous.
+
+Distributional heads output Q - 1 quantiles at levels j/Q, sorted ascending (monotone
+rearrangement, Chernozhukov, Fernandez-Val, Galichon 2010: sorting crossing quantile estimates
+never increases their error); point heads output one number.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+
+__all__ = ["FractalBody", "LSTMBody", "MLPBody", "ResidualPredictor", "make_body"]
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class FractalBody(nn.Module):
+    """psi1 applied to each scale with shared weights, averaged over scales, then psi2.
+
+    Shape: input (N, L, R), output (N, out).
+    """
+
+    def __init__(self, resample_length: int, hidden_sizes: tuple[int, ...], out: int) -> None:
+        super().__init__()
+        self.psi1 = _mlp([resample_length, *hidden_sizes])
+        self.psi2 = nn.Linear(hidden_sizes[-1], out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.psi2(self.psi1(x).mean(dim=1))
+
+
+class MLPBody(nn.Module):
+    """A plain MLP on the flattened multi-scale input.
+
+    Shape: input (N, L, R), output (N, out).
+    """
+
+    def __init__(
+        self, n_scales: int, resample_length: int, hidden_sizes: tuple[int, ...], out: int
+    ) -> None:
+        super().__init__()
+        self.body = _mlp([n_scales * resample_length, *hidden_sizes])
+        self.head = nn.Linear(hidden_sizes[-1], out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x.flatten(1)))
+
+
+class LSTMBody(nn.Module):
+    """An LSTM over the R resampled steps, the L scales as input channels; last state -> head.
+
+    Shape: input (N, L, R), output (N, out).
+    """
+
+    def __init__(self, n_scales: int, hidden_sizes: tuple[int, ...], out: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(n_scales, hidden_sizes[0], batch_first=True)
+        self.head = nn.Linear(hidden_sizes[0], out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (h, _) = self.lstm(x.transpose(1, 2))
+        return self.head(h[-1])
+
+
+def make_body(
+    architecture: str,
+    n_scales: int,
+    resample_length: int,
+    hidden_sizes: tuple[int, ...],
+    out: int,
+) -> nn.Module:
+    """Build the network body for an architecture name ("fractal", "mlp", "lstm")."""
+    if architecture == "fractal":
+        return FractalBody(resample_length, hidden_sizes, out)
+    if architecture == "mlp":
+        return MLPBody(n_scales, resample_length, hidden_sizes, out)
+    return LSTMBody(n_scales, hidden_sizes, out)
+
+
+class ResidualPredictor(nn.Module):
+    """Amplitude normalisation around a body; sorted quantiles for distributional outputs.
+
+    Parameters
+    ----------
+    body : Module
+        Maps (N, L, R) to (N, out).
+    amplitude_invariant : bool
+        Normalise each sample by its own RMS (exactly homogeneous) or by `input_scale`.
+    distributional : bool
+        Sort the outputs (quantiles) ascending.
+    input_scale : float
+        The global scale used when ``amplitude_invariant=False``.
+
+    Shape: input (N, L, R), output (N, Q - 1) (distributional) or (N, 1) (point).
+    """
+
+    def __init__(
+        self,
+        body: nn.Module,
+        amplitude_invariant: bool,
+        distributional: bool,
+        input_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.body = body
+        self.amplitude_invariant = amplitude_invariant
+        self.distributional = distributional
+        self.register_buffer("input_scale", torch.tensor(float(input_scale)))
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """The normalising scale of each sample. Shape: input (N, L, R), output (N, 1, 1)."""
+        if self.amplitude_invariant:
+            return x.square().mean(dim=(1, 2), keepdim=True).sqrt()
+        return self.input_scale.expand(x.shape[0], 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.scale(x)
+        # s = 0 only for an all-zero input; dividing by 1 there keeps it finite and the final
+        # multiplication by s = 0 returns the homogeneous value psi(0) = 0.
+        out = self.body(x / torch.where(s > 0, s, torch.ones_like(s))) * s[:, :, 0]
+        if self.distributional:
+            out = out.sort(dim=1).values
+        return out

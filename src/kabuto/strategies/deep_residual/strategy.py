@@ -1,0 +1,572 @@
+"""`DeepResidual`: distributional prediction of residual factors (Imajo et al., AAAI 2021).
+
+At each decision date: spectral residuals of the last H returns (`spectral_residuals`), the
+multi-scale features of each stock's residual path (`features`), one network shared by all
+stocks predicting Q - 1 quantiles of the next residual return (`networks`), their mean and
+variance (`losses.quantile_moments`), residual-space scores ``mean / variance`` and the
+factor-neutral long-short book ``b = A w`` with gross leverage 1 (`factor_neutral_book`).
+
+Training (`fit`) builds one sample per (date, stock) of the training window: the residual path
+over s-H+1..s under that window's projection ``A_s`` and the target ``r_{s+1} A_s``. Dates are
+split in time: the last `validation_fraction` of them is the validation set for early stopping,
+so nothing later than the fit date is ever used (the strategy only receives history <= t).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import numbers
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar, Self
+
+import numpy as np
+import torch
+
+from kabuto.data.panel import Window, WindowBatch
+from kabuto.errors import ConfigError, DataError
+from kabuto.strategies.batched import (
+    BatchedStrategy,
+    check_bool,
+    check_choice,
+    check_lookback,
+    check_positive,
+    window_returns,
+)
+from kabuto.strategies.deep_residual.features import (
+    augmentation_noise,
+    multiscale_operator,
+    residual_samples,
+)
+from kabuto.strategies.deep_residual.losses import (
+    gaussian_quantile_density,
+    noise_penalty,
+    pinball_loss,
+    quantile_levels,
+    quantile_moments,
+)
+from kabuto.strategies.deep_residual.networks import ResidualPredictor, make_body
+from kabuto.strategies.residual import (
+    default_components,
+    factor_neutral_book,
+    spectral_residuals,
+)
+
+__all__ = ["ARCHITECTURES", "AUGMENTATIONS", "DeepResidual"]
+
+ARCHITECTURES = ("fractal", "mlp", "lstm")
+AUGMENTATIONS = ("none", "noise", "penalty")
+_FORMAT = 1  # version of the file `save` writes
+
+
+def _check_int(owner: str, parameter: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ConfigError(
+            f"{owner}: {parameter}={value!r} is not allowed; use an integer >= {minimum}"
+        )
+    return int(value)
+
+
+TRAINING_YEAR = 252  # the least training history (in sample dates) a backtest starts with
+
+
+class DeepResidual(BatchedStrategy):
+    """Deep distributional prediction of residual factors, factor-neutral long-short book.
+
+    Parameters
+    ----------
+    lookback : int, default=256
+        H, days of returns per window (residual extraction and input path).
+    n_components : int, optional
+        C, principal components removed; default ``default_components(n)`` per window.
+    n_scales : int, default=3
+        L, time scales ``tau_l = 4 ** (-l / (L - 1))``.
+    n_quantiles : int, default=8
+        Q; the network outputs quantiles at levels j/Q, j = 1..Q-1.
+    resample_length : int, default=32
+        R, increments per scale after resampling.
+    hidden_sizes : tuple of int, default=(32, 32)
+        psi1 layers ("fractal"), MLP layers ("mlp"); the first is the LSTM width ("lstm").
+    architecture : {"fractal", "mlp", "lstm"}, default="fractal"
+    residual : bool, default=True
+        False: raw returns, A = I (the book is then not factor-neutral).
+    multiscale : bool, default=True
+        False: one scale, tau = 1.
+    amplitude_invariant : bool, default=True
+        Normalise each input by its own RMS (``psi(a x) = a psi(x)`` exactly).
+    distributional : bool, default=True
+        False: a point prediction trained with MSE; score = prediction / residual variance
+        over the window.
+    epochs : int, default=30
+    batch_size : int, default=512
+    learning_rate : float, default=1e-3
+        Adam.
+    patience : int, default=5
+        Epochs without validation improvement before stopping (the best epoch is kept).
+    validation_fraction : float, default=0.2
+        Last fraction of the training dates used for early stopping; 0 disables it.
+    train_window : int, optional, default=2520
+        Most recent days of history used to build samples (None: all).
+    sample_stride : int, default=1
+        Use every k-th date of the training window (ending at the most recent one).
+    augmentation : {"none", "noise", "penalty"}, default="none"
+        "noise": Gaussian noise of std ``aug_strength * sqrt(|r_{t-1}|)`` on each input return
+        during training; "penalty": the noise-equivalent penalty (see `losses`).
+    aug_strength : float, default=0.05
+    seed : int, default=0
+        Seeds initialisation, shuffling and noise (same seed, same model on CPU).
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+    num_threads : int, optional
+        Torch CPU threads while fitting and predicting (restored afterwards); None leaves
+        torch's setting. The network is small: 1 thread is often fastest, and far faster
+        than several threads competing with other processes for the same cores.
+    label : str, optional
+    """
+
+    long_only: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        lookback: int = 256,
+        n_components: int | None = None,
+        n_scales: int = 3,
+        n_quantiles: int = 8,
+        resample_length: int = 32,
+        hidden_sizes: tuple[int, ...] = (32, 32),
+        architecture: str = "fractal",
+        residual: bool = True,
+        multiscale: bool = True,
+        amplitude_invariant: bool = True,
+        distributional: bool = True,
+        epochs: int = 30,
+        batch_size: int = 512,
+        learning_rate: float = 1e-3,
+        patience: int = 5,
+        validation_fraction: float = 0.2,
+        train_window: int | None = 2520,
+        sample_stride: int = 1,
+        augmentation: str = "none",
+        aug_strength: float = 0.05,
+        seed: int = 0,
+        device: str = "cpu",
+        num_threads: int | None = None,
+        label: str | None = None,
+    ) -> None:
+        self.lookback = lookback
+        self.n_components = n_components
+        self.n_scales = n_scales
+        self.n_quantiles = n_quantiles
+        self.resample_length = resample_length
+        self.hidden_sizes = hidden_sizes
+        self.architecture = architecture
+        self.residual = residual
+        self.multiscale = multiscale
+        self.amplitude_invariant = amplitude_invariant
+        self.distributional = distributional
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.train_window = train_window
+        self.sample_stride = sample_stride
+        self.augmentation = augmentation
+        self.aug_strength = aug_strength
+        self.seed = seed
+        self.device = device
+        self.num_threads = num_threads
+        self.label = label
+        self._validate()
+
+    # ----------------------------------------------------------------- settings
+
+    def _validate(self) -> None:
+        name = type(self).__name__
+        check_lookback(name, self.lookback)
+        if self.n_components is not None:
+            _check_int(name, "n_components", self.n_components, 0)
+        _check_int(name, "n_scales", self.n_scales, 1)
+        _check_int(name, "n_quantiles", self.n_quantiles, 2)
+        _check_int(name, "resample_length", self.resample_length, 1)
+        sizes = self.hidden_sizes
+        if (
+            not isinstance(sizes, tuple | list)
+            or not sizes
+            or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) for h in sizes)
+            or min(sizes) < 1
+        ):
+            raise ConfigError(
+                f"{name}: hidden_sizes={sizes!r} is not allowed; use a non-empty tuple of "
+                "positive integers, e.g. (32, 32)"
+            )
+        check_choice(name, "architecture", self.architecture, ARCHITECTURES)
+        for flag in ("residual", "multiscale", "amplitude_invariant", "distributional"):
+            check_bool(name, flag, getattr(self, flag))
+        _check_int(name, "epochs", self.epochs, 1)
+        _check_int(name, "batch_size", self.batch_size, 1)
+        check_positive(name, "learning_rate", self.learning_rate)
+        _check_int(name, "patience", self.patience, 1)
+        frac = self.validation_fraction
+        if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 <= frac < 1:
+            raise ConfigError(
+                f"{name}: validation_fraction={frac!r} is not allowed; use a number in [0, 1)"
+            )
+        if self.train_window is not None:
+            _check_int(name, "train_window", self.train_window, self.lookback + 2)
+        _check_int(name, "sample_stride", self.sample_stride, 1)
+        check_choice(name, "augmentation", self.augmentation, AUGMENTATIONS)
+        if self.aug_strength != 0:
+            check_positive(name, "aug_strength", self.aug_strength)
+        _check_int(name, "seed", self.seed, 0)
+        check_choice(name, "device", self.device, ("cpu", "cuda", "auto"))
+        if self.num_threads is not None:
+            _check_int(name, "num_threads", self.num_threads, 1)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"{name}: device='cuda' but no CUDA device; use 'cpu' or 'auto'")
+
+    @property
+    def _n_scales(self) -> int:
+        return self.n_scales if self.multiscale else 1
+
+    @property
+    def _n_outputs(self) -> int:
+        return self.n_quantiles - 1 if self.distributional else 1
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Run with `num_threads` torch threads, restoring the previous count."""
+        before = torch.get_num_threads()
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def _torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def _components(self, n_assets: int) -> int | None:
+        """C for a universe of n assets; None means raw returns (A = I)."""
+        if not self.residual:
+            return None
+        c = default_components(n_assets) if self.n_components is None else self.n_components
+        if not 0 <= c < n_assets:
+            raise ConfigError(
+                f"{type(self).__name__}: n_components={c} is not allowed for {n_assets} assets; "
+                f"use an integer in [0, {n_assets - 1}] or residual=False"
+            )
+        return c
+
+    def _operator(self, lookback: int) -> torch.Tensor:
+        """Multi-scale feature map as a tensor. Shape: (H, L * R)."""
+        op = multiscale_operator(lookback, self._n_scales, self.resample_length)
+        return torch.from_numpy(op.astype(np.float32))
+
+    def _build_model(self, input_scale: float) -> ResidualPredictor:
+        # Initialise from the seed without disturbing the caller's global torch RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            body = make_body(
+                self.architecture,
+                self._n_scales,
+                self.resample_length,
+                tuple(int(h) for h in self.hidden_sizes),
+                self._n_outputs,
+            )
+        return ResidualPredictor(body, self.amplitude_invariant, self.distributional, input_scale)
+
+    # ----------------------------------------------------------------- training
+
+    def training_samples(self, history: Window) -> dict[str, np.ndarray]:
+        """The samples `fit` trains on, split in time.
+
+        Returns
+        -------
+        dict with
+            ``paths`` (D, n, H + 1) float32 residual paths (one day before the window first),
+            ``targets`` (D, n) float32 next-day residual returns,
+            ``ends`` (D,) the row of ``history.returns`` each window ends on (increasing),
+            ``n_validation`` (): the last ``n_validation`` dates form the validation set.
+        """
+        name = type(self).__name__
+        returns = np.asarray(history.returns, dtype=np.float64)
+        h = self.lookback
+        # Use only the trailing rows where every asset has a return (before listing: NaN).
+        bad = np.flatnonzero(~np.isfinite(returns).all(axis=1))
+        first = int(bad[-1]) + 1 if len(bad) else 0
+        if self.train_window is not None:
+            first = max(first, len(returns) - self.train_window)
+        usable = returns[first:]
+        ends = np.arange(len(usable) - 2, h - 1, -self.sample_stride)[::-1]
+        need = 1 if self.validation_fraction == 0 else 2
+        if len(ends) < need:
+            raise DataError(
+                f"{name}: the history ending {history.date.date()} has {len(usable)} days with "
+                f"returns for all {returns.shape[1]} assets; training needs at least "
+                f"{h + 1 + need} (lookback {h}, a day before it and a next-day target); start "
+                "the backtest later or shorten the lookback"
+            )
+        paths, targets = residual_samples(usable, ends, h, self._components(returns.shape[1]))
+        n_val = math.ceil(self.validation_fraction * len(ends))
+        n_val = min(n_val, len(ends) - 1)
+        return {
+            "paths": paths,
+            "targets": targets,
+            "ends": ends + first,
+            "n_validation": np.asarray(n_val),
+        }
+
+    @property
+    def min_history(self) -> int:
+        """A lookback window plus a year of daily training samples before the first decision."""
+        return self.lookback + TRAINING_YEAR
+
+    def fit(self, history: Window) -> Self:
+        """Train the network on samples from `history` (all returns up to the fit date).
+
+        Parameters
+        ----------
+        history : Window
+            Returns of shape (T, n), NaN before an asset listed.
+
+        Returns
+        -------
+        self
+        """
+        self._validate()
+        with self._threads():
+            return self._fit(history)
+
+    def _fit(self, history: Window) -> Self:
+        device = self._torch_device()
+        samples = self.training_samples(history)
+        n_val = int(samples["n_validation"])
+        n_dates, n_assets = samples["targets"].shape
+        n_train_dates = n_dates - n_val
+        h = self.lookback
+        paths = torch.from_numpy(samples["paths"].reshape(-1, h + 1))
+        targets = torch.from_numpy(samples["targets"].reshape(-1))
+        n_train = n_train_dates * n_assets  # samples are date-major: the split is in time
+        op = self._operator(h)
+        shape = (-1, self._n_scales, self.resample_length)
+
+        train_paths, train_y = paths[:n_train].to(device), targets[:n_train].to(device)
+        val_x = (paths[n_train:, 1:] @ op).reshape(shape).to(device)
+        val_y = targets[n_train:].to(device)
+        op = op.to(device)
+        train_x = (train_paths[:, 1:] @ op).reshape(shape)
+        # Global scales only condition the optimisation (losses in units of the target std).
+        input_scale = float(train_x.square().mean().sqrt()) or 1.0
+        target_scale = float(train_y.std()) if n_train > 1 else 0.0
+        target_scale = target_scale if target_scale > 0 else 1.0
+
+        model = self._build_model(input_scale).to(device)
+        levels = quantile_levels(self.n_quantiles).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        generator = torch.Generator().manual_seed(self.seed)
+
+        def objective(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            if self.distributional:
+                return pinball_loss(out, y, levels) / target_scale
+            return (out[:, 0] - y).square().mean() / target_scale**2
+
+        if self.distributional:  # c_j^2 = p_j(0) / (2 K) / target_scale, see `losses`
+            density = gaussian_quantile_density(levels.cpu(), target_scale).to(device)
+            penalty_weights = (density / (2 * len(levels)) / target_scale).sqrt()
+        else:
+            penalty_weights = torch.full((1,), 1.0 / target_scale, device=device)
+
+        best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
+        train_losses, val_losses = [], []
+        for epoch in range(self.epochs):
+            model.train()
+            order = torch.randperm(n_train, generator=generator).to(device)
+            total = 0.0
+            for a in range(0, n_train, self.batch_size):
+                idx = order[a : a + self.batch_size]
+                if self.augmentation == "none":
+                    x, e = train_x[idx], None
+                else:
+                    e = train_paths[idx, 1:]
+                    if self.augmentation == "noise":
+                        e = e + augmentation_noise(train_paths[idx], self.aug_strength, generator)
+                    else:
+                        e = e.clone().requires_grad_(True)
+                    x = (e @ op).reshape(shape)
+                out = model(x)
+                loss = objective(out, train_y[idx])
+                if self.augmentation == "penalty":
+                    noise_var = self.aug_strength**2 * train_paths[idx, :-1].abs()
+                    loss = loss + noise_penalty(out, e, noise_var, penalty_weights, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
+            train_losses.append(total / n_train)
+            if n_val == 0:
+                continue
+            model.eval()
+            with torch.no_grad():
+                val_loss = float(objective(model(val_x), val_y))
+            val_losses.append(val_loss)
+            if val_loss < best_loss:
+                best_loss, best_epoch, stale = val_loss, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        else:
+            best_epoch = len(train_losses) - 1
+        model.eval()
+
+        self.model_ = model
+        self.input_scale_ = input_scale
+        self.target_scale_ = target_scale
+        self.train_losses_ = train_losses
+        self.validation_losses_ = val_losses
+        self.best_epoch_ = best_epoch
+        self.n_train_samples_ = n_train
+        self.n_validation_samples_ = n_val * n_assets
+        self.sample_ends_ = samples["ends"]
+        self.validation_start_ = (
+            int(samples["ends"][n_train_dates]) if n_val else int(history.returns.shape[0])
+        )
+        return self
+
+    # ----------------------------------------------------------------- decisions
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise ConfigError(
+                f"{type(self).__name__}: not fitted; call fit(history) first (the backtest "
+                "does so on its retrain schedule)"
+            )
+
+    def predict(self, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Network outputs for every stock of every window.
+
+        Parameters
+        ----------
+        returns : ndarray of shape (D, H, n)
+            Finite return windows, H = lookback.
+
+        Returns
+        -------
+        outputs : ndarray of shape (D, n, K)
+            K = Q - 1 sorted quantiles (distributional) or K = 1 point prediction.
+        residuals : ndarray of shape (D, H, n)
+        projection : ndarray of shape (D, n, n)
+            A (the identity when ``residual=False``).
+        """
+        self._check_fitted()
+        with self._threads():
+            return self._predict(returns)
+
+    def _predict(self, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d, h, n = returns.shape
+        c = self._components(n)
+        if c is None:
+            residuals, projection = returns, np.broadcast_to(np.eye(n), (d, n, n))
+        else:
+            residuals, projection = spectral_residuals(returns, c)
+        device = next(self.model_.parameters()).device
+        paths = torch.from_numpy(
+            np.ascontiguousarray(residuals.transpose(0, 2, 1), dtype=np.float32).reshape(-1, h)
+        ).to(device)
+        with torch.no_grad():
+            x = (paths @ self._operator(h).to(device)).reshape(
+                -1, self._n_scales, self.resample_length
+            )
+            out = self.model_(x).cpu().numpy().astype(np.float64)
+        return out.reshape(d, n, -1), residuals, projection
+
+    def scores(self, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residual-space scores ``mean / variance`` and projections.
+
+        Shape: input (D, H, n); outputs (D, n), (D, n, n).
+        """
+        out, residuals, projection = self.predict(returns)
+        if self.distributional:
+            mean, var = (m.numpy() for m in quantile_moments(torch.from_numpy(out)))
+        else:
+            mean, var = out[..., 0], residuals.var(axis=1)
+        score = np.divide(mean, var, out=np.zeros_like(mean), where=var > 0)
+        return score, projection
+
+    def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
+        returns = window_returns(batch, self.lookback, type(self).__name__)
+        score, projection = self.scores(np.asarray(returns, dtype=np.float64))
+        return factor_neutral_book(score, projection)
+
+    # ----------------------------------------------------------------- persistence
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write settings and learned state to `path` (``torch.load(weights_only=True)`` safe).
+
+        The file is written to a temporary name and renamed, so a failed save leaves nothing
+        half-written.
+        """
+        self._check_fitted()
+        settings = self.get_params(deep=False)
+        settings["hidden_sizes"] = [int(h) for h in self.hidden_sizes]
+        payload = {
+            "format": _FORMAT,
+            "class": type(self).__name__,
+            "settings": settings,
+            "state": {k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
+            "fitted": {
+                "input_scale_": self.input_scale_,
+                "target_scale_": self.target_scale_,
+                "train_losses_": list(self.train_losses_),
+                "validation_losses_": list(self.validation_losses_),
+                "best_epoch_": self.best_epoch_,
+                "n_train_samples_": self.n_train_samples_,
+                "n_validation_samples_": self.n_validation_samples_,
+                "sample_ends_": torch.from_numpy(np.asarray(self.sample_ends_)),
+                "validation_start_": self.validation_start_,
+            },
+        }
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> DeepResidual:
+        """Read a strategy written by `save` (on CPU unless its device setting says otherwise)."""
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            raise DataError(f"{path}: cannot read a saved DeepResidual ({exc})") from exc
+        if not isinstance(payload, dict) or payload.get("class") != cls.__name__:
+            raise DataError(f"{path}: not a file written by {cls.__name__}.save")
+        if payload.get("format") != _FORMAT:
+            raise DataError(
+                f"{path}: file format {payload.get('format')!r}, this version reads {_FORMAT}"
+            )
+        settings = dict(payload["settings"])
+        settings["hidden_sizes"] = tuple(settings["hidden_sizes"])
+        obj = cls(**settings)
+        fitted = payload["fitted"]
+        model = obj._build_model(fitted["input_scale_"])
+        model.load_state_dict(payload["state"])
+        obj.model_ = model.to(obj._torch_device()).eval()
+        for key, value in fitted.items():
+            setattr(obj, key, value.numpy() if isinstance(value, torch.Tensor) else value)
+        return obj

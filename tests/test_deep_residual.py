@@ -1,0 +1,316 @@
+"""DeepResidual (Imajo et al. AAAI 2021): features, network invariances, losses, strategy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kabuto.backtest import WalkForward
+from kabuto.errors import ConfigError, DataError
+from kabuto.sim import correlated_gbm
+from kabuto.strategies.deep_residual import (
+    DeepResidual,
+    augmentation_noise,
+    multiscale_features,
+    multiscale_operator,
+    noise_penalty,
+    pinball_loss,
+    quantile_moments,
+)
+from kabuto.strategies.residual import spectral_projection
+
+from helpers import panel_from_returns
+
+TINY = dict(
+    lookback=32,
+    n_scales=3,
+    n_quantiles=4,
+    resample_length=8,
+    hidden_sizes=(16, 16),
+    epochs=3,
+    batch_size=256,
+    train_window=400,
+    num_threads=1,  # tiny batches: threads only add overhead
+)
+
+
+@pytest.fixture(scope="module")
+def gbm():
+    return correlated_gbm(12, 700, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(gbm):
+    return DeepResidual(**TINY, seed=1).fit(gbm.window(600, 600))
+
+
+# ----------------------------------------------------------------- features
+
+
+def test_multiscale_features_hand_computed():
+    # e = 1, 2, 3, 4: cumulative path P = 0, 1, 3, 6, 10; scales tau = 1, 1/4; R = 2.
+    # tau = 1: points at 0, 2, 4 -> 0, 3, 10 -> increments 3, 7.
+    # tau = 1/4: last 1 return, points at 3, 3.5, 4 -> 6, 8, 10 -> 2, 2, times 1/sqrt(1/4) = 2.
+    feats = multiscale_features(np.array([1.0, 2.0, 3.0, 4.0]), n_scales=2, resample_length=2)
+    np.testing.assert_allclose(feats, [[3.0, 7.0], [4.0, 4.0]])
+    # a linear path (constant returns c) gives constant increments c * m / R / sqrt(tau)
+    c, h, r = 0.01, 64, 16
+    feats = multiscale_features(np.full(h, c), n_scales=3, resample_length=r)
+    for row, tau in zip(feats, [1.0, 0.5, 0.25], strict=True):
+        np.testing.assert_allclose(row, c * tau * h / r / np.sqrt(tau))
+    # the operator is the same linear map
+    e = np.random.default_rng(0).normal(size=(5, h))
+    np.testing.assert_allclose(
+        multiscale_features(e, 3, r).reshape(5, -1), e @ multiscale_operator(h, 3, r)
+    )
+
+
+def test_time_scale_doubling_resolution():
+    rng = np.random.default_rng(1)
+    h, r = 64, 8
+    coarse = rng.normal(0, 0.01, size=(50, h))
+    # the same path at twice the resolution (each day split into two halves): same features
+    split = np.repeat(coarse / 2, 2, axis=1)
+    np.testing.assert_allclose(
+        multiscale_features(split, 3, r), multiscale_features(coarse, 3, r), atol=1e-12
+    )
+    # a Brownian path observed on a finer grid: similar features, similar network output
+    fine = rng.normal(0, 0.01 / np.sqrt(2), size=(200, 2 * h))
+    summed = fine.reshape(200, h, 2).sum(axis=2)
+    f_fine, f_coarse = multiscale_features(fine, 3, r), multiscale_features(summed, 3, r)
+    rel = np.linalg.norm(f_fine - f_coarse) / np.linalg.norm(f_coarse)
+    assert rel < 0.1
+    model = DeepResidual(**TINY)._build_model(1.0)
+    with torch.no_grad():
+        out_fine = model(torch.tensor(f_fine, dtype=torch.float32)).numpy()
+        out_coarse = model(torch.tensor(f_coarse, dtype=torch.float32)).numpy()
+    assert np.linalg.norm(out_fine - out_coarse) / np.linalg.norm(out_coarse) < 0.2
+
+
+def test_augmentation_noise_std():
+    gen = torch.Generator().manual_seed(0)
+    prev = torch.tensor([0.0, 0.0004, 0.01, -0.04])  # r_{t-1}; |.| -> sqrt 0, 0.02, 0.1, 0.2
+    paths = torch.zeros(200_000, 5)
+    paths[:, :4] = prev  # column t + 1's noise uses column t
+    noise = augmentation_noise(paths, 0.5, gen)
+    assert noise.shape == (200_000, 4)
+    expected = 0.5 * np.sqrt(np.abs(prev.numpy()))
+    np.testing.assert_allclose(noise.std(dim=0).numpy(), expected, rtol=0.01)
+    assert (noise[:, 0] == 0).all()
+    np.testing.assert_allclose(noise.mean(dim=0).numpy(), 0.0, atol=3e-3 * expected.max())
+
+
+# ----------------------------------------------------------------- network
+
+
+@pytest.mark.parametrize("architecture", ["fractal", "mlp", "lstm"])
+def test_amplitude_invariance_exact(architecture):
+    model = DeepResidual(**TINY, architecture=architecture)._build_model(1.0)
+    x = torch.randn(64, 3, 8, generator=torch.Generator().manual_seed(0)) * 0.01
+    with torch.no_grad():
+        base = model(x)
+        for a in (1e-3, 0.5, 2.0, 37.0, 1e4):
+            torch.testing.assert_close(model(a * x), a * base, rtol=1e-5, atol=1e-9 * a)
+        assert (model(torch.zeros(3, 3, 8)) == 0).all()  # the homogeneous limit
+
+
+def test_amplitude_invariance_off_is_not_homogeneous():
+    model = DeepResidual(**TINY, amplitude_invariant=False)._build_model(0.01)
+    x = torch.randn(64, 3, 8, generator=torch.Generator().manual_seed(0)) * 0.01
+    with torch.no_grad():
+        assert not torch.allclose(model(3.0 * x), 3.0 * model(x), rtol=1e-3, atol=0)
+
+
+def test_quantiles_sorted_and_moments(fitted, gbm):
+    out, _, _ = fitted.predict(gbm.batch([620, 650], 32).returns)
+    assert out.shape == (2, 12, 3)
+    assert (np.diff(out, axis=-1) >= 0).all()
+    q = torch.tensor([[1.0, 2.0, 6.0]])
+    mean, var = quantile_moments(q)
+    assert float(mean) == pytest.approx(3.0) and float(var) == pytest.approx(14 / 3)
+
+
+# ----------------------------------------------------------------- losses
+
+
+def test_pinball_closed_form_and_minimizer():
+    y = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    levels = torch.tensor([0.25, 0.5, 0.9])
+    pred = torch.full((4, 3), 1.5)
+    # u = y - 1.5 = -1.5, -0.5, 0.5, 1.5; rho_tau(u) = tau u (u >= 0), (tau - 1) u (u < 0)
+    expected = np.mean(
+        [np.mean([(t - (u < 0)) * u for u in (-1.5, -0.5, 0.5, 1.5)]) for t in (0.25, 0.5, 0.9)]
+    )
+    assert float(pinball_loss(pred, y, levels)) == pytest.approx(expected)
+    # its minimiser over constants is the empirical quantile (unique when N tau is not integer)
+    sample = torch.tensor(np.random.default_rng(0).normal(size=101), dtype=torch.float64)
+    tau = torch.tensor([0.25], dtype=torch.float64)
+    candidates = sample.sort().values
+    losses = torch.stack([pinball_loss(torch.full((101, 1), c), sample, tau) for c in candidates])
+    q = np.quantile(sample.numpy(), 0.25, method="inverted_cdf")
+    assert float(candidates[int(losses.argmin())]) == pytest.approx(q)
+    # gradient sign: below the quantile the loss decreases as q rises, above it increases
+    for c, sign in ((q - 0.3, -1.0), (q + 0.3, 1.0)):
+        p = torch.full((101, 1), float(c), dtype=torch.float64, requires_grad=True)
+        pinball_loss(p, sample, tau).backward()
+        assert np.sign(float(p.grad.sum())) == sign
+
+
+def test_noise_penalty_linear_model_exact():
+    # f(e) = e . w: gradient w, so the penalty is mean_n sum_t D_nt (c w_t)^2 for any xi
+    gen = torch.Generator().manual_seed(0)
+    w = torch.tensor([0.5, -1.0, 2.0])
+    e = torch.randn(10, 3, generator=gen).requires_grad_(True)
+    var = torch.rand(10, 3, generator=gen)
+    out = (e @ w)[:, None]
+    c = torch.tensor([0.7])
+    pen = noise_penalty(out, e, var, c, gen)
+    assert float(pen) == pytest.approx(float((var * (c * w) ** 2).sum(1).mean()), rel=1e-6)
+
+
+# ----------------------------------------------------------------- strategy
+
+
+def test_portfolio_factor_neutral_gross_one(fitted, gbm):
+    batch = gbm.batch(np.arange(610, 690, 10), 32)
+    weights = fitted.allocate_batch(batch)
+    np.testing.assert_allclose(np.abs(weights).sum(axis=1), 1.0)
+    c = 1  # default_components(12)
+    centred = batch.returns - batch.returns.mean(axis=1, keepdims=True)
+    top = np.linalg.svd(centred, full_matrices=False)[2][:, :c]  # (D, C, n)
+    np.testing.assert_allclose(np.einsum("dcn,dn->dc", top, weights), 0.0, atol=1e-10)
+    proj = spectral_projection(batch.returns, c)
+    np.testing.assert_allclose(np.einsum("dij,dj->di", proj, weights), weights, atol=1e-10)
+    # single-window path agrees with the batch
+    np.testing.assert_allclose(fitted.allocate(batch.window(3)), weights[3], atol=1e-12)
+
+
+def test_scores_scale_inversely_with_amplitude(fitted, gbm):
+    r = np.asarray(gbm.batch([640, 660], 32).returns)
+    s1, _ = fitted.scores(r)
+    s3, _ = fitted.scores(3.0 * r)
+    np.testing.assert_allclose(s3, s1 / 3.0, rtol=1e-4)
+
+
+def test_validation_split_is_the_end_of_the_training_window(gbm):
+    history = gbm.window(600, 600)
+    s = DeepResidual(**TINY, validation_fraction=0.25, sample_stride=3)
+    samples = s.training_samples(history)
+    ends, n_val = samples["ends"], int(samples["n_validation"])
+    assert (np.diff(ends) == 3).all()
+    assert ends[-1] == history.returns.shape[0] - 2  # the last target is the fit date's return
+    assert ends[0] - 32 >= history.returns.shape[0] - 400  # inside train_window
+    assert n_val == int(np.ceil(0.25 * len(ends)))
+    s.fit(history)
+    assert s.validation_start_ == ends[-n_val]
+    assert s.n_validation_samples_ == n_val * 12
+    assert s.n_train_samples_ == (len(ends) - n_val) * 12
+    # targets are r_{s+1} A_s: the last one uses the fit date's own return, nothing later
+    proj = spectral_projection(history.returns[ends[-1] - 31 : ends[-1] + 1], 1)
+    np.testing.assert_allclose(
+        samples["targets"][-1], history.returns[-1] @ proj, rtol=1e-5, atol=1e-7
+    )
+
+
+def test_nan_before_listing_and_short_history():
+    rng = np.random.default_rng(0)
+    r = rng.normal(0, 0.01, size=(300, 6))
+    r[:120, 2] = np.nan  # listed late: only rows where every asset trades are used
+    panel = panel_from_returns(r)
+    s = DeepResidual(**TINY | {"train_window": None}).fit(panel.window(299, 299))
+    assert s.sample_ends_[0] - 32 >= 120
+    with pytest.raises(DataError, match="training needs"):
+        DeepResidual(**TINY).fit(panel.window(40, 40))
+
+
+def test_seed_reproducibility(gbm):
+    history = gbm.window(600, 600)
+    batch = gbm.batch(np.arange(610, 690, 10), 32)
+    a = DeepResidual(**TINY, seed=3).fit(history)
+    b = DeepResidual(**TINY, seed=3).fit(history)
+    c = DeepResidual(**TINY, seed=4).fit(history)
+    for (k, va), vb in zip(
+        a.model_.state_dict().items(), b.model_.state_dict().values(), strict=True
+    ):
+        assert torch.equal(va, vb), k
+    np.testing.assert_array_equal(a.allocate_batch(batch), b.allocate_batch(batch))
+    assert not np.allclose(a.allocate_batch(batch), c.allocate_batch(batch))
+
+
+def test_save_load_round_trip(fitted, gbm, tmp_path):
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    loaded = DeepResidual.load(path)
+    batch = gbm.batch(np.arange(610, 690, 10), 32)
+    np.testing.assert_array_equal(loaded.allocate_batch(batch), fitted.allocate_batch(batch))
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.validation_start_ == fitted.validation_start_
+    torch.load(path, weights_only=True)  # plain content only
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(DataError):
+        DeepResidual.load(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(architecture="mlp", distributional=False),
+        dict(architecture="lstm", distributional=False),
+        dict(residual=False),
+        dict(multiscale=False, amplitude_invariant=False),
+        dict(augmentation="noise", aug_strength=0.1),
+        dict(augmentation="penalty", aug_strength=0.1),
+    ],
+)
+def test_variants_fit_and_allocate(gbm, settings):
+    s = DeepResidual(**TINY | {"epochs": 1}, **settings).fit(gbm.window(600, 600))
+    weights = s.allocate_batch(gbm.batch([620, 640], 32))
+    assert np.isfinite(weights).all()
+    np.testing.assert_allclose(np.abs(weights).sum(axis=1), 1.0)
+    if not s.distributional:
+        out, res, _ = s.predict(gbm.batch([620], 32).returns)
+        score, _ = s.scores(gbm.batch([620], 32).returns)
+        np.testing.assert_allclose(score[0], out[0, :, 0] / res[0].var(axis=0), rtol=1e-6)
+
+
+def test_bad_settings():
+    with pytest.raises(ConfigError, match="architecture"):
+        DeepResidual(architecture="cnn")
+    with pytest.raises(ConfigError, match="validation_fraction"):
+        DeepResidual(validation_fraction=1.0)
+    with pytest.raises(ConfigError, match="not fitted"):
+        DeepResidual(**TINY).allocate_batch(correlated_gbm(4, 60, seed=0).batch([50], 32))
+
+
+def test_walk_forward(gbm):
+    strategy = DeepResidual(**TINY | {"epochs": 2})
+    result = WalkForward(
+        start=gbm.dates[300], long_only=False, max_leverage=1.0, retrain="yearly"
+    ).run(gbm, [strategy])
+    weights = result.strategies["DeepResidual"].target_weights.to_numpy()
+    np.testing.assert_allclose(np.abs(weights).sum(axis=1), 1.0)
+    assert np.isfinite(result.strategies["DeepResidual"].net_returns).all()
+
+
+def test_learns_planted_residual_reversion():
+    rng = np.random.default_rng(7)
+    n, t, phi = 10, 1500, 0.5
+    market = rng.normal(0, 0.01, size=t)
+    idio = np.zeros((t, n))
+    shocks = rng.normal(0, 0.01, size=(t, n))
+    for k in range(1, t):  # strong planted mean reversion of the idiosyncratic return
+        idio[k] = -phi * idio[k - 1] + shocks[k]
+    beta = rng.uniform(0.8, 1.2, size=n)
+    returns = market[:, None] * beta + idio
+    returns[0] = np.nan
+    panel = panel_from_returns(returns)
+    s = DeepResidual(**TINY | {"epochs": 25, "train_window": None, "n_components": 1}, seed=0)
+    s.fit(panel.window(1100, 1100))
+    ts = np.arange(1100, t - 1)
+    batch = panel.batch(ts, 32)
+    out, _, proj = s.predict(np.asarray(batch.returns))
+    predicted = out.mean(axis=-1)
+    truth = np.einsum("dn,dnm->dm", -phi * idio[ts], proj)  # E[r_{s+1} A_s | past]
+    corr = np.corrcoef(predicted.ravel(), truth.ravel())[0, 1]
+    assert corr > 0.5
