@@ -30,9 +30,16 @@ class HalfPeeker(Peeker):
         return 0.9 * np.full(window.n_assets, 1 / window.n_assets) + 0.1 * super().allocate(window)
 
 
+# settings that fit a 60-day lookback (and keep the learned strategy quick)
+SMALL = {
+    "residual_momentum": {"horizon": 40, "skip": 5},
+    "deep_residual": {"epochs": 5, "hidden_sizes": (16,)},
+}
+
+
 def test_every_registered_strategy_passes_the_canary():
     strategies = [
-        make_strategy(name, lookback=60)
+        make_strategy(name, lookback=60, **SMALL.get(name, {}))
         for name in STRATEGIES
         if STRATEGIES[name] is not SklearnPortfolio
     ]

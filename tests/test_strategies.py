@@ -388,8 +388,8 @@ def test_registry_builds_every_name():
 
     for name, cls in STRATEGIES.items():
         params = {"estimator": EqualWeighted(), "long_only": True} if name == "skfolio" else {}
-        strategy = make_strategy(name, lookback=100, **params)
-        assert isinstance(strategy, cls) and strategy.lookback == 100
+        strategy = make_strategy(name, lookback=300, **params)
+        assert isinstance(strategy, cls) and strategy.lookback == 300
     assert make_strategy("hrp", covariance="ledoit_wolf").covariance == "ledoit_wolf"
 
 

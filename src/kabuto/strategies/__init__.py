@@ -15,7 +15,9 @@ from kabuto.strategies.mean_variance import (
     MinimumVariance,
 )
 from kabuto.strategies.naive import BuyAndHold, EqualWeight, InverseVolatility
+from kabuto.strategies.oracle import ResidualOracle
 from kabuto.strategies.registry import STRATEGIES, make_strategy
+from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal
 from kabuto.strategies.risk_parity import EqualRiskContribution
 from kabuto.strategies.sklearn_adapter import SklearnPortfolio
 
@@ -33,6 +35,9 @@ __all__ = [
     "MaximumSortino",
     "MeanVariance",
     "MinimumVariance",
+    "ResidualMomentum",
+    "ResidualOracle",
+    "ResidualReversal",
     "SklearnPortfolio",
     "Strategy",
     "make_strategy",

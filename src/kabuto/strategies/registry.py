@@ -16,6 +16,7 @@ from kabuto.strategies.mean_variance import (
     MinimumVariance,
 )
 from kabuto.strategies.naive import BuyAndHold, EqualWeight, InverseVolatility
+from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal
 from kabuto.strategies.risk_parity import EqualRiskContribution
 from kabuto.strategies.sklearn_adapter import SklearnPortfolio
 
@@ -33,6 +34,8 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "hrp": HierarchicalRiskParity,
     "eigen": EigenPortfolio,
     "deep_residual": DeepResidual,
+    "residual_reversal": ResidualReversal,
+    "residual_momentum": ResidualMomentum,
     "skfolio": SklearnPortfolio,
 }
 

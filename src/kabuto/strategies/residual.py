@@ -40,9 +40,11 @@ def spectral_projection(returns: np.ndarray, n_components: int) -> np.ndarray:
             f"({n}); try {default_components(n)}"
         )
     centred = returns - returns.mean(axis=-2, keepdims=True)
-    # right singular vectors of the centred window = eigenvectors of its covariance, sorted
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    top = np.swapaxes(vt[..., :n_components, :], -1, -2)  # (..., n, C)
+    # The principal directions are the top eigenvectors of the n x n Gram matrix: an
+    # eigendecomposition of that is several times cheaper than an SVD of the H x n window.
+    gram = np.swapaxes(centred, -1, -2) @ centred
+    _, vectors = np.linalg.eigh(gram)  # ascending eigenvalues
+    top = vectors[..., n - n_components :]  # (..., n, C)
     return np.eye(n) - top @ np.swapaxes(top, -1, -2)
 
 

@@ -1,0 +1,102 @@
+"""The residual oracle: the best book a trader who knows the factor market's process can hold.
+
+On a `kabuto.sim.factor_market.FactorMarket` the conditional mean and variance of every residual
+for tomorrow are known at today's close. The oracle builds the same book a learned
+residual-factor strategy (Imajo et al., AAAI 2021) builds from its predictions, but from the true
+moments and the true factor loadings::
+
+    w = residual_mean[t] / residual_var[t]          (residual-space scores)
+    b = A_true w / sum |A_true w|,   A_true = I - B (B'B)^{-1} B'
+
+so ``B' b = 0`` (no exposure to the true factors) and gross leverage is 1. It knows the process,
+not the future shocks: its moments at t are functions of data <= t. Its net Sharpe ratio in
+kabuto's own backtest (`kabuto.evaluation.oracle.oracle_sharpe`) is the yardstick for every
+learned strategy.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from kabuto.data.panel import WindowBatch
+from kabuto.errors import DataError
+from kabuto.sim.factor_market import FactorMarket
+from kabuto.strategies.batched import BatchedStrategy, check_lookback
+from kabuto.strategies.residual import factor_neutral_book
+
+__all__ = ["ResidualOracle"]
+
+
+class ResidualOracle(BatchedStrategy):
+    """Holds ``A_true (mean / var)`` from the true conditional residual moments (long-short).
+
+    Parameters
+    ----------
+    market : FactorMarket
+        The simulated market whose moments it knows. It trades only that market's panel.
+    lookback : int, default=252
+        History it asks the backtest for. It uses none of it; the default matches the residual
+        baselines, so that run together they start on the same date.
+    label : str, optional
+
+    Raises
+    ------
+    DataError
+        When asked to allocate on a panel that is not ``market.panel`` (unknown dates or
+        assets, or returns that differ).
+    """
+
+    long_only: ClassVar[bool] = False
+
+    def __init__(self, market: FactorMarket, *, lookback: int = 252, label: str | None = None):
+        self.market = market
+        self.lookback = lookback
+        self.label = label
+        self._validate()
+
+    def _validate(self) -> None:
+        check_lookback(type(self).__name__, self.lookback, minimum=1)
+        if not isinstance(self.market, FactorMarket):
+            raise DataError(
+                f"ResidualOracle: market={type(self.market).__name__} is not a FactorMarket; "
+                "build one with kabuto.sim.factor_market"
+            )
+
+    def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
+        rows, columns = self._locate(batch)
+        mean = self.market.residual_mean[rows][:, columns]  # (D, n)
+        var = self.market.residual_var[rows][:, columns]
+        return factor_neutral_book(mean / var, self.market.projection(columns))
+
+    def _locate(self, batch: WindowBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Panel rows of the batch's decision dates and columns of its assets; checked."""
+        panel = self.market.panel
+        # Dates, not batch.indices: a batch built from a single Window counts rows inside it.
+        rows = panel.dates.get_indexer(pd.DatetimeIndex(batch.dates))
+        lookup = {a: i for i, a in enumerate(panel.assets)}
+        columns = np.array([lookup.get(a, -1) for a in batch.assets], dtype=np.int64)
+        if (rows < 0).any() or (columns < 0).any():
+            what = (
+                f"date {batch.dates[int(np.argmax(rows < 0))].date()}"
+                if (rows < 0).any()
+                else f"asset {batch.assets[int(np.argmax(columns < 0))]!r}"
+            )
+            raise DataError(
+                f"ResidualOracle: {what} is not in the oracle's market ({panel.source}); the "
+                "oracle only trades the panel of the FactorMarket it was built with"
+            )
+        # Same dates and names are not enough (another seed has them too): the returns into
+        # each decision date must be the market's own.
+        seen = batch.returns[:, -1, :]
+        own = panel.returns[rows][:, columns]
+        if not np.array_equal(seen, own, equal_nan=True):
+            d = int(np.argmax(~((seen == own) | (np.isnan(seen) & np.isnan(own))).all(axis=1)))
+            raise DataError(
+                f"ResidualOracle: the returns on {batch.dates[d].date()} differ from those of "
+                f"the oracle's market ({panel.source}); build the oracle with the FactorMarket "
+                "whose panel is being backtested"
+            )
+        return rows, columns

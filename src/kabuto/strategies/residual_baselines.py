@@ -1,0 +1,193 @@
+"""Simple residual-factor strategies: short-horizon reversal and longer-horizon momentum.
+
+Both follow the construction of Imajo et al. (AAAI 2021) with a hand-made score in place of the
+network: on each decision window, spectral residuals ``R A`` (`kabuto.strategies.residual`) with
+``A = I - U_C U_C'`` from the window's top C principal components, a score per asset from its
+recent residual returns, then the factor-neutral book ``b = A w`` at gross leverage 1. They are
+the baselines a learned residual strategy has to beat, and the oracle
+(`kabuto.strategies.oracle.ResidualOracle`) is the ceiling above them.
+
+Optionally (the default) the score is divided by each asset's residual variance over the window,
+mirroring the mean / variance scores of the oracle and the learned strategy: a volatile residual
+needs a larger move to mean as much.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import ClassVar
+
+import numpy as np
+
+from kabuto.data.panel import WindowBatch
+from kabuto.errors import ConfigError
+from kabuto.strategies.batched import (
+    BatchedStrategy,
+    check_bool,
+    check_lookback,
+    require_variance,
+    window_returns,
+)
+from kabuto.strategies.residual import (
+    default_components,
+    factor_neutral_book,
+    spectral_projection,
+)
+
+__all__ = ["ResidualMomentum", "ResidualReversal"]
+
+
+def _check_count(owner: str, parameter: str, value: object, minimum: int) -> int:
+    """Return `value` if it is an int >= `minimum`, else raise `ConfigError`."""
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not integral or int(value) < minimum:  # type: ignore[call-overload]
+        raise ConfigError(
+            f"{owner}: {parameter}={value!r} is not allowed; use an integer >= {minimum}"
+        )
+    return int(value)
+
+
+class _ResidualScoreStrategy(BatchedStrategy):
+    """Shared plumbing: residuals of each window -> score -> factor-neutral book."""
+
+    long_only: ClassVar[bool] = False
+
+    def _validate(self) -> None:
+        name = type(self).__name__
+        check_lookback(name, self.lookback, minimum=3)
+        check_bool(name, "scale_by_variance", self.scale_by_variance)
+        if self.n_components is not None:
+            _check_count(name, "n_components", self.n_components, 0)
+
+    def _components(self, n_assets: int) -> int:
+        c = default_components(n_assets) if self.n_components is None else self.n_components
+        if c >= n_assets:
+            raise ConfigError(
+                f"{type(self).__name__}: n_components={c} is not allowed for {n_assets} assets; "
+                f"use an integer below {n_assets}, e.g. {default_components(n_assets)}"
+            )
+        return int(c)
+
+    def _score(self, residuals: np.ndarray) -> np.ndarray:
+        """Scores of shape (D, n) from residual returns of shape (D, L, n)."""
+        raise NotImplementedError
+
+    def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
+        name = type(self).__name__
+        returns = window_returns(batch, self.lookback, name)
+        components = self._components(batch.n_assets)
+        # One SVD per window, cached on the batch so that every residual strategy in the run
+        # with the same lookback and C shares it.
+        projection = batch.cached(
+            ("kabuto.spectral_projection", self.lookback, components),
+            lambda: spectral_projection(returns, components),
+        )  # (D, n, n)
+        residuals = returns @ projection  # (D, L, n)
+        scores = self._score(residuals)
+        if self.scale_by_variance:
+            variance = residuals.var(axis=1, ddof=1)
+            require_variance(batch, variance, name)
+            scores = scores / variance
+        return factor_neutral_book(scores, projection)
+
+
+class ResidualReversal(_ResidualScoreStrategy):
+    """Short-horizon residual reversal: sell what just rose relative to the factors.
+
+    ``score_i = -(sum of the last `horizon` residual returns of asset i)``, divided by its
+    residual variance over the window when `scale_by_variance`; book ``A score`` at gross 1.
+
+    Parameters
+    ----------
+    lookback : int, default=252
+        Window H of returns for the principal components (and the residual variance).
+    horizon : int, default=5
+        Days of residual returns summed into the score (1 <= horizon <= lookback).
+    n_components : int, optional
+        C principal components removed; default ``default_components(n)`` (about n / 10).
+    scale_by_variance : bool, default=True
+    label : str, optional
+    """
+
+    def __init__(
+        self,
+        lookback: int = 252,
+        horizon: int = 5,
+        n_components: int | None = None,
+        scale_by_variance: bool = True,
+        label: str | None = None,
+    ) -> None:
+        self.lookback = lookback
+        self.horizon = horizon
+        self.n_components = n_components
+        self.scale_by_variance = scale_by_variance
+        self.label = label
+        self._validate()
+
+    def _validate(self) -> None:
+        super()._validate()
+        name = type(self).__name__
+        _check_count(name, "horizon", self.horizon, 1)
+        if self.horizon > self.lookback:
+            raise ConfigError(
+                f"{name}: horizon={self.horizon} is not allowed with lookback={self.lookback}; "
+                "use a horizon no longer than the lookback"
+            )
+
+    def _score(self, residuals: np.ndarray) -> np.ndarray:
+        return -residuals[:, -self.horizon :].sum(axis=1)
+
+
+class ResidualMomentum(_ResidualScoreStrategy):
+    """Residual momentum: buy what rose relative to the factors over months, skipping the last days.
+
+    ``score_i = +(sum of residual returns from `horizon + skip` to `skip` days ago)`` (the most
+    recent `skip` days left out, where short-term reversal lives), divided by the residual
+    variance over the window when `scale_by_variance`; book ``A score`` at gross 1.
+
+    Parameters
+    ----------
+    lookback : int, default=252
+        Window H of returns for the principal components (and the residual variance).
+    horizon : int, default=231
+        Days summed into the score (about eleven months).
+    skip : int, default=21
+        Most recent days left out (about a month); ``horizon + skip <= lookback``.
+    n_components : int, optional
+        C principal components removed; default ``default_components(n)``.
+    scale_by_variance : bool, default=True
+    label : str, optional
+    """
+
+    def __init__(
+        self,
+        lookback: int = 252,
+        horizon: int = 231,
+        skip: int = 21,
+        n_components: int | None = None,
+        scale_by_variance: bool = True,
+        label: str | None = None,
+    ) -> None:
+        self.lookback = lookback
+        self.horizon = horizon
+        self.skip = skip
+        self.n_components = n_components
+        self.scale_by_variance = scale_by_variance
+        self.label = label
+        self._validate()
+
+    def _validate(self) -> None:
+        super()._validate()
+        name = type(self).__name__
+        _check_count(name, "horizon", self.horizon, 1)
+        _check_count(name, "skip", self.skip, 0)
+        if self.horizon + self.skip > self.lookback:
+            raise ConfigError(
+                f"{name}: horizon={self.horizon} + skip={self.skip} is not allowed with "
+                f"lookback={self.lookback}; use horizon + skip <= lookback"
+            )
+
+    def _score(self, residuals: np.ndarray) -> np.ndarray:
+        length = residuals.shape[1]
+        stop = length - self.skip
+        return residuals[:, stop - self.horizon : stop].sum(axis=1)
