@@ -1,0 +1,212 @@
+"""Deep residual strategy vs the residual oracle, baselines and ablations on the factor market.
+
+The deep residual issue's target (section 7): on the synthetic factor market (at least 5 fresh
+seeds, 10 bps costs) the deep residual strategy's net Sharpe ratio is at least 0.8 of the
+oracle's, and it beats every baseline. For each evaluation seed this script simulates a factor
+market (`kabuto.sim.factor_market`) and runs ONE walk-forward with every strategy together, so
+all share the same decision dates (from the deep strategy's ``min_history`` on), rebalancing,
+retraining schedule, timing and 10 bps costs (long-short, gross leverage 1). It prints the net
+Sharpe ratio of each strategy per seed, the mean, the mean ratio to the oracle's net Sharpe ratio
+of the same run, the mean daily one-way turnover, and whether the deep strategy beats each
+baseline (on the mean over seeds, and on how many seeds).
+
+Strategies: the oracle (`ResidualOracle`: true moments, true factor-neutral projection), the deep
+residual strategy (`DeepResidual`, fractal network, distributional), residual reversal and
+residual momentum (`residual_baselines`), an MLP and an LSTM point predictor on the same inputs,
+and the deep strategy without residual extraction, without the multi-scale input, without
+amplitude invariance, and with a point instead of a distributional prediction.
+
+The deep settings below (`DEEP`) were chosen on tuning seeds 1..3 only, never on the evaluation
+seeds (default 2001..2005); see `DEEP` for what differs from the class defaults and why. Every
+network variant shares them, changing only the one setting it ablates.
+
+    python benchmarks/deep_residual_vs_oracle.py [--seeds 2001 2002 2003 2004 2005]
+        [--n-assets 40] [--n-days 2000] [--rebalance 5] [--retrain yearly] [--quick]
+
+Rebalancing every 5 days (the planted signal's horizon) is shared by all strategies. On the
+tuning seeds (40 assets, 2000 days, 10 bps) the oracle's net Sharpe ratio is about 2.3 daily, 2.7
+every 3 days, 2.2 every 5 and 0.9 every 10 days; the deep strategy's is about -0.3, 1.6, 1.7 and
+0.6: daily costs swamp its noisier signal.
+"""
+
+from __future__ import annotations
+
+import os
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from kabuto.backtest import WalkForward  # noqa: E402
+from kabuto.evaluation.metrics import sharpe  # noqa: E402
+from kabuto.sim.factor_market import factor_market  # noqa: E402
+from kabuto.strategies.deep_residual import DeepResidual  # noqa: E402
+from kabuto.strategies.oracle import ResidualOracle  # noqa: E402
+from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal  # noqa: E402
+
+EVALUATION_SEEDS = (2001, 2002, 2003, 2004, 2005)  # fresh: never used for tuning
+TUNING_SEEDS = (1, 2, 3)  # what `DEEP` was chosen on
+
+# Settings of every network variant, chosen on TUNING_SEEDS (the rest are the class defaults).
+# lookback 128 instead of 256: the planted signal lives in the last 5 days; with H = 128 and
+# R = 32 the finest scale (tau = 1/4) sees the last 32 days at one-day resolution instead of two,
+# the PCA window is still 128 days, and min_history leaves more trading days. A larger batch with
+# a larger step and more patience gives smoother early stopping on the noisy (R^2 ~ 0.6%) target.
+# These are passed here rather than made class defaults: the gains were small and specific to this
+# market's 5-day horizon.
+DEEP: dict = {
+    "lookback": 128,
+    "batch_size": 2048,
+    "learning_rate": 3e-3,
+    "patience": 8,
+    "epochs": 60,
+}
+
+DEEP_NAME = "deep residual"
+ORACLE_NAME = "oracle"
+# Baselines the deep strategy must beat: name -> (kind, settings changed from DEEP).
+BASELINES: dict[str, tuple[str, dict]] = {
+    "residual reversal": ("reversal", {}),
+    "residual momentum": ("momentum", {}),
+    "MLP point": ("deep", {"architecture": "mlp", "distributional": False}),
+    "LSTM point": ("deep", {"architecture": "lstm", "distributional": False}),
+    "no residual": ("deep", {"residual": False}),
+    "no multiscale": ("deep", {"multiscale": False}),
+    "no amplitude inv.": ("deep", {"amplitude_invariant": False}),
+    "point (no distrib.)": ("deep", {"distributional": False}),
+}
+
+
+def build(market, deep: dict, only: set[str] | None) -> list:
+    """The strategies of one run, oracle and deep strategy first."""
+    common = {"num_threads": 1, "device": "cpu"}
+    out = [
+        ResidualOracle(market, label=ORACLE_NAME),
+        DeepResidual(**(common | deep), label=DEEP_NAME),
+    ]
+    # the hand-made baselines use the same number of removed components as the network
+    c = {"n_components": deep["n_components"]} if "n_components" in deep else {}
+    for name, (kind, change) in BASELINES.items():
+        if only is not None and name not in only:
+            continue
+        if kind == "reversal":
+            out.append(ResidualReversal(label=name, **c))
+        elif kind == "momentum":
+            out.append(ResidualMomentum(label=name, **c))
+        else:
+            out.append(DeepResidual(**(common | deep | change), label=name))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(EVALUATION_SEEDS))
+    parser.add_argument("--n-assets", type=int, default=40)
+    parser.add_argument("--n-days", type=int, default=2000)
+    parser.add_argument(
+        "--rebalance", default="5", help="every k days (default 5, see docs), or 'weekly' etc."
+    )
+    parser.add_argument("--retrain", default="yearly")
+    parser.add_argument("--costs-bps", type=float, default=10.0)
+    parser.add_argument("--quick", action="store_true", help="tiny market, 1 seed (smoke run)")
+    parser.add_argument(
+        "--deep", default="{}", help="JSON settings overriding DEEP (for tuning seeds only)"
+    )
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="run only these baselines (for tuning)"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    deep = DEEP | json.loads(args.deep)
+    if "hidden_sizes" in deep:
+        deep["hidden_sizes"] = tuple(deep["hidden_sizes"])
+    seeds, n_assets, n_days = args.seeds, args.n_assets, args.n_days
+    if args.quick:
+        seeds, n_assets, n_days = seeds[:1], 15, 900
+        deep |= {"epochs": 2, "lookback": 64}
+    rebalance = int(args.rebalance) if args.rebalance.isdigit() else args.rebalance
+    only = set(args.only) if args.only is not None else None
+    if set(seeds) & set(TUNING_SEEDS) and args.deep == "{}" and only is None:
+        print(f"note: seeds {sorted(set(seeds) & set(TUNING_SEEDS))} were used for tuning")
+
+    started = time.perf_counter()
+    table: dict[str, list[float]] = {}
+    turnover: dict[str, list[float]] = {}
+    for seed in seeds:
+        t0 = time.perf_counter()
+        market = factor_market(n_assets, n_days, seed=seed)
+        strategies = build(market, deep, only)
+        first = max(getattr(s, "min_history", s.lookback) for s in strategies)
+        engine = WalkForward(
+            start=market.panel.dates[first],
+            rebalance=rebalance,
+            retrain=args.retrain,
+            costs_bps=args.costs_bps,
+            long_only=False,
+            max_leverage=1.0,
+        )
+        result = engine.run(market.panel, strategies)
+        for s in strategies:
+            record = result.strategies[s.name]
+            table.setdefault(s.name, []).append(sharpe(record.net_returns))
+            # mean one-way traded notional per day (rebalances per day x turnover per trade)
+            per_day = record.turnover.sum() / len(record.net_returns)
+            turnover.setdefault(s.name, []).append(float(per_day))
+        print(
+            f"seed {seed}: {len(result.strategies[ORACLE_NAME].net_returns)} trading days from "
+            f"{result.settings['backtest']['first_decision']}, "
+            f"{time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+
+    oracle = np.array(table[ORACLE_NAME])
+    print()
+    print(
+        f"factor market: {n_assets} assets, {n_days} days, seeds {seeds}; rebalance every "
+        f"{rebalance}, retrain {args.retrain}, {args.costs_bps:g} bps, long-short gross 1"
+    )
+    print(f"deep settings: {deep or 'class defaults'}")
+    name_w = max(len(n) for n in table) + 1
+    header = f"{'net Sharpe':<{name_w}}" + "".join(f"{s:>7}" for s in seeds)
+    print(header + f"{'mean':>7}{'/oracle':>9}{'turn/day':>10}")
+    for name, values in table.items():
+        v = np.array(values)
+        ratio = float(np.mean(v / oracle))
+        print(
+            f"{name:<{name_w}}"
+            + "".join(f"{x:7.2f}" for x in v)
+            + f"{v.mean():7.2f}{ratio:9.2f}{np.mean(turnover[name]):10.2f}"
+        )
+
+    deep_v = np.array(table[DEEP_NAME])
+    ratio = float(np.mean(deep_v / oracle))
+    print()
+    print(
+        f"deep residual / oracle net Sharpe: mean of per-seed ratios {ratio:.2f}, ratio of means "
+        f"{deep_v.mean() / oracle.mean():.2f} (target >= 0.80): "
+        + ("MET" if ratio >= 0.8 else "NOT MET")
+    )
+    beats_all = True
+    for name, values in table.items():
+        if name in (ORACLE_NAME, DEEP_NAME):
+            continue
+        v = np.array(values)
+        wins = int((deep_v > v).sum())
+        beats = bool(deep_v.mean() > v.mean())
+        beats_all &= beats
+        print(
+            f"  beats {name:<{name_w}}: {'yes' if beats else 'NO '} "
+            f"(mean {deep_v.mean():.2f} vs {v.mean():.2f}; on {wins}/{len(seeds)} seeds)"
+        )
+    print(f"beats every baseline on the mean: {'yes' if beats_all else 'NO'}")
+    print(f"wall time {time.perf_counter() - started:.0f} s (1 torch thread)")
+
+
+if __name__ == "__main__":
+    main()
