@@ -283,8 +283,11 @@ def drawdown_figure(result: BacktestResult) -> ReportFigure:
 def rolling_sharpe_figure(result: BacktestResult) -> ReportFigure:
     """Rolling one-year Sharpe ratio for every strategy (and the benchmark)."""
     fig = _per_series_figure(result, rolling_sharpe, "last")
+    nets = [s for s in net_series(result).values() if len(s)]
+    span = [min(s.index[0] for s in nets), max(s.index[-1] for s in nets)]
     layout = base_layout(
         height=320,
+        xaxis=_axis(type="date", range=[d.strftime("%Y-%m-%d") for d in span]),
         yaxis=_axis(title=dict(text="rolling Sharpe"), tickformat=".1f"),
         shapes=[
             dict(
@@ -327,7 +330,11 @@ def weights_figure(name: str, strategy: StrategyResult, index: int) -> ReportFig
     long_only = bool((weights.to_numpy() >= -1e-12).all())
     cash = 1.0 - weights.sum(axis=1)
     drawn = thin_frame(weights)
-    drawn_cash = cash.loc[drawn.index]
+    # Hold the last target to the last day of returns, so the final holding period shows.
+    returns = strategy.net_returns.dropna()
+    if len(returns) and returns.index.max() > drawn.index.max():
+        drawn = pd.concat([drawn, drawn.iloc[[-1]].set_axis([returns.index.max()])])
+    drawn_cash = 1.0 - drawn.sum(axis=1)
     x = _dates(drawn.index)
     fig = go.Figure()
     for j, asset in enumerate(weights.columns):
@@ -375,7 +382,7 @@ def weights_figure(name: str, strategy: StrategyResult, index: int) -> ReportFig
         "dates and held from the next day (between rebalances the book drifts with prices); "
         f"drawn {how}. Cash = 1 - sum of weights."
     )
-    if len(drawn) < len(weights):
+    if len(weights) > DOWNSAMPLE_THRESHOLD:
         caption += (
             f" With more than {DOWNSAMPLE_THRESHOLD:,} rebalance dates, the last rebalance of "
             "each week is drawn."

@@ -40,7 +40,7 @@ html{-webkit-text-size-adjust:100%}
 body{margin:0;background:#f5f6f8;color:var(--fg);
 font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",
 sans-serif}
-.wrap{max-width:1160px;margin:0 auto;padding:0 24px}
+.wrap{max-width:1240px;margin:0 auto;padding:0 24px}
 header.top{background:#fff;border-bottom:1px solid var(--line);padding:22px 0 14px}
 h1{font-size:1.75rem;line-height:1.2;margin:0 0 .35rem;letter-spacing:-.01em}
 h2{font-size:1.3rem;margin:2.2rem 0 .8rem;padding-bottom:.3rem;border-bottom:1px solid var(--line)}
@@ -58,13 +58,21 @@ margin:14px 0}
 .table-wrap{overflow-x:auto}
 table{border-collapse:collapse;font-size:.88rem}
 th,td{padding:.38rem .65rem;border-bottom:1px solid var(--soft);text-align:left;vertical-align:top}
-thead th{background:#f3f5f7;border-bottom:1px solid var(--line);font-weight:600;white-space:nowrap}
+thead th{background:#f3f5f7;border-bottom:1px solid var(--line);font-weight:600;
+vertical-align:bottom}
+table.leaderboard{font-size:.82rem}
+table.leaderboard th,table.leaderboard td{padding:.34rem .5rem}
+table.leaderboard thead th{min-width:3.8rem}
+table.leaderboard tbody th,table.leaderboard thead th:first-child{position:sticky;left:0;
+z-index:1;background:#fff}
+table.leaderboard thead th:first-child{background:#f3f5f7}
 tbody tr:hover{background:#fafbfc}
 table.numeric td{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 table.numeric thead th{text-align:right}
 table.numeric thead th:first-child{text-align:left}
 tbody th{font-weight:600;white-space:nowrap}
 table.definitions td:last-child{min-width:22rem}
+table.definitions td:nth-child(3){white-space:nowrap;color:var(--muted)}
 table.settings td code{white-space:pre-wrap;word-break:break-word}
 figure{margin:0}
 figcaption{margin-top:.4rem;color:var(--muted);font-size:.85rem}
@@ -308,7 +316,9 @@ def render_report(
             "Leaderboard",
             '<div class="card">'
             + tables.leaderboard_table(leaderboard, colors)
-            + '<p class="note">Net of transaction costs. Definitions below.</p></div>'
+            + '<p class="note">Net of transaction costs. Definitions below.'
+            + (" Scroll the table sideways for more columns." * (len(leaderboard.columns) > 12))
+            + "</p></div>"
             + '<h3 id="definitions">Metric definitions</h3>'
             + '<div class="card">'
             + tables.definitions_table(leaderboard, metric_definitions)

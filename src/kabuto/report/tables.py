@@ -194,8 +194,11 @@ def definitions_table(
         if column.kind == "ci" and CI_KEY in definitions:
             text = definitions[CI_KEY]
         else:
-            found = [definitions[k] for k in column.keys if k in definitions]
-            text = "; ".join(dict.fromkeys(found))
+            found = list(dict.fromkeys(d.strip() for k in column.keys if (d := definitions.get(k))))
+            text = " ".join(
+                t if t.endswith((".", "!", "?")) or i == len(found) - 1 else t + ";"
+                for i, t in enumerate(found)
+            )
         cell = escape(text) if text else '<span class="muted">no definition supplied</span>'
         keys = ", ".join(f"<code>{escape(k)}</code>" for k in column.keys)
         rows.append(
