@@ -19,13 +19,12 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from kabuto.evaluation.metrics import ANNUALIZATION, costs_per_year, turnover_per_year
+
 if TYPE_CHECKING:
     from kabuto.backtest.result import BacktestResult, StrategyResult
 
-ANNUALIZATION = 252
-"""Trading days a year (DESIGN.md, "Metric definitions")."""
-
-ROLLING_WINDOW = 252
+ROLLING_WINDOW = ANNUALIZATION
 """Days in the rolling Sharpe window (one year)."""
 
 DOWNSAMPLE_THRESHOLD = 2000
@@ -153,20 +152,14 @@ def rolling_sharpe(returns: pd.Series, window: int = ROLLING_WINDOW) -> pd.Serie
     return out.dropna()
 
 
-def years(returns: pd.Series) -> float:
-    """Length of a daily return series in years (NaN when empty)."""
-    n = len(returns.dropna())
-    return n / ANNUALIZATION if n else float("nan")
-
-
 def annual_turnover(strategy: StrategyResult) -> float:
-    """Mean one-way traded notional per year: half the summed two-way turnover over years."""
-    return float(strategy.turnover.sum()) / 2.0 / years(strategy.net_returns)
+    """Mean one-way traded notional per year (`kabuto.evaluation.metrics.turnover_per_year`)."""
+    return turnover_per_year(strategy.turnover, len(strategy.net_returns))
 
 
 def annual_costs(strategy: StrategyResult) -> float:
-    """Costs paid per year as a fraction of wealth: summed daily costs over years."""
-    return float(strategy.costs.sum()) / years(strategy.net_returns)
+    """Costs paid per year as a fraction of wealth (`kabuto.evaluation.metrics.costs_per_year`)."""
+    return costs_per_year(strategy.costs, len(strategy.net_returns))
 
 
 # --------------------------------------------------------------------------------------------
