@@ -178,3 +178,23 @@ def test_demo_runs_every_classical_strategy_with_costs(tmp_path):
     assert resolved["backtest"]["start"] == "2000-01-03"
     assert "Survivorship bias" in result.stdout
     assert "Survivorship bias" in (out / "report.html").read_text()
+
+
+def test_a_data_file_is_found_beside_its_config(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    rows = ["date,AAA,BBB"] + [
+        f"{d.date()},{100 + i % 7},{50 + (i * 3) % 11}"
+        for i, d in enumerate(pd.bdate_range("2020-01-01", periods=300))
+    ]
+    (folder / "prices.csv").write_text("\n".join(rows) + "\n")
+    config = folder / "run.toml"
+    config.write_text(
+        '[data]\nsource = "file"\npath = "prices.csv"\n\n'
+        '[report]\nn_boot = 100\n\n[[strategies]]\nname = "equal_weight"\nlookback = 20\n'
+    )
+    monkeypatch.chdir(tmp_path)  # run from elsewhere
+    result = runner.invoke(app, ["backtest", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    resolved = tomllib.loads((tmp_path / "out" / "config.toml").read_text())
+    assert resolved["data"]["path"] == str((folder / "prices.csv").resolve())

@@ -178,4 +178,9 @@ def load_config(path: str | Path) -> RunConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse_config(raw, source=str(path))
+    config = parse_config(raw, source=str(path))
+    data_path = config.data.path
+    if data_path is not None and not Path(data_path).is_absolute():
+        # a data file named in a config is found beside the config, wherever kabuto runs from
+        config.data.path = str((path.parent / data_path).resolve())
+    return config
