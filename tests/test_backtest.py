@@ -177,6 +177,8 @@ def test_bad_settings_and_short_data_are_named():
         WalkForward(start="2000-01-10").run(panel, [RandomWeights(lookback=30)])
     with pytest.raises(DataError, match="no date to trade"):
         WalkForward(start="2000-03-10").run(panel, [RandomWeights(lookback=10)])
+    with pytest.raises(ConfigError, match="start = 2030-01-01 is after the last date"):
+        WalkForward(start="2030-01-01").run(panel, [RandomWeights()])
     with pytest.raises(ConfigError, match="rebalance = 'fortnightly'"):
         WalkForward(rebalance="fortnightly").run(panel, [RandomWeights()])
     with pytest.raises(ConfigError, match="unknown asset"):

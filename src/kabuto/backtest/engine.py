@@ -162,6 +162,13 @@ class WalkForward:
                 f"the strategies need ({history} returns of history, their lookback or "
                 "min_history, and a day to trade); use more data or a shorter lookback"
             )
+        for key in ("start", "end"):
+            value = getattr(self, key)
+            if value is not None and pd.Timestamp(value) > panel.dates[-1]:
+                raise ConfigError(
+                    f"{key} = {pd.Timestamp(value).date()} is after the last date of "
+                    f"{panel.source} ({panel.dates[-1].date()}); choose an earlier {key}"
+                )
         last = panel.n_dates - 1 if self.end is None else panel.index_of(self.end)
         first = history if self.start is None else panel.index_of(self.start)
         if self.start is not None and panel.dates[first] < pd.Timestamp(self.start):

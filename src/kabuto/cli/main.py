@@ -146,7 +146,15 @@ def backtest(
     """Run the backtest a TOML config describes and write its outputs and report."""
     from kabuto.experiment.config import load_config
 
-    _guarded(lambda: _run_and_report(load_config(config), out))
+    def run() -> None:
+        try:
+            _run_and_report(load_config(config), out)
+        except KabutoError as exc:
+            if str(exc).startswith(str(config)):
+                raise
+            raise type(exc)(f"{config}: {exc}") from exc  # name the config the error came from
+
+    _guarded(run)
 
 
 @data_app.command("info")
