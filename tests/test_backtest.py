@@ -248,3 +248,15 @@ def test_rebalancing_to_the_drifted_weights_costs_nothing(r, every, bps):
     rec = rec["HoldInitial"]
     np.testing.assert_allclose(rec.costs.iloc[1:], 0.0, atol=1e-15)
     assert rec.costs.iloc[0] == pytest.approx(bps * 1e-4)
+
+
+def test_a_crash_to_near_zero_does_not_turn_rounding_into_cash():
+    # Found by hypothesis: after the assets lose almost everything, the 1e-16 residue of
+    # 1 - sum(weights) must not dominate the wealth left and read as negative cash.
+    r = np.full((43, 3), -0.4296875)
+    r[4, 0] = 0.0  # uneven weights, so their sum is not exactly 1 in floating point
+    panel = panel_from_returns(r)
+    rec = WalkForward(rebalance=1, costs_bps=1.0).run(panel, [HoldInitial(lookback=3)])
+    rec = rec["HoldInitial"]
+    np.testing.assert_allclose(rec.net_returns.iloc[1:], -0.4296875, rtol=1e-9)
+    np.testing.assert_allclose(rec.drifted_weights.iloc[1:].sum(axis=1), 1.0, atol=1e-12)

@@ -30,6 +30,7 @@ from kabuto.errors import ConfigError, ConstraintError, DataError
 from kabuto.strategies.base import Strategy
 
 WEIGHT_TOLERANCE = 1e-8  # numerical slack when checking declared constraints; never clipped
+CASH_ROUNDING = 1e-12  # |1 - sum of weights| below this is rounding, not a cash position
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,12 @@ class WalkForward:
             stop = int(decisions[k + 1]) if k + 1 < len(decisions) else last
             growth = np.cumprod(1.0 + returns[t + 1 : stop + 1], axis=0)
             values = target * growth  # (days, n) value of each position per unit of wealth at t
-            wealth = (1.0 - target.sum()) + values.sum(axis=1)
+            cash = 1.0 - target.sum()
+            if abs(cash) < CASH_ROUNDING:
+                # A fully invested book: the residue of 1 - sum is rounding, and after a crash
+                # of the assets it would dominate the tiny wealth left and fake a cash position.
+                cash = 0.0
+            wealth = cash + values.sum(axis=1)
             if (wealth <= 0).any():
                 day = t + 1 + int(np.argmax(wealth <= 0))
                 raise ConstraintError(
