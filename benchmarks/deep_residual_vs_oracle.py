@@ -66,6 +66,18 @@ DEEP: dict = {
     "learning_rate": 3e-3,
     "patience": 8,
     "epochs": 60,
+    # Variance reduction for the data-starved mean forecast: average 5 independently seeded
+    # networks (sorted mean of their quantiles) trained with AdamW weight decay 1e-3. Net Sharpe
+    # on tuning seeds 1, 2, 3 (oracle 2.23 2.33 1.93, mean 2.17), only these settings changed:
+    #   single network, no decay      1.86 1.27 1.98  mean 1.70  /oracle 0.80
+    #   single network, decay 1e-3    1.90 1.23 2.03  mean 1.72  /oracle 0.81
+    #   3 networks, no decay          1.93 1.39 2.16  mean 1.83  /oracle 0.86
+    #   5 networks, no decay          2.03 1.46 2.13  mean 1.87  /oracle 0.88
+    #   5 networks, decay 1e-3        2.04 1.48 2.13  mean 1.88  /oracle 0.88  <- chosen
+    # (residual reversal 2.01, single-network LSTM point 2.18 on the same seeds: still ahead).
+    # Every network variant trains 5 members, so the script takes about 5x longer.
+    "n_ensemble": 5,
+    "weight_decay": 1e-3,
 }
 
 DEEP_NAME = "deep residual"

@@ -314,3 +314,92 @@ def test_learns_planted_residual_reversion():
     truth = np.einsum("dn,dnm->dm", -phi * idio[ts], proj)  # E[r_{s+1} A_s | past]
     corr = np.corrcoef(predicted.ravel(), truth.ravel())[0, 1]
     assert corr > 0.5
+
+
+# ----------------------------------------------------------------- ensemble, weight decay
+
+
+def test_single_member_default_is_unchanged(gbm):
+    history = gbm.window(600, 600)
+    batch = gbm.batch(np.arange(610, 690, 10), 32)
+    plain = DeepResidual(**TINY, seed=3).fit(history)
+    explicit = DeepResidual(**TINY, seed=3, n_ensemble=1, weight_decay=0.0).fit(history)
+    assert type(explicit.model_) is type(plain.model_)
+    for (k, va), vb in zip(
+        plain.model_.state_dict().items(), explicit.model_.state_dict().values(), strict=True
+    ):
+        assert torch.equal(va, vb), k
+    np.testing.assert_array_equal(explicit.allocate_batch(batch), plain.allocate_batch(batch))
+    assert explicit.best_epochs_ == [plain.best_epoch_]
+
+
+@pytest.fixture(scope="module")
+def ensemble(gbm):
+    return DeepResidual(**TINY, seed=5, n_ensemble=3).fit(gbm.window(600, 600))
+
+
+def test_ensemble_seeds_and_reproducibility(ensemble, gbm):
+    seeds = ensemble.member_seeds
+    assert len(seeds) == 3 and seeds[0] == 5 and len(set(seeds)) == 3
+    assert DeepResidual(seed=5, n_ensemble=3).member_seeds == seeds  # deterministic
+    again = DeepResidual(**TINY, seed=5, n_ensemble=3).fit(gbm.window(600, 600))
+    batch = gbm.batch(np.arange(610, 690, 10), 32)
+    np.testing.assert_array_equal(again.allocate_batch(batch), ensemble.allocate_batch(batch))
+    # member 0 is the single network of the same seed
+    single = DeepResidual(**TINY, seed=5).fit(gbm.window(600, 600))
+    for (k, va), vb in zip(
+        single.model_.state_dict().items(),
+        ensemble.model_.members[0].state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(va, vb), k
+    assert len(ensemble.best_epochs_) == 3
+
+
+def test_ensemble_output_is_sorted_mean_of_members(ensemble, gbm):
+    returns = np.asarray(gbm.batch(np.arange(610, 690, 10), 32).returns)
+    out, residuals, _ = ensemble.predict(returns)
+    d, h, n = residuals.shape
+    x = torch.from_numpy(
+        np.ascontiguousarray(residuals.transpose(0, 2, 1), dtype=np.float32).reshape(-1, h)
+    ) @ torch.from_numpy(multiscale_operator(h, 3, 8).astype(np.float32))
+    x = x.reshape(-1, 3, 8)
+    with torch.no_grad():
+        members = [m(x).numpy().astype(np.float64) for m in ensemble.model_.members]
+    assert not np.allclose(members[0], members[1])
+    for m in members:
+        assert (np.diff(m, axis=1) >= 0).all()  # each member's quantiles are sorted
+    expected = np.sort(np.mean(members, axis=0), axis=1).reshape(d, n, -1)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-9)
+    assert (np.diff(out, axis=-1) >= 0).all()
+
+
+def test_ensemble_save_load_round_trip(ensemble, gbm, tmp_path):
+    path = tmp_path / "ensemble.pt"
+    ensemble.save(path)
+    loaded = DeepResidual.load(path)
+    assert loaded.get_params() == ensemble.get_params()
+    assert len(loaded.model_.members) == 3
+    for (k, va), vb in zip(
+        ensemble.model_.state_dict().items(), loaded.model_.state_dict().values(), strict=True
+    ):
+        assert torch.equal(va, vb), k
+    batch = gbm.batch(np.arange(610, 690, 10), 32)
+    np.testing.assert_array_equal(loaded.allocate_batch(batch), ensemble.allocate_batch(batch))
+    assert loaded.best_epochs_ == ensemble.best_epochs_
+
+
+def test_weight_decay_shrinks_weights(gbm):
+    history = gbm.window(600, 600)
+    settings = TINY | {"validation_fraction": 0.0, "epochs": 2}
+    plain = DeepResidual(**settings, seed=2).fit(history)
+    decayed = DeepResidual(**settings, seed=2, weight_decay=0.5).fit(history)
+
+    def norm(s):
+        return sum(float(p.detach().square().sum()) for p in s.model_.parameters())
+
+    assert norm(decayed) < norm(plain)
+    with pytest.raises(ConfigError, match="weight_decay"):
+        DeepResidual(weight_decay=-1e-3)
+    with pytest.raises(ConfigError, match="n_ensemble"):
+        DeepResidual(n_ensemble=0)

@@ -19,13 +19,18 @@ from kabuto.strategies.deep_residual.losses import (
     quantile_levels,
     quantile_moments,
 )
-from kabuto.strategies.deep_residual.networks import ResidualPredictor, make_body
+from kabuto.strategies.deep_residual.networks import (
+    EnsemblePredictor,
+    ResidualPredictor,
+    make_body,
+)
 from kabuto.strategies.deep_residual.strategy import ARCHITECTURES, AUGMENTATIONS, DeepResidual
 
 __all__ = [
     "ARCHITECTURES",
     "AUGMENTATIONS",
     "DeepResidual",
+    "EnsemblePredictor",
     "ResidualPredictor",
     "augmentation_noise",
     "make_body",

@@ -12,6 +12,10 @@ replaces s, which only conditions the optimisation and leaves the map non-homoge
 Distributional heads output Q - 1 quantiles at levels j/Q, sorted ascending (monotone
 rearrangement, Chernozhukov, Fernandez-Val, Galichon 2010: sorting crossing quantile estimates
 never increases their error); point heads output one number.
+
+`EnsemblePredictor` averages k independently trained `ResidualPredictor` members (a variance
+reduction for a data-starved, noisy target): the mean of their outputs, sorted again for
+distributional heads. Each member is amplitude invariant, so their mean is too.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ import itertools
 import torch
 from torch import nn
 
-__all__ = ["FractalBody", "LSTMBody", "MLPBody", "ResidualPredictor", "make_body"]
+__all__ = [
+    "EnsemblePredictor",
+    "FractalBody",
+    "LSTMBody",
+    "MLPBody",
+    "ResidualPredictor",
+    "make_body",
+]
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -135,6 +146,31 @@ class ResidualPredictor(nn.Module):
         # s = 0 only for an all-zero input; dividing by 1 there keeps it finite and the final
         # multiplication by s = 0 returns the homogeneous value psi(0) = 0.
         out = self.body(x / torch.where(s > 0, s, torch.ones_like(s))) * s[:, :, 0]
+        if self.distributional:
+            out = out.sort(dim=1).values
+        return out
+
+
+class EnsemblePredictor(nn.Module):
+    """The average of k `ResidualPredictor` members' outputs (sorted for quantile heads).
+
+    Parameters
+    ----------
+    members : sequence of ResidualPredictor
+        Same output size; all distributional or all point predictors.
+
+    Shape: input (N, L, R), output (N, K) like each member's.
+    """
+
+    def __init__(self, members: list[ResidualPredictor]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("EnsemblePredictor needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.distributional = members[0].distributional
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.stack([m(x) for m in self.members]).mean(dim=0)
         if self.distributional:
             out = out.sort(dim=1).values
         return out

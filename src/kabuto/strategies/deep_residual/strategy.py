@@ -50,7 +50,11 @@ from kabuto.strategies.deep_residual.losses import (
     quantile_levels,
     quantile_moments,
 )
-from kabuto.strategies.deep_residual.networks import ResidualPredictor, make_body
+from kabuto.strategies.deep_residual.networks import (
+    EnsemblePredictor,
+    ResidualPredictor,
+    make_body,
+)
 from kabuto.strategies.residual import (
     default_components,
     factor_neutral_book,
@@ -105,7 +109,13 @@ class DeepResidual(BatchedStrategy):
     epochs : int, default=30
     batch_size : int, default=512
     learning_rate : float, default=1e-3
-        Adam.
+        Adam (AdamW when `weight_decay` > 0).
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW, Loshchilov & Hutter 2019) on every weight and bias; 0 uses
+        plain Adam. Amplitude invariance is unaffected (it holds for any weights).
+    n_ensemble : int, default=1
+        k networks trained independently on the same samples (member 0 from `seed`, the others
+        from seeds derived from it) whose outputs are averaged (then sorted) when predicting.
     patience : int, default=5
         Epochs without validation improvement before stopping (the best epoch is kept).
     validation_fraction : float, default=0.2
@@ -119,7 +129,8 @@ class DeepResidual(BatchedStrategy):
         during training; "penalty": the noise-equivalent penalty (see `losses`).
     aug_strength : float, default=0.05
     seed : int, default=0
-        Seeds initialisation, shuffling and noise (same seed, same model on CPU).
+        Seeds initialisation, shuffling and noise (same seed, same model on CPU); with
+        ``n_ensemble > 1`` member k uses `member_seeds` [k].
     device : {"cpu", "cuda", "auto"}, default="cpu"
     num_threads : int, optional
         Torch CPU threads while fitting and predicting (restored afterwards); None leaves
@@ -146,6 +157,8 @@ class DeepResidual(BatchedStrategy):
         epochs: int = 30,
         batch_size: int = 512,
         learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        n_ensemble: int = 1,
         patience: int = 5,
         validation_fraction: float = 0.2,
         train_window: int | None = 2520,
@@ -171,6 +184,8 @@ class DeepResidual(BatchedStrategy):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.n_ensemble = n_ensemble
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.train_window = train_window
@@ -210,6 +225,12 @@ class DeepResidual(BatchedStrategy):
         _check_int(name, "epochs", self.epochs, 1)
         _check_int(name, "batch_size", self.batch_size, 1)
         check_positive(name, "learning_rate", self.learning_rate)
+        wd = self.weight_decay
+        if isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not 0 <= wd < math.inf:
+            raise ConfigError(
+                f"{name}: weight_decay={wd!r} is not allowed; use a finite number >= 0, e.g. 1e-3"
+            )
+        _check_int(name, "n_ensemble", self.n_ensemble, 1)
         _check_int(name, "patience", self.patience, 1)
         frac = self.validation_fraction
         if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 <= frac < 1:
@@ -270,10 +291,16 @@ class DeepResidual(BatchedStrategy):
         op = multiscale_operator(lookback, self._n_scales, self.resample_length)
         return torch.from_numpy(op.astype(np.float32))
 
-    def _build_model(self, input_scale: float) -> ResidualPredictor:
+    @property
+    def member_seeds(self) -> list[int]:
+        """The seed of each ensemble member: `seed` first, then seeds derived from it."""
+        derived = np.random.SeedSequence(int(self.seed)).generate_state(self.n_ensemble)
+        return [int(self.seed)] + [int(v) for v in derived[1:]]
+
+    def _build_member(self, input_scale: float, seed: int) -> ResidualPredictor:
         # Initialise from the seed without disturbing the caller's global torch RNG.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+            torch.manual_seed(seed)
             body = make_body(
                 self.architecture,
                 self._n_scales,
@@ -282,6 +309,12 @@ class DeepResidual(BatchedStrategy):
                 self._n_outputs,
             )
         return ResidualPredictor(body, self.amplitude_invariant, self.distributional, input_scale)
+
+    def _build_model(self, input_scale: float) -> ResidualPredictor | EnsemblePredictor:
+        """One network (``n_ensemble=1``) or the untrained ensemble of all members."""
+        if self.n_ensemble == 1:
+            return self._build_member(input_scale, self.seed)
+        return EnsemblePredictor([self._build_member(input_scale, s) for s in self.member_seeds])
 
     # ----------------------------------------------------------------- training
 
@@ -368,10 +401,59 @@ class DeepResidual(BatchedStrategy):
         target_scale = float(train_y.std()) if n_train > 1 else 0.0
         target_scale = target_scale if target_scale > 0 else 1.0
 
-        model = self._build_model(input_scale).to(device)
+        members, best_epochs = [], []
+        for member_seed in self.member_seeds:
+            model, train_losses, val_losses, best_epoch = self._train_member(
+                member_seed, input_scale, target_scale, train_paths, train_x, train_y, val_x, val_y
+            )
+            members.append(model)
+            best_epochs.append(best_epoch)
+            if len(members) == 1:  # member 0's curves (the only ones when n_ensemble=1)
+                first_curves = train_losses, val_losses, best_epoch
+        model = members[0] if len(members) == 1 else EnsemblePredictor(members).eval()
+        train_losses, val_losses, best_epoch = first_curves
+
+        self.model_ = model
+        self.input_scale_ = input_scale
+        self.target_scale_ = target_scale
+        self.train_losses_ = train_losses
+        self.validation_losses_ = val_losses
+        self.best_epoch_ = best_epoch
+        self.best_epochs_ = best_epochs
+        self.n_train_samples_ = n_train
+        self.n_validation_samples_ = n_val * n_assets
+        self.sample_ends_ = samples["ends"]
+        self.validation_start_ = (
+            int(samples["ends"][n_train_dates]) if n_val else int(history.returns.shape[0])
+        )
+        return self
+
+    def _train_member(
+        self,
+        seed: int,
+        input_scale: float,
+        target_scale: float,
+        train_paths: torch.Tensor,
+        train_x: torch.Tensor,
+        train_y: torch.Tensor,
+        val_x: torch.Tensor,
+        val_y: torch.Tensor,
+    ) -> tuple[ResidualPredictor, list[float], list[float], int]:
+        """Train one network from `seed`; returns it (best epoch), its loss curves, best epoch."""
+        device = train_x.device
+        h = self.lookback
+        op = self._operator(h).to(device)
+        shape = (-1, self._n_scales, self.resample_length)
+        n_train, n_val = len(train_y), len(val_y)
+        model = self._build_member(input_scale, seed).to(device)
         levels = quantile_levels(self.n_quantiles).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
-        generator = torch.Generator().manual_seed(self.seed)
+        if self.weight_decay > 0:
+            optimizer = torch.optim.AdamW(
+                model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+            )
+        else:
+            optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        generator = torch.Generator().manual_seed(seed)
 
         def objective(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             if self.distributional:
@@ -429,20 +511,7 @@ class DeepResidual(BatchedStrategy):
         else:
             best_epoch = len(train_losses) - 1
         model.eval()
-
-        self.model_ = model
-        self.input_scale_ = input_scale
-        self.target_scale_ = target_scale
-        self.train_losses_ = train_losses
-        self.validation_losses_ = val_losses
-        self.best_epoch_ = best_epoch
-        self.n_train_samples_ = n_train
-        self.n_validation_samples_ = n_val * n_assets
-        self.sample_ends_ = samples["ends"]
-        self.validation_start_ = (
-            int(samples["ends"][n_train_dates]) if n_val else int(history.returns.shape[0])
-        )
-        return self
+        return model, train_losses, val_losses, best_epoch
 
     # ----------------------------------------------------------------- decisions
 
@@ -531,6 +600,7 @@ class DeepResidual(BatchedStrategy):
                 "train_losses_": list(self.train_losses_),
                 "validation_losses_": list(self.validation_losses_),
                 "best_epoch_": self.best_epoch_,
+                "best_epochs_": [int(e) for e in self.best_epochs_],
                 "n_train_samples_": self.n_train_samples_,
                 "n_validation_samples_": self.n_validation_samples_,
                 "sample_ends_": torch.from_numpy(np.asarray(self.sample_ends_)),
