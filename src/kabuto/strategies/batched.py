@@ -8,7 +8,8 @@ window length, finite returns), so that each strategy module only holds its own 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
 
 import numpy as np
 
@@ -21,6 +22,7 @@ __all__ = [
     "batch_of_one",
     "check_bool",
     "check_choice",
+    "check_int",
     "check_lookback",
     "check_positive",
     "require_variance",
@@ -70,17 +72,18 @@ def check_choice(owner: str, parameter: str, value: object, allowed: Iterable[st
     return value
 
 
+def check_int(owner: str, parameter: str, value: object, minimum: int) -> int:
+    """Return `value` if it is an int >= `minimum`, else raise `ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ConfigError(
+            f"{owner}: {parameter}={value!r} is not allowed; use an integer >= {minimum}"
+        )
+    return int(value)
+
+
 def check_lookback(owner: str, lookback: object, minimum: int = 2) -> int:
     """Return `lookback` if it is an int >= `minimum`, else raise `ConfigError`."""
-    if isinstance(lookback, bool) or not isinstance(lookback, numbers.Integral):
-        raise ConfigError(
-            f"{owner}: lookback={lookback!r} is not allowed; use an integer >= {minimum}"
-        )
-    if lookback < minimum:
-        raise ConfigError(
-            f"{owner}: lookback={lookback!r} is not allowed; use an integer >= {minimum}"
-        )
-    return int(lookback)
+    return check_int(owner, "lookback", lookback, minimum)
 
 
 def check_positive(owner: str, parameter: str, value: object) -> float:
@@ -151,13 +154,24 @@ def require_variance(batch: WindowBatch, variances: np.ndarray, owner: str) -> N
 class BatchedStrategy(Strategy):
     """A stateless strategy implemented once, for a batch of decision dates.
 
-    Subclasses implement `_validate` (raise `ConfigError` on bad settings; called at
-    construction and again at first use, since `set_params` bypasses ``__init__``) and
-    `_allocate_batch`. `allocate` runs the same code on a batch of one.
+    Subclasses declare their settings' rules (`_min_lookback`, `_choices`: setting -> allowed
+    strings, `_flags`: boolean settings), extend `_validate` for anything else (it raises
+    `ConfigError` on bad settings; called at construction and again at first use, since
+    `set_params` bypasses ``__init__``), and implement `_allocate_batch`. `allocate` runs the
+    same code on a batch of one.
     """
 
+    _min_lookback: ClassVar[int] = 2
+    _choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    _flags: ClassVar[tuple[str, ...]] = ()
+
     def _validate(self) -> None:
-        check_lookback(type(self).__name__, self.lookback)
+        name = type(self).__name__
+        check_lookback(name, self.lookback, self._min_lookback)
+        for parameter, allowed in self._choices.items():
+            check_choice(name, parameter, getattr(self, parameter), allowed)
+        for parameter in self._flags:
+            check_bool(name, parameter, getattr(self, parameter))
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         raise NotImplementedError

@@ -19,8 +19,7 @@ from kabuto.data.panel import WindowBatch
 from kabuto.errors import ConfigError
 from kabuto.strategies.batched import (
     BatchedStrategy,
-    check_choice,
-    check_lookback,
+    check_int,
     require_variance,
     window_returns,
 )
@@ -57,18 +56,11 @@ class EigenPortfolio(BatchedStrategy):
         self.label = label
         self._validate()
 
+    _choices: ClassVar = {"covariance": COVARIANCES}
+
     def _validate(self) -> None:
-        name = type(self).__name__
-        check_lookback(name, self.lookback)
-        check_choice(name, "covariance", self.covariance, COVARIANCES)
-        if (
-            isinstance(self.component, bool)
-            or not isinstance(self.component, int | np.integer)
-            or self.component < 0
-        ):
-            raise ConfigError(
-                f"{name}: component={self.component!r} is not allowed; use an integer >= 0"
-            )
+        super()._validate()
+        check_int(type(self).__name__, "component", self.component, 0)
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         name = type(self).__name__

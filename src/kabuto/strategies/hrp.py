@@ -28,9 +28,6 @@ import numpy as np
 from kabuto.data.panel import WindowBatch
 from kabuto.strategies.batched import (
     BatchedStrategy,
-    check_bool,
-    check_choice,
-    check_lookback,
     require_variance,
     window_returns,
 )
@@ -140,12 +137,8 @@ class HierarchicalRiskParity(BatchedStrategy):
         self.label = label
         self._validate()
 
-    def _validate(self) -> None:
-        name = type(self).__name__
-        check_lookback(name, self.lookback)
-        check_choice(name, "covariance", self.covariance, COVARIANCES)
-        check_choice(name, "linkage", self.linkage, LINKAGE_METHODS)
-        check_bool(name, "optimal_ordering", self.optimal_ordering)
+    _choices: ClassVar = {"covariance": COVARIANCES, "linkage": LINKAGE_METHODS}
+    _flags: ClassVar = ("optimal_ordering",)
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         returns = window_returns(batch, self.lookback, type(self).__name__)

@@ -18,9 +18,6 @@ from kabuto.errors import DataError
 from kabuto.strategies import qp
 from kabuto.strategies.batched import (
     BatchedStrategy,
-    check_bool,
-    check_choice,
-    check_lookback,
     check_positive,
     window_returns,
 )
@@ -90,11 +87,8 @@ class MinimumVariance(BatchedStrategy):
         self.label = label
         self._validate()
 
-    def _validate(self) -> None:
-        name = type(self).__name__
-        check_lookback(name, self.lookback)
-        check_choice(name, "covariance", self.covariance, COVARIANCES)
-        check_bool(name, "long_only", self.long_only)
+    _choices: ClassVar = {"covariance": COVARIANCES}
+    _flags: ClassVar = ("long_only",)
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         name = type(self).__name__
@@ -140,11 +134,7 @@ class MaximumSharpe(BatchedStrategy):
         self.label = label
         self._validate()
 
-    def _validate(self) -> None:
-        name = type(self).__name__
-        check_lookback(name, self.lookback)
-        check_choice(name, "covariance", self.covariance, COVARIANCES)
-        check_choice(name, "fallback", self.fallback, FALLBACKS)
+    _choices: ClassVar = {"covariance": COVARIANCES, "fallback": FALLBACKS}
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         name = type(self).__name__
@@ -190,10 +180,7 @@ class MaximumSortino(BatchedStrategy):
         self.label = label
         self._validate()
 
-    def _validate(self) -> None:
-        name = type(self).__name__
-        check_lookback(name, self.lookback)
-        check_choice(name, "fallback", self.fallback, FALLBACKS)
+    _choices: ClassVar = {"fallback": FALLBACKS}
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         name = type(self).__name__
@@ -248,11 +235,11 @@ class MeanVariance(BatchedStrategy):
         self.label = label
         self._validate()
 
+    _choices: ClassVar = {"covariance": COVARIANCES}
+
     def _validate(self) -> None:
-        name = type(self).__name__
-        check_lookback(name, self.lookback)
-        check_positive(name, "risk_aversion", self.risk_aversion)
-        check_choice(name, "covariance", self.covariance, COVARIANCES)
+        super()._validate()
+        check_positive(type(self).__name__, "risk_aversion", self.risk_aversion)
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         name = type(self).__name__

@@ -41,8 +41,7 @@ class EqualWeight(BatchedStrategy):
         self.label = label
         self._validate()
 
-    def _validate(self) -> None:
-        check_lookback(type(self).__name__, self.lookback, minimum=1)
+    _min_lookback: ClassVar[int] = 1
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         n = batch.n_assets

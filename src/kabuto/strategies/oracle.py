@@ -24,7 +24,7 @@ import pandas as pd
 from kabuto.data.panel import WindowBatch
 from kabuto.errors import DataError
 from kabuto.sim.factor_market import FactorMarket
-from kabuto.strategies.batched import BatchedStrategy, check_lookback
+from kabuto.strategies.batched import BatchedStrategy
 from kabuto.strategies.residual import factor_neutral_book
 
 __all__ = ["ResidualOracle"]
@@ -57,8 +57,10 @@ class ResidualOracle(BatchedStrategy):
         self.label = label
         self._validate()
 
+    _min_lookback: ClassVar[int] = 1
+
     def _validate(self) -> None:
-        check_lookback(type(self).__name__, self.lookback, minimum=1)
+        super()._validate()
         if not isinstance(self.market, FactorMarket):
             raise DataError(
                 f"ResidualOracle: market={type(self.market).__name__} is not a FactorMarket; "

@@ -14,7 +14,6 @@ needs a larger move to mean as much.
 
 from __future__ import annotations
 
-import numbers
 from typing import ClassVar
 
 import numpy as np
@@ -23,8 +22,7 @@ from kabuto.data.panel import WindowBatch
 from kabuto.errors import ConfigError
 from kabuto.strategies.batched import (
     BatchedStrategy,
-    check_bool,
-    check_lookback,
+    check_int,
     require_variance,
     window_returns,
 )
@@ -37,27 +35,18 @@ from kabuto.strategies.residual import (
 __all__ = ["ResidualMomentum", "ResidualReversal"]
 
 
-def _check_count(owner: str, parameter: str, value: object, minimum: int) -> int:
-    """Return `value` if it is an int >= `minimum`, else raise `ConfigError`."""
-    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not integral or int(value) < minimum:  # type: ignore[call-overload]
-        raise ConfigError(
-            f"{owner}: {parameter}={value!r} is not allowed; use an integer >= {minimum}"
-        )
-    return int(value)
-
-
 class _ResidualScoreStrategy(BatchedStrategy):
     """Shared plumbing: residuals of each window -> score -> factor-neutral book."""
 
     long_only: ClassVar[bool] = False
 
+    _min_lookback: ClassVar[int] = 3
+    _flags: ClassVar = ("scale_by_variance",)
+
     def _validate(self) -> None:
-        name = type(self).__name__
-        check_lookback(name, self.lookback, minimum=3)
-        check_bool(name, "scale_by_variance", self.scale_by_variance)
+        super()._validate()
         if self.n_components is not None:
-            _check_count(name, "n_components", self.n_components, 0)
+            check_int(type(self).__name__, "n_components", self.n_components, 0)
 
     def _components(self, n_assets: int) -> int:
         c = default_components(n_assets) if self.n_components is None else self.n_components
@@ -127,7 +116,7 @@ class ResidualReversal(_ResidualScoreStrategy):
     def _validate(self) -> None:
         super()._validate()
         name = type(self).__name__
-        _check_count(name, "horizon", self.horizon, 1)
+        check_int(name, "horizon", self.horizon, 1)
         if self.horizon > self.lookback:
             raise ConfigError(
                 f"{name}: horizon={self.horizon} is not allowed with lookback={self.lookback}; "
@@ -179,8 +168,8 @@ class ResidualMomentum(_ResidualScoreStrategy):
     def _validate(self) -> None:
         super()._validate()
         name = type(self).__name__
-        _check_count(name, "horizon", self.horizon, 1)
-        _check_count(name, "skip", self.skip, 0)
+        check_int(name, "horizon", self.horizon, 1)
+        check_int(name, "skip", self.skip, 0)
         if self.horizon + self.skip > self.lookback:
             raise ConfigError(
                 f"{name}: horizon={self.horizon} + skip={self.skip} is not allowed with "

@@ -17,8 +17,6 @@ from kabuto.errors import DataError
 from kabuto.strategies import qp
 from kabuto.strategies.batched import (
     BatchedStrategy,
-    check_choice,
-    check_lookback,
     require_variance,
     window_returns,
 )
@@ -57,10 +55,7 @@ class EqualRiskContribution(BatchedStrategy):
         self.label = label
         self._validate()
 
-    def _validate(self) -> None:
-        name = type(self).__name__
-        check_lookback(name, self.lookback)
-        check_choice(name, "covariance", self.covariance, COVARIANCES)
+    _choices: ClassVar = {"covariance": COVARIANCES}
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         name = type(self).__name__

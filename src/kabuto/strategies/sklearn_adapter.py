@@ -7,13 +7,15 @@ independent: nothing learned on one window leaks into the next.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
 from kabuto.data.panel import Window, WindowBatch
 from kabuto.errors import ConfigError
-from kabuto.strategies.batched import BatchedStrategy, check_bool, check_lookback, window_returns
+from kabuto.strategies.batched import BatchedStrategy, window_returns
 
 __all__ = ["SklearnPortfolio"]
 
@@ -57,10 +59,11 @@ class SklearnPortfolio(BatchedStrategy):
         """The label, else ``Sklearn(<estimator class>)``."""
         return self.label or f"Sklearn({type(self.estimator).__name__})"
 
+    _flags: ClassVar = ("long_only",)
+
     def _validate(self) -> None:
+        super()._validate()
         name = type(self).__name__
-        check_lookback(name, self.lookback)
-        check_bool(name, "long_only", self.long_only)
         if not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "get_params")):
             raise ConfigError(
                 f"{name}: estimator={self.estimator!r} is not allowed; use an unfitted "

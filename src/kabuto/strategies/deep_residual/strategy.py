@@ -34,6 +34,7 @@ from kabuto.strategies.batched import (
     BatchedStrategy,
     check_bool,
     check_choice,
+    check_int,
     check_lookback,
     check_positive,
     window_returns,
@@ -66,14 +67,6 @@ __all__ = ["ARCHITECTURES", "AUGMENTATIONS", "DeepResidual"]
 ARCHITECTURES = ("fractal", "mlp", "lstm")
 AUGMENTATIONS = ("none", "noise", "penalty")
 _FORMAT = 1  # version of the file `save` writes
-
-
-def _check_int(owner: str, parameter: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ConfigError(
-            f"{owner}: {parameter}={value!r} is not allowed; use an integer >= {minimum}"
-        )
-    return int(value)
 
 
 TRAINING_YEAR = 252  # the least training history (in sample dates) a backtest starts with
@@ -204,10 +197,10 @@ class DeepResidual(BatchedStrategy):
         name = type(self).__name__
         check_lookback(name, self.lookback)
         if self.n_components is not None:
-            _check_int(name, "n_components", self.n_components, 0)
-        _check_int(name, "n_scales", self.n_scales, 1)
-        _check_int(name, "n_quantiles", self.n_quantiles, 2)
-        _check_int(name, "resample_length", self.resample_length, 1)
+            check_int(name, "n_components", self.n_components, 0)
+        check_int(name, "n_scales", self.n_scales, 1)
+        check_int(name, "n_quantiles", self.n_quantiles, 2)
+        check_int(name, "resample_length", self.resample_length, 1)
         sizes = self.hidden_sizes
         if (
             not isinstance(sizes, tuple | list)
@@ -222,31 +215,31 @@ class DeepResidual(BatchedStrategy):
         check_choice(name, "architecture", self.architecture, ARCHITECTURES)
         for flag in ("residual", "multiscale", "amplitude_invariant", "distributional"):
             check_bool(name, flag, getattr(self, flag))
-        _check_int(name, "epochs", self.epochs, 1)
-        _check_int(name, "batch_size", self.batch_size, 1)
+        check_int(name, "epochs", self.epochs, 1)
+        check_int(name, "batch_size", self.batch_size, 1)
         check_positive(name, "learning_rate", self.learning_rate)
         wd = self.weight_decay
         if isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not 0 <= wd < math.inf:
             raise ConfigError(
                 f"{name}: weight_decay={wd!r} is not allowed; use a finite number >= 0, e.g. 1e-3"
             )
-        _check_int(name, "n_ensemble", self.n_ensemble, 1)
-        _check_int(name, "patience", self.patience, 1)
+        check_int(name, "n_ensemble", self.n_ensemble, 1)
+        check_int(name, "patience", self.patience, 1)
         frac = self.validation_fraction
         if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 <= frac < 1:
             raise ConfigError(
                 f"{name}: validation_fraction={frac!r} is not allowed; use a number in [0, 1)"
             )
         if self.train_window is not None:
-            _check_int(name, "train_window", self.train_window, self.lookback + 2)
-        _check_int(name, "sample_stride", self.sample_stride, 1)
+            check_int(name, "train_window", self.train_window, self.lookback + 2)
+        check_int(name, "sample_stride", self.sample_stride, 1)
         check_choice(name, "augmentation", self.augmentation, AUGMENTATIONS)
         if self.aug_strength != 0:
             check_positive(name, "aug_strength", self.aug_strength)
-        _check_int(name, "seed", self.seed, 0)
+        check_int(name, "seed", self.seed, 0)
         check_choice(name, "device", self.device, ("cpu", "cuda", "auto"))
         if self.num_threads is not None:
-            _check_int(name, "num_threads", self.num_threads, 1)
+            check_int(name, "num_threads", self.num_threads, 1)
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"{name}: device='cuda' but no CUDA device; use 'cpu' or 'auto'")
 
