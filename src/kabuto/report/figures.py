@@ -395,34 +395,25 @@ def turnover_costs_figure(result: BacktestResult) -> ReportFigure:
         subplot_titles=("Annual turnover (one-way)", "Costs paid per year"),
         horizontal_spacing=0.12,
     )
-    fig.add_trace(
-        go.Bar(
-            x=names,
-            y=turnover,
-            marker=dict(color=colors),
-            name="turnover",
-            texttemplate="%{y:.0%}",
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{x}: %{y:.1%} a year<extra></extra>",
-        ),
-        row=1,
-        col=1,
-    )
-    fig.add_trace(
-        go.Bar(
-            x=names,
-            y=costs,
-            marker=dict(color=colors),
-            name="costs",
-            texttemplate="%{y:.2%}",
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{x}: %{y:.3%} of wealth a year<extra></extra>",
-        ),
-        row=1,
-        col=2,
-    )
+    bars = [
+        ("turnover", turnover, "%{y:.0%}", "%{x}: %{y:.1%} a year"),
+        ("costs", costs, "%{y:.2%}", "%{x}: %{y:.3%} of wealth a year"),
+    ]
+    for col, (label, values, text, hover) in enumerate(bars, start=1):
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=values,
+                marker=dict(color=colors),
+                name=label,
+                texttemplate=text,
+                textposition="outside",
+                cliponaxis=False,
+                hovertemplate=hover + "<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_layout(
         base_layout(
             height=340,
