@@ -12,7 +12,7 @@ from kabuto.data.panel import Window
 from kabuto.errors import ConfigError, DataError
 from kabuto.evaluation.metrics import ANNUALIZATION, sharpe
 from kabuto.evaluation.oracle import oracle_sharpe
-from kabuto.sim.factor_market import FactorMarket, factor_market
+from kabuto.sim.factor_market import SCALE_FREE_REVERSION, FactorMarket, factor_market
 from kabuto.strategies.oracle import ResidualOracle
 
 
@@ -114,6 +114,33 @@ def test_conditional_moments_use_no_data_after_t():
     assert changed.mean() > 0.99
 
 
+@pytest.mark.parametrize(("window", "decay"), [(5, 0.0), (12, 0.5), (7, 1.3)])
+def test_residual_mean_is_the_kernel_weighted_sum_of_past_shocks(window, decay):
+    kappa = 0.04
+    m = factor_market(
+        6, 300, reversion=kappa, reversion_window=window, reversion_decay=decay, seed=4
+    )
+    # eps_{t+1} = e_{t+1} - E[e_{t+1} | F_t]: the shocks, recovered from the outputs
+    eps = np.full_like(m.residuals, np.nan)
+    eps[1:] = m.residuals[1:] - m.residual_mean[:-1]
+    expected = np.full_like(eps, np.nan)
+    for t in range(window, len(eps)):
+        expected[t] = -kappa * sum(j**-decay * eps[t + 1 - j] for j in range(1, window + 1))
+    np.testing.assert_allclose(m.residual_mean[window:], expected[window:], rtol=1e-9, atol=0)
+    assert "reversion_decay=" in m.panel.source and m.reversion_decay == decay
+
+
+def test_scale_free_kernel_looks_alike_at_every_scale():
+    # Block sums of 1/tau days scaled by tau**0.5 (the network's scale tau) see the j**-1/2
+    # kernel as the same filter m**-1/2 on block m: compare the block weights at tau=1/2, 1/4.
+    kernel = np.arange(1, 129) ** -SCALE_FREE_REVERSION["reversion_decay"]
+    for block in (2, 4):
+        per_block = kernel[: 32 * block].reshape(32, block).mean(axis=1) * block**0.5
+        fine = kernel[:32]
+        # the filter on block m vs on day m: equal up to the discretisation near m = 1
+        np.testing.assert_allclose(per_block[4:], fine[4:], rtol=0.05)
+
+
 def test_zero_reversion_means_unpredictable_residuals():
     m = factor_market(20, 200, reversion=0.0, seed=1)
     assert (m.residual_mean == 0).all()
@@ -126,6 +153,7 @@ def test_zero_reversion_means_unpredictable_residuals():
         ({"garch_alpha": 0.5, "garch_beta": 0.6}, "garch_alpha \\+ garch_beta"),
         ({"reversion": -0.1}, "reversion"),
         ({"reversion_window": 0}, "reversion_window"),
+        ({"reversion_decay": -0.5}, "reversion_decay"),
         ({"residual_vol": 0.0}, "residual_vol"),
         ({"factor_vols": [0.01, np.nan, 0.01]}, "factor_vols"),
         ({"factor_vols": [0.01, 0.01]}, "one per factor"),

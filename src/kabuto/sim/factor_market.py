@@ -6,16 +6,23 @@ this generator plants a residual signal whose conditional law is known exactly. 
 (simple returns, n assets, K factors)::
 
     r_t = B f_t + e_t,                      f_t ~ N(mu_f, Sigma_f) iid,
-    e_t = eps_t - kappa * sum_{j=1..W} eps_{t-j},     eps_{i,t} = sqrt(h_{i,t}) z_{i,t},
+    e_t = eps_t - kappa * sum_{j=1..W} j**(-a) eps_{t-j},   eps_{i,t} = sqrt(h_{i,t}) z_{i,t},
     h_{i,t+1} = omega_i + alpha * eps_{i,t}**2 + beta * h_{i,t}       (GARCH(1,1) per stock).
 
-So each residual is a moving average of its own shocks: a shock reverses by ``kappa`` a day over
-the next ``W`` days (short-horizon residual mean reversion), and its scale follows a GARCH
+So each residual is a moving average of its own shocks: a shock reverses by ``kappa j**(-a)`` on
+the j-th day after it, for W days (residual mean reversion), and its scale follows a GARCH
 variance whose level differs from stock to stock. At the close of t both one-step-ahead moments
 are known from data <= t::
 
-    E[e_{t+1} | F_t]   = -kappa * sum_{j=0..W-1} eps_{t-j}   (`FactorMarket.residual_mean`)
+    E[e_{t+1} | F_t]   = -kappa * sum_{j=1..W} j**(-a) eps_{t+1-j}   (`FactorMarket.residual_mean`)
     Var[e_{t+1} | F_t] = h_{t+1}                             (`FactorMarket.residual_var`)
+
+Two kernels matter. The default ``a = 0`` is a box: a shock reverses evenly over a few days (a
+fixed horizon, W = 5). ``a = 1/2`` with a long W (`SCALE_FREE_REVERSION`) is scale free in the
+sense of the deep residual network's multi-scale input: summing the shocks into blocks of
+``1/tau`` days and scaling the block sums by ``tau ** 1/2`` (as the network's scale ``tau`` does)
+leaves the predictive filter ``sum_m m**(-1/2) X_m`` the same at every scale, which is the time-
+scale invariance Imajo et al. (2021) build their network on. The box violates it.
 
 A trader who knows the process holds ``b = A (mean / var)`` with ``A = I - B (B'B)^{-1} B'``
 (`kabuto.strategies.oracle.ResidualOracle`); every learned strategy is scored against it.
@@ -47,10 +54,16 @@ from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError
 from kabuto.sim.processes import TRADING_DAYS, SeedLike, _check_sizes, _dates, _describe, _rng
 
-__all__ = ["FactorMarket", "factor_market"]
+__all__ = ["SCALE_FREE_REVERSION", "FactorMarket", "factor_market"]
 
 DEFAULT_MARKET_VOL = 0.01  # daily vol of the market factor (about 16% a year)
 DEFAULT_OTHER_VOL = 0.005  # daily vol of each further (style / industry) factor
+
+# A scale-free residual reversion (see module docs): kernel kappa j**(-1/2) over half a year. kappa
+# gives the predictable part about the same share of the residual variance as the default box
+# (kappa**2 * sum_j j**-1 = 0.033**2 * 5.4 ~ 0.0059 vs 0.035**2 * 5 ~ 0.0061); about 70% of a
+# shock reverses within the W days.
+SCALE_FREE_REVERSION = {"reversion": 0.033, "reversion_window": 126, "reversion_decay": 0.5}
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -85,8 +98,8 @@ class FactorMarket:
         ``E[e_{t+1} | F_t]``: known at the close of t, about the return of t+1.
     residual_var : ndarray of shape (T, n)
         ``Var[e_{t+1} | F_t]``, likewise.
-    reversion, reversion_window : float, int
-        kappa and W.
+    reversion, reversion_window, reversion_decay : float, int, float
+        kappa, W and a.
     """
 
     panel: Panel
@@ -99,6 +112,7 @@ class FactorMarket:
     residual_var: np.ndarray
     reversion: float
     reversion_window: int
+    reversion_decay: float
 
     def __repr__(self) -> str:
         # compact: strategies holding a market print it in backtest settings and reports
@@ -137,6 +151,7 @@ def factor_market(
     market_premium: float = 0.0003,
     reversion: float = 0.035,
     reversion_window: int = 5,
+    reversion_decay: float = 0.0,
     residual_vol: float = 0.20,
     residual_vol_dispersion: float = 0.25,
     garch_alpha: float = 0.10,
@@ -163,6 +178,9 @@ def factor_market(
         0 gives unpredictable residuals (``residual_mean`` is identically 0).
     reversion_window : int, default 5
         W >= 1, the number of days a shock keeps reverting.
+    reversion_decay : float, default 0.0
+        a >= 0: the reversion on the j-th day after a shock is ``kappa * j ** -a``; 0 is a box,
+        1/2 with a long W a scale-free kernel (see module docs and `SCALE_FREE_REVERSION`).
     residual_vol : float, default 0.20
         Median annualized residual volatility across stocks (the GARCH long-run level).
     residual_vol_dispersion : float, default 0.25
@@ -213,6 +231,7 @@ def factor_market(
     for name, value in (
         ("market_premium", market_premium),
         ("reversion", reversion),
+        ("reversion_decay", reversion_decay),
         ("residual_vol", residual_vol),
         ("residual_vol_dispersion", residual_vol_dispersion),
         ("garch_alpha", garch_alpha),
@@ -257,11 +276,12 @@ def factor_market(
         eps[s] *= np.sqrt(h[s])
         h[s + 1] = omega + garch_alpha * eps[s] ** 2 + garch_beta * h[s]
 
-    # memory[s] = sum of the W shocks before step s: the predictable part of step s.
-    # (sliding sums, not a cumsum difference, so no rounding accumulates over long samples)
+    # memory[s] = kernel-weighted sum of the W shocks before step s: the predictable part of
+    # step s (sliding sums, not a cumsum difference, so no rounding accumulates).
+    kernel = np.arange(window, 0, -1, dtype=np.float64) ** -float(reversion_decay)  # oldest first
     padded = np.vstack([np.zeros((window, n)), eps])
     memory = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)[: steps + 1]
-    memory = memory.sum(axis=-1)  # (steps + 1, n)
+    memory = memory @ kernel  # (steps + 1, n)
     mean = -reversion * memory
     e = eps + mean[:steps]
 
@@ -285,6 +305,7 @@ def factor_market(
         market_premium=float(market_premium),
         reversion=float(reversion),
         reversion_window=window,
+        reversion_decay=float(reversion_decay),
         residual_vol=float(residual_vol),
         residual_vol_dispersion=float(residual_vol_dispersion),
         garch_alpha=float(garch_alpha),
@@ -311,6 +332,7 @@ def factor_market(
         residual_var=_readonly(h[burn:]),
         reversion=float(reversion),
         reversion_window=window,
+        reversion_decay=float(reversion_decay),
     )
 
 
