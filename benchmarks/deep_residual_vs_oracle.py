@@ -47,12 +47,10 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from oracle_scores import print_comparison, print_scores, score_seeds  # noqa: E402
 
-from kabuto.backtest import WalkForward  # noqa: E402
-from kabuto.evaluation.metrics import sharpe  # noqa: E402
-from kabuto.sim.factor_market import SCALE_FREE_REVERSION, factor_market  # noqa: E402
+from kabuto.sim.factor_market import SCALE_FREE_REVERSION  # noqa: E402
 from kabuto.strategies.deep_residual import DeepResidual  # noqa: E402
 from kabuto.strategies.oracle import ResidualOracle  # noqa: E402
 from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal  # noqa: E402
@@ -164,37 +162,17 @@ def main() -> None:
         print(f"note: seeds {sorted(set(seeds) & set(TUNING_SEEDS))} were used for tuning")
 
     started = time.perf_counter()
-    table: dict[str, list[float]] = {}
-    turnover: dict[str, list[float]] = {}
-    for seed in seeds:
-        t0 = time.perf_counter()
-        market_settings, reversal_horizon = MARKETS[args.market]
-        market = factor_market(n_assets, n_days, seed=seed, **market_settings)
-        strategies = build(market, deep, only, reversal_horizon)
-        first = max(getattr(s, "min_history", s.lookback) for s in strategies)
-        engine = WalkForward(
-            start=market.panel.dates[first],
-            rebalance=rebalance,
-            retrain=args.retrain,
-            costs_bps=args.costs_bps,
-            long_only=False,
-            max_leverage=1.0,
-        )
-        result = engine.run(market.panel, strategies)
-        for s in strategies:
-            record = result.strategies[s.name]
-            table.setdefault(s.name, []).append(sharpe(record.net_returns))
-            # mean one-way traded notional per day (rebalances per day x turnover per trade)
-            per_day = record.turnover.sum() / len(record.net_returns)
-            turnover.setdefault(s.name, []).append(float(per_day))
-        print(
-            f"seed {seed}: {len(result.strategies[ORACLE_NAME].net_returns)} trading days from "
-            f"{result.settings['backtest']['first_decision']}, "
-            f"{time.perf_counter() - t0:.0f} s",
-            flush=True,
-        )
-
-    oracle = np.array(table[ORACLE_NAME])
+    market_settings, reversal_horizon = MARKETS[args.market]
+    scores = score_seeds(
+        seeds,
+        lambda market: build(market, deep, only, reversal_horizon),
+        n_assets=n_assets,
+        n_days=n_days,
+        market_settings=market_settings,
+        rebalance=rebalance,
+        retrain=args.retrain,
+        costs_bps=args.costs_bps,
+    )
     print()
     print(
         f"{args.market} factor market: {n_assets} assets, {n_days} days, seeds {seeds}; "
@@ -202,39 +180,9 @@ def main() -> None:
         "long-short gross 1"
     )
     print(f"deep settings: {deep or 'class defaults'}")
-    name_w = max(len(n) for n in table) + 1
-    header = f"{'net Sharpe':<{name_w}}" + "".join(f"{s:>7}" for s in seeds)
-    print(header + f"{'mean':>7}{'/oracle':>9}{'turn/day':>10}")
-    for name, values in table.items():
-        v = np.array(values)
-        ratio = float(np.mean(v / oracle))
-        print(
-            f"{name:<{name_w}}"
-            + "".join(f"{x:7.2f}" for x in v)
-            + f"{v.mean():7.2f}{ratio:9.2f}{np.mean(turnover[name]):10.2f}"
-        )
-
-    deep_v = np.array(table[DEEP_NAME])
-    ratio = float(np.mean(deep_v / oracle))
+    print_scores(scores, ORACLE_NAME)
     print()
-    print(
-        f"deep residual / oracle net Sharpe: mean of per-seed ratios {ratio:.2f}, ratio of means "
-        f"{deep_v.mean() / oracle.mean():.2f} (target >= 0.80): "
-        + ("MET" if ratio >= 0.8 else "NOT MET")
-    )
-    beats_all = True
-    for name, values in table.items():
-        if name in (ORACLE_NAME, DEEP_NAME):
-            continue
-        v = np.array(values)
-        wins = int((deep_v > v).sum())
-        beats = bool(deep_v.mean() > v.mean())
-        beats_all &= beats
-        print(
-            f"  beats {name:<{name_w}}: {'yes' if beats else 'NO '} "
-            f"(mean {deep_v.mean():.2f} vs {v.mean():.2f}; on {wins}/{len(seeds)} seeds)"
-        )
-    print(f"beats every baseline on the mean: {'yes' if beats_all else 'NO'}")
+    print_comparison(scores, DEEP_NAME, ORACLE_NAME, target=0.8)
     print(f"wall time {time.perf_counter() - started:.0f} s (1 torch thread)")
 
 

@@ -65,6 +65,7 @@ def test_backtest_writes_every_output(tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
         "config.toml",
+        "explanations.json",
         "metrics.json",
         "report.html",
         "returns.parquet",
@@ -86,6 +87,47 @@ def test_backtest_writes_every_output(tmp_path):
     assert parse_config(resolved) == load_config(tmp_path / "run.toml")
     assert "Leaderboard" in result.stdout
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+TRADER_COMPANY = """
+[[strategies]]
+name = "trader_company"
+label = "TC"
+lookback = 40
+vol_window = 30
+max_delay = 5
+n_traders = 20
+max_terms = 3
+n_rounds = 5
+"""
+
+
+def test_explain_prints_the_evolved_formulas_of_a_run(tmp_path):
+    out = tmp_path / "out"
+    long_short = SMALL.replace('"monthly"', "5").replace(
+        "costs_bps = 10.0", "costs_bps = 10.0\nlong_only = false"
+    )
+    config = _write(tmp_path, long_short + TRADER_COMPANY)
+    result = runner.invoke(app, ["backtest", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    explanations = json.loads((out / "explanations.json").read_text())
+    assert list(explanations) == ["TC"]  # only strategies that explain themselves
+    text = explanations["TC"]
+    assert "TraderCompany: 20 traders" in text and "fitted on history up to" in text
+    assert "ret[t" in text or "mkt[t" in text  # formulas over the named features
+    assert "What TC learned" in (out / "report.html").read_text()
+
+    shown = runner.invoke(app, ["explain", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert text.splitlines()[-1] in shown.stdout
+    only = runner.invoke(app, ["explain", str(out), "--strategy", "TC"])
+    assert only.exit_code == 0 and "#1 (trader" in only.stdout
+    _fails_cleanly(
+        runner.invoke(app, ["explain", str(out), "--strategy", "nope"]), "'nope'", "'TC'"
+    )
+    _fails_cleanly(runner.invoke(app, ["explain", str(tmp_path)]), "explanations.json")
+    (out / "explanations.json").write_text("{not json")
+    _fails_cleanly(runner.invoke(app, ["explain", str(out)]), "unreadable")
 
 
 @pytest.mark.parametrize(

@@ -24,4 +24,8 @@ def test_example_config_builds(path):
 
 
 def test_there_are_examples():
-    assert {p.name for p in EXAMPLES} >= {"classical.toml", "deep_residual.toml"}
+    assert {p.name for p in EXAMPLES} >= {
+        "classical.toml",
+        "deep_residual.toml",
+        "trader_company.toml",
+    }

@@ -90,6 +90,10 @@ class WalkForward:
         """
         named = _name_strategies(strategies)
         self._check_settings(named)
+        for strategy in named.values():  # a new backtest: nothing carries over from another
+            reset = getattr(strategy, "reset", None)
+            if callable(reset):
+                reset()
         rates = cost_rates(self.costs_bps, panel.assets)
         first, last, decisions = self._decisions(panel, named)
         refit = retrain_flags(panel.dates, decisions, self.retrain, field="retrain")

@@ -6,6 +6,7 @@ half-written. Progress bars show only on a terminal.
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from collections.abc import Callable
@@ -153,6 +154,42 @@ def backtest(
             if str(exc).startswith(str(config)):
                 raise
             raise type(exc)(f"{config}: {exc}") from exc  # name the config the error came from
+
+    _guarded(run)
+
+
+@app.command()
+def explain(
+    run_dir: Annotated[Path, typer.Argument(help="Output directory of a run.")],
+    strategy: Annotated[
+        str | None, typer.Option(help="Only this strategy (its label in the run).")
+    ] = None,
+) -> None:
+    """Print what the run's fitted models learned (e.g. the Trader-Company's best formulas)."""
+
+    def run() -> None:
+        path = run_dir / "explanations.json"
+        if not path.is_file():
+            raise KabutoError(
+                f"{path}: not found; pass the output directory of `kabuto backtest` or "
+                "`kabuto demo` (runs before explanations existed need to be rerun)"
+            )
+        try:
+            explanations = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise KabutoError(f"{path}: unreadable ({exc}); rerun the backtest") from exc
+        if strategy is not None:
+            if strategy not in explanations:
+                raise KabutoError(
+                    f"{path}: no explanation for strategy {strategy!r}; available: "
+                    + (", ".join(map(repr, explanations)) or "none")
+                )
+            explanations = {strategy: explanations[strategy]}
+        if not explanations:
+            console.print("no strategy in this run explains itself (e.g. trader_company does)")
+        for name, text in explanations.items():
+            console.rule(name)
+            console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     _guarded(run)
 

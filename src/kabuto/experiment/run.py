@@ -6,6 +6,8 @@ Output directory layout::
     returns.parquet   tidy: date, strategy, gross, net, cost
     weights.parquet   tidy: date, strategy, asset, weight (target weights per rebalance)
     config.toml       the resolved config (defaults filled in)
+    explanations.json what the fitted models learned, per strategy that can say (for example the
+                      Trader-Company's best formulas); read by `kabuto explain`
     report.html       the self-contained report
 
 Everything is written into a temporary sibling directory and renamed into place at the end, so
@@ -14,6 +16,7 @@ a failed run leaves nothing half-written (and an earlier run's directory intact)
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -43,6 +46,7 @@ class RunOutputs:
     result: BacktestResult
     leaderboard: pd.DataFrame
     out_dir: Path | None
+    explanations: dict[str, str]
 
 
 def load_panel(config: DataConfig) -> Panel:
@@ -111,15 +115,32 @@ def run_config(
         n_boot=config.report.n_boot,
         seed=config.report.seed,
     )
+    explanations = explain_strategies(strategies)
     if out_dir is None:
-        return RunOutputs(result, board, None)
+        return RunOutputs(result, board, None, explanations)
     if progress is not None:
         progress.stage("report")
-    return RunOutputs(result, board, write_outputs(Path(out_dir), config, result, board))
+    written = write_outputs(Path(out_dir), config, result, board, explanations)
+    return RunOutputs(result, board, written, explanations)
+
+
+def explain_strategies(strategies: list[Strategy]) -> dict[str, str]:
+    """What each fitted strategy that has an ``explanation()`` says it learned, by name."""
+    out = {}
+    for strategy in strategies:
+        explain = getattr(strategy, "explanation", None)
+        text = explain() if callable(explain) else None
+        if text:
+            out[strategy.name] = text
+    return out
 
 
 def write_outputs(
-    out_dir: Path, config: RunConfig, result: BacktestResult, board: pd.DataFrame
+    out_dir: Path,
+    config: RunConfig,
+    result: BacktestResult,
+    board: pd.DataFrame,
+    explanations: dict[str, str] | None = None,
 ) -> Path:
     """Write the run's files into `out_dir`, atomically (all of them or none)."""
     out_dir = out_dir.resolve()
@@ -133,12 +154,20 @@ def write_outputs(
         _returns_table(result).to_parquet(staging / "returns.parquet", index=False)
         _weights_table(result).to_parquet(staging / "weights.parquet", index=False)
         (staging / "config.toml").write_text(config.to_toml(), encoding="utf-8")
+        explanations = explanations or {}
+        (staging / "explanations.json").write_text(
+            json.dumps(explanations, indent=2), encoding="utf-8"
+        )
         write_report(
             result,
             board,
             staging / "report.html",
             title=config.report.title,
             metric_definitions=METRIC_DEFINITIONS,
+            extra_sections=[
+                (f"What {name} learned", f"<pre>{html.escape(text)}</pre>")
+                for name, text in explanations.items()
+            ],
         )
         _replace_dir(staging, out_dir)
     except BaseException:

@@ -57,6 +57,12 @@ class Strategy(BaseEstimator):
         """Learn from the training window ending at the retrain date. Default: nothing to learn."""
         return self
 
+    def reset(self) -> None:
+        """Forget state carried from one fit to the next; the backtest calls it before it starts.
+
+        Default: nothing to forget (each `fit` starts afresh).
+        """
+
     def allocate(self, window: Window, prev_weights: np.ndarray | None = None) -> np.ndarray:
         """Target weights of shape (n,) for the decision date ``window.date``."""
         raise NotImplementedError

@@ -19,6 +19,7 @@ from kabuto.strategies.naive import BuyAndHold, EqualWeight, InverseVolatility
 from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal
 from kabuto.strategies.risk_parity import EqualRiskContribution
 from kabuto.strategies.sklearn_adapter import SklearnPortfolio
+from kabuto.strategies.trader_company import TraderCompanyStrategy
 
 __all__ = ["STRATEGIES", "make_strategy"]
 
@@ -36,6 +37,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "deep_residual": DeepResidual,
     "residual_reversal": ResidualReversal,
     "residual_momentum": ResidualMomentum,
+    "trader_company": TraderCompanyStrategy,
     "skfolio": SklearnPortfolio,
 }
 
