@@ -191,10 +191,10 @@ def test_oracle_book_is_factor_neutral_with_gross_one(market):
 def test_oracle_refuses_another_panel(market):
     oracle = ResidualOracle(market, lookback=20)
     other = factor_market(seed=4)  # same dates and asset names, other returns
-    with pytest.raises(DataError, match="differ from those of the oracle's market"):
+    with pytest.raises(DataError, match="differ from those of the oracle's panel"):
         oracle.allocate(other.panel.window(100, 20))
     later = factor_market(start="2030-01-01", seed=3)  # same returns, other dates
-    with pytest.raises(DataError, match="not in the oracle's market"):
+    with pytest.raises(DataError, match="not in the oracle's panel"):
         oracle.allocate(later.panel.window(100, 20))
     w = market.panel.window(100, 20)
     renamed = Window(w.returns, w.prices, w.dates, tuple(f"x{i}" for i in range(50)))

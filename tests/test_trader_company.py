@@ -194,6 +194,21 @@ def test_formula_text_uses_feature_names():
     assert text == "+0.012 * tanh(ret[t-2] - mkt[t-1]) -0.5 * max(vol[t], ret[t])"
 
 
+def test_a_term_held_twice_prints_once_with_the_summed_weight():
+    pop = Population(
+        feature_x=np.array([[0, 1, 0]]),
+        delay_x=np.array([[3, 0, 3]]),
+        feature_y=np.array([[0, 0, 1]]),  # the ignored operand differs: still the same term
+        delay_y=np.array([[0, 0, 5]]),
+        operator=np.array([[7, 0, 7]]),  # first, add, first
+        activation=np.array([[0, 2, 0]]),  # identity, sign, identity
+        n_terms=np.array([3]),
+        weights=np.array([[0.25, -0.5, 0.5]]),
+    )
+    text = format_formula(pop, 0, ("ret", "mkt"), tuple(OPERATORS), tuple(ACTIVATIONS))
+    assert text == "+0.75 * ret[t-3] -0.5 * sign(mkt[t] + ret[t])"
+
+
 # ---------------------------------------------------------------- weights and UTC
 
 

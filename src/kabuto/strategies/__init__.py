@@ -15,20 +15,26 @@ from kabuto.strategies.mean_variance import (
     MinimumVariance,
 )
 from kabuto.strategies.naive import BuyAndHold, EqualWeight, InverseVolatility
+from kabuto.strategies.olps import OLMAR, PAMR, BestStockOracle, ExponentiatedGradient
 from kabuto.strategies.oracle import ResidualOracle
 from kabuto.strategies.registry import STRATEGIES, make_strategy
 from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal
 from kabuto.strategies.risk_parity import EqualRiskContribution
 from kabuto.strategies.sklearn_adapter import SklearnPortfolio
+from kabuto.strategies.trader_company import TraderCompanyStrategy
 
 __all__ = [
+    "OLMAR",
+    "PAMR",
     "STRATEGIES",
     "BatchedStrategy",
+    "BestStockOracle",
     "BuyAndHold",
     "DeepResidual",
     "EigenPortfolio",
     "EqualRiskContribution",
     "EqualWeight",
+    "ExponentiatedGradient",
     "HierarchicalRiskParity",
     "InverseVolatility",
     "MaximumSharpe",
@@ -40,5 +46,6 @@ __all__ = [
     "ResidualReversal",
     "SklearnPortfolio",
     "Strategy",
+    "TraderCompanyStrategy",
     "make_strategy",
 ]

@@ -73,3 +73,23 @@ class Strategy(BaseEstimator):
         The default calls `allocate` per date; stateless strategies override it to vectorise.
         """
         return np.stack([self.allocate(batch.window(d)) for d in range(len(batch))])
+
+
+def held_weights(owner: str, prev_weights: np.ndarray | None, window: Window) -> np.ndarray | None:
+    """`prev_weights` as a float array aligned with the window's assets (None stays None).
+
+    Raises
+    ------
+    ValueError
+        If the engine (or a caller) passed weights for a different set of assets.
+    """
+    if prev_weights is None:
+        return None
+    prev = np.asarray(prev_weights, dtype=np.float64)
+    if prev.shape != (window.n_assets,):
+        raise ValueError(
+            f"{owner}: prev_weights has shape {prev.shape} but the window ending "
+            f"{window.date.date()} has {window.n_assets} assets; align the drifted weights with "
+            "window.assets before calling allocate"
+        )
+    return prev

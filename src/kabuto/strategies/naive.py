@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from kabuto.data.panel import Window, WindowBatch
-from kabuto.strategies.base import Strategy
+from kabuto.strategies.base import Strategy, held_weights
 from kabuto.strategies.batched import (
     BatchedStrategy,
     check_lookback,
@@ -110,16 +110,9 @@ class BuyAndHold(Strategy):
 
     def allocate(self, window: Window, prev_weights: np.ndarray | None = None) -> np.ndarray:
         """Target weights of shape (n,): 1/N first, then `prev_weights` unchanged."""
-        n = window.n_assets
-        if prev_weights is None or not np.any(prev_weights):
-            return np.full(n, 1.0 / n)
-        prev = np.asarray(prev_weights, dtype=np.float64)
-        if prev.shape != (n,):
-            raise ValueError(
-                f"{self.name}: prev_weights has shape {prev.shape} but the window ending "
-                f"{window.date.date()} has {n} assets; align the drifted weights with "
-                "window.assets before calling allocate"
-            )
+        prev = held_weights(self.name, prev_weights, window)
+        if prev is None or not np.any(prev):
+            return np.full(window.n_assets, 1.0 / window.n_assets)
         return prev.copy()
 
     def allocate_batch(self, batch: WindowBatch) -> np.ndarray:

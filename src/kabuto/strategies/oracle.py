@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from kabuto.data.panel import WindowBatch
+from kabuto.data.panel import Panel, WindowBatch
 from kabuto.errors import DataError
 from kabuto.sim.factor_market import FactorMarket
 from kabuto.strategies.batched import BatchedStrategy
@@ -74,31 +74,44 @@ class ResidualOracle(BatchedStrategy):
         return factor_neutral_book(mean / var, self.market.projection(columns))
 
     def _locate(self, batch: WindowBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Panel rows of the batch's decision dates and columns of its assets; checked."""
-        panel = self.market.panel
-        # Dates, not batch.indices: a batch built from a single Window counts rows inside it.
-        rows = panel.dates.get_indexer(pd.DatetimeIndex(batch.dates))
-        lookup = {a: i for i, a in enumerate(panel.assets)}
-        columns = np.array([lookup.get(a, -1) for a in batch.assets], dtype=np.int64)
-        if (rows < 0).any() or (columns < 0).any():
-            what = (
-                f"date {batch.dates[int(np.argmax(rows < 0))].date()}"
-                if (rows < 0).any()
-                else f"asset {batch.assets[int(np.argmax(columns < 0))]!r}"
-            )
-            raise DataError(
-                f"ResidualOracle: {what} is not in the oracle's market ({panel.source}); the "
-                "oracle only trades the panel of the FactorMarket it was built with"
-            )
-        # Same dates and names are not enough (another seed has them too): the returns into
-        # each decision date must be the market's own.
-        seen = batch.returns[:, -1, :]
-        own = panel.returns[rows][:, columns]
-        if not np.array_equal(seen, own, equal_nan=True):
-            d = int(np.argmax(~((seen == own) | (np.isnan(seen) & np.isnan(own))).all(axis=1)))
-            raise DataError(
-                f"ResidualOracle: the returns on {batch.dates[d].date()} differ from those of "
-                f"the oracle's market ({panel.source}); build the oracle with the FactorMarket "
-                "whose panel is being backtested"
-            )
-        return rows, columns
+        return locate_in_panel(self.market.panel, batch, "ResidualOracle")
+
+
+def locate_in_panel(panel: Panel, batch: WindowBatch, owner: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the batch's decision dates and columns of its assets in the panel an oracle holds.
+
+    Oracles read a panel's future, so they must be backtested on that very panel: the same dates
+    and names are not enough (another seed of a simulator has them too), so the returns into each
+    decision date must be the panel's own.
+
+    Returns
+    -------
+    rows : ndarray of shape (D,)
+    columns : ndarray of shape (n,)
+
+    Raises
+    ------
+    DataError
+        Naming the first date, asset or return that is not the panel's.
+    """
+    # Dates, not batch.indices: a batch built from a single Window counts rows inside it.
+    rows = panel.dates.get_indexer(pd.DatetimeIndex(batch.dates))
+    lookup = {a: i for i, a in enumerate(panel.assets)}
+    columns = np.array([lookup.get(a, -1) for a in batch.assets], dtype=np.int64)
+    fix = f"build {owner} with the panel being backtested"
+    if (rows < 0).any() or (columns < 0).any():
+        what = (
+            f"date {batch.dates[int(np.argmax(rows < 0))].date()}"
+            if (rows < 0).any()
+            else f"asset {batch.assets[int(np.argmax(columns < 0))]!r}"
+        )
+        raise DataError(f"{owner}: {what} is not in the oracle's panel ({panel.source}); {fix}")
+    seen = batch.returns[:, -1, :]
+    own = panel.returns[rows][:, columns]
+    if not np.array_equal(seen, own, equal_nan=True):
+        d = int(np.argmax(~((seen == own) | (np.isnan(seen) & np.isnan(own))).all(axis=1)))
+        raise DataError(
+            f"{owner}: the returns on {batch.dates[d].date()} differ from those of the oracle's "
+            f"panel ({panel.source}); {fix}"
+        )
+    return rows, columns

@@ -16,6 +16,7 @@ from kabuto.strategies.mean_variance import (
     MinimumVariance,
 )
 from kabuto.strategies.naive import BuyAndHold, EqualWeight, InverseVolatility
+from kabuto.strategies.olps import OLMAR, PAMR, ExponentiatedGradient
 from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal
 from kabuto.strategies.risk_parity import EqualRiskContribution
 from kabuto.strategies.sklearn_adapter import SklearnPortfolio
@@ -38,6 +39,9 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "residual_reversal": ResidualReversal,
     "residual_momentum": ResidualMomentum,
     "trader_company": TraderCompanyStrategy,
+    "eg": ExponentiatedGradient,
+    "olmar": OLMAR,
+    "pamr": PAMR,
     "skfolio": SklearnPortfolio,
 }
 

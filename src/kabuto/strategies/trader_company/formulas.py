@@ -379,9 +379,11 @@ def format_formula(
 ) -> str:
     """Trader `trader`'s weighted formula as text.
 
-    For example ``+0.012 * tanh(ret[t-2] - mkt[t-1]) -0.3 * sign(vol[t])``.
+    For example ``+0.012 * tanh(ret[t-2] - mkt[t-1]) -0.3 * sign(vol[t])``. A term a Trader
+    holds twice (generation draws terms independently) is printed once with the summed weight:
+    the two slots compute the same values, so that is the formula.
     """
-    parts = []
+    weights: dict[str, float] = {}
     for j in range(int(population.n_terms[trader])):
         term = format_term(
             int(population.feature_x[trader, j]),
@@ -392,5 +394,5 @@ def format_formula(
             activations[int(population.activation[trader, j])],
             feature_names,
         )
-        parts.append(f"{population.weights[trader, j]:+.4g} * {term}")
-    return " ".join(parts)
+        weights[term] = weights.get(term, 0.0) + float(population.weights[trader, j])
+    return " ".join(f"{w:+.4g} * {term}" for term, w in weights.items())
