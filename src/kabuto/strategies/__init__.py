@@ -20,10 +20,12 @@ from kabuto.strategies.oracle import ResidualOracle
 from kabuto.strategies.registry import STRATEGIES, make_strategy
 from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal
 from kabuto.strategies.risk_parity import EqualRiskContribution
+from kabuto.strategies.rl.eiie import EIIE
 from kabuto.strategies.sklearn_adapter import SklearnPortfolio
 from kabuto.strategies.trader_company import TraderCompanyStrategy
 
 __all__ = [
+    "EIIE",
     "OLMAR",
     "PAMR",
     "STRATEGIES",

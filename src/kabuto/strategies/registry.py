@@ -19,6 +19,7 @@ from kabuto.strategies.naive import BuyAndHold, EqualWeight, InverseVolatility
 from kabuto.strategies.olps import OLMAR, PAMR, ExponentiatedGradient
 from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal
 from kabuto.strategies.risk_parity import EqualRiskContribution
+from kabuto.strategies.rl.eiie import EIIE
 from kabuto.strategies.sklearn_adapter import SklearnPortfolio
 from kabuto.strategies.trader_company import TraderCompanyStrategy
 
@@ -42,6 +43,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "eg": ExponentiatedGradient,
     "olmar": OLMAR,
     "pamr": PAMR,
+    "eiie": EIIE,
     "skfolio": SklearnPortfolio,
 }
 

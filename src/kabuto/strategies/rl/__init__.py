@@ -8,7 +8,8 @@ target, and earns the return from t to t+1. Costs follow the backtest
 (``"exact"``); rewards are the log return, Moody and Saffell's differential Sharpe ratio or a
 trailing Sharpe ratio, with optional turnover and drawdown penalties.
 
-This subpackage needs ``gymnasium``; `kabuto.strategies` does not import it.
+`EIIE` (Jiang, Xu, Liang 2017) is a strategy trained through the differentiable cost model with
+a portfolio-vector memory.
 """
 
 from kabuto.costs import cost_rates
@@ -18,6 +19,7 @@ from kabuto.strategies.rl.costs import (
     transaction_remainder,
     turnover,
 )
+from kabuto.strategies.rl.eiie import EIIE
 from kabuto.strategies.rl.env import (
     ACTION_MAPS,
     PortfolioEnv,
@@ -30,6 +32,7 @@ from kabuto.strategies.rl.vector import PortfolioVectorEnv
 __all__ = [
     "ACTION_MAPS",
     "COST_MODELS",
+    "EIIE",
     "REWARDS",
     "PortfolioEnv",
     "PortfolioVectorEnv",

@@ -113,8 +113,11 @@ class TraderCompanyStrategy(BatchedStrategy):
     vol_window : int or None, default=63
         Trailing days of the RMS that scales every feature and target (see
         `return_features`); predictions come back in return units. None: raw returns.
-    n_traders, max_terms, max_delay : int, default=100, 5, 10
-        N Traders of at most M terms; largest delay of an operand in days.
+    n_traders, max_terms, max_delay : int, default=100, 10, 10
+        N Traders of at most M terms; largest delay of an operand in days. M = 10 (the
+        paper's bound) rather than 5: on the tuning factor markets (seeds 1-3) the search
+        more often kept every lag of the planted 5-day reversal (net Sharpe 0.58 of the oracle
+        against 0.51 with M = 5).
     operators, activations : sequence of str, default all
         See `kabuto.strategies.trader_company.formulas`.
     educate_fraction, prune_fraction : float, default=0.5, 0.5
@@ -152,7 +155,7 @@ class TraderCompanyStrategy(BatchedStrategy):
         features: Sequence[str] = FEATURES,
         vol_window: int | None = 63,
         n_traders: int = 100,
-        max_terms: int = 5,
+        max_terms: int = 10,
         max_delay: int = 10,
         operators: Sequence[str] = DEFAULT_OPERATORS,
         activations: Sequence[str] = DEFAULT_ACTIVATIONS,
