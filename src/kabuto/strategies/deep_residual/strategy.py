@@ -14,15 +14,10 @@ so nothing later than the fit date is ever used (the strategy only receives hist
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import numbers
 import os
-import pickle
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import ClassVar, Self
 
 import numpy as np
@@ -61,6 +56,7 @@ from kabuto.strategies.residual import (
     factor_neutral_book,
     spectral_residuals,
 )
+from kabuto.strategies.torch_support import TorchStrategyMixin, load_payload, save_payload
 
 __all__ = ["ARCHITECTURES", "AUGMENTATIONS", "DeepResidual"]
 
@@ -72,7 +68,7 @@ _FORMAT = 1  # version of the file `save` writes
 TRAINING_YEAR = 252  # the least training history (in sample dates) a backtest starts with
 
 
-class DeepResidual(BatchedStrategy):
+class DeepResidual(TorchStrategyMixin, BatchedStrategy):
     """Deep distributional prediction of residual factors, factor-neutral long-short book.
 
     Parameters
@@ -237,11 +233,7 @@ class DeepResidual(BatchedStrategy):
         if self.aug_strength != 0:
             check_positive(name, "aug_strength", self.aug_strength)
         check_int(name, "seed", self.seed, 0)
-        check_choice(name, "device", self.device, ("cpu", "cuda", "auto"))
-        if self.num_threads is not None:
-            check_int(name, "num_threads", self.num_threads, 1)
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"{name}: device='cuda' but no CUDA device; use 'cpu' or 'auto'")
+        self._check_torch_settings(name)
 
     @property
     def _n_scales(self) -> int:
@@ -250,22 +242,6 @@ class DeepResidual(BatchedStrategy):
     @property
     def _n_outputs(self) -> int:
         return self.n_quantiles - 1 if self.distributional else 1
-
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        """Run with `num_threads` torch threads, restoring the previous count."""
-        before = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-    def _torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
 
     def _components(self, n_assets: int) -> int | None:
         """C for a universe of n assets; None means raw returns (A = I)."""
@@ -600,29 +576,12 @@ class DeepResidual(BatchedStrategy):
                 "validation_start_": self.validation_start_,
             },
         }
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_payload(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DeepResidual:
         """Read a strategy written by `save` (on CPU unless its device setting says otherwise)."""
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-            raise DataError(f"{path}: cannot read a saved DeepResidual ({exc})") from exc
-        if not isinstance(payload, dict) or payload.get("class") != cls.__name__:
-            raise DataError(f"{path}: not a file written by {cls.__name__}.save")
-        if payload.get("format") != _FORMAT:
-            raise DataError(
-                f"{path}: file format {payload.get('format')!r}, this version reads {_FORMAT}"
-            )
+        payload = load_payload(path, cls.__name__, _FORMAT)
         settings = dict(payload["settings"])
         settings["hidden_sizes"] = tuple(settings["hidden_sizes"])
         obj = cls(**settings)

@@ -74,14 +74,10 @@ passes; `fit` at t uses the history up to t, and the last reward it can form is 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import os
-import pickle
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Self
 
 import numpy as np
@@ -95,6 +91,7 @@ from kabuto.errors import ConfigError, DataError
 from kabuto.strategies.base import Strategy, held_weights
 from kabuto.strategies.batched import check_choice, check_int, check_positive
 from kabuto.strategies.rl.costs import COST_MODELS
+from kabuto.strategies.torch_support import TorchStrategyMixin, load_payload, save_payload
 
 __all__ = [
     "EIIE",
@@ -452,7 +449,7 @@ def geometric_starts(
 # -------------------------------------------------------------------------------- strategy
 
 
-class EIIE(Strategy):
+class EIIE(TorchStrategyMixin, Strategy):
     """EIIE policy network with portfolio-vector memory (Jiang, Xu and Liang 2017).
 
     Long-only, may hold cash. Stateful: it decides from the drifted weights the backtest holds,
@@ -600,32 +597,12 @@ class EIIE(Strategy):
                 "e.g. (2, 20)"
             )
         check_int(name, "seed", self.seed, 0)
-        check_choice(name, "device", self.device, ("cpu", "cuda", "auto"))
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"{name}: device='cuda' but no CUDA device; use 'cpu' or 'auto'")
-        if self.num_threads is not None:
-            check_int(name, "num_threads", self.num_threads, 1)
+        self._check_torch_settings(name)
 
     @property
     def min_history(self) -> int:
         """Returns before the first decision: a window and one batch of training periods."""
         return int(self.lookback) + int(self.batch_size)
-
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        """Run with `num_threads` torch threads, restoring the previous count."""
-        before = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-    def _torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
 
     def _remainder(
         self, rates: torch.Tensor
@@ -893,29 +870,12 @@ class EIIE(Strategy):
                 "rewards_": [float(r) for r in self.rewards_],
             },
         }
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_payload(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> EIIE:
         """Read a strategy written by `save` (onto its `device` setting)."""
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-            raise DataError(f"{path}: cannot read a saved EIIE ({exc})") from exc
-        if not isinstance(payload, dict) or payload.get("class") != cls.__name__:
-            raise DataError(f"{path}: not a file written by {cls.__name__}.save")
-        if payload.get("format") != _FORMAT:
-            raise DataError(
-                f"{path}: file format {payload.get('format')!r}, this version reads {_FORMAT}"
-            )
+        payload = load_payload(path, cls.__name__, _FORMAT)
         settings = dict(payload["settings"])
         settings["hidden_sizes"] = tuple(settings["hidden_sizes"])
         obj = cls(**settings)
