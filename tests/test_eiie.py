@@ -321,7 +321,7 @@ def test_fit_learns_state_and_allocates_valid_weights(fitted, panel):
     np.testing.assert_array_equal(fitted.allocate(panel.window(130, 10)), w)
     with pytest.raises(ValueError, match="prev_weights"):
         fitted.allocate(panel.window(130, 10), np.full(3, 0.25))
-    with pytest.raises(DataError, match="lookback=10"):
+    with pytest.raises(DataError, match="needs the last 10"):
         fitted.allocate(panel.window(130, 5))
 
 

@@ -35,6 +35,13 @@ SMALL = {
     "residual_momentum": {"horizon": 40, "skip": 5},
     "deep_residual": {"epochs": 5, "hidden_sizes": (16,)},
     "eiie": {"n_steps": 200, "n_rolling_steps": 20, "num_threads": 1},
+    "rl_agent": {
+        "total_timesteps": 512,
+        "rolling_timesteps": 128,
+        "episode_length": 64,
+        "n_envs": 2,
+        "num_threads": 1,
+    },
     "trader_company": {"vol_window": 40, "n_traders": 30, "max_terms": 3, "n_rounds": 10},
 }
 

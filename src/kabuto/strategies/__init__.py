@@ -20,6 +20,7 @@ from kabuto.strategies.oracle import ResidualOracle
 from kabuto.strategies.registry import STRATEGIES, make_strategy
 from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal
 from kabuto.strategies.risk_parity import EqualRiskContribution
+from kabuto.strategies.rl.agents import RLAgent
 from kabuto.strategies.rl.eiie import EIIE
 from kabuto.strategies.sklearn_adapter import SklearnPortfolio
 from kabuto.strategies.trader_company import TraderCompanyStrategy
@@ -43,6 +44,7 @@ __all__ = [
     "MaximumSortino",
     "MeanVariance",
     "MinimumVariance",
+    "RLAgent",
     "ResidualMomentum",
     "ResidualOracle",
     "ResidualReversal",

@@ -26,6 +26,7 @@ __all__ = [
     "check_lookback",
     "check_positive",
     "require_variance",
+    "window_prices",
     "window_returns",
 ]
 
@@ -130,6 +131,33 @@ def window_returns(batch: WindowBatch, lookback: int, owner: str) -> np.ndarray:
             "(Panel.eligible)"
         )
     return returns
+
+
+def window_prices(window: Window, count: int, owner: str) -> np.ndarray:
+    """The last `count` prices of a window as float64, checked finite and positive.
+
+    Shape: output (count, n).
+
+    Raises
+    ------
+    DataError
+        If the window is shorter than `count` or an asset lacks a price in it.
+    """
+    if window.prices.shape[0] < count:
+        raise DataError(
+            f"{owner}: the window ending {window.date.date()} has {window.prices.shape[0]} "
+            f"prices but the strategy needs the last {count}; pass windows of at least {count}"
+        )
+    prices = np.asarray(window.prices[-count:], dtype=np.float64)
+    bad = ~(np.isfinite(prices) & (prices > 0))
+    if bad.any():
+        col = int(np.argwhere(bad)[0, 1])
+        raise DataError(
+            f"{owner}: asset {window.assets[col]!r} has a missing or non-positive price in the "
+            f"{count} days ending {window.date.date()}; give the strategy only assets with a "
+            "full lookback (Panel.eligible)"
+        )
+    return prices
 
 
 def require_variance(batch: WindowBatch, variances: np.ndarray, owner: str) -> None:

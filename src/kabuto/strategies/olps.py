@@ -71,6 +71,7 @@ from kabuto.strategies.batched import (
     check_int,
     check_lookback,
     check_positive,
+    window_prices,
 )
 from kabuto.strategies.oracle import locate_in_panel
 
@@ -229,23 +230,7 @@ class OnlinePortfolio(Strategy):
 
     def _window_prices(self, window: Window) -> np.ndarray:
         """The window's last `_prices_needed` prices, shape (k, n); finite and positive."""
-        k = self._prices_needed
-        if window.prices.shape[0] < k:
-            raise DataError(
-                f"{self.name}: the window ending {window.date.date()} has "
-                f"{window.prices.shape[0]} prices but the strategy needs the last {k}; pass "
-                f"windows of lookback >= {k}"
-            )
-        prices = np.asarray(window.prices[-k:], dtype=np.float64)
-        bad = ~(np.isfinite(prices) & (prices > 0))
-        if bad.any():
-            col = int(np.argwhere(bad)[0, 1])
-            raise DataError(
-                f"{self.name}: asset {window.assets[col]!r} has a missing or non-positive price "
-                f"in the window ending {window.date.date()}; give the strategy only assets with "
-                "a full lookback (Panel.eligible)"
-            )
-        return prices
+        return window_prices(window, self._prices_needed, self.name)
 
 
 class ExponentiatedGradient(OnlinePortfolio):

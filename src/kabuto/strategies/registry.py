@@ -19,6 +19,7 @@ from kabuto.strategies.naive import BuyAndHold, EqualWeight, InverseVolatility
 from kabuto.strategies.olps import OLMAR, PAMR, ExponentiatedGradient
 from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal
 from kabuto.strategies.risk_parity import EqualRiskContribution
+from kabuto.strategies.rl.agents import RLAgent
 from kabuto.strategies.rl.eiie import EIIE
 from kabuto.strategies.sklearn_adapter import SklearnPortfolio
 from kabuto.strategies.trader_company import TraderCompanyStrategy
@@ -44,6 +45,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "olmar": OLMAR,
     "pamr": PAMR,
     "eiie": EIIE,
+    "rl_agent": RLAgent,
     "skfolio": SklearnPortfolio,
 }
 

@@ -13,6 +13,7 @@ a portfolio-vector memory.
 """
 
 from kabuto.costs import cost_rates
+from kabuto.strategies.rl.agents import RLAgent
 from kabuto.strategies.rl.costs import (
     COST_MODELS,
     proportional_remainder,
@@ -36,6 +37,7 @@ __all__ = [
     "REWARDS",
     "PortfolioEnv",
     "PortfolioVectorEnv",
+    "RLAgent",
     "RewardTracker",
     "actions_to_weights",
     "cost_rates",

@@ -89,7 +89,7 @@ from kabuto.costs import cost_rates
 from kabuto.data.panel import Window
 from kabuto.errors import ConfigError, DataError
 from kabuto.strategies.base import Strategy, held_weights
-from kabuto.strategies.batched import check_choice, check_int, check_positive
+from kabuto.strategies.batched import check_choice, check_int, check_positive, window_prices
 from kabuto.strategies.rl.costs import COST_MODELS
 from kabuto.strategies.torch_support import TorchStrategyMixin, load_payload, save_payload
 
@@ -778,22 +778,7 @@ class EIIE(TorchStrategyMixin, Strategy):
         """
         self._validate()
         self._check_fitted()
-        length = int(self.lookback)
-        if window.prices.shape[0] < length:
-            raise DataError(
-                f"{self.name}: the window ending {window.date.date()} has "
-                f"{window.prices.shape[0]} prices but lookback={length}; pass windows of at "
-                f"least {length} returns"
-            )
-        prices = np.asarray(window.prices[-length:], dtype=np.float64)
-        bad = ~(np.isfinite(prices) & (prices > 0))
-        if bad.any():
-            col = int(np.argwhere(bad)[0, 1])
-            raise DataError(
-                f"{self.name}: asset {window.assets[col]!r} has a missing or non-positive price "
-                f"in the window ending {window.date.date()}; give the strategy only assets with "
-                "a full lookback (Panel.eligible)"
-            )
+        prices = window_prices(window, int(self.lookback), self.name)
         prev = held_weights(self.name, prev_weights, window)
         held = np.zeros(window.n_assets) if prev is None else prev
         weights = self.predict(prices[None], held[None])[0]

@@ -77,7 +77,13 @@ from kabuto.strategies.rl.costs import (
 )
 from kabuto.strategies.rl.rewards import RewardTracker, check_reward_settings
 
-__all__ = ["ACTION_MAPS", "PortfolioEnv", "actions_to_weights", "split_observation"]
+__all__ = [
+    "ACTION_MAPS",
+    "PortfolioEnv",
+    "actions_to_weights",
+    "portfolio_observation",
+    "split_observation",
+]
 
 ACTION_MAPS = ("softmax", "clip")
 
@@ -113,6 +119,31 @@ def actions_to_weights(
     cash_only[..., 0] = 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, positive / np.where(total > 0, total, 1.0), cash_only)
+
+
+def portfolio_observation(closes: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """The observation at a decision date from the window's closes and the held weights.
+
+    Parameters
+    ----------
+    closes : ndarray of shape (n, window)
+        Each asset's last ``window`` closes, the decision date's last; finite and positive.
+    held : ndarray of shape (n + 1,)
+        Weights held before the decision (drifted to the decision date), cash first.
+
+    Returns
+    -------
+    ndarray of shape (n * window + n + 1,), float32
+        ``close[t - window + 1 + j, i] / close[t, i]`` in asset-major order, then `held`. The
+        environment and the strategies that act on its policies (`kabuto.strategies.rl.agents`)
+        both build observations here, so they agree bit for bit.
+    """
+    closes = np.asarray(closes, dtype=np.float64)
+    n, w = closes.shape
+    out = np.empty(n * w + n + 1, dtype=np.float32)
+    out[: n * w] = (closes / closes[:, w - 1 : w]).ravel()
+    out[n * w :] = held
+    return out
 
 
 def split_observation(obs: np.ndarray, n_assets: int, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -530,11 +561,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _observe(self) -> np.ndarray:
         t, w = self._t, self.window
-        out = np.empty(self.observation_space.shape, dtype=np.float32)
-        block = self._prices_t[:, t - w + 1 : t + 1] / self._prices_t[:, t : t + 1]
-        out[: self.n_assets * w] = block.ravel()
-        out[self.n_assets * w :] = self._held
-        return out
+        return portfolio_observation(self._prices_t[:, t - w + 1 : t + 1], self._held)
 
     def split_observation(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Price window (..., 1, n, window) and held weights (..., n + 1) of observations."""
