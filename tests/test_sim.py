@@ -299,3 +299,25 @@ def test_overflowing_parameters_are_reported():
 
 def test_package_exports():
     assert set(ks.__all__) >= {"correlated_gbm", "garch_panel"}
+
+
+def test_mean_reverting_prices_follow_their_ar1():
+    from kabuto.sim import mean_reverting_prices
+
+    panel = mean_reverting_prices(4, 3000, phi=0.6, sigma=0.01, seed=2)
+    x = np.log(panel.prices / 100.0)
+    np.testing.assert_allclose(x[0], 0.0, atol=1e-15)
+    # regress x_t on x_{t-1}, pooled: the slope is phi, the residual std sigma
+    slope = (x[:-1] * x[1:]).sum() / (x[:-1] ** 2).sum()
+    assert abs(slope - 0.6) < 0.03
+    assert abs((x[1:] - 0.6 * x[:-1]).std() - 0.01) < 5e-4
+    # phi = 1: a random walk, same seed, same shocks
+    walk = np.log(mean_reverting_prices(4, 3000, phi=1.0, sigma=0.01, seed=2).prices / 100.0)
+    increments = np.diff(walk, axis=0)
+    np.testing.assert_allclose(increments, x[1:] - 0.6 * x[:-1], atol=1e-12)
+    same = mean_reverting_prices(4, 3000, phi=0.6, sigma=0.01, seed=2)
+    np.testing.assert_array_equal(same.prices, panel.prices)
+    with pytest.raises(ConfigError, match="phi"):
+        mean_reverting_prices(4, 100, phi=1.5)
+    with pytest.raises(ConfigError, match="sigma"):
+        mean_reverting_prices(4, 100, sigma=0.0)

@@ -19,7 +19,7 @@ import pandas as pd
 from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError
 
-__all__ = ["correlated_gbm", "garch_panel"]
+__all__ = ["correlated_gbm", "garch_panel", "mean_reverting_prices"]
 
 TRADING_DAYS = 252
 DT = 1.0 / TRADING_DAYS
@@ -215,6 +215,66 @@ def garch_panel(
         seed=seed_text,
     )
     return _panel_from_log_returns(log_returns, s0_v, dates, source)
+
+
+def mean_reverting_prices(
+    n_assets: int,
+    n_days: int,
+    *,
+    phi: float = 0.7,
+    sigma: float = 0.015,
+    correlation: float = 0.3,
+    seed: SeedLike = None,
+    start: str | pd.Timestamp = "2000-01-03",
+    s0: float = 100.0,
+) -> Panel:
+    """Prices whose log deviation from `s0` is an AR(1): planted short-horizon mean reversion.
+
+    ``x_t = phi x_{t-1} + sigma z_t`` with ``log P_t = log s0 + x_t`` and correlated standard
+    normal shocks z. With ``phi < 1`` a move is expected to give back ``1 - phi`` of itself the
+    next day (what OLMAR and PAMR exploit); ``phi = 1`` is a driftless random walk, the control
+    on which no strategy should beat a constant rebalanced portfolio by more than chance.
+
+    Parameters
+    ----------
+    n_assets, n_days : int
+        N assets and T dates (T - 1 returns).
+    phi : float in [0, 1], default 0.7
+    sigma : float > 0, default 0.015
+        Daily standard deviation of the shocks.
+    correlation : float, default 0.3
+        Correlation of the shocks of any two assets.
+    seed, start, s0
+        As for `correlated_gbm`; every asset starts at `s0` (x_0 = 0).
+
+    Returns
+    -------
+    Panel
+    """
+    n, T = _check_sizes(n_assets, n_days)
+    if isinstance(phi, bool) or not isinstance(phi, int | float) or not 0 <= phi <= 1:
+        raise ConfigError(f"mean_reverting_prices: phi={phi!r} must be a number in [0, 1]")
+    if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not sigma > 0:
+        raise ConfigError(f"mean_reverting_prices: sigma={sigma!r} must be a number > 0")
+    dates = _dates(start, T)
+    rng, seed_text = _rng(seed)
+    shocks = sigma * _correlated_normals(rng, T - 1, n, correlation)
+    level = np.zeros((T, n))
+    for t in range(1, T):  # sequential by nature; T x N is small
+        level[t] = phi * level[t - 1] + shocks[t - 1]
+    source = _describe(
+        "mean_reverting_prices",
+        n_assets=n,
+        n_days=T,
+        phi=float(phi),
+        sigma=float(sigma),
+        correlation=correlation,
+        s0=float(s0),
+        start=dates[0].date(),
+        seed=seed_text,
+    )
+    s0_v = _vector(s0, n, "s0", minimum=0.0, strict=True)
+    return _panel_from_log_returns(np.diff(level, axis=0), s0_v, dates, source)
 
 
 def _check_sizes(n_assets: int, n_days: int) -> tuple[int, int]:
