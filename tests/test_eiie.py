@@ -34,6 +34,8 @@ from kabuto.strategies.rl.eiie import (
     torch_transaction_remainder,
 )
 
+from helpers import ar1_market
+
 torch.set_num_threads(1)  # tiny networks: threads only add overhead on shared cores
 
 SMALL = {
@@ -43,23 +45,6 @@ SMALL = {
     "n_rolling_steps": 10,
     "num_threads": 1,
 }
-
-
-def price_panel(prices: np.ndarray, *, columns: list[str] | None = None) -> Panel:
-    prices = np.asarray(prices, dtype=float)
-    dates = pd.bdate_range("2001-01-01", periods=len(prices))
-    columns = columns or [f"A{i}" for i in range(prices.shape[1])]
-    return Panel(pd.DataFrame(prices, index=dates, columns=columns), source="test prices")
-
-
-def ar1_market(seed: int, phi: float, n_assets: int = 5, n_days: int = 500) -> Panel:
-    """Log prices ``l_t = phi l_{t-1} + 2% noise``: phi < 1 reverts to 100, phi = 1 is a walk."""
-    rng = np.random.default_rng(seed)
-    shocks = rng.normal(0.0, 0.02, (n_days, n_assets))
-    log_price = np.zeros((n_days, n_assets))
-    for t in range(1, n_days):
-        log_price[t] = phi * log_price[t - 1] + shocks[t]
-    return price_panel(100.0 * np.exp(log_price))
 
 
 def history(panel: Panel, t: int) -> Window:
