@@ -34,7 +34,7 @@ Training (`fit`)
 
 Decisions (`allocate`)
     `observation` builds exactly the observation `PortfolioEnv` gives at the decision date:
-    the last ``window`` closes of each asset divided by its close at t (asset-major, float32)
+    the last ``lookback`` closes of each asset divided by its close at t (asset-major, float32)
     and the weights held, cash first, from the engine's drifted weights (cash = 1 - sum; None
     or all zeros: all cash, as at the start of an episode). The policy's deterministic action
     goes through the environment's own map (`actions_to_weights`, same ``action_map`` and
@@ -45,7 +45,7 @@ Decisions (`allocate`)
 Universe
     The observation and action sizes depend on the number of assets, so a model is tied to
     the assets it was trained on (`assets_`). A fit trains on the assets that have prices on
-    each of the last ``window + episode_length`` dates (an asset listed more recently joins
+    each of the last ``lookback + episode_length`` dates (an asset listed more recently joins
     at a later fit) and, when that asset set differs from the model's, trains a new model
     from scratch (``total_timesteps``). Between fits the engine may list or delist assets: an
     asset the model does not know gets weight 0 until a fit includes it; an asset the model
@@ -176,7 +176,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         the model unchanged.
     episode_length : int, default 252
         Steps per training episode (random start dates). The first fit needs
-        ``window + episode_length`` prices of every asset (`min_history`).
+        ``lookback + episode_length`` prices of every asset (`min_history`).
     n_envs : int, default 4
         Environment copies trained on together (SB3 ``DummyVecEnv``, seeds ``seed + i``).
     normalize : bool, default True
@@ -489,7 +489,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
     def training_panel(self, history: Window) -> Panel:
         """The training data in `history`: assets and trailing rows with complete prices.
 
-        An asset trains only if it has prices on each of the last ``window + episode_length``
+        An asset trains only if it has prices on each of the last ``lookback + episode_length``
         dates (one observation window and one full episode); the rows used are the trailing
         ones in which every such asset has a price. An asset listed more recently is left out
         of this fit (it gets weight 0 until a later fit includes it).
@@ -502,12 +502,12 @@ class RLAgent(TorchStrategyMixin, Strategy):
         Returns
         -------
         Panel
-            Prices of the training assets, at least ``window + episode_length`` dates.
+            Prices of the training assets, at least ``lookback + episode_length`` dates.
 
         Raises
         ------
         DataError
-            If no asset has ``window + episode_length`` trailing prices.
+            If no asset has ``lookback + episode_length`` trailing prices.
         """
         name = type(self).__name__
         prices = np.asarray(history.prices, dtype=np.float64)
@@ -624,7 +624,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         Parameters
         ----------
         window : Window
-            At least `window` prices per asset, ending at the decision date.
+            At least `lookback` prices per asset, ending at the decision date.
         prev_weights : ndarray of shape (n,), optional
             Drifted asset weights held (the engine's); cash is ``1 - sum``. None: all cash.
 
@@ -669,7 +669,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         Parameters
         ----------
         window : Window
-            Prices of shape (L, n), L >= `window`, ending at the decision date.
+            Prices of shape (L, n), L >= `lookback`, ending at the decision date.
         prev_weights : ndarray of shape (n,), optional
             The drifted weights held now (the engine passes them); None: all cash.
 
