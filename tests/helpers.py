@@ -19,6 +19,42 @@ def panel_from_returns(returns: np.ndarray, *, start: str = "2000-01-03", **kwar
     return Panel(pd.DataFrame(prices, index=dates, columns=columns), source="test", **kwargs)
 
 
+def with_high_low(panel: Panel, seed: int = 0, spread: float = 0.01) -> Panel:
+    """`panel` with random daily highs and lows around its closes (NaN where the close is)."""
+    rng = np.random.default_rng(seed)
+    closes = panel.to_frame()
+    up = 1.0 + spread * rng.exponential(size=closes.shape)
+    down = 1.0 - spread * rng.uniform(size=closes.shape)
+    return Panel(closes, source=panel.source, highs=closes * up, lows=closes * down)
+
+
+def range_signal_market(
+    seed: int, n_assets: int = 4, n_days: int = 400, edge: float = 0.01
+) -> Panel:
+    """Closes that follow a random walk but for a signal only the daily range shows.
+
+    Each day each asset's close sits at the bottom (signal +1) or the top (-1) of a 2% range,
+    at random, and the next day's return is ``edge * signal`` plus 1% noise. Closes alone
+    carry nothing about the signal; closes with highs and lows carry all of it.
+    """
+    rng = np.random.default_rng(seed)
+    signal = rng.choice([-1.0, 1.0], size=(n_days, n_assets))
+    returns = np.zeros((n_days, n_assets))
+    returns[1:] = edge * signal[:-1] + 0.01 * rng.standard_normal((n_days - 1, n_assets))
+    closes = 100.0 * np.cumprod(1.0 + returns, axis=0)
+    highs = np.where(signal > 0, closes * 1.02, closes)
+    lows = np.where(signal > 0, closes, closes * 0.98)
+    dates = pd.bdate_range("2001-01-01", periods=n_days)
+    assets = [f"A{i}" for i in range(n_assets)]
+
+    def frame(a: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(a, index=dates, columns=assets)
+
+    return Panel(
+        frame(closes), source=f"range signal seed={seed}", highs=frame(highs), lows=frame(lows)
+    )
+
+
 class RandomWeights(Strategy):
     """Weights drawn from a generator seeded by (seed, decision date): a pure function of t."""
 

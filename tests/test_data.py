@@ -287,16 +287,119 @@ def test_shuffled_long_parquet_with_leftover_row_index(tmp_path):
     assert_same_panel(load_prices(path), frame)
 
 
-def test_long_form_missing_pair_inside_history_is_forward_filled(tmp_path):
+# ---------------------------------------------------------------------------------------------
+# highs and lows
+
+
+def ranged_long(wide: pd.DataFrame) -> pd.DataFrame:
+    """`long_frame` with a high 2% above and a low 1% below each close."""
+    long = long_frame(wide)
+    long["high"] = long["close"] * 1.02
+    long["low"] = long["close"] * 0.99
+    return long
+
+
+def test_long_file_with_high_and_low_gives_a_panel_with_the_daily_range(tmp_path):
     frame = wide_frame()
-    long = long_frame(frame)
+    path = tmp_path / "l.csv"
+    ranged_long(frame).sample(frac=1.0, random_state=1).to_csv(path, index=False)
+    panel = load_prices(path)
+    assert_same_panel(panel, frame)
+    assert panel.has_high_low
+    expected = frame.to_numpy()
+    np.testing.assert_allclose(panel.highs, expected * 1.02, rtol=1e-15)
+    np.testing.assert_allclose(panel.lows, expected * 0.99, rtol=1e-15)
+    assert np.array_equal(np.isnan(panel.highs), np.isnan(expected))
+    window = panel.window(4, 2)
+    np.testing.assert_array_equal(window.highs, panel.highs[3:5])
+    features = window.price_features()
+    assert features.shape == (3, 2, 3)
+    np.testing.assert_array_equal(features[2], panel.lows[3:5])
+    assert window.price_features(high_low=False).shape == (1, 2, 3)
+    batch = panel.batch([3, 4, 5], 2, columns=np.array([0, 2]))
+    np.testing.assert_array_equal(batch.highs[1], panel.highs[3:5][:, [0, 2]])
+    np.testing.assert_array_equal(batch.window(2).lows, panel.lows[4:6][:, [0, 2]])
+    # a wide file and a long file without the columns hold closes only
+    frame.to_csv(tmp_path / "w.csv")
+    for closes_only in (load_prices(tmp_path / "w.csv"), Panel(frame)):
+        assert not closes_only.has_high_low and closes_only.window(4, 2).highs is None
+        assert closes_only.price_features().shape == (1, 6, 3)
+
+
+@pytest.mark.parametrize("ranged", [False, True])
+def test_long_form_missing_pair_inside_history_is_forward_filled(tmp_path, ranged):
+    frame = wide_frame()
+    long = ranged_long(frame) if ranged else long_frame(frame)
     drop = (long["asset"] == "AAA") & (long["date"] == pd.Timestamp("2021-03-03"))
     path = tmp_path / "l.csv"
     long[~drop].to_csv(path, index=False)
     panel = load_prices(path, max_ffill=1)
-    assert panel.prices[2, 0] == frame.iloc[1, 0]
+    filled = panel.prices[2, 0]
+    assert filled == frame.iloc[1, 0]
+    if ranged:  # a day without trading: its high and low are the (filled) close
+        assert panel.highs[2, 0] == filled and panel.lows[2, 0] == filled
+        assert panel.highs[1, 0] == pytest.approx(filled * 1.02)
     with pytest.raises(DataError, match=r"l\.csv.*'AAA'.*max_ffill=0"):
         load_prices(path, max_ffill=0)
+
+
+def test_panel_from_frame_aligns_unsorted_highs_and_lows():
+    frame = wide_frame()
+    order = [3, 0, 5, 1, 4, 2]
+    with pytest.warns(KabutoWarning, match="sorted"):
+        panel = Panel.from_frame(
+            frame.iloc[order], highs=frame.iloc[order] * 1.1, lows=frame.iloc[order] * 0.9
+        )
+    np.testing.assert_allclose(panel.highs, frame.to_numpy() * 1.1)
+    np.testing.assert_allclose(panel.lows, frame.to_numpy() * 0.9)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda h, lo: (h * 0.98, lo), r"'AAA' on 2021-03-01.*high >= close >= low"),
+        (lambda h, lo: (h, lo * 1.02), r"'AAA' on 2021-03-01.*high >= close >= low"),
+        (
+            lambda h, lo: (h.where(np.arange(18).reshape(6, 3) // 3 != 2), lo),
+            r"on 2021-03-03: a close but no high",
+        ),
+        (lambda h, lo: (h, lo.fillna(1.0)), r"'BBB' on 2021-03-01: a low but no close"),
+        (lambda h, lo: (h, None), r"highs given without lows"),
+        (lambda h, lo: (h.iloc[:4], lo), r"highs must have the closes' dates and assets"),
+    ],
+)
+def test_inconsistent_highs_and_lows_are_rejected(edit, match):
+    frame = wide_frame()
+    highs, lows = edit(frame * 1.01, frame * 0.99)
+    with pytest.raises(DataError, match=match):
+        Panel(frame, highs=highs, lows=lows)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (
+            lambda long: long.assign(high=long["close"] * 0.9),
+            r"'AAA' on 2021-03-01 \(data row 1\) has high 9\.0, close 10\.0 and low 9\.9.*"
+            r"high >= close >= low",
+        ),
+        (
+            lambda long: long.assign(low=long["low"].where(long.index != 7)),
+            r"'BBB' on 2021-03-04 \(data row 8\) has a close but no low",
+        ),
+        (
+            lambda long: long.drop(columns="low"),
+            r"has a high column but no low column; add low or drop high",
+        ),
+        (lambda long: long.assign(high="x"), r"'x'"),
+    ],
+)
+def test_bad_high_low_rows_in_a_file_are_named(tmp_path, edit, match):
+    path = tmp_path / "l.csv"
+    edit(ranged_long(wide_frame()).reset_index(drop=True)).to_csv(path, index=False)
+    with pytest.raises(DataError, match=match) as excinfo:
+        load_prices(path)
+    assert str(path) in message(excinfo)
 
 
 def test_explicit_format_and_date_column(tmp_path):

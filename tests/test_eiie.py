@@ -34,7 +34,7 @@ from kabuto.strategies.rl.eiie import (
     torch_transaction_remainder,
 )
 
-from helpers import ar1_market
+from helpers import ar1_market, range_signal_market, with_high_low
 
 torch.set_num_threads(1)  # tiny networks: threads only add overhead on shared cores
 
@@ -198,7 +198,7 @@ def test_a_training_batch_reads_drifts_writes_and_scores_as_by_hand():
     rows = torch.tensor([3, 4])
     reward, out = pvm_batch_reward(
         net,
-        torch.from_numpy(prices),
+        torch.from_numpy(prices[:, None]),  # (T, F = 1, n)
         memory,
         rows,
         lambda d, w: torch_proportional_remainder(d, w, c),
@@ -350,12 +350,15 @@ def test_missing_prices_train_on_the_largest_complete_block():
     late = prices.copy()
     late.iloc[:101, 2] = np.nan  # lists at row 101: a run of 100 rows of the history's 200
     strategy = EIIE(**SMALL)
-    block, dates, assets = strategy.training_data(history(Panel(late, source="late"), 200))
+    block, dates, assets, features = strategy.training_data(
+        history(Panel(late, source="late"), 200)
+    )
+    assert features == ("close",) and block.shape[1] == 1
     # 2 assets x 191 windows beat 3 assets x 91 windows
     assert assets == ("A0", "A1") and len(block) == 200 and np.isfinite(block).all()
     early = prices.copy()
     early.iloc[:31, 2] = np.nan  # a run of 170 rows: 3 x 161 > 2 x 191
-    block, dates, assets = strategy.training_data(history(Panel(early, source="early"), 200))
+    block, dates, assets, _ = strategy.training_data(history(Panel(early, source="early"), 200))
     assert assets == ("A0", "A1", "A2") and len(block) == 170
     assert dates[0] == prices.index[31]
     short = ar1_market(5, 0.5, n_assets=3, n_days=40)
@@ -493,6 +496,7 @@ def test_clone_and_defaults():
         "learning_rate": 1e-3,
         "geometric_beta": 3e-3,
         "hidden_sizes": (2, 20),
+        "high_low": True,
         "seed": 0,
         "device": "cpu",
         "num_threads": None,
@@ -564,3 +568,62 @@ def test_eiie_exploits_planted_mean_reversion_and_not_a_random_walk():
     assert sum(gap > 1.0 for gap in planted) >= 2, planted
     assert np.mean(planted) > 2.0, planted
     assert np.mean(control) < 0.5 and max(control) < 1.0, control
+
+
+# ------------------------------------------------------------- highs and lows
+
+
+def test_highs_and_lows_feed_three_input_channels(panel, tmp_path):
+    ranged = with_high_low(panel, seed=2)
+    strategy = EIIE(**SMALL).fit(history(ranged, 120))
+    assert strategy.features_ == ("close", "high", "low")
+    assert strategy.network_.conv1.in_channels == 3
+    window = ranged.window(125, 10)
+    held = np.full(ranged.n_assets, 0.1)
+    weights = strategy.allocate(window, held)
+    # the network's input, by hand: each feature over the asset's close at the decision date
+    x = np.stack([window.prices, window.highs, window.lows]) / window.prices[-1]  # (3, L, n)
+    with torch.no_grad():
+        expected = strategy.network_(
+            torch.tensor(x.transpose(0, 2, 1)[None], dtype=torch.float32),
+            torch.tensor(held[None], dtype=torch.float32),
+        )[0].double()
+    np.testing.assert_allclose(weights, expected.numpy()[1:], rtol=1e-6)
+    strategy.save(tmp_path / "eiie.pt")
+    loaded = EIIE.load(tmp_path / "eiie.pt")
+    assert loaded.features_ == strategy.features_
+    np.testing.assert_array_equal(loaded.allocate(window, held), weights)
+    with pytest.raises(DataError, match=r"trained on \('close', 'high', 'low'\)"):
+        strategy.allocate(panel.window(125, 10), held)
+    closes_only = EIIE(**SMALL, high_low=False).fit(history(ranged, 120))
+    assert closes_only.features_ == ("close",) and closes_only.network_.conv1.in_channels == 1
+
+
+def range_gap(panel: Panel, high_low: bool) -> float:
+    """EIIE's net log wealth minus UCRP's over the last 150 days, trained once on 250."""
+    engine = WalkForward(start=panel.dates[250], rebalance=1, retrain=None, costs_bps=10.0)
+    eiie = EIIE(
+        lookback=5,
+        batch_size=30,
+        n_steps=800,
+        learning_rate=3e-3,
+        hidden_sizes=(8, 20),
+        high_low=high_low,
+        num_threads=1,
+    )
+    result = engine.run(panel, [EqualWeight(lookback=5, label="UCRP"), eiie])
+    wealth = {n: np.log1p(r.net_returns).sum() for n, r in result.strategies.items()}
+    return wealth["EIIE"] - wealth["UCRP"]
+
+
+def test_eiie_uses_a_signal_only_the_daily_range_shows():
+    # The next return is 1% times a sign shown only by where the close sits in the day's range
+    # (`range_signal_market`): 150 days of it are worth about 1.5 in log wealth before costs.
+    # Measured (seeds 0-2): with highs and lows the gap to UCRP is 1.2 to 1.4; from closes
+    # alone -0.05 to 0.0. (With the paper's 2 first-layer channels both stay near UCRP after
+    # this much training: units die; 8 channels learn it.)
+    panels = [range_signal_market(seed) for seed in range(3)]
+    with_range = [range_gap(p, True) for p in panels]
+    closes_only = [range_gap(p, False) for p in panels]
+    assert min(with_range) > 0.7, with_range
+    assert max(closes_only) < 0.3, closes_only

@@ -87,6 +87,8 @@ def test_matches_empyrical_property(r: np.ndarray, seed: int) -> None:
     b = 0.5 * r + np.random.default_rng(seed).normal(0.0, 0.01, r.size)
     for name, ours, theirs in _empyrical_pairs(r, b):
         rtol = 1e-10
+        if name == "calmar" and min(abs(m.max_drawdown(r)), abs(ep.max_drawdown(r))) < 1e-12:
+            continue  # a drawdown at rounding level: either answer (nan or noise) is defensible
         if name == "calmar":
             # A drawdown of size d carries a relative rounding error of about 1e-16 / d in any
             # implementation, and Calmar divides by it.
@@ -125,6 +127,9 @@ def test_constant_return_closed_forms(daily: float) -> None:
     if daily > 0:
         assert m.max_drawdown(r) == 0.0
         assert np.isnan(m.calmar(r))  # no drawdown: undefined
+        # a "drawdown" of one rounding error is none either (Calmar would be about 1e25)
+        tiny = np.array([0.3, -2.220446049250313e-16, 0.0])
+        assert m.max_drawdown(tiny) < 0.0 and np.isnan(m.calmar(tiny))
         assert m.sortino(r) == np.inf
     else:
         # Steady decline from the start: the whole loss is the drawdown.

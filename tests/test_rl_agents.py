@@ -24,7 +24,7 @@ from kabuto.strategies.rl import PortfolioEnv, actions_to_weights
 from kabuto.strategies.rl.agents import RLAgent
 from kabuto.strategies.rl.env import portfolio_observation
 
-from helpers import panel_from_returns
+from helpers import panel_from_returns, with_high_low
 
 WINDOW, EPISODE = 10, 40
 SMALL = {  # a few updates per fit
@@ -187,11 +187,53 @@ def test_observation_equals_the_environments(panel, fitted):
     np.testing.assert_array_equal(zeros, env.reset()[0])
 
 
+@pytest.mark.parametrize("algorithm", ["ppo", "sac"])
+def test_highs_and_lows_reach_the_policy_and_survive_save_load(panel, tmp_path, algorithm):
+    ranged = with_high_low(panel, seed=5)
+    agent = make_agent(algorithm).fit(ranged.window(150, 150))
+    assert agent.features_ == ("close", "high", "low")
+    env = PortfolioEnv(
+        ranged, window=WINDOW, start=ranged.dates[60], random_start=False, episode_length=None
+    )
+    obs, _ = env.reset()
+    rng = np.random.default_rng(3)
+    nw = 3 * panel.n_assets * WINDOW
+    assert agent.model_.observation_space.shape == obs.shape
+    for t in range(60, 90):
+        mine = agent.observation(ranged.window(t, WINDOW), obs[nw + 1 :].astype(np.float64))
+        np.testing.assert_array_equal(mine[:nw], obs[:nw])
+        obs, *_ = env.step(rng.uniform(-1, 1, panel.n_assets + 1))
+    # the policy reads the range: moving only highs and lows moves its action
+    window = ranged.window(170, WINDOW)
+    wider = Panel(
+        ranged.to_frame(),
+        highs=pd.DataFrame(ranged.highs * 1.05, ranged.dates, ranged.assets),
+        lows=pd.DataFrame(ranged.lows * 0.95, ranged.dates, ranged.assets),
+    ).window(170, WINDOW)
+    assert not np.array_equal(agent.allocate(window), agent.allocate(wider))
+    agent.save(tmp_path / "agent.pt")
+    loaded = RLAgent.load(tmp_path / "agent.pt")
+    assert loaded.features_ == agent.features_
+    np.testing.assert_array_equal(loaded.allocate(window), agent.allocate(window))
+    with pytest.raises(DataError, match=r"trained on .*'high', 'low'.* gives \('close',\)"):
+        agent.allocate(panel.window(170, WINDOW))
+    closes_only = make_agent(algorithm, high_low=False).fit(ranged.window(150, 150))
+    assert closes_only.features_ == ("close",)
+    assert closes_only.observation(window).shape == (panel.n_assets * (WINDOW + 1) + 1,)
+
+
 def test_portfolio_observation_layout():
     prices = np.array([[1.0, 4.0], [2.0, 8.0], [4.0, 2.0]])  # (window 3, n 2)
     held = np.array([0.5, 0.25, 0.25])
     obs = portfolio_observation(prices.T, held)
     np.testing.assert_array_equal(obs, [0.25, 0.5, 1.0, 2.0, 4.0, 1.0, 0.5, 0.25, 0.25])
+    # close, high and low: feature-major, each over the asset's latest close
+    ranged = np.stack([prices.T, 2 * prices.T, prices.T / 2])  # (3, n, window)
+    obs = portfolio_observation(ranged, held)
+    closes = [0.25, 0.5, 1.0, 2.0, 4.0, 1.0]
+    np.testing.assert_array_equal(
+        obs, [*closes, *(2 * np.array(closes)), *(np.array(closes) / 2), 0.5, 0.25, 0.25]
+    )
 
 
 @pytest.mark.parametrize(
@@ -313,6 +355,7 @@ def test_load_rejects_other_files(tmp_path):
         ({"episode_length": 0}, "episode_length"),
         ({"n_envs": 0}, "n_envs"),
         ({"normalize": "yes"}, "normalize"),
+        ({"high_low": 1}, "high_low"),
         ({"reward": "sortino"}, "reward"),
         ({"eta": 1.5}, "eta"),
         ({"sharpe_window": 1}, "sharpe_window"),

@@ -30,7 +30,7 @@ from kabuto.strategies.rl import (
     transaction_remainder,
 )
 
-from helpers import panel_from_returns
+from helpers import panel_from_returns, with_high_low
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,7 @@ def test_observation_layout_and_spaces(panel):
     env = PortfolioEnv(panel, window=6, random_start=False)
     obs, info = env.reset(seed=0)
     n = panel.n_assets
+    assert env.features == ("close",) and env.n_features == 1
     assert env.observation_space.shape == (n * 6 + n + 1,)
     assert env.action_space.shape == (n + 1,)
     assert obs.dtype == np.float32 and env.observation_space.contains(obs)
@@ -96,6 +97,36 @@ def test_observation_layout_and_spaces(panel):
     np.testing.assert_allclose(prices[0], expected, rtol=1e-6)
     np.testing.assert_array_equal(prices[0, :, -1], 1.0)
     np.testing.assert_array_equal(weights, np.eye(n + 1)[0])  # all cash at the start
+
+
+def test_highs_and_lows_are_observed_relative_to_the_latest_close(panel):
+    ranged = with_high_low(panel, seed=3)
+    env = PortfolioEnv(ranged, window=6, random_start=False, episode_length=None)
+    n = panel.n_assets
+    assert env.features == ("close", "high", "low") and env.n_features == 3
+    assert env.observation_space.shape == (3 * n * 6 + n + 1,)
+    obs, _ = env.reset()
+    for _ in range(3):
+        obs, *_ = env.step(np.r_[0.0, np.ones(n)])
+    t = env.first_index + 3
+    prices, weights = env.split_observation(obs)
+    assert prices.shape == (3, n, 6) and weights.shape == (n + 1,)
+    close_t = ranged.prices[t]
+    for f, values in enumerate((ranged.prices, ranged.highs, ranged.lows)):
+        expected = (values[t - 5 : t + 1] / close_t).T
+        np.testing.assert_allclose(prices[f], expected, rtol=1e-6)
+    assert (prices[1] >= prices[0]).all() and (prices[2] <= prices[0]).all()
+    # with high_low=False the environment is the closes-only one, step for step
+    plain = PortfolioEnv(panel, window=6, random_start=False, episode_length=None)
+    off = PortfolioEnv(ranged, window=6, random_start=False, episode_length=None, high_low=False)
+    np.testing.assert_array_equal(off.reset()[0], plain.reset()[0])
+    action = np.r_[0.2, np.arange(n)]
+    a, b = off.step(action), plain.step(action)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(infinity|render modes).*")
+        check_env(PortfolioEnv(ranged, window=6, episode_length=20))
 
 
 # --- costs -----------------------------------------------------------------------------------
@@ -392,6 +423,31 @@ def test_vector_env_equals_sync_vector_env_of_single_envs(mode):
     assert ended >= b  # every copy went through at least one autoreset
 
 
+def test_vector_env_with_highs_and_lows_equals_single_envs():
+    panels = [with_high_low(correlated_gbm(3, 60, sigma=0.3, seed=s), seed=s) for s in (1, 2)]
+    settings = {"window": 5, "episode_length": 7}
+    vec = PortfolioVectorEnv(panels, 4, **settings)
+    singles = [PortfolioEnv(panels[i % 2], **settings) for i in range(4)]
+    assert vec.n_features == 3
+    assert vec.single_observation_space == singles[0].observation_space
+    obs, _ = vec.reset(seed=9)
+    for i, env in enumerate(singles):
+        np.testing.assert_array_equal(obs[i], env.reset(seed=9 + i)[0])
+    actions = np.random.default_rng(1).normal(size=(6, 4, 4))
+    for a in actions:
+        obs, rewards, *_ = vec.step(a)
+        for i, env in enumerate(singles):
+            single, reward, *_ = env.step(a[i])
+            np.testing.assert_allclose(obs[i], single, rtol=1e-6)
+            assert rewards[i] == pytest.approx(reward, rel=1e-9, abs=1e-12)
+    prices, _ = vec.split_observation(obs)
+    assert prices.shape == (4, 3, 3, 5)
+    with pytest.raises(DataError, match="highs and lows or none"):
+        PortfolioVectorEnv([panels[0], correlated_gbm(3, 60, seed=5)], 2, **settings)
+    plain = PortfolioVectorEnv([panels[0], correlated_gbm(3, 60, seed=5)], 2, high_low=False)
+    assert plain.n_features == 1
+
+
 def _same_info(info, ref):
     assert set(info) == set(ref)
     for key, value in ref.items():
@@ -454,6 +510,7 @@ def test_vector_env_partial_reset_and_seed_list(panel):
         ({"action_map": "tanh"}, "action_map"),
         ({"logit_scale": 0.0}, "logit_scale"),
         ({"random_start": "yes"}, "random_start"),
+        ({"high_low": "yes"}, "high_low"),
         ({"start": "2000-01-04"}, "start"),
         ({"start": "2030-01-01"}, "start"),
         ({"start": "2000-06-01", "end": "2000-06-01"}, "no date to trade"),

@@ -111,8 +111,11 @@ def load_prices(
     -----
     A file is long form when it has an ``asset`` column (any letter case); it must then also have
     a ``close`` column (a clear error says so, rather than reading the asset names as prices).
-    Long form is pivoted to dates x assets on ``close``; ``open, high, low, volume`` are accepted
-    and ignored. Missing (date, asset) pairs become missing prices, handled as in wide form.
+    Long form is pivoted to dates x assets on ``close``. With ``high`` and ``low`` columns (both)
+    the panel also carries each day's range (`Panel.highs`, `Panel.lows`): every row needs both,
+    with ``high >= close >= low``, and a forward-filled missing date gets the close as its high
+    and low. ``open`` and ``volume`` are accepted and ignored. Missing (date, asset) pairs become
+    missing prices, handled as in wide form. A wide file holds closes only.
     """
     path = Path(path)
     source = str(path)
@@ -124,11 +127,12 @@ def load_prices(
         raise DataError(f"{source}: the file is empty")
     date_col = _find_date_column(frame, date_column, source)
     lower = {c.lower(): c for c in frame.columns if c != date_col}
+    highs = lows = None
     if "asset" in lower:
-        frame = _long_to_wide(frame, date_col, lower, source)
+        frame, highs, lows = _long_to_wide(frame, date_col, lower, source)
     else:
         frame = frame.set_index(date_col)
-    return Panel.from_frame(frame, source=source, max_ffill=max_ffill)
+    return Panel.from_frame(frame, source=source, max_ffill=max_ffill, highs=highs, lows=lows)
 
 
 def summarize(panel: Panel) -> dict[str, Any]:
@@ -245,7 +249,8 @@ def _find_date_column(frame: pd.DataFrame, date_column: str | None, source: str)
 
 def _long_to_wide(
     frame: pd.DataFrame, date_col: str, lower: dict[str, str], source: str
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """Closes, and highs and lows when the file has both, as dates x assets tables."""
     unknown = [c for c in frame.columns if c != date_col and c.lower() not in LONG_COLUMNS]
     if unknown:
         raise DataError(
@@ -284,13 +289,50 @@ def _long_to_wide(
 
     # Checked here, before pivoting, so messages point at the file's own rows.
     close = to_prices(frame[lower["close"]], source=source, where=where)
-    wide = np.full((len(date_values), len(asset_names)), np.nan)
-    wide[date_codes, asset_codes] = close
-    return pd.DataFrame(
-        wide,
-        index=pd.DatetimeIndex(date_values, name="date"),
-        columns=pd.Index([str(a) for a in asset_names]),
-    )
+    index = pd.DatetimeIndex(date_values, name="date")
+    columns = pd.Index([str(a) for a in asset_names])
+
+    def pivot(values: np.ndarray) -> pd.DataFrame:
+        wide = np.full((len(date_values), len(asset_names)), np.nan)
+        wide[date_codes, asset_codes] = values
+        return pd.DataFrame(wide, index=index, columns=columns)
+
+    ranged = [name for name in ("high", "low") if name in lower]
+    if not ranged:
+        return pivot(close), None, None
+    if len(ranged) == 1:
+        other = "low" if ranged == ["high"] else "high"
+        raise DataError(
+            f"{source}: long-form file has a {ranged[0]} column but no {other} column; add "
+            f"{other} or drop {ranged[0]} (the daily range needs both)"
+        )
+    high = to_prices(frame[lower["high"]], source=source, where=where)
+    low = to_prices(frame[lower["low"]], source=source, where=where)
+    has_close = np.isfinite(close)
+    for name, values in (("high", high), ("low", low)):
+        _first_row_where(
+            has_close != np.isfinite(values),
+            lambda i, name=name: (
+                f"{source}: {where(i)} has a close but no {name} (or a {name} but no close); "
+                "fill in the row's close, high and low, or leave all three empty"
+            ),
+        )
+    with np.errstate(invalid="ignore"):
+        _first_row_where(
+            has_close & ~((low <= close) & (close <= high)),
+            lambda i: (
+                f"{source}: {where(i)} has high {float(high[i])!r}, close {float(close[i])!r} "
+                f"and low {float(low[i])!r}, but high >= close >= low must hold; use highs and "
+                "lows adjusted like the closes"
+            ),
+        )
+    return pivot(close), pivot(high), pivot(low)
+
+
+def _first_row_where(mask: np.ndarray, message) -> None:
+    """Raise a `DataError` with ``message(i)`` for the first row i where `mask` holds."""
+    if mask.any():
+        raise DataError(message(int(np.flatnonzero(mask)[0])))
 
 
 def _list(names: list[str]) -> str:

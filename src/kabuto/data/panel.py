@@ -1,5 +1,10 @@
 """The `Panel`: aligned daily prices and simple returns, dates x assets, with cheap windows.
 
+Closes are the prices every strategy and the backtest use. A panel may also carry each date's
+high and low (``highs``, ``lows``), for strategies that look at the day's range (the RL
+environment's observation); they are missing exactly where the close is, and
+``low <= close <= high``.
+
 Missing prices are NaN only before an asset lists (leading) or after it delists (trailing);
 interior gaps are repaired or rejected when the panel is built (see `kabuto.data.validation`).
 A `Window` is what a strategy sees for one decision date: the last `length` returns ending at
@@ -18,6 +23,9 @@ import numpy as np
 import pandas as pd
 
 from kabuto.errors import DataError
+
+#: Price features a panel may carry, in the order `Panel.price_features` stacks them.
+PRICE_FEATURES = ("close", "high", "low")
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -41,6 +49,10 @@ class Panel:
         Prices of a benchmark index on the same dates (for beta and information ratio).
     survivorship_caveat : str, optional
         Printed in every report made from this panel.
+    highs, lows : DataFrame, optional
+        Each date's high and low price, same index and columns as `prices` (both or neither).
+        Missing exactly where the close is; ``low <= close <= high``. `Panel.from_frame`
+        aligns and repairs raw ones.
 
     Attributes
     ----------
@@ -48,6 +60,7 @@ class Panel:
     returns : ndarray of shape (T, N)
         ``returns[t] = prices[t] / prices[t-1] - 1``; NaN on the first date and wherever either
         price is missing.
+    highs, lows : ndarray of shape (T, N) or None
     dates : DatetimeIndex of length T
     assets : tuple of N str
     first_valid, last_valid : ndarray of shape (N,)
@@ -61,6 +74,8 @@ class Panel:
         source: str = "user data",
         benchmark: pd.Series | None = None,
         survivorship_caveat: str | None = None,
+        highs: pd.DataFrame | None = None,
+        lows: pd.DataFrame | None = None,
     ) -> None:
         values = np.ascontiguousarray(prices.to_numpy(dtype=np.float64))
         if values.ndim != 2 or values.shape[0] < 2 or values.shape[1] < 1:
@@ -93,6 +108,7 @@ class Panel:
         returns = np.full_like(values, np.nan)
         returns[1:] = values[1:] / values[:-1] - 1.0
         self.returns = _readonly(returns)
+        self.highs, self.lows = _check_range(self, values, highs, lows)
         if benchmark is not None:
             benchmark = benchmark.reindex(self.dates).astype(np.float64)
         self.benchmark = benchmark
@@ -106,16 +122,26 @@ class Panel:
         max_ffill: int = 5,
         benchmark: pd.Series | None = None,
         survivorship_caveat: str | None = None,
+        highs: pd.DataFrame | None = None,
+        lows: pd.DataFrame | None = None,
     ) -> Panel:
-        """Validate raw wide prices (index dates, one column per asset) and build a panel."""
-        from kabuto.data.validation import clean_prices
+        """Validate raw wide prices (index dates, one column per asset) and build a panel.
+
+        Optional raw `highs` and `lows` (same layout) are aligned to the cleaned closes; on a
+        date whose missing close was forward-filled (no trading) high and low are the close.
+        """
+        from kabuto.data.validation import align_range, clean_prices
 
         cleaned = clean_prices(prices, source=source, max_ffill=max_ffill)
+        if highs is not None and lows is not None:  # one without the other: Panel says so
+            highs, lows = align_range(prices, cleaned, highs, lows, source=source)
         return cls(
             cleaned,
             source=source,
             benchmark=benchmark,
             survivorship_caveat=survivorship_caveat,
+            highs=highs,
+            lows=lows,
         )
 
     @property
@@ -125,6 +151,18 @@ class Panel:
     @property
     def n_assets(self) -> int:
         return len(self.assets)
+
+    @property
+    def has_high_low(self) -> bool:
+        """Whether the panel carries daily highs and lows besides the closes."""
+        return self.highs is not None
+
+    def price_features(self, high_low: bool = True) -> np.ndarray:
+        """Closes, then highs and lows when the panel has them and `high_low` is set.
+
+        Shape: output (F, T, N) with F = 3 (close, high, low) or 1 (close).
+        """
+        return _price_features(self.prices, self.highs, self.lows, high_low)
 
     def __repr__(self) -> str:
         return (
@@ -173,15 +211,22 @@ class Panel:
                 "start later or shorten the lookback"
             )
         rows = slice(t - length + 1, t + 1)
-        if columns is None or len(columns) == self.n_assets:
-            returns = self.returns[rows]
-            prices = self.prices[rows]
-            assets = self.assets
-        else:
-            returns = _readonly(self.returns[rows][:, columns])
-            prices = _readonly(self.prices[rows][:, columns])
-            assets = tuple(self.assets[i] for i in columns)
-        return Window(returns=returns, prices=prices, dates=self.dates[rows], assets=assets)
+        every = columns is None or len(columns) == self.n_assets
+
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            if a is None or every:
+                return None if a is None else a[rows]
+            return _readonly(a[rows][:, columns])
+
+        assets = self.assets if every else tuple(self.assets[i] for i in columns)
+        return Window(
+            returns=take(self.returns),
+            prices=take(self.prices),
+            dates=self.dates[rows],
+            assets=assets,
+            highs=take(self.highs),
+            lows=take(self.lows),
+        )
 
     def batch(
         self, ts: Sequence[int], length: int, columns: np.ndarray | None = None
@@ -196,12 +241,14 @@ class Panel:
         # Slice the panel at the last decision date first: no window can reach past its own end,
         # and nothing after the batch's last date is even addressable.
         upto = int(ts.max()) + 1 if len(ts) else 0
-        returns, prices = self.returns[:upto], self.prices[:upto]
-        if columns is not None and len(columns) != self.n_assets:
-            returns, prices = returns[:, columns], prices[:, columns]
-            assets = tuple(self.assets[i] for i in columns)
-        else:
-            assets = self.assets
+        every = columns is None or len(columns) == self.n_assets
+
+        def upto_last(a: np.ndarray | None) -> np.ndarray | None:
+            if a is None:
+                return None
+            return a[:upto] if every else a[:upto][:, columns]
+
+        assets = self.assets if every else tuple(self.assets[i] for i in columns)
 
         steps = np.diff(ts)
         evenly_spaced = len(ts) > 1 and (steps == steps[0]).all() and steps[0] > 0
@@ -216,13 +263,18 @@ class Panel:
             slid = np.lib.stride_tricks.sliding_window_view(a, length, axis=0)
             return _readonly(slid[ts - length + 1].transpose(0, 2, 1))  # a copy
 
+        def stacked(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else stack(upto_last(a))
+
         return WindowBatch(
-            returns=stack(returns),
-            prices=stack(prices),
+            returns=stacked(self.returns),
+            prices=stacked(self.prices),
             dates=self.dates[ts],
             assets=assets,
             indices=ts,
             known_dates=self.dates[:upto],
+            highs=stacked(self.highs),
+            lows=stacked(self.lows),
         )
 
 
@@ -238,12 +290,16 @@ class Window:
         Prices on the same dates.
     dates : DatetimeIndex of length L
     assets : tuple of n str
+    highs, lows : ndarray of shape (L, n) or None
+        The days' highs and lows, when the panel has them.
     """
 
     returns: np.ndarray
     prices: np.ndarray
     dates: pd.DatetimeIndex
     assets: tuple[str, ...]
+    highs: np.ndarray | None = None
+    lows: np.ndarray | None = None
 
     @property
     def date(self) -> pd.Timestamp:
@@ -253,6 +309,13 @@ class Window:
     @property
     def n_assets(self) -> int:
         return self.returns.shape[1]
+
+    def price_features(self, high_low: bool = True) -> np.ndarray:
+        """Closes, then highs and lows when the window has them and `high_low` is set.
+
+        Shape: output (F, L, n) with F = 3 (close, high, low) or 1 (close).
+        """
+        return _price_features(self.prices, self.highs, self.lows, high_low)
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,6 +336,8 @@ class WindowBatch:
         Positions of the decision dates in the panel.
     known_dates : DatetimeIndex
         Panel dates up to the batch's last decision date.
+    highs, lows : ndarray of shape (D, L, n) or None
+        When the panel has them.
     """
 
     returns: np.ndarray
@@ -281,6 +346,8 @@ class WindowBatch:
     assets: tuple[str, ...]
     indices: np.ndarray
     known_dates: pd.DatetimeIndex
+    highs: np.ndarray | None = None
+    lows: np.ndarray | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -299,7 +366,12 @@ class WindowBatch:
         t = int(self.indices[d])
         dates = self.known_dates[t - self.lookback + 1 : t + 1]
         return Window(
-            returns=self.returns[d], prices=self.prices[d], dates=dates, assets=self.assets
+            returns=self.returns[d],
+            prices=self.prices[d],
+            dates=dates,
+            assets=self.assets,
+            highs=None if self.highs is None else self.highs[d],
+            lows=None if self.lows is None else self.lows[d],
         )
 
     def cached(self, key: object, compute) -> np.ndarray:
@@ -312,3 +384,57 @@ class WindowBatch:
     def demeaned(self) -> np.ndarray:
         """Returns minus their window mean, shape (D, L, n)."""
         return self.returns - self.returns.mean(axis=1, keepdims=True)
+
+
+def _price_features(
+    closes: np.ndarray, highs: np.ndarray | None, lows: np.ndarray | None, high_low: bool
+) -> np.ndarray:
+    if high_low and highs is not None:
+        return np.stack([closes, highs, lows])
+    return closes[None]
+
+
+def _check_range(
+    panel: Panel, closes: np.ndarray, highs: pd.DataFrame | None, lows: pd.DataFrame | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Highs and lows as read-only arrays, checked against the closes (or both None)."""
+    source = panel.source
+    if highs is None and lows is None:
+        return None, None
+    if highs is None or lows is None:
+        given, missing = ("highs", "lows") if lows is None else ("lows", "highs")
+        raise DataError(f"{source}: {given} given without {missing}; pass both or neither")
+    arrays = []
+    for name, frame in (("highs", highs), ("lows", lows)):
+        if (
+            frame.shape != closes.shape
+            or not pd.DatetimeIndex(frame.index).equals(panel.dates)
+            or tuple(str(c) for c in frame.columns) != panel.assets
+        ):
+            raise DataError(
+                f"{source}: {name} must have the closes' dates and assets, got shape "
+                f"{frame.shape} for {closes.shape}; build the panel with Panel.from_frame to "
+                "align them"
+            )
+        arrays.append(np.ascontiguousarray(frame.to_numpy(dtype=np.float64)))
+    high, low = arrays
+    closed = np.isfinite(closes)
+
+    def fail(mask: np.ndarray, problem: str) -> None:
+        if mask.any():
+            t, col = (int(i) for i in np.argwhere(mask)[0])
+            raise DataError(
+                f"{source}: asset {panel.assets[col]!r} on {panel.dates[t].date()}: {problem} "
+                f"(close {float(closes[t, col])!r}, high {float(high[t, col])!r}, "
+                f"low {float(low[t, col])!r})"
+            )
+
+    for name, a in (("high", high), ("low", low)):
+        fail(closed & ~np.isfinite(a), f"a close but no {name}; give every date with a close both")
+        fail(~closed & ~np.isnan(a), f"a {name} but no close; leave it empty there too")
+    with np.errstate(invalid="ignore"):
+        fail(
+            closed & ~((low <= closes) & (closes <= high) & (low > 0)),
+            "high >= close >= low > 0 does not hold; use highs and lows adjusted like the closes",
+        )
+    return _readonly(high), _readonly(low)

@@ -15,6 +15,8 @@ What is checked, in this order:
 6. Interior gaps (missing prices between an asset's first and last price) are at most
    ``max_ffill`` dates long; those are forward-filled, longer ones are rejected.
 
+`align_range` does the same for optional highs and lows, against the cleaned closes.
+
 Leading missing prices (an asset that lists after the first date) and trailing ones (an asset
 that delists) are kept as NaN: the `Panel` treats them as "not tradable yet / any more".
 
@@ -32,7 +34,7 @@ import pandas as pd
 
 from kabuto.errors import ConfigError, DataError, KabutoWarning
 
-__all__ = ["clean_prices", "parse_dates", "to_prices"]
+__all__ = ["align_range", "clean_prices", "parse_dates", "to_prices"]
 
 
 def clean_prices(prices: pd.DataFrame, *, source: str, max_ffill: int) -> pd.DataFrame:
@@ -157,6 +159,86 @@ def clean_prices(prices: pd.DataFrame, *, source: str, max_ffill: int) -> pd.Dat
     )
     out.attrs["ffilled"] = dict(zip(assets, hole.sum(axis=0).tolist(), strict=True))
     return out
+
+
+def align_range(
+    raw_closes: pd.DataFrame,
+    closes: pd.DataFrame,
+    highs: pd.DataFrame,
+    lows: pd.DataFrame,
+    *,
+    source: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw highs and lows on the dates and assets of the cleaned closes.
+
+    Parameters
+    ----------
+    raw_closes : DataFrame
+        The closes as given to `clean_prices`.
+    closes : DataFrame
+        What `clean_prices` returned for them.
+    highs, lows : DataFrame
+        Raw highs and lows laid out like `raw_closes` (index dates, one column per asset).
+
+    Returns
+    -------
+    highs, lows : DataFrame
+        float64, indexed like `closes`. Where a missing close was forward-filled (no trading
+        that day) high and low are the close. `Panel` checks the rest (a high and low on every
+        date with a close, ``high >= close >= low``).
+
+    Raises
+    ------
+    DataError
+        For unparseable dates, unknown assets or values that are not prices.
+    """
+
+    def aligned(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+        dates = parse_dates(frame.index, source=f"{source} ({name})")
+        assets = [str(c) for c in frame.columns]
+        unknown = sorted(set(assets) - set(closes.columns))
+        if unknown:
+            raise DataError(
+                f"{source}: {name} has asset(s) {', '.join(map(repr, unknown))} without closes"
+            )
+        try:
+            values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as err:
+            raise DataError(
+                f"{source}: {name} holds a value that is not a number ({err})"
+            ) from None
+        _reject_bad_values(
+            values, source, lambda i, j: f"{name} of {assets[j]!r} on {dates[i].date()}"
+        )
+        table = pd.DataFrame(values, index=dates, columns=assets)
+        return table.reindex(index=closes.index, columns=closes.columns)
+
+    # Cells clean_prices filled: missing in the raw closes and within an asset's life.
+    listed = closes.notna().to_numpy()
+    raw = aligned_missing(raw_closes, closes)
+    repaired = raw & listed
+    out = []
+    for name, frame in (("highs", highs), ("lows", lows)):
+        table = aligned(frame, name)
+        table = table.mask(repaired, closes)
+        out.append(table)
+    return out[0], out[1]
+
+
+def aligned_missing(raw: pd.DataFrame, cleaned: pd.DataFrame) -> np.ndarray:
+    """Where a raw table (as given to `clean_prices`) has no value, on the cleaned layout.
+
+    Shape: output (dates, assets) of `cleaned`. Blank text counts as missing, as in `to_prices`.
+    """
+    dates = parse_dates(raw.index, source="raw closes")
+    blank = (
+        raw.isna().to_numpy()
+        | raw.apply(
+            lambda c: c.astype(str).str.strip().eq("") if c.dtype == object else c.isna()
+        ).to_numpy()
+    )
+    frame = pd.DataFrame(blank, index=dates, columns=[str(c) for c in raw.columns])
+    return frame.reindex(index=cleaned.index, columns=cleaned.columns, fill_value=True).to_numpy()
 
 
 def parse_dates(

@@ -435,12 +435,15 @@ def calmar(returns: ReturnsLike) -> float:
     Returns
     -------
     float
-        ``nan`` when wealth never falls below a previous peak (no drawdown) or the series is
+        ``nan`` when wealth never falls below a previous peak (no drawdown), or falls by no
+        more than the rounding of compounding it (about ``n * 2.2e-16``), or the series is
         empty.
     """
     r = _as_returns(returns)
     mdd = max_drawdown(r)
-    if not mdd < 0.0:
+    # Compounding n returns carries a relative rounding error of order n * eps: a smaller
+    # "drawdown" is indistinguishable from none, and dividing by it gives noise like 1e25.
+    if not mdd < -4.0 * r.size * np.finfo(np.float64).eps:
         return np.nan
     value = cagr(r) / abs(mdd)
     return float(value) if np.isfinite(value) else np.nan

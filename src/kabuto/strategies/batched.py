@@ -143,13 +143,26 @@ def window_prices(window: Window, count: int, owner: str) -> np.ndarray:
     DataError
         If the window is shorter than `count` or an asset lacks a price in it.
     """
+    return window_features(window, count, owner, high_low=False)[0]
+
+
+def window_features(window: Window, count: int, owner: str, high_low: bool = True) -> np.ndarray:
+    """The last `count` closes (and highs and lows, see `Window.price_features`), checked.
+
+    Shape: output (F, count, n), float64, finite and positive.
+
+    Raises
+    ------
+    DataError
+        If the window is shorter than `count` or an asset lacks a price in it.
+    """
     if window.prices.shape[0] < count:
         raise DataError(
             f"{owner}: the window ending {window.date.date()} has {window.prices.shape[0]} "
             f"prices but the strategy needs the last {count}; pass windows of at least {count}"
         )
-    prices = np.asarray(window.prices[-count:], dtype=np.float64)
-    bad = ~(np.isfinite(prices) & (prices > 0))
+    prices = np.asarray(window.price_features(high_low)[:, -count:], dtype=np.float64)
+    bad = ~(np.isfinite(prices) & (prices > 0)).all(axis=0)
     if bad.any():
         col = int(np.argwhere(bad)[0, 1])
         raise DataError(

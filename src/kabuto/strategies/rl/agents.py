@@ -93,14 +93,16 @@ from kabuto.strategies.batched import (
     check_choice,
     check_int,
     check_positive,
-    window_prices,
 )
 from kabuto.strategies.rl.costs import COST_MODELS
 from kabuto.strategies.rl.env import (
     ACTION_MAPS,
     PortfolioEnv,
     actions_to_weights,
+    observed_features,
+    policy_window,
     portfolio_observation,
+    portfolio_spaces,
 )
 from kabuto.strategies.rl.rewards import check_reward_settings
 from kabuto.strategies.torch_support import TorchStrategyMixin, load_payload, save_payload
@@ -146,11 +148,8 @@ _FORMAT = 1  # version of the file `save` writes
 class _SpacesOnly(gym.Env[np.ndarray, np.ndarray]):
     """A stand-in environment with the spaces of `PortfolioEnv` (to rebuild a loaded model)."""
 
-    def __init__(self, n_assets: int, window: int) -> None:
-        nw = n_assets * window
-        high = np.concatenate([np.full(nw, np.inf), np.ones(n_assets + 1)]).astype(np.float32)
-        self.observation_space = gym.spaces.Box(np.zeros_like(high), high, dtype=np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(n_assets + 1,), dtype=np.float32)
+    def __init__(self, n_assets: int, window: int, n_features: int) -> None:
+        self.observation_space, self.action_space = portfolio_spaces(n_assets, window, n_features)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         raise RuntimeError("a loaded RLAgent trains on the environments fit builds")
@@ -202,6 +201,8 @@ class RLAgent(TorchStrategyMixin, Strategy):
         How actions become weights, in training and in `allocate` alike.
     logit_scale : float, default 5.0
         Multiplier of the actions before the softmax.
+    high_low : bool, default True
+        Observe highs and lows besides closes when the data has them (`PortfolioEnv`).
     net_arch : sequence of int, default (64, 64)
         Hidden layers of the policy and of the value (PPO, A2C) or Q (SAC) networks.
     activation : {"tanh", "relu", "elu"} or None, default None
@@ -230,6 +231,8 @@ class RLAgent(TorchStrategyMixin, Strategy):
         The observation and reward statistics (``normalize=True``), else None.
     assets_ : tuple of str
         The assets the model was trained on, in observation order.
+    features_ : tuple of str
+        The price features it observes: ``("close",)`` or ``("close", "high", "low")``.
     n_fits_ : int
         Fits since the last `reset` (or construction).
     fit_dates_ : list of Timestamp
@@ -262,6 +265,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         "model_",
         "normalizer_",
         "assets_",
+        "features_",
         "n_fits_",
         "fit_dates_",
         "timesteps_",
@@ -286,6 +290,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         cost_model: str = "proportional",
         action_map: str = "softmax",
         logit_scale: float = 5.0,
+        high_low: bool = True,
         net_arch: tuple[int, ...] = (64, 64),
         activation: str | None = None,
         learning_rate: float | None = None,
@@ -312,6 +317,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         self.cost_model = cost_model
         self.action_map = action_map
         self.logit_scale = logit_scale
+        self.high_low = high_low
         self.net_arch = net_arch
         self.activation = activation
         self.learning_rate = learning_rate
@@ -339,6 +345,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         check_int(name, "episode_length", self.episode_length, 1)
         check_int(name, "n_envs", self.n_envs, 1)
         check_bool(name, "normalize", self.normalize)
+        check_bool(name, "high_low", self.high_low)
         try:
             check_reward_settings(
                 self.reward,
@@ -434,6 +441,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
             "drawdown_penalty": self.drawdown_penalty,
             "action_map": self.action_map,
             "logit_scale": self.logit_scale,
+            "high_low": bool(self.high_low),
         }
 
     # ----------------------------------------------------------------- plumbing
@@ -528,8 +536,17 @@ class RLAgent(TorchStrategyMixin, Strategy):
             )
         first = n_rows - int(run[keep].min())
         columns = [a for a, k in zip(history.assets, keep, strict=True) if k]
-        frame = pd.DataFrame(prices[first:, keep], index=history.dates[first:], columns=columns)
-        return Panel(frame, source=f"{name} training history to {history.date.date()}")
+        rows = history.dates[first:]
+
+        def table(a: np.ndarray | None) -> pd.DataFrame | None:
+            return None if a is None else pd.DataFrame(a[first:, keep], rows, columns)
+
+        return Panel(
+            table(prices),
+            source=f"{name} training history to {history.date.date()}",
+            highs=table(history.highs),
+            lows=table(history.lows),
+        )
 
     def make_env(self, panel: Panel) -> PortfolioEnv:
         """One training environment on `panel` with this agent's settings."""
@@ -569,6 +586,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         scratch = (
             model is None
             or tuple(self.assets_) != panel.assets
+            or self.features_ != self._features(panel)
             or (self.normalizer_ is not None) != bool(self.normalize)
         )
         with self._threads(), self._own_generators():
@@ -587,6 +605,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         self.model_ = model
         self.normalizer_ = env if isinstance(env, VecNormalize) else None
         self.assets_ = panel.assets
+        self.features_ = self._features(panel)
         self.n_fits_ = k + 1
         self.fit_dates_ = [*self.__dict__.get("fit_dates_", []), history.date]
         self.timesteps_ = int(model.num_timesteps)
@@ -607,9 +626,13 @@ class RLAgent(TorchStrategyMixin, Strategy):
                 "retrain schedule)"
             )
 
-    def _window_prices(self, window: Window) -> np.ndarray:
-        """The window's last `lookback` prices, shape (lookback, n); finite and positive."""
-        return window_prices(window, self.lookback, self.name)
+    def _features(self, panel: Panel) -> tuple[str, ...]:
+        """The price features a training environment on `panel` observes."""
+        return observed_features(panel.has_high_low, bool(self.high_low))
+
+    def _window_features(self, window: Window) -> np.ndarray:
+        """The window's last `lookback` rows of the model's features, shape (F, lookback, n)."""
+        return policy_window(window, self.lookback, self.name, bool(self.high_low), self.features_)
 
     def _columns(self, window: Window) -> np.ndarray:
         """Column of each model asset in the window, -1 where it is absent."""
@@ -635,16 +658,16 @@ class RLAgent(TorchStrategyMixin, Strategy):
         """
         self._check_fitted()
         prev = held_weights(self.name, prev_weights, window)
-        prices = self._window_prices(window)
+        prices = self._window_features(window)  # (F, lookback, n)
         cols = self._columns(window)
         present = cols >= 0
-        block = np.ones((self.lookback, len(self.assets_)))  # absent (delisted): flat
-        block[:, present] = prices[:, cols[present]]
+        block = np.ones((len(prices), self.lookback, len(self.assets_)))  # absent: flat
+        block[:, :, present] = prices[:, :, cols[present]]
         held = np.zeros(len(self.assets_) + 1)
         if prev is not None:
             held[1:][present] = prev[cols[present]]
         held[0] = 1.0 - held[1:].sum()
-        return portfolio_observation(block.T, held)
+        return portfolio_observation(block.transpose(0, 2, 1), held)
 
     def weights_from_action(self, action: np.ndarray) -> np.ndarray:
         """Weights over cash and the model's assets, shape (m + 1,): the environment's map."""
@@ -738,6 +761,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
             "class": type(self).__name__,
             "settings": settings,
             "assets": list(self.assets_),
+            "features": list(self.features_),
             "state": state,
             "tensors": tensors,
             "normalizer": norm,
@@ -764,10 +788,14 @@ class RLAgent(TorchStrategyMixin, Strategy):
         settings["net_arch"] = tuple(settings["net_arch"])
         obj = cls(**settings)
         assets = tuple(payload["assets"])
+        features = tuple(payload["features"])
         fitted = payload["fitted"]
         with obj._threads(), obj._own_generators():
             env = DummyVecEnv(
-                [lambda: _SpacesOnly(len(assets), int(obj.lookback)) for _ in range(obj.n_envs)]
+                [
+                    lambda: _SpacesOnly(len(assets), int(obj.lookback), len(features))
+                    for _ in range(obj.n_envs)
+                ]
             )
             norm = payload.get("normalizer")
             if norm is not None:
@@ -788,6 +816,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         obj.model_ = model
         obj.normalizer_ = env if norm is not None else None
         obj.assets_ = assets
+        obj.features_ = features
         obj.n_fits_ = int(fitted["n_fits_"])
         obj.fit_dates_ = [pd.Timestamp(d) for d in fitted["fit_dates_"]]
         obj.timesteps_ = int(fitted["timesteps_"])

@@ -3,16 +3,17 @@
 Jiang, Xu and Liang, "A Deep Reinforcement Learning Framework for the Financial Portfolio
 Management Problem" (2017, arXiv 1706.10059), written from the paper as a kabuto strategy.
 
-**Network** (`EIIENetwork`, the paper's CNN EIIE). The input is the price tensor of the
-last L closes of n assets, each divided by its asset's latest close (so the last column is 1),
-shape (B, F, n, L) with F features (here F = 1: closes). One small evaluator is applied to every
-asset with the same parameters (convolutions whose kernels have height 1, so assets never mix):
-a 1 x 3 convolution to 2 channels, ReLU, a 1 x (L - 2) convolution to 20 channels, ReLU. The
-asset's weight in the previous portfolio is appended as a 21st channel (this is how the network
-sees its own holdings and learns to save on costs), a 1 x 1 convolution gives one score per
-asset, a learnable cash bias is put in front and a softmax over the n + 1 scores gives the
-portfolio weights, cash first. Permuting the assets permutes the weights; multiplying an asset's
-prices by a constant changes nothing.
+**Network** (`EIIENetwork`, the paper's CNN EIIE). The input is the price tensor of the last L
+closes of n assets, each divided by its asset's latest close (so the last column is 1), shape (B, F,
+n, L) with F features: F = 3 (close, high and low, each divided by the latest close, as in the
+paper) when the data has highs and lows and ``high_low=True``, else F = 1. One small evaluator is
+applied to every asset with the same parameters (convolutions whose kernels have height 1, so assets
+never mix): a 1 x 3 convolution to 2 channels, ReLU, a 1 x (L - 2) convolution to 20 channels, ReLU.
+The asset's weight in the previous portfolio is appended as a 21st channel (this is how the network
+sees its own holdings and learns to save on costs), a 1 x 1 convolution gives one score per asset, a
+learnable cash bias is put in front and a softmax over the n + 1 scores gives the portfolio weights,
+cash first. Permuting the assets permutes the weights; multiplying an asset's prices by a constant
+changes nothing.
 
 **Reward** (the paper's explicit reward). At the close of decision date t the book holds the
 weights of the last decision drifted by the prices, ``w'_t = w_{t-1} * y_t / (w_{t-1} . y_t)``
@@ -89,8 +90,14 @@ from kabuto.costs import cost_rates
 from kabuto.data.panel import Window
 from kabuto.errors import ConfigError, DataError
 from kabuto.strategies.base import Strategy, held_weights
-from kabuto.strategies.batched import check_choice, check_int, check_positive, window_prices
+from kabuto.strategies.batched import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_positive,
+)
 from kabuto.strategies.rl.costs import COST_MODELS
+from kabuto.strategies.rl.env import observed_features, policy_window
 from kabuto.strategies.torch_support import TorchStrategyMixin, load_payload, save_payload
 
 __all__ = [
@@ -375,8 +382,9 @@ def pvm_batch_reward(
     ----------
     network : EIIENetwork
         With window L.
-    prices : Tensor of shape (T, n)
-        Closes of the training history (float64, finite, positive).
+    prices : Tensor of shape (T, F, n)
+        Closes (feature 0), then highs and lows if F = 3, of the training history (float64,
+        finite, positive); F is the network's.
     memory : PortfolioVectorMemory
         T rows over the same assets.
     rows : Tensor of shape (B,)
@@ -393,13 +401,14 @@ def pvm_batch_reward(
     """
     length = int(network.window)
     ones = torch.ones(len(rows), 1, dtype=prices.dtype, device=prices.device)
-    now, before, after = prices[rows], prices[rows - 1], prices[rows + 1]
+    closes = prices[:, 0]
+    now, before, after = closes[rows], closes[rows - 1], closes[rows + 1]
     y_now = torch.cat([ones, now / before], dim=1).float()  # (B, n + 1): s-1 -> s
     y_next = torch.cat([ones, after / now], dim=1).float()  # (B, n + 1): s -> s+1
     grown = memory.read(rows - 1) * y_now
     drifted = grown / grown.sum(dim=-1, keepdim=True)
-    window = prices.unfold(0, length, 1)[rows - length + 1]  # (B, n, L), ending at rows
-    x = (window / window[..., -1:]).float().unsqueeze(1)  # (B, 1, n, L)
+    window = prices.unfold(0, length, 1)[rows - length + 1]  # (B, F, n, L), ending at rows
+    x = (window / window[:, :1, :, -1:]).float()  # divided by the closes at the rows
     weights = network(x, drifted[:, 1:])
     memory.write(rows, weights)
     return log_growth(weights, y_next, remainder(drifted, weights)), weights
@@ -480,6 +489,8 @@ class EIIE(TorchStrategyMixin, Strategy):
         Recency bias of the batch starts per period, in (0, 1) (module docstring).
     hidden_sizes : tuple of 2 int, default=(2, 20)
         Channels of the two convolutions (the paper's).
+    high_low : bool, default=True
+        Feed highs and lows besides closes when the data has them (F = 3, the paper's input).
     seed : int, default=0
         Seeds the initial network and the batch draws: the same seed gives the same weights on
         CPU.
@@ -493,6 +504,8 @@ class EIIE(TorchStrategyMixin, Strategy):
     Attributes
     ----------
     network_ : EIIENetwork
+    features_ : tuple of str
+        The price features the network reads: ``("close",)`` or ``("close", "high", "low")``.
     optimizer_ : torch.optim.Adam
     generator_ : torch.Generator
         Draws the batch starts; carried from fit to fit.
@@ -513,6 +526,7 @@ class EIIE(TorchStrategyMixin, Strategy):
     long_only: ClassVar[bool] = True
     _state: ClassVar[tuple[str, ...]] = (
         "network_",
+        "features_",
         "optimizer_",
         "generator_",
         "memory_",
@@ -534,6 +548,7 @@ class EIIE(TorchStrategyMixin, Strategy):
         learning_rate: float = 1e-3,
         geometric_beta: float = 3e-3,
         hidden_sizes: tuple[int, int] = (2, 20),
+        high_low: bool = True,
         seed: int = 0,
         device: str = "cpu",
         num_threads: int | None = None,
@@ -548,6 +563,7 @@ class EIIE(TorchStrategyMixin, Strategy):
         self.learning_rate = learning_rate
         self.geometric_beta = geometric_beta
         self.hidden_sizes = hidden_sizes
+        self.high_low = high_low
         self.seed = seed
         self.device = device
         self.num_threads = num_threads
@@ -596,6 +612,7 @@ class EIIE(TorchStrategyMixin, Strategy):
                 f"{name}: hidden_sizes={sizes!r} is not allowed; use two positive integers, "
                 "e.g. (2, 20)"
             )
+        check_bool(name, "high_low", self.high_low)
         check_int(name, "seed", self.seed, 0)
         self._check_torch_settings(name)
 
@@ -630,13 +647,15 @@ class EIIE(TorchStrategyMixin, Strategy):
                 "its retrain schedule)"
             )
 
-    def _build(self) -> None:
-        """A fresh network, optimiser and sampling generator from `seed`."""
+    def _build(self, features: tuple[str, ...]) -> None:
+        """A fresh network reading `features`, optimiser and sampling generator from `seed`."""
         device = self._torch_device()
+        sizes = tuple(int(h) for h in self.hidden_sizes)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.seed))
-            network = EIIENetwork(1, int(self.lookback), tuple(int(h) for h in self.hidden_sizes))
+            network = EIIENetwork(len(features), int(self.lookback), sizes)
         self.network_ = network.to(device)
+        self.features_ = tuple(features)
         self.optimizer_ = torch.optim.Adam(self.network_.parameters(), lr=float(self.learning_rate))
         self.generator_ = torch.Generator().manual_seed(int(self.seed))
 
@@ -644,7 +663,7 @@ class EIIE(TorchStrategyMixin, Strategy):
 
     def training_data(
         self, history: Window
-    ) -> tuple[np.ndarray, pd.DatetimeIndex, tuple[str, ...]]:
+    ) -> tuple[np.ndarray, pd.DatetimeIndex, tuple[str, ...], tuple[str, ...]]:
         """The assets and trailing dates `fit` trains on.
 
         Training needs every price of the rows it uses. Each asset has a trailing run of
@@ -657,11 +676,13 @@ class EIIE(TorchStrategyMixin, Strategy):
 
         Returns
         -------
-        prices : ndarray of shape (T, k)
-            Finite positive closes, T >= lookback + batch_size.
+        prices : ndarray of shape (T, F, k)
+            Finite positive closes (feature 0), then highs and lows if the history has them
+            and ``high_low`` is set; T >= lookback + batch_size.
         dates : DatetimeIndex of length T
         assets : tuple of k str
             In the history's order.
+        features : tuple of F str
 
         Raises
         ------
@@ -689,9 +710,11 @@ class EIIE(TorchStrategyMixin, Strategy):
         best = int(np.flatnonzero(samples == samples.max())[-1]) + 1
         columns = np.sort(order[:best])
         rows = int(lengths[best - 1])
-        block = np.array(prices[len(prices) - rows :, columns])
+        stacked = history.price_features(bool(self.high_low))  # (F, T, n)
+        block = np.array(stacked[:, len(prices) - rows :, columns].transpose(1, 0, 2))
         assets = tuple(history.assets[i] for i in columns)
-        return block, history.dates[len(prices) - rows :], assets
+        features = observed_features(history.highs is not None, bool(self.high_low))
+        return block, history.dates[len(prices) - rows :], assets, features
 
     def fit(self, history: Window) -> Self:
         """Train on `history` (all prices up to the fit date): first fit or rolling continuation.
@@ -710,14 +733,18 @@ class EIIE(TorchStrategyMixin, Strategy):
             return self._fit(history)
 
     def _fit(self, history: Window) -> Self:
-        prices, dates, assets = self.training_data(history)
-        continuing = hasattr(self, "network_") and history.date > self.fit_date_
+        prices, dates, assets, features = self.training_data(history)
+        continuing = (
+            hasattr(self, "network_")
+            and history.date > self.fit_date_
+            and features == self.features_
+        )
         if continuing:
             memory = self.memory_.extended(dates, assets, self.decisions_)
             steps = int(self.n_rolling_steps)
         else:
             self.reset()
-            self._build()
+            self._build(features)
             memory = PortfolioVectorMemory(dates, assets, device=self._torch_device())
             steps = int(self.n_steps)
             self.n_fits_, self.n_steps_done_, self.rewards_ = 0, 0, []
@@ -738,7 +765,7 @@ class EIIE(TorchStrategyMixin, Strategy):
             return []
         device = self._torch_device()
         length, batch = int(self.lookback), int(self.batch_size)
-        p = torch.from_numpy(prices).to(device)  # (T, n) float64
+        p = torch.from_numpy(prices).to(device)  # (T, F, n) float64
         # Decision rows s run from L - 1 (a full window) to T - 2 (a next close to earn).
         starts = geometric_starts(
             length - 1, p.shape[0] - 1 - batch, float(self.geometric_beta), steps, self.generator_
@@ -765,7 +792,8 @@ class EIIE(TorchStrategyMixin, Strategy):
         Parameters
         ----------
         window : Window
-            Prices of shape (L', n), L' >= lookback, ending at the decision date.
+            Prices of shape (L', n), L' >= lookback, ending at the decision date, with highs
+            and lows if the network was trained on them.
         prev_weights : ndarray of shape (n,), optional
             The weights held at the close of the decision date (drifted since the last trade;
             the engine passes them). None means nothing is held (all cash), like the first
@@ -778,20 +806,27 @@ class EIIE(TorchStrategyMixin, Strategy):
         """
         self._validate()
         self._check_fitted()
-        prices = window_prices(window, int(self.lookback), self.name)
+        prices = self._window_features(window)
         prev = held_weights(self.name, prev_weights, window)
         held = np.zeros(window.n_assets) if prev is None else prev
         weights = self.predict(prices[None], held[None])[0]
         self.decisions_[window.date] = (tuple(window.assets), weights)
         return weights[1:].copy()
 
+    def _window_features(self, window: Window) -> np.ndarray:
+        """The window's last `lookback` rows of the network's features, shape (F, L, n)."""
+        return policy_window(
+            window, int(self.lookback), self.name, bool(self.high_low), self.features_
+        )
+
     def predict(self, prices: np.ndarray, prev_weights: np.ndarray) -> np.ndarray:
         """The fitted network's weights over cash and the assets.
 
         Parameters
         ----------
-        prices : ndarray of shape (B, L, n)
-            Closes, the last row the decision date's (any positive scale per asset).
+        prices : ndarray of shape (B, F, L, n) or (B, L, n)
+            The network's F price features (`features_`; closes first), the last row the
+            decision date's, any positive scale per asset; (B, L, n) are closes (F = 1).
         prev_weights : ndarray of shape (B, n)
             Asset weights held before the decision.
 
@@ -802,11 +837,20 @@ class EIIE(TorchStrategyMixin, Strategy):
         """
         self._check_fitted()
         device = next(self.network_.parameters()).device
-        normalised = np.transpose(prices / prices[:, -1:, :], (0, 2, 1))  # (B, n, L)
+        prices = np.asarray(prices, dtype=np.float64)
+        if prices.ndim == 3:
+            prices = prices[:, None]
+        if prices.shape[1] != len(self.features_):
+            raise DataError(
+                f"{self.name}: the network reads {len(self.features_)} price features "
+                f"{self.features_}, got {prices.shape[1]}"
+            )
+        # (B, F, n, L), divided by the closes at the decision date
+        normalised = np.transpose(prices / prices[:, :1, -1:, :], (0, 1, 3, 2))
         x = torch.from_numpy(np.ascontiguousarray(normalised, dtype=np.float32))
         w = torch.from_numpy(np.asarray(prev_weights, dtype=np.float32))
         with self._threads(), torch.no_grad():
-            logits = self.network_.logits(x.unsqueeze(1).to(device), w.to(device))
+            logits = self.network_.logits(x.to(device), w.to(device))
         z = logits.cpu().numpy().astype(np.float64)
         z = np.exp(z - z.max(axis=-1, keepdims=True))
         return z / z.sum(axis=-1, keepdims=True)
@@ -833,6 +877,7 @@ class EIIE(TorchStrategyMixin, Strategy):
             "class": type(self).__name__,
             "settings": settings,
             "network": {k: v.detach().cpu() for k, v in self.network_.state_dict().items()},
+            "features": list(self.features_),
             "optimizer": _to_cpu(self.optimizer_.state_dict()),
             "generator": self.generator_.get_state(),
             "memory": {
@@ -865,7 +910,7 @@ class EIIE(TorchStrategyMixin, Strategy):
         settings["hidden_sizes"] = tuple(settings["hidden_sizes"])
         obj = cls(**settings)
         fitted = payload["fitted"]
-        obj._build()
+        obj._build(tuple(payload["features"]))
         obj.network_.load_state_dict(payload["network"])
         obj.network_.eval()
         obj.optimizer_.load_state_dict(payload["optimizer"])

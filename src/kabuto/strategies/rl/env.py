@@ -14,12 +14,16 @@ Timing (the backtest's, DESIGN.md "Timing")
     rounding. Episodes start all in cash (like the backtest), so the first step pays for buying
     in.
 
-Observation: a flat ``Box`` of ``n * window + n + 1`` float32 values
-    ``obs[: n * window]`` is the price window, shape (n, window) in C order (asset-major):
-    ``close[t - window + 1 + j, i] / close[t, i]``, so its last column is 1 (Jiang et al. 2017's
-    normalisation). ``obs[n * window :]`` are the weights held before the decision (drifted to
-    t), cash first. `split_observation` returns the two parts as (..., 1, n, window) and
-    (..., n + 1) for convolutional (EIIE-style) policies. A flat Box works with every
+Observation: a flat ``Box`` of ``F * n * window + n + 1`` float32 values
+    ``obs[: F * n * window]`` is the price window, shape (F, n, window) in C order (feature,
+    then asset, then date): F = 1 feature, the close, or F = 3, close, high and low, when the
+    panel has highs and lows and ``high_low=True`` (the default). Every feature is divided by
+    the asset's latest close: ``close[t - window + 1 + j, i] / close[t, i]``, so the close
+    block's last column is 1 (Jiang et al. 2017's normalisation), and likewise
+    ``high[., i] / close[t, i]`` and ``low[., i] / close[t, i]``. ``obs[F * n * window :]`` are
+    the weights held before the decision (drifted to t), cash first. `split_observation`
+    returns the two parts as (..., F, n, window) and (..., n + 1) for convolutional
+    (EIIE-style) policies. A flat Box works with every
     stable-baselines3 algorithm and ``MlpPolicy`` without a ``MultiInputPolicy`` and batches
     into one array in vector environments. The price part is unbounded above (a normalised close
     can be any positive number), which gymnasium's ``check_env`` notes with a warning.
@@ -67,8 +71,9 @@ import pandas as pd
 from gymnasium.error import ResetNeeded
 
 from kabuto.costs import cost_rates
-from kabuto.data.panel import Panel
+from kabuto.data.panel import PRICE_FEATURES, Panel, Window
 from kabuto.errors import ConfigError, ConstraintError, DataError
+from kabuto.strategies.batched import window_features
 from kabuto.strategies.rl.costs import (
     COST_MODELS,
     proportional_remainder,
@@ -121,49 +126,55 @@ def actions_to_weights(
         return np.where(total > 0, positive / np.where(total > 0, total, 1.0), cash_only)
 
 
-def portfolio_observation(closes: np.ndarray, held: np.ndarray) -> np.ndarray:
-    """The observation at a decision date from the window's closes and the held weights.
+def portfolio_observation(prices: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """The observation at a decision date from the window's prices and the held weights.
 
     Parameters
     ----------
-    closes : ndarray of shape (n, window)
-        Each asset's last ``window`` closes, the decision date's last; finite and positive.
+    prices : ndarray of shape (F, n, window) or (n, window)
+        Each asset's last ``window`` closes (feature 0), then highs and lows if F = 3, the
+        decision date's last; finite and positive. A 2-D array is closes only.
     held : ndarray of shape (n + 1,)
         Weights held before the decision (drifted to the decision date), cash first.
 
     Returns
     -------
-    ndarray of shape (n * window + n + 1,), float32
-        ``close[t - window + 1 + j, i] / close[t, i]`` in asset-major order, then `held`. The
+    ndarray of shape (F * n * window + n + 1,), float32
+        ``prices[f, i, j] / close[t, i]`` in (feature, asset, date) order, then `held`. The
         environment and the strategies that act on its policies (`kabuto.strategies.rl.agents`)
         both build observations here, so they agree bit for bit.
     """
-    closes = np.asarray(closes, dtype=np.float64)
-    n, w = closes.shape
-    out = np.empty(n * w + n + 1, dtype=np.float32)
-    out[: n * w] = (closes / closes[:, w - 1 : w]).ravel()
-    out[n * w :] = held
+    prices = np.asarray(prices, dtype=np.float64)
+    if prices.ndim == 2:
+        prices = prices[None]
+    f, n, w = prices.shape
+    size = f * n * w
+    out = np.empty(size + n + 1, dtype=np.float32)
+    out[:size] = (prices / prices[0, :, w - 1 : w]).ravel()
+    out[size:] = held
     return out
 
 
-def split_observation(obs: np.ndarray, n_assets: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+def split_observation(
+    obs: np.ndarray, n_assets: int, window: int, n_features: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Split flat observations into the price window and the held weights (views, no copy).
 
     Parameters
     ----------
-    obs : ndarray of shape (..., n * window + n + 1)
-    n_assets, window : int
+    obs : ndarray of shape (..., n_features * n * window + n + 1)
+    n_assets, window, n_features : int
 
     Returns
     -------
-    prices : ndarray of shape (..., 1, n, window)
-        Closes normalised by the latest close (one feature).
+    prices : ndarray of shape (..., n_features, n, window)
+        Prices normalised by the latest close.
     weights : ndarray of shape (..., n + 1)
         Drifted weights held before the decision, cash first.
     """
-    nw = n_assets * window
-    prices = obs[..., :nw].reshape(*obs.shape[:-1], 1, n_assets, window)
-    return prices, obs[..., nw:]
+    size = n_features * n_assets * window
+    prices = obs[..., :size].reshape(*obs.shape[:-1], n_features, n_assets, window)
+    return prices, obs[..., size:]
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,7 @@ class _Settings:
     drawdown_penalty: float
     action_map: str
     logit_scale: float
+    high_low: bool
 
     def remainder(self, drifted: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Remainder factor mu of trading from `drifted` to `target`, shape (...)."""
@@ -199,13 +211,52 @@ class _Settings:
             drawdown_penalty=self.drawdown_penalty,
         )
 
-    def spaces(self, n: int) -> tuple[gym.spaces.Box, gym.spaces.Box]:
-        """Observation and action space for n assets."""
-        nw = n * self.window
-        high = np.concatenate([np.full(nw, np.inf), np.ones(n + 1)]).astype(np.float32)
-        observation = gym.spaces.Box(np.zeros_like(high), high, dtype=np.float32)
-        action = gym.spaces.Box(-1.0, 1.0, shape=(n + 1,), dtype=np.float32)
-        return observation, action
+    def features(self, panel: Panel) -> tuple[str, ...]:
+        """The price features observed on `panel`."""
+        return observed_features(panel.has_high_low, self.high_low)
+
+    def spaces(self, n: int, n_features: int = 1) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+        """Observation and action space for n assets and `n_features` price features."""
+        return portfolio_spaces(n, self.window, n_features)
+
+
+def observed_features(has_high_low: bool, high_low: bool) -> tuple[str, ...]:
+    """Close, high and low when the data has highs and lows and `high_low` is set; else close."""
+    return PRICE_FEATURES if high_low and has_high_low else PRICE_FEATURES[:1]
+
+
+def policy_window(
+    window: Window, count: int, owner: str, high_low: bool, features: tuple[str, ...]
+) -> np.ndarray:
+    """The last `count` rows of the price features a policy trained on `features` reads.
+
+    Shape: output (F, count, n), float64, finite and positive.
+
+    Raises
+    ------
+    DataError
+        For missing prices, or when the window lacks the features the policy was trained on
+        (or has them and the policy was not).
+    """
+    prices = window_features(window, count, owner, high_low)
+    if len(prices) != len(features):
+        raise DataError(
+            f"{owner}: the policy was trained on {features} but the window ending "
+            f"{window.date.date()} gives {PRICE_FEATURES[: len(prices)]}; decide on data with "
+            "the price features it was trained on"
+        )
+    return prices
+
+
+def portfolio_spaces(
+    n_assets: int, window: int, n_features: int = 1
+) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+    """The observation and action spaces of `PortfolioEnv` (see the module docstring)."""
+    size = n_features * n_assets * window
+    high = np.concatenate([np.full(size, np.inf), np.ones(n_assets + 1)]).astype(np.float32)
+    observation = gym.spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+    action = gym.spaces.Box(-1.0, 1.0, shape=(n_assets + 1,), dtype=np.float32)
+    return observation, action
 
 
 def _check_settings(
@@ -223,6 +274,7 @@ def _check_settings(
     drawdown_penalty: float,
     action_map: str,
     logit_scale: float,
+    high_low: bool = True,
 ) -> _Settings:
     if not isinstance(panel, Panel):
         raise ConfigError(
@@ -265,6 +317,8 @@ def _check_settings(
         or logit_scale <= 0
     ):
         raise ConfigError(f"logit_scale = {logit_scale!r}: expected a positive number, e.g. 5")
+    if not isinstance(high_low, bool | np.bool_):
+        raise ConfigError(f"high_low = {high_low!r}: expected true or false")
     return _Settings(
         window=int(window),
         episode_length=None if episode_length is None else int(episode_length),
@@ -278,6 +332,7 @@ def _check_settings(
         drawdown_penalty=float(drawdown_penalty),
         action_map=action_map,
         logit_scale=float(logit_scale),
+        high_low=bool(high_low),
     )
 
 
@@ -363,9 +418,10 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
     Parameters
     ----------
     panel : Panel
-        Daily closes (T, n). Every asset needs prices over the period used.
+        Daily closes (T, n), and highs and lows if it has them. Every asset needs prices over
+        the period used.
     window : int, default 50
-        Closes per asset in the observation (Jiang et al. 2017 use 50).
+        Dates per asset in the observation (Jiang et al. 2017 use 50).
     episode_length : int or None, default 252
         Steps per episode; None runs to `end`.
     start, end : date-like, optional
@@ -394,12 +450,17 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         How actions become weights (see the module docstring).
     logit_scale : float, default 5.0
         Multiplier of the actions before the softmax.
+    high_low : bool, default True
+        Observe highs and lows besides closes when the panel has them.
 
     Attributes
     ----------
-    observation_space : Box of shape (n * window + n + 1,), float32
+    observation_space : Box of shape (F * n * window + n + 1,), float32
     action_space : Box of shape (n + 1,), float32, bounds [-1, 1]
     n_assets : int
+    features : tuple of str
+        The F price features observed: ``("close",)`` or ``("close", "high", "low")``.
+    n_features : int
     first_index, last_index : int
         Panel indices of the first allowed decision and of `end`.
 
@@ -440,6 +501,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         drawdown_penalty: float = 0.0,
         action_map: str = "softmax",
         logit_scale: float = 5.0,
+        high_low: bool = True,
     ) -> None:
         self.settings = _check_settings(
             panel,
@@ -455,13 +517,20 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
             drawdown_penalty=drawdown_penalty,
             action_map=action_map,
             logit_scale=logit_scale,
+            high_low=high_low,
         )
         self.panel = panel
         self.n_assets = panel.n_assets
         self.window = self.settings.window
+        self.features = self.settings.features(panel)
+        self.n_features = len(self.features)
         self.first_index, self.last_index = _date_range(panel, self.window, start, end)
-        self.observation_space, self.action_space = self.settings.spaces(self.n_assets)
-        self._prices_t = np.ascontiguousarray(panel.prices.T)  # (n, T): windows are slices
+        self.observation_space, self.action_space = self.settings.spaces(
+            self.n_assets, self.n_features
+        )
+        # (F, n, T): windows are slices
+        features = panel.price_features(self.settings.high_low)
+        self._prices_t = np.ascontiguousarray(features.transpose(0, 2, 1))
         self._relatives = _relatives(panel.prices)
         self._dates = list(panel.dates)  # Timestamps; indexing a list is cheaper than pandas
         self._tracker = self.settings.tracker(1)
@@ -488,7 +557,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
 
         Returns
         -------
-        observation : ndarray of shape (n * window + n + 1,)
+        observation : ndarray of shape (F * n * window + n + 1,)
         info : dict
             ``date`` (the first decision date) and ``portfolio_value`` (1.0).
         """
@@ -514,7 +583,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
 
         Returns
         -------
-        observation : ndarray of shape (n * window + n + 1,)
+        observation : ndarray of shape (F * n * window + n + 1,)
         reward : float
         terminated : bool
             Always False.
@@ -561,8 +630,8 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _observe(self) -> np.ndarray:
         t, w = self._t, self.window
-        return portfolio_observation(self._prices_t[:, t - w + 1 : t + 1], self._held)
+        return portfolio_observation(self._prices_t[:, :, t - w + 1 : t + 1], self._held)
 
     def split_observation(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Price window (..., 1, n, window) and held weights (..., n + 1) of observations."""
-        return split_observation(obs, self.n_assets, self.window)
+        """Price window (..., F, n, window) and held weights (..., n + 1) of observations."""
+        return split_observation(obs, self.n_assets, self.window, self.n_features)

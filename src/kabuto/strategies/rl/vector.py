@@ -20,10 +20,10 @@ copies that finish an episode are reset automatically:
     (an object array) and ``info["final_info"]``. This is the convention stable-baselines3's own
     vectorised environments follow (``terminal_observation``).
 
-Observations come batched as (B, n * window + n + 1) float32, rewards as (B,) float64. The info
-dict holds one array per key over the B copies with a boolean mask ``info["_key"]`` of the
-copies that report it (gymnasium's convention): ``date`` is a datetime64[ns] array and
-``weights`` has shape (B, n + 1).
+Observations come batched as (B, F * n * window + n + 1) float32 (F price features, see
+`PortfolioEnv`), rewards as (B,) float64. The info dict holds one array per key over the B copies
+with a boolean mask ``info["_key"]`` of the copies that report it (gymnasium's convention): ``date``
+is a datetime64[ns] array and ``weights`` has shape (B, n + 1).
 """
 
 from __future__ import annotations
@@ -70,15 +70,18 @@ class PortfolioVectorEnv(VectorEnv):
     **settings
         Every keyword of `PortfolioEnv` (window, episode_length, start, end, random_start,
         costs_bps, cost_model, reward, eta, sharpe_window, turnover_penalty, drawdown_penalty,
-        action_map, logit_scale), with the same defaults. `start` and `end` are dates, applied
-        to each panel's calendar.
+        action_map, logit_scale, high_low), with the same defaults. `start` and `end` are dates,
+        applied to each panel's calendar.
 
     Attributes
     ----------
     single_observation_space, single_action_space : Box
         The spaces of one copy (as in `PortfolioEnv`).
-    observation_space : Box of shape (B, n * window + n + 1)
+    observation_space : Box of shape (B, F * n * window + n + 1)
     action_space : Box of shape (B, n + 1)
+    features : tuple of str
+        The F price features observed (as in `PortfolioEnv`).
+    n_features : int
     panel_of : ndarray of shape (B,)
         Which panel each copy runs on.
 
@@ -119,6 +122,7 @@ class PortfolioVectorEnv(VectorEnv):
         drawdown_penalty: float = 0.0,
         action_map: str = "softmax",
         logit_scale: float = 5.0,
+        high_low: bool = True,
     ) -> None:
         panels = [panels] if isinstance(panels, Panel) else list(panels)
         if not panels:
@@ -139,8 +143,11 @@ class PortfolioVectorEnv(VectorEnv):
             drawdown_penalty=drawdown_penalty,
             action_map=action_map,
             logit_scale=logit_scale,
+            high_low=high_low,
         )
         shape = panels[0].prices.shape
+        self.features = self.settings.features(panels[0])
+        self.n_features = len(self.features)
         for k, panel in enumerate(panels):
             if not isinstance(panel, Panel):
                 raise ConfigError(f"panels[{k}] is a {type(panel).__name__}, not a kabuto Panel")
@@ -153,6 +160,12 @@ class PortfolioVectorEnv(VectorEnv):
                 raise ConfigError(
                     f"costs_bps gives panels[{k}] ({panel.source}) other rates than panels[0]; "
                     "use one rate or panels with the same assets"
+                )
+            if self.settings.features(panel) != self.features:
+                raise DataError(
+                    f"panels[{k}] ({panel.source}) gives price features "
+                    f"{self.settings.features(panel)}, panels[0] {self.features}; give panels "
+                    "that all have highs and lows or none, or set high_low=False"
                 )
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {"autoreset_mode": self.autoreset_mode}
@@ -168,14 +181,18 @@ class PortfolioVectorEnv(VectorEnv):
         self._start_lo, self._start_hi = starts[:, 0], starts[:, 1]
 
         self.single_observation_space, self.single_action_space = self.settings.spaces(
-            self.n_assets
+            self.n_assets, self.n_features
         )
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
-        self._prices = np.ascontiguousarray(np.stack([p.prices for p in panels]))  # (P, T, n)
-        # (P, T - window + 1, n, window): element [p, s, i, j] is close[p, s + j, i]
-        self._windows = np.lib.stride_tricks.sliding_window_view(self._prices, self.window, axis=1)
+        # (P, F, T, n): closes, then highs and lows if observed
+        self._prices = np.ascontiguousarray(
+            np.stack([p.price_features(self.settings.high_low) for p in panels])
+        )
+        # (P, F, T - window + 1, n, window): element [p, f, s, i, j] is feature f of asset i
+        # on date s + j
+        self._windows = np.lib.stride_tricks.sliding_window_view(self._prices, self.window, axis=2)
         self._relatives = np.stack([_relatives(p.prices) for p in panels])  # (P, T - 1, n)
         self._dates = np.stack([p.dates.to_numpy(dtype="datetime64[ns]") for p in panels])
         self.panel_of = np.arange(self.num_envs) % len(panels)
@@ -208,7 +225,7 @@ class PortfolioVectorEnv(VectorEnv):
 
         Returns
         -------
-        observations : ndarray of shape (B, n * window + n + 1)
+        observations : ndarray of shape (B, F * n * window + n + 1)
         info : dict
             ``date`` and ``portfolio_value`` of the copies reset, with their masks.
         """
@@ -255,7 +272,7 @@ class PortfolioVectorEnv(VectorEnv):
 
         Returns
         -------
-        observations : ndarray of shape (B, n * window + n + 1)
+        observations : ndarray of shape (B, F * n * window + n + 1)
         rewards : ndarray of shape (B,)
         terminated : ndarray of shape (B,), bool
             Always False.
@@ -317,8 +334,8 @@ class PortfolioVectorEnv(VectorEnv):
         return self._observe(), rewards, np.zeros(b, dtype=bool), truncated, info
 
     def split_observation(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Price windows (B, 1, n, window) and held weights (B, n + 1) of observations."""
-        return split_observation(obs, self.n_assets, self.window)
+        """Price windows (B, F, n, window) and held weights (B, n + 1) of observations."""
+        return split_observation(obs, self.n_assets, self.window, self.n_features)
 
     # internals -------------------------------------------------------------------------------
 
@@ -375,19 +392,20 @@ class PortfolioVectorEnv(VectorEnv):
         return rewards, t >= self._stop[rows], info
 
     def _observe(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """Observations of the given copies (all by default), shape (m, n * window + n + 1)."""
+        """Observations of the given copies (all by default), shape (m, F * n * window + n + 1)."""
         sel = slice(None) if rows is None else rows
         p, t = self.panel_of[sel], self._t[sel]
-        m, n, w = len(t), self.n_assets, self.window
-        out = np.empty((m, n * w + n + 1), dtype=np.float32)
-        prices = out[:, : n * w].reshape(m, n, w)  # a view: each row's block is contiguous
+        m, f, n, w = len(t), self.n_features, self.n_assets, self.window
+        size = f * n * w
+        out = np.empty((m, size + n + 1), dtype=np.float32)
+        prices = out[:, :size].reshape(m, f, n, w)  # a view: each row's block is contiguous
         np.divide(
-            self._windows[p, t - w + 1],
-            self._prices[p, t][:, :, None],
+            self._windows[p, :, t - w + 1],  # (m, F, n, w)
+            self._prices[p, 0, t][:, None, :, None],  # the closes at t
             out=prices,
             casting="same_kind",
         )
-        out[:, n * w :] = self._held[sel]
+        out[:, size:] = self._held[sel]
         return out
 
     def _put(self, info: dict[str, Any], key: str, values: np.ndarray, rows: np.ndarray) -> None:
