@@ -26,17 +26,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from kabuto.backtest.schedule import CALENDARS
 from kabuto.errors import ConfigError
+from kabuto.strict_config import Strict, validate
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """Where prices come from."""
 
     source: Literal["sp500", "file", "gbm", "garch"] = "sp500"
@@ -48,7 +45,7 @@ class DataConfig(_Strict):
     seed: int = 0
 
 
-class BacktestConfig(_Strict):
+class BacktestConfig(Strict):
     """Walk-forward settings (see `kabuto.backtest.WalkForward`)."""
 
     start: str | None = None
@@ -84,7 +81,7 @@ class BacktestConfig(_Strict):
         return value
 
 
-class ReportConfig(_Strict):
+class ReportConfig(Strict):
     """Statistics and report options."""
 
     title: str = "kabuto backtest"
@@ -93,7 +90,7 @@ class ReportConfig(_Strict):
     seed: int = 0
 
 
-class RunConfig(_Strict):
+class RunConfig(Strict):
     """A whole run: data, backtest, strategies and report."""
 
     data: DataConfig = DataConfig()
@@ -115,58 +112,9 @@ class RunConfig(_Strict):
         return tomli_w.dumps(data)
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the sub-model at `loc` (for 'unknown key' messages)."""
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            return []
-    return list(model.model_fields)
-
-
 def parse_config(raw: dict[str, Any], *, source: str = "config") -> RunConfig:
     """Validate a config mapping; errors name the key and the allowed values."""
-    try:
-        return RunConfig.model_validate(raw)
-    except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        if first["type"] == "extra_forbidden":
-            key = ".".join(str(p) for p in first["loc"])
-            allowed = ", ".join(_allowed_keys(RunConfig, first["loc"]))
-            raise ConfigError(f"{source}: unknown key {key!r}; allowed keys: {allowed}") from None
-        loc = _field_loc(first["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        if first["type"] == "missing":
-            raise ConfigError(f"{source}: {key} is required") from None
-        # A value may fail every member of a union (a number or a table): say all of them.
-        messages = [e["msg"].removeprefix("Value error, ") for e in errors]
-        messages = [m for i, m in enumerate(messages) if _field_loc(errors[i]["loc"]) == loc]
-        message = "; or ".join(dict.fromkeys(messages))
-        raise ConfigError(f"{source}: {key} = {first.get('input')!r}: {message}") from None
-
-
-def _field_loc(loc: tuple) -> tuple:
-    """The part of an error location that names config keys (drops pydantic's union tags)."""
-    model: type[BaseModel] | None = RunConfig
-    kept = []
-    for part in loc:
-        if isinstance(part, int):
-            kept.append(part)
-            continue
-        if model is None or part not in model.model_fields:
-            # a list entry's free-form key, or a union member's tag
-            if model is None and kept and isinstance(kept[-1], int):
-                kept.append(part)
-            break
-        kept.append(part)
-        annotation = model.model_fields[part].annotation
-        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        model = annotation if is_model else None
-    return tuple(kept)
+    return validate(RunConfig, raw, source=source)
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -1,0 +1,491 @@
+"""Continuous double auction limit order books, compiled with numba.
+
+One `Books` holds the order books of M markets and every order ever placed in them. Prices are
+integers in ticks (a limit price is rounded to the tick grid before it reaches the book), so
+price comparisons are exact. Each side of each market is a binary heap of order ids ordered by
+price-time priority: the best price first and, at one price, the earliest order (the smaller
+id: ids are given out in arrival order). Inserting an order and removing the best one cost
+O(log depth); looking at the best costs O(1).
+
+Cancelled, filled and expired orders are not searched for inside the heap: they are marked dead
+and dropped when they reach the top (lazy deletion). When a heap holds more than twice as many
+entries as live orders it is rebuilt from the live ones, so its size stays proportional to the
+book's depth.
+
+Matching (`submit`)
+    An incoming buy meets the asks from the best (lowest) up while it has volume left and the
+    ask's price is at or below its limit (a market order has no limit); each fill is at the
+    resting order's price, for the smaller of the two volumes (partial fills leave the rest of
+    the resting order in place with its priority). Sells mirror this. What is left of a limit
+    order rests in the book until it is filled, cancelled or expires; what is left of a market
+    order is dropped. With ``execute=False`` (a pre-open session) nothing matches: every limit
+    order rests, and market orders are dropped.
+
+Expiry
+    An order placed at step t with a time to live of L steps can trade up to and including step
+    ``t + L - 1`` and is dead from step ``t + L`` on (``expiry = t + L``).
+
+Order record (``Books.orders``, one row per order id, int64)
+    ``PRICE`` (ticks), ``VOLUME`` (left), ``AGENT``, ``SIDE`` (``BUY`` or ``SELL``), ``EXPIRY``
+    (the first step it is dead), ``MARKET``, ``PLACED`` (the step it arrived).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+BUY, SELL = 0, 1
+MARKET_ORDER = -1  # the price of a market order
+
+PRICE, VOLUME, AGENT, SIDE, EXPIRY, MARKET, PLACED = range(7)
+ORDER_FIELDS = 7
+NEVER = np.iinfo(np.int64).max  # expiry of an order without a time limit
+
+
+@njit(cache=True)
+def _sift_up(heap: np.ndarray, orders: np.ndarray, side: int, i: int) -> None:
+    """Move heap[i] up to its place: the best price first, then the earliest (smaller) id."""
+    sign = -1 if side == BUY else 1  # bids rank by -price, asks by price
+    item = heap[i]
+    key = sign * orders[item, PRICE]
+    while i > 0:
+        parent = (i - 1) >> 1
+        p = heap[parent]
+        key_p = sign * orders[p, PRICE]
+        if key < key_p or (key == key_p and item < p):
+            heap[i] = p
+            i = parent
+        else:
+            break
+    heap[i] = item
+
+
+@njit(cache=True)
+def _sift_down(heap: np.ndarray, size: int, orders: np.ndarray, side: int, i: int) -> None:
+    """Move heap[i] down to its place (priority as in `_sift_up`)."""
+    sign = -1 if side == BUY else 1
+    item = heap[i]
+    key = sign * orders[item, PRICE]
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        c = heap[child]
+        key_c = sign * orders[c, PRICE]
+        if child + 1 < size:
+            r = heap[child + 1]
+            key_r = sign * orders[r, PRICE]
+            if key_r < key_c or (key_r == key_c and r < c):
+                child, c, key_c = child + 1, r, key_r
+        if key_c < key or (key_c == key and c < item):
+            heap[i] = c
+            i = child
+        else:
+            break
+    heap[i] = item
+
+
+@njit(cache=True)
+def heap_push(
+    heaps: np.ndarray, sizes: np.ndarray, orders: np.ndarray, market: int, side: int, oid: int
+) -> None:
+    """Insert order `oid` into the heap of (`market`, `side`)."""
+    heap = heaps[market, side]
+    size = sizes[market, side]
+    heap[size] = oid
+    _sift_up(heap, orders, side, size)
+    sizes[market, side] = size + 1
+
+
+@njit(cache=True)
+def heap_pop(heaps: np.ndarray, sizes: np.ndarray, orders: np.ndarray, market: int, side: int):
+    """Remove the top of the heap of (`market`, `side`)."""
+    heap = heaps[market, side]
+    size = sizes[market, side] - 1
+    sizes[market, side] = size
+    if size > 0:
+        heap[0] = heap[size]
+        _sift_down(heap, size, orders, side, 0)
+
+
+@njit(cache=True)
+def _rebuild(heaps, sizes, orders, live, market, side, t) -> None:
+    """Rebuild a heap from its live, unexpired orders (Floyd's bottom-up heapify)."""
+    heap = heaps[market, side]
+    kept = 0
+    for k in range(sizes[market, side]):
+        oid = heap[k]
+        if live[oid] and orders[oid, EXPIRY] > t:
+            heap[kept] = oid
+            kept += 1
+        else:
+            live[oid] = False
+    sizes[market, side] = kept
+    for i in range(kept // 2 - 1, -1, -1):
+        _sift_down(heap, kept, orders, side, i)
+
+
+class Book(NamedTuple):
+    """The books of M markets: every order placed, the price heaps and the expiry heaps.
+
+    Attributes
+    ----------
+    orders : ndarray of shape (capacity, ORDER_FIELDS), int64
+        One row per order id (see the module docstring).
+    live : ndarray of shape (capacity,), bool
+        Resting and able to trade (not filled, cancelled or expired).
+    heaps : ndarray of shape (M, 2, capacity), int64
+        Price-time heaps of order ids per market and side (BUY, SELL).
+    sizes : ndarray of shape (M, 2), int64
+        Entries in each heap (live or not yet dropped).
+    depth : ndarray of shape (M, 2), int64
+        Live orders per market and side.
+    expiries : ndarray of shape (M, capacity), int64
+        Per market, a heap of order ids by expiry step (then id), for orders with a limit.
+    n_expiries : ndarray of shape (M,), int64
+    next_id : ndarray of shape (1,), int64
+        The next order id (= orders placed so far).
+    """
+
+    orders: np.ndarray
+    live: np.ndarray
+    heaps: np.ndarray
+    sizes: np.ndarray
+    depth: np.ndarray
+    expiries: np.ndarray
+    n_expiries: np.ndarray
+    next_id: np.ndarray
+
+
+def new_book(n_markets: int, capacity: int) -> Book:
+    """Empty books for `n_markets` markets with room for `capacity` orders in all."""
+    return Book(
+        orders=np.zeros((capacity, ORDER_FIELDS), dtype=np.int64),
+        live=np.zeros(capacity, dtype=np.bool_),
+        heaps=np.zeros((n_markets, 2, capacity), dtype=np.int64),
+        sizes=np.zeros((n_markets, 2), dtype=np.int64),
+        depth=np.zeros((n_markets, 2), dtype=np.int64),
+        expiries=np.zeros((n_markets, capacity), dtype=np.int64),
+        n_expiries=np.zeros(n_markets, dtype=np.int64),
+        next_id=np.zeros(1, dtype=np.int64),
+    )
+
+
+@njit(cache=True)
+def _expiry_push(book: Book, market: int, oid: int) -> None:
+    """Insert `oid` into the expiry heap of `market` (earliest expiry, then smaller id, first)."""
+    heap = book.expiries[market]
+    orders = book.orders
+    i = book.n_expiries[market]
+    book.n_expiries[market] = i + 1
+    key = orders[oid, EXPIRY]
+    while i > 0:
+        parent = (i - 1) >> 1
+        p = heap[parent]
+        key_p = orders[p, EXPIRY]
+        if key < key_p or (key == key_p and oid < p):
+            heap[i] = p
+            i = parent
+        else:
+            break
+    heap[i] = oid
+
+
+@njit(cache=True)
+def _expiry_pop(book: Book, market: int) -> None:
+    """Remove the top of the expiry heap of `market`."""
+    heap = book.expiries[market]
+    orders = book.orders
+    size = book.n_expiries[market] - 1
+    book.n_expiries[market] = size
+    if size == 0:
+        return
+    item = heap[size]
+    key = orders[item, EXPIRY]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        c = heap[child]
+        key_c = orders[c, EXPIRY]
+        if child + 1 < size:
+            r = heap[child + 1]
+            key_r = orders[r, EXPIRY]
+            if key_r < key_c or (key_r == key_c and r < c):
+                child, c, key_c = child + 1, r, key_r
+        if key_c < key or (key_c == key and c < item):
+            heap[i] = c
+            i = child
+        else:
+            break
+    heap[i] = item
+
+
+@njit(cache=True)
+def _kill(book: Book, oid: int) -> None:
+    """Take a live order out of the book (the heaps drop it lazily)."""
+    book.live[oid] = False
+    market = book.orders[oid, MARKET]
+    side = book.orders[oid, SIDE]
+    book.depth[market, side] -= 1
+    # Keep each heap within twice its live orders: rebuilding costs O(size), paid for by the
+    # size / 2 orders that died since the last rebuild.
+    if book.sizes[market, side] > 2 * book.depth[market, side] + 32:
+        _rebuild(book.heaps, book.sizes, book.orders, book.live, market, side, -1)
+
+
+@njit(cache=True)
+def expire(book: Book, market: int, t: int) -> int:
+    """Kill the orders of `market` whose time runs out at or before step t; returns how many."""
+    killed = 0
+    while book.n_expiries[market] > 0:
+        oid = book.expiries[market, 0]
+        if book.orders[oid, EXPIRY] > t:
+            break
+        _expiry_pop(book, market)
+        if book.live[oid]:
+            _kill(book, oid)
+            killed += 1
+    return killed
+
+
+@njit(cache=True)
+def cancel(book: Book, oid: int) -> bool:
+    """Cancel a resting order; False if it was already filled, cancelled or expired."""
+    if oid < 0 or oid >= book.next_id[0] or not book.live[oid]:
+        return False
+    _kill(book, oid)
+    return True
+
+
+@njit(cache=True)
+def best(book: Book, market: int, side: int, t: int) -> int:
+    """The best live order on (`market`, `side`) at step t, or -1."""
+    while book.sizes[market, side] > 0:
+        oid = book.heaps[market, side, 0]
+        if book.live[oid]:
+            if book.orders[oid, EXPIRY] > t:
+                return oid
+            _kill(book, oid)  # expired; `expire` had not run for this step yet
+        else:
+            heap_pop(book.heaps, book.sizes, book.orders, market, side)
+    return -1
+
+
+@njit(cache=True)
+def best_price(book: Book, market: int, side: int, t: int) -> int:
+    """The best live price (ticks) on (`market`, `side`) at step t, or -1 if the side is empty."""
+    oid = best(book, market, side, t)
+    return -1 if oid < 0 else book.orders[oid, PRICE]
+
+
+class Accounts(NamedTuple):
+    """Cash and holdings of A agents in M markets, with optional limits.
+
+    Attributes
+    ----------
+    cash : ndarray of shape (A,), float64
+    assets : ndarray of shape (A, M), int64
+        Units held (negative: short).
+    cash_floor : ndarray of shape (A,), float64
+        The lowest cash an agent may reach by buying (``-inf``: no limit, as in PAMS; 0: no
+        borrowing).
+    max_short : ndarray of shape (A,), int64
+        The largest short position per market an agent may reach by selling (`NO_LIMIT`: no
+        limit, as in PAMS; 0: no short selling).
+    """
+
+    cash: np.ndarray
+    assets: np.ndarray
+    cash_floor: np.ndarray
+    max_short: np.ndarray
+
+
+NO_LIMIT = np.iinfo(np.int64).max // 4
+
+
+def new_accounts(
+    cash: np.ndarray,
+    assets: np.ndarray,
+    cash_floor: np.ndarray | None = None,
+    max_short: np.ndarray | None = None,
+) -> Accounts:
+    """Accounts from initial cash (A,) and holdings (A, M); no limits unless given."""
+    cash = np.array(cash, dtype=np.float64)
+    n = len(cash)
+    return Accounts(
+        cash=cash,
+        assets=np.array(assets, dtype=np.int64).reshape(n, -1),
+        cash_floor=np.full(n, -np.inf) if cash_floor is None else np.array(cash_floor, float),
+        max_short=(
+            np.full(n, NO_LIMIT, dtype=np.int64)
+            if max_short is None
+            else np.minimum(np.array(max_short, dtype=np.int64), NO_LIMIT)
+        ),
+    )
+
+
+class Tape(NamedTuple):
+    """What trading leaves behind: last prices, volumes and (optionally) every trade.
+
+    Attributes
+    ----------
+    last_price : ndarray of shape (M,), int64
+        Ticks of the last trade per market (-1 before the first).
+    volume, trades : ndarray of shape (M,), int64
+        Units and trades since the caller last reset them (per step).
+    log : ndarray of shape (capacity, 6), int64
+        Rows ``step, market, price ticks, volume, buyer, seller`` (capacity 0: no log).
+    n_log : ndarray of shape (1,), int64
+        Trades so far (those beyond the log's capacity are counted, not kept).
+    """
+
+    last_price: np.ndarray
+    volume: np.ndarray
+    trades: np.ndarray
+    log: np.ndarray
+    n_log: np.ndarray
+
+
+def new_tape(n_markets: int, log_capacity: int = 0) -> Tape:
+    """A tape with no trades."""
+    return Tape(
+        last_price=np.full(n_markets, -1, dtype=np.int64),
+        volume=np.zeros(n_markets, dtype=np.int64),
+        trades=np.zeros(n_markets, dtype=np.int64),
+        log=np.zeros((log_capacity, 6), dtype=np.int64),
+        n_log=np.zeros(1, dtype=np.int64),
+    )
+
+
+@njit(cache=True)
+def room(accounts: Accounts, agent: int, market: int, side: int, price: int, tick: float) -> int:
+    """Units `agent` may still trade on `side` at `price` ticks within its limits."""
+    if side == BUY:
+        floor = accounts.cash_floor[agent]
+        if floor == -np.inf:
+            return NO_LIMIT
+        spare = accounts.cash[agent] - floor
+        return max(0, int(np.floor(spare / (price * tick) + 1e-9)))
+    limit = accounts.max_short[agent]
+    if limit >= NO_LIMIT:
+        return NO_LIMIT
+    return max(0, accounts.assets[agent, market] + limit)
+
+
+@njit(cache=True)
+def trade(
+    accounts: Accounts,
+    tape: Tape,
+    market: int,
+    buyer: int,
+    seller: int,
+    fill: int,
+    price: int,
+    t: int,
+    tick: float,
+) -> None:
+    """Settle `fill` units at `price` ticks between two agents and put the trade on the tape."""
+    amount = fill * price * tick
+    accounts.cash[buyer] -= amount
+    accounts.cash[seller] += amount
+    accounts.assets[buyer, market] += fill
+    accounts.assets[seller, market] -= fill
+    tape.last_price[market] = price
+    tape.volume[market] += fill
+    tape.trades[market] += 1
+    k = tape.n_log[0]
+    if k < tape.log.shape[0]:
+        row = tape.log[k]
+        row[0] = t
+        row[1] = market
+        row[2] = price
+        row[3] = fill
+        row[4] = buyer
+        row[5] = seller
+    tape.n_log[0] = k + 1
+
+
+@njit(cache=True)
+def submit(
+    book: Book,
+    accounts: Accounts,
+    tape: Tape,
+    market: int,
+    agent: int,
+    side: int,
+    price: int,
+    volume: int,
+    ttl: int,
+    t: int,
+    tick: float,
+    execute: bool,
+) -> int:
+    """Place an order at step t and match it; returns its id, or -1 if nothing of it rests.
+
+    Parameters
+    ----------
+    price : int
+        Limit price in ticks (> 0), or `MARKET_ORDER`.
+    volume : int
+        Units (> 0).
+    ttl : int
+        Steps the rest of the order may wait in the book (<= 0: no limit).
+    tick : float
+        Tick size (prices are ``ticks * tick``), for cash accounting.
+    execute : bool
+        False in a pre-open session: nothing trades, limit orders rest.
+
+    With limits (`Accounts`), fills stop where the incoming agent runs out of room; a resting
+    order whose owner can no longer settle it is cancelled when it is met; and a limit order
+    rests only for the units its owner could settle at its limit price.
+    """
+    other = SELL if side == BUY else BUY
+    left = volume
+    while execute and left > 0:
+        oid = best(book, market, other, t)
+        if oid < 0:
+            break
+        level = book.orders[oid, PRICE]
+        if price != MARKET_ORDER and (level > price if side == BUY else level < price):
+            break
+        owner = book.orders[oid, AGENT]
+        theirs = room(accounts, owner, market, other, level, tick)
+        if theirs <= 0:
+            _kill(book, oid)  # its owner cannot settle it any more
+            continue
+        mine = room(accounts, agent, market, side, level, tick)
+        if mine <= 0:
+            break
+        fill = min(left, book.orders[oid, VOLUME], theirs, mine)
+        buyer, seller = (agent, owner) if side == BUY else (owner, agent)
+        trade(accounts, tape, market, buyer, seller, fill, level, t, tick)
+        book.orders[oid, VOLUME] -= fill
+        if book.orders[oid, VOLUME] == 0:
+            _kill(book, oid)
+        left -= fill
+    if left == 0 or price == MARKET_ORDER:
+        return -1
+    left = min(left, room(accounts, agent, market, side, price, tick))
+    if left <= 0:
+        return -1
+    oid = book.next_id[0]
+    book.next_id[0] = oid + 1
+    row = book.orders[oid]
+    row[PRICE] = price
+    row[VOLUME] = left
+    row[AGENT] = agent
+    row[SIDE] = side
+    row[EXPIRY] = t + ttl if ttl > 0 else NEVER
+    row[MARKET] = market
+    row[PLACED] = t
+    book.live[oid] = True
+    book.depth[market, side] += 1
+    heap_push(book.heaps, book.sizes, book.orders, market, side, oid)
+    if ttl > 0:
+        _expiry_push(book, market, oid)
+    return oid

@@ -1,0 +1,258 @@
+"""The config of an artificial market simulation, validated strictly.
+
+A TOML file (or a mapping) with three lists and optional correlations::
+
+    [[markets]]
+    name = "Market"
+    tick_size = 0.00001
+    price = 300.0              # the price before the first trade
+    fundamental = 300.0        # the initial fundamental price (default: price)
+    drift = 0.0                # per-step drift of the log fundamental
+    volatility = 0.0           # per-step volatility of the log fundamental
+
+    [[agents]]
+    name = "FCNAgents"
+    type = "fcn"
+    count = 100
+    markets = ["Market"]       # agents are spread over these markets in turn
+    cash = 10000
+    assets = 50
+    fundamental_weight = { expon = 1.0 }
+    chart_weight = { expon = 0.0 }
+    noise_weight = { expon = 1.0 }
+    noise_scale = 0.001
+    time_window = [100, 200]   # a uniform draw, truncated to whole steps
+    reversion_time = { uniform = [50, 100] }
+    margin = [0.0, 0.1]
+
+    [[sessions]]
+    name = "pre-open"
+    steps = 100
+    execute = false            # orders rest, nothing trades
+
+    [[sessions]]
+    name = "continuous"
+    steps = 500
+
+    correlations = [["A", "B", 0.5]]   # of the markets' fundamental shocks
+
+Parameter distributions use PAMS's JSON notation: a number (a constant), ``[a, b]`` or
+``{ uniform = [a, b] }`` (uniform on [a, b)), ``{ expon = m }`` (exponential with mean m),
+``{ normal = [mean, sd] }`` and ``{ const = x }``. Unknown keys and bad values are a
+`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from kabuto.errors import ConfigError
+from kabuto.strict_config import Strict, validate
+
+__all__ = ["FCNGroup", "MarketSpec", "SessionSpec", "SimulationConfig", "draw", "load_simulation"]
+
+Distribution = float | list[float] | dict[str, float | list[float]]
+DISTRIBUTIONS = ("const", "uniform", "expon", "normal")
+
+
+def _check_distribution(value: Distribution) -> Distribution:
+    """Accept the notations of the module docstring; raise a message naming what is allowed."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number or a distribution, not true/false")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list):
+        if len(value) != 2 or not value[0] <= value[1]:
+            raise ValueError("a list is a uniform range [low, high] with low <= high")
+        return [float(v) for v in value]
+    if len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
+        raise ValueError(f"a table must have one key out of {', '.join(DISTRIBUTIONS)}")
+    kind, args = next(iter(value.items()))
+    args = [args] if isinstance(args, int | float) else list(args)
+    need = {"const": 1, "uniform": 2, "expon": 1, "normal": 2}[kind]
+    if len(args) != need:
+        raise ValueError(f"{kind} takes {need} number(s), got {args}")
+    if kind == "uniform" and not args[0] <= args[1]:
+        raise ValueError("uniform takes [low, high] with low <= high")
+    if kind in ("expon", "normal") and args[-1] < 0:
+        raise ValueError(f"{kind} takes a non-negative {'mean' if kind == 'expon' else 'sd'}")
+    return {kind: [float(a) for a in args]}
+
+
+def draw(value: Distribution, size: int, rng: np.random.Generator) -> np.ndarray:
+    """`size` draws of a (checked) distribution."""
+    if isinstance(value, float | int):
+        return np.full(size, float(value))
+    if isinstance(value, list):
+        return rng.uniform(value[0], value[1], size)
+    kind, args = next(iter(value.items()))
+    if kind == "const":
+        return np.full(size, args[0])
+    if kind == "uniform":
+        return rng.uniform(args[0], args[1], size)
+    if kind == "expon":
+        return rng.exponential(args[0], size) if args[0] > 0 else np.zeros(size)
+    return rng.normal(args[0], args[1], size)
+
+
+def _lowest(value: Distribution) -> float:
+    """The smallest value a distribution can take (-inf for a normal with sd > 0)."""
+    if isinstance(value, float | int):
+        return float(value)
+    if isinstance(value, list):
+        return value[0]
+    kind, args = next(iter(value.items()))
+    if kind == "normal":
+        return args[0] if args[1] == 0 else -np.inf
+    return 0.0 if kind == "expon" else args[0]
+
+
+class MarketSpec(Strict):
+    """One market: its tick, the price before the first trade and its fundamental process."""
+
+    name: str
+    tick_size: float = Field(gt=0)
+    price: float = Field(gt=0)
+    fundamental: float | None = Field(None, gt=0)
+    drift: float = 0.0
+    volatility: float = Field(0.0, ge=0)
+
+    @property
+    def initial_fundamental(self) -> float:
+        return self.price if self.fundamental is None else self.fundamental
+
+
+class FCNGroup(Strict):
+    """A group of FCN agents (`kabuto.sim.artificial.engine`); parameters drawn per agent."""
+
+    name: str
+    type: Literal["fcn"] = "fcn"
+    count: int = Field(ge=1)
+    markets: list[str] = Field(min_length=1)
+    cash: Distribution = 0.0
+    assets: Distribution = 0.0
+    fundamental_weight: Distribution
+    chart_weight: Distribution = 0.0
+    noise_weight: Distribution
+    noise_scale: Distribution
+    time_window: Distribution
+    reversion_time: Distribution | None = None
+    margin: Distribution
+    cash_floor: float | None = None
+    max_short: int | None = Field(None, ge=0)
+
+    @field_validator(
+        "cash",
+        "assets",
+        "fundamental_weight",
+        "chart_weight",
+        "noise_weight",
+        "noise_scale",
+        "time_window",
+        "reversion_time",
+        "margin",
+    )
+    @classmethod
+    def _distribution(cls, value: Distribution | None) -> Distribution | None:
+        return None if value is None else _check_distribution(value)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> FCNGroup:
+        for key in ("fundamental_weight", "noise_weight", "noise_scale", "margin"):
+            if _lowest(getattr(self, key)) < 0:
+                raise ValueError(f"{key} must not be negative")
+        for key in ("time_window", "reversion_time"):
+            value = getattr(self, key)
+            if value is not None and _lowest(value) < 1:
+                raise ValueError(f"{key} must be at least 1 step")
+        return self
+
+
+class SessionSpec(Strict):
+    """A run of steps with the same rules (a pre-open session has ``execute = false``)."""
+
+    name: str
+    steps: int = Field(ge=1)
+    orders: bool = True
+    execute: bool = True
+    orders_per_step: int = Field(1, ge=0)
+
+
+class SimulationConfig(Strict):
+    """Markets, agent groups, sessions and the correlations of the fundamental shocks."""
+
+    markets: list[MarketSpec] = Field(min_length=1)
+    agents: list[FCNGroup] = Field(min_length=1)
+    sessions: list[SessionSpec] = Field(min_length=1)
+    correlations: list[tuple[str, str, float]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names(self) -> SimulationConfig:
+        markets = {m.name: m for m in self.markets}
+        if len(markets) != len(self.markets):
+            raise ValueError("market names must be unique")
+        for group in self.agents:
+            unknown = [m for m in group.markets if m not in markets]
+            if unknown:
+                raise ValueError(
+                    f"agent group {group.name!r} trades unknown market(s) {unknown}; markets: "
+                    f"{', '.join(markets)}"
+                )
+        for a, b, rho in self.correlations:
+            for name in (a, b):
+                if name not in markets:
+                    raise ValueError(f"correlation names unknown market {name!r}")
+            for name in (a, b):
+                if markets[name].volatility <= 0:
+                    raise ValueError(
+                        f"correlation of {a!r} and {b!r}: market {name!r} has no volatility"
+                    )
+            if a == b or not -1 < rho < 1:
+                raise ValueError(f"correlation {a!r}-{b!r} = {rho}: need two markets, -1 < rho < 1")
+        return self
+
+    @property
+    def n_steps(self) -> int:
+        return sum(s.steps for s in self.sessions)
+
+    @property
+    def n_agents(self) -> int:
+        return sum(g.count for g in self.agents)
+
+    def correlation_matrix(self) -> np.ndarray:
+        """Correlation of the markets' per-step fundamental shocks, shape (M, M)."""
+        index = {m.name: i for i, m in enumerate(self.markets)}
+        corr = np.eye(len(self.markets))
+        for a, b, rho in self.correlations:
+            corr[index[a], index[b]] = corr[index[b], index[a]] = rho
+        if np.linalg.eigvalsh(corr).min() <= 0:
+            raise ConfigError(
+                "correlations: the matrix they make is not positive definite; lower them"
+            )
+        return corr
+
+
+def parse_simulation(raw: dict[str, Any], *, source: str = "config") -> SimulationConfig:
+    """Validate a simulation config mapping (errors name the key)."""
+    return validate(SimulationConfig, raw, source=source)
+
+
+def load_simulation(path: str | Path) -> SimulationConfig:
+    """Read a simulation config: TOML (kabuto's) or JSON (PAMS's, `read_pams_config`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    if path.suffix.lower() == ".json":
+        from kabuto.sim.artificial.pams import read_pams_config
+
+        return read_pams_config(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse_simulation(raw, source=str(path))

@@ -1,0 +1,266 @@
+"""The compiled simulation loop: sessions, fundamentals, FCN agents and the books.
+
+`run_fcn` advances one market simulation step by step. Everything random (which agents act,
+their noise draws, the fundamental shocks) is drawn beforehand by the caller from one seeded
+numpy generator (`kabuto.sim.artificial.simulate`), so the loop itself is deterministic and a
+plain-Python reference can replay it exactly.
+
+A step t (PAMS's order, Hirano et al. 2023)
+    1. Orders whose lifetime ran out are removed (`book.expire`).
+    2. If trading resumes after steps without execution (the open after a pre-open session),
+       a call auction crosses the accumulated book at one price (`call_auction`).
+    3. The chosen agents decide, all from the same snapshot: the market price at the start of
+       the step (the close of t - 1) and the fundamental price of step t.
+    4. Their orders go to the book in the order drawn, each matched on arrival when the session
+       executes (`book.submit`).
+    5. The step's close is recorded: the last trade price (carried forward; the initial price
+       before any trade), the fundamental, the volume and trades, the best quotes and depth.
+
+FCN agent (Chiarella and Iori 2002, in PAMS's form)
+    With weights wF, wC, wN, mean-reversion time tF, time window tau, noise scale s and margin
+    k, at step t with market price P, fundamental F and close history::
+
+        tc = min(t, tau)
+        r = (wF ln(F/P) / tF + wC ln(P / close[t - tc]) / tc + wN s z) / (wF + wC + wN)
+        P_hat = P exp(r tau)
+
+    It buys one unit at ``P_hat (1 - k)`` (rounded down to the tick) if ``P_hat > P``, sells one
+    at ``P_hat (1 + k)`` (rounded up) if ``P_hat < P``, and does nothing if they are equal; the
+    order lives `tau` steps. The chart term is the average log return over the last tc steps
+    (0 at t = 0); a negative wC makes a contrarian.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from kabuto.sim.artificial.book import (
+    AGENT,
+    BUY,
+    EXPIRY,
+    PRICE,
+    SELL,
+    VOLUME,
+    Accounts,
+    Book,
+    Tape,
+    _kill,
+    best,
+    best_price,
+    expire,
+    room,
+    submit,
+    trade,
+)
+
+# Columns of the per-agent FCN parameter table.
+W_FUNDAMENTAL, W_CHART, W_NOISE, NOISE_SCALE, TIME_WINDOW, REVERSION_TIME, MARGIN = range(7)
+FCN_FIELDS = 7
+
+# Per-step record of a market, one row per step (`run_fcn` output ``record[t, m]``).
+CLOSE, FUNDAMENTAL, BEST_BID, BEST_ASK = range(4)  # float64 fields
+VOLUME_TRADED, TRADES, ORDERS, DEPTH_BID, DEPTH_ASK = range(5)  # int64 fields
+
+
+@njit(cache=True)
+def call_auction(
+    book: Book, accounts: Accounts, tape: Tape, market: int, t: int, tick: float, reference: int
+) -> int:
+    """Cross the book of `market` at the single price that trades the most; returns the price.
+
+    Itayose: over the limit prices of the resting orders, pick p maximising the executable
+    volume min(D(p), S(p)) (D: units bid at p or more, S: units offered at p or less); ties go
+    to the smallest imbalance |D - S|, then to the price closest to `reference` (ticks, the
+    last market price). Orders then fill in price-time priority, all at p. Returns -1 (and
+    trades nothing) when the book does not cross.
+    """
+    bid = best(book, market, BUY, t)
+    ask = best(book, market, SELL, t)
+    if bid < 0 or ask < 0 or book.orders[bid, PRICE] < book.orders[ask, PRICE]:
+        return -1
+    n = book.sizes[market, BUY] + book.sizes[market, SELL]
+    prices = np.empty(n, dtype=np.int64)
+    volumes = np.empty(n, dtype=np.int64)
+    sides = np.empty(n, dtype=np.int64)
+    k = 0
+    for side in range(2):
+        heap = book.heaps[market, side]
+        for i in range(book.sizes[market, side]):
+            oid = heap[i]
+            if book.live[oid] and book.orders[oid, EXPIRY] > t:
+                prices[k] = book.orders[oid, PRICE]
+                volumes[k] = book.orders[oid, VOLUME]
+                sides[k] = side
+                k += 1
+    prices, volumes, sides = prices[:k], volumes[:k], sides[:k]
+    order = np.argsort(prices)
+    prices, volumes, sides = prices[order], volumes[order], sides[order]
+    # supply S(p_i): offers at or below p_i (ascending cumsum); demand D(p_i): bids at or above
+    offered = np.cumsum(np.where(sides == SELL, volumes, 0))
+    bid_units = np.where(sides == BUY, volumes, 0)
+    demanded = np.cumsum(bid_units[::-1])[::-1]
+    chosen, best_volume, best_gap, best_distance = -1, 0, 0, 0
+    for i in range(k):
+        # several orders can share a price: evaluate each price once, at its last row for S
+        # and its first row for D
+        if i + 1 < k and prices[i + 1] == prices[i]:
+            continue
+        first = i
+        while first > 0 and prices[first - 1] == prices[i]:
+            first -= 1
+        supply, demand = offered[i], demanded[first]
+        volume = min(supply, demand)
+        gap = abs(demand - supply)
+        distance = abs(prices[i] - reference)
+        if volume > best_volume or (
+            volume == best_volume
+            and volume > 0
+            and (gap < best_gap or (gap == best_gap and distance < best_distance))
+        ):
+            chosen, best_volume, best_gap, best_distance = prices[i], volume, gap, distance
+    if chosen < 0:
+        return -1
+    while True:
+        bid = best(book, market, BUY, t)
+        ask = best(book, market, SELL, t)
+        if bid < 0 or ask < 0:
+            break
+        if book.orders[bid, PRICE] < chosen or book.orders[ask, PRICE] > chosen:
+            break
+        buyer = book.orders[bid, AGENT]
+        seller = book.orders[ask, AGENT]
+        room_buy = room(accounts, buyer, market, BUY, chosen, tick)
+        if room_buy <= 0:
+            _kill(book, bid)
+            continue
+        room_sell = room(accounts, seller, market, SELL, chosen, tick)
+        if room_sell <= 0:
+            _kill(book, ask)
+            continue
+        fill = min(book.orders[bid, VOLUME], book.orders[ask, VOLUME], room_buy, room_sell)
+        trade(accounts, tape, market, buyer, seller, fill, chosen, t, tick)
+        for oid in (bid, ask):
+            book.orders[oid, VOLUME] -= fill
+            if book.orders[oid, VOLUME] == 0:
+                _kill(book, oid)
+    return chosen
+
+
+@njit(cache=True)
+def fcn_expected_price(
+    params: np.ndarray, price: float, fundamental: float, past_close: float, t: int, z: float
+) -> float:
+    """The FCN agent's expected price P_hat (module docstring) for one standard normal z."""
+    w_f = params[W_FUNDAMENTAL]
+    w_c = params[W_CHART]
+    w_n = params[W_NOISE]
+    tau = params[TIME_WINDOW]
+    chart_steps = min(float(t), tau)
+    fundamental_term = math.log(fundamental / price) / max(params[REVERSION_TIME], 1.0)
+    chart_term = 0.0
+    if chart_steps > 0:
+        chart_term = math.log(price / past_close) / chart_steps
+    r = (w_f * fundamental_term + w_c * chart_term + w_n * params[NOISE_SCALE] * z) / (
+        abs(w_f) + abs(w_c) + abs(w_n)
+    )
+    return price * math.exp(r * tau)
+
+
+@njit(cache=True)
+def run_fcn(
+    book: Book,
+    accounts: Accounts,
+    tape: Tape,
+    fcn: np.ndarray,
+    agent_market: np.ndarray,
+    tick: np.ndarray,
+    initial_price: np.ndarray,
+    fundamentals: np.ndarray,
+    execute: np.ndarray,
+    chosen: np.ndarray,
+    noise: np.ndarray,
+    prices: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """Run T steps of FCN agents trading M markets.
+
+    Parameters
+    ----------
+    book, accounts, tape
+        State, updated in place.
+    fcn : ndarray of shape (A, FCN_FIELDS)
+        Each agent's parameters (columns W_FUNDAMENTAL ... MARGIN).
+    agent_market : ndarray of shape (A,), int64
+        The market each agent trades.
+    tick, initial_price : ndarray of shape (M,)
+        Tick size and the price before the first trade.
+    fundamentals : ndarray of shape (T, M)
+        Fundamental price of each step.
+    execute : ndarray of shape (T,), bool
+        Whether orders match at step t (False: a pre-open session).
+    chosen : ndarray of shape (T, K), int64
+        The agents that act at step t, in order (-1: nobody in that slot).
+    noise : ndarray of shape (T, K)
+        Their standard normal draws.
+    prices : ndarray of shape (T, M, 4)
+        Output: CLOSE, FUNDAMENTAL, BEST_BID, BEST_ASK (NaN when the side is empty).
+    counts : ndarray of shape (T, M, 5), int64
+        Output: VOLUME_TRADED, TRADES, ORDERS, DEPTH_BID, DEPTH_ASK.
+    """
+    n_steps, n_markets = fundamentals.shape
+    current = np.empty(n_markets, dtype=np.float64)
+    snapshot = np.empty(n_markets, dtype=np.float64)
+    for m in range(n_markets):
+        current[m] = initial_price[m]
+    for t in range(n_steps):
+        for m in range(n_markets):
+            expire(book, m, t)
+            tape.volume[m] = 0
+            tape.trades[m] = 0
+        if execute[t] and (t == 0 or not execute[t - 1]):
+            for m in range(n_markets):
+                reference = round(current[m] / tick[m])
+                if call_auction(book, accounts, tape, m, t, tick[m], reference) >= 0:
+                    current[m] = tape.last_price[m] * tick[m]
+        snapshot[:] = current
+        for slot in range(chosen.shape[1]):
+            agent = chosen[t, slot]
+            if agent < 0:
+                continue
+            m = agent_market[agent]
+            params = fcn[agent]
+            price = snapshot[m]
+            tc = int(min(t, params[TIME_WINDOW]))
+            past = prices[t - tc, m, CLOSE] if tc > 0 else price
+            expected = fcn_expected_price(
+                params, price, fundamentals[t, m], past, t, noise[t, slot]
+            )
+            if expected > price:
+                side = BUY
+                level = math.floor(expected * (1.0 - params[MARGIN]) / tick[m] + 1e-9)
+            elif expected < price:
+                side = SELL
+                level = math.ceil(expected * (1.0 + params[MARGIN]) / tick[m] - 1e-9)
+            else:
+                continue
+            if level <= 0:
+                continue
+            lifetime = int(params[TIME_WINDOW])
+            submit(book, accounts, tape, m, agent, side, level, 1, lifetime, t, tick[m], execute[t])
+            counts[t, m, ORDERS] += 1
+            if tape.last_price[m] >= 0:
+                current[m] = tape.last_price[m] * tick[m]
+        for m in range(n_markets):
+            prices[t, m, CLOSE] = current[m]
+            prices[t, m, FUNDAMENTAL] = fundamentals[t, m]
+            bid = best_price(book, m, BUY, t)
+            ask = best_price(book, m, SELL, t)
+            prices[t, m, BEST_BID] = bid * tick[m] if bid >= 0 else np.nan
+            prices[t, m, BEST_ASK] = ask * tick[m] if ask >= 0 else np.nan
+            counts[t, m, VOLUME_TRADED] = tape.volume[m]
+            counts[t, m, TRADES] = tape.trades[m]
+            counts[t, m, DEPTH_BID] = book.depth[m, BUY]
+            counts[t, m, DEPTH_ASK] = book.depth[m, SELL]

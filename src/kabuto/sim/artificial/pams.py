@@ -1,0 +1,198 @@
+"""Read PAMS's JSON configs (Hirano, Takata, Izumi 2023) into a `SimulationConfig`.
+
+Covers what the FCN samples use (PAMS's ``samples/CI2002/config.json`` and its variants):
+``simulation.markets`` / ``agents`` / ``sessions`` / ``fundamentalCorrelations``, ``Market``
+groups (``tickSize``, ``marketPrice``, ``fundamentalPrice``, ``fundamentalDrift``,
+``fundamentalVolatility``, ``numMarkets``, ``prefix``, ``outstandingShares``), ``FCNAgent``
+groups (``numAgents``, ``markets``, ``cashAmount``, ``assetVolume``, the FCN weights,
+``meanReversionTime``, ``noiseScale``, ``timeWindowSize``, ``orderMargin``, ``marginType``
+"fixed") and sessions (``iterationSteps``, ``withOrderPlacement``, ``withOrderExecution``,
+``maxNormalOrders``), with ``extends`` inheritance. Keys with no effect in PAMS (``withPrint``,
+the high-frequency settings without high-frequency agents) are accepted. Anything else is a
+`ConfigError` naming the key, so nothing is silently dropped.
+
+Where kabuto's engine differs from PAMS (documented in `kabuto.sim.artificial.engine`): fills are
+at each resting order's price (PAMS fills a multi-level sweep at the last level's price), the
+open after a pre-open session is a volume-maximising call auction (PAMS crosses the book at the
+marginal pair's price), an order with time to live L trades for L steps (PAMS: L + 1), and an FCN
+agent whose expected price equals the market price passes its turn (PAMS asks another agent).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kabuto.errors import ConfigError
+from kabuto.sim.artificial.config import SimulationConfig, parse_simulation
+
+__all__ = ["read_pams_config"]
+
+_MARKET_KEYS = {
+    "class",
+    "tickSize",
+    "marketPrice",
+    "fundamentalPrice",
+    "fundamentalDrift",
+    "fundamentalVolatility",
+    "numMarkets",
+    "prefix",
+    "outstandingShares",
+    "extends",
+}
+_FCN_KEYS = {
+    "class": None,
+    "numAgents": None,
+    "prefix": None,
+    "extends": None,
+    "markets": "markets",
+    "cashAmount": "cash",
+    "assetVolume": "assets",
+    "fundamentalWeight": "fundamental_weight",
+    "chartWeight": "chart_weight",
+    "noiseWeight": "noise_weight",
+    "noiseScale": "noise_scale",
+    "timeWindowSize": "time_window",
+    "meanReversionTime": "reversion_time",
+    "orderMargin": "margin",
+    "marginType": None,
+}
+_SESSION_KEYS = {
+    "sessionName",
+    "iterationSteps",
+    "withOrderPlacement",
+    "withOrderExecution",
+    "withPrint",
+    "maxNormalOrders",
+    "maxHighFrequencyOrders",
+    "highFrequencySubmitRate",
+    "hifreqSubmitRate",
+    "maxHifreqOrders",
+}
+_SIMULATION_KEYS = {"markets", "agents", "sessions", "fundamentalCorrelations"}
+
+
+def _block(raw: dict[str, Any], name: str, source: str, seen: tuple[str, ...] = ()) -> dict:
+    """A top-level block with its ``extends`` chain resolved (child keys win)."""
+    if name not in raw or not isinstance(raw[name], dict):
+        raise ConfigError(f"{source}: the config names block {name!r} but has no such object")
+    block = dict(raw[name])
+    parent = block.pop("extends", None)
+    if parent is not None:
+        if parent in seen:
+            raise ConfigError(f"{source}: {name}.extends makes a cycle through {parent!r}")
+        base = _block(raw, parent, source, (*seen, name))
+        base.pop("from", None)
+        base.pop("to", None)
+        block = base | block
+    return block
+
+
+def _check_keys(block: dict, allowed, where: str, source: str) -> None:
+    unknown = sorted(set(block) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{source}: {where} has key(s) {unknown} that kabuto's PAMS reader does not support; "
+            f"supported: {', '.join(sorted(allowed))}"
+        )
+
+
+def _markets(raw: dict, names: list[str], source: str) -> tuple[list[dict], dict[str, list]]:
+    markets, groups = [], {}
+    for group in names:
+        block = _block(raw, group, source)
+        _check_keys(block, _MARKET_KEYS, group, source)
+        if block.get("class", "Market") != "Market":
+            raise ConfigError(
+                f"{source}: {group}.class = {block['class']!r}; the reader supports 'Market'"
+            )
+        if "tickSize" not in block:
+            raise ConfigError(f"{source}: {group}.tickSize is required")
+        price = block.get("marketPrice", block.get("fundamentalPrice"))
+        if price is None:
+            raise ConfigError(f"{source}: {group} needs marketPrice or fundamentalPrice")
+        count = int(block.get("numMarkets", 1))
+        prefix = block.get("prefix", f"{group}-" if count > 1 else group)
+        members = [prefix if count == 1 else f"{prefix}{i}" for i in range(count)]
+        groups[group] = members
+        for member in members:
+            markets.append(
+                {
+                    "name": member,
+                    "tick_size": block["tickSize"],
+                    "price": price,
+                    "fundamental": block.get("fundamentalPrice", price),
+                    "drift": block.get("fundamentalDrift", 0.0),
+                    "volatility": block.get("fundamentalVolatility", 0.0),
+                }
+            )
+    return markets, groups
+
+
+def _agents(raw: dict, names: list[str], groups: dict[str, list], source: str) -> list[dict]:
+    agents = []
+    for group in names:
+        block = _block(raw, group, source)
+        _check_keys(block, _FCN_KEYS, group, source)
+        if block.get("class") != "FCNAgent":
+            raise ConfigError(
+                f"{source}: {group}.class = {block.get('class')!r}; the reader supports "
+                "'FCNAgent' (kabuto's own configs have more agent types)"
+            )
+        if block.get("marginType", "fixed") != "fixed":
+            raise ConfigError(f"{source}: {group}.marginType: only 'fixed' is supported")
+        spec: dict[str, Any] = {"name": group, "type": "fcn", "count": block.get("numAgents", 1)}
+        for key, target in _FCN_KEYS.items():
+            if target is not None and key in block:
+                spec[target] = block[key]
+        unknown = [m for m in block.get("markets", []) if m not in groups]
+        if unknown:
+            raise ConfigError(f"{source}: {group}.markets names unknown market group(s) {unknown}")
+        spec["markets"] = [m for g in block.get("markets", []) for m in groups[g]]
+        agents.append(spec)
+    return agents
+
+
+def read_pams_config(path: str | Path | dict[str, Any]) -> SimulationConfig:
+    """A `SimulationConfig` from a PAMS JSON config file (or its parsed mapping)."""
+    if isinstance(path, dict):
+        raw, source = path, "PAMS config"
+    else:
+        source = str(path)
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: no such config file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: not valid JSON ({exc})") from None
+    simulation = raw.get("simulation")
+    if not isinstance(simulation, dict):
+        raise ConfigError(f"{source}: a PAMS config needs a 'simulation' object")
+    _check_keys(simulation, _SIMULATION_KEYS, "simulation", source)
+    markets, groups = _markets(raw, list(simulation.get("markets", [])), source)
+    agents = _agents(raw, list(simulation.get("agents", [])), groups, source)
+    sessions = []
+    for i, session in enumerate(simulation.get("sessions", [])):
+        where = f"simulation.sessions[{i}]"
+        if "events" in session:
+            raise ConfigError(f"{source}: {where}.events: PAMS events are not read yet")
+        _check_keys(session, _SESSION_KEYS, where, source)
+        sessions.append(
+            {
+                "name": str(session.get("sessionName", i)),
+                "steps": session.get("iterationSteps"),
+                "orders": session.get("withOrderPlacement", True),
+                "execute": session.get("withOrderExecution", True),
+                "orders_per_step": session.get("maxNormalOrders", 1),
+            }
+        )
+    correlations = simulation.get("fundamentalCorrelations", {})
+    _check_keys(correlations, {"pairwise"}, "simulation.fundamentalCorrelations", source)
+    config = {
+        "markets": markets,
+        "agents": agents,
+        "sessions": sessions,
+        "correlations": [tuple(c) for c in correlations.get("pairwise", [])],
+    }
+    return parse_simulation(config, source=source)

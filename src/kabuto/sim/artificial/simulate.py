@@ -1,0 +1,335 @@
+"""`simulate`: run an artificial market config for one or many seeded runs.
+
+Everything random is drawn here, per run, from one numpy generator seeded by the run's own seed
+(``SeedSequence(seed).spawn(runs)``), in a fixed order: agent parameters and accounts, the
+fundamental shocks, which agents act at each step, and their noise. The compiled loop
+(`kabuto.sim.artificial.engine.run_fcn`) then replays them deterministically. Runs are
+independent, so ``runs=N`` (the batched mode for Monte Carlo) gives each its own seed, and run k
+of a batch equals a single run with that seed.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from kabuto.data.panel import Panel
+from kabuto.errors import ConfigError
+from kabuto.sim.artificial.book import new_accounts, new_book, new_tape
+from kabuto.sim.artificial.config import SimulationConfig, draw
+from kabuto.sim.artificial.engine import (
+    CLOSE,
+    FCN_FIELDS,
+    MARGIN,
+    NOISE_SCALE,
+    ORDERS,
+    REVERSION_TIME,
+    TIME_WINDOW,
+    VOLUME_TRADED,
+    W_CHART,
+    W_FUNDAMENTAL,
+    W_NOISE,
+    run_fcn,
+)
+
+__all__ = ["RunInputs", "SimulationResult", "draw_run", "simulate"]
+
+TRADE_FIELDS = ("step", "market", "price", "volume", "buyer", "seller")
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Per-step records of R runs of T steps in M markets.
+
+    Attributes
+    ----------
+    config : SimulationConfig
+    seeds : list of int
+        Each run's seed.
+    prices : ndarray of shape (R, T, M, 4)
+        Close (last trade price, carried forward), fundamental, best bid and best ask (NaN
+        when that side of the book is empty) at the end of each step.
+    counts : ndarray of shape (R, T, M, 5), int64
+        Volume traded, trades, orders placed, and the bid and ask depth (live orders) at the
+        end of each step.
+    trades : list of DataFrame or None
+        Per run, every trade (step, market, price, volume, buyer, seller) when requested.
+    """
+
+    config: SimulationConfig
+    seeds: list[int]
+    prices: np.ndarray
+    counts: np.ndarray
+    trades: list[pd.DataFrame] | None
+
+    @property
+    def market_names(self) -> list[str]:
+        return [m.name for m in self.config.markets]
+
+    @property
+    def n_orders(self) -> int:
+        """Orders placed over all runs."""
+        return int(self.counts[..., ORDERS].sum())
+
+    def closes(self, run: int = 0) -> pd.DataFrame:
+        """Per-step closes of one run: steps x markets."""
+        return pd.DataFrame(self.prices[run, :, :, CLOSE], columns=self.market_names)
+
+    def frame(self, run: int = 0) -> pd.DataFrame:
+        """Every per-step field of one run, long form: step, market, then the fields."""
+        from kabuto.sim.artificial.engine import BEST_ASK, BEST_BID, FUNDAMENTAL
+
+        rows = []
+        n_steps = self.prices.shape[1]
+        for m, name in enumerate(self.market_names):
+            p, c = self.prices[run, :, m], self.counts[run, :, m]
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "step": np.arange(n_steps),
+                        "market": name,
+                        "price": p[:, CLOSE],
+                        "fundamental": p[:, FUNDAMENTAL],
+                        "best_bid": p[:, BEST_BID],
+                        "best_ask": p[:, BEST_ASK],
+                        "volume": c[:, VOLUME_TRADED],
+                        "trades": c[:, 1],
+                        "orders": c[:, ORDERS],
+                        "depth_bid": c[:, 3],
+                        "depth_ask": c[:, 4],
+                    }
+                )
+            )
+        return pd.concat(rows, ignore_index=True)
+
+    def panel(self, bar: int = 1, run: int = 0, start_step: int = 0) -> Panel:
+        """Closes sampled every `bar` steps from `start_step` on, as a `Panel` (one date a bar).
+
+        The dates are business days from 2000-01-03, one per bar: a simulated calendar, so that
+        the backtest and the hedging engines take the paths like any other prices.
+        """
+        if bar < 1 or start_step < 0 or start_step >= self.prices.shape[1]:
+            raise ConfigError(
+                f"bar = {bar}, start_step = {start_step}: need bar >= 1 and a start step "
+                f"below {self.prices.shape[1]}"
+            )
+        closes = self.prices[run, start_step::bar, :, CLOSE]
+        dates = pd.bdate_range("2000-01-03", periods=len(closes))
+        frame = pd.DataFrame(closes, index=dates, columns=self.market_names)
+        return Panel(
+            frame,
+            source=f"artificial market (seed {self.seeds[run]}, {bar}-step bars)",
+        )
+
+
+def _fundamentals(config: SimulationConfig, n_steps: int, rng: np.random.Generator) -> np.ndarray:
+    """(T, M) fundamental prices: a log random walk per market with correlated shocks.
+
+    ``F_0`` is the initial fundamental and ``F_t = F_{t-1} exp(drift + vol * e_t)`` with
+    ``e_t ~ N(0, C)`` (PAMS's process: no -vol^2 / 2 term, so the drift is that of the log).
+    """
+    markets = config.markets
+    vol = np.array([m.volatility for m in markets])
+    drift = np.array([m.drift for m in markets])
+    shocks = (
+        rng.standard_normal((n_steps - 1, len(markets)))
+        @ np.linalg.cholesky(config.correlation_matrix()).T
+    )
+    steps = drift + vol * shocks
+    growth = np.exp(np.vstack([np.zeros((1, len(markets))), np.cumsum(steps, axis=0)]))
+    return np.array([m.initial_fundamental for m in markets]) * growth
+
+
+def _agents(config: SimulationConfig, rng: np.random.Generator):
+    """Per-agent FCN parameters, markets and accounts (drawn group by group)."""
+    index = {m.name: i for i, m in enumerate(config.markets)}
+    n, n_markets = config.n_agents, len(config.markets)
+    fcn = np.zeros((n, FCN_FIELDS))
+    market = np.zeros(n, dtype=np.int64)
+    cash = np.zeros(n)
+    assets = np.zeros((n, n_markets), dtype=np.int64)
+    floor = np.full(n, -np.inf)
+    short = np.full(n, np.iinfo(np.int64).max // 4, dtype=np.int64)
+    start = 0
+    for group in config.agents:
+        rows = slice(start, start + group.count)
+        k = group.count
+        cash[rows] = draw(group.cash, k, rng)
+        held = draw(group.assets, k, rng).astype(np.int64)
+        market[rows] = [index[group.markets[i % len(group.markets)]] for i in range(k)]
+        assets[np.arange(start, start + k), market[rows]] = held
+        fcn[rows, W_FUNDAMENTAL] = draw(group.fundamental_weight, k, rng)
+        fcn[rows, W_CHART] = draw(group.chart_weight, k, rng)
+        fcn[rows, W_NOISE] = draw(group.noise_weight, k, rng)
+        fcn[rows, NOISE_SCALE] = draw(group.noise_scale, k, rng)
+        window = np.floor(draw(group.time_window, k, rng))
+        fcn[rows, TIME_WINDOW] = window
+        reversion = group.reversion_time
+        fcn[rows, REVERSION_TIME] = (
+            window if reversion is None else np.floor(draw(reversion, k, rng))
+        )
+        fcn[rows, MARGIN] = draw(group.margin, k, rng)
+        if group.cash_floor is not None:
+            floor[rows] = group.cash_floor
+        if group.max_short is not None:
+            short[rows] = group.max_short
+        start += k
+    weights = np.abs(fcn[:, [W_FUNDAMENTAL, W_CHART, W_NOISE]]).sum(axis=1)
+    if (weights == 0).any():
+        raise ConfigError("an FCN agent drew all three weights 0; give some weight a positive mean")
+    return fcn, market, new_accounts(cash, assets, floor, short)
+
+
+def _schedule(config: SimulationConfig, n_agents: int, rng: np.random.Generator):
+    """Per step: whether orders execute, which agents act (without repeats) and their noise."""
+    execute = np.concatenate([np.full(s.steps, s.execute) for s in config.sessions])
+    per_step = np.concatenate(
+        [np.full(s.steps, s.orders_per_step if s.orders else 0) for s in config.sessions]
+    )
+    slots = int(per_step.max())
+    if slots > n_agents:
+        raise ConfigError(
+            f"sessions: orders_per_step = {slots} but there are only {n_agents} agents; each "
+            "agent acts at most once a step"
+        )
+    chosen = _without_repeats(n_agents, rng.random((len(per_step), slots)))
+    chosen[np.arange(slots)[None, :] >= per_step[:, None]] = -1
+    noise = rng.standard_normal(chosen.shape)
+    return execute, chosen, noise
+
+
+class RunInputs(NamedTuple):
+    """Everything random about one run, drawn up front (see the module docstring)."""
+
+    fcn: np.ndarray  # (A, FCN_FIELDS)
+    agent_market: np.ndarray  # (A,)
+    cash: np.ndarray  # (A,)
+    assets: np.ndarray  # (A, M)
+    cash_floor: np.ndarray  # (A,)
+    max_short: np.ndarray  # (A,)
+    fundamentals: np.ndarray  # (T, M)
+    execute: np.ndarray  # (T,)
+    chosen: np.ndarray  # (T, K)
+    noise: np.ndarray  # (T, K)
+
+
+def draw_run(config: SimulationConfig, seed: int) -> RunInputs:
+    """The random inputs of one run with `seed`, in the module's fixed order."""
+    rng = np.random.default_rng(seed)
+    fcn, market, accounts = _agents(config, rng)
+    fundamentals = _fundamentals(config, config.n_steps, rng)
+    execute, chosen, noise = _schedule(config, len(fcn), rng)
+    return RunInputs(
+        fcn,
+        market,
+        accounts.cash,
+        accounts.assets,
+        accounts.cash_floor,
+        accounts.max_short,
+        fundamentals,
+        execute,
+        chosen,
+        noise,
+    )
+
+
+@njit(cache=True)
+def _without_repeats(n_agents: int, uniforms: np.ndarray) -> np.ndarray:
+    """Per row, K distinct agents drawn uniformly (a partial Fisher-Yates shuffle per row).
+
+    Shape: uniforms (T, K) in [0, 1) -> output (T, K) int64. Each row shuffles the first K
+    places of a running permutation; any permutation is a fine start, so it is never reset.
+    """
+    n_steps, slots = uniforms.shape
+    perm = np.arange(n_agents)
+    out = np.empty((n_steps, slots), dtype=np.int64)
+    for t in range(n_steps):
+        for i in range(slots):
+            j = i + int(uniforms[t, i] * (n_agents - i))
+            perm[i], perm[j] = perm[j], perm[i]
+            out[t, i] = perm[i]
+    return out
+
+
+def _run_one(config: SimulationConfig, seed: int, log_trades: bool):
+    inputs = draw_run(config, seed)
+    n_steps, n_markets = config.n_steps, len(config.markets)
+    accounts = new_accounts(inputs.cash, inputs.assets, inputs.cash_floor, inputs.max_short)
+    capacity = int((inputs.chosen >= 0).sum()) + 1
+    book = new_book(n_markets, capacity)
+    tape = new_tape(n_markets, capacity if log_trades else 0)
+    prices = np.full((n_steps, n_markets, 4), np.nan)
+    counts = np.zeros((n_steps, n_markets, 5), dtype=np.int64)
+    run_fcn(
+        book,
+        accounts,
+        tape,
+        inputs.fcn,
+        inputs.agent_market,
+        np.array([m.tick_size for m in config.markets]),
+        np.array([m.price for m in config.markets]),
+        inputs.fundamentals,
+        inputs.execute,
+        inputs.chosen,
+        inputs.noise,
+        prices,
+        counts,
+    )
+    trades = None
+    if log_trades:
+        log = tape.log[: min(tape.n_log[0], len(tape.log))]
+        trades = pd.DataFrame(log, columns=list(TRADE_FIELDS))
+        ticks = np.array([m.tick_size for m in config.markets])
+        trades["price"] = trades["price"] * ticks[trades["market"].to_numpy()]
+    return prices, counts, trades
+
+
+def simulate(
+    config: SimulationConfig,
+    *,
+    seed: int = 0,
+    runs: int = 1,
+    log_trades: bool = False,
+    n_jobs: int = 1,
+) -> SimulationResult:
+    """Run `config` `runs` times, run k with its own seed from ``SeedSequence(seed)``.
+
+    Parameters
+    ----------
+    config : SimulationConfig
+    seed : int, default 0
+    runs : int, default 1
+    log_trades : bool, default False
+        Keep every trade (`SimulationResult.trades`).
+    n_jobs : int, default 1
+        Runs simulated at once in threads (the compiled loop releases the GIL).
+    """
+    if runs < 1 or n_jobs < 1:
+        raise ConfigError(f"runs = {runs}, n_jobs = {n_jobs}: both must be at least 1")
+    seeds = [
+        int(s.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+        for s in np.random.SeedSequence(seed).spawn(runs)
+    ]
+    if runs == 1:
+        seeds = [seed]
+
+    def one(s: int):
+        return _run_one(config, s, log_trades)
+
+    if n_jobs == 1:
+        results = [one(s) for s in seeds]
+    else:
+        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+            results = list(pool.map(one, seeds))
+    return SimulationResult(
+        config=config,
+        seeds=seeds,
+        prices=np.stack([r[0] for r in results]),
+        counts=np.stack([r[1] for r in results]),
+        trades=[r[2] for r in results] if log_trades else None,
+    )

@@ -1,0 +1,329 @@
+"""The artificial market engine against a plain-Python replay, PAMS's statistics and invariants.
+
+References: a step-by-step Python replay of the documented loop (FCN rule, call auction at the
+open, continuous matching through the reference book of `test_artificial_book`), PAMS 0.3.0's
+own CI2002 statistics (measured over 100 seeds with PAMS: lag-1 autocorrelation of 10-step bar
+log returns -0.456 +- 0.107, their standard deviation 0.0307, executed volume 220 +- 18, opening
+volume 23.5 +- 2.9), closed-form moments of the fundamental process, and the config's rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_artificial_book import ReferenceBook
+
+from kabuto.errors import ConfigError
+from kabuto.sim.artificial import (
+    SimulationConfig,
+    load_simulation,
+    parse_simulation,
+    read_pams_config,
+    simulate,
+)
+from kabuto.sim.artificial.engine import (
+    CLOSE,
+    DEPTH_BID,
+    FUNDAMENTAL,
+    MARGIN,
+    NOISE_SCALE,
+    REVERSION_TIME,
+    TIME_WINDOW,
+    TRADES,
+    VOLUME_TRADED,
+    W_CHART,
+    W_FUNDAMENTAL,
+    W_NOISE,
+    fcn_expected_price,
+)
+from kabuto.sim.artificial.simulate import draw_run
+
+CI2002 = Path(__file__).resolve().parents[1] / "examples" / "pams_ci2002.json"
+
+
+def small_config(**changes) -> SimulationConfig:
+    raw = {
+        "markets": [{"name": "M", "tick_size": 0.01, "price": 100.0}],
+        "agents": [
+            {
+                "name": "fcn",
+                "count": 30,
+                "markets": ["M"],
+                "fundamental_weight": {"expon": 1.0},
+                "chart_weight": {"expon": 0.5},
+                "noise_weight": {"expon": 1.0},
+                "noise_scale": 0.002,
+                "time_window": [10, 30],
+                "reversion_time": {"uniform": [5, 15]},
+                "margin": [0.0, 0.02],
+            }
+        ],
+        "sessions": [
+            {"name": "pre-open", "steps": 20, "execute": False},
+            {"name": "continuous", "steps": 300, "orders_per_step": 2},
+        ],
+    }
+    for key, value in changes.items():
+        raw[key] = value
+    return parse_simulation(raw)
+
+
+# ------------------------------------------------------------------ a plain-Python replay
+
+
+def call_auction(ref: ReferenceBook, reference: int):
+    """Itayose on the reference book: the price trading the most, fills in priority order."""
+    bids = [o for o in ref.resting if o["side"] == 0]
+    asks = [o for o in ref.resting if o["side"] == 1]
+    best = None
+    for p in sorted({o["price"] for o in ref.resting}):
+        demand = sum(o["volume"] for o in bids if o["price"] >= p)
+        supply = sum(o["volume"] for o in asks if o["price"] <= p)
+        key = (-min(demand, supply), abs(demand - supply), abs(p - reference))
+        if min(demand, supply) > 0 and (best is None or key < best[0]):
+            best = (key, p)
+    if best is None:
+        return None
+    price = best[1]
+    bids = sorted((o for o in bids if o["price"] >= price), key=lambda o: (-o["price"], o["id"]))
+    asks = sorted((o for o in asks if o["price"] <= price), key=lambda o: (o["price"], o["id"]))
+    while bids and asks:
+        b, a = bids[0], asks[0]
+        fill = min(b["volume"], a["volume"])
+        ref.trades.append((None, price, fill, b["agent"], a["agent"]))
+        for o, side in ((b, bids), (a, asks)):
+            o["volume"] -= fill
+            if o["volume"] == 0:
+                side.pop(0)
+                ref.resting.remove(o)
+    return price
+
+
+def replay(config: SimulationConfig, seed: int) -> np.ndarray:
+    """Closes per step from the documented rules, on the same random inputs."""
+    inputs = draw_run(config, seed)
+    tick = config.markets[0].tick_size
+    ref = ReferenceBook(len(inputs.fcn))
+    closes = np.zeros(config.n_steps)
+    price = config.markets[0].price
+    for t in range(config.n_steps):
+        ref.alive(t)
+        if inputs.execute[t] and (t == 0 or not inputs.execute[t - 1]):
+            opened = call_auction(ref, round(price / tick))
+            if opened is not None:
+                price = opened * tick
+        snapshot = price
+        for slot, agent in enumerate(inputs.chosen[t]):
+            if agent < 0:
+                continue
+            p = inputs.fcn[agent]
+            tau = int(p[TIME_WINDOW])
+            tc = min(t, tau)
+            past = closes[t - tc] if tc > 0 else snapshot
+            chart = math.log(snapshot / past) / tc if tc > 0 else 0.0
+            weights = abs(p[W_FUNDAMENTAL]) + abs(p[W_CHART]) + abs(p[W_NOISE])
+            r = (
+                p[W_FUNDAMENTAL]
+                * (math.log(inputs.fundamentals[t, 0] / snapshot) / p[REVERSION_TIME])
+                + p[W_CHART] * chart
+                + p[W_NOISE] * p[NOISE_SCALE] * inputs.noise[t, slot]
+            ) / weights
+            expected = snapshot * math.exp(r * tau)
+            if expected > snapshot:
+                side, level = 0, math.floor(expected * (1 - p[MARGIN]) / tick + 1e-9)
+            elif expected < snapshot:
+                side, level = 1, math.ceil(expected * (1 + p[MARGIN]) / tick - 1e-9)
+            else:
+                continue
+            n_before = len(ref.trades)
+            ref.submit(int(agent), side, level, 1, tau, t, bool(inputs.execute[t]))
+            if len(ref.trades) > n_before:
+                price = ref.trades[-1][1] * tick
+        closes[t] = price
+    return closes
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_engine_equals_a_plain_python_replay(seed):
+    config = small_config()
+    result = simulate(config, seed=seed)
+    np.testing.assert_allclose(result.prices[0, :, 0, CLOSE], replay(config, seed), rtol=1e-12)
+    assert result.counts[0, :, 0, TRADES].sum() > 100
+
+
+def test_fcn_expected_price_is_the_documented_formula():
+    params = np.zeros(7)
+    params[[W_FUNDAMENTAL, W_CHART, W_NOISE]] = 1.5, 0.5, 1.0
+    params[[NOISE_SCALE, TIME_WINDOW, REVERSION_TIME, MARGIN]] = 0.01, 20, 10, 0.05
+    price, fundamental, past, z = 101.0, 100.0, 99.0, 0.7
+    r = (1.5 * math.log(100 / 101) / 10 + 0.5 * math.log(101 / 99) / 20 + 1.0 * 0.01 * 0.7) / 3
+    assert fcn_expected_price(params, price, fundamental, past, 50, z) == pytest.approx(
+        101 * math.exp(r * 20), rel=1e-14
+    )
+    # before tau steps the chart window is clipped to t; at t = 0 there is no chart term
+    r0 = (1.5 * math.log(100 / 101) / 10 + 1.0 * 0.01 * 0.7) / 3
+    assert fcn_expected_price(params, price, fundamental, past, 0, z) == pytest.approx(
+        101 * math.exp(r0 * 20), rel=1e-14
+    )
+
+
+# ------------------------------------------------------------------ PAMS's CI2002 sample
+
+
+def test_pams_ci2002_config_is_read_with_its_semantics():
+    config = read_pams_config(CI2002)
+    assert config.n_steps == 600 and config.n_agents == 100
+    market = config.markets[0]
+    assert (market.name, market.tick_size, market.price, market.volatility) == (
+        "Market",
+        1e-5,
+        300.0,
+        0.0,
+    )
+    group = config.agents[0]
+    assert group.fundamental_weight == {"expon": [1.0]} and group.time_window == [100.0, 200.0]
+    assert group.reversion_time == {"uniform": [50.0, 100.0]} and group.cash == 10000
+    assert [(s.steps, s.execute, s.orders_per_step) for s in config.sessions] == [
+        (100, False, 1),
+        (500, True, 1),
+    ]
+    assert load_simulation(CI2002) == config
+
+
+def test_ci2002_matches_pams_statistics_over_seeds():
+    result = simulate(read_pams_config(CI2002), seed=7, runs=60)
+    closes = result.prices[:, :, 0, CLOSE]
+    assert (closes[:, :100] == 300.0).all()  # pre-open: nothing trades
+    assert (result.counts[:, :100, 0, VOLUME_TRADED] == 0).all()
+    bars = np.log(closes[:, 109::10])  # the closes of the 10-step bars of the continuous session
+    returns = np.diff(bars, axis=1)
+    ac1 = [np.corrcoef(r[:-1], r[1:])[0, 1] for r in returns]
+    # PAMS 0.3.0 (100 seeds): -0.456 +- 0.107, sd 0.0307, volume 220 +- 18, opening 23.5 +- 2.9
+    assert -0.52 < np.mean(ac1) < -0.40
+    assert 0.027 < returns.std() < 0.035
+    volume = result.counts[:, :, 0, VOLUME_TRADED]
+    assert 205 < volume.sum(axis=1).mean() < 235
+    assert 20 < volume[:, 100].mean() < 27  # the opening call auction
+    assert result.n_orders == 60 * 600
+
+
+# ------------------------------------------------------------------ runs, outputs, rules
+
+
+def test_same_seed_same_run_and_batches_are_single_runs():
+    config = small_config()
+    a, b = simulate(config, seed=3), simulate(config, seed=3)
+    np.testing.assert_array_equal(a.prices, b.prices)
+    np.testing.assert_array_equal(a.counts, b.counts)
+    assert not np.array_equal(a.prices, simulate(config, seed=4).prices)
+    batch = simulate(config, seed=11, runs=4, n_jobs=2)
+    single = simulate(config, seed=batch.seeds[2])
+    np.testing.assert_array_equal(batch.prices[2], single.prices[0])
+    assert len(set(batch.seeds)) == 4
+
+
+def test_correlated_fundamentals_have_the_configured_moments():
+    markets = [
+        {"name": n, "tick_size": 0.01, "price": 100.0, "volatility": 0.01, "drift": 0.001}
+        for n in ("A", "B")
+    ]
+    agents = small_config().model_dump()["agents"]
+    agents[0]["markets"] = ["A", "B"]
+    config = small_config(
+        markets=markets,
+        agents=agents,
+        correlations=[["A", "B", 0.6]],
+        sessions=[{"name": "c", "steps": 20_000, "orders_per_step": 1}],
+    )
+    inputs = draw_run(config, 5)
+    steps = np.diff(np.log(inputs.fundamentals), axis=0)
+    assert np.corrcoef(steps.T)[0, 1] == pytest.approx(0.6, abs=0.02)
+    np.testing.assert_allclose(steps.std(axis=0), 0.01, rtol=0.03)
+    np.testing.assert_allclose(steps.mean(axis=0), 0.001, atol=3 * 0.01 / np.sqrt(20_000))
+    assert (inputs.fundamentals[0] == 100.0).all()
+
+
+def test_cash_and_short_limits_are_enforced():
+    config = small_config()
+    limited = config.model_copy(deep=True)
+    limited.agents[0].cash_floor = 0.0
+    limited.agents[0].max_short = 0
+    limited.agents[0].cash = 300.0
+    limited.agents[0].assets = 2.0
+    result = simulate(limited, seed=2, log_trades=True)
+    trades = result.trades[0]
+    assert len(trades) > 20
+    inputs = draw_run(limited, 2)
+    cash = inputs.cash.copy()
+    held = inputs.assets[:, 0].copy()
+    for row in trades.itertuples():
+        cash[row.buyer] -= row.price * row.volume
+        cash[row.seller] += row.price * row.volume
+        held[row.buyer] += row.volume
+        held[row.seller] -= row.volume
+        assert cash[row.buyer] >= -1e-9 and held[row.seller] >= 0
+    # without limits the same agents go short and borrow
+    free = simulate(config, seed=2, log_trades=True).trades[0]
+    assert len(free) > len(trades)
+
+
+def test_outputs_frame_and_panel():
+    config = small_config()
+    result = simulate(config, seed=1)
+    frame = result.frame()
+    assert len(frame) == config.n_steps and set(frame["market"]) == {"M"}
+    np.testing.assert_array_equal(frame["price"], result.prices[0, :, 0, CLOSE])
+    np.testing.assert_array_equal(frame["fundamental"], result.prices[0, :, 0, FUNDAMENTAL])
+    np.testing.assert_array_equal(frame["depth_bid"], result.counts[0, :, 0, DEPTH_BID])
+    assert (frame["depth_ask"] >= 0).all()
+    quoted = frame.dropna(subset=["best_bid", "best_ask"])
+    quoted = quoted[quoted.step >= 20]  # continuous trading: the book never stays crossed
+    assert len(quoted) > 250 and (quoted["best_bid"] < quoted["best_ask"]).all()
+    panel = result.panel(bar=10, start_step=20)
+    assert panel.n_dates == 30 and panel.assets == ("M",)
+    np.testing.assert_array_equal(panel.prices[:, 0], result.prices[0, 20::10, 0, CLOSE])
+    with pytest.raises(ConfigError, match="bar = 0"):
+        result.panel(bar=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"markets": [{"name": "M", "tick_size": 0.01, "price": 100.0, "tick": 1}]}, "tick"),
+        ({"markets": [{"name": "M", "tick_size": -1, "price": 100.0}]}, "markets.0.tick_size"),
+        ({"sessions": [{"name": "s", "steps": 0}]}, "sessions.0.steps"),
+        ({"correlations": [["M", "X", 0.5]]}, "unknown market 'X'"),
+    ],
+)
+def test_bad_configs_name_the_key(change, match):
+    with pytest.raises(ConfigError, match=match):
+        small_config(**change)
+
+
+def test_bad_agent_settings_and_pams_keys_are_named(tmp_path):
+    raw = small_config().model_dump()
+    raw["agents"][0]["margin"] = {"lognormal": [0, 1]}
+    with pytest.raises(ConfigError, match=r"agents\.0\.margin"):
+        parse_simulation(raw)
+    raw["agents"][0]["margin"] = [0.0, 0.1]
+    raw["agents"][0]["markets"] = ["Nowhere"]
+    with pytest.raises(ConfigError, match="unknown market"):
+        parse_simulation(raw)
+    pams = json.loads(Path(CI2002).read_text())
+    pams["FCNAgents"]["orderVolume"] = 3
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(pams))
+    with pytest.raises(ConfigError, match=r"FCNAgents has key\(s\) \['orderVolume'\]"):
+        read_pams_config(path)
+    pams["FCNAgents"].pop("orderVolume")
+    pams["FCNAgents"]["class"] = "MarketMakerAgent"
+    path.write_text(json.dumps(pams))
+    with pytest.raises(ConfigError, match="supports 'FCNAgent'"):
+        load_simulation(path)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        read_pams_config(path)
