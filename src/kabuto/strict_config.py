@@ -7,15 +7,17 @@ dotted path (``markets.0.tick_size``) and what is allowed, rather than a page of
 
 from __future__ import annotations
 
+import tomllib
 import types
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kabuto.errors import ConfigError
 
-__all__ = ["Strict", "validate"]
+__all__ = ["Strict", "read_toml", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -78,3 +80,14 @@ def validate(model: type[M], raw: dict[str, Any], *, source: str = "config") -> 
         if not loc:  # a rule across keys (a model validator): the message names them
             raise ConfigError(f"{source}: {message}") from None
         raise ConfigError(f"{source}: {key} = {first.get('input')!r}: {message}") from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a TOML file; a missing or malformed file is a `ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None

@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +28,7 @@ import tomli_w
 from pydantic import Field, field_validator
 
 from kabuto.backtest.schedule import CALENDARS
-from kabuto.errors import ConfigError
-from kabuto.strict_config import Strict, validate
+from kabuto.strict_config import Strict, read_toml, validate
 
 
 class DataConfig(Strict):
@@ -120,12 +118,7 @@ def parse_config(raw: dict[str, Any], *, source: str = "config") -> RunConfig:
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a TOML config file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    raw = read_toml(path)
     config = parse_config(raw, source=str(path))
     data_path = config.data.path
     if data_path is not None and not Path(data_path).is_absolute():

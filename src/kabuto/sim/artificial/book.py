@@ -46,15 +46,18 @@ NEVER = np.iinfo(np.int64).max  # expiry of an order without a time limit
 
 
 @njit(cache=True)
-def _sift_up(heap: np.ndarray, orders: np.ndarray, side: int, i: int) -> None:
-    """Move heap[i] up to its place: the best price first, then the earliest (smaller) id."""
-    sign = -1 if side == BUY else 1  # bids rank by -price, asks by price
+def _sift_up(heap: np.ndarray, orders: np.ndarray, field: int, sign: int, i: int) -> None:
+    """Move heap[i] up to its place: smaller ``sign * orders[., field]`` first, then smaller id.
+
+    Price heaps use field PRICE with sign -1 for bids (highest first) and +1 for asks; expiry
+    heaps use field EXPIRY with sign +1.
+    """
     item = heap[i]
-    key = sign * orders[item, PRICE]
+    key = sign * orders[item, field]
     while i > 0:
         parent = (i - 1) >> 1
         p = heap[parent]
-        key_p = sign * orders[p, PRICE]
+        key_p = sign * orders[p, field]
         if key < key_p or (key == key_p and item < p):
             heap[i] = p
             i = parent
@@ -64,20 +67,21 @@ def _sift_up(heap: np.ndarray, orders: np.ndarray, side: int, i: int) -> None:
 
 
 @njit(cache=True)
-def _sift_down(heap: np.ndarray, size: int, orders: np.ndarray, side: int, i: int) -> None:
+def _sift_down(
+    heap: np.ndarray, size: int, orders: np.ndarray, field: int, sign: int, i: int
+) -> None:
     """Move heap[i] down to its place (priority as in `_sift_up`)."""
-    sign = -1 if side == BUY else 1
     item = heap[i]
-    key = sign * orders[item, PRICE]
+    key = sign * orders[item, field]
     while True:
         child = 2 * i + 1
         if child >= size:
             break
         c = heap[child]
-        key_c = sign * orders[c, PRICE]
+        key_c = sign * orders[c, field]
         if child + 1 < size:
             r = heap[child + 1]
-            key_r = sign * orders[r, PRICE]
+            key_r = sign * orders[r, field]
             if key_r < key_c or (key_r == key_c and r < c):
                 child, c, key_c = child + 1, r, key_r
         if key_c < key or (key_c == key and c < item):
@@ -89,6 +93,11 @@ def _sift_down(heap: np.ndarray, size: int, orders: np.ndarray, side: int, i: in
 
 
 @njit(cache=True)
+def _price_sign(side: int) -> int:
+    return -1 if side == BUY else 1
+
+
+@njit(cache=True)
 def heap_push(
     heaps: np.ndarray, sizes: np.ndarray, orders: np.ndarray, market: int, side: int, oid: int
 ) -> None:
@@ -96,7 +105,7 @@ def heap_push(
     heap = heaps[market, side]
     size = sizes[market, side]
     heap[size] = oid
-    _sift_up(heap, orders, side, size)
+    _sift_up(heap, orders, PRICE, _price_sign(side), size)
     sizes[market, side] = size + 1
 
 
@@ -108,7 +117,7 @@ def heap_pop(heaps: np.ndarray, sizes: np.ndarray, orders: np.ndarray, market: i
     sizes[market, side] = size
     if size > 0:
         heap[0] = heap[size]
-        _sift_down(heap, size, orders, side, 0)
+        _sift_down(heap, size, orders, PRICE, _price_sign(side), 0)
 
 
 @njit(cache=True)
@@ -125,7 +134,7 @@ def _rebuild(heaps, sizes, orders, live, market, side, t) -> None:
             live[oid] = False
     sizes[market, side] = kept
     for i in range(kept // 2 - 1, -1, -1):
-        _sift_down(heap, kept, orders, side, i)
+        _sift_down(heap, kept, orders, PRICE, _price_sign(side), i)
 
 
 class Book(NamedTuple):
@@ -177,52 +186,21 @@ def new_book(n_markets: int, capacity: int) -> Book:
 @njit(cache=True)
 def _expiry_push(book: Book, market: int, oid: int) -> None:
     """Insert `oid` into the expiry heap of `market` (earliest expiry, then smaller id, first)."""
-    heap = book.expiries[market]
-    orders = book.orders
-    i = book.n_expiries[market]
-    book.n_expiries[market] = i + 1
-    key = orders[oid, EXPIRY]
-    while i > 0:
-        parent = (i - 1) >> 1
-        p = heap[parent]
-        key_p = orders[p, EXPIRY]
-        if key < key_p or (key == key_p and oid < p):
-            heap[i] = p
-            i = parent
-        else:
-            break
-    heap[i] = oid
+    size = book.n_expiries[market]
+    book.expiries[market, size] = oid
+    _sift_up(book.expiries[market], book.orders, EXPIRY, 1, size)
+    book.n_expiries[market] = size + 1
 
 
 @njit(cache=True)
 def _expiry_pop(book: Book, market: int) -> None:
     """Remove the top of the expiry heap of `market`."""
     heap = book.expiries[market]
-    orders = book.orders
     size = book.n_expiries[market] - 1
     book.n_expiries[market] = size
-    if size == 0:
-        return
-    item = heap[size]
-    key = orders[item, EXPIRY]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            break
-        c = heap[child]
-        key_c = orders[c, EXPIRY]
-        if child + 1 < size:
-            r = heap[child + 1]
-            key_r = orders[r, EXPIRY]
-            if key_r < key_c or (key_r == key_c and r < c):
-                child, c, key_c = child + 1, r, key_r
-        if key_c < key or (key_c == key and c < item):
-            heap[i] = c
-            i = child
-        else:
-            break
-    heap[i] = item
+    if size > 0:
+        heap[0] = heap[size]
+        _sift_down(heap, size, book.orders, EXPIRY, 1, 0)
 
 
 @njit(cache=True)

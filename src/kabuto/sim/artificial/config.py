@@ -44,7 +44,6 @@ Parameter distributions use PAMS's JSON notation: a number (a constant), ``[a, b
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,7 +51,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from kabuto.errors import ConfigError
-from kabuto.strict_config import Strict, validate
+from kabuto.strict_config import Strict, read_toml, validate
 
 __all__ = ["FCNGroup", "MarketSpec", "SessionSpec", "SimulationConfig", "draw", "load_simulation"]
 
@@ -245,14 +244,8 @@ def parse_simulation(raw: dict[str, Any], *, source: str = "config") -> Simulati
 def load_simulation(path: str | Path) -> SimulationConfig:
     """Read a simulation config: TOML (kabuto's) or JSON (PAMS's, `read_pams_config`)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
     if path.suffix.lower() == ".json":
         from kabuto.sim.artificial.pams import read_pams_config
 
         return read_pams_config(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse_simulation(raw, source=str(path))
+    return parse_simulation(read_toml(path), source=str(path))
