@@ -104,18 +104,58 @@ def call_auction(ref: ReferenceBook, reference: int):
 
 
 def replay(config: SimulationConfig, seed: int) -> np.ndarray:
-    """Closes per step from the documented rules, on the same random inputs."""
+    """Closes per step of a one-market config from the documented rules, on the same inputs.
+
+    Covers FCN agents, market makers, price bands, trading halts (with the call auction at the
+    reopening) and mistaken orders.
+    """
     inputs = draw_run(config, seed)
-    tick = config.markets[0].tick_size
-    ref = ReferenceBook(len(inputs.fcn))
+    market = config.markets[0]
+    tick, start_price = market.tick_size, market.price
+    ref = ReferenceBook(len(inputs.cash))
     closes = np.zeros(config.n_steps)
-    price = config.markets[0].price
+    price = start_price
+    band = [0, 2**62]
+    halt_rate = halt_steps = 0
+    for event in config.events:
+        if event.type == "price_limit":
+            band = [
+                math.ceil(start_price * (1 - event.rate) / tick),
+                math.floor(start_price * (1 + event.rate) / tick),
+            ]
+        if event.type == "trading_halt":
+            halt_rate, halt_steps = event.rate, event.steps
+    mistakes = {e.step: e for e in config.events if e.type == "mistaken_order"}
+    halted_until, n_halts, was_executing = 0, 0, False
+
+    def clip(level):
+        return min(max(level, band[0]), band[1])
+
+    def check_halt(t):
+        nonlocal executing, halted_until, n_halts
+        threshold = start_price * halt_rate * (n_halts + 1)
+        if halt_rate and executing and abs(price - start_price) >= threshold:
+            n_halts += 1
+            executing = False
+            halted_until = t + 1 + halt_steps
+
+    def place(agent, side, level, volume, lifetime, t):
+        nonlocal price
+        n_before = len(ref.trades)
+        ref.submit(agent, side, level, volume, lifetime, t, executing)
+        if len(ref.trades) > n_before:
+            price = ref.trades[-1][1] * tick
+            check_halt(t)
+
     for t in range(config.n_steps):
         ref.alive(t)
-        if inputs.execute[t] and (t == 0 or not inputs.execute[t - 1]):
+        executing = bool(inputs.execute[t]) and t >= halted_until
+        if executing and not was_executing:
             opened = call_auction(ref, round(price / tick))
             if opened is not None:
                 price = opened * tick
+                check_halt(t)
+        was_executing = executing
         snapshot = price
         for slot, agent in enumerate(inputs.chosen[t]):
             if agent < 0:
@@ -133,23 +173,63 @@ def replay(config: SimulationConfig, seed: int) -> np.ndarray:
                 + p[W_NOISE] * p[NOISE_SCALE] * inputs.noise[t, slot]
             ) / weights
             expected = snapshot * math.exp(r * tau)
+            volume, lifetime = 1, tau
             if expected > snapshot:
                 side, level = 0, math.floor(expected * (1 - p[MARGIN]) / tick + 1e-9)
             elif expected < snapshot:
                 side, level = 1, math.ceil(expected * (1 + p[MARGIN]) / tick - 1e-9)
             else:
                 continue
-            n_before = len(ref.trades)
-            ref.submit(int(agent), side, level, 1, tau, t, bool(inputs.execute[t]))
-            if len(ref.trades) > n_before:
-                price = ref.trades[-1][1] * tick
+            if t in mistakes:
+                e = mistakes.pop(t)
+                side = 0 if e.change > 0 else 1
+                level = round(snapshot * (1 + e.change) / tick)
+                volume, lifetime = e.volume, e.lifetime
+            level = clip(level)
+            if level > 0:
+                place(int(agent), side, level, volume, lifetime, t)
+        for maker in inputs.makers:
+            agent, _, spread, volume, lifetime = (
+                int(v) if i != 2 else v for i, v in enumerate(maker)
+            )
+            ref.alive(t)
+            bids = [o["price"] for o in ref.resting if o["side"] == 0]
+            asks = [o["price"] for o in ref.resting if o["side"] == 1]
+            base = (max(bids) + min(asks)) / 2 * tick if bids and asks else price
+            half = inputs.fundamentals[t, 0] * spread / 2
+            low = clip(math.floor((base - half) / tick + 1e-9))
+            high = clip(math.ceil((base + half) / tick - 1e-9))
+            for side, level in ((0, low), (1, high)):
+                if level > 0:
+                    place(agent, side, level, volume, lifetime, t)
         closes[t] = price
     return closes
 
 
+MAKER = {
+    "name": "mm",
+    "type": "market_maker",
+    "markets": ["M"],
+    "spread": 0.004,
+    "volume": 2,
+    "lifetime": 3,
+}
+EVENTS = [
+    {"type": "price_limit", "markets": ["M"], "rate": 0.03},
+    {"type": "trading_halt", "markets": ["M"], "rate": 0.01, "steps": 7},
+    {"type": "mistaken_order", "market": "M", "step": 150, "change": 0.02, "volume": 20},
+    {"type": "fundamental_shock", "market": "M", "step": 100, "change": 0.05},
+]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_engine_equals_a_plain_python_replay(seed):
+@pytest.mark.parametrize("extras", ["fcn", "maker", "events"])
+def test_engine_equals_a_plain_python_replay(seed, extras):
     config = small_config()
+    if extras != "fcn":
+        config = small_config(agents=[*config.model_dump()["agents"], MAKER])
+    if extras == "events":
+        config = small_config(agents=config.model_dump()["agents"], events=EVENTS)
     result = simulate(config, seed=seed)
     np.testing.assert_allclose(result.prices[0, :, 0, CLOSE], replay(config, seed), rtol=1e-12)
     assert result.counts[0, :, 0, TRADES].sum() > 100
@@ -327,3 +407,77 @@ def test_bad_agent_settings_and_pams_keys_are_named(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         read_pams_config(path)
+
+
+def test_events_do_what_they_say():
+    agents = [*small_config().model_dump()["agents"], MAKER]
+    plain = small_config(agents=agents)
+    config = small_config(agents=agents, events=EVENTS)
+    result = simulate(config, seed=4, log_trades=True)
+    trades = result.trades[0]
+    # price band: every trade within 3% of the initial price 100
+    assert trades["price"].between(97.0 - 1e-9, 103.0 + 1e-9).all()
+    # fundamental shock: the path is the plain one times 1.05 from step 100 on
+    shocked, base = draw_run(config, 4).fundamentals[:, 0], draw_run(plain, 4).fundamentals[:, 0]
+    np.testing.assert_allclose(shocked[100:], base[100:] * 1.05, rtol=1e-14)
+    np.testing.assert_array_equal(shocked[:100], base[:100])
+    # the mistaken order: 20 units bought at step 150 in one go
+    at_150 = trades[trades.step == 150]
+    assert at_150["volume"].sum() >= 2 and (at_150["price"] >= result.prices[0, 149, 0, 0]).all()
+    # halts: each one freezes trading for 7 steps, then a call auction reopens the market
+    volume = result.counts[0, :, 0, VOLUME_TRADED]
+    close = result.prices[0, :, 0, CLOSE]
+    moved = np.abs(close - 100.0)
+    halts = 0
+    t = 20
+    while t < config.n_steps - 8:
+        if moved[t] >= 1.0 * (halts + 1) and volume[t] > 0:
+            assert (volume[t + 1 : t + 8] == 0).all(), t
+            halts += 1
+            t += 8
+        else:
+            t += 1
+    assert halts >= 1
+
+
+def test_pams_events_are_read_with_session_relative_times():
+    pams = json.loads(Path(CI2002).read_text())
+    pams["simulation"]["sessions"][1]["events"] = ["Shock", "Halt", "Limit", "Mistake", "Off"]
+    pams["Shock"] = {
+        "class": "FundamentalPriceShock",
+        "target": "Market",
+        "triggerTime": 200,
+        "priceChangeRate": -0.1,
+        "shockTimeLength": 2,
+    }
+    pams["Halt"] = {
+        "class": "TradingHaltRule",
+        "targetMarkets": ["Market"],
+        "triggerChangeRate": 0.05,
+        "haltingTimeLength": 10,
+    }
+    pams["Limit"] = {
+        "class": "PriceLimitRule",
+        "targetMarkets": ["Market"],
+        "triggerChangeRate": 0.1,
+    }
+    pams["Mistake"] = {
+        "class": "OrderMistakeShock",
+        "target": "Market",
+        "triggerTime": 300,
+        "priceChangeRate": 0.05,
+        "orderVolume": 30,
+        "orderTimeLength": 10,
+    }
+    pams["Off"] = pams["Shock"] | {"enabled": False}
+    events = {e.type: e for e in read_pams_config(pams).events}
+    assert len(events) == 4
+    assert (events["fundamental_shock"].step, events["fundamental_shock"].duration) == (300, 2)
+    assert events["fundamental_shock"].change == -0.1
+    assert (events["trading_halt"].rate, events["trading_halt"].steps) == (0.05, 10)
+    assert events["price_limit"].markets == ["Market"] and events["price_limit"].rate == 0.1
+    mistake = events["mistaken_order"]
+    assert (mistake.step, mistake.change, mistake.volume, mistake.lifetime) == (400, 0.05, 30, 10)
+    pams["Halt"]["referenceMarket"] = "Market"
+    with pytest.raises(ConfigError, match=r"Halt has key\(s\) \['referenceMarket'\]"):
+        read_pams_config(pams)

@@ -28,33 +28,45 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _model_in(annotation: object) -> type[BaseModel] | None:
-    """The model an annotation holds: itself, or the item of a list, tuple or optional."""
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """The models an annotation holds: itself, or those in a list, tuple, union or Annotated."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
     if typing.get_origin(annotation) in (list, tuple, typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            model = _model_in(arg)
-            if model is not None:
-                return model
-    return None
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    return []
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    """The value of a model's ``type`` literal (its tag in a discriminated union), if any."""
+    field = model.model_fields.get("type")
+    args = typing.get_args(field.annotation) if field is not None else ()
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
 
 
 def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | None]:
     """The part of an error location that names config keys, and the model it ends in."""
     kept: list = []
-    current: type[BaseModel] | None = model
+    candidates = [model]
     for part in loc:
         if isinstance(part, int):
             kept.append(part)
             continue
-        if current is None or part not in current.model_fields:
-            if current is None and kept and isinstance(kept[-1], int):
-                kept.append(part)  # a key of a free-form table in a list
-            break  # otherwise a union member's tag
-        kept.append(part)
-        current = _model_in(current.model_fields[part].annotation)
-    return tuple(kept), current
+        owner = next((m for m in candidates if part in m.model_fields), None)
+        if owner is not None:
+            kept.append(part)
+            candidates = _models_in(owner.model_fields[part].annotation)
+            continue
+        tagged = [m for m in candidates if _tag(m) == part]
+        if tagged:  # a discriminated union's tag: not a key of the file
+            candidates = tagged
+            continue
+        if not candidates and kept and isinstance(kept[-1], int):
+            kept.append(part)  # a key of a free-form table in a list
+        break
+    return tuple(kept), (candidates[0] if len(candidates) == 1 else None)
 
 
 def validate(model: type[M], raw: dict[str, Any], *, source: str = "config") -> M:
@@ -65,8 +77,8 @@ def validate(model: type[M], raw: dict[str, Any], *, source: str = "config") -> 
         errors = exc.errors()
         first = errors[0]
         if first["type"] == "extra_forbidden":
-            key = ".".join(str(p) for p in first["loc"])
-            _, parent = _walk(model, first["loc"][:-1])
+            parent_loc, parent = _walk(model, first["loc"][:-1])
+            key = ".".join(str(p) for p in (*parent_loc, first["loc"][-1]))
             allowed = ", ".join(parent.model_fields) if parent is not None else ""
             raise ConfigError(f"{source}: unknown key {key!r}; allowed keys: {allowed}") from None
         loc, _ = _walk(model, first["loc"])

@@ -36,6 +36,14 @@ A TOML file (or a mapping) with three lists and optional correlations::
 
     correlations = [["A", "B", 0.5]]   # of the markets' fundamental shocks
 
+    [[events]]                 # optional: fundamental_shock, price_limit, trading_halt,
+    type = "trading_halt"      # mistaken_order (see their classes)
+    markets = ["Market"]
+    rate = 0.05
+    steps = 20
+
+Agent groups have a ``type``: ``fcn`` (the default) or ``market_maker``.
+
 Parameter distributions use PAMS's JSON notation: a number (a constant), ``[a, b]`` or
 ``{ uniform = [a, b] }`` (uniform on [a, b)), ``{ expon = m }`` (exponential with mean m),
 ``{ normal = [mean, sd] }`` and ``{ const = x }``. Unknown keys and bad values are a
@@ -45,15 +53,27 @@ Parameter distributions use PAMS's JSON notation: a number (a constant), ``[a, b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from kabuto.errors import ConfigError
 from kabuto.strict_config import Strict, read_toml, validate
 
-__all__ = ["FCNGroup", "MarketSpec", "SessionSpec", "SimulationConfig", "draw", "load_simulation"]
+__all__ = [
+    "FCNGroup",
+    "FundamentalShock",
+    "MarketMakerGroup",
+    "MarketSpec",
+    "MistakenOrder",
+    "PriceLimit",
+    "SessionSpec",
+    "SimulationConfig",
+    "TradingHalt",
+    "draw",
+    "load_simulation",
+]
 
 Distribution = float | list[float] | dict[str, float | list[float]]
 DISTRIBUTIONS = ("const", "uniform", "expon", "normal")
@@ -172,6 +192,95 @@ class FCNGroup(Strict):
         return self
 
 
+class MarketMakerGroup(Strict):
+    """Market makers: after the other agents of each step, each quotes one bid and one ask.
+
+    The quotes sit at ``base -+ F * spread / 2`` (F: the market's fundamental price; base: the
+    mid of the best quotes, or the market price when a side is empty), PAMS's market maker;
+    bids are rounded down and asks up to the tick.
+    """
+
+    name: str
+    type: Literal["market_maker"]
+    count: int = Field(1, ge=1)
+    markets: list[str] = Field(min_length=1)
+    cash: Distribution = 0.0
+    assets: Distribution = 0.0
+    spread: float = Field(gt=0)
+    volume: int = Field(1, ge=1)
+    lifetime: int = Field(2, ge=1)
+    cash_floor: float | None = None
+    max_short: int | None = Field(None, ge=0)
+
+    @field_validator("cash", "assets")
+    @classmethod
+    def _distribution(cls, value: Distribution) -> Distribution:
+        return _check_distribution(value)
+
+
+def _agent_type(value: Any) -> str:
+    return value.get("type", "fcn") if isinstance(value, dict) else value.type
+
+
+AgentGroup = Annotated[
+    Annotated[FCNGroup, Tag("fcn")] | Annotated[MarketMakerGroup, Tag("market_maker")],
+    Discriminator(_agent_type),
+]
+
+
+class FundamentalShock(Strict):
+    """The fundamental price of `market` jumps by ``change`` (e.g. -0.1) at `step`, for good.
+
+    With ``duration`` > 1 it jumps at each of that many steps (compounding), as in PAMS.
+    """
+
+    type: Literal["fundamental_shock"]
+    market: str
+    step: int = Field(ge=0)
+    change: float = Field(gt=-1)
+    duration: int = Field(1, ge=1)
+
+
+class PriceLimit(Strict):
+    """Limit prices in `markets` are clipped to the market's initial price times 1 -+ `rate`."""
+
+    type: Literal["price_limit"]
+    markets: list[str] = Field(min_length=1)
+    rate: float = Field(gt=0, lt=1)
+
+
+class TradingHalt(Strict):
+    """`markets` stop executing for `steps` steps when the price moves `rate` from its start.
+
+    The n-th halt needs a move of ``n * rate`` (PAMS's rule); orders rest during a halt and
+    trading resumes with a call auction.
+    """
+
+    type: Literal["trading_halt"]
+    markets: list[str] = Field(min_length=1)
+    rate: float = Field(gt=0)
+    steps: int = Field(ge=1)
+
+
+class MistakenOrder(Strict):
+    """At `step`, the first agent to trade `market` sends `volume` units at ``P (1 + change)``.
+
+    A buy if ``change > 0``, else a sell, living `lifetime` steps (PAMS's fat-finger shock).
+    """
+
+    type: Literal["mistaken_order"]
+    market: str
+    step: int = Field(ge=0)
+    change: float = Field(gt=-1)
+    volume: int = Field(ge=1)
+    lifetime: int = Field(1, ge=1)
+
+
+Event = Annotated[
+    FundamentalShock | PriceLimit | TradingHalt | MistakenOrder, Field(discriminator="type")
+]
+
+
 class SessionSpec(Strict):
     """A run of steps with the same rules (a pre-open session has ``execute = false``)."""
 
@@ -186,9 +295,10 @@ class SimulationConfig(Strict):
     """Markets, agent groups, sessions and the correlations of the fundamental shocks."""
 
     markets: list[MarketSpec] = Field(min_length=1)
-    agents: list[FCNGroup] = Field(min_length=1)
+    agents: list[AgentGroup] = Field(min_length=1)
     sessions: list[SessionSpec] = Field(min_length=1)
     correlations: list[tuple[str, str, float]] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names(self) -> SimulationConfig:
@@ -201,6 +311,18 @@ class SimulationConfig(Strict):
                 raise ValueError(
                     f"agent group {group.name!r} trades unknown market(s) {unknown}; markets: "
                     f"{', '.join(markets)}"
+                )
+        if not any(isinstance(g, FCNGroup) for g in self.agents):
+            raise ValueError("agents: at least one group of FCN agents is needed")
+        for i, event in enumerate(self.events):
+            names = event.markets if hasattr(event, "markets") else [event.market]
+            unknown = [m for m in names if m not in markets]
+            if unknown:
+                raise ValueError(f"events[{i}] ({event.type}) names unknown market(s) {unknown}")
+            if hasattr(event, "step") and event.step >= self.n_steps:
+                raise ValueError(
+                    f"events[{i}] ({event.type}) is at step {event.step}, after the last step "
+                    f"{self.n_steps - 1}"
                 )
         for a, b, rho in self.correlations:
             for name in (a, b):

@@ -169,6 +169,29 @@ def fcn_expected_price(
     return price * math.exp(r * tau)
 
 
+# Per-market rules (`run_fcn` argument ``rules[m]``): the price band limit orders are clipped to
+# (ticks; 0 and NO_BAND when there is none) and the trading-halt rule (rate 0: none).
+BAND_LOW, BAND_HIGH, HALT_RATE, HALT_STEPS, HALT_REFERENCE = range(5)
+RULE_FIELDS = 5
+NO_BAND = 2**62
+
+# Market makers (``makers[j]``): agent id, market, spread theta, volume and lifetime.
+MM_AGENT, MM_MARKET, MM_SPREAD, MM_VOLUME, MM_LIFETIME = range(5)
+MAKER_FIELDS = 5
+
+# Mistaken (fat-finger) orders (``mistakes[e]``, sorted by step): step, market, price change
+# rate, volume and lifetime. The first agent to act in that market at that step places it
+# instead of its own order.
+MISTAKE_STEP, MISTAKE_MARKET, MISTAKE_RATE, MISTAKE_VOLUME, MISTAKE_LIFETIME = range(5)
+MISTAKE_FIELDS = 5
+
+
+@njit(cache=True)
+def _clip(level: int, rules: np.ndarray, m: int) -> int:
+    """A limit price (ticks) clipped into the market's price band."""
+    return min(max(level, int(rules[m, BAND_LOW])), int(rules[m, BAND_HIGH]))
+
+
 @njit(cache=True)
 def run_fcn(
     book: Book,
@@ -182,37 +205,59 @@ def run_fcn(
     execute: np.ndarray,
     chosen: np.ndarray,
     noise: np.ndarray,
+    makers: np.ndarray,
+    rules: np.ndarray,
+    mistakes: np.ndarray,
     prices: np.ndarray,
     counts: np.ndarray,
 ) -> None:
-    """Run T steps of FCN agents trading M markets.
+    """Run T steps of FCN agents and market makers trading M markets.
 
     Parameters
     ----------
     book, accounts, tape
         State, updated in place.
     fcn : ndarray of shape (A, FCN_FIELDS)
-        Each agent's parameters (columns W_FUNDAMENTAL ... MARGIN).
+        Each FCN agent's parameters (columns W_FUNDAMENTAL ... MARGIN).
     agent_market : ndarray of shape (A,), int64
-        The market each agent trades.
+        The market each FCN agent trades.
     tick, initial_price : ndarray of shape (M,)
         Tick size and the price before the first trade.
     fundamentals : ndarray of shape (T, M)
-        Fundamental price of each step.
+        Fundamental price of each step (shocks already applied).
     execute : ndarray of shape (T,), bool
         Whether orders match at step t (False: a pre-open session).
     chosen : ndarray of shape (T, K), int64
-        The agents that act at step t, in order (-1: nobody in that slot).
+        The FCN agents that act at step t, in order (-1: nobody in that slot).
     noise : ndarray of shape (T, K)
         Their standard normal draws.
+    makers : ndarray of shape (J, MAKER_FIELDS)
+        Market makers; they quote after the FCN agents of every step.
+    rules : ndarray of shape (M, RULE_FIELDS)
+        Price bands and trading-halt rules.
+    mistakes : ndarray of shape (E, MISTAKE_FIELDS)
+        Mistaken orders, sorted by step.
     prices : ndarray of shape (T, M, 4)
         Output: CLOSE, FUNDAMENTAL, BEST_BID, BEST_ASK (NaN when the side is empty).
     counts : ndarray of shape (T, M, 5), int64
         Output: VOLUME_TRADED, TRADES, ORDERS, DEPTH_BID, DEPTH_ASK.
+
+    Trading halts: after each trade (the opening auction's included) in a market with a halt
+    rule, if its price has moved from the
+    rule's reference by ``rate * (halts so far + 1)`` or more, the market stops executing for
+    ``steps`` steps (orders still rest; the threshold widens with each halt, as in PAMS); it
+    reopens with a call auction.
     """
     n_steps, n_markets = fundamentals.shape
     current = np.empty(n_markets, dtype=np.float64)
     snapshot = np.empty(n_markets, dtype=np.float64)
+    halted_until = np.zeros(n_markets, dtype=np.int64)
+    n_halts = np.zeros(n_markets, dtype=np.int64)
+    was_executing = np.zeros(n_markets, dtype=np.bool_)
+    executing = np.zeros(n_markets, dtype=np.bool_)
+    mistake_done = np.zeros(len(mistakes), dtype=np.bool_)
+    next_mistake = 0
+    exchange = (book, accounts, tape, rules, counts, current, halted_until, n_halts, executing)
     for m in range(n_markets):
         current[m] = initial_price[m]
     for t in range(n_steps):
@@ -220,11 +265,15 @@ def run_fcn(
             expire(book, m, t)
             tape.volume[m] = 0
             tape.trades[m] = 0
-        if execute[t] and (t == 0 or not execute[t - 1]):
-            for m in range(n_markets):
+            executing[m] = execute[t] and t >= halted_until[m]
+            if executing[m] and not was_executing[m]:
                 reference = round(current[m] / tick[m])
                 if call_auction(book, accounts, tape, m, t, tick[m], reference) >= 0:
                     current[m] = tape.last_price[m] * tick[m]
+                    _check_halt(rules, m, t, current, halted_until, n_halts, executing)
+            was_executing[m] = executing[m]
+        while next_mistake < len(mistakes) and mistakes[next_mistake, MISTAKE_STEP] < t:
+            next_mistake += 1
         snapshot[:] = current
         for slot in range(chosen.shape[1]):
             agent = chosen[t, slot]
@@ -238,6 +287,8 @@ def run_fcn(
             expected = fcn_expected_price(
                 params, price, fundamentals[t, m], past, t, noise[t, slot]
             )
+            volume = 1
+            lifetime = int(params[TIME_WINDOW])
             if expected > price:
                 side = BUY
                 level = math.floor(expected * (1.0 - params[MARGIN]) / tick[m] + 1e-9)
@@ -246,13 +297,36 @@ def run_fcn(
                 level = math.ceil(expected * (1.0 + params[MARGIN]) / tick[m] - 1e-9)
             else:
                 continue
+            e = next_mistake
+            while e < len(mistakes) and mistakes[e, MISTAKE_STEP] == t:
+                if not mistake_done[e] and int(mistakes[e, MISTAKE_MARKET]) == m:
+                    mistake_done[e] = True
+                    rate = mistakes[e, MISTAKE_RATE]
+                    side = BUY if rate > 0 else SELL
+                    level = round(price * (1.0 + rate) / tick[m])
+                    volume = int(mistakes[e, MISTAKE_VOLUME])
+                    lifetime = int(mistakes[e, MISTAKE_LIFETIME])
+                    break
+                e += 1
+            level = _clip(level, rules, m)
             if level <= 0:
                 continue
-            lifetime = int(params[TIME_WINDOW])
-            submit(book, accounts, tape, m, agent, side, level, 1, lifetime, t, tick[m], execute[t])
-            counts[t, m, ORDERS] += 1
-            if tape.last_price[m] >= 0:
-                current[m] = tape.last_price[m] * tick[m]
+            _place(exchange, m, agent, side, level, volume, lifetime, t, tick[m])
+        for j in range(len(makers)):
+            m = int(makers[j, MM_MARKET])
+            bid = best_price(book, m, BUY, t)
+            ask = best_price(book, m, SELL, t)
+            base = (bid + ask) / 2 * tick[m] if bid >= 0 and ask >= 0 else current[m]
+            half = fundamentals[t, m] * makers[j, MM_SPREAD] / 2
+            agent = int(makers[j, MM_AGENT])
+            volume = int(makers[j, MM_VOLUME])
+            lifetime = int(makers[j, MM_LIFETIME])
+            low = _clip(math.floor((base - half) / tick[m] + 1e-9), rules, m)
+            high = _clip(math.ceil((base + half) / tick[m] - 1e-9), rules, m)
+            for side, level in ((BUY, low), (SELL, high)):
+                if level <= 0:
+                    continue
+                _place(exchange, m, agent, side, level, volume, lifetime, t, tick[m])
         for m in range(n_markets):
             prices[t, m, CLOSE] = current[m]
             prices[t, m, FUNDAMENTAL] = fundamentals[t, m]
@@ -264,3 +338,32 @@ def run_fcn(
             counts[t, m, TRADES] = tape.trades[m]
             counts[t, m, DEPTH_BID] = book.depth[m, BUY]
             counts[t, m, DEPTH_ASK] = book.depth[m, SELL]
+
+
+@njit(cache=True)
+def _place(exchange, m, agent, side, level, volume, lifetime, t, tick) -> None:
+    """Send one order, count it, and after a trade update the price and the halt rule.
+
+    `exchange` bundles what an order touches: (book, accounts, tape, rules, counts, current
+    prices, halted_until, n_halts, executing), as built in `run_fcn`.
+    """
+    book, accounts, tape, rules, counts, current, halted_until, n_halts, executing = exchange
+    before = tape.trades[m]
+    submit(book, accounts, tape, m, agent, side, level, volume, lifetime, t, tick, executing[m])
+    counts[t, m, ORDERS] += 1
+    if tape.trades[m] > before:
+        current[m] = tape.last_price[m] * tick
+        _check_halt(rules, m, t, current, halted_until, n_halts, executing)
+
+
+@njit(cache=True)
+def _check_halt(rules, m, t, current, halted_until, n_halts, executing) -> None:
+    """After a trade: halt market m if its price moved past the halt rule's threshold."""
+    rate = rules[m, HALT_RATE]
+    if rate <= 0 or not executing[m]:
+        return
+    reference = rules[m, HALT_REFERENCE]
+    if abs(current[m] - reference) >= reference * rate * (n_halts[m] + 1):
+        n_halts[m] += 1
+        executing[m] = False  # the rest of this step's orders only rest
+        halted_until[m] = t + 1 + int(rules[m, HALT_STEPS])

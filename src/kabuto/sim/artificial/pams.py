@@ -1,13 +1,14 @@
 """Read PAMS's JSON configs (Hirano, Takata, Izumi 2023) into a `SimulationConfig`.
 
 Covers what the FCN samples use (PAMS's ``samples/CI2002/config.json`` and its variants):
-``simulation.markets`` / ``agents`` / ``sessions`` / ``fundamentalCorrelations``, ``Market``
-groups (``tickSize``, ``marketPrice``, ``fundamentalPrice``, ``fundamentalDrift``,
-``fundamentalVolatility``, ``numMarkets``, ``prefix``, ``outstandingShares``), ``FCNAgent``
-groups (``numAgents``, ``markets``, ``cashAmount``, ``assetVolume``, the FCN weights,
-``meanReversionTime``, ``noiseScale``, ``timeWindowSize``, ``orderMargin``, ``marginType``
-"fixed") and sessions (``iterationSteps``, ``withOrderPlacement``, ``withOrderExecution``,
-``maxNormalOrders``), with ``extends`` inheritance. Keys with no effect in PAMS (``withPrint``,
+``simulation.markets`` / ``agents`` / ``sessions`` / ``fundamentalCorrelations``, ``Market`` groups
+(``tickSize``, ``marketPrice``, ``fundamentalPrice``, ``fundamentalDrift``,
+``fundamentalVolatility``, ``numMarkets``, ``prefix``, ``outstandingShares``), ``FCNAgent`` groups
+(``numAgents``, ``markets``, ``cashAmount``, ``assetVolume``, the FCN weights,
+``meanReversionTime``, ``noiseScale``, ``timeWindowSize``, ``orderMargin``, ``marginType`` "fixed")
+and sessions (``iterationSteps``, ``withOrderPlacement``, ``withOrderExecution``,
+``maxNormalOrders``, ``events``: ``FundamentalPriceShock``, ``PriceLimitRule``, ``TradingHaltRule``,
+``OrderMistakeShock``), with ``extends`` inheritance. Keys with no effect in PAMS (``withPrint``,
 the high-frequency settings without high-frequency agents) are accepted. Anything else is a
 `ConfigError` naming the key, so nothing is silently dropped.
 
@@ -154,6 +155,57 @@ def _agents(raw: dict, names: list[str], groups: dict[str, list], source: str) -
     return agents
 
 
+# PAMS event class -> (kabuto event type, {PAMS key: kabuto key}); triggerTime is relative to
+# the start of the session that lists the event.
+_EVENTS: dict[str, tuple[str, dict[str, str]]] = {
+    "FundamentalPriceShock": (
+        "fundamental_shock",
+        {"target": "market", "priceChangeRate": "change", "shockTimeLength": "duration"},
+    ),
+    "PriceLimitRule": ("price_limit", {"targetMarkets": "markets", "triggerChangeRate": "rate"}),
+    "TradingHaltRule": (
+        "trading_halt",
+        {"targetMarkets": "markets", "triggerChangeRate": "rate", "haltingTimeLength": "steps"},
+    ),
+    "OrderMistakeShock": (
+        "mistaken_order",
+        {
+            "target": "market",
+            "priceChangeRate": "change",
+            "orderVolume": "volume",
+            "orderTimeLength": "lifetime",
+        },
+    ),
+}
+
+
+def _event(raw: dict, name: str, start: int, groups: dict, source: str) -> dict | None:
+    """A kabuto event from a PAMS event block (None if it is disabled)."""
+    block = _block(raw, name, source)
+    kind = block.get("class")
+    if kind not in _EVENTS:
+        raise ConfigError(
+            f"{source}: {name}.class = {kind!r}; the reader supports {', '.join(_EVENTS)}"
+        )
+    target, keys = _EVENTS[kind]
+    _check_keys(block, {"class", "enabled", "triggerTime", *keys}, name, source)
+    if not block.get("enabled", True):
+        return None
+    event: dict[str, Any] = {"type": target}
+    for key, value in block.items():
+        if key in keys:
+            event[keys[key]] = value
+    if "triggerTime" in block:
+        event["step"] = start + int(block["triggerTime"])
+    # market group names -> market names
+    if "market" in event:
+        members = groups.get(event["market"], [event["market"]])
+        event["market"] = members[0]
+    if "markets" in event:
+        event["markets"] = [m for g in event["markets"] for m in groups.get(g, [g])]
+    return event
+
+
 def read_pams_config(path: str | Path | dict[str, Any]) -> SimulationConfig:
     """A `SimulationConfig` from a PAMS JSON config file (or its parsed mapping)."""
     if isinstance(path, dict):
@@ -172,12 +224,15 @@ def read_pams_config(path: str | Path | dict[str, Any]) -> SimulationConfig:
     _check_keys(simulation, _SIMULATION_KEYS, "simulation", source)
     markets, groups = _markets(raw, list(simulation.get("markets", [])), source)
     agents = _agents(raw, list(simulation.get("agents", [])), groups, source)
-    sessions = []
+    sessions, events, start = [], [], 0
     for i, session in enumerate(simulation.get("sessions", [])):
         where = f"simulation.sessions[{i}]"
-        if "events" in session:
-            raise ConfigError(f"{source}: {where}.events: PAMS events are not read yet")
-        _check_keys(session, _SESSION_KEYS, where, source)
+        _check_keys(session, _SESSION_KEYS | {"events"}, where, source)
+        for name in session.get("events", []):
+            event = _event(raw, name, start, groups, source)
+            if event is not None:
+                events.append(event)
+        start += int(session.get("iterationSteps", 0))
         sessions.append(
             {
                 "name": str(session.get("sessionName", i)),
@@ -194,5 +249,6 @@ def read_pams_config(path: str | Path | dict[str, Any]) -> SimulationConfig:
         "agents": agents,
         "sessions": sessions,
         "correlations": [tuple(c) for c in correlations.get("pairwise", [])],
+        "events": events,
     }
     return parse_simulation(config, source=source)

@@ -10,6 +10,7 @@ of a batch equals a single run with that seed.
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -20,15 +21,38 @@ from numba import njit
 
 from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError
-from kabuto.sim.artificial.book import new_accounts, new_book, new_tape
-from kabuto.sim.artificial.config import SimulationConfig, draw
+from kabuto.sim.artificial.book import NO_LIMIT, new_accounts, new_book, new_tape
+from kabuto.sim.artificial.config import (
+    FCNGroup,
+    FundamentalShock,
+    MarketMakerGroup,
+    MistakenOrder,
+    PriceLimit,
+    SimulationConfig,
+    TradingHalt,
+    draw,
+)
 from kabuto.sim.artificial.engine import (
+    BAND_HIGH,
+    BAND_LOW,
     CLOSE,
     FCN_FIELDS,
+    HALT_RATE,
+    HALT_REFERENCE,
+    HALT_STEPS,
+    MAKER_FIELDS,
     MARGIN,
+    MISTAKE_FIELDS,
+    MM_AGENT,
+    MM_LIFETIME,
+    MM_MARKET,
+    MM_SPREAD,
+    MM_VOLUME,
+    NO_BAND,
     NOISE_SCALE,
     ORDERS,
     REVERSION_TIME,
+    RULE_FIELDS,
     TIME_WINDOW,
     VOLUME_TRADED,
     W_CHART,
@@ -146,23 +170,47 @@ def _fundamentals(config: SimulationConfig, n_steps: int, rng: np.random.Generat
 
 
 def _agents(config: SimulationConfig, rng: np.random.Generator):
-    """Per-agent FCN parameters, markets and accounts (drawn group by group)."""
+    """FCN parameters and markets, market makers, and accounts (FCN agents first).
+
+    Drawn group by group in config order; account k is FCN agent k for k < A and market
+    maker k - A after them.
+    """
     index = {m.name: i for i, m in enumerate(config.markets)}
+    fcn_groups = [g for g in config.agents if isinstance(g, FCNGroup)]
+    maker_groups = [g for g in config.agents if isinstance(g, MarketMakerGroup)]
+    n_fcn = sum(g.count for g in fcn_groups)
     n, n_markets = config.n_agents, len(config.markets)
-    fcn = np.zeros((n, FCN_FIELDS))
+    fcn = np.zeros((n_fcn, FCN_FIELDS))
+    makers = np.zeros((n - n_fcn, MAKER_FIELDS))
     market = np.zeros(n, dtype=np.int64)
     cash = np.zeros(n)
     assets = np.zeros((n, n_markets), dtype=np.int64)
     floor = np.full(n, -np.inf)
-    short = np.full(n, np.iinfo(np.int64).max // 4, dtype=np.int64)
+    short = np.full(n, NO_LIMIT, dtype=np.int64)
+    starts = {}
     start = 0
-    for group in config.agents:
-        rows = slice(start, start + group.count)
-        k = group.count
+    for group in fcn_groups + maker_groups:
+        starts[id(group)] = start
+        start += group.count
+    for group in config.agents:  # draws in config order
+        k, first = group.count, starts[id(group)]
+        rows = slice(first, first + k)
         cash[rows] = draw(group.cash, k, rng)
         held = draw(group.assets, k, rng).astype(np.int64)
         market[rows] = [index[group.markets[i % len(group.markets)]] for i in range(k)]
-        assets[np.arange(start, start + k), market[rows]] = held
+        assets[np.arange(first, first + k), market[rows]] = held
+        if group.cash_floor is not None:
+            floor[rows] = group.cash_floor
+        if group.max_short is not None:
+            short[rows] = group.max_short
+        if isinstance(group, MarketMakerGroup):
+            mm = makers[first - n_fcn : first - n_fcn + k]
+            mm[:, MM_AGENT] = np.arange(first, first + k)
+            mm[:, MM_MARKET] = market[rows]
+            mm[:, MM_SPREAD] = group.spread
+            mm[:, MM_VOLUME] = group.volume
+            mm[:, MM_LIFETIME] = group.lifetime
+            continue
         fcn[rows, W_FUNDAMENTAL] = draw(group.fundamental_weight, k, rng)
         fcn[rows, W_CHART] = draw(group.chart_weight, k, rng)
         fcn[rows, W_NOISE] = draw(group.noise_weight, k, rng)
@@ -174,15 +222,46 @@ def _agents(config: SimulationConfig, rng: np.random.Generator):
             window if reversion is None else np.floor(draw(reversion, k, rng))
         )
         fcn[rows, MARGIN] = draw(group.margin, k, rng)
-        if group.cash_floor is not None:
-            floor[rows] = group.cash_floor
-        if group.max_short is not None:
-            short[rows] = group.max_short
-        start += k
     weights = np.abs(fcn[:, [W_FUNDAMENTAL, W_CHART, W_NOISE]]).sum(axis=1)
     if (weights == 0).any():
         raise ConfigError("an FCN agent drew all three weights 0; give some weight a positive mean")
-    return fcn, market, new_accounts(cash, assets, floor, short)
+    return fcn, market[:n_fcn], makers, new_accounts(cash, assets, floor, short)
+
+
+def _rules(config: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per-market price bands and halt rules, and the mistaken orders (see the engine)."""
+    index = {m.name: i for i, m in enumerate(config.markets)}
+    rules = np.zeros((len(config.markets), RULE_FIELDS))
+    rules[:, BAND_HIGH] = NO_BAND
+    mistakes = []
+    for event in config.events:
+        if isinstance(event, PriceLimit):
+            for name in event.markets:
+                m = config.markets[index[name]]
+                rules[index[name], BAND_LOW] = math.ceil(m.price * (1 - event.rate) / m.tick_size)
+                rules[index[name], BAND_HIGH] = math.floor(m.price * (1 + event.rate) / m.tick_size)
+        elif isinstance(event, TradingHalt):
+            for name in event.markets:
+                m = index[name]
+                rules[m, HALT_RATE] = event.rate
+                rules[m, HALT_STEPS] = event.steps
+                rules[m, HALT_REFERENCE] = config.markets[m].price
+        elif isinstance(event, MistakenOrder):
+            mistakes.append(
+                (event.step, index[event.market], event.change, event.volume, event.lifetime)
+            )
+    table = np.array(sorted(mistakes), dtype=np.float64).reshape(-1, MISTAKE_FIELDS)
+    return rules, table
+
+
+def _shock(config: SimulationConfig, fundamentals: np.ndarray) -> np.ndarray:
+    """Apply the fundamental shocks: each scales the path from its step on."""
+    index = {m.name: i for i, m in enumerate(config.markets)}
+    for event in config.events:
+        if isinstance(event, FundamentalShock):
+            for step in range(event.step, min(event.step + event.duration, len(fundamentals))):
+                fundamentals[step:, index[event.market]] *= 1.0 + event.change
+    return fundamentals
 
 
 def _schedule(config: SimulationConfig, n_agents: int, rng: np.random.Generator):
@@ -208,6 +287,7 @@ class RunInputs(NamedTuple):
 
     fcn: np.ndarray  # (A, FCN_FIELDS)
     agent_market: np.ndarray  # (A,)
+    makers: np.ndarray  # (J, MAKER_FIELDS)
     cash: np.ndarray  # (A,)
     assets: np.ndarray  # (A, M)
     cash_floor: np.ndarray  # (A,)
@@ -216,17 +296,21 @@ class RunInputs(NamedTuple):
     execute: np.ndarray  # (T,)
     chosen: np.ndarray  # (T, K)
     noise: np.ndarray  # (T, K)
+    rules: np.ndarray  # (M, RULE_FIELDS)
+    mistakes: np.ndarray  # (E, MISTAKE_FIELDS)
 
 
 def draw_run(config: SimulationConfig, seed: int) -> RunInputs:
     """The random inputs of one run with `seed`, in the module's fixed order."""
     rng = np.random.default_rng(seed)
-    fcn, market, accounts = _agents(config, rng)
-    fundamentals = _fundamentals(config, config.n_steps, rng)
+    fcn, market, makers, accounts = _agents(config, rng)
+    fundamentals = _shock(config, _fundamentals(config, config.n_steps, rng))
     execute, chosen, noise = _schedule(config, len(fcn), rng)
+    rules, mistakes = _rules(config)
     return RunInputs(
         fcn,
         market,
+        makers,
         accounts.cash,
         accounts.assets,
         accounts.cash_floor,
@@ -235,6 +319,8 @@ def draw_run(config: SimulationConfig, seed: int) -> RunInputs:
         execute,
         chosen,
         noise,
+        rules,
+        mistakes,
     )
 
 
@@ -260,7 +346,7 @@ def _run_one(config: SimulationConfig, seed: int, log_trades: bool):
     inputs = draw_run(config, seed)
     n_steps, n_markets = config.n_steps, len(config.markets)
     accounts = new_accounts(inputs.cash, inputs.assets, inputs.cash_floor, inputs.max_short)
-    capacity = int((inputs.chosen >= 0).sum()) + 1
+    capacity = int((inputs.chosen >= 0).sum() + 2 * len(inputs.makers) * n_steps) + 1
     book = new_book(n_markets, capacity)
     tape = new_tape(n_markets, capacity if log_trades else 0)
     prices = np.full((n_steps, n_markets, 4), np.nan)
@@ -277,6 +363,9 @@ def _run_one(config: SimulationConfig, seed: int, log_trades: bool):
         inputs.execute,
         inputs.chosen,
         inputs.noise,
+        inputs.makers,
+        inputs.rules,
+        inputs.mistakes,
         prices,
         counts,
     )
