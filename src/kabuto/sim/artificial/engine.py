@@ -192,7 +192,7 @@ def _clip(level: int, rules: np.ndarray, m: int) -> int:
     return min(max(level, int(rules[m, BAND_LOW])), int(rules[m, BAND_HIGH]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def run_fcn(
     book: Book,
     accounts: Accounts,
@@ -262,7 +262,9 @@ def run_fcn(
         current[m] = initial_price[m]
     for t in range(n_steps):
         for m in range(n_markets):
-            expire(book, m, t)
+            due = book.n_expiries[m] > 0 and book.orders[book.expiries[m, 0], EXPIRY] <= t
+            if due:  # most steps nothing expires: skip the call
+                expire(book, m, t)
             tape.volume[m] = 0
             tape.trades[m] = 0
             executing[m] = execute[t] and t >= halted_until[m]
@@ -330,10 +332,16 @@ def run_fcn(
         for m in range(n_markets):
             prices[t, m, CLOSE] = current[m]
             prices[t, m, FUNDAMENTAL] = fundamentals[t, m]
-            bid = best_price(book, m, BUY, t)
-            ask = best_price(book, m, SELL, t)
-            prices[t, m, BEST_BID] = bid * tick[m] if bid >= 0 else np.nan
-            prices[t, m, BEST_ASK] = ask * tick[m] if ask >= 0 else np.nan
+            for side, field in ((BUY, BEST_BID), (SELL, BEST_ASK)):
+                # the top of the heap is almost always live: read it without a call
+                level = -1
+                if book.sizes[m, side] > 0:
+                    oid = book.heaps[m, side, 0]
+                    if book.live[oid] and book.orders[oid, EXPIRY] > t:
+                        level = book.orders[oid, PRICE]
+                    else:
+                        level = best_price(book, m, side, t)
+                prices[t, m, field] = level * tick[m] if level >= 0 else np.nan
             counts[t, m, VOLUME_TRADED] = tape.volume[m]
             counts[t, m, TRADES] = tape.trades[m]
             counts[t, m, DEPTH_BID] = book.depth[m, BUY]

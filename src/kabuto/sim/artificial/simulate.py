@@ -151,22 +151,63 @@ class SimulationResult:
         )
 
 
-def _fundamentals(config: SimulationConfig, n_steps: int, rng: np.random.Generator) -> np.ndarray:
+class _Plan(NamedTuple):
+    """What a config fixes for every run (computed once per `simulate` call)."""
+
+    tick: np.ndarray  # (M,)
+    price: np.ndarray  # (M,) before the first trade
+    fundamental: np.ndarray  # (M,) initial fundamentals
+    drift: np.ndarray  # (M,)
+    volatility: np.ndarray  # (M,)
+    cholesky: np.ndarray  # (M, M) of the shock correlations
+    execute: np.ndarray  # (T,)
+    per_step: np.ndarray  # (T,) FCN agents acting at each step
+    rules: np.ndarray  # (M, RULE_FIELDS)
+    mistakes: np.ndarray  # (E, MISTAKE_FIELDS)
+    shocks: list  # (step, duration, market, change) of each fundamental shock
+
+
+def _plan(config: SimulationConfig) -> _Plan:
+    markets = config.markets
+    index = {m.name: i for i, m in enumerate(markets)}
+    rules, mistakes = _rules(config)
+    return _Plan(
+        tick=np.array([m.tick_size for m in markets]),
+        price=np.array([m.price for m in markets]),
+        fundamental=np.array([m.initial_fundamental for m in markets]),
+        drift=np.array([m.drift for m in markets]),
+        volatility=np.array([m.volatility for m in markets]),
+        cholesky=np.linalg.cholesky(config.correlation_matrix()),
+        execute=np.concatenate([np.full(s.steps, s.execute) for s in config.sessions]),
+        per_step=np.concatenate(
+            [np.full(s.steps, s.orders_per_step if s.orders else 0) for s in config.sessions]
+        ),
+        rules=rules,
+        mistakes=mistakes,
+        shocks=[
+            (e.step, e.duration, index[e.market], e.change)
+            for e in config.events
+            if isinstance(e, FundamentalShock)
+        ],
+    )
+
+
+def _fundamentals(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     """(T, M) fundamental prices: a log random walk per market with correlated shocks.
 
     ``F_0`` is the initial fundamental and ``F_t = F_{t-1} exp(drift + vol * e_t)`` with
     ``e_t ~ N(0, C)`` (PAMS's process: no -vol^2 / 2 term, so the drift is that of the log).
+    Each fundamental shock then scales the path from its step on.
     """
-    markets = config.markets
-    vol = np.array([m.volatility for m in markets])
-    drift = np.array([m.drift for m in markets])
-    shocks = (
-        rng.standard_normal((n_steps - 1, len(markets)))
-        @ np.linalg.cholesky(config.correlation_matrix()).T
-    )
-    steps = drift + vol * shocks
-    growth = np.exp(np.vstack([np.zeros((1, len(markets))), np.cumsum(steps, axis=0)]))
-    return np.array([m.initial_fundamental for m in markets]) * growth
+    n_steps, n_markets = len(plan.execute), len(plan.tick)
+    shocks = rng.standard_normal((n_steps - 1, n_markets)) @ plan.cholesky.T
+    steps = plan.drift + plan.volatility * shocks
+    growth = np.exp(np.vstack([np.zeros((1, n_markets)), np.cumsum(steps, axis=0)]))
+    fundamentals = plan.fundamental * growth
+    for step, duration, m, change in plan.shocks:
+        for t in range(step, min(step + duration, n_steps)):
+            fundamentals[t:, m] *= 1.0 + change
+    return fundamentals
 
 
 def _agents(config: SimulationConfig, rng: np.random.Generator):
@@ -197,7 +238,8 @@ def _agents(config: SimulationConfig, rng: np.random.Generator):
         rows = slice(first, first + k)
         cash[rows] = draw(group.cash, k, rng)
         held = draw(group.assets, k, rng).astype(np.int64)
-        market[rows] = [index[group.markets[i % len(group.markets)]] for i in range(k)]
+        codes = np.array([index[name] for name in group.markets])
+        market[rows] = codes[np.arange(k) % len(codes)]  # spread over the group's markets
         assets[np.arange(first, first + k), market[rows]] = held
         if group.cash_floor is not None:
             floor[rows] = group.cash_floor
@@ -254,32 +296,18 @@ def _rules(config: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
     return rules, table
 
 
-def _shock(config: SimulationConfig, fundamentals: np.ndarray) -> np.ndarray:
-    """Apply the fundamental shocks: each scales the path from its step on."""
-    index = {m.name: i for i, m in enumerate(config.markets)}
-    for event in config.events:
-        if isinstance(event, FundamentalShock):
-            for step in range(event.step, min(event.step + event.duration, len(fundamentals))):
-                fundamentals[step:, index[event.market]] *= 1.0 + event.change
-    return fundamentals
-
-
-def _schedule(config: SimulationConfig, n_agents: int, rng: np.random.Generator):
-    """Per step: whether orders execute, which agents act (without repeats) and their noise."""
-    execute = np.concatenate([np.full(s.steps, s.execute) for s in config.sessions])
-    per_step = np.concatenate(
-        [np.full(s.steps, s.orders_per_step if s.orders else 0) for s in config.sessions]
-    )
-    slots = int(per_step.max())
+def _schedule(plan: _Plan, n_agents: int, rng: np.random.Generator):
+    """Per step: which FCN agents act (without repeats) and their noise."""
+    slots = int(plan.per_step.max())
     if slots > n_agents:
         raise ConfigError(
-            f"sessions: orders_per_step = {slots} but there are only {n_agents} agents; each "
-            "agent acts at most once a step"
+            f"sessions: orders_per_step = {slots} but there are only {n_agents} FCN agents; "
+            "each agent acts at most once a step"
         )
-    chosen = _without_repeats(n_agents, rng.random((len(per_step), slots)))
-    chosen[np.arange(slots)[None, :] >= per_step[:, None]] = -1
+    chosen = _without_repeats(n_agents, rng.random((len(plan.per_step), slots)))
+    chosen[np.arange(slots)[None, :] >= plan.per_step[:, None]] = -1
     noise = rng.standard_normal(chosen.shape)
-    return execute, chosen, noise
+    return chosen, noise
 
 
 class RunInputs(NamedTuple):
@@ -300,13 +328,13 @@ class RunInputs(NamedTuple):
     mistakes: np.ndarray  # (E, MISTAKE_FIELDS)
 
 
-def draw_run(config: SimulationConfig, seed: int) -> RunInputs:
+def draw_run(config: SimulationConfig, seed: int, plan: _Plan | None = None) -> RunInputs:
     """The random inputs of one run with `seed`, in the module's fixed order."""
+    plan = _plan(config) if plan is None else plan
     rng = np.random.default_rng(seed)
     fcn, market, makers, accounts = _agents(config, rng)
-    fundamentals = _shock(config, _fundamentals(config, config.n_steps, rng))
-    execute, chosen, noise = _schedule(config, len(fcn), rng)
-    rules, mistakes = _rules(config)
+    fundamentals = _fundamentals(plan, rng)
+    chosen, noise = _schedule(plan, len(fcn), rng)
     return RunInputs(
         fcn,
         market,
@@ -316,11 +344,11 @@ def draw_run(config: SimulationConfig, seed: int) -> RunInputs:
         accounts.cash_floor,
         accounts.max_short,
         fundamentals,
-        execute,
+        plan.execute,
         chosen,
         noise,
-        rules,
-        mistakes,
+        plan.rules,
+        plan.mistakes,
     )
 
 
@@ -342,8 +370,8 @@ def _without_repeats(n_agents: int, uniforms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _run_one(config: SimulationConfig, seed: int, log_trades: bool):
-    inputs = draw_run(config, seed)
+def _run_one(config: SimulationConfig, plan: _Plan, seed: int, log_trades: bool):
+    inputs = draw_run(config, seed, plan)
     n_steps, n_markets = config.n_steps, len(config.markets)
     accounts = new_accounts(inputs.cash, inputs.assets, inputs.cash_floor, inputs.max_short)
     capacity = int((inputs.chosen >= 0).sum() + 2 * len(inputs.makers) * n_steps) + 1
@@ -357,8 +385,8 @@ def _run_one(config: SimulationConfig, seed: int, log_trades: bool):
         tape,
         inputs.fcn,
         inputs.agent_market,
-        np.array([m.tick_size for m in config.markets]),
-        np.array([m.price for m in config.markets]),
+        plan.tick,
+        plan.price,
         inputs.fundamentals,
         inputs.execute,
         inputs.chosen,
@@ -373,8 +401,7 @@ def _run_one(config: SimulationConfig, seed: int, log_trades: bool):
     if log_trades:
         log = tape.log[: min(tape.n_log[0], len(tape.log))]
         trades = pd.DataFrame(log, columns=list(TRADE_FIELDS))
-        ticks = np.array([m.tick_size for m in config.markets])
-        trades["price"] = trades["price"] * ticks[trades["market"].to_numpy()]
+        trades["price"] = trades["price"] * plan.tick[trades["market"].to_numpy()]
     return prices, counts, trades
 
 
@@ -407,8 +434,10 @@ def simulate(
     if runs == 1:
         seeds = [seed]
 
+    plan = _plan(config)
+
     def one(s: int):
-        return _run_one(config, s, log_trades)
+        return _run_one(config, plan, s, log_trades)
 
     if n_jobs == 1:
         results = [one(s) for s in seeds]
