@@ -40,6 +40,7 @@ from kabuto.sim.artificial.engine import (
     W_NOISE,
     fcn_expected_price,
 )
+from kabuto.sim.artificial.policy import Observation, Order, predictor_policy
 from kabuto.sim.artificial.simulate import draw_run
 
 CI2002 = Path(__file__).resolve().parents[1] / "examples" / "pams_ci2002.json"
@@ -481,3 +482,83 @@ def test_pams_events_are_read_with_session_relative_times():
     pams["Halt"]["referenceMarket"] = "Market"
     with pytest.raises(ConfigError, match=r"Halt has key\(s\) \['referenceMarket'\]"):
         read_pams_config(pams)
+
+
+# ------------------------------------------------------------------ policy agents
+
+POLICY_GROUP = {
+    "name": "AI",
+    "type": "policy",
+    "markets": ["M"],
+    "every": 10,
+    "start": 20,
+    "lifetime": 5,
+    "cash": 1000.0,
+    "assets": 0,
+}
+
+
+def test_a_silent_policy_changes_nothing_and_sees_only_the_past():
+    config = small_config()
+    with_policy = small_config(agents=[*config.model_dump()["agents"], POLICY_GROUP])
+    seen = []
+
+    def watch(obs: Observation) -> None:
+        seen.append((obs.step, obs.closes.copy(), obs.fundamental, obs.position))
+        assert not obs.closes.flags.writeable
+
+    result = simulate(with_policy, seed=5, policies={"AI": watch})
+    plain = simulate(config, seed=5)
+    np.testing.assert_array_equal(result.prices, plain.prices)
+    assert [s for s, *_ in seen] == list(range(20, config.n_steps, 10))
+    fundamentals = draw_run(config, 5).fundamentals[:, 0]
+    for step, closes, fundamental, position in seen:
+        np.testing.assert_array_equal(closes, plain.prices[0, :step, 0, CLOSE])
+        assert fundamental == fundamentals[step] and position == 0
+
+
+def test_policy_orders_trade_in_the_book():
+    agents = [*small_config().model_dump()["agents"], POLICY_GROUP]
+    config = small_config(agents=agents)
+
+    def buyer(obs: Observation) -> Order:
+        return Order("buy", volume=2)  # a market order every 10 steps
+
+    result = simulate(config, seed=1, policies={"AI": buyer}, log_trades=True)
+    trades = result.trades[0]
+    account = config.agents[0].count  # after the 30 FCN agents
+    bought = trades[trades.buyer == account]
+    assert bought["volume"].sum() > 20
+    assert set(bought["step"]) <= set(range(20, config.n_steps, 10))
+    # a limit order far below the market rests without filling; one order per decision
+    far = simulate(
+        config, seed=1, policies={"AI": lambda obs: Order("buy", 1, 1.0)}, log_trades=True
+    )
+    assert not (far.trades[0].buyer == account).any()
+    plain = simulate(small_config(), seed=1)
+    decisions = len(range(20, config.n_steps, 10))
+    assert far.n_orders == plain.n_orders + decisions
+
+
+def test_predictor_policy_with_a_torch_model_is_reproducible():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 1)
+    config = small_config(agents=[*small_config().model_dump()["agents"], POLICY_GROUP])
+    policy = predictor_policy(model, window=5, threshold=0.0)
+    a = simulate(config, seed=2, policies={"AI": policy}, log_trades=True)
+    b = simulate(config, seed=2, policies={"AI": policy}, log_trades=True)
+    np.testing.assert_array_equal(a.prices, b.prices)
+    account = config.agents[0].count
+    trades = a.trades[0]
+    assert ((trades.buyer == account) | (trades.seller == account)).sum() > 5
+
+
+def test_policy_errors_are_named():
+    config = small_config(agents=[*small_config().model_dump()["agents"], POLICY_GROUP])
+    with pytest.raises(ConfigError, match=r"policy groups are \['AI'\]"):
+        simulate(config, seed=0)
+    with pytest.raises(ConfigError, match=r"policy 'AI' at step 20.*Order\.volume = 0"):
+        simulate(config, seed=0, policies={"AI": lambda obs: Order("buy", 0)})
+    with pytest.raises(ConfigError, match="returned 'buy'"):
+        simulate(config, seed=0, policies={"AI": lambda obs: "buy"})

@@ -42,7 +42,8 @@ A TOML file (or a mapping) with three lists and optional correlations::
     rate = 0.05
     steps = 20
 
-Agent groups have a ``type``: ``fcn`` (the default) or ``market_maker``.
+Agent groups have a ``type``: ``fcn`` (the default), ``market_maker`` or ``policy`` (orders
+from a Python callable or torch model passed to `simulate`).
 
 Parameter distributions use PAMS's JSON notation: a number (a constant), ``[a, b]`` or
 ``{ uniform = [a, b] }`` (uniform on [a, b)), ``{ expon = m }`` (exponential with mean m),
@@ -67,6 +68,7 @@ __all__ = [
     "MarketMakerGroup",
     "MarketSpec",
     "MistakenOrder",
+    "PolicyGroup",
     "PriceLimit",
     "SessionSpec",
     "SimulationConfig",
@@ -146,15 +148,32 @@ class MarketSpec(Strict):
         return self.price if self.fundamental is None else self.fundamental
 
 
-class FCNGroup(Strict):
-    """A group of FCN agents (`kabuto.sim.artificial.engine`); parameters drawn per agent."""
+class _AgentGroup(Strict):
+    """What every agent group has: a name, a size, markets and accounts with optional limits.
+
+    Agents are spread over `markets` in turn. ``cash_floor`` (the lowest cash an agent may
+    reach) and ``max_short`` (the largest short position) are enforced when given.
+    """
 
     name: str
-    type: Literal["fcn"] = "fcn"
-    count: int = Field(ge=1)
+    count: int = Field(1, ge=1)
     markets: list[str] = Field(min_length=1)
     cash: Distribution = 0.0
     assets: Distribution = 0.0
+    cash_floor: float | None = None
+    max_short: int | None = Field(None, ge=0)
+
+    @field_validator("cash", "assets")
+    @classmethod
+    def _account(cls, value: Distribution) -> Distribution:
+        return _check_distribution(value)
+
+
+class FCNGroup(_AgentGroup):
+    """A group of FCN agents (`kabuto.sim.artificial.engine`); parameters drawn per agent."""
+
+    type: Literal["fcn"] = "fcn"
+    count: int = Field(ge=1)
     fundamental_weight: Distribution
     chart_weight: Distribution = 0.0
     noise_weight: Distribution
@@ -162,12 +181,8 @@ class FCNGroup(Strict):
     time_window: Distribution
     reversion_time: Distribution | None = None
     margin: Distribution
-    cash_floor: float | None = None
-    max_short: int | None = Field(None, ge=0)
 
     @field_validator(
-        "cash",
-        "assets",
         "fundamental_weight",
         "chart_weight",
         "noise_weight",
@@ -192,7 +207,7 @@ class FCNGroup(Strict):
         return self
 
 
-class MarketMakerGroup(Strict):
+class MarketMakerGroup(_AgentGroup):
     """Market makers: after the other agents of each step, each quotes one bid and one ask.
 
     The quotes sit at ``base -+ F * spread / 2`` (F: the market's fundamental price; base: the
@@ -200,22 +215,23 @@ class MarketMakerGroup(Strict):
     bids are rounded down and asks up to the tick.
     """
 
-    name: str
     type: Literal["market_maker"]
-    count: int = Field(1, ge=1)
-    markets: list[str] = Field(min_length=1)
-    cash: Distribution = 0.0
-    assets: Distribution = 0.0
     spread: float = Field(gt=0)
     volume: int = Field(1, ge=1)
     lifetime: int = Field(2, ge=1)
-    cash_floor: float | None = None
-    max_short: int | None = Field(None, ge=0)
 
-    @field_validator("cash", "assets")
-    @classmethod
-    def _distribution(cls, value: Distribution) -> Distribution:
-        return _check_distribution(value)
+
+class PolicyGroup(_AgentGroup):
+    """Agents whose orders come from a Python policy given to `simulate` (`policy` module).
+
+    Each agent decides every `every` steps from `start` on; its limit orders live `lifetime`
+    steps.
+    """
+
+    type: Literal["policy"]
+    every: int = Field(1, ge=1)
+    start: int = Field(0, ge=0)
+    lifetime: int = Field(1, ge=1)
 
 
 def _agent_type(value: Any) -> str:
@@ -223,7 +239,9 @@ def _agent_type(value: Any) -> str:
 
 
 AgentGroup = Annotated[
-    Annotated[FCNGroup, Tag("fcn")] | Annotated[MarketMakerGroup, Tag("market_maker")],
+    Annotated[FCNGroup, Tag("fcn")]
+    | Annotated[MarketMakerGroup, Tag("market_maker")]
+    | Annotated[PolicyGroup, Tag("policy")],
     Discriminator(_agent_type),
 ]
 

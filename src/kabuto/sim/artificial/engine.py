@@ -33,6 +33,7 @@ FCN agent (Chiarella and Iori 2002, in PAMS's form)
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -41,6 +42,7 @@ from kabuto.sim.artificial.book import (
     AGENT,
     BUY,
     EXPIRY,
+    MARKET_ORDER,
     PRICE,
     SELL,
     VOLUME,
@@ -186,6 +188,35 @@ MISTAKE_STEP, MISTAKE_MARKET, MISTAKE_RATE, MISTAKE_VOLUME, MISTAKE_LIFETIME = r
 MISTAKE_FIELDS = 5
 
 
+# Orders from outside the loop (`run_fcn` argument ``external[k]``).
+EX_AGENT, EX_MARKET, EX_SIDE, EX_PRICE, EX_VOLUME, EX_LIFETIME = range(6)
+EXTERNAL_FIELDS = 6
+
+
+class LoopState(NamedTuple):
+    """What `run_fcn` carries between calls, per market (and per mistaken order)."""
+
+    current: np.ndarray  # (M,) market price: the last trade, or the initial price
+    halted_until: np.ndarray  # (M,) int64: first step a halted market trades again
+    n_halts: np.ndarray  # (M,) int64
+    was_executing: np.ndarray  # (M,) bool: executing at the end of the last step
+    executing: np.ndarray  # (M,) bool
+    mistake_done: np.ndarray  # (E,) bool
+
+
+def new_state(initial_price: np.ndarray, n_mistakes: int) -> LoopState:
+    """The state before the first step."""
+    n = len(initial_price)
+    return LoopState(
+        current=np.array(initial_price, dtype=np.float64),
+        halted_until=np.zeros(n, dtype=np.int64),
+        n_halts=np.zeros(n, dtype=np.int64),
+        was_executing=np.zeros(n, dtype=np.bool_),
+        executing=np.zeros(n, dtype=np.bool_),
+        mistake_done=np.zeros(n_mistakes, dtype=np.bool_),
+    )
+
+
 @njit(cache=True)
 def _clip(level: int, rules: np.ndarray, m: int) -> int:
     """A limit price (ticks) clipped into the market's price band."""
@@ -200,7 +231,6 @@ def run_fcn(
     fcn: np.ndarray,
     agent_market: np.ndarray,
     tick: np.ndarray,
-    initial_price: np.ndarray,
     fundamentals: np.ndarray,
     execute: np.ndarray,
     chosen: np.ndarray,
@@ -210,8 +240,12 @@ def run_fcn(
     mistakes: np.ndarray,
     prices: np.ndarray,
     counts: np.ndarray,
+    state: LoopState,
+    t_start: int,
+    t_stop: int,
+    external: np.ndarray,
 ) -> None:
-    """Run T steps of FCN agents and market makers trading M markets.
+    """Run steps t_start .. t_stop - 1 of FCN agents and market makers trading M markets.
 
     Parameters
     ----------
@@ -221,8 +255,8 @@ def run_fcn(
         Each FCN agent's parameters (columns W_FUNDAMENTAL ... MARGIN).
     agent_market : ndarray of shape (A,), int64
         The market each FCN agent trades.
-    tick, initial_price : ndarray of shape (M,)
-        Tick size and the price before the first trade.
+    tick : ndarray of shape (M,)
+        Tick size.
     fundamentals : ndarray of shape (T, M)
         Fundamental price of each step (shocks already applied).
     execute : ndarray of shape (T,), bool
@@ -241,6 +275,14 @@ def run_fcn(
         Output: CLOSE, FUNDAMENTAL, BEST_BID, BEST_ASK (NaN when the side is empty).
     counts : ndarray of shape (T, M, 5), int64
         Output: VOLUME_TRADED, TRADES, ORDERS, DEPTH_BID, DEPTH_ASK.
+    state : LoopState
+        Prices and market status carried from one call to the next (`new_state`).
+    t_start, t_stop : int
+        The steps to run; a run may be split into several calls.
+    external : ndarray of shape (K, EXTERNAL_FIELDS)
+        Orders from outside the loop (policy agents), placed at step t_start after expiries
+        and any opening auction and before the FCN agents: agent, market, side, price
+        (ticks), volume, lifetime.
 
     Trading halts: after each trade (the opening auction's included) in a market with a halt
     rule, if its price has moved from the
@@ -248,19 +290,17 @@ def run_fcn(
     ``steps`` steps (orders still rest; the threshold widens with each halt, as in PAMS); it
     reopens with a call auction.
     """
-    n_steps, n_markets = fundamentals.shape
-    current = np.empty(n_markets, dtype=np.float64)
+    n_markets = fundamentals.shape[1]
+    current, halted_until, n_halts = state.current, state.halted_until, state.n_halts
+    was_executing, executing, mistake_done = (
+        state.was_executing,
+        state.executing,
+        state.mistake_done,
+    )
     snapshot = np.empty(n_markets, dtype=np.float64)
-    halted_until = np.zeros(n_markets, dtype=np.int64)
-    n_halts = np.zeros(n_markets, dtype=np.int64)
-    was_executing = np.zeros(n_markets, dtype=np.bool_)
-    executing = np.zeros(n_markets, dtype=np.bool_)
-    mistake_done = np.zeros(len(mistakes), dtype=np.bool_)
     next_mistake = 0
     exchange = (book, accounts, tape, rules, counts, current, halted_until, n_halts, executing)
-    for m in range(n_markets):
-        current[m] = initial_price[m]
-    for t in range(n_steps):
+    for t in range(t_start, t_stop):
         for m in range(n_markets):
             due = book.n_expiries[m] > 0 and book.orders[book.expiries[m, 0], EXPIRY] <= t
             if due:  # most steps nothing expires: skip the call
@@ -276,6 +316,24 @@ def run_fcn(
             was_executing[m] = executing[m]
         while next_mistake < len(mistakes) and mistakes[next_mistake, MISTAKE_STEP] < t:
             next_mistake += 1
+        if t == t_start:
+            for k in range(len(external)):
+                m = int(external[k, EX_MARKET])
+                level = int(external[k, EX_PRICE])
+                if level != MARKET_ORDER:
+                    level = _clip(level, rules, m)
+                if level > 0 or level == MARKET_ORDER:
+                    _place(
+                        exchange,
+                        m,
+                        int(external[k, EX_AGENT]),
+                        int(external[k, EX_SIDE]),
+                        level,
+                        int(external[k, EX_VOLUME]),
+                        int(external[k, EX_LIFETIME]),
+                        t,
+                        tick[m],
+                    )
         snapshot[:] = current
         for slot in range(chosen.shape[1]):
             agent = chosen[t, slot]

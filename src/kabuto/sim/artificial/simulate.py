@@ -10,7 +10,9 @@ of a batch equals a single run with that seed.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -21,12 +23,21 @@ from numba import njit
 
 from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError
-from kabuto.sim.artificial.book import NO_LIMIT, new_accounts, new_book, new_tape
+from kabuto.sim.artificial.book import (
+    BUY,
+    MARKET_ORDER,
+    NO_LIMIT,
+    SELL,
+    new_accounts,
+    new_book,
+    new_tape,
+)
 from kabuto.sim.artificial.config import (
     FCNGroup,
     FundamentalShock,
     MarketMakerGroup,
     MistakenOrder,
+    PolicyGroup,
     PriceLimit,
     SimulationConfig,
     TradingHalt,
@@ -35,7 +46,10 @@ from kabuto.sim.artificial.config import (
 from kabuto.sim.artificial.engine import (
     BAND_HIGH,
     BAND_LOW,
+    BEST_ASK,
+    BEST_BID,
     CLOSE,
+    EXTERNAL_FIELDS,
     FCN_FIELDS,
     HALT_RATE,
     HALT_REFERENCE,
@@ -58,8 +72,10 @@ from kabuto.sim.artificial.engine import (
     W_CHART,
     W_FUNDAMENTAL,
     W_NOISE,
+    new_state,
     run_fcn,
 )
+from kabuto.sim.artificial.policy import Observation, Policy, check_order
 
 __all__ = ["RunInputs", "SimulationResult", "draw_run", "simulate"]
 
@@ -211,18 +227,20 @@ def _fundamentals(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
 
 
 def _agents(config: SimulationConfig, rng: np.random.Generator):
-    """FCN parameters and markets, market makers, and accounts (FCN agents first).
+    """FCN parameters and markets, market makers, and accounts.
 
-    Drawn group by group in config order; account k is FCN agent k for k < A and market
-    maker k - A after them.
+    Drawn group by group in config order. Accounts: the A FCN agents first (account k is FCN
+    agent k), then the market makers, then the policy agents (`_policy_agents`).
     """
     index = {m.name: i for i, m in enumerate(config.markets)}
     fcn_groups = [g for g in config.agents if isinstance(g, FCNGroup)]
     maker_groups = [g for g in config.agents if isinstance(g, MarketMakerGroup)]
+    policy_groups = [g for g in config.agents if isinstance(g, PolicyGroup)]
     n_fcn = sum(g.count for g in fcn_groups)
+    n_makers = sum(g.count for g in maker_groups)
     n, n_markets = config.n_agents, len(config.markets)
     fcn = np.zeros((n_fcn, FCN_FIELDS))
-    makers = np.zeros((n - n_fcn, MAKER_FIELDS))
+    makers = np.zeros((n_makers, MAKER_FIELDS))
     market = np.zeros(n, dtype=np.int64)
     cash = np.zeros(n)
     assets = np.zeros((n, n_markets), dtype=np.int64)
@@ -230,7 +248,7 @@ def _agents(config: SimulationConfig, rng: np.random.Generator):
     short = np.full(n, NO_LIMIT, dtype=np.int64)
     starts = {}
     start = 0
-    for group in fcn_groups + maker_groups:
+    for group in fcn_groups + maker_groups + policy_groups:
         starts[id(group)] = start
         start += group.count
     for group in config.agents:  # draws in config order
@@ -253,6 +271,8 @@ def _agents(config: SimulationConfig, rng: np.random.Generator):
             mm[:, MM_VOLUME] = group.volume
             mm[:, MM_LIFETIME] = group.lifetime
             continue
+        if isinstance(group, PolicyGroup):
+            continue
         fcn[rows, W_FUNDAMENTAL] = draw(group.fundamental_weight, k, rng)
         fcn[rows, W_CHART] = draw(group.chart_weight, k, rng)
         fcn[rows, W_NOISE] = draw(group.noise_weight, k, rng)
@@ -267,7 +287,7 @@ def _agents(config: SimulationConfig, rng: np.random.Generator):
     weights = np.abs(fcn[:, [W_FUNDAMENTAL, W_CHART, W_NOISE]]).sum(axis=1)
     if (weights == 0).any():
         raise ConfigError("an FCN agent drew all three weights 0; give some weight a positive mean")
-    return fcn, market[:n_fcn], makers, new_accounts(cash, assets, floor, short)
+    return fcn, market, makers, new_accounts(cash, assets, floor, short)
 
 
 def _rules(config: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -333,6 +353,7 @@ def draw_run(config: SimulationConfig, seed: int, plan: _Plan | None = None) -> 
     plan = _plan(config) if plan is None else plan
     rng = np.random.default_rng(seed)
     fcn, market, makers, accounts = _agents(config, rng)
+    market = market[: len(fcn)]
     fundamentals = _fundamentals(plan, rng)
     chosen, noise = _schedule(plan, len(fcn), rng)
     return RunInputs(
@@ -370,33 +391,101 @@ def _without_repeats(n_agents: int, uniforms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _run_one(config: SimulationConfig, plan: _Plan, seed: int, log_trades: bool):
+def _policy_agents(config: SimulationConfig) -> list[tuple[PolicyGroup, int, int]]:
+    """(group, account index, market index) of every policy agent (accounts after the rest)."""
+    index = {m.name: i for i, m in enumerate(config.markets)}
+    first = sum(g.count for g in config.agents if not isinstance(g, PolicyGroup))
+    agents = []
+    for group in config.agents:
+        if isinstance(group, PolicyGroup):
+            for i in range(group.count):
+                agents.append((group, first, index[group.markets[i % len(group.markets)]]))
+                first += 1
+    return agents
+
+
+def _decide(config, plan, policies, agents, t, prices, fundamentals, accounts) -> np.ndarray:
+    """The policy agents' orders for step t, as rows of the engine's ``external`` table."""
+    rows = []
+    seen: dict[str, int] = {}
+    for group, account, m in agents:
+        k = seen.get(group.name, 0)
+        seen[group.name] = k + 1
+        if t < group.start or (t - group.start) % group.every:
+            continue
+        closes = prices[:t, m, CLOSE]
+        closes.flags.writeable = False
+        last = prices[t - 1, m] if t > 0 else np.full(4, np.nan)
+        obs = Observation(
+            step=t,
+            agent=k,
+            market=config.markets[m].name,
+            closes=closes,
+            fundamental=float(fundamentals[t, m]),
+            best_bid=float(last[BEST_BID]),
+            best_ask=float(last[BEST_ASK]),
+            cash=float(accounts.cash[account]),
+            position=int(accounts.assets[account, m]),
+            tick_size=float(plan.tick[m]),
+        )
+        order = check_order(policies[group.name](obs), f"policy {group.name!r} at step {t}")
+        if order is None:
+            continue
+        side = BUY if order.side == "buy" else SELL
+        if order.price is None:
+            level = MARKET_ORDER
+        elif side == BUY:
+            level = math.floor(order.price / plan.tick[m] + 1e-9)
+        else:
+            level = math.ceil(order.price / plan.tick[m] - 1e-9)
+        rows.append((account, m, side, level, order.volume, group.lifetime))
+    return np.array(rows, dtype=np.float64).reshape(-1, EXTERNAL_FIELDS)
+
+
+def _run_one(config: SimulationConfig, plan: _Plan, seed: int, log_trades: bool, policies: dict):
     inputs = draw_run(config, seed, plan)
     n_steps, n_markets = config.n_steps, len(config.markets)
     accounts = new_accounts(inputs.cash, inputs.assets, inputs.cash_floor, inputs.max_short)
-    capacity = int((inputs.chosen >= 0).sum() + 2 * len(inputs.makers) * n_steps) + 1
+    agents = _policy_agents(config)
+    # every policy order may rest: room for one per agent and step
+    capacity = int((inputs.chosen >= 0).sum() + 2 * len(inputs.makers) * n_steps)
+    capacity += len(agents) * n_steps + 1
     book = new_book(n_markets, capacity)
     tape = new_tape(n_markets, capacity if log_trades else 0)
     prices = np.full((n_steps, n_markets, 4), np.nan)
     counts = np.zeros((n_steps, n_markets, 5), dtype=np.int64)
-    run_fcn(
-        book,
-        accounts,
-        tape,
-        inputs.fcn,
-        inputs.agent_market,
-        plan.tick,
-        plan.price,
-        inputs.fundamentals,
-        inputs.execute,
-        inputs.chosen,
-        inputs.noise,
-        inputs.makers,
-        inputs.rules,
-        inputs.mistakes,
-        prices,
-        counts,
+    state = new_state(plan.price, len(inputs.mistakes))
+    decisions = sorted(
+        {t for group, _, _ in agents for t in range(group.start, n_steps, group.every)}
     )
+    bounds = [0, *(t for t in decisions if t > 0), n_steps]
+    for t_start, t_stop in itertools.pairwise(bounds):
+        external = np.zeros((0, EXTERNAL_FIELDS))
+        if agents and t_start in decisions:
+            external = _decide(
+                config, plan, policies, agents, t_start, prices, inputs.fundamentals, accounts
+            )
+        run_fcn(
+            book,
+            accounts,
+            tape,
+            inputs.fcn,
+            inputs.agent_market,
+            plan.tick,
+            inputs.fundamentals,
+            inputs.execute,
+            inputs.chosen,
+            inputs.noise,
+            inputs.makers,
+            inputs.rules,
+            inputs.mistakes,
+            prices,
+            counts,
+            state,
+            t_start,
+            t_stop,
+            external,
+        )
     trades = None
     if log_trades:
         log = tape.log[: min(tape.n_log[0], len(tape.log))]
@@ -412,6 +501,7 @@ def simulate(
     runs: int = 1,
     log_trades: bool = False,
     n_jobs: int = 1,
+    policies: Mapping[str, Policy] | None = None,
 ) -> SimulationResult:
     """Run `config` `runs` times, run k with its own seed from ``SeedSequence(seed)``.
 
@@ -424,6 +514,9 @@ def simulate(
         Keep every trade (`SimulationResult.trades`).
     n_jobs : int, default 1
         Runs simulated at once in threads (the compiled loop releases the GIL).
+    policies : mapping of str to callable, optional
+        The decision function of each ``type = "policy"`` agent group, by group name
+        (`kabuto.sim.artificial.policy`).
     """
     if runs < 1 or n_jobs < 1:
         raise ConfigError(f"runs = {runs}, n_jobs = {n_jobs}: both must be at least 1")
@@ -435,9 +528,16 @@ def simulate(
         seeds = [seed]
 
     plan = _plan(config)
+    policies = dict(policies or {})
+    needed = {g.name for g in config.agents if isinstance(g, PolicyGroup)}
+    if needed - set(policies) or set(policies) - needed:
+        raise ConfigError(
+            f"policies: the config's policy groups are {sorted(needed)} but policies were given "
+            f"for {sorted(policies)}; pass simulate(..., policies={{name: callable}}) for each"
+        )
 
     def one(s: int):
-        return _run_one(config, plan, s, log_trades)
+        return _run_one(config, plan, s, log_trades, policies)
 
     if n_jobs == 1:
         results = [one(s) for s in seeds]
