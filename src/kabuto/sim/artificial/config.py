@@ -42,8 +42,9 @@ A TOML file (or a mapping) with three lists and optional correlations::
     rate = 0.05
     steps = 20
 
-Agent groups have a ``type``: ``fcn`` (the default), ``market_maker`` or ``policy`` (orders
-from a Python callable or torch model passed to `simulate`).
+Agent groups have a ``type``: ``fcn`` (the default), ``market_maker``, ``arbitrage`` (between an
+index market, one with ``components``, and its basket) or ``policy`` (orders from a Python
+callable or torch model passed to `simulate`).
 
 Parameter distributions use PAMS's JSON notation: a number (a constant), ``[a, b]`` or
 ``{ uniform = [a, b] }`` (uniform on [a, b)), ``{ expon = m }`` (exponential with mean m),
@@ -63,6 +64,7 @@ from kabuto.errors import ConfigError
 from kabuto.strict_config import Strict, read_toml, validate
 
 __all__ = [
+    "ArbitrageGroup",
     "FCNGroup",
     "FundamentalShock",
     "MarketMakerGroup",
@@ -134,7 +136,12 @@ def _lowest(value: Distribution) -> float:
 
 
 class MarketSpec(Strict):
-    """One market: its tick, the price before the first trade and its fundamental process."""
+    """One market: its tick, the price before the first trade and its fundamental process.
+
+    An index market lists its `components`; its fundamental price is then their mean weighted
+    by each component's `shares` outstanding (it has no process of its own), as PAMS's index
+    market.
+    """
 
     name: str
     tick_size: float = Field(gt=0)
@@ -142,6 +149,8 @@ class MarketSpec(Strict):
     fundamental: float | None = Field(None, gt=0)
     drift: float = 0.0
     volatility: float = Field(0.0, ge=0)
+    shares: float = Field(1.0, gt=0)
+    components: list[str] = Field(default_factory=list)
 
     @property
     def initial_fundamental(self) -> float:
@@ -234,6 +243,21 @@ class PolicyGroup(_AgentGroup):
     lifetime: int = Field(1, ge=1)
 
 
+class ArbitrageGroup(_AgentGroup):
+    """Arbitrageurs between index markets (`markets`) and their baskets (PAMS's agent).
+
+    After the other agents of each step: if an index's price and its basket's value (the
+    share-weighted mean of its components' prices) part by `threshold` or more, buy the cheap
+    side and sell the dear one, `volume` units of each component against ``n * volume`` of the
+    index, with limit orders at the market prices living `lifetime` steps.
+    """
+
+    type: Literal["arbitrage"]
+    threshold: float = Field(gt=0)
+    volume: int = Field(1, ge=1)
+    lifetime: int = Field(1, ge=1)
+
+
 def _agent_type(value: Any) -> str:
     return value.get("type", "fcn") if isinstance(value, dict) else value.type
 
@@ -241,7 +265,8 @@ def _agent_type(value: Any) -> str:
 AgentGroup = Annotated[
     Annotated[FCNGroup, Tag("fcn")]
     | Annotated[MarketMakerGroup, Tag("market_maker")]
-    | Annotated[PolicyGroup, Tag("policy")],
+    | Annotated[PolicyGroup, Tag("policy")]
+    | Annotated[ArbitrageGroup, Tag("arbitrage")],
     Discriminator(_agent_type),
 ]
 
@@ -330,6 +355,28 @@ class SimulationConfig(Strict):
                     f"agent group {group.name!r} trades unknown market(s) {unknown}; markets: "
                     f"{', '.join(markets)}"
                 )
+        for market in self.markets:
+            if not market.components:
+                continue
+            bad = [c for c in market.components if c not in markets or markets[c].components]
+            if bad or market.name in market.components:
+                raise ValueError(
+                    f"index market {market.name!r}: components {bad or [market.name]} must be "
+                    "other, non-index markets of the config"
+                )
+            if market.volatility or market.drift or market.fundamental is not None:
+                raise ValueError(
+                    f"index market {market.name!r} follows its components: give it no "
+                    "fundamental, drift or volatility of its own"
+                )
+        for group in self.agents:
+            if isinstance(group, ArbitrageGroup):
+                plain = [m for m in group.markets if not markets[m].components]
+                if plain:
+                    raise ValueError(
+                        f"arbitrage group {group.name!r} trades {plain}, which are not index "
+                        "markets (give them components)"
+                    )
         if not any(isinstance(g, FCNGroup) for g in self.agents):
             raise ValueError("agents: at least one group of FCN agents is needed")
         for i, event in enumerate(self.events):

@@ -177,9 +177,12 @@ BAND_LOW, BAND_HIGH, HALT_RATE, HALT_STEPS, HALT_REFERENCE = range(5)
 RULE_FIELDS = 5
 NO_BAND = 2**62
 
-# Market makers (``makers[j]``): agent id, market, spread theta, volume and lifetime.
-MM_AGENT, MM_MARKET, MM_SPREAD, MM_VOLUME, MM_LIFETIME = range(5)
-MAKER_FIELDS = 5
+# Agents that act after the FCN agents of every step, in order (``fast[j]``, PAMS's
+# high-frequency agents): kind, agent id, market, parameter (a market maker's spread theta, an
+# arbitrageur's price threshold), volume and lifetime. An arbitrageur's market is an index.
+FAST_KIND, FAST_AGENT, FAST_MARKET, FAST_PARAM, FAST_VOLUME, FAST_LIFETIME = range(6)
+FAST_FIELDS = 6
+MAKER, ARBITRAGE = 0, 1
 
 # Mistaken (fat-finger) orders (``mistakes[e]``, sorted by step): step, market, price change
 # rate, volume and lifetime. The first agent to act in that market at that step places it
@@ -235,7 +238,8 @@ def run_fcn(
     execute: np.ndarray,
     chosen: np.ndarray,
     noise: np.ndarray,
-    makers: np.ndarray,
+    fast: np.ndarray,
+    basket: np.ndarray,
     rules: np.ndarray,
     mistakes: np.ndarray,
     prices: np.ndarray,
@@ -245,7 +249,7 @@ def run_fcn(
     t_stop: int,
     external: np.ndarray,
 ) -> None:
-    """Run steps t_start .. t_stop - 1 of FCN agents and market makers trading M markets.
+    """Run steps t_start .. t_stop - 1 of FCN agents, market makers and arbitrageurs.
 
     Parameters
     ----------
@@ -265,8 +269,11 @@ def run_fcn(
         The FCN agents that act at step t, in order (-1: nobody in that slot).
     noise : ndarray of shape (T, K)
         Their standard normal draws.
-    makers : ndarray of shape (J, MAKER_FIELDS)
-        Market makers; they quote after the FCN agents of every step.
+    fast : ndarray of shape (J, FAST_FIELDS)
+        Market makers and arbitrageurs; they act after the FCN agents of every step.
+    basket : ndarray of shape (M, M)
+        ``basket[x, i]``: the weight of market i in index market x (rows of non-index markets
+        are 0; an index row sums to 1).
     rules : ndarray of shape (M, RULE_FIELDS)
         Price bands and trading-halt rules.
     mistakes : ndarray of shape (E, MISTAKE_FIELDS)
@@ -372,21 +379,23 @@ def run_fcn(
             if level <= 0:
                 continue
             _place(exchange, m, agent, side, level, volume, lifetime, t, tick[m])
-        for j in range(len(makers)):
-            m = int(makers[j, MM_MARKET])
-            bid = best_price(book, m, BUY, t)
-            ask = best_price(book, m, SELL, t)
-            base = (bid + ask) / 2 * tick[m] if bid >= 0 and ask >= 0 else current[m]
-            half = fundamentals[t, m] * makers[j, MM_SPREAD] / 2
-            agent = int(makers[j, MM_AGENT])
-            volume = int(makers[j, MM_VOLUME])
-            lifetime = int(makers[j, MM_LIFETIME])
-            low = _clip(math.floor((base - half) / tick[m] + 1e-9), rules, m)
-            high = _clip(math.ceil((base + half) / tick[m] - 1e-9), rules, m)
-            for side, level in ((BUY, low), (SELL, high)):
-                if level <= 0:
-                    continue
-                _place(exchange, m, agent, side, level, volume, lifetime, t, tick[m])
+        for j in range(len(fast)):
+            m = int(fast[j, FAST_MARKET])
+            agent = int(fast[j, FAST_AGENT])
+            volume = int(fast[j, FAST_VOLUME])
+            lifetime = int(fast[j, FAST_LIFETIME])
+            if fast[j, FAST_KIND] == MAKER:
+                bid = best_price(book, m, BUY, t)
+                ask = best_price(book, m, SELL, t)
+                base = (bid + ask) / 2 * tick[m] if bid >= 0 and ask >= 0 else current[m]
+                half = fundamentals[t, m] * fast[j, FAST_PARAM] / 2
+                low = _clip(math.floor((base - half) / tick[m] + 1e-9), rules, m)
+                high = _clip(math.ceil((base + half) / tick[m] - 1e-9), rules, m)
+                for side, level in ((BUY, low), (SELL, high)):
+                    if level > 0:
+                        _place(exchange, m, agent, side, level, volume, lifetime, t, tick[m])
+                continue
+            _arbitrage(exchange, basket, m, agent, fast[j, FAST_PARAM], volume, lifetime, t, tick)
         for m in range(n_markets):
             prices[t, m, CLOSE] = current[m]
             prices[t, m, FUNDAMENTAL] = fundamentals[t, m]
@@ -420,6 +429,40 @@ def _place(exchange, m, agent, side, level, volume, lifetime, t, tick) -> None:
     if tape.trades[m] > before:
         current[m] = tape.last_price[m] * tick
         _check_halt(rules, m, t, current, halted_until, n_halts, executing)
+
+
+@njit(cache=True)
+def _arbitrage(exchange, basket, index, agent, threshold, volume, lifetime, t, tick) -> None:
+    """Trade an index market against its basket when their prices part by `threshold` or more.
+
+    The basket's value is the weighted mean of its markets' prices. Index below it: buy
+    ``n * volume`` of the index and sell `volume` of each of the n markets, each at its
+    market price (limit orders); above it: the reverse (PAMS's arbitrage agent). Only when the
+    index and every market of its basket are trading.
+    """
+    current, executing, rules = exchange[5], exchange[8], exchange[3]
+    n = 0
+    value = 0.0
+    for i in range(len(current)):
+        if basket[index, i] > 0:
+            if not executing[i]:
+                return
+            n += 1
+            value += basket[index, i] * current[i]
+    if n == 0 or not executing[index]:
+        return
+    gap = current[index] - value
+    if abs(gap) < threshold:
+        return
+    side = SELL if gap > 0 else BUY  # sell the dear index, buy the cheap one
+    level = _clip(round(current[index] / tick[index]), rules, index)
+    if level > 0:
+        _place(exchange, index, agent, side, level, n * volume, lifetime, t, tick[index])
+    for i in range(len(current)):
+        if basket[index, i] > 0:
+            level = _clip(round(current[i] / tick[i]), rules, i)
+            if level > 0:
+                _place(exchange, i, agent, 1 - side, level, volume, lifetime, t, tick[i])
 
 
 @njit(cache=True)

@@ -33,6 +33,7 @@ from kabuto.sim.artificial.book import (
     new_tape,
 )
 from kabuto.sim.artificial.config import (
+    ArbitrageGroup,
     FCNGroup,
     FundamentalShock,
     MarketMakerGroup,
@@ -44,24 +45,27 @@ from kabuto.sim.artificial.config import (
     draw,
 )
 from kabuto.sim.artificial.engine import (
+    ARBITRAGE,
     BAND_HIGH,
     BAND_LOW,
     BEST_ASK,
     BEST_BID,
     CLOSE,
     EXTERNAL_FIELDS,
+    FAST_AGENT,
+    FAST_FIELDS,
+    FAST_KIND,
+    FAST_LIFETIME,
+    FAST_MARKET,
+    FAST_PARAM,
+    FAST_VOLUME,
     FCN_FIELDS,
     HALT_RATE,
     HALT_REFERENCE,
     HALT_STEPS,
-    MAKER_FIELDS,
+    MAKER,
     MARGIN,
     MISTAKE_FIELDS,
-    MM_AGENT,
-    MM_LIFETIME,
-    MM_MARKET,
-    MM_SPREAD,
-    MM_VOLUME,
     NO_BAND,
     NOISE_SCALE,
     ORDERS,
@@ -181,6 +185,7 @@ class _Plan(NamedTuple):
     rules: np.ndarray  # (M, RULE_FIELDS)
     mistakes: np.ndarray  # (E, MISTAKE_FIELDS)
     shocks: list  # (step, duration, market, change) of each fundamental shock
+    basket: np.ndarray  # (M, M) component weights of index markets (see the engine)
 
 
 def _plan(config: SimulationConfig) -> _Plan:
@@ -205,7 +210,20 @@ def _plan(config: SimulationConfig) -> _Plan:
             for e in config.events
             if isinstance(e, FundamentalShock)
         ],
+        basket=_basket(config),
     )
+
+
+def _basket(config: SimulationConfig) -> np.ndarray:
+    """Index weights: row x holds the share weights of index market x's components."""
+    index = {m.name: i for i, m in enumerate(config.markets)}
+    basket = np.zeros((len(config.markets), len(config.markets)))
+    for x, market in enumerate(config.markets):
+        for name in market.components:
+            basket[x, index[name]] = config.markets[index[name]].shares
+        if market.components:
+            basket[x] /= basket[x].sum()
+    return basket
 
 
 def _fundamentals(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
@@ -223,24 +241,27 @@ def _fundamentals(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     for step, duration, m, change in plan.shocks:
         for t in range(step, min(step + duration, n_steps)):
             fundamentals[t:, m] *= 1.0 + change
+    indices = np.flatnonzero(plan.basket.any(axis=1))
+    fundamentals[:, indices] = fundamentals @ plan.basket[indices].T  # follow the components
     return fundamentals
 
 
 def _agents(config: SimulationConfig, rng: np.random.Generator):
-    """FCN parameters and markets, market makers, and accounts.
+    """FCN parameters and markets, the fast agents' table, and accounts.
 
     Drawn group by group in config order. Accounts: the A FCN agents first (account k is FCN
-    agent k), then the market makers, then the policy agents (`_policy_agents`).
+    agent k), then the market makers and arbitrageurs (in config order: the engine's ``fast``
+    table), then the policy agents (`_policy_agents`).
     """
     index = {m.name: i for i, m in enumerate(config.markets)}
     fcn_groups = [g for g in config.agents if isinstance(g, FCNGroup)]
-    maker_groups = [g for g in config.agents if isinstance(g, MarketMakerGroup)]
+    fast_groups = [g for g in config.agents if isinstance(g, MarketMakerGroup | ArbitrageGroup)]
     policy_groups = [g for g in config.agents if isinstance(g, PolicyGroup)]
     n_fcn = sum(g.count for g in fcn_groups)
-    n_makers = sum(g.count for g in maker_groups)
+    n_fast = sum(g.count for g in fast_groups)
     n, n_markets = config.n_agents, len(config.markets)
     fcn = np.zeros((n_fcn, FCN_FIELDS))
-    makers = np.zeros((n_makers, MAKER_FIELDS))
+    fast = np.zeros((n_fast, FAST_FIELDS))
     market = np.zeros(n, dtype=np.int64)
     cash = np.zeros(n)
     assets = np.zeros((n, n_markets), dtype=np.int64)
@@ -248,7 +269,7 @@ def _agents(config: SimulationConfig, rng: np.random.Generator):
     short = np.full(n, NO_LIMIT, dtype=np.int64)
     starts = {}
     start = 0
-    for group in fcn_groups + maker_groups + policy_groups:
+    for group in fcn_groups + fast_groups + policy_groups:
         starts[id(group)] = start
         start += group.count
     for group in config.agents:  # draws in config order
@@ -263,13 +284,15 @@ def _agents(config: SimulationConfig, rng: np.random.Generator):
             floor[rows] = group.cash_floor
         if group.max_short is not None:
             short[rows] = group.max_short
-        if isinstance(group, MarketMakerGroup):
-            mm = makers[first - n_fcn : first - n_fcn + k]
-            mm[:, MM_AGENT] = np.arange(first, first + k)
-            mm[:, MM_MARKET] = market[rows]
-            mm[:, MM_SPREAD] = group.spread
-            mm[:, MM_VOLUME] = group.volume
-            mm[:, MM_LIFETIME] = group.lifetime
+        if isinstance(group, MarketMakerGroup | ArbitrageGroup):
+            table = fast[first - n_fcn : first - n_fcn + k]
+            maker = isinstance(group, MarketMakerGroup)
+            table[:, FAST_KIND] = MAKER if maker else ARBITRAGE
+            table[:, FAST_AGENT] = np.arange(first, first + k)
+            table[:, FAST_MARKET] = market[rows]
+            table[:, FAST_PARAM] = group.spread if maker else group.threshold
+            table[:, FAST_VOLUME] = group.volume
+            table[:, FAST_LIFETIME] = group.lifetime
             continue
         if isinstance(group, PolicyGroup):
             continue
@@ -287,7 +310,7 @@ def _agents(config: SimulationConfig, rng: np.random.Generator):
     weights = np.abs(fcn[:, [W_FUNDAMENTAL, W_CHART, W_NOISE]]).sum(axis=1)
     if (weights == 0).any():
         raise ConfigError("an FCN agent drew all three weights 0; give some weight a positive mean")
-    return fcn, market, makers, new_accounts(cash, assets, floor, short)
+    return fcn, market, fast, new_accounts(cash, assets, floor, short)
 
 
 def _rules(config: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -335,7 +358,7 @@ class RunInputs(NamedTuple):
 
     fcn: np.ndarray  # (A, FCN_FIELDS)
     agent_market: np.ndarray  # (A,)
-    makers: np.ndarray  # (J, MAKER_FIELDS)
+    fast: np.ndarray  # (J, FAST_FIELDS) market makers and arbitrageurs
     cash: np.ndarray  # (A,)
     assets: np.ndarray  # (A, M)
     cash_floor: np.ndarray  # (A,)
@@ -352,14 +375,14 @@ def draw_run(config: SimulationConfig, seed: int, plan: _Plan | None = None) -> 
     """The random inputs of one run with `seed`, in the module's fixed order."""
     plan = _plan(config) if plan is None else plan
     rng = np.random.default_rng(seed)
-    fcn, market, makers, accounts = _agents(config, rng)
+    fcn, market, fast, accounts = _agents(config, rng)
     market = market[: len(fcn)]
     fundamentals = _fundamentals(plan, rng)
     chosen, noise = _schedule(plan, len(fcn), rng)
     return RunInputs(
         fcn,
         market,
-        makers,
+        fast,
         accounts.cash,
         accounts.assets,
         accounts.cash_floor,
@@ -448,7 +471,9 @@ def _run_one(config: SimulationConfig, plan: _Plan, seed: int, log_trades: bool,
     accounts = new_accounts(inputs.cash, inputs.assets, inputs.cash_floor, inputs.max_short)
     agents = _policy_agents(config)
     # every policy order may rest: room for one per agent and step
-    capacity = int((inputs.chosen >= 0).sum() + 2 * len(inputs.makers) * n_steps)
+    # a market maker places 2 orders a step, an arbitrageur up to 1 + the basket's size
+    per_fast = 2 + int(np.count_nonzero(plan.basket, axis=1).max(initial=0))
+    capacity = int((inputs.chosen >= 0).sum() + per_fast * len(inputs.fast) * n_steps)
     capacity += len(agents) * n_steps + 1
     book = new_book(n_markets, capacity)
     tape = new_tape(n_markets, capacity if log_trades else 0)
@@ -476,7 +501,8 @@ def _run_one(config: SimulationConfig, plan: _Plan, seed: int, log_trades: bool,
             inputs.execute,
             inputs.chosen,
             inputs.noise,
-            inputs.makers,
+            inputs.fast,
+            plan.basket,
             inputs.rules,
             inputs.mistakes,
             prices,
