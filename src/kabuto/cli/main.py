@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from kabuto.errors import KabutoError
+from kabuto.errors import ConfigError, KabutoError
 
 app = typer.Typer(
     help="kabuto: honest walk-forward backtests of portfolio strategies.",
@@ -190,6 +190,91 @@ def explain(
         for name, text in explanations.items():
             console.rule(name)
             console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    _guarded(run)
+
+
+def _facts_table(summary: pd.DataFrame, title: str) -> Table:
+    """A market's stylized facts across runs, as printed after `kabuto simulate`."""
+    table = Table(title=title)
+    table.add_column("statistic", no_wrap=True)
+    for column in ("mean", "std", "q05", "q95"):
+        table.add_column(column, justify="right")
+    table.add_column("undefined", justify="right")
+    for statistic, row in summary.iterrows():
+        cells = ["-" if pd.isna(row[c]) else f"{row[c]:.4g}" for c in ("mean", "std", "q05", "q95")]
+        table.add_row(str(statistic), *cells, f"{int(row['n_nan'])}/{int(row['n_runs'])}")
+    return table
+
+
+@app.command("simulate")
+def simulate_command(
+    config: Annotated[
+        Path, typer.Argument(help="Simulation config: PAMS JSON (.json) or kabuto TOML.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/simulate"),
+    runs: Annotated[int, typer.Option(help="Independent runs (Monte Carlo).")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed; run k gets its own seed from it.")] = 0,
+    bar: Annotated[int, typer.Option(help="Steps per bar for returns and bars.parquet.")] = 10,
+    trades: Annotated[bool, typer.Option("--trades", help="Also write every trade.")] = False,
+) -> None:
+    """Simulate an artificial market and write its per-step data and stylized-facts report.
+
+    Writes steps.parquet, bars.parquet (trades.parquet with --trades) and report.html into
+    the output directory. Bars close every BAR steps from the first step of the first session
+    that executes orders.
+    """
+
+    def run() -> None:
+        if runs < 1:
+            raise ConfigError(f"--runs must be at least 1, got {runs}")
+        if bar < 1:
+            raise ConfigError(f"--bar must be at least 1 (steps per bar), got {bar}")
+        if seed < 0:
+            raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+        from kabuto.sim.artificial import load_simulation, simulate
+        from kabuto.sim.artificial.output import write_outputs
+        from kabuto.sim.artificial.report import (
+            DEFAULT_LAGS,
+            check_bars,
+            facts_by_market,
+            first_executing_step,
+            render_report,
+        )
+
+        try:
+            sim_config = load_simulation(config)
+            start_step = first_executing_step(sim_config)
+            # Before simulating: a bar too long for the lags fails at once, not after the runs.
+            check_bars(sim_config.n_steps, bar, start_step, DEFAULT_LAGS)
+        except KabutoError as exc:
+            if str(exc).startswith(str(config)):
+                raise
+            raise type(exc)(f"{config}: {exc}") from exc  # name the config the error came from
+        with _progress() as progress:
+            if progress is not None:
+                progress.stage(f"simulate {runs} run(s)")
+            result = simulate(sim_config, seed=seed, runs=runs, log_trades=trades)
+            if progress is not None:
+                progress.stage("report")
+            facts = facts_by_market(result, bar=bar, start_step=start_step)
+            page = render_report(result, bar=bar, start_step=start_step, source=str(config))
+            written = write_outputs(
+                result,
+                out,
+                trades=trades,
+                bar=bar,
+                start_step=start_step,
+                extra_files={"report.html": page},
+            )
+        for name, market_facts in facts.items():
+            title = (
+                f"Stylized facts: {name}, {runs} run(s), {market_facts.n_returns} returns of "
+                f"{bar}-step bars from step {start_step}"
+            )
+            console.print(_facts_table(market_facts.summary(), title))
+        for path in sorted(written.iterdir()):
+            console.print(f"{path.stem}: {path}", highlight=False)
 
     _guarded(run)
 

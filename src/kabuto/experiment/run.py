@@ -16,12 +16,14 @@ a failed run leaves nothing half-written (and an earlier run's directory intact)
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -144,12 +146,7 @@ def write_outputs(
 ) -> Path:
     """Write the run's files into `out_dir`, atomically (all of them or none)."""
     out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the outputs are the user's
-    try:
+    with staged_dir(out_dir) as staging:
         _metrics_json(staging / "metrics.json", board)
         _returns_table(result).to_parquet(staging / "returns.parquet", index=False)
         _weights_table(result).to_parquet(staging / "weights.parquet", index=False)
@@ -169,11 +166,27 @@ def write_outputs(
                 for name, text in explanations.items()
             ],
         )
+    return out_dir
+
+
+@contextlib.contextmanager
+def staged_dir(out_dir: Path) -> Iterator[Path]:
+    """A staging directory beside `out_dir` that replaces it when the block succeeds.
+
+    On an error the staging directory is removed and `out_dir` is left as it was, so a run
+    writes all of its files or none.
+    """
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the outputs are the user's
+    try:
+        yield staging
         _replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out_dir
 
 
 def _replace_dir(staging: Path, out_dir: Path) -> None:

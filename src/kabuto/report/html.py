@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -355,6 +355,11 @@ def render_report(
         sections.append(_section(f"extra-{i}", heading, f'<div class="card">{body}</div>'))
         toc.append((f"extra-{i}", heading))
 
+    return page(title, _header(result, title, toc), sections)
+
+
+def page(title: str, header: str, sections: Sequence[str], extra_css: str = "") -> str:
+    """A self-contained kabuto HTML page: styles, plotly.js inlined, header and sections."""
     return "".join(
         [
             "<!DOCTYPE html>\n",
@@ -363,13 +368,13 @@ def render_report(
             f'<meta name="generator" content="kabuto {escape(kabuto.__version__)}">',
             f"<title>{escape(title)}</title>",
             f"<script>{HEAD_SCRIPT}</script>",
-            f"<style>{CSS}</style>",
+            f"<style>{CSS}{extra_css}</style>",
             "<script>/* plotly.js, inlined so the report works offline */\n",
             plotly.offline.get_plotlyjs(),
             "\n</script>",
             "</head><body>",
             '<pre id="kabuto-js-errors" hidden></pre>',
-            _header(result, title, toc),
+            header,
             '<main class="wrap">',
             *sections,
             "</main>",
@@ -407,20 +412,26 @@ def write_report(
         If the destination directory does not exist or `path` is a directory, or an argument
         cannot be reported.
     """
+    return write_page(
+        path,
+        lambda: render_report(
+            result,
+            leaderboard,
+            title=title,
+            metric_definitions=metric_definitions,
+            extra_sections=extra_sections,
+        ),
+    )
+
+
+def write_page(path: str | os.PathLike[str], render: Callable[[], str]) -> Path:
+    """Check the destination, render the page and write it to `path` atomically."""
     target = Path(path)
     if target.is_dir():
         raise KabutoError(f"report: {target} is a directory; give a file name such as report.html")
-    directory = target.parent
-    if not directory.is_dir():
-        raise KabutoError(f"report: directory {directory} does not exist; create it first")
-    page = render_report(
-        result,
-        leaderboard,
-        title=title,
-        metric_definitions=metric_definitions,
-        extra_sections=extra_sections,
-    )
-    _atomic_write(target, page.encode("utf-8"))
+    if not target.parent.is_dir():
+        raise KabutoError(f"report: directory {target.parent} does not exist; create it first")
+    _atomic_write(target, render().encode("utf-8"))
     return target
 
 
