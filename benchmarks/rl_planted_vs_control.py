@@ -9,7 +9,7 @@ Markets: `kabuto.sim.mean_reverting_prices` (log price deviations are AR(1) with
 1.5% daily shocks, correlation 0.3; phi = 1 is the control), 10 assets, 1,000 days. One
 walk-forward per market with every strategy on the same dates (from day 250), daily rebalancing,
 monthly retraining, 10 bps, long-only. Strategies: UCRP (equal weight rebalanced daily), UBAH
-(buy and hold), EG, OLMAR, PAMR, EIIE, PPO and A2C (stable-baselines3), and the best stock in
+(buy and hold), EG, OLMAR, PAMR, EIIE, PPO, A2C and SAC (stable-baselines3), and the best stock in
 hindsight (an oracle that looks ahead, shown for scale, never a contender). Printed: net log
 wealth per seed, its mean and standard deviation over seeds, and EIIE minus UCRP.
 
@@ -66,6 +66,8 @@ def build(panel, quick: bool) -> list:
         EIIE(lookback=30, n_steps=steps, n_rolling_steps=50, num_threads=1, label="EIIE"),
         RLAgent("ppo", label="PPO", **sb3),
         RLAgent("a2c", label="A2C", **sb3),
+        # one gradient step per 4 vector steps (16 transitions) keeps SAC's cost near PPO's
+        RLAgent("sac", label="SAC", algorithm_kwargs={"train_freq": 4}, **sb3),
         BestStockOracle(panel, label="best stock (oracle, looks ahead)"),
     ]
 
