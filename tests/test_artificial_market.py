@@ -241,12 +241,12 @@ def test_fcn_expected_price_is_the_documented_formula():
     params[[NOISE_SCALE, TIME_WINDOW, REVERSION_TIME, MARGIN]] = 0.01, 20, 10, 0.05
     price, fundamental, past, z = 101.0, 100.0, 99.0, 0.7
     r = (1.5 * math.log(100 / 101) / 10 + 0.5 * math.log(101 / 99) / 20 + 1.0 * 0.01 * 0.7) / 3
-    assert fcn_expected_price(params, price, fundamental, past, 50, z) == pytest.approx(
+    assert fcn_expected_price(params[None], 0, price, fundamental, past, 50, z) == pytest.approx(
         101 * math.exp(r * 20), rel=1e-14
     )
     # before tau steps the chart window is clipped to t; at t = 0 there is no chart term
     r0 = (1.5 * math.log(100 / 101) / 10 + 1.0 * 0.01 * 0.7) / 3
-    assert fcn_expected_price(params, price, fundamental, past, 0, z) == pytest.approx(
+    assert fcn_expected_price(params[None], 0, price, fundamental, past, 0, z) == pytest.approx(
         101 * math.exp(r0 * 20), rel=1e-14
     )
 

@@ -153,19 +153,28 @@ def call_auction(
 
 @njit(cache=True)
 def fcn_expected_price(
-    params: np.ndarray, price: float, fundamental: float, past_close: float, t: int, z: float
+    fcn: np.ndarray,
+    agent: int,
+    price: float,
+    fundamental: float,
+    past_close: float,
+    t: int,
+    z: float,
 ) -> float:
-    """The FCN agent's expected price P_hat (module docstring) for one standard normal z."""
-    w_f = params[W_FUNDAMENTAL]
-    w_c = params[W_CHART]
-    w_n = params[W_NOISE]
-    tau = params[TIME_WINDOW]
+    """FCN agent `agent`'s expected price P_hat (module docstring) for one standard normal z.
+
+    `fcn` is the (A, FCN_FIELDS) parameter table (indexed in place: no row view per call).
+    """
+    w_f = fcn[agent, W_FUNDAMENTAL]
+    w_c = fcn[agent, W_CHART]
+    w_n = fcn[agent, W_NOISE]
+    tau = fcn[agent, TIME_WINDOW]
     chart_steps = min(float(t), tau)
-    fundamental_term = math.log(fundamental / price) / max(params[REVERSION_TIME], 1.0)
+    fundamental_term = math.log(fundamental / price) / max(fcn[agent, REVERSION_TIME], 1.0)
     chart_term = 0.0
     if chart_steps > 0:
         chart_term = math.log(price / past_close) / chart_steps
-    r = (w_f * fundamental_term + w_c * chart_term + w_n * params[NOISE_SCALE] * z) / (
+    r = (w_f * fundamental_term + w_c * chart_term + w_n * fcn[agent, NOISE_SCALE] * z) / (
         abs(w_f) + abs(w_c) + abs(w_n)
     )
     return price * math.exp(r * tau)
@@ -347,21 +356,21 @@ def run_fcn(
             if agent < 0:
                 continue
             m = agent_market[agent]
-            params = fcn[agent]
             price = snapshot[m]
-            tc = int(min(t, params[TIME_WINDOW]))
+            tau = fcn[agent, TIME_WINDOW]
+            tc = int(min(t, tau))
             past = prices[t - tc, m, CLOSE] if tc > 0 else price
             expected = fcn_expected_price(
-                params, price, fundamentals[t, m], past, t, noise[t, slot]
+                fcn, agent, price, fundamentals[t, m], past, t, noise[t, slot]
             )
             volume = 1
-            lifetime = int(params[TIME_WINDOW])
+            lifetime = int(tau)
             if expected > price:
                 side = BUY
-                level = math.floor(expected * (1.0 - params[MARGIN]) / tick[m] + 1e-9)
+                level = math.floor(expected * (1.0 - fcn[agent, MARGIN]) / tick[m] + 1e-9)
             elif expected < price:
                 side = SELL
-                level = math.ceil(expected * (1.0 + params[MARGIN]) / tick[m] - 1e-9)
+                level = math.ceil(expected * (1.0 + fcn[agent, MARGIN]) / tick[m] - 1e-9)
             else:
                 continue
             e = next_mistake
@@ -415,7 +424,7 @@ def run_fcn(
             counts[t, m, DEPTH_ASK] = book.depth[m, SELL]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _place(exchange, m, agent, side, level, volume, lifetime, t, tick) -> None:
     """Send one order, count it, and after a trade update the price and the halt rule.
 

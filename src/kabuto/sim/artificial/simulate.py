@@ -2,7 +2,8 @@
 
 Everything random is drawn here, per run, from one numpy generator seeded by the run's own seed
 (``SeedSequence(seed).spawn(runs)``), in a fixed order: agent parameters and accounts, the
-fundamental shocks, which agents act at each step, and their noise. The compiled loop
+fundamental shocks (none when no market's fundamental is random), which agents act at each step,
+and their noise. The compiled loop
 (`kabuto.sim.artificial.engine.run_fcn`) then replays them deterministically. Runs are
 independent, so ``runs=N`` (the batched mode for Monte Carlo) gives each its own seed, and run k
 of a batch equals a single run with that seed.
@@ -234,8 +235,11 @@ def _fundamentals(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     Each fundamental shock then scales the path from its step on.
     """
     n_steps, n_markets = len(plan.execute), len(plan.tick)
-    shocks = rng.standard_normal((n_steps - 1, n_markets)) @ plan.cholesky.T
-    steps = plan.drift + plan.volatility * shocks
+    if plan.volatility.any():
+        shocks = rng.standard_normal((n_steps - 1, n_markets)) @ plan.cholesky.T
+        steps = plan.drift + plan.volatility * shocks
+    else:  # a deterministic path: draw nothing
+        steps = np.broadcast_to(plan.drift, (n_steps - 1, n_markets))
     growth = np.exp(np.vstack([np.zeros((1, n_markets)), np.cumsum(steps, axis=0)]))
     fundamentals = plan.fundamental * growth
     for step, duration, m, change in plan.shocks:
