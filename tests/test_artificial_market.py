@@ -599,3 +599,24 @@ def test_arbitrage_ties_an_index_market_to_its_basket():
         small_config(markets=markets, agents=[fcn, arbitrageur | {"markets": ["A"]}])
     with pytest.raises(ConfigError, match="index market 'I' follows its components"):
         small_config(markets=[*markets[:2], markets[2] | {"volatility": 0.01}], agents=[fcn])
+
+
+def test_the_order_log_holds_every_order_as_placed():
+    config = small_config(agents=[*small_config().model_dump()["agents"], MAKER, POLICY_GROUP])
+    result = simulate(
+        config,
+        seed=3,
+        log_orders=True,
+        policies={"AI": lambda obs: Order("sell", 3)},
+    )
+    orders = result.orders[0]
+    assert len(orders) == result.n_orders
+    per_step = orders.groupby("step").size().reindex(range(config.n_steps), fill_value=0)
+    np.testing.assert_array_equal(per_step.to_numpy(), result.counts[0, :, 0, 2])
+    policy = orders[orders.agent == config.agents[0].count + 1]  # after 30 FCN agents, 1 maker
+    assert len(policy) == len(range(20, config.n_steps, 10))
+    assert policy["price"].isna().all() and (policy["side"] == "sell").all()
+    assert (policy["volume"] == 3).all() and (policy["lifetime"] == 5).all()
+    fcn = orders[orders.agent < 30]
+    assert fcn["price"].notna().all() and set(fcn["side"]) == {"buy", "sell"}
+    assert np.allclose(fcn["price"] / 0.01, np.round(fcn["price"] / 0.01))  # on the tick grid

@@ -184,10 +184,26 @@ def test_small_toml_two_markets(tmp_path):
     assert page.count('<table class="numeric facts">') == 2  # one facts table per market
     assert "<h3>Market A</h3>" in page and "<h3>Market B</h3>" in page
     assert "market maker" in page
-    # the second run replaces the first directory as a whole
-    again = runner.invoke(app, ["simulate", str(config), "--out", str(out), "--runs", "1"])
+    # the second run replaces the first directory as a whole; --orders adds the order log
+    again = runner.invoke(
+        app, ["simulate", str(config), "--out", str(out), "--runs", "1", "--orders"]
+    )
     assert again.exit_code == 0, again.output
-    assert pd.read_parquet(out / "steps.parquet")["run"].max() == 0
+    steps = pd.read_parquet(out / "steps.parquet")
+    assert steps["run"].max() == 0
+    orders = pd.read_parquet(out / "orders.parquet")
+    assert list(orders.columns) == [
+        "run",
+        "seed",
+        "step",
+        "market",
+        "agent",
+        "side",
+        "price",
+        "volume",
+        "lifetime",
+    ]
+    assert len(orders) == steps["orders"].sum()
 
 
 def test_missing_file(tmp_path):

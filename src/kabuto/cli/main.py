@@ -217,12 +217,13 @@ def simulate_command(
     seed: Annotated[int, typer.Option(help="Seed; run k gets its own seed from it.")] = 0,
     bar: Annotated[int, typer.Option(help="Steps per bar for returns and bars.parquet.")] = 10,
     trades: Annotated[bool, typer.Option("--trades", help="Also write every trade.")] = False,
+    orders: Annotated[bool, typer.Option("--orders", help="Also write every order.")] = False,
 ) -> None:
     """Simulate an artificial market and write its per-step data and stylized-facts report.
 
-    Writes steps.parquet, bars.parquet (trades.parquet with --trades) and report.html into
-    the output directory. Bars close every BAR steps from the first step of the first session
-    that executes orders.
+    Writes steps.parquet, bars.parquet (trades.parquet with --trades, orders.parquet with
+    --orders) and report.html into the output directory. Bars close every BAR steps from the
+    first step of the first session that executes orders.
     """
 
     def run() -> None:
@@ -254,7 +255,9 @@ def simulate_command(
         with _progress() as progress:
             if progress is not None:
                 progress.stage(f"simulate {runs} run(s)")
-            result = simulate(sim_config, seed=seed, runs=runs, log_trades=trades)
+            result = simulate(
+                sim_config, seed=seed, runs=runs, log_trades=trades, log_orders=orders
+            )
             if progress is not None:
                 progress.stage("report")
             facts = facts_by_market(result, bar=bar, start_step=start_step)
@@ -263,6 +266,7 @@ def simulate_command(
                 result,
                 out,
                 trades=trades,
+                orders=orders,
                 bar=bar,
                 start_step=start_step,
                 extra_files={"report.html": page},

@@ -320,6 +320,10 @@ class Tape(NamedTuple):
         Rows ``step, market, price ticks, volume, buyer, seller`` (capacity 0: no log).
     n_log : ndarray of shape (1,), int64
         Trades so far (those beyond the log's capacity are counted, not kept).
+    order_log : ndarray of shape (capacity, 7), int64
+        Every order placed, as it arrived: ``step, market, agent, side, price ticks
+        (MARKET_ORDER for a market order), volume, time to live`` (capacity 0: no log).
+    n_order_log : ndarray of shape (1,), int64
     """
 
     last_price: np.ndarray
@@ -327,16 +331,20 @@ class Tape(NamedTuple):
     trades: np.ndarray
     log: np.ndarray
     n_log: np.ndarray
+    order_log: np.ndarray
+    n_order_log: np.ndarray
 
 
-def new_tape(n_markets: int, log_capacity: int = 0) -> Tape:
-    """A tape with no trades."""
+def new_tape(n_markets: int, log_capacity: int = 0, order_capacity: int = 0) -> Tape:
+    """A tape with no trades (logs with room for that many trades and orders)."""
     return Tape(
         last_price=np.full(n_markets, -1, dtype=np.int64),
         volume=np.zeros(n_markets, dtype=np.int64),
         trades=np.zeros(n_markets, dtype=np.int64),
         log=np.zeros((log_capacity, 6), dtype=np.int64),
         n_log=np.zeros(1, dtype=np.int64),
+        order_log=np.zeros((order_capacity, 7), dtype=np.int64),
+        n_order_log=np.zeros(1, dtype=np.int64),
     )
 
 
@@ -353,6 +361,16 @@ def room(accounts: Accounts, agent: int, market: int, side: int, price: int, tic
     if limit >= NO_LIMIT:
         return NO_LIMIT
     return max(0, accounts.assets[agent, market] + limit)
+
+
+@njit(cache=True)
+def _append(log: np.ndarray, count: np.ndarray, values) -> None:
+    """Write one row of int `values` into `log` if it has room; count it either way."""
+    k = count[0]
+    if k < log.shape[0]:
+        for j in range(len(values)):
+            log[k, j] = values[j]
+    count[0] = k + 1
 
 
 @njit(cache=True)
@@ -376,16 +394,7 @@ def trade(
     tape.last_price[market] = price
     tape.volume[market] += fill
     tape.trades[market] += 1
-    k = tape.n_log[0]
-    if k < tape.log.shape[0]:
-        row = tape.log[k]
-        row[0] = t
-        row[1] = market
-        row[2] = price
-        row[3] = fill
-        row[4] = buyer
-        row[5] = seller
-    tape.n_log[0] = k + 1
+    _append(tape.log, tape.n_log, (t, market, price, fill, buyer, seller))
 
 
 @njit(cache=True)
@@ -422,6 +431,7 @@ def submit(
     order whose owner can no longer settle it is cancelled when it is met; and a limit order
     rests only for the units its owner could settle at its limit price.
     """
+    _append(tape.order_log, tape.n_order_log, (t, market, agent, side, price, volume, ttl))
     other = SELL if side == BUY else BUY
     left = volume
     while execute and left > 0:

@@ -167,30 +167,34 @@ def trades_table(result: SimulationResult) -> pd.DataFrame | None:
     -------
     DataFrame or None
         Columns run, seed, step, market, price, volume, buyer, seller (buyer and seller are
-        account indices: FCN agents first, then market makers), ordered by run then as
-        logged; None when the result has no trade log (``simulate(log_trades=False)``).
+        account indices: FCN agents first, then market makers and arbitrageurs, then policy
+        agents), ordered by run then as logged; None when the result has no trade log
+        (``simulate(log_trades=False)``).
     """
-    if result.trades is None:
+    return _log_table(result, result.trades)
+
+
+def orders_table(result: SimulationResult) -> pd.DataFrame | None:
+    """Every logged order of every run (orders.parquet), like `trades_table`.
+
+    Columns run, seed, step, market, agent, side, price (NaN: a market order), volume,
+    lifetime; None when the result has no order log (``simulate(log_orders=False)``).
+    """
+    return _log_table(result, result.orders)
+
+
+def _log_table(result: SimulationResult, logs: list[pd.DataFrame] | None) -> pd.DataFrame | None:
+    """Per-run logs stacked, with run and seed columns and market names."""
+    if logs is None:
         return None
     names = np.asarray(result.market_names, dtype=object)
     frames = []
-    for run, (seed, trades) in enumerate(zip(result.seeds, result.trades, strict=True)):
-        frames.append(
-            pd.DataFrame(
-                {
-                    "run": np.full(len(trades), run, dtype=np.int64),
-                    "seed": np.full(len(trades), seed, dtype=np.int64),
-                    "step": trades["step"].to_numpy(dtype=np.int64),
-                    "market": pd.array(
-                        names[trades["market"].to_numpy(dtype=np.int64)], dtype="string"
-                    ),
-                    "price": trades["price"].to_numpy(dtype=np.float64),
-                    "volume": trades["volume"].to_numpy(dtype=np.int64),
-                    "buyer": trades["buyer"].to_numpy(dtype=np.int64),
-                    "seller": trades["seller"].to_numpy(dtype=np.int64),
-                }
-            )
-        )
+    for run, (seed, log) in enumerate(zip(result.seeds, logs, strict=True)):
+        frame = log.copy()
+        frame["market"] = pd.array(names[log["market"].to_numpy(dtype=np.int64)], dtype="string")
+        frame.insert(0, "seed", np.full(len(log), seed, dtype=np.int64))
+        frame.insert(0, "run", np.full(len(log), run, dtype=np.int64))
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -199,6 +203,7 @@ def write_outputs(
     out_dir: str | os.PathLike[str],
     *,
     trades: bool = False,
+    orders: bool = False,
     bar: int = 1,
     start_step: int = 0,
     extra_files: Mapping[str, str | bytes] | None = None,
@@ -212,6 +217,8 @@ def write_outputs(
         The directory to write; an existing one (an earlier run's) is replaced as a whole.
     trades : bool, default False
         Also write trades.parquet, if `result` logged trades (``log_trades=True``).
+    orders : bool, default False
+        Also write orders.parquet, if `result` logged orders (``log_orders=True``).
     bar, start_step : int
         The bar sampling of bars.parquet (see `bars_table`).
     extra_files : mapping of file name -> str or bytes, optional
@@ -237,9 +244,13 @@ def write_outputs(
         "steps.parquet": steps_table(result),
         "bars.parquet": bars_table(result, bar, start_step),
     }
-    trade_log = trades_table(result) if trades else None
-    if trade_log is not None:
-        tables["trades.parquet"] = trade_log
+    for name, wanted, table in (
+        ("trades.parquet", trades, trades_table),
+        ("orders.parquet", orders, orders_table),
+    ):
+        log = table(result) if wanted else None
+        if log is not None:
+            tables[name] = log
     extra = dict(extra_files or {})
     for name in extra:
         if not name or Path(name).name != name or name in (".", "..") or name in tables:

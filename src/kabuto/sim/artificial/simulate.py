@@ -85,6 +85,7 @@ from kabuto.sim.artificial.policy import Observation, Policy, check_order
 __all__ = ["RunInputs", "SimulationResult", "draw_run", "simulate"]
 
 TRADE_FIELDS = ("step", "market", "price", "volume", "buyer", "seller")
+ORDER_FIELDS = ("step", "market", "agent", "side", "price", "volume", "lifetime")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ class SimulationResult:
         end of each step.
     trades : list of DataFrame or None
         Per run, every trade (step, market, price, volume, buyer, seller) when requested.
+    orders : list of DataFrame or None
+        Per run, every order placed (step, market, agent, side "buy"/"sell", price, NaN for a
+        market order, volume, lifetime) when requested.
     """
 
     config: SimulationConfig
@@ -111,6 +115,7 @@ class SimulationResult:
     prices: np.ndarray
     counts: np.ndarray
     trades: list[pd.DataFrame] | None
+    orders: list[pd.DataFrame] | None = None
 
     @property
     def market_names(self) -> list[str]:
@@ -469,7 +474,14 @@ def _decide(config, plan, policies, agents, t, prices, fundamentals, accounts) -
     return np.array(rows, dtype=np.float64).reshape(-1, EXTERNAL_FIELDS)
 
 
-def _run_one(config: SimulationConfig, plan: _Plan, seed: int, log_trades: bool, policies: dict):
+def _run_one(
+    config: SimulationConfig,
+    plan: _Plan,
+    seed: int,
+    log_trades: bool,
+    policies: dict,
+    log_orders: bool = False,
+):
     inputs = draw_run(config, seed, plan)
     n_steps, n_markets = config.n_steps, len(config.markets)
     accounts = new_accounts(inputs.cash, inputs.assets, inputs.cash_floor, inputs.max_short)
@@ -480,7 +492,7 @@ def _run_one(config: SimulationConfig, plan: _Plan, seed: int, log_trades: bool,
     capacity = int((inputs.chosen >= 0).sum() + per_fast * len(inputs.fast) * n_steps)
     capacity += len(agents) * n_steps + 1
     book = new_book(n_markets, capacity)
-    tape = new_tape(n_markets, capacity if log_trades else 0)
+    tape = new_tape(n_markets, capacity if log_trades else 0, capacity if log_orders else 0)
     prices = np.full((n_steps, n_markets, 4), np.nan)
     counts = np.zeros((n_steps, n_markets, 5), dtype=np.int64)
     state = new_state(plan.price, len(inputs.mistakes))
@@ -521,7 +533,20 @@ def _run_one(config: SimulationConfig, plan: _Plan, seed: int, log_trades: bool,
         log = tape.log[: min(tape.n_log[0], len(tape.log))]
         trades = pd.DataFrame(log, columns=list(TRADE_FIELDS))
         trades["price"] = trades["price"] * plan.tick[trades["market"].to_numpy()]
-    return prices, counts, trades
+    orders = _order_table(tape, plan) if log_orders else None
+    return prices, counts, trades, orders
+
+
+def _order_table(tape, plan: _Plan) -> pd.DataFrame:
+    """The order log as a table: prices in currency (NaN for market orders), sides named."""
+    log = tape.order_log[: min(tape.n_order_log[0], len(tape.order_log))]
+    table = pd.DataFrame(log, columns=list(ORDER_FIELDS))
+    ticks = table["price"].to_numpy()
+    table["price"] = np.where(
+        ticks == MARKET_ORDER, np.nan, ticks * plan.tick[table["market"].to_numpy()]
+    )
+    table["side"] = np.where(table["side"].to_numpy() == BUY, "buy", "sell")
+    return table
 
 
 def simulate(
@@ -532,6 +557,7 @@ def simulate(
     log_trades: bool = False,
     n_jobs: int = 1,
     policies: Mapping[str, Policy] | None = None,
+    log_orders: bool = False,
 ) -> SimulationResult:
     """Run `config` `runs` times, run k with its own seed from ``SeedSequence(seed)``.
 
@@ -542,6 +568,8 @@ def simulate(
     runs : int, default 1
     log_trades : bool, default False
         Keep every trade (`SimulationResult.trades`).
+    log_orders : bool, default False
+        Keep every order placed (`SimulationResult.orders`).
     n_jobs : int, default 1
         Runs simulated at once in threads (the compiled loop releases the GIL).
     policies : mapping of str to callable, optional
@@ -567,7 +595,7 @@ def simulate(
         )
 
     def one(s: int):
-        return _run_one(config, plan, s, log_trades, policies)
+        return _run_one(config, plan, s, log_trades, policies, log_orders)
 
     if n_jobs == 1:
         results = [one(s) for s in seeds]
@@ -580,4 +608,5 @@ def simulate(
         prices=np.stack([r[0] for r in results]),
         counts=np.stack([r[1] for r in results]),
         trades=[r[2] for r in results] if log_trades else None,
+        orders=[r[3] for r in results] if log_orders else None,
     )
