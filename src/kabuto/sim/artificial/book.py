@@ -324,6 +324,7 @@ class Tape(NamedTuple):
         Every order placed, as it arrived: ``step, market, agent, side, price ticks
         (MARKET_ORDER for a market order), volume, time to live`` (capacity 0: no log).
     n_order_log : ndarray of shape (1,), int64
+        Orders logged (counted only while there is a log).
     """
 
     last_price: np.ndarray
@@ -431,7 +432,8 @@ def submit(
     order whose owner can no longer settle it is cancelled when it is met; and a limit order
     rests only for the units its owner could settle at its limit price.
     """
-    _append(tape.order_log, tape.n_order_log, (t, market, agent, side, price, volume, ttl))
+    if len(tape.order_log):  # logging is off in most runs: skip the call
+        _append(tape.order_log, tape.n_order_log, (t, market, agent, side, price, volume, ttl))
     other = SELL if side == BUY else BUY
     left = volume
     while execute and left > 0:
