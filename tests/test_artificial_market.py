@@ -41,7 +41,7 @@ from kabuto.sim.artificial.engine import (
     fcn_expected_price,
 )
 from kabuto.sim.artificial.policy import Observation, Order, predictor_policy
-from kabuto.sim.artificial.simulate import draw_run
+from kabuto.sim.artificial.runner import draw_run
 
 CI2002 = Path(__file__).resolve().parents[1] / "examples" / "pams_ci2002.json"
 

@@ -19,7 +19,7 @@ from kabuto.sim.artificial.config import (
 from kabuto.sim.artificial.garch_agents import GarchMarket, analytic_garch, simulate_garch_market
 from kabuto.sim.artificial.pams import read_pams_config
 from kabuto.sim.artificial.policy import Observation, Order, predictor_policy
-from kabuto.sim.artificial.simulate import SimulationResult, simulate
+from kabuto.sim.artificial.runner import SimulationResult, simulate
 
 __all__ = [
     "FCNGroup",

@@ -2,7 +2,7 @@
 
 `run_fcn` advances one market simulation step by step. Everything random (which agents act,
 their noise draws, the fundamental shocks) is drawn beforehand by the caller from one seeded
-numpy generator (`kabuto.sim.artificial.simulate`), so the loop itself is deterministic and a
+numpy generator (`kabuto.sim.artificial.runner`), so the loop itself is deterministic and a
 plain-Python reference can replay it exactly.
 
 A step t (PAMS's order, Hirano et al. 2023)

@@ -41,7 +41,7 @@ from kabuto.sim.artificial.engine import (
     TRADES,
     VOLUME_TRADED,
 )
-from kabuto.sim.artificial.simulate import SimulationResult
+from kabuto.sim.artificial.runner import SimulationResult
 
 __all__ = ["STEP_COLUMNS", "bars_table", "steps_table", "trades_table", "write_outputs"]
 

@@ -46,7 +46,7 @@ from kabuto.sim.artificial.facts import (
     excess_kurtosis,
     stylized_facts,
 )
-from kabuto.sim.artificial.simulate import SimulationResult
+from kabuto.sim.artificial.runner import SimulationResult
 
 __all__ = [
     "DEFAULT_TITLE",

@@ -2,11 +2,10 @@
 
 Everything random is drawn here, per run, from one numpy generator seeded by the run's own seed
 (``SeedSequence(seed).spawn(runs)``), in a fixed order: agent parameters and accounts, the
-fundamental shocks (none when no market's fundamental is random), which agents act at each step,
-and their noise. The compiled loop
-(`kabuto.sim.artificial.engine.run_fcn`) then replays them deterministically. Runs are
-independent, so ``runs=N`` (the batched mode for Monte Carlo) gives each its own seed, and run k
-of a batch equals a single run with that seed.
+fundamental shocks (none when no market's fundamental is random), which agents act at each step, and
+their noise. The compiled loop (`kabuto.sim.artificial.engine.run_fcn`) then replays them
+deterministically. Runs are independent, so ``runs=N`` (the batched mode for Monte Carlo) gives each
+its own seed, and run k of a batch equals a single run with that seed.
 """
 
 from __future__ import annotations
