@@ -15,9 +15,11 @@ import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import torch
 
+from kabuto.data.panel import Window
 from kabuto.errors import ConfigError, DataError
 from kabuto.strategies.batched import check_choice, check_int
 
@@ -49,6 +51,15 @@ class TorchStrategyMixin:
             yield
         finally:
             torch.set_num_threads(before)
+
+    def fit(self, history: Window) -> Self:
+        """Check the settings and train on `history` (all data up to the fit date).
+
+        Training (the strategy's `_fit`) runs with `num_threads` torch threads.
+        """
+        self._validate()
+        with self._threads():
+            return self._fit(history)
 
     def _torch_device(self) -> torch.device:
         if self.device == "auto":

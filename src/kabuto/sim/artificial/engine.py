@@ -449,7 +449,7 @@ def _arbitrage(exchange, basket, index, agent, threshold, volume, lifetime, t, t
     market price (limit orders); above it: the reverse (PAMS's arbitrage agent). Only when the
     index and every market of its basket are trading.
     """
-    current, executing, rules = exchange[5], exchange[8], exchange[3]
+    _, _, _, rules, _, current, _, _, executing = exchange
     n = 0
     value = 0.0
     for i in range(len(current)):

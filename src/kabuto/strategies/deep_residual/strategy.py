@@ -331,23 +331,11 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         """A lookback window plus a year of daily training samples before the first decision."""
         return self.lookback + TRAINING_YEAR
 
-    def fit(self, history: Window) -> Self:
+    def _fit(self, history: Window) -> Self:
         """Train the network on samples from `history` (all returns up to the fit date).
 
-        Parameters
-        ----------
-        history : Window
-            Returns of shape (T, n), NaN before an asset listed.
-
-        Returns
-        -------
-        self
+        `history` holds data of shape (T, n), NaN before an asset listed (`fit` calls this).
         """
-        self._validate()
-        with self._threads():
-            return self._fit(history)
-
-    def _fit(self, history: Window) -> Self:
         device = self._torch_device()
         samples = self.training_samples(history)
         n_val = int(samples["n_validation"])

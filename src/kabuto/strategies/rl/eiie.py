@@ -716,23 +716,11 @@ class EIIE(TorchStrategyMixin, Strategy):
         features = observed_features(history.highs is not None, bool(self.high_low))
         return block, history.dates[len(prices) - rows :], assets, features
 
-    def fit(self, history: Window) -> Self:
+    def _fit(self, history: Window) -> Self:
         """Train on `history` (all prices up to the fit date): first fit or rolling continuation.
 
-        Parameters
-        ----------
-        history : Window
-            Prices of shape (T, n), NaN before an asset listed.
-
-        Returns
-        -------
-        self
+        `history` holds data of shape (T, n), NaN before an asset listed (`fit` calls this).
         """
-        self._validate()
-        with self._threads():
-            return self._fit(history)
-
-    def _fit(self, history: Window) -> Self:
         prices, dates, assets, features = self.training_data(history)
         continuing = (
             hasattr(self, "network_")
