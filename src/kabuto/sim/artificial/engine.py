@@ -41,6 +41,7 @@ from numba import njit
 from kabuto.sim.artificial.book import (
     AGENT,
     BUY,
+    BY_EXPIRY,
     EXPIRY,
     MARKET_ORDER,
     PRICE,
@@ -89,9 +90,8 @@ def call_auction(
     sides = np.empty(n, dtype=np.int64)
     k = 0
     for side in range(2):
-        heap = book.heaps[market, side]
         for i in range(book.sizes[market, side]):
-            oid = heap[i]
+            oid = book.heaps[market, side, i]
             if book.live[oid] and book.orders[oid, EXPIRY] > t:
                 prices[k] = book.orders[oid, PRICE]
                 volumes[k] = book.orders[oid, VOLUME]
@@ -318,7 +318,10 @@ def run_fcn(
     exchange = (book, accounts, tape, rules, counts, current, halted_until, n_halts, executing)
     for t in range(t_start, t_stop):
         for m in range(n_markets):
-            due = book.n_expiries[m] > 0 and book.orders[book.expiries[m, 0], EXPIRY] <= t
+            due = (
+                book.sizes[m, BY_EXPIRY] > 0
+                and book.orders[book.heaps[m, BY_EXPIRY, 0], EXPIRY] <= t
+            )
             if due:  # most steps nothing expires: skip the call
                 expire(book, m, t)
             tape.volume[m] = 0

@@ -176,6 +176,90 @@ class SimulationResult:
         )
 
 
+class _Layout(NamedTuple):
+    """Where each agent group's rows are and what about them is fixed (once per config).
+
+    Accounts: the A FCN agents first (account k is FCN agent k), then the market makers and
+    arbitrageurs (in config order: the engine's ``fast`` table), then the policy agents
+    (`_policy_agents`).
+    """
+
+    groups: list  # (group, first account row) in config order: the order of the draws
+    n_fcn: int
+    market: np.ndarray  # (A,) int64 the market of each account
+    cash_floor: np.ndarray  # (A,)
+    max_short: np.ndarray  # (A,) int64
+    fast: np.ndarray  # (J, FAST_FIELDS) market makers and arbitrageurs (nothing random)
+
+
+def _layout(config: SimulationConfig) -> _Layout:
+    index = {m.name: i for i, m in enumerate(config.markets)}
+    kinds = (FCNGroup, MarketMakerGroup | ArbitrageGroup, PolicyGroup)
+    ordered = [g for kind in kinds for g in config.agents if isinstance(g, kind)]
+    starts, start = {}, 0
+    for group in ordered:
+        starts[id(group)] = start
+        start += group.count
+    n = config.n_agents
+    n_fcn = sum(g.count for g in config.agents if isinstance(g, FCNGroup))
+    n_fast = sum(g.count for g in config.agents if isinstance(g, kinds[1]))
+    market = np.zeros(n, dtype=np.int64)
+    floor = np.full(n, -np.inf)
+    short = np.full(n, NO_LIMIT, dtype=np.int64)
+    fast = np.zeros((n_fast, FAST_FIELDS))
+    for group in config.agents:
+        k, first = group.count, starts[id(group)]
+        rows = slice(first, first + k)
+        codes = np.array([index[name] for name in group.markets])
+        market[rows] = codes[np.arange(k) % len(codes)]  # spread over the group's markets
+        if group.cash_floor is not None:
+            floor[rows] = group.cash_floor
+        if group.max_short is not None:
+            short[rows] = group.max_short
+        if isinstance(group, MarketMakerGroup | ArbitrageGroup):
+            table = fast[first - n_fcn : first - n_fcn + k]
+            maker = isinstance(group, MarketMakerGroup)
+            table[:, FAST_KIND] = MAKER if maker else ARBITRAGE
+            table[:, FAST_AGENT] = np.arange(first, first + k)
+            table[:, FAST_MARKET] = market[rows]
+            table[:, FAST_PARAM] = group.spread if maker else group.threshold
+            table[:, FAST_VOLUME] = group.volume
+            table[:, FAST_LIFETIME] = group.lifetime
+    groups = [(g, starts[id(g)]) for g in config.agents]
+    return _Layout(groups, n_fcn, market, floor, short, fast)
+
+
+def _agents(layout: _Layout, n_markets: int, rng: np.random.Generator):
+    """FCN parameters, and each account's cash and holdings, drawn group by group in config
+    order (the layout `_layout` fixes the rest)."""
+    n = len(layout.market)
+    fcn = np.zeros((layout.n_fcn, FCN_FIELDS))
+    cash = np.zeros(n)
+    assets = np.zeros((n, n_markets), dtype=np.int64)
+    for group, first in layout.groups:
+        k = group.count
+        rows = slice(first, first + k)
+        cash[rows] = draw(group.cash, k, rng)
+        assets[np.arange(first, first + k), layout.market[rows]] = draw(group.assets, k, rng)
+        if not isinstance(group, FCNGroup):
+            continue
+        fcn[rows, W_FUNDAMENTAL] = draw(group.fundamental_weight, k, rng)
+        fcn[rows, W_CHART] = draw(group.chart_weight, k, rng)
+        fcn[rows, W_NOISE] = draw(group.noise_weight, k, rng)
+        fcn[rows, NOISE_SCALE] = draw(group.noise_scale, k, rng)
+        window = np.floor(draw(group.time_window, k, rng))
+        fcn[rows, TIME_WINDOW] = window
+        reversion = group.reversion_time
+        fcn[rows, REVERSION_TIME] = (
+            window if reversion is None else np.floor(draw(reversion, k, rng))
+        )
+        fcn[rows, MARGIN] = draw(group.margin, k, rng)
+    weights = np.abs(fcn[:, W_FUNDAMENTAL : W_NOISE + 1]).sum(axis=1)
+    if (weights == 0).any():
+        raise ConfigError("an FCN agent drew all three weights 0; give some weight a positive mean")
+    return fcn, cash, assets
+
+
 class _Plan(NamedTuple):
     """What a config fixes for every run (computed once per `simulate` call)."""
 
@@ -191,12 +275,15 @@ class _Plan(NamedTuple):
     mistakes: np.ndarray  # (E, MISTAKE_FIELDS)
     shocks: list  # (step, duration, market, change) of each fundamental shock
     basket: np.ndarray  # (M, M) component weights of index markets (see the engine)
+    indices: np.ndarray  # index markets (rows of `basket` that are not 0)
+    layout: _Layout
 
 
 def _plan(config: SimulationConfig) -> _Plan:
     markets = config.markets
     index = {m.name: i for i, m in enumerate(markets)}
     rules, mistakes = _rules(config)
+    basket = _basket(config)
     return _Plan(
         tick=np.array([m.tick_size for m in markets]),
         price=np.array([m.price for m in markets]),
@@ -215,7 +302,9 @@ def _plan(config: SimulationConfig) -> _Plan:
             for e in config.events
             if isinstance(e, FundamentalShock)
         ],
-        basket=_basket(config),
+        basket=basket,
+        indices=np.flatnonzero(basket.any(axis=1)),
+        layout=_layout(config),
     )
 
 
@@ -240,7 +329,9 @@ def _fundamentals(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     """
     n_steps, n_markets = len(plan.execute), len(plan.tick)
     if plan.volatility.any():
-        shocks = rng.standard_normal((n_steps - 1, n_markets)) @ plan.cholesky.T
+        shocks = rng.standard_normal((n_steps - 1, n_markets))
+        if n_markets > 1:
+            shocks = shocks @ plan.cholesky.T
         steps = plan.drift + plan.volatility * shocks
     else:  # a deterministic path: draw nothing
         steps = np.broadcast_to(plan.drift, (n_steps - 1, n_markets))
@@ -249,76 +340,9 @@ def _fundamentals(plan: _Plan, rng: np.random.Generator) -> np.ndarray:
     for step, duration, m, change in plan.shocks:
         for t in range(step, min(step + duration, n_steps)):
             fundamentals[t:, m] *= 1.0 + change
-    indices = np.flatnonzero(plan.basket.any(axis=1))
-    fundamentals[:, indices] = fundamentals @ plan.basket[indices].T  # follow the components
+    if len(plan.indices):  # index markets follow their components
+        fundamentals[:, plan.indices] = fundamentals @ plan.basket[plan.indices].T
     return fundamentals
-
-
-def _agents(config: SimulationConfig, rng: np.random.Generator):
-    """FCN parameters and markets, the fast agents' table, and accounts.
-
-    Drawn group by group in config order. Accounts: the A FCN agents first (account k is FCN
-    agent k), then the market makers and arbitrageurs (in config order: the engine's ``fast``
-    table), then the policy agents (`_policy_agents`).
-    """
-    index = {m.name: i for i, m in enumerate(config.markets)}
-    fcn_groups = [g for g in config.agents if isinstance(g, FCNGroup)]
-    fast_groups = [g for g in config.agents if isinstance(g, MarketMakerGroup | ArbitrageGroup)]
-    policy_groups = [g for g in config.agents if isinstance(g, PolicyGroup)]
-    n_fcn = sum(g.count for g in fcn_groups)
-    n_fast = sum(g.count for g in fast_groups)
-    n, n_markets = config.n_agents, len(config.markets)
-    fcn = np.zeros((n_fcn, FCN_FIELDS))
-    fast = np.zeros((n_fast, FAST_FIELDS))
-    market = np.zeros(n, dtype=np.int64)
-    cash = np.zeros(n)
-    assets = np.zeros((n, n_markets), dtype=np.int64)
-    floor = np.full(n, -np.inf)
-    short = np.full(n, NO_LIMIT, dtype=np.int64)
-    starts = {}
-    start = 0
-    for group in fcn_groups + fast_groups + policy_groups:
-        starts[id(group)] = start
-        start += group.count
-    for group in config.agents:  # draws in config order
-        k, first = group.count, starts[id(group)]
-        rows = slice(first, first + k)
-        cash[rows] = draw(group.cash, k, rng)
-        held = draw(group.assets, k, rng).astype(np.int64)
-        codes = np.array([index[name] for name in group.markets])
-        market[rows] = codes[np.arange(k) % len(codes)]  # spread over the group's markets
-        assets[np.arange(first, first + k), market[rows]] = held
-        if group.cash_floor is not None:
-            floor[rows] = group.cash_floor
-        if group.max_short is not None:
-            short[rows] = group.max_short
-        if isinstance(group, MarketMakerGroup | ArbitrageGroup):
-            table = fast[first - n_fcn : first - n_fcn + k]
-            maker = isinstance(group, MarketMakerGroup)
-            table[:, FAST_KIND] = MAKER if maker else ARBITRAGE
-            table[:, FAST_AGENT] = np.arange(first, first + k)
-            table[:, FAST_MARKET] = market[rows]
-            table[:, FAST_PARAM] = group.spread if maker else group.threshold
-            table[:, FAST_VOLUME] = group.volume
-            table[:, FAST_LIFETIME] = group.lifetime
-            continue
-        if isinstance(group, PolicyGroup):
-            continue
-        fcn[rows, W_FUNDAMENTAL] = draw(group.fundamental_weight, k, rng)
-        fcn[rows, W_CHART] = draw(group.chart_weight, k, rng)
-        fcn[rows, W_NOISE] = draw(group.noise_weight, k, rng)
-        fcn[rows, NOISE_SCALE] = draw(group.noise_scale, k, rng)
-        window = np.floor(draw(group.time_window, k, rng))
-        fcn[rows, TIME_WINDOW] = window
-        reversion = group.reversion_time
-        fcn[rows, REVERSION_TIME] = (
-            window if reversion is None else np.floor(draw(reversion, k, rng))
-        )
-        fcn[rows, MARGIN] = draw(group.margin, k, rng)
-    weights = np.abs(fcn[:, [W_FUNDAMENTAL, W_CHART, W_NOISE]]).sum(axis=1)
-    if (weights == 0).any():
-        raise ConfigError("an FCN agent drew all three weights 0; give some weight a positive mean")
-    return fcn, market, fast, new_accounts(cash, assets, floor, short)
 
 
 def _rules(config: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -383,18 +407,18 @@ def draw_run(config: SimulationConfig, seed: int, plan: _Plan | None = None) -> 
     """The random inputs of one run with `seed`, in the module's fixed order."""
     plan = _plan(config) if plan is None else plan
     rng = np.random.default_rng(seed)
-    fcn, market, fast, accounts = _agents(config, rng)
-    market = market[: len(fcn)]
+    layout = plan.layout
+    fcn, cash, assets = _agents(layout, len(plan.tick), rng)
     fundamentals = _fundamentals(plan, rng)
     chosen, noise = _schedule(plan, len(fcn), rng)
     return RunInputs(
         fcn,
-        market,
-        fast,
-        accounts.cash,
-        accounts.assets,
-        accounts.cash_floor,
-        accounts.max_short,
+        layout.market[: len(fcn)],
+        layout.fast,
+        cash,
+        assets,
+        layout.cash_floor,
+        layout.max_short,
         fundamentals,
         plan.execute,
         chosen,
