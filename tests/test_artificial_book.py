@@ -3,7 +3,8 @@
 The reference keeps resting orders in a list and, for every incoming order, sorts the opposite
 side by price-time priority and walks it: the textbook continuous double auction, with no heaps,
 lazy deletion or rebuilding. Random order streams (limits, market orders, cancels, expiries,
-pre-open phases and account limits) must give the same trades, holdings and resting book.
+pre-open phases and account limits), seeded or drawn by hypothesis, must give the same trades,
+holdings and resting book, and conserve shares and cash.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kabuto.sim.artificial.book import (
     BUY,
@@ -126,18 +129,19 @@ def _random_stream(rng, n_events, n_agents):
             yield "order", t, (int(rng.integers(0, n_agents)), side, price, volume, ttl)
 
 
-@pytest.mark.parametrize("seed", range(12))
-@pytest.mark.parametrize("limits", [False, True])
-def test_random_streams_match_the_reference_book(seed, limits):
-    rng = np.random.default_rng(seed)
-    n_agents, n_events = 6, 600
+def check_stream(events, n_agents: int, limits: bool) -> int:
+    """Replay `events` through the compiled book and the reference; assert they agree.
+
+    Returns the number of trades.
+    """
     floor = np.full(n_agents, -200.0) if limits else None
     short = np.full(n_agents, 4) if limits else None
-    book = new_book(1, n_events)
+    book = new_book(1, len(events) + 1)
     accounts = new_accounts(np.zeros(n_agents), np.zeros((n_agents, 1)), floor, short)
-    tape = new_tape(1, 10 * n_events)
+    tape = new_tape(1, 10 * len(events) + 10)
     ref = ReferenceBook(n_agents, floor, short)
-    for kind, t, args in _random_stream(rng, n_events, n_agents):
+    t = 0
+    for kind, t, args in events:
         execute = t % 17 != 0  # now and then a step without execution (a pre-open)
         if kind == "cancel":
             assert cancel(book, args) == ref.cancel(args)
@@ -147,11 +151,12 @@ def test_random_streams_match_the_reference_book(seed, limits):
         theirs = ref.submit(*args, t, execute)
         assert mine == theirs  # both number the orders that rest
     trades = tape.log[: tape.n_log[0]]
-    assert len(trades) > 50
-    expected = np.array([(t, 0, p, v, b, s) for t, p, v, b, s in ref.trades])
+    expected = np.array([(t, 0, p, v, b, s) for t, p, v, b, s in ref.trades]).reshape(-1, 6)
     np.testing.assert_array_equal(trades, expected)
     np.testing.assert_allclose(accounts.cash, ref.cash, rtol=1e-12, atol=1e-9)
     np.testing.assert_array_equal(accounts.assets[:, 0], ref.assets)
+    # conservation: shares are neither created nor destroyed, money only changes hands
+    assert accounts.assets.sum() == 0 and abs(accounts.cash.sum()) < 1e-9
     t_end = t + 1
     expire(book, 0, t_end)
     ref.alive(t_end)
@@ -163,6 +168,42 @@ def test_random_streams_match_the_reference_book(seed, limits):
         assert best_price(book, 0, side, t_end) == best
     if limits:
         assert (accounts.cash >= -200.0 - 1e-9).all() and (accounts.assets >= -4).all()
+    return len(trades)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("limits", [False, True])
+def test_random_streams_match_the_reference_book(seed, limits):
+    events = list(_random_stream(np.random.default_rng(seed), 600, 6))
+    assert check_stream(events, 6, limits) > 50
+
+
+@st.composite
+def order_streams(draw):
+    """Streams of orders and cancels over a few steps, as hypothesis draws them."""
+    n = draw(st.integers(1, 120))
+    events, t = [], 0
+    for _ in range(n):
+        t += draw(st.integers(0, 2))
+        if draw(st.integers(0, 9)) == 0:
+            events.append(("cancel", t, draw(st.integers(-1, n))))
+            continue
+        price = draw(st.one_of(st.just(MARKET_ORDER), st.integers(95, 105)))
+        args = (
+            draw(st.integers(0, 3)),  # agent
+            draw(st.sampled_from([BUY, SELL])),
+            price,
+            draw(st.integers(1, 5)),  # volume
+            draw(st.sampled_from([0, 1, 2, 5])),  # time to live (0: none)
+        )
+        events.append(("order", t, args))
+    return events
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=order_streams(), limits=st.booleans())
+def test_hypothesis_streams_match_the_reference_book(events, limits):
+    check_stream(events, 4, limits)
 
 
 def test_price_time_priority_partial_fills_and_resting_price():

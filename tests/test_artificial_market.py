@@ -44,6 +44,7 @@ from kabuto.sim.artificial.policy import Observation, Order, predictor_policy
 from kabuto.sim.artificial.runner import draw_run
 
 CI2002 = Path(__file__).resolve().parents[1] / "examples" / "pams_ci2002.json"
+ORDER_FLOW = CI2002.with_name("order_flow_market.toml")
 
 
 def small_config(**changes) -> SimulationConfig:
@@ -190,18 +191,20 @@ def replay(config: SimulationConfig, seed: int) -> np.ndarray:
             if level > 0:
                 place(int(agent), side, level, volume, lifetime, t)
         for maker in inputs.fast:  # market makers only in these configs
-            _, agent, _, spread, volume, lifetime = maker
+            _, agent, _, spread, volume, lifetime, levels, spacing = maker
             agent, volume, lifetime = int(agent), int(volume), int(lifetime)
             ref.alive(t)
             bids = [o["price"] for o in ref.resting if o["side"] == 0]
             asks = [o["price"] for o in ref.resting if o["side"] == 1]
             base = (max(bids) + min(asks)) / 2 * tick if bids and asks else price
             half = inputs.fundamentals[t, 0] * spread / 2
-            low = clip(math.floor((base - half) / tick + 1e-9))
-            high = clip(math.ceil((base + half) / tick - 1e-9))
-            for side, level in ((0, low), (1, high)):
-                if level > 0:
-                    place(agent, side, level, volume, lifetime, t)
+            low = math.floor((base - half) / tick + 1e-9)
+            high = math.ceil((base + half) / tick - 1e-9)
+            gap = max(1, round(spacing * base / tick))
+            for out in range(int(levels)):  # the ladder, bid then ask at each level
+                for side, level in ((0, clip(low - out * gap)), (1, clip(high + out * gap))):
+                    if level > 0:
+                        place(agent, side, level, volume, lifetime, t)
         closes[t] = price
     return closes
 
@@ -223,10 +226,13 @@ EVENTS = [
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("extras", ["fcn", "maker", "events"])
+@pytest.mark.parametrize("extras", ["fcn", "maker", "ladder", "events"])
 def test_engine_equals_a_plain_python_replay(seed, extras):
     config = small_config()
-    if extras != "fcn":
+    if extras == "ladder":  # quotes at 4 levels a side, 0.2% of the price (about 20 ticks) apart
+        ladder = MAKER | {"levels": 4, "level_spacing": 0.002}
+        config = small_config(agents=[*config.model_dump()["agents"], ladder])
+    elif extras != "fcn":
         config = small_config(agents=[*config.model_dump()["agents"], MAKER])
     if extras == "events":
         config = small_config(agents=config.model_dump()["agents"], events=EVENTS)
@@ -620,3 +626,25 @@ def test_the_order_log_holds_every_order_as_placed():
     fcn = orders[orders.agent < 30]
     assert fcn["price"].notna().all() and set(fcn["side"]) == {"buy", "sell"}
     assert np.allclose(fcn["price"] / 0.01, np.round(fcn["price"] / 0.01))  # on the tick grid
+
+
+@pytest.mark.parametrize("example", [CI2002, ORDER_FLOW])
+def test_cash_and_shares_move_only_by_trades(example):
+    config = load_simulation(example)
+    result = simulate(config, seed=3, runs=2, log_trades=True)
+    for run, seed in enumerate(result.seeds):
+        start = draw_run(config, seed)
+        trades = result.trades[run]
+        assert len(trades) > 100
+        cash, held = start.cash.copy(), start.assets.copy()
+        value = (trades["price"] * trades["volume"]).to_numpy()
+        np.add.at(cash, trades["buyer"].to_numpy(), -value)
+        np.add.at(cash, trades["seller"].to_numpy(), value)
+        markets = trades["market"].to_numpy()
+        np.add.at(held, (trades["buyer"].to_numpy(), markets), trades["volume"].to_numpy())
+        np.add.at(held, (trades["seller"].to_numpy(), markets), -trades["volume"].to_numpy())
+        np.testing.assert_allclose(result.cash[run], cash, rtol=1e-12, atol=1e-6)
+        np.testing.assert_array_equal(result.holdings[run], held)
+        # shares are neither created nor destroyed, and money only changes hands
+        np.testing.assert_array_equal(result.holdings[run].sum(axis=0), start.assets.sum(axis=0))
+        assert result.cash[run].sum() == pytest.approx(start.cash.sum(), abs=1e-6)

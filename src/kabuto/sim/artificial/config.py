@@ -61,6 +61,7 @@ import numpy as np
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from kabuto.errors import ConfigError
+from kabuto.sim.artificial.garch_agents import GarchMarket, analytic_garch
 from kabuto.strict_config import Strict, read_toml, validate
 
 __all__ = [
@@ -221,13 +222,68 @@ class MarketMakerGroup(_AgentGroup):
 
     The quotes sit at ``base -+ F * spread / 2`` (F: the market's fundamental price; base: the
     mid of the best quotes, or the market price when a side is empty), PAMS's market maker;
-    bids are rounded down and asks up to the tick.
+    bids are rounded down and asks up to the tick. With ``levels`` > 1 it also quotes
+    ``levels - 1`` more prices outward on each side, `volume` at each, one tick apart or
+    ``level_spacing`` times the price apart: a ladder of depth that gives market orders a
+    linear price impact (one step of the ladder per `volume` units).
     """
 
     type: Literal["market_maker"]
     spread: float = Field(gt=0)
     volume: int = Field(1, ge=1)
     lifetime: int = Field(2, ge=1)
+    levels: int = Field(1, ge=1)
+    level_spacing: float | None = Field(None, gt=0, lt=1)
+
+
+class OrderFlowGroup(_AgentGroup):
+    """Nakagawa et al.'s (2024) fundamental, AI and noise traders as one order-flow crowd.
+
+    Each agent of the group is a crowd in one market that sends, at the end of every step,
+    the net market order of its three kinds of traders (`kabuto.sim.artificial.engine`;
+    `kabuto.sim.artificial.garch_agents` has the model without a book). The shares of
+    fundamental and AI traders are `fundamental_share` and `ai_share` (the rest are noise
+    traders); `impact` is the return (in `unit`) per unit of order imbalance that the traders
+    assume, which the book's depth should match (a market maker with ``levels``). Defaults are
+    the paper's parameters.
+    """
+
+    type: Literal["order_flow"]
+    fundamental_share: float = 0.2
+    ai_share: float = 0.4
+    impact: float = 4.0
+    noise_scale: float = 0.4
+    fundamental_aversion: float = 1.2
+    ai_aversion: float = 1.2
+    ai_forecast: float = 0.1
+    volume: int = Field(ge=1)
+    unit: float = Field(0.01, gt=0)
+
+    @model_validator(mode="after")
+    def _model(self) -> OrderFlowGroup:
+        try:
+            _, alpha, beta = analytic_garch(self.model())
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if alpha + beta >= 1:
+            raise ValueError(
+                f"the crowd's volatility feeds on itself: alpha + beta of the GARCH mapping is "
+                f"{alpha + beta:.2f} (need < 1); lower the shares, aversions, impact or "
+                "noise_scale"
+            )
+        return self
+
+    def model(self) -> GarchMarket:
+        """The crowd's parameters as the book-free market (`garch_agents.GarchMarket`)."""
+        return GarchMarket(
+            fundamental_share=self.fundamental_share,
+            ai_share=self.ai_share,
+            impact=self.impact,
+            noise_scale=self.noise_scale,
+            fundamental_aversion=self.fundamental_aversion,
+            ai_aversion=self.ai_aversion,
+            ai_forecast=self.ai_forecast,
+        )
 
 
 class PolicyGroup(_AgentGroup):
@@ -266,7 +322,8 @@ AgentGroup = Annotated[
     Annotated[FCNGroup, Tag("fcn")]
     | Annotated[MarketMakerGroup, Tag("market_maker")]
     | Annotated[PolicyGroup, Tag("policy")]
-    | Annotated[ArbitrageGroup, Tag("arbitrage")],
+    | Annotated[ArbitrageGroup, Tag("arbitrage")]
+    | Annotated[OrderFlowGroup, Tag("order_flow")],
     Discriminator(_agent_type),
 ]
 
@@ -377,8 +434,10 @@ class SimulationConfig(Strict):
                         f"arbitrage group {group.name!r} trades {plain}, which are not index "
                         "markets (give them components)"
                     )
-        if not any(isinstance(g, FCNGroup) for g in self.agents):
-            raise ValueError("agents: at least one group of FCN agents is needed")
+        if not any(isinstance(g, FCNGroup | OrderFlowGroup) for g in self.agents):
+            raise ValueError(
+                "agents: at least one group of FCN agents (or an order-flow crowd) is needed"
+            )
         for i, event in enumerate(self.events):
             names = event.markets if hasattr(event, "markets") else [event.market]
             unknown = [m for m in names if m not in markets]

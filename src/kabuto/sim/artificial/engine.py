@@ -13,7 +13,8 @@ A step t (PAMS's order, Hirano et al. 2023)
        the step (the close of t - 1) and the fundamental price of step t.
     4. Their orders go to the book in the order drawn, each matched on arrival when the session
        executes (`book.submit`).
-    5. The step's close is recorded: the last trade price (carried forward; the initial price
+    5. Market makers and arbitrageurs act, then the order-flow crowds (below).
+    6. The step's close is recorded: the last trade price (carried forward; the initial price
        before any trade), the fundamental, the volume and trades, the best quotes and depth.
 
 FCN agent (Chiarella and Iori 2002, in PAMS's form)
@@ -28,6 +29,27 @@ FCN agent (Chiarella and Iori 2002, in PAMS's form)
     at ``P_hat (1 + k)`` (rounded up) if ``P_hat < P``, and does nothing if they are equal; the
     order lives `tau` steps. The chart term is the average log return over the last tc steps
     (0 at t = 0); a negative wC makes a contrarian.
+
+Order-flow crowd (Nakagawa, Hirano, Minami, Mizuta 2024; `garch_agents` has the model)
+    Fundamental, AI and noise traders with shares p1, p2 and 1 - p1 - p2 of a volume S. At step
+    t they see the news x_{t-1} (one standard normal a step, drawn up front), the last return
+    ``r_{t-1} = ln(P_{t-1} / P_{t-2}) / unit`` of the market price and their own last demand
+    D_{t-1}; from the model they know ``sigma_{t-1} = rho k |1 + D_{t-1}|`` and the shock
+    ``u_{t-1} = r_{t-1} - rho (D_{t-1} - D_bar)``::
+
+        D_t = p1 (g(x_{t-1}) - lambda sigma_{t-1}) + p2 (c x_{t-1} - gamma |u_{t-1}|),
+        g(x) = ln(1 + max(-0.99, x)),
+
+    and, with the noise traders' common shock eps_t, they send the net imbalance
+    ``round(S (D_t - D_bar + k (1 + D_t) eps_t))`` as one market order (a buy when positive).
+    The book then sets the return: against a ladder of quotes of d units every ``delta P`` (a
+    market maker with ``levels`` and ``level_spacing``), an imbalance of Q units moves the price
+    by about ``delta Q / d`` in relative terms: the paper's linear impact rho when
+    ``rho unit = delta S / d``. One departure keeps the book usable for thousands of steps
+    without touching sigma or u: the model's mean demand D_bar (about -0.7 at the paper's
+    point, a drift of -3% a step) is left out of the orders (the noise traders' baseline
+    absorbs it). Demand and imbalance are capped at ``FLOW_CAP`` (1,000) to stay finite when
+    the dynamics explode.
 """
 
 from __future__ import annotations
@@ -188,10 +210,45 @@ NO_BAND = 2**62
 
 # Agents that act after the FCN agents of every step, in order (``fast[j]``, PAMS's
 # high-frequency agents): kind, agent id, market, parameter (a market maker's spread theta, an
-# arbitrageur's price threshold), volume and lifetime. An arbitrageur's market is an index.
-FAST_KIND, FAST_AGENT, FAST_MARKET, FAST_PARAM, FAST_VOLUME, FAST_LIFETIME = range(6)
-FAST_FIELDS = 6
+# arbitrageur's price threshold), volume, lifetime, and a market maker's price levels per side and
+# their spacing relative to the price (0: one tick). An arbitrageur's market is an index.
+(
+    FAST_KIND,
+    FAST_AGENT,
+    FAST_MARKET,
+    FAST_PARAM,
+    FAST_VOLUME,
+    FAST_LIFETIME,
+    FAST_LEVELS,
+    FAST_SPACING,
+) = range(8)
+FAST_FIELDS = 8
 MAKER, ARBITRAGE = 0, 1
+
+# Order-flow crowds (``flow[g]``): agent id, market, fundamental share p1, AI share p2, impact
+# rho, noise scale k, fundamental aversion lambda, AI aversion gamma, AI forecast c, volume S and
+# the return unit and the mean demand D_bar.
+# ``flow_draws[t, g]`` holds the news x_t and the noise shock eps_t.
+(
+    FLOW_AGENT,
+    FLOW_MARKET,
+    FLOW_P1,
+    FLOW_P2,
+    FLOW_IMPACT,
+    FLOW_NOISE,
+    FLOW_LAMBDA,
+    FLOW_GAMMA,
+    FLOW_FORECAST,
+    FLOW_VOLUME,
+    FLOW_UNIT,
+    FLOW_MEAN,
+) = range(12)
+FLOW_FIELDS = 12
+FLOW_NEWS, FLOW_SHOCK = range(2)
+# Where a crowd's demand and imbalance are capped (in units of S): past the stationary region
+# (alpha + beta of the GARCH mapping near 1) the demand grows without bound; capping it keeps
+# the loop in finite numbers and leaves the explosion visible in the prices.
+FLOW_CAP = 1000.0
 
 # Mistaken (fat-finger) orders (``mistakes[e]``, sorted by step): step, market, price change
 # rate, volume and lifetime. The first agent to act in that market at that step places it
@@ -214,11 +271,16 @@ class LoopState(NamedTuple):
     was_executing: np.ndarray  # (M,) bool: executing at the end of the last step
     executing: np.ndarray  # (M,) bool
     mistake_done: np.ndarray  # (E,) bool
+    flow_demand: np.ndarray  # (G,) each order-flow crowd's last demand D_{t-1}
+    flow_price: np.ndarray  # (G,) its market's price at the start of the step before
 
 
-def new_state(initial_price: np.ndarray, n_mistakes: int) -> LoopState:
-    """The state before the first step."""
+def new_state(
+    initial_price: np.ndarray, n_mistakes: int, flow_markets: np.ndarray | None = None
+) -> LoopState:
+    """The state before the first step (`flow_markets`: the market of each order-flow crowd)."""
     n = len(initial_price)
+    flow_markets = np.zeros(0, dtype=np.int64) if flow_markets is None else flow_markets
     return LoopState(
         current=np.array(initial_price, dtype=np.float64),
         halted_until=np.zeros(n, dtype=np.int64),
@@ -226,6 +288,8 @@ def new_state(initial_price: np.ndarray, n_mistakes: int) -> LoopState:
         was_executing=np.zeros(n, dtype=np.bool_),
         executing=np.zeros(n, dtype=np.bool_),
         mistake_done=np.zeros(n_mistakes, dtype=np.bool_),
+        flow_demand=np.zeros(len(flow_markets)),
+        flow_price=np.array(initial_price, dtype=np.float64)[flow_markets],
     )
 
 
@@ -251,6 +315,8 @@ def run_fcn(
     basket: np.ndarray,
     rules: np.ndarray,
     mistakes: np.ndarray,
+    flow: np.ndarray,
+    flow_draws: np.ndarray,
     prices: np.ndarray,
     counts: np.ndarray,
     state: LoopState,
@@ -287,6 +353,10 @@ def run_fcn(
         Price bands and trading-halt rules.
     mistakes : ndarray of shape (E, MISTAKE_FIELDS)
         Mistaken orders, sorted by step.
+    flow : ndarray of shape (G, FLOW_FIELDS)
+        Order-flow crowds; they act last in every step.
+    flow_draws : ndarray of shape (T, G, 2)
+        Their news x_t and noise shocks eps_t (standard normals).
     prices : ndarray of shape (T, M, 4)
         Output: CLOSE, FUNDAMENTAL, BEST_BID, BEST_ASK (NaN when the side is empty).
     counts : ndarray of shape (T, M, 5), int64
@@ -401,13 +471,23 @@ def run_fcn(
                 ask = best_price(book, m, SELL, t)
                 base = (bid + ask) / 2 * tick[m] if bid >= 0 and ask >= 0 else current[m]
                 half = fundamentals[t, m] * fast[j, FAST_PARAM] / 2
-                low = _clip(math.floor((base - half) / tick[m] + 1e-9), rules, m)
-                high = _clip(math.ceil((base + half) / tick[m] - 1e-9), rules, m)
-                for side, level in ((BUY, low), (SELL, high)):
-                    if level > 0:
-                        _place(exchange, m, agent, side, level, volume, lifetime, t, tick[m])
+                low = math.floor((base - half) / tick[m] + 1e-9)
+                high = math.ceil((base + half) / tick[m] - 1e-9)
+                gap = max(1, round(fast[j, FAST_SPACING] * base / tick[m]))
+                for out in range(int(fast[j, FAST_LEVELS])):  # a ladder outward from the quotes
+                    for side, level in ((BUY, low - out * gap), (SELL, high + out * gap)):
+                        level = _clip(level, rules, m)
+                        if level > 0:
+                            _place(exchange, m, agent, side, level, volume, lifetime, t, tick[m])
                 continue
             _arbitrage(exchange, basket, m, agent, fast[j, FAST_PARAM], volume, lifetime, t, tick)
+        for g in range(len(flow)):
+            m = int(flow[g, FLOW_MARKET])
+            units = _flow_order(flow, flow_draws, state, g, t, snapshot[m])
+            if units != 0:
+                side = BUY if units > 0 else SELL
+                agent = int(flow[g, FLOW_AGENT])
+                _place(exchange, m, agent, side, MARKET_ORDER, abs(units), 1, t, tick[m])
         for m in range(n_markets):
             prices[t, m, CLOSE] = current[m]
             prices[t, m, FUNDAMENTAL] = fundamentals[t, m]
@@ -475,6 +555,30 @@ def _arbitrage(exchange, basket, index, agent, threshold, volume, lifetime, t, t
             level = _clip(round(current[i] / tick[i]), rules, i)
             if level > 0:
                 _place(exchange, i, agent, 1 - side, level, volume, lifetime, t, tick[i])
+
+
+@njit(cache=True)
+def _flow_order(flow, flow_draws, state, g, t, price) -> int:
+    """Order-flow crowd g's net market order at step t in units (module docstring).
+
+    `price` is its market's price at the start of step t; updates the crowd's state.
+    """
+    p1, p2 = flow[g, FLOW_P1], flow[g, FLOW_P2]
+    rho, k = flow[g, FLOW_IMPACT], flow[g, FLOW_NOISE]
+    last_demand = state.flow_demand[g]
+    news = flow_draws[t - 1, g, FLOW_NEWS] if t > 0 else 0.0
+    mean = flow[g, FLOW_MEAN]
+    last_return = math.log(price / state.flow_price[g]) / flow[g, FLOW_UNIT]
+    sigma = rho * k * abs(1.0 + last_demand)
+    shock = last_return - rho * (last_demand - mean)
+    fundamental = math.log(1.0 + max(-0.99, news)) - flow[g, FLOW_LAMBDA] * sigma
+    ai = flow[g, FLOW_FORECAST] * news - flow[g, FLOW_GAMMA] * abs(shock)
+    demand = min(max(p1 * fundamental + p2 * ai, -FLOW_CAP), FLOW_CAP)
+    state.flow_demand[g] = demand
+    state.flow_price[g] = price
+    imbalance = demand - mean + k * (1.0 + demand) * flow_draws[t, g, FLOW_SHOCK]
+    imbalance = min(max(imbalance, -FLOW_CAP), FLOW_CAP)
+    return round(flow[g, FLOW_VOLUME] * imbalance)
 
 
 @njit(cache=True)

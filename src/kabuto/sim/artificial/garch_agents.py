@@ -38,6 +38,7 @@ parameters are the paper's: rho 4, k 0.4, lambda = gamma = 1.2, c = 0.1, p1 0.2,
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ from scipy import integrate, stats
 
 from kabuto.errors import ConfigError
 
-__all__ = ["GarchMarket", "analytic_garch", "simulate_garch_market"]
+__all__ = ["GarchMarket", "analytic_garch", "mean_demand", "simulate_garch_market"]
 
 
 @dataclass(frozen=True)
@@ -150,3 +151,13 @@ def simulate_garch_market(
             f"{sum(analytic_garch(market)[1:]):.2f}); lower the shares or the aversions"
         )
     return {"returns": returns.copy(), "sigma": sigma.copy(), "demand": demand.copy()}
+
+
+@functools.lru_cache(maxsize=64)
+def mean_demand(market: GarchMarket, n_periods: int = 200_000) -> float:
+    """The unconditional mean of the informed demand D_t, from one long seeded path.
+
+    Deterministic (seed 0). The order-flow crowd of the order-book engine leaves it out of its
+    orders so that prices do not drift by ``rho * E[D]`` a step (`kabuto.sim.artificial.engine`).
+    """
+    return float(simulate_garch_market(market, n_periods, seed=0)["demand"].mean())

@@ -38,6 +38,7 @@ from kabuto.sim.artificial.config import (
     FundamentalShock,
     MarketMakerGroup,
     MistakenOrder,
+    OrderFlowGroup,
     PolicyGroup,
     PriceLimit,
     SimulationConfig,
@@ -55,11 +56,26 @@ from kabuto.sim.artificial.engine import (
     FAST_AGENT,
     FAST_FIELDS,
     FAST_KIND,
+    FAST_LEVELS,
     FAST_LIFETIME,
     FAST_MARKET,
     FAST_PARAM,
+    FAST_SPACING,
     FAST_VOLUME,
     FCN_FIELDS,
+    FLOW_AGENT,
+    FLOW_FIELDS,
+    FLOW_FORECAST,
+    FLOW_GAMMA,
+    FLOW_IMPACT,
+    FLOW_LAMBDA,
+    FLOW_MARKET,
+    FLOW_MEAN,
+    FLOW_NOISE,
+    FLOW_P1,
+    FLOW_P2,
+    FLOW_UNIT,
+    FLOW_VOLUME,
     HALT_RATE,
     HALT_REFERENCE,
     HALT_STEPS,
@@ -79,6 +95,7 @@ from kabuto.sim.artificial.engine import (
     new_state,
     run_fcn,
 )
+from kabuto.sim.artificial.garch_agents import mean_demand
 from kabuto.sim.artificial.policy import Observation, Policy, check_order
 
 __all__ = ["RunInputs", "SimulationResult", "draw_run", "simulate"]
@@ -107,6 +124,11 @@ class SimulationResult:
     orders : list of DataFrame or None
         Per run, every order placed (step, market, agent, side "buy"/"sell", price, NaN for a
         market order, volume, lifetime) when requested.
+    cash : ndarray of shape (R, A) or None
+        Each account's cash after the last step. Accounts: the FCN agents, then the market
+        makers and arbitrageurs, the order-flow crowds and the policy agents (`_Layout`).
+    holdings : ndarray of shape (R, A, M) or None
+        Each account's units of each market after the last step.
     """
 
     config: SimulationConfig
@@ -115,6 +137,8 @@ class SimulationResult:
     counts: np.ndarray
     trades: list[pd.DataFrame] | None
     orders: list[pd.DataFrame] | None = None
+    cash: np.ndarray | None = None
+    holdings: np.ndarray | None = None
 
     @property
     def market_names(self) -> list[str]:
@@ -180,8 +204,8 @@ class _Layout(NamedTuple):
     """Where each agent group's rows are and what about them is fixed (once per config).
 
     Accounts: the A FCN agents first (account k is FCN agent k), then the market makers and
-    arbitrageurs (in config order: the engine's ``fast`` table), then the policy agents
-    (`_policy_agents`).
+    arbitrageurs (in config order: the engine's ``fast`` table), then the order-flow crowds
+    (the ``flow`` table), then the policy agents (`_policy_agents`).
     """
 
     groups: list  # (group, first account row) in config order: the order of the draws
@@ -190,11 +214,12 @@ class _Layout(NamedTuple):
     cash_floor: np.ndarray  # (A,)
     max_short: np.ndarray  # (A,) int64
     fast: np.ndarray  # (J, FAST_FIELDS) market makers and arbitrageurs (nothing random)
+    flow: np.ndarray  # (G, FLOW_FIELDS) order-flow crowds
 
 
 def _layout(config: SimulationConfig) -> _Layout:
     index = {m.name: i for i, m in enumerate(config.markets)}
-    kinds = (FCNGroup, MarketMakerGroup | ArbitrageGroup, PolicyGroup)
+    kinds = (FCNGroup, MarketMakerGroup | ArbitrageGroup, OrderFlowGroup, PolicyGroup)
     ordered = [g for kind in kinds for g in config.agents if isinstance(g, kind)]
     starts, start = {}, 0
     for group in ordered:
@@ -207,6 +232,8 @@ def _layout(config: SimulationConfig) -> _Layout:
     floor = np.full(n, -np.inf)
     short = np.full(n, NO_LIMIT, dtype=np.int64)
     fast = np.zeros((n_fast, FAST_FIELDS))
+    n_flow = sum(g.count for g in config.agents if isinstance(g, OrderFlowGroup))
+    flow = np.zeros((n_flow, FLOW_FIELDS))
     for group in config.agents:
         k, first = group.count, starts[id(group)]
         rows = slice(first, first + k)
@@ -225,8 +252,25 @@ def _layout(config: SimulationConfig) -> _Layout:
             table[:, FAST_PARAM] = group.spread if maker else group.threshold
             table[:, FAST_VOLUME] = group.volume
             table[:, FAST_LIFETIME] = group.lifetime
+            table[:, FAST_LEVELS] = group.levels if maker else 1
+            table[:, FAST_SPACING] = (group.level_spacing or 0.0) if maker else 0.0
+        elif isinstance(group, OrderFlowGroup):
+            table = flow[first - n_fcn - n_fast : first - n_fcn - n_fast + k]
+            table[:, FLOW_AGENT] = np.arange(first, first + k)
+            table[:, FLOW_MARKET] = market[rows]
+            model = group.model()
+            table[:, FLOW_P1] = model.fundamental_share
+            table[:, FLOW_P2] = model.ai_share
+            table[:, FLOW_IMPACT] = model.impact
+            table[:, FLOW_NOISE] = model.noise_scale
+            table[:, FLOW_LAMBDA] = model.fundamental_aversion
+            table[:, FLOW_GAMMA] = model.ai_aversion
+            table[:, FLOW_FORECAST] = model.ai_forecast
+            table[:, FLOW_VOLUME] = group.volume
+            table[:, FLOW_UNIT] = group.unit
+            table[:, FLOW_MEAN] = mean_demand(model)
     groups = [(g, starts[id(g)]) for g in config.agents]
-    return _Layout(groups, n_fcn, market, floor, short, fast)
+    return _Layout(groups, n_fcn, market, floor, short, fast, flow)
 
 
 def _agents(layout: _Layout, n_markets: int, rng: np.random.Generator):
@@ -401,6 +445,8 @@ class RunInputs(NamedTuple):
     noise: np.ndarray  # (T, K)
     rules: np.ndarray  # (M, RULE_FIELDS)
     mistakes: np.ndarray  # (E, MISTAKE_FIELDS)
+    flow: np.ndarray  # (G, FLOW_FIELDS) order-flow crowds
+    flow_draws: np.ndarray  # (T, G, 2) their news and noise shocks
 
 
 def draw_run(config: SimulationConfig, seed: int, plan: _Plan | None = None) -> RunInputs:
@@ -411,6 +457,9 @@ def draw_run(config: SimulationConfig, seed: int, plan: _Plan | None = None) -> 
     fcn, cash, assets = _agents(layout, len(plan.tick), rng)
     fundamentals = _fundamentals(plan, rng)
     chosen, noise = _schedule(plan, len(fcn), rng)
+    flow = layout.flow
+    # drawn last, so that configs without crowds keep their streams
+    flow_draws = rng.standard_normal((len(plan.execute), len(flow), 2)) if len(flow) else None
     return RunInputs(
         fcn,
         layout.market[: len(fcn)],
@@ -425,6 +474,8 @@ def draw_run(config: SimulationConfig, seed: int, plan: _Plan | None = None) -> 
         noise,
         plan.rules,
         plan.mistakes,
+        flow,
+        np.zeros((len(plan.execute), 0, 2)) if flow_draws is None else flow_draws,
     )
 
 
@@ -510,15 +561,19 @@ def _run_one(
     accounts = new_accounts(inputs.cash, inputs.assets, inputs.cash_floor, inputs.max_short)
     agents = _policy_agents(config)
     # every policy order may rest: room for one per agent and step
-    # a market maker places 2 orders a step, an arbitrageur up to 1 + the basket's size
-    per_fast = 2 + int(np.count_nonzero(plan.basket, axis=1).max(initial=0))
+    # a market maker places 2 orders a level a step, an arbitrageur up to 1 + the basket's size;
+    # an order-flow crowd one (a market order: it never rests, but the order log keeps it)
+    per_fast = 2 * int(inputs.fast[:, FAST_LEVELS].max(initial=1))
+    per_fast += int(np.count_nonzero(plan.basket, axis=1).max(initial=0))
     capacity = int((inputs.chosen >= 0).sum() + per_fast * len(inputs.fast) * n_steps)
-    capacity += len(agents) * n_steps + 1
+    capacity += (len(agents) + len(inputs.flow)) * n_steps + 1
     book = new_book(n_markets, capacity)
     tape = new_tape(n_markets, capacity if log_trades else 0, capacity if log_orders else 0)
     prices = np.full((n_steps, n_markets, 4), np.nan)
     counts = np.zeros((n_steps, n_markets, 5), dtype=np.int64)
-    state = new_state(plan.price, len(inputs.mistakes))
+    state = new_state(
+        plan.price, len(inputs.mistakes), inputs.flow[:, FLOW_MARKET].astype(np.int64)
+    )
     decisions = sorted(
         {t for group, _, _ in agents for t in range(group.start, n_steps, group.every)}
     )
@@ -544,6 +599,8 @@ def _run_one(
             plan.basket,
             inputs.rules,
             inputs.mistakes,
+            inputs.flow,
+            inputs.flow_draws,
             prices,
             counts,
             state,
@@ -557,7 +614,7 @@ def _run_one(
         trades = pd.DataFrame(log, columns=list(TRADE_FIELDS))
         trades["price"] = trades["price"] * plan.tick[trades["market"].to_numpy()]
     orders = _order_table(tape, plan) if log_orders else None
-    return prices, counts, trades, orders
+    return prices, counts, trades, orders, accounts.cash, accounts.assets
 
 
 def _order_table(tape, plan: _Plan) -> pd.DataFrame:
@@ -632,4 +689,6 @@ def simulate(
         counts=np.stack([r[1] for r in results]),
         trades=[r[2] for r in results] if log_trades else None,
         orders=[r[3] for r in results] if log_orders else None,
+        cash=np.stack([r[4] for r in results]),
+        holdings=np.stack([r[5] for r in results]),
     )
