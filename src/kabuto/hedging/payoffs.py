@@ -1,0 +1,239 @@
+"""Payoffs of European-style derivatives evaluated on simulated price paths.
+
+Each function maps a tensor of paths (as produced by `kabuto.sim.paths`) to one payoff per
+path. They are built from ``clamp``, ``max``/``min``, ``exp`` and ``log``, so autograd flows
+to the paths wherever the payoff is differentiable (everywhere but the kinks), which pathwise
+Greeks and deep hedging losses rely on. Early exercise (Bermudan, American) is not handled
+here.
+
+Paths are indexed (path, time) for one asset or (path, time, asset) for several; time runs
+over the ``T + 1`` monitoring dates including the initial one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from kabuto.errors import ConfigError
+
+__all__ = ["basket", "european", "exchange", "lookback"]
+
+Kind = Literal["call", "put"]
+Strike = float | Tensor
+
+
+def european(paths: Tensor, strike: Strike, kind: Kind = "call") -> Tensor:
+    """European call ``max(S_T - K, 0)`` or put ``max(K - S_T, 0)``.
+
+    Parameters
+    ----------
+    paths : Tensor
+        Prices of one asset. Shape: (N, T + 1) or (N, T + 1, 1).
+    strike : float or Tensor
+        Strike K: a number, or a tensor of shape () or (N,) for one strike per path.
+    kind : {"call", "put"}, default "call"
+
+    Returns
+    -------
+    Tensor
+        Payoff per path. Shape: input (N, T + 1) or (N, T + 1, 1), output (N,).
+    """
+    owner = "european"
+    prices = _single_asset(owner, paths)
+    strike = _strike(owner, strike, prices.shape[0])
+    terminal = prices[:, -1]
+    if _kind(owner, kind) == "call":
+        return (terminal - strike).clamp(min=0.0)
+    return (strike - terminal).clamp(min=0.0)
+
+
+def lookback(paths: Tensor, strike: Strike | None = None, kind: Kind = "call") -> Tensor:
+    """Lookback option on the running maximum or minimum over all monitoring dates.
+
+    With a fixed ``strike`` K the call pays ``max(max_t S_t - K, 0)`` and the put
+    ``max(K - min_t S_t, 0)``. With ``strike=None`` the strike floats: the call pays
+    ``S_T - min_t S_t`` and the put ``max_t S_t - S_T`` (both non-negative). The extremes
+    include the initial date.
+
+    Parameters
+    ----------
+    paths : Tensor
+        Prices of one asset. Shape: (N, T + 1) or (N, T + 1, 1).
+    strike : float or Tensor, optional
+        Fixed strike (a number, or a tensor of shape () or (N,)); None for a floating strike.
+    kind : {"call", "put"}, default "call"
+
+    Returns
+    -------
+    Tensor
+        Payoff per path. Shape: input (N, T + 1) or (N, T + 1, 1), output (N,).
+    """
+    owner = "lookback"
+    prices = _single_asset(owner, paths)
+    call = _kind(owner, kind) == "call"
+    if strike is None:
+        terminal = prices[:, -1]
+        if call:
+            return terminal - prices.min(dim=1).values
+        return prices.max(dim=1).values - terminal
+    strike = _strike(owner, strike, prices.shape[0])
+    if call:
+        return (prices.max(dim=1).values - strike).clamp(min=0.0)
+    return (strike - prices.min(dim=1).values).clamp(min=0.0)
+
+
+def basket(
+    paths: Tensor,
+    strike: Strike,
+    weights: Sequence[float] | Tensor | None = None,
+    kind: Kind = "call",
+    average: Literal["arithmetic", "geometric"] = "arithmetic",
+) -> Tensor:
+    """Basket call ``max(B_T - K, 0)`` or put ``max(K - B_T, 0)`` on a weighted average.
+
+    The basket is ``B_T = sum_i w_i S_{i,T}`` (arithmetic) or ``B_T = prod_i S_{i,T}^{w_i}``
+    (geometric). By the weighted AM-GM inequality the geometric basket is at most the
+    arithmetic one on positive prices, so its call is cheaper and its put dearer.
+
+    Parameters
+    ----------
+    paths : Tensor
+        Prices of d assets; positive for the geometric average. Shape: (N, T + 1, d).
+    strike : float or Tensor
+        Strike K: a number, or a tensor of shape () or (N,).
+    weights : sequence of float or Tensor, optional
+        Weights w of shape (d,); equal weights ``1 / d`` by default. For the geometric
+        average they must be non-negative and sum to 1 (it is a weighted mean); the
+        arithmetic basket takes any finite weights (negative ones make spreads).
+    kind : {"call", "put"}, default "call"
+    average : {"arithmetic", "geometric"}, default "arithmetic"
+
+    Returns
+    -------
+    Tensor
+        Payoff per path. Shape: input (N, T + 1, d), output (N,).
+    """
+    owner = "basket"
+    _check_paths(owner, paths, "(N, T + 1, d)", lambda shape: len(shape) == 3)
+    d = paths.shape[-1]
+    geometric = _average(owner, average) == "geometric"
+    call = _kind(owner, kind) == "call"
+    w = _weights(owner, weights, d, paths, geometric=geometric)
+    strike = _strike(owner, strike, paths.shape[0])
+    terminal = paths[:, -1, :]
+    # The geometric mean as exp of the weighted mean log keeps the product from overflowing.
+    level = torch.exp(torch.log(terminal) @ w) if geometric else terminal @ w
+    if call:
+        return (level - strike).clamp(min=0.0)
+    return (strike - level).clamp(min=0.0)
+
+
+def exchange(paths: Tensor) -> Tensor:
+    """Exchange option (Margrabe): the right to swap asset 2 for asset 1, ``max(S1_T - S2_T, 0)``.
+
+    Parameters
+    ----------
+    paths : Tensor
+        Prices of the two assets. Shape: (N, T + 1, 2).
+
+    Returns
+    -------
+    Tensor
+        Payoff per path. Shape: input (N, T + 1, 2), output (N,).
+    """
+    _check_paths(
+        "exchange", paths, "(N, T + 1, 2)", lambda shape: len(shape) == 3 and shape[-1] == 2
+    )
+    return (paths[:, -1, 0] - paths[:, -1, 1]).clamp(min=0.0)
+
+
+def _check_paths(
+    owner: str, paths: Tensor, expected: str, fits: Callable[[tuple[int, ...]], bool]
+) -> None:
+    if not isinstance(paths, Tensor) or not paths.is_floating_point():
+        got = f"a tensor of dtype {paths.dtype}" if isinstance(paths, Tensor) else repr(paths)
+        raise ConfigError(
+            f"{owner}: paths must be a floating-point torch.Tensor of shape {expected}, got {got}"
+        )
+    if not fits(tuple(paths.shape)) or paths.shape[0] == 0 or paths.shape[1] == 0:
+        raise ConfigError(
+            f"{owner}: paths has shape {tuple(paths.shape)}; it must be {expected} with at "
+            "least one path and one date"
+        )
+
+
+def _single_asset(owner: str, paths: Tensor) -> Tensor:
+    """Paths of one asset as (N, T + 1), accepting a trailing asset axis of size 1."""
+    _check_paths(
+        owner,
+        paths,
+        "(N, T + 1) or (N, T + 1, 1)",
+        lambda shape: len(shape) == 2 or (len(shape) == 3 and shape[-1] == 1),
+    )
+    return paths.reshape(paths.shape[0], paths.shape[1])
+
+
+def _kind(owner: str, kind: str) -> str:
+    if kind not in ("call", "put"):
+        raise ConfigError(f"{owner}: kind={kind!r} is not allowed; use 'call' or 'put'")
+    return kind
+
+
+def _average(owner: str, average: str) -> str:
+    if average not in ("arithmetic", "geometric"):
+        raise ConfigError(
+            f"{owner}: average={average!r} is not allowed; use 'arithmetic' or 'geometric'"
+        )
+    return average
+
+
+def _strike(owner: str, strike: Strike, n: int) -> Strike:
+    """A number, or a tensor of shape () or (n,), as given after checking it."""
+    if isinstance(strike, Tensor):
+        if strike.ndim > 1 or (strike.ndim == 1 and strike.shape[0] != n):
+            raise ConfigError(
+                f"{owner}: strike has shape {tuple(strike.shape)}; it must be a number or a "
+                f"tensor of shape () or ({n},)"
+            )
+        return strike
+    if isinstance(strike, bool) or not isinstance(strike, int | float):
+        raise ConfigError(f"{owner}: strike={strike!r} is not allowed; it must be a number")
+    if strike != strike or abs(strike) == float("inf"):
+        raise ConfigError(f"{owner}: strike={strike!r} is not allowed; it must be finite")
+    return float(strike)
+
+
+def _weights(
+    owner: str,
+    weights: Sequence[float] | Tensor | None,
+    d: int,
+    paths: Tensor,
+    *,
+    geometric: bool,
+) -> Tensor:
+    """Basket weights as a tensor of shape (d,) on the paths' dtype and device."""
+    if weights is None:
+        return torch.full((d,), 1.0 / d, dtype=paths.dtype, device=paths.device)
+    try:
+        w = torch.as_tensor(weights, dtype=paths.dtype, device=paths.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise ConfigError(
+            f"{owner}: weights={weights!r} is not allowed; it must be {d} numbers"
+        ) from None
+    if w.shape != (d,):
+        raise ConfigError(
+            f"{owner}: weights has shape {tuple(w.shape)}; it must be ({d},), one per asset"
+        )
+    values = w.detach().double().cpu()
+    if not torch.isfinite(values).all():
+        raise ConfigError(f"{owner}: weights={values.tolist()} must all be finite")
+    if geometric and ((values < 0).any() or abs(float(values.sum()) - 1.0) > 1e-6):
+        raise ConfigError(
+            f"{owner}: weights={values.tolist()} are not allowed for average='geometric'; "
+            "they must be non-negative and sum to 1"
+        )
+    return w

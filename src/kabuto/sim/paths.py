@@ -1,0 +1,736 @@
+"""Monte Carlo paths of derivatives' underlyings as torch tensors, vectorised over paths.
+
+These generators feed deep hedging and deep BSDE training and Monte Carlo pricing. Every
+generator takes ``n_paths`` (N) and ``n_steps`` on an even grid ``t_k = k * maturity / n_steps``
+and returns prices at all ``n_steps + 1`` grid times, the first column being exactly ``spot``.
+Time is in years and rates and volatilities are annualized.
+
+Randomness comes from one ``torch.Generator``: pass an int ``seed`` (a fresh generator on
+``device`` is seeded with it, so the same int gives the same paths) or a generator (its state
+advances, so two calls give different paths). Tensors are ``float32`` unless ``dtype`` says
+otherwise; ``float64`` is supported throughout. Nothing here depends on pandas.
+
+Processes
+---------
+- `gbm_paths`: correlated geometric Brownian motions, stepped exactly in log space.
+- `heston_paths`: Heston stochastic volatility with Andersen's (2008) quadratic-exponential
+  (QE) scheme or the full-truncation Euler scheme of Lord, Koekkoek and van Dijk (2010).
+- `merton_paths`: Merton (1976) jump diffusion with lognormal jumps, compensated.
+- `bootstrap_paths`: moving-block bootstrap of historical simple returns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from kabuto.errors import ConfigError
+
+__all__ = ["bootstrap_paths", "gbm_paths", "heston_paths", "merton_paths"]
+
+Seed = int | torch.Generator
+Param = float | Sequence[float] | np.ndarray | Tensor
+Device = str | torch.device
+
+# Andersen (2008) switches from the quadratic to the exponential variance sampler above this
+# ratio of conditional variance to squared conditional mean; 1.5 is his recommended value.
+PSI_CRITICAL = 1.5
+
+
+def gbm_paths(
+    n_paths: int,
+    n_steps: int,
+    maturity: float,
+    spot: Param,
+    drift: Param,
+    volatility: Param,
+    correlation: float | np.ndarray | Tensor | None = None,
+    *,
+    seed: Seed = 0,
+    dtype: torch.dtype = torch.float32,
+    device: Device = "cpu",
+    antithetic: bool = False,
+) -> Tensor:
+    """Correlated geometric Brownian motions, stepped exactly.
+
+    ``dS_i = mu_i S_i dt + sigma_i S_i dW_i`` with ``corr(dW_i, dW_j) = correlation[i, j]``.
+    Each step is the exact log-normal transition
+    ``S_{t+dt} = S_t exp((mu - sigma^2 / 2) dt + sigma sqrt(dt) Z)``, so there is no
+    discretisation error at any ``n_steps``.
+
+    Parameters
+    ----------
+    n_paths : int
+        Number of paths N (>= 1; even when ``antithetic``).
+    n_steps : int
+        Number of time steps (>= 1).
+    maturity : float
+        Horizon T in years (> 0).
+    spot, drift, volatility : float or array of shape (d,)
+        Initial prices (> 0), annualized drifts and volatilities (>= 0). They broadcast to the
+        number of assets d. Tensors keep their autograd graph, so pathwise sensitivities
+        (delta, vega) can be taken through the paths.
+    correlation : float or array of shape (d, d), optional
+        Correlation of the Brownian motions. None means independent; a scalar is the same
+        correlation for every pair (in ``[-1 / (d - 1), 1]``); a matrix must be symmetric with
+        a unit diagonal and positive semi-definite. A matrix also fixes d when every other
+        parameter is a scalar.
+    seed : int or torch.Generator, default 0
+        Source of randomness (see the module docstring).
+    dtype : torch.dtype, default torch.float32
+        Floating dtype of the paths.
+    device : str or torch.device, default "cpu"
+        Device of the paths.
+    antithetic : bool, default False
+        Draw N / 2 normal increments and use them with both signs: path ``i + N / 2`` mirrors
+        path ``i``. Halves the variance of estimators that are odd in the shocks.
+
+    Returns
+    -------
+    Tensor
+        Prices. Shape: output (N, n_steps + 1, d).
+
+    Raises
+    ------
+    ConfigError
+        For an argument out of range, naming it, its value and what is allowed.
+    """
+    owner = "gbm_paths"
+    n, steps, dt = _grid(owner, n_paths, n_steps, maturity)
+    _check_dtype(owner, dtype)
+    device = _device(owner, device)
+    spot_t = _asset_param(owner, "spot", spot, dtype, device, low=0.0, strict=True)
+    drift_t = _asset_param(owner, "drift", drift, dtype, device)
+    vol_t = _asset_param(owner, "volatility", volatility, dtype, device, low=0.0)
+    if isinstance(correlation, Tensor):
+        correlation = correlation.detach().cpu().numpy()
+    d = _n_assets(owner, (spot_t, drift_t, vol_t), correlation)
+    root = _correlation_root(owner, correlation, d)
+    if antithetic and n % 2:
+        raise ConfigError(f"{owner}: n_paths={n} must be even when antithetic=True")
+    gen = _generator(owner, seed, device)
+
+    half = n // 2 if antithetic else n
+    z = _normal(gen, (half, steps, d), dtype, device)
+    if antithetic:
+        z = torch.cat([z, -z])
+    if root is not None:
+        z = z @ root.to(dtype=dtype, device=device).T
+    increments = (drift_t - 0.5 * vol_t**2) * dt + vol_t * math.sqrt(dt) * z
+    return _from_log_increments(spot_t.expand(d), increments)
+
+
+def heston_paths(
+    n_paths: int,
+    n_steps: int,
+    maturity: float,
+    spot: float,
+    v0: float,
+    kappa: float,
+    theta: float,
+    xi: float,
+    rho: float,
+    drift: float = 0.0,
+    *,
+    seed: Seed = 0,
+    dtype: torch.dtype = torch.float32,
+    device: Device = "cpu",
+    scheme: Literal["qe", "full_truncation"] = "qe",
+) -> tuple[Tensor, Tensor]:
+    """Heston (1993) stochastic volatility paths with a variance that stays non-negative.
+
+    ``dS = mu S dt + sqrt(v) S dW_S``, ``dv = kappa (theta - v) dt + xi sqrt(v) dW_v`` with
+    ``corr(dW_S, dW_v) = rho``.
+
+    ``scheme="qe"`` (default) is Andersen's (2008) quadratic-exponential scheme: the next
+    variance is drawn from a squared shifted Gaussian (when ``psi = s^2 / m^2 <= 1.5``) or from
+    a mixture of a point mass at zero and an exponential (otherwise), matching the exact
+    conditional mean ``m`` and variance ``s^2`` of the CIR transition. It is accurate with
+    daily or coarser steps even when the Feller condition ``2 kappa theta >= xi^2`` fails.
+    log S uses Andersen's discretisation
+    ``log S' = log S + mu dt + K_0 + K_1 v + K_2 v' + sqrt(K_3 v + K_4 v') Z`` with central
+    weights ``gamma_1 = gamma_2 = 1/2`` and his martingale correction of the constant
+    ``K_0``, so that ``E[S_{t+dt} | S_t, v_t] = S_t exp(mu dt)`` holds exactly for the
+    discretised process.
+    The correction needs ``E[exp(A v_{t+dt}) | v_t]`` to be finite (``A = K_2 + K_4 / 2``,
+    Andersen's condition, which can fail only for ``rho > 0`` with large steps); where it is
+    infinite no constant can make the step a martingale and the uncorrected
+    ``K_0 = -rho kappa theta dt / xi`` is used.
+
+    ``scheme="full_truncation"`` is the Euler scheme of Lord, Koekkoek and van Dijk (2010):
+    an auxiliary variance may go negative, but only its positive part enters the drift, the
+    diffusion and the log-price step (which is exact given that variance, so S is a
+    martingale after removing the drift). It has a first-order bias and needs finer steps.
+
+    Parameters
+    ----------
+    n_paths, n_steps : int
+        Number of paths N and of time steps (>= 1).
+    maturity : float
+        Horizon T in years (> 0).
+    spot : float
+        Initial price (> 0).
+    v0 : float
+        Initial variance (>= 0).
+    kappa : float
+        Speed of mean reversion of the variance (> 0).
+    theta : float
+        Long-run variance (> 0).
+    xi : float
+        Volatility of the variance (>= 0; with 0 the variance is deterministic and ``rho``
+        has no effect).
+    rho : float
+        Correlation of the price and variance shocks, in [-1, 1].
+    drift : float, default 0.0
+        Annualized drift mu of the price (the risk-free rate for pricing).
+    seed, dtype, device
+        As in `gbm_paths`.
+    scheme : {"qe", "full_truncation"}, default "qe"
+        Discretisation (see above).
+
+    Returns
+    -------
+    spot : Tensor
+        Prices. Shape: output (N, n_steps + 1).
+    variance : Tensor
+        Instantaneous variance, never negative (for "full_truncation" the positive part of
+        the auxiliary variance). Shape: output (N, n_steps + 1).
+
+    Raises
+    ------
+    ConfigError
+        For an argument out of range, naming it, its value and what is allowed.
+    """
+    owner = "heston_paths"
+    n, steps, dt = _grid(owner, n_paths, n_steps, maturity)
+    _check_dtype(owner, dtype)
+    device = _device(owner, device)
+    s0 = _scalar(owner, "spot", spot, low=0.0, strict=True)
+    v0 = _scalar(owner, "v0", v0, low=0.0)
+    kappa = _scalar(owner, "kappa", kappa, low=0.0, strict=True)
+    theta = _scalar(owner, "theta", theta, low=0.0, strict=True)
+    xi = _scalar(owner, "xi", xi, low=0.0)
+    rho = _scalar(owner, "rho", rho, low=-1.0, high=1.0)
+    mu = _scalar(owner, "drift", drift)
+    if scheme not in ("qe", "full_truncation"):
+        raise ConfigError(
+            f"{owner}: scheme={scheme!r} is not allowed; use 'qe' or 'full_truncation'"
+        )
+    gen = _generator(owner, seed, device)
+    params = _HestonStep(dt, kappa, theta, xi, rho, mu)
+    step = params.qe if scheme == "qe" else params.full_truncation
+
+    log_s = torch.zeros(n, dtype=dtype, device=device)  # log(S_t / S_0)
+    v = torch.full((n,), v0, dtype=dtype, device=device)
+    log_path, var_path = [log_s], [v]
+    for _ in range(steps):
+        z = _normal(gen, (2, n), dtype, device)
+        log_s, v = step(log_s, v, z[0], z[1])
+        log_path.append(log_s)
+        var_path.append(v)
+    # Full truncation carries a possibly negative auxiliary variance; its positive part is
+    # the variance the dynamics actually use, so that is what is reported.
+    variance = torch.stack(var_path, dim=1).clamp_(min=0.0)
+    return s0 * torch.exp(torch.stack(log_path, dim=1)), variance
+
+
+class _HestonStep:
+    """One time step of the Heston schemes, with the per-step constants computed once."""
+
+    def __init__(self, dt: float, kappa: float, theta: float, xi: float, rho: float, mu: float):
+        self.dt, self.kappa, self.theta, self.xi, self.mu = dt, kappa, theta, xi, mu
+        # With xi = 0 the variance is deterministic and the correlation cannot matter; zeroing
+        # it keeps the rho / xi terms of the log step out of a 0 / 0.
+        self.rho = rho if xi > 0 else 0.0
+        decay = math.exp(-kappa * dt)
+        self.decay = decay
+        # Conditional variance of the CIR transition over dt, affine in v: s^2 = c_v v + c_0.
+        self.c_v = xi**2 * decay * -math.expm1(-kappa * dt) / kappa
+        self.c_0 = theta * xi**2 * math.expm1(-kappa * dt) ** 2 / (2.0 * kappa)
+        # Andersen's K_0..K_4 with central weights gamma_1 = gamma_2 = 1/2: the log step comes
+        # from integrating the variance SDE for int sqrt(v) dW_v and a trapezoid for int v dt.
+        r_over_xi = self.rho / xi if xi > 0 else 0.0
+        half_dt = 0.5 * dt
+        self.k0 = -r_over_xi * kappa * theta * dt
+        self.k1 = half_dt * (kappa * r_over_xi - 0.5) - r_over_xi
+        self.k2 = half_dt * (kappa * r_over_xi - 0.5) + r_over_xi
+        self.k3 = half_dt * (1.0 - self.rho**2)
+        self.k4 = self.k3
+        self.a = self.k2 + 0.5 * self.k4
+
+    def qe(self, log_s: Tensor, v: Tensor, z_v: Tensor, z_s: Tensor) -> tuple[Tensor, Tensor]:
+        """Andersen's QE variance step and the martingale-corrected central log-S step.
+
+        Shape: input (N,) each, output (N,) each.
+        """
+        m = self.theta + (v - self.theta) * self.decay
+        if self.xi == 0:
+            v_next = m
+            log_mgf = torch.zeros_like(m)  # A = 0 when rho is zeroed, so E[exp(A v')] = 1
+        else:
+            v_next, log_mgf = self._qe_variance(v, m, z_v)
+        # K0* = -log E[exp(A v') | v] - (K1 + K3 / 2) v makes exp of the log step a
+        # martingale (Andersen's martingale correction); fall back to K0 where the expectation
+        # is infinite.
+        k0 = torch.where(torch.isfinite(log_mgf), -log_mgf - (self.k1 + 0.5 * self.k3) * v, self.k0)
+        diffusion = torch.sqrt(self.k3 * v + self.k4 * v_next)
+        log_next = log_s + self.mu * self.dt + k0 + self.k1 * v + self.k2 * v_next
+        return log_next + diffusion * z_s, v_next
+
+    def _qe_variance(self, v: Tensor, m: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Next variance and log E[exp(A v_next) | v] (inf where that is infinite).
+
+        Shape: input (N,) each, output (N,) each.
+        """
+        s2 = self.c_v * v + self.c_0
+        psi = s2 / (m * m)
+        quadratic = psi <= PSI_CRITICAL
+        # torch.where evaluates both branches on every path; clamping psi into each branch's
+        # domain keeps the discarded one finite.
+        tiny = torch.finfo(v.dtype).tiny
+        psi_q = psi.clamp(min=tiny, max=PSI_CRITICAL)
+        two_over_psi = 2.0 / psi_q
+        b2 = two_over_psi - 1.0 + torch.sqrt(two_over_psi * (two_over_psi - 1.0))
+        a = m / (1.0 + b2)
+        v_quad = a * (torch.sqrt(b2) + z) ** 2
+        # E[exp(A a (b + Z)^2)] = exp(A a b^2 / (1 - 2 A a)) / sqrt(1 - 2 A a) if 2 A a < 1.
+        one_minus = 1.0 - 2.0 * self.a * a
+        ok_q = one_minus > 0
+        one_minus = torch.where(ok_q, one_minus, 1.0)
+        mgf_q = self.a * b2 * a / one_minus - 0.5 * torch.log(one_minus)
+
+        psi_e = psi.clamp(min=PSI_CRITICAL)
+        p = (psi_e - 1.0) / (psi_e + 1.0)
+        beta = (1.0 - p) / m
+        # U = Phi(z) is uniform; 1 - U = Phi(-z) is computed directly so that it does not
+        # round to 0 in the upper tail. The inverse of the mixture's CDF is 0 for U <= p and
+        # log((1 - p) / (1 - U)) / beta above.
+        log_tail = torch.special.log_ndtr(-z)
+        log_1mp = torch.log1p(-p)
+        v_exp = torch.where(log_tail < log_1mp, (log_1mp - log_tail) / beta, 0.0)
+        # E[exp(A V)] = p + (1 - p) beta / (beta - A) if A < beta.
+        ok_e = beta > self.a
+        gap = torch.where(ok_e, beta - self.a, 1.0)
+        mgf_e = torch.log(p + (1.0 - p) * beta / gap)
+
+        v_next = torch.where(quadratic, v_quad, v_exp)
+        log_mgf = torch.where(quadratic, mgf_q, mgf_e)
+        valid = torch.where(quadratic, ok_q, ok_e)
+        return v_next, torch.where(valid, log_mgf, math.inf)
+
+    def full_truncation(
+        self, log_s: Tensor, v: Tensor, z_v: Tensor, z_s: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Lord et al. (2010) full-truncation Euler step; v is the auxiliary variance.
+
+        Shape: input (N,) each, output (N,) each.
+        """
+        v_pos = v.clamp(min=0.0)
+        vol_dt = torch.sqrt(v_pos * self.dt)
+        w_s = self.rho * z_v + math.sqrt(1.0 - self.rho**2) * z_s
+        log_next = log_s + (self.mu - 0.5 * v_pos) * self.dt + vol_dt * w_s
+        v_next = v + self.kappa * (self.theta - v_pos) * self.dt + self.xi * vol_dt * z_v
+        return log_next, v_next
+
+
+def merton_paths(
+    n_paths: int,
+    n_steps: int,
+    maturity: float,
+    spot: float,
+    drift: float,
+    volatility: float,
+    jump_intensity: float,
+    jump_mean: float,
+    jump_std: float,
+    *,
+    seed: Seed = 0,
+    dtype: torch.dtype = torch.float32,
+    device: Device = "cpu",
+) -> Tensor:
+    """Merton (1976) jump diffusion with lognormal jumps, stepped exactly.
+
+    ``dS / S_- = (mu - lambda k) dt + sigma dW + (J - 1) dN`` where N is a Poisson process of
+    intensity lambda and ``log J ~ Normal(jump_mean, jump_std^2)``, so
+    ``k = E[J - 1] = exp(jump_mean + jump_std^2 / 2) - 1``. The compensator ``-lambda k``
+    makes ``E[S_T] = S_0 exp(mu T)``. Over a step the number of jumps is Poisson(lambda dt) and,
+    given n jumps, their summed log size is ``Normal(n jump_mean, n jump_std^2)``, so the
+    transition is sampled exactly.
+
+    Parameters
+    ----------
+    n_paths, n_steps : int
+        Number of paths N and of time steps (>= 1).
+    maturity : float
+        Horizon T in years (> 0).
+    spot : float
+        Initial price (> 0).
+    drift : float
+        Annualized drift mu (the total expected return, jumps included).
+    volatility : float
+        Diffusive volatility sigma (>= 0).
+    jump_intensity : float
+        Expected number of jumps per year lambda (>= 0).
+    jump_mean, jump_std : float
+        Mean and standard deviation (>= 0) of the log jump size.
+    seed, dtype, device
+        As in `gbm_paths`.
+
+    Returns
+    -------
+    Tensor
+        Prices. Shape: output (N, n_steps + 1).
+
+    Raises
+    ------
+    ConfigError
+        For an argument out of range, naming it, its value and what is allowed.
+    """
+    owner = "merton_paths"
+    n, steps, dt = _grid(owner, n_paths, n_steps, maturity)
+    _check_dtype(owner, dtype)
+    device = _device(owner, device)
+    s0 = _scalar(owner, "spot", spot, low=0.0, strict=True)
+    mu = _scalar(owner, "drift", drift)
+    sigma = _scalar(owner, "volatility", volatility, low=0.0)
+    lam = _scalar(owner, "jump_intensity", jump_intensity, low=0.0)
+    m_j = _scalar(owner, "jump_mean", jump_mean)
+    s_j = _scalar(owner, "jump_std", jump_std, low=0.0)
+    gen = _generator(owner, seed, device)
+
+    compensator = lam * math.expm1(m_j + 0.5 * s_j**2)
+    z = _normal(gen, (n, steps), dtype, device)
+    rate = torch.full((n, steps), lam * dt, dtype=dtype, device=gen.device)
+    counts = torch.poisson(rate, generator=gen).to(device)
+    z_jump = _normal(gen, (n, steps), dtype, device)
+    increments = (
+        (mu - compensator - 0.5 * sigma**2) * dt
+        + sigma * math.sqrt(dt) * z
+        + counts * m_j
+        + torch.sqrt(counts) * s_j * z_jump
+    )
+    spot_t = torch.tensor([s0], dtype=dtype, device=device)
+    return _from_log_increments(spot_t, increments.unsqueeze(-1)).squeeze(-1)
+
+
+def bootstrap_paths(
+    returns: np.ndarray,
+    n_paths: int,
+    n_steps: int,
+    *,
+    block: int = 1,
+    seed: Seed = 0,
+    dtype: torch.dtype = torch.float32,
+    device: Device = "cpu",
+    spot: Param = 1.0,
+) -> Tensor:
+    """Paths compounded from historical simple returns resampled in moving blocks.
+
+    Each path is a concatenation of blocks of ``block`` consecutive dates (rows) of
+    ``returns``; a block starts at a uniformly drawn date among the ``T - block + 1`` that leave
+    room for a full block (the fixed-length moving-block bootstrap, not the random-length
+    stationary bootstrap, and without wrapping around the end). Whole rows are drawn, so the
+    cross-section of a date stays together and assets keep their co-movement; blocks keep
+    short-range serial dependence such as volatility clustering. The last block is cut to fit
+    ``n_steps``. Prices compound as ``S_{t+1} = S_t (1 + r_t)`` from ``spot``.
+
+    Parameters
+    ----------
+    returns : array of shape (T, d) or (T,)
+        Simple returns, one row per date (a 1-D array is one asset). Every value must be
+        finite and at least -1.
+    n_paths, n_steps : int
+        Number of paths N and of steps (>= 1).
+    block : int, default 1
+        Block length, between 1 (the i.i.d. bootstrap) and T.
+    seed, dtype, device
+        As in `gbm_paths`.
+    spot : float or array of shape (d,), default 1.0
+        Initial prices (> 0).
+
+    Returns
+    -------
+    Tensor
+        Prices. Shape: input ``returns`` (T, d), output (N, n_steps + 1, d).
+
+    Raises
+    ------
+    ConfigError
+        For a row with NaN or infinite values, a return below -1, or an argument out of range.
+    """
+    owner = "bootstrap_paths"
+    n = _count(owner, "n_paths", n_paths)
+    steps = _count(owner, "n_steps", n_steps)
+    _check_dtype(owner, dtype)
+    device = _device(owner, device)
+    table = _returns_table(owner, returns)
+    n_dates, d = table.shape
+    block = _count(owner, "block", block)
+    if block > n_dates:
+        raise ConfigError(
+            f"{owner}: block={block} is longer than the {n_dates} dates of returns; it must be "
+            f"between 1 and {n_dates}"
+        )
+    spot_t = _asset_param(owner, "spot", spot, dtype, device, low=0.0, strict=True)
+    if spot_t.ndim == 1 and spot_t.shape[0] not in (1, d):
+        raise ConfigError(
+            f"{owner}: spot has {spot_t.shape[0]} values but returns has {d} columns; give one "
+            "number or one per column"
+        )
+    gen = _generator(owner, seed, device)
+
+    n_blocks = -(-steps // block)
+    starts = torch.randint(0, n_dates - block + 1, (n, n_blocks), generator=gen, device=gen.device)
+    offsets = torch.arange(block, device=gen.device)
+    rows = (starts.unsqueeze(-1) + offsets).reshape(n, n_blocks * block)[:, :steps]
+    table_t = torch.as_tensor(table, dtype=dtype, device=device)
+    growth = torch.cumprod(1.0 + table_t[rows.to(device)], dim=1)
+    ones = torch.ones(n, 1, d, dtype=dtype, device=device)
+    return spot_t.expand(d) * torch.cat([ones, growth], dim=1)
+
+
+def _from_log_increments(spot: Tensor, increments: Tensor) -> Tensor:
+    """Prices from log increments, the first column exactly ``spot``.
+
+    Shape: input ``spot`` (d,), ``increments`` (N, n_steps, d); output (N, n_steps + 1, d).
+    """
+    zeros = torch.zeros_like(increments[:, :1])
+    return spot * torch.exp(torch.cat([zeros, increments.cumsum(dim=1)], dim=1))
+
+
+def _grid(owner: str, n_paths: int, n_steps: int, maturity: float) -> tuple[int, int, float]:
+    n = _count(owner, "n_paths", n_paths)
+    steps = _count(owner, "n_steps", n_steps)
+    horizon = _scalar(owner, "maturity", maturity, low=0.0, strict=True)
+    return n, steps, horizon / steps
+
+
+def _count(owner: str, name: str, value: int, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ConfigError(
+            f"{owner}: {name}={value!r} is not allowed; it must be an integer >= {low}"
+        )
+    return int(value)
+
+
+def _scalar(
+    owner: str,
+    name: str,
+    value: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    strict: bool = False,
+) -> float:
+    """A real parameter as a float, checked to be finite and within [low, high]."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError("a bool is not a number here")
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{owner}: {name}={value!r} is not allowed; it must be a number"
+        ) from None
+    bad = not math.isfinite(number)
+    bad |= low is not None and (number <= low if strict else number < low)
+    bad |= high is not None and number > high
+    if bad:
+        raise ConfigError(
+            f"{owner}: {name}={value!r} is out of range; it must be {_range(low, high, strict)}"
+        )
+    return number
+
+
+def _range(low: float | None, high: float | None, strict: bool) -> str:
+    if low is not None and high is not None:
+        return f"in [{low:g}, {high:g}]"
+    if low is not None:
+        return f"{'>' if strict else '>='} {low:g}"
+    return "finite"
+
+
+def _asset_param(
+    owner: str,
+    name: str,
+    value: Param,
+    dtype: torch.dtype,
+    device: torch.device,
+    *,
+    low: float | None = None,
+    strict: bool = False,
+) -> Tensor:
+    """A per-asset parameter as a tensor of shape () or (d,), keeping any autograd graph."""
+    try:
+        tensor = torch.as_tensor(value, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise ConfigError(
+            f"{owner}: {name}={value!r} is not allowed; it must be a number or a 1-D array"
+        ) from None
+    if tensor.ndim > 1:
+        raise ConfigError(
+            f"{owner}: {name} has shape {tuple(tensor.shape)}; it must be a number or a 1-D "
+            "array with one value per asset"
+        )
+    values = tensor.detach().double().cpu().reshape(-1)
+    bad = ~torch.isfinite(values)
+    if low is not None:
+        bad |= values <= low if strict else values < low
+    if bad.any():
+        i = int(bad.nonzero()[0, 0])
+        where = f" (asset {i})" if tensor.ndim == 1 else ""
+        raise ConfigError(
+            f"{owner}: {name}={float(values[i])!r}{where} is out of range; it must be "
+            f"{_range(low, None, strict)}"
+        )
+    return tensor
+
+
+def _n_assets(
+    owner: str, params: tuple[Tensor, ...], correlation: float | np.ndarray | None
+) -> int:
+    """Number of assets d implied by the per-asset parameters and a correlation matrix."""
+    shapes = [tuple(p.shape) for p in params]
+    if correlation is not None and np.ndim(correlation) == 2:
+        shapes.append((np.shape(correlation)[0],))
+    try:
+        shape = torch.broadcast_shapes(*shapes)
+    except RuntimeError:
+        raise ConfigError(
+            f"{owner}: spot, drift, volatility and correlation disagree on the number of assets "
+            f"(shapes {', '.join(str(s) for s in shapes)}); give numbers or arrays of one length"
+        ) from None
+    return shape[0] if shape else 1
+
+
+def _correlation_root(owner: str, correlation: float | np.ndarray | None, d: int) -> Tensor | None:
+    """A (d, d) float64 matrix L with ``L L^T = correlation``, or None for independence."""
+    if correlation is None:
+        return None
+    if np.ndim(correlation) == 0:
+        low = -1.0 / (d - 1) if d > 1 else -1.0
+        rho = _scalar(owner, "correlation", correlation, low=low, high=1.0)
+        corr = np.full((d, d), rho)
+        np.fill_diagonal(corr, 1.0)
+    else:
+        corr = _correlation_matrix(owner, correlation, d)
+    if d == 1:
+        return None
+    eigval, eigvec = np.linalg.eigh(corr)
+    try:
+        root = np.linalg.cholesky(corr)
+    except np.linalg.LinAlgError:
+        # Semi-definite (e.g. perfectly correlated assets): Cholesky fails, an eigen root works.
+        root = eigvec * np.sqrt(np.clip(eigval, 0.0, None))
+    return torch.from_numpy(root)
+
+
+def _correlation_matrix(owner: str, correlation: object, d: int) -> np.ndarray:
+    try:
+        corr = np.asarray(correlation, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{owner}: correlation={correlation!r} is not allowed; it must be a number or a "
+            f"({d}, {d}) matrix"
+        ) from None
+    if corr.shape != (d, d):
+        raise ConfigError(
+            f"{owner}: correlation has shape {corr.shape}; it must be a number or a ({d}, {d}) "
+            "matrix"
+        )
+    if not np.isfinite(corr).all():
+        raise ConfigError(f"{owner}: correlation has non-finite entries; all must be finite")
+    asym = np.abs(corr - corr.T)
+    if asym.max() > 1e-10:
+        i, j = np.unravel_index(int(asym.argmax()), corr.shape)
+        raise ConfigError(
+            f"{owner}: correlation is not symmetric: correlation[{i}, {j}]={corr[i, j]:.6g} but "
+            f"correlation[{j}, {i}]={corr[j, i]:.6g}"
+        )
+    off = np.abs(np.diag(corr) - 1.0)
+    if off.max() > 1e-10:
+        i = int(off.argmax())
+        raise ConfigError(
+            f"{owner}: correlation[{i}, {i}]={corr[i, i]:.6g}; a correlation matrix must have "
+            "ones on the diagonal"
+        )
+    smallest = float(np.linalg.eigvalsh(corr)[0])
+    if smallest < -1e-10 * d:
+        raise ConfigError(
+            f"{owner}: correlation is not positive semi-definite (smallest eigenvalue "
+            f"{smallest:.6g}); it must be a valid correlation matrix"
+        )
+    return corr
+
+
+def _returns_table(owner: str, returns: np.ndarray) -> np.ndarray:
+    """Historical returns as a checked float64 array of shape (T, d)."""
+    if isinstance(returns, Tensor):
+        returns = returns.detach().cpu().numpy()
+    try:
+        table = np.asarray(returns, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{owner}: returns must be a numeric array of shape (T, d), got "
+            f"{type(returns).__name__}"
+        ) from None
+    if table.ndim == 1:
+        table = table[:, None]
+    if table.ndim != 2 or table.shape[0] == 0 or table.shape[1] == 0:
+        raise ConfigError(
+            f"{owner}: returns has shape {table.shape}; it must be (T, d) with T, d >= 1"
+        )
+    bad_rows = np.flatnonzero(~np.isfinite(table).all(axis=1))
+    if bad_rows.size:
+        shown = ", ".join(str(i) for i in bad_rows[:5]) + (", ..." if bad_rows.size > 5 else "")
+        raise ConfigError(
+            f"{owner}: returns has {bad_rows.size} row(s) with NaN or infinite values (rows "
+            f"{shown}); drop or fill them before bootstrapping, resampling cannot skip them "
+            "without breaking blocks"
+        )
+    if (table < -1.0).any():
+        i, j = np.argwhere(table < -1.0)[0]
+        raise ConfigError(
+            f"{owner}: returns[{i}, {j}]={table[i, j]:.6g} is below -1; simple returns must be "
+            ">= -1 (a price cannot fall below zero)"
+        )
+    return table
+
+
+def _check_dtype(owner: str, dtype: torch.dtype) -> None:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ConfigError(
+            f"{owner}: dtype={dtype!r} is not allowed; use a floating dtype such as "
+            "torch.float32 or torch.float64"
+        )
+
+
+def _device(owner: str, device: Device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (TypeError, RuntimeError):
+        raise ConfigError(
+            f"{owner}: device={device!r} is not allowed; use a torch device such as 'cpu' or 'cuda'"
+        ) from None
+
+
+def _generator(owner: str, seed: Seed, device: torch.device) -> torch.Generator:
+    if isinstance(seed, torch.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(
+            f"{owner}: seed={seed!r} is not allowed; it must be a non-negative integer or a "
+            "torch.Generator"
+        )
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def _normal(
+    gen: torch.Generator, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """Standard normals drawn on the generator's device and moved to ``device``."""
+    return torch.randn(shape, generator=gen, dtype=dtype, device=gen.device).to(device)
