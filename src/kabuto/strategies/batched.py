@@ -7,14 +7,14 @@ window length, finite returns), so that each strategy module only holds its own 
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 
 from kabuto.data.panel import Window, WindowBatch
-from kabuto.errors import ConfigError, DataError
+from kabuto.errors import DataError
+from kabuto.settings import check_bool, check_choice, check_int, check_positive
 from kabuto.strategies.base import Strategy
 
 __all__ = [
@@ -55,48 +55,9 @@ def batch_of_one(window: Window) -> WindowBatch:
     )
 
 
-def check_bool(owner: str, parameter: str, value: object) -> bool:
-    """Return `value` if it is a bool, else raise `ConfigError`."""
-    if not isinstance(value, bool | np.bool_):
-        raise ConfigError(f"{owner}: {parameter}={value!r} is not allowed; use True or False")
-    return bool(value)
-
-
-def check_choice(owner: str, parameter: str, value: object, allowed: Iterable[str]) -> str:
-    """Return `value` if it is one of `allowed`, else raise `ConfigError` listing them."""
-    allowed = tuple(allowed)
-    if not isinstance(value, str) or value not in allowed:
-        raise ConfigError(
-            f"{owner}: {parameter}={value!r} is not allowed; use one of "
-            + ", ".join(repr(a) for a in allowed)
-        )
-    return value
-
-
-def check_int(owner: str, parameter: str, value: object, minimum: int) -> int:
-    """Return `value` if it is an int >= `minimum`, else raise `ConfigError`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ConfigError(
-            f"{owner}: {parameter}={value!r} is not allowed; use an integer >= {minimum}"
-        )
-    return int(value)
-
-
 def check_lookback(owner: str, lookback: object, minimum: int = 2) -> int:
     """Return `lookback` if it is an int >= `minimum`, else raise `ConfigError`."""
     return check_int(owner, "lookback", lookback, minimum)
-
-
-def check_positive(owner: str, parameter: str, value: object) -> float:
-    """Return `value` as float if it is a finite number > 0, else raise `ConfigError`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(float(value))
-        or float(value) <= 0
-    ):
-        raise ConfigError(f"{owner}: {parameter}={value!r} is not allowed; use a finite number > 0")
-    return float(value)
 
 
 def window_returns(batch: WindowBatch, lookback: int, owner: str) -> np.ndarray:

@@ -1,0 +1,50 @@
+"""The `device` and `num_threads` settings of every torch-based estimator.
+
+`TorchSettingsMixin` checks them, runs torch with `num_threads` threads (restoring the caller's
+count) and gives the `torch.device` to train on. It lives outside `kabuto.strategies` so that the
+hedgers use it without loading the strategies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from kabuto.errors import ConfigError
+from kabuto.settings import check_choice, check_int
+
+__all__ = ["DEVICES", "TorchSettingsMixin"]
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+class TorchSettingsMixin:
+    """`device` ("cpu", "cuda", "auto") and `num_threads` (None or an int >= 1) settings."""
+
+    device: str
+    num_threads: int | None
+
+    def _check_torch_settings(self, owner: str) -> None:
+        check_choice(owner, "device", self.device, DEVICES)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"{owner}: device='cuda' but no CUDA device; use 'cpu' or 'auto'")
+        if self.num_threads is not None:
+            check_int(owner, "num_threads", self.num_threads, 1)
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Run with `num_threads` torch threads, restoring the previous count."""
+        before = torch.get_num_threads()
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def _torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
