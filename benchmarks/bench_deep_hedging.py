@@ -1,0 +1,338 @@
+"""kabuto's deep hedger against pfhedge: training time and price on the same setting, one thread.
+
+The setting is pfhedge's standard example (Buehler et al. 2019, "Deep hedging"): a short
+European call, S0 = K = 1, volatility 0.2, maturity 20/250 with 20 rebalancing dates, zero-drift
+GBM, entropic risk with aversion 1; 200 Adam steps (learning rate 0.001) of 10,000 fresh paths
+each; proportional cost 0 and 1e-4. Policies: the 4 x 32 ReLU MLP of (log-moneyness, time to
+maturity, volatility) in both settings and, with cost 1e-4, the no-transaction band network
+(Imaki et al. 2021) fed the previous holding as well, as in pfhedge's example ("band+prev");
+kabuto's default band network, whose widths depend on the market state only ("band"), is shown
+too (kabuto only).
+
+pfhedge (pip ``pfhedge``) pins numpy < 2, so it runs in its own virtual environment, made on
+first use under ``~/.cache/kabuto/bench-pfhedge`` (pip from the package registry, with torch
+pinned to 2.13.0, the CPU build, and numpy < 2) and called as a subprocess; kabuto runs in this
+process. Both use one torch thread (``torch.set_num_threads(1)``, OMP/MKL/OpenBLAS threads 1).
+
+Training time is the wall time of the whole training, median of repeats:
+
+* pfhedge: building the derivative, network and ``Hedger`` and ``hedger.fit(derivative,
+  n_paths=10_000, n_epochs=200, verbose=False, validation=False)``, which simulates fresh paths
+  for every Adam step (``validation=False`` skips the extra no-gradient pass on another fresh
+  simulation that pfhedge's default makes every epoch, so both do the same work);
+* kabuto: simulating the 200 x 10,000 paths with `kabuto.sim.paths.gbm_paths` and
+  ``DeepHedger(..., batch_size=10_000, epochs=1).fit(prices, volatility=0.2)``: 200 Adam steps,
+  each on 10,000 paths never seen before (the protocol of `DeepHedger`'s Notes).
+
+Each library first trains once on a tiny problem (not timed), so that neither pays one-off
+start-up costs in its timings. Then each trained hedger prices the claim on fresh evaluation
+paths with its own library's price method (the entropic risk of the hedged short position).
+P&L convention: pfhedge charges the cost of every trade, the first purchase included, but not
+that of unwinding the final holding at maturity; kabuto runs with ``unwind=False`` to match.
+For context the Black-Scholes delta hedge is priced by kabuto on the same evaluation paths
+(`BlackScholesDelta` with `hedge_with`), with the references of the project's issue: without
+cost a deep hedger should price within 0.1% of the discrete delta hedge, 0.022586; with cost
+1e-4 at most 0.02270, below the delta hedge's 0.022775.
+
+    python benchmarks/bench_deep_hedging.py [--repeats 3] [--pfhedge-repeats 1]
+        [--eval-paths 100000] [--paths 10000] [--epochs 200] [--skip-pfhedge]
+
+(--paths and --epochs shrink the problem for a quick check; the comparison is at the defaults.)
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from kabuto.hedging import BlackScholesDelta, DeepHedger, entropic_risk, hedge_with
+from kabuto.sim.paths import gbm_paths
+
+PFHEDGE_VENV = Path.home() / ".cache" / "kabuto" / "bench-pfhedge"
+PFHEDGE_VERSION = "0.23.0"
+TORCH_PIN = "torch==2.13.0"  # the CPU build served here; unpinned, pip pulls CUDA wheels
+
+SPOT = STRIKE = 1.0
+SIGMA = 0.2
+MATURITY = 20 / 250
+STEPS = 20
+AVERSION = 1.0
+EVAL_SEED = 1_000_003
+REFERENCES = {
+    0.0: "within 0.1% of the discrete delta hedge, 0.022586",
+    1e-4: "at most 0.02270, below the delta hedge's 0.022775",
+}
+# (cost, policy): policy "mlp", "band+prev" (band network fed the previous holding, pfhedge's
+# example) or "band" (kabuto's default band network; no pfhedge counterpart run).
+CASES = [(0.0, "mlp"), (1e-4, "mlp"), (1e-4, "band+prev"), (1e-4, "band")]
+PFHEDGE_POLICIES = ("mlp", "band+prev")
+COST_LABELS = {0.0: "0", 1e-4: "1e-4"}
+
+PFHEDGE_SCRIPT = r"""
+import json, os, sys, time
+for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[var] = "1"
+import torch
+import torch.nn.functional as F
+from pfhedge.instruments import BrownianStock, EuropeanOption
+from pfhedge.nn import BlackScholes, Clamp, EntropicRiskMeasure, Hedger, MultiLayerPerceptron
+
+torch.set_num_threads(1)
+cfg = json.loads(sys.argv[1])
+MARKET = ["log_moneyness", "time_to_maturity", "volatility"]
+
+
+class BandNet(torch.nn.Module):
+    # Previous holding moved into [delta - w_low, delta + w_high]: delta is the Black-Scholes
+    # delta, the widths an MLP of the market inputs and the previous holding (leaky ReLU).
+    def __init__(self, derivative):
+        super().__init__()
+        self.bs = BlackScholes(derivative)
+        self.mlp = MultiLayerPerceptron(out_features=2)
+        self.clamp = Clamp()
+
+    def inputs(self):
+        return self.bs.inputs() + ["prev_hedge"]
+
+    def forward(self, x):
+        delta = self.bs(x[..., :-1])
+        width = F.leaky_relu(self.mlp(x))
+        return self.clamp(x[..., -1:], min=delta - width[..., :1], max=delta + width[..., 1:])
+
+
+def build(cost, policy):
+    stock = BrownianStock(sigma=cfg["sigma"], cost=cost)
+    derivative = EuropeanOption(stock, strike=cfg["strike"], maturity=cfg["maturity"])
+    if policy == "mlp":
+        model, inputs = MultiLayerPerceptron(), MARKET
+    else:
+        model = BandNet(derivative)
+        inputs = model.inputs()
+    hedger = Hedger(model, inputs=inputs, criterion=EntropicRiskMeasure(a=cfg["aversion"]))
+    return derivative, hedger
+
+
+def train(cost, policy, n_paths, n_epochs):
+    derivative, hedger = build(cost, policy)
+    hedger.fit(derivative, n_paths=n_paths, n_epochs=n_epochs, verbose=False, validation=False)
+    return derivative, hedger
+
+
+cost, policy = cfg["cost"], cfg["policy"]
+torch.manual_seed(12345)
+train(cost, policy, 100, 2)  # warm-up, not timed
+times = []
+for rep in range(cfg["repeats"]):
+    torch.manual_seed(rep)
+    start = time.perf_counter()
+    derivative, hedger = train(cost, policy, cfg["paths"], cfg["epochs"])
+    times.append(time.perf_counter() - start)
+torch.manual_seed(cfg["eval_seed"])
+price = float(hedger.price(derivative, n_paths=cfg["eval_paths"]))
+steps = derivative.ul().spot.shape[-1] - 1
+print(json.dumps({"times": times, "price": price, "steps": steps}))
+"""
+
+
+def ensure_pfhedge() -> Path | None:
+    """pfhedge's environment (made on first use); None, with a message, if it cannot be made."""
+    python = PFHEDGE_VENV / "bin" / "python"
+    marker = PFHEDGE_VENV / f"installed-pfhedge-{PFHEDGE_VERSION}"
+    if marker.exists():
+        return python
+    print(
+        f"creating pfhedge's environment in {PFHEDGE_VENV} (pfhedge=={PFHEDGE_VERSION}, "
+        f"{TORCH_PIN}, numpy<2) ...",
+        flush=True,
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(f"{TORCH_PIN}\nnumpy<2\n")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(PFHEDGE_VENV)], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-c",
+                f.name,
+                f"pfhedge=={PFHEDGE_VERSION}",
+            ],
+            check=True,
+        )
+        subprocess.run([str(python), "-c", "import pfhedge"], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(
+            f"\ncould not install pfhedge into {PFHEDGE_VENV} ({exc}).\n"
+            "It needs the package registry (pfhedge, torch==2.13.0 CPU build, numpy<2). "
+            "Continuing with kabuto alone; run with --skip-pfhedge to skip this attempt.\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        shutil.rmtree(PFHEDGE_VENV, ignore_errors=True)
+        return None
+    finally:
+        os.unlink(f.name)
+    marker.touch()
+    return python
+
+
+def pfhedge_run(python: Path, cost: float, policy: str, args: argparse.Namespace) -> dict:
+    """Train pfhedge `repeats` times in its environment: {"times", "price", "steps"}."""
+    cfg = {
+        "cost": cost,
+        "policy": policy,
+        "sigma": SIGMA,
+        "strike": STRIKE,
+        "maturity": MATURITY,
+        "aversion": AVERSION,
+        "paths": args.paths,
+        "epochs": args.epochs,
+        "repeats": args.pfhedge_repeats,
+        "eval_paths": args.eval_paths,
+        "eval_seed": EVAL_SEED,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(PFHEDGE_SCRIPT)
+    try:
+        out = subprocess.run(
+            [str(python), f.name, json.dumps(cfg)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=os.environ
+            | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        )
+    except subprocess.CalledProcessError as exc:
+        sys.stderr.write(exc.stderr)
+        raise
+    finally:
+        os.unlink(f.name)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def kabuto_train(cost: float, policy: str, seed: int, paths: int, steps: int) -> DeepHedger:
+    """`steps` Adam steps, each on `paths` fresh paths (simulated here, inside the timing)."""
+    prices = gbm_paths(paths * steps, STEPS, MATURITY, SPOT, 0.0, SIGMA, seed=seed)
+    hedger = DeepHedger(
+        strike=STRIKE,
+        maturity=MATURITY,
+        policy="mlp" if policy == "mlp" else "band",
+        previous_input=policy == "band+prev",
+        risk="entropic",
+        aversion=AVERSION,
+        cost=cost,
+        unwind=False,  # pfhedge's convention: no cost to unwind the final holding
+        epochs=1,
+        batch_size=paths,
+        learning_rate=0.001,
+        seed=seed,
+    )
+    return hedger.fit(prices, volatility=SIGMA)
+
+
+def kabuto_run(
+    cost: float, policy: str, args: argparse.Namespace, eval_prices: torch.Tensor
+) -> dict:
+    kabuto_train(cost, policy, 12345, 100, 2)  # warm-up, not timed
+    times = []
+    for rep in range(args.repeats):
+        start = time.perf_counter()
+        hedger = kabuto_train(cost, policy, rep, args.paths, args.epochs)
+        times.append(time.perf_counter() - start)
+    return {"times": times, "price": hedger.price(eval_prices, volatility=SIGMA)}
+
+
+def delta_hedge_price(cost: float, eval_prices: torch.Tensor) -> float:
+    result = hedge_with(
+        BlackScholesDelta(),
+        eval_prices,
+        strike=STRIKE,
+        maturity=MATURITY,
+        volatility=SIGMA,
+        cost=cost,
+        unwind=False,
+    )
+    return float(entropic_risk(result.pnl, AVERSION))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="kabuto's timed trainings")
+    parser.add_argument("--pfhedge-repeats", type=int, default=1, help="pfhedge's")
+    parser.add_argument("--paths", type=int, default=10_000, help="paths per Adam step")
+    parser.add_argument("--epochs", type=int, default=200, help="Adam steps")
+    parser.add_argument("--eval-paths", type=int, default=100_000)
+    parser.add_argument("--skip-pfhedge", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    python = None if args.skip_pfhedge else ensure_pfhedge()
+    print(
+        f"European call S0 = K = {STRIKE:g}, sigma {SIGMA:g}, T = 20/250, {STEPS} steps, "
+        f"entropic risk a = {AVERSION:g}; {args.epochs} Adam steps x {args.paths:,} fresh "
+        f"paths; prices on {args.eval_paths:,} fresh paths; one torch thread; no cost to "
+        "unwind the final holding (pfhedge's convention; kabuto unwind=False)"
+    )
+    eval_prices = gbm_paths(args.eval_paths, STEPS, MATURITY, SPOT, 0.0, SIGMA, seed=EVAL_SEED)
+    delta_prices = {cost: delta_hedge_price(cost, eval_prices) for cost in REFERENCES}
+    header = (
+        f"{'setting':<12}{'library':<10}{'policy':<11}{'price':>9}{'vs delta hedge':>16}"
+        f"{'train s (median)':>19}{'repeats':>9}"
+    )
+    print("\n" + header)
+    ratios = {}
+    for cost, policy in CASES:
+        setting = f"cost {COST_LABELS[cost]}"
+        runs = {"kabuto": kabuto_run(cost, policy, args, eval_prices)}
+        if python is not None and policy in PFHEDGE_POLICIES:
+            runs["pfhedge"] = pfhedge_run(python, cost, policy, args)
+            if runs["pfhedge"]["steps"] != STEPS:
+                print(f"  (pfhedge simulated {runs['pfhedge']['steps']} steps, not {STEPS})")
+        medians = {}
+        for library, run in runs.items():
+            medians[library] = statistics.median(run["times"])
+            versus = run["price"] / delta_prices[cost] - 1.0
+            print(
+                f"{setting:<12}{library:<10}{policy:<11}{run['price']:>9.5f}{versus:>+16.2%}"
+                f"{medians[library]:>19.1f}{len(run['times']):>9}",
+                flush=True,
+            )
+        if "pfhedge" in medians:
+            ratios[f"{setting} {policy}"] = medians["pfhedge"] / medians["kabuto"]
+
+    print(
+        "\nBlack-Scholes delta hedge (kabuto, on the same evaluation paths; no unwind cost) and "
+        "the issue's references for a deep hedger"
+    )
+    for cost, reference in REFERENCES.items():
+        print(
+            f"  cost {COST_LABELS[cost]:<5} delta hedge {delta_prices[cost]:.6f}; "
+            f"a deep hedger should price {reference}"
+        )
+    if ratios:
+        listed = ", ".join(f"{name} {ratio:.1f}x" for name, ratio in ratios.items())
+        print(f"\ntraining time ratio pfhedge / kabuto: {listed}  (target: >= 3x)")
+    else:
+        print("\npfhedge not run (--skip-pfhedge or not installed): no time ratio")
+
+
+if __name__ == "__main__":
+    main()
