@@ -14,7 +14,14 @@ import numpy as np
 
 from kabuto.errors import ConfigError
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_non_negative", "check_positive"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_int",
+    "check_layer_sizes",
+    "check_non_negative",
+    "check_positive",
+]
 
 
 def check_bool(owner: str, parameter: str, value: object) -> bool:
@@ -66,3 +73,18 @@ def check_non_negative(owner: str, parameter: str, value: object) -> float:
             f"{owner}: {parameter}={value!r} is not allowed; use a finite number >= 0"
         )
     return float(value)  # type: ignore[arg-type]
+
+
+def check_layer_sizes(owner: str, parameter: str, value: object) -> tuple[int, ...]:
+    """Return `value` as a tuple if it is a non-empty sequence of ints >= 1 (network widths)."""
+    if (
+        not isinstance(value, tuple | list)
+        or not value
+        or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) for h in value)
+        or min(value) < 1
+    ):
+        raise ConfigError(
+            f"{owner}: {parameter}={value!r} is not allowed; use a non-empty tuple of positive "
+            "integers, e.g. (32, 32)"
+        )
+    return tuple(int(h) for h in value)

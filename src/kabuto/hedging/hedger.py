@@ -71,6 +71,7 @@ from kabuto.settings import (
     check_bool,
     check_choice,
     check_int,
+    check_layer_sizes,
     check_non_negative,
     check_positive,
 )
@@ -283,7 +284,7 @@ class MLPPolicy(_NetworkPolicy):
 
     def __init__(self, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN) -> None:
         super().__init__()
-        self.net = _Network(3, 0, _hidden("MLPPolicy", hidden_sizes), 1)
+        self.net = _Network(3, 0, check_layer_sizes("MLPPolicy", "hidden_sizes", hidden_sizes), 1)
 
     def forward(self, features: HedgeFeatures) -> Tensor:
         return self.net(self.net.standardise(features.inputs())).squeeze(-1)
@@ -299,7 +300,9 @@ class RecurrentPolicy(_NetworkPolicy):
 
     def __init__(self, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN) -> None:
         super().__init__()
-        self.net = _Network(3, 1, _hidden("RecurrentPolicy", hidden_sizes), 1)
+        self.net = _Network(
+            3, 1, check_layer_sizes("RecurrentPolicy", "hidden_sizes", hidden_sizes), 1
+        )
 
     def forward(self, features: HedgeFeatures) -> Tensor:
         market = self.net.standardise(features.inputs())
@@ -344,7 +347,9 @@ class NoTransactionBandPolicy(_NetworkPolicy):
             )
         width = check_positive(owner, "initial_width", initial_width)
         self.previous_input = previous_input
-        self.net = _Network(3, int(previous_input), _hidden(owner, hidden_sizes), 2)
+        self.net = _Network(
+            3, int(previous_input), check_layer_sizes(owner, "hidden_sizes", hidden_sizes), 2
+        )
         last = self.net.layers[-1]
         assert isinstance(last, nn.Linear)
         with torch.no_grad():
@@ -591,7 +596,7 @@ class DeepHedger(TorchSettingsMixin):
         check_positive(name, "maturity", self.maturity)
         check_choice(name, "kind", self.kind, KINDS)
         check_choice(name, "policy", self.policy, POLICIES)
-        _hidden(name, self.hidden_sizes)
+        check_layer_sizes(name, "hidden_sizes", self.hidden_sizes)
         check_bool(name, "previous_input", self.previous_input)
         check_choice(name, "risk", self.risk, RISKS)
         check_positive(name, "aversion", self.aversion)
@@ -802,17 +807,3 @@ def _volatility(owner: str, volatility: object, n: int, steps: int, like: Tensor
         return vol[:, :-1]
     sigma = check_non_negative(owner, "volatility", volatility)
     return torch.full((n, steps), sigma, dtype=like.dtype, device=like.device)
-
-
-def _hidden(owner: str, sizes: object) -> tuple[int, ...]:
-    if (
-        not isinstance(sizes, tuple | list)
-        or not sizes
-        or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) for h in sizes)
-        or min(sizes) < 1
-    ):
-        raise ConfigError(
-            f"{owner}: hidden_sizes={sizes!r} is not allowed; use a non-empty tuple of positive "
-            "integers, e.g. (32, 32)"
-        )
-    return tuple(int(h) for h in sizes)

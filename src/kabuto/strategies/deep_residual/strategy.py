@@ -25,6 +25,7 @@ import torch
 
 from kabuto.data.panel import Window, WindowBatch
 from kabuto.errors import ConfigError, DataError
+from kabuto.settings import check_layer_sizes
 from kabuto.strategies.batched import (
     BatchedStrategy,
     check_bool,
@@ -197,17 +198,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         check_int(name, "n_scales", self.n_scales, 1)
         check_int(name, "n_quantiles", self.n_quantiles, 2)
         check_int(name, "resample_length", self.resample_length, 1)
-        sizes = self.hidden_sizes
-        if (
-            not isinstance(sizes, tuple | list)
-            or not sizes
-            or any(isinstance(h, bool) or not isinstance(h, numbers.Integral) for h in sizes)
-            or min(sizes) < 1
-        ):
-            raise ConfigError(
-                f"{name}: hidden_sizes={sizes!r} is not allowed; use a non-empty tuple of "
-                "positive integers, e.g. (32, 32)"
-            )
+        check_layer_sizes(name, "hidden_sizes", self.hidden_sizes)
         check_choice(name, "architecture", self.architecture, ARCHITECTURES)
         for flag in ("residual", "multiscale", "amplitude_invariant", "distributional"):
             check_bool(name, flag, getattr(self, flag))
