@@ -273,45 +273,54 @@ class _NetworkPolicy(HedgePolicy):
 
 
 class MLPPolicy(_NetworkPolicy):
-    """Holding = network(log-moneyness, time to maturity, volatility); all dates at once.
+    """Holdings = network(log-moneyness, time to maturity, volatility); all dates at once.
 
     Parameters
     ----------
     hidden_sizes : sequence of int, default (32, 32, 32, 32)
         Widths of the ReLU hidden layers (the default is the 4 x 32 network commonly used for
         this problem; it trains in seconds on one core).
+    n_instruments : int, default 1
+        Hedging instruments traded: 1 (the underlying; holdings of shape (N, T)) or more (the
+        underlying and further instruments such as a variance swap; holdings (N, T, n)).
     """
 
-    def __init__(self, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN) -> None:
+    def __init__(self, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN, n_instruments: int = 1):
         super().__init__()
-        self.net = _Network(3, 0, check_layer_sizes("MLPPolicy", "hidden_sizes", hidden_sizes), 1)
+        sizes = check_layer_sizes("MLPPolicy", "hidden_sizes", hidden_sizes)
+        self.n_instruments = check_int("MLPPolicy", "n_instruments", n_instruments, 1)
+        self.net = _Network(3, 0, sizes, self.n_instruments)
 
     def forward(self, features: HedgeFeatures) -> Tensor:
-        return self.net(self.net.standardise(features.inputs())).squeeze(-1)
+        held = self.net(self.net.standardise(features.inputs()))
+        return held.squeeze(-1) if self.n_instruments == 1 else held
 
 
 class RecurrentPolicy(_NetworkPolicy):
-    """Holding = network(market inputs, previous holding), stepping through the dates.
+    """Holdings = network(market inputs, previous holdings), stepping through the dates.
 
     Parameters
     ----------
     hidden_sizes : sequence of int, default (32, 32, 32, 32)
+    n_instruments : int, default 1
+        As in `MLPPolicy`.
     """
 
-    def __init__(self, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN) -> None:
+    def __init__(self, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN, n_instruments: int = 1):
         super().__init__()
-        self.net = _Network(
-            3, 1, check_layer_sizes("RecurrentPolicy", "hidden_sizes", hidden_sizes), 1
-        )
+        sizes = check_layer_sizes("RecurrentPolicy", "hidden_sizes", hidden_sizes)
+        self.n_instruments = check_int("RecurrentPolicy", "n_instruments", n_instruments, 1)
+        self.net = _Network(3, self.n_instruments, sizes, self.n_instruments)
 
     def forward(self, features: HedgeFeatures) -> Tensor:
         market = self.net.standardise(features.inputs())
-        prev = torch.zeros_like(features.spot[:, 0])
+        prev = market.new_zeros(features.n_paths, self.n_instruments)
         held = []
         for t in range(features.n_steps):
-            prev = self.net(torch.cat([market[:, t], prev.unsqueeze(-1)], dim=-1)).squeeze(-1)
+            prev = self.net(torch.cat([market[:, t], prev], dim=-1))
             held.append(prev)
-        return torch.stack(held, dim=1)
+        held = torch.stack(held, dim=1)
+        return held.squeeze(-1) if self.n_instruments == 1 else held
 
 
 class NoTransactionBandPolicy(_NetworkPolicy):
@@ -534,6 +543,8 @@ class DeepHedger(TorchSettingsMixin):
         The trained OCE cash amount for ``risk="oce"``.
     n_steps_ : int
         Rebalancing dates T of the training paths.
+    n_instruments_ : int
+        Instruments the policy trades: 1 (the underlying) plus the ``instruments`` of `fit`.
 
     Notes
     -----
@@ -617,12 +628,12 @@ class DeepHedger(TorchSettingsMixin):
         check_int(name, "seed", self.seed, 0)
         self._check_torch_settings(name)
 
-    def _build_policy(self) -> HedgePolicy:
+    def _build_policy(self, n_instruments: int) -> HedgePolicy:
         sizes = tuple(int(h) for h in self.hidden_sizes)
         if self.policy == "mlp":
-            return MLPPolicy(sizes)
+            return MLPPolicy(sizes, n_instruments)
         if self.policy == "recurrent":
-            return RecurrentPolicy(sizes)
+            return RecurrentPolicy(sizes, n_instruments)
         return NoTransactionBandPolicy(sizes, previous_input=self.previous_input)
 
     def risk_of(self, pnl: Tensor) -> Tensor:
@@ -634,10 +645,20 @@ class DeepHedger(TorchSettingsMixin):
     # ----------------------------------------------------------------- data
 
     def _data(
-        self, owner: str, prices: Tensor, payoff: Tensor | None, volatility: float | Tensor
+        self,
+        owner: str,
+        prices: Tensor,
+        payoff: Tensor | None,
+        volatility: float | Tensor,
+        instruments: Tensor | None,
     ) -> tuple[Tensor, HedgeFeatures, Tensor]:
-        """Prices (N, T + 1), features and payoff (N,) on the training device."""
-        s = _single_asset_prices(f"{type(self).__name__}.{owner}", prices)
+        """Traded prices, features and payoff (N,) on the training device.
+
+        The traded prices are the underlying's, (N, T + 1), or with `instruments` the
+        underlying's followed by theirs, (N, T + 1, 1 + k).
+        """
+        owner = f"{type(self).__name__}.{owner}"
+        s = _single_asset_prices(owner, prices)
         features = hedge_features(
             s, strike=self.strike, maturity=self.maturity, volatility=volatility, kind=self.kind
         )
@@ -646,17 +667,22 @@ class DeepHedger(TorchSettingsMixin):
         elif not isinstance(payoff, Tensor) or tuple(payoff.shape) != (s.shape[0],):
             shape = tuple(payoff.shape) if isinstance(payoff, Tensor) else repr(type(payoff))
             raise ConfigError(
-                f"{type(self).__name__}.{owner}: payoff must be a tensor of shape "
-                f"({s.shape[0]},), got {shape}"
+                f"{owner}: payoff must be a tensor of shape ({s.shape[0]},), got {shape}"
             )
+        traded = s if instruments is None else _with_instruments(owner, s, instruments)
         device = self._torch_device()
         payoff = payoff.to(device=device, dtype=s.dtype)
-        return s.to(device), features.to(device), payoff
+        return traded.to(device), features.to(device), payoff
 
     # ----------------------------------------------------------------- training
 
     def fit(
-        self, prices: Tensor, payoff: Tensor | None = None, *, volatility: float | Tensor
+        self,
+        prices: Tensor,
+        payoff: Tensor | None = None,
+        *,
+        volatility: float | Tensor,
+        instruments: Tensor | None = None,
     ) -> Self:
         """Train the hedging policy on simulated paths.
 
@@ -670,22 +696,41 @@ class DeepHedger(TorchSettingsMixin):
             settings (`strike`, `kind`) on `prices`.
         volatility : float or Tensor
             As in `hedge_features` (keyword only).
+        instruments : Tensor, optional
+            Discounted prices of k further hedging instruments traded alongside the underlying
+            at the same dates (e.g. a variance swap, `kabuto.hedging.instruments`), shape
+            (N, T + 1, k) or (N, T + 1) for k = 1; they pay the same proportional cost. The
+            policy then holds 1 + k instruments (holdings (N, T, 1 + k), the underlying first);
+            only the "mlp" and "recurrent" policies can (the band is a band around the
+            underlying's delta).
 
         Returns
         -------
         self
         """
         self._validate()
+        if instruments is not None and self.policy == "band":
+            raise ConfigError(
+                f"{type(self).__name__}: policy='band' hedges with the underlying only; use "
+                "policy='mlp' or 'recurrent' to trade further instruments"
+            )
         with self._threads():
-            return self._fit(prices, payoff, volatility)
+            return self._fit(prices, payoff, volatility, instruments)
 
-    def _fit(self, prices: Tensor, payoff: Tensor | None, volatility: float | Tensor) -> Self:
-        s, features, payoff = self._data("fit", prices, payoff, volatility)
+    def _fit(
+        self,
+        prices: Tensor,
+        payoff: Tensor | None,
+        volatility: float | Tensor,
+        instruments: Tensor | None,
+    ) -> Self:
+        s, features, payoff = self._data("fit", prices, payoff, volatility, instruments)
         n = features.n_paths
         device, dtype = s.device, s.dtype
+        n_instruments = 1 if s.ndim == 2 else s.shape[-1]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            policy = self._build_policy()
+            policy = self._build_policy(n_instruments)
         policy = policy.to(device=device, dtype=dtype)
         inputs = features.inputs().reshape(-1, 3)
         assert isinstance(policy, _NetworkPolicy)
@@ -731,6 +776,7 @@ class DeepHedger(TorchSettingsMixin):
         self.losses_ = losses
         self.oce_ = oce_risk
         self.n_steps_ = features.n_steps
+        self.n_instruments_ = n_instruments
         return self
 
     # ----------------------------------------------------------------- use
@@ -740,26 +786,45 @@ class DeepHedger(TorchSettingsMixin):
             raise ConfigError(f"{type(self).__name__}: not fitted; call fit(prices, ...) first")
 
     def hedge(
-        self, prices: Tensor, payoff: Tensor | None = None, *, volatility: float | Tensor
+        self,
+        prices: Tensor,
+        payoff: Tensor | None = None,
+        *,
+        volatility: float | Tensor,
+        instruments: Tensor | None = None,
     ) -> HedgeResult:
         """Hedge the short claim on `prices` with the trained policy (no gradients).
 
-        Arguments as in `fit`; the paths may have another number of steps. Returns the holdings
-        (N, T), P&L, costs, gains and payoff per path, on the training device.
+        Arguments as in `fit` (with as many `instruments` as in training); the paths may have
+        another number of steps. Returns the holdings (N, T) (or (N, T, 1 + k) with
+        instruments), P&L, costs, gains and payoff per path, on the training device.
         """
         self._validate()
         self._check_fitted()
+        k = 0 if instruments is None else (1 if instruments.ndim == 2 else instruments.shape[-1])
+        if k != self.n_instruments_ - 1:
+            raise ConfigError(
+                f"{type(self).__name__}.hedge: trained with {self.n_instruments_ - 1} further "
+                f"instrument(s) but given {k}; pass the same instruments as to fit"
+            )
         dtype = next(self.policy_.parameters()).dtype
         if isinstance(prices, Tensor) and prices.is_floating_point():
             prices = prices.to(dtype)  # the network's dtype, e.g. float32 paths for a f64 fit
+        if isinstance(instruments, Tensor) and instruments.is_floating_point():
+            instruments = instruments.to(dtype)
         with self._threads():
-            s, features, payoff = self._data("hedge", prices, payoff, volatility)
+            s, features, payoff = self._data("hedge", prices, payoff, volatility, instruments)
             with torch.no_grad():
                 positions = self.policy_(features)
             return HedgeResult.evaluate(s, positions, payoff, self.cost, self.unwind)
 
     def price(
-        self, prices: Tensor, payoff: Tensor | None = None, *, volatility: float | Tensor
+        self,
+        prices: Tensor,
+        payoff: Tensor | None = None,
+        *,
+        volatility: float | Tensor,
+        instruments: Tensor | None = None,
     ) -> float:
         """Indifference price of the claim: the risk of the hedged short position on `prices`.
 
@@ -767,7 +832,7 @@ class DeepHedger(TorchSettingsMixin):
         ``"oce"``, minimised over ``w``: the expected shortfall). Arguments as in `fit`; pass
         fresh paths for an out-of-sample price.
         """
-        result = self.hedge(prices, payoff, volatility=volatility)
+        result = self.hedge(prices, payoff, volatility=volatility, instruments=instruments)
         with self._threads():
             return float(self.risk_of(result.pnl))
 
@@ -790,6 +855,26 @@ def _single_asset_prices(owner: str, prices: object) -> Tensor:
     if not bool((prices > 0).all()):
         raise ConfigError(f"{owner}: prices must all be positive (and not NaN)")
     return prices
+
+
+def _with_instruments(owner: str, s: Tensor, instruments: object) -> Tensor:
+    """The underlying's prices (N, T + 1) and the instruments' as one (N, T + 1, 1 + k)."""
+    if not isinstance(instruments, Tensor) or not instruments.is_floating_point():
+        got = (
+            f"dtype {instruments.dtype}"
+            if isinstance(instruments, Tensor)
+            else repr(type(instruments))
+        )
+        raise ConfigError(f"{owner}: instruments must be a floating-point torch.Tensor, got {got}")
+    extra = instruments.unsqueeze(-1) if instruments.ndim == 2 else instruments
+    if extra.ndim != 3 or tuple(extra.shape[:2]) != tuple(s.shape) or extra.shape[2] == 0:
+        raise ConfigError(
+            f"{owner}: instruments has shape {tuple(instruments.shape)}; for prices of shape "
+            f"{tuple(s.shape)} it must be {tuple(s.shape)} or ({s.shape[0]}, {s.shape[1]}, k)"
+        )
+    if not bool(extra.isfinite().all()):
+        raise ConfigError(f"{owner}: instruments must be finite (no NaN or inf)")
+    return torch.cat([s.unsqueeze(-1), extra.to(dtype=s.dtype, device=s.device)], dim=-1)
 
 
 def _volatility(owner: str, volatility: object, n: int, steps: int, like: Tensor) -> Tensor:
