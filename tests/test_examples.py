@@ -9,13 +9,22 @@ import numpy as np
 import pytest
 
 from kabuto.experiment.config import load_config
+from kabuto.experiment.hedge import run_hedge
+from kabuto.experiment.hedge_config import load_hedge_config
 from kabuto.experiment.run import build_strategies, walk_forward
 from kabuto.sim.artificial import load_simulation, simulate
 from kabuto.sim.artificial.facts import stylized_facts
 
 FOLDER = Path(__file__).parents[1] / "examples"
-SIMULATIONS = sorted(p for p in FOLDER.glob("*.toml") if "markets" in tomllib.loads(p.read_text()))
-EXAMPLES = sorted(set(FOLDER.glob("*.toml")) - set(SIMULATIONS))
+
+
+def _with_table(table: str) -> list[Path]:
+    return sorted(p for p in FOLDER.glob("*.toml") if table in tomllib.loads(p.read_text()))
+
+
+SIMULATIONS = _with_table("markets")
+HEDGES = _with_table("hedger")
+EXAMPLES = sorted(set(FOLDER.glob("*.toml")) - set(SIMULATIONS) - set(HEDGES))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -42,6 +51,20 @@ def test_simulation_examples_run(path):
     result = simulate(load_simulation(path), seed=1)
     closes = result.prices[0, :, :, 0]
     assert np.isfinite(closes).all() and result.counts[0, :, :, 1].sum() > 100  # trades
+
+
+@pytest.mark.parametrize("path", HEDGES, ids=[p.name for p in HEDGES])
+def test_hedge_examples_run_when_shrunk(path):
+    config = load_hedge_config(path)
+    assert config.hedger.cost > 0  # examples never run without costs
+    small = config.model_copy(
+        update={
+            "hedger": config.hedger.model_copy(update={"train_steps": 3, "batch_paths": 500}),
+            "evaluation": config.evaluation.model_copy(update={"paths": 2_000}),
+        }
+    )
+    run = run_hedge(small, None)
+    assert np.isfinite(run.risk_table["price"]).all()
 
 
 def test_the_calibrated_market_shows_the_stylized_facts():

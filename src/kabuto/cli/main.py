@@ -283,6 +283,77 @@ def simulate_command(
     _guarded(run)
 
 
+def _risk_table(run) -> Table:
+    """The risk table of a `kabuto hedge` run, one column per hedger, as printed after it."""
+    from kabuto.report.hedging import HEDGER_LABELS
+
+    config = run.config
+    h = config.hedger
+    measure = (
+        f"entropic risk, aversion {h.aversion:g}"
+        if h.risk == "entropic"
+        else f"expected shortfall at {h.risk_level:g}"
+    )
+    table = Table(
+        title=f"Hedging a short {config.claim.kind}: {run.prices.shape[0]:,} fresh "
+        f"{config.market.model} paths, cost {h.cost:g}",
+        caption=f"price: {measure} of the hedged P&L; reference price {run.reference_price:.6f}",
+        caption_justify="left",
+    )
+    levels = sorted(config.evaluation.risk_levels)
+    money = "{:.6f}"
+    rows = [
+        ("price", "price", money),
+        ("price_se", "price s.e.", "{:.2g}"),
+        ("mean_pnl", "mean P&L", money),
+        ("std_pnl", "std P&L", money),
+        *((f"var_{q:g}", f"VaR {q:g}", money) for q in levels),
+        *((f"es_{q:g}", f"ES {q:g}", money) for q in levels),
+        ("entropic", f"entropic (a = {h.aversion:g})", money),
+        ("mean_cost", "mean cost", "{:.3g}"),
+        ("mean_turnover", "mean turnover", "{:.3f}"),
+    ]
+    hedgers = run.risk_table.index
+    table.add_column("", no_wrap=True)
+    for name in hedgers:
+        label = f"deep ({h.policy})" if name == "deep" else HEDGER_LABELS.get(name, name)
+        table.add_column(label, justify="right")
+    for key, header, fmt in rows:
+        values = run.risk_table[key]
+        table.add_row(header, *(fmt.format(values[name] + 0.0) for name in hedgers))
+    return table
+
+
+@app.command("hedge")
+def hedge_command(
+    config: Annotated[Path, typer.Argument(help="Deep hedging config (TOML).")],
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/hedge"),
+) -> None:
+    """Train a deep hedger on simulated paths and compare it with baselines on fresh paths.
+
+    Writes report.html, risk.csv (the risk table), pnl.parquet (every hedger's P&L per
+    evaluation path) and config.toml (the resolved config) into the output directory.
+    """
+
+    def run() -> None:
+        from kabuto.experiment.hedge import run_hedge
+        from kabuto.experiment.hedge_config import load_hedge_config
+
+        try:
+            hedge_config = load_hedge_config(config)
+            with _progress() as progress:
+                outputs = run_hedge(hedge_config, out, progress, source=str(config))
+        except KabutoError as exc:
+            if str(exc).startswith(str(config)):
+                raise
+            raise type(exc)(f"{config}: {exc}") from exc  # name the config the error came from
+        console.print(_risk_table(outputs))
+        for name in ("report.html", "risk.csv", "pnl.parquet", "config.toml"):
+            console.print(f"{name.split('.')[0]}: {outputs.out_dir / name}", highlight=False)
+
+    _guarded(run)
+
+
 @data_app.command("info")
 def data_info(
     path: Annotated[Path, typer.Argument(help="CSV or Parquet price file.")],

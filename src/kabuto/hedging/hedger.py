@@ -55,7 +55,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Self
 
@@ -539,6 +539,8 @@ class DeepHedger(TorchSettingsMixin):
         The trained policy (on `device`, in the training prices' dtype).
     losses_ : list of float
         Training loss (the risk, averaged over the epoch's minibatches) per epoch.
+    step_losses_ : list of float
+        Training loss of every Adam step (minibatch), in order.
     oce_ : OCERisk or None
         The trained OCE cash amount for ``risk="oce"``.
     n_steps_ : int
@@ -683,6 +685,7 @@ class DeepHedger(TorchSettingsMixin):
         *,
         volatility: float | Tensor,
         instruments: Tensor | None = None,
+        on_step: Callable[[float], None] | None = None,
     ) -> Self:
         """Train the hedging policy on simulated paths.
 
@@ -703,6 +706,8 @@ class DeepHedger(TorchSettingsMixin):
             policy then holds 1 + k instruments (holdings (N, T, 1 + k), the underlying first);
             only the "mlp" and "recurrent" policies can (the band is a band around the
             underlying's delta).
+        on_step : callable, optional
+            Called with the loss after every Adam step (e.g. to advance a progress bar).
 
         Returns
         -------
@@ -715,7 +720,7 @@ class DeepHedger(TorchSettingsMixin):
                 "policy='mlp' or 'recurrent' to trade further instruments"
             )
         with self._threads():
-            return self._fit(prices, payoff, volatility, instruments)
+            return self._fit(prices, payoff, volatility, instruments, on_step)
 
     def _fit(
         self,
@@ -723,6 +728,7 @@ class DeepHedger(TorchSettingsMixin):
         payoff: Tensor | None,
         volatility: float | Tensor,
         instruments: Tensor | None,
+        on_step: Callable[[float], None] | None,
     ) -> Self:
         s, features, payoff = self._data("fit", prices, payoff, volatility, instruments)
         n = features.n_paths
@@ -749,7 +755,7 @@ class DeepHedger(TorchSettingsMixin):
         generator = torch.Generator().manual_seed(self.seed)
         batch = n if self.batch_size is None else min(self.batch_size, n)
 
-        losses = []
+        losses, step_losses = [], []
         policy.train()
         for _ in range(self.epochs):
             if batch == n:
@@ -768,12 +774,16 @@ class DeepHedger(TorchSettingsMixin):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total += float(loss.detach()) * pnl.shape[0]
+                step_losses.append(float(loss.detach()))
+                total += step_losses[-1] * pnl.shape[0]
+                if on_step is not None:
+                    on_step(step_losses[-1])
             losses.append(total / n)
         policy.eval()
 
         self.policy_ = policy
         self.losses_ = losses
+        self.step_losses_ = step_losses
         self.oce_ = oce_risk
         self.n_steps_ = features.n_steps
         self.n_instruments_ = n_instruments

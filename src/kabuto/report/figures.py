@@ -181,6 +181,20 @@ def _axis(**extra: object) -> dict:
     return axis
 
 
+def vertical_line(x: float, color: str, dash: str) -> dict:
+    """A plotly layout shape: a thin vertical line at data coordinate `x`, full height."""
+    return dict(
+        type="line",
+        xref="x",
+        yref="paper",
+        x0=x,
+        x1=x,
+        y0=0,
+        y1=1,
+        line=dict(color=color, width=1, dash=dash),
+    )
+
+
 def base_layout(height: int = 380, **extra: object) -> dict:
     """Shared look: white background, light grid, system fonts, legend above the plot."""
     layout = dict(

@@ -32,7 +32,13 @@ from plotly.subplots import make_subplots
 
 from kabuto.errors import ConfigError, KabutoError
 from kabuto.report import tables
-from kabuto.report.figures import ReportFigure, _axis, base_layout, strategy_color
+from kabuto.report.figures import (
+    ReportFigure,
+    _axis,
+    base_layout,
+    strategy_color,
+    vertical_line,
+)
 from kabuto.report.html import _figure_block, _section, page, write_page
 from kabuto.sim.artificial.config import (
     FCNGroup,
@@ -466,18 +472,7 @@ def price_figure(result: SimulationResult, start_step: int, run: int = 0) -> Rep
                 )
             )
     shapes = _session_shapes(result.config)
-    shapes.append(
-        dict(
-            type="line",
-            xref="x",
-            yref="paper",
-            x0=start_step,
-            x1=start_step,
-            y0=0,
-            y1=1,
-            line=dict(color="#9a9a9a", width=1, dash="dot"),
-        )
-    )
+    shapes.append(vertical_line(start_step, "#9a9a9a", "dot"))
     fig.update_layout(
         base_layout(
             height=380,

@@ -1,0 +1,430 @@
+"""`kabuto hedge`: train a deep hedger on simulated paths, compare it with baselines on fresh ones.
+
+`run_hedge` takes a `HedgeConfig` (`kabuto.experiment.hedge_config`) and
+
+1. simulates ``train_steps * batch_paths`` training paths of the market with seed
+   ``hedger.seed`` and trains a `DeepHedger` on them, one Adam step per batch of fresh paths;
+2. simulates ``evaluation.paths`` held-out paths with seed ``evaluation.seed`` and hedges the
+   short claim on them with the trained hedger and each baseline: the Black-Scholes delta
+   (``delta``), the Whalley-Wilmott band (``whalley_wilmott``, with the hedger's cost and
+   aversion) and no hedge at all (``no_hedge``);
+3. tabulates the risk of each hedger's P&L (`risk_table`) and, given an output directory,
+   writes it all atomically.
+
+Paths (float32, zero drift and rate, so prices are martingales and the optimal risk of the
+hedged short position is an indifference price; see `kabuto.hedging.hedger`) come from
+`simulate_market`::
+
+    gbm:    gbm_paths(n, steps, maturity, spot, 0.0, volatility, seed=seed)[..., 0]
+    heston: heston_paths(n, steps, maturity, spot, v0, kappa, theta, xi, rho, seed=seed)
+    merton: merton_paths(n, steps, maturity, spot, 0.0, volatility, jump_intensity,
+                         jump_mean, jump_std, seed=seed)
+
+The "volatility" the hedgers see (a network input, and the volatility of the Black-Scholes
+delta and of the Whalley-Wilmott band) is the constant ``volatility`` for GBM, the
+instantaneous volatility ``sqrt(v_t)`` of each Heston path, and for Merton the volatility of the
+diffusion part alone: the jumps add variance that no feature shows, so there the delta hedge is
+the Black-Scholes delta of the diffusion, not the jump model's own delta.
+
+Output directory layout::
+
+    report.html   the self-contained report (`kabuto.report.hedging`)
+    risk.csv      the risk table, one row per hedger (`risk_table` for the columns)
+    pnl.parquet   the P&L of every evaluation path: column ``path`` (0..N-1) and one float64
+                  column per hedger (``deep`` and the baselines), in the risk table's order
+    config.toml   the resolved config (defaults filled in)
+
+Everything is written into a temporary sibling directory and renamed into place at the end
+(`kabuto.experiment.run.staged_dir`), so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from kabuto.errors import KabutoError
+from kabuto.experiment.hedge_config import HedgeConfig, MarketConfig
+from kabuto.experiment.run import staged_dir
+from kabuto.hedging.closed_form import black_scholes_price, heston_price, merton_price
+from kabuto.hedging.hedger import (
+    BlackScholesDelta,
+    DeepHedger,
+    HedgeFeatures,
+    HedgePolicy,
+    WhalleyWilmott,
+    hedge_with,
+)
+from kabuto.hedging.pnl import HedgeResult
+from kabuto.hedging.risk import entropic_risk, expected_shortfall
+from kabuto.report.hedging import render_report
+from kabuto.sim.paths import gbm_paths, heston_paths, merton_paths
+
+if TYPE_CHECKING:
+    from kabuto.experiment.run import RunProgress
+
+__all__ = [
+    "HedgeRun",
+    "NoHedge",
+    "pnl_table",
+    "price_standard_error",
+    "reference_price",
+    "risk_table",
+    "run_hedge",
+    "simulate_market",
+    "turnover",
+]
+
+# Extra Merton series terms beyond the jump count's mean + 12 standard deviations, so that the
+# series' truncation check passes for any intensity (the left-out mass is then far below 1e-12).
+_MERTON_EXTRA_TERMS = 80
+
+
+@dataclass(frozen=True)
+class HedgeRun:
+    """What `run_hedge` produced.
+
+    Attributes
+    ----------
+    config : HedgeConfig
+        The resolved config.
+    hedger : DeepHedger
+        The trained hedger.
+    results : dict of str -> HedgeResult
+        Each hedger's holdings and P&L on the evaluation paths (on the CPU), ``"deep"`` first,
+        then the baselines in the config's order.
+    risk_table : DataFrame
+        `risk_table` of `results`.
+    losses : list of float
+        The training loss of every Adam step: the training risk measure of the step's batch
+        P&L (for ``risk = "oce"`` the OCE objective at the step's cash amount ``w``).
+    reference_price : float
+        The model's price of the claim (`reference_price`).
+    prices : Tensor
+        The evaluation paths. Shape: (N, steps + 1).
+    volatility : float or Tensor
+        The volatility feature on them: a number, or shape (N, steps + 1) for Heston.
+    train_paths : int
+        Paths trained on (``train_steps * batch_paths``).
+    out_dir : Path or None
+        Where the outputs were written.
+    """
+
+    config: HedgeConfig
+    hedger: DeepHedger
+    results: dict[str, HedgeResult]
+    risk_table: pd.DataFrame
+    losses: list[float]
+    reference_price: float
+    prices: Tensor
+    volatility: float | Tensor
+    train_paths: int
+    out_dir: Path | None
+
+
+class NoHedge(HedgePolicy):
+    """Never trade: the holding is 0 at every date (the unhedged short claim)."""
+
+    def forward(self, features: HedgeFeatures) -> Tensor:
+        return torch.zeros_like(features.spot)
+
+
+# ------------------------------------------------------------------------------- market
+
+
+def simulate_market(market: MarketConfig, n_paths: int, seed: int) -> tuple[Tensor, float | Tensor]:
+    """Paths of the market and the volatility feature on them (see the module docstring).
+
+    Returns
+    -------
+    prices : Tensor
+        Shape: (n_paths, steps + 1), float32.
+    volatility : float or Tensor
+        ``market.volatility`` for GBM and Merton; ``sqrt(v_t)``, shape (n_paths, steps + 1),
+        for Heston.
+    """
+    n, steps, horizon, spot = n_paths, market.steps, market.maturity, market.spot
+    if market.model == "gbm":
+        prices = gbm_paths(n, steps, horizon, spot, 0.0, market.volatility, seed=seed)
+        return prices[..., 0], market.volatility
+    if market.model == "heston":
+        p = market.parameters()
+        prices, variance = heston_paths(n, steps, horizon, spot, **p, seed=seed)
+        return prices, variance.sqrt()
+    jumps = {k: v for k, v in market.parameters().items() if k != "volatility"}
+    prices = merton_paths(n, steps, horizon, spot, 0.0, market.volatility, **jumps, seed=seed)
+    return prices, market.volatility
+
+
+def reference_price(config: HedgeConfig) -> float:
+    """The model's price of the claim at zero rate.
+
+    Black-Scholes for GBM, `heston_price` for Heston and `merton_price` for Merton: the
+    expected payoff under the simulated (martingale) law, which every hedge's mean P&L
+    approaches (minus it) without costs.
+    """
+    m, claim = config.market, config.claim
+    args = (m.spot, claim.strike, m.maturity, 0.0)
+    if m.model == "gbm":
+        return float(black_scholes_price(*args, m.volatility, claim.kind))
+    if m.model == "heston":
+        return float(heston_price(*args, m.v0, m.kappa, m.theta, m.xi, m.rho, claim.kind))
+    mean = m.jump_intensity * m.maturity * max(1.0, math.exp(m.jump_mean + m.jump_std**2 / 2))
+    terms = _MERTON_EXTRA_TERMS + math.ceil(mean + 12 * math.sqrt(mean))
+    jumps = (m.jump_intensity, m.jump_mean, m.jump_std)
+    return float(merton_price(*args, m.volatility, *jumps, claim.kind, terms=terms))
+
+
+# --------------------------------------------------------------------------------- risk table
+
+
+def turnover(result: HedgeResult, unwind: bool) -> Tensor:
+    """Units of the underlying traded per path: ``sum_t |delta_t - delta_{t-1}|``.
+
+    From ``delta_{-1} = 0`` (the first purchase counts) and, with `unwind`, back to 0 at
+    maturity: the trades the proportional cost is charged on. Shape: (N,).
+    """
+    zero = torch.zeros_like(result.positions[:, :1])
+    held = [zero, result.positions, zero] if unwind else [zero, result.positions]
+    return torch.cat(held, dim=1).diff(dim=1).abs().sum(dim=1)
+
+
+def _training_risk(pnl: Tensor, risk: str, aversion: float, risk_level: float) -> Tensor:
+    if risk == "entropic":
+        return entropic_risk(pnl, aversion)
+    return expected_shortfall(pnl, risk_level)  # "oce" minimised over w is the same ES
+
+
+def price_standard_error(pnl: Tensor, risk: str, aversion: float, risk_level: float) -> float:
+    """Monte Carlo standard error of the risk of `pnl` (N,) as a price, by the delta method.
+
+    Entropic risk ``(1 / a) log mean(exp(-a X))``: ``sd(exp(-a X)) / (a mean(exp(-a X))
+    sqrt(N))``. Expected shortfall at level ``q`` (``"cvar"``, ``"oce"``), the mean of
+    ``VaR + (L - VaR)^+ / (1 - q)`` over losses ``L = -X`` at the estimated VaR (whose own
+    error does not move it to first order): ``sd((L - VaR)^+) / ((1 - q) sqrt(N))``.
+    """
+    x = pnl.detach().double().cpu()
+    n = x.shape[0]
+    if risk == "entropic":
+        y = -aversion * x
+        weights = torch.exp(y - y.max())  # scaled by exp(-max): the ratio below is unchanged
+        return float(weights.std() / (aversion * weights.mean() * math.sqrt(n)))
+    loss = -x
+    var = float(np.quantile(loss.numpy(), risk_level))
+    return float((loss - var).clamp(min=0.0).std() / ((1.0 - risk_level) * math.sqrt(n)))
+
+
+def risk_table(
+    results: Mapping[str, HedgeResult],
+    *,
+    risk: str,
+    aversion: float,
+    risk_level: float,
+    risk_levels: Sequence[float],
+    unwind: bool,
+) -> pd.DataFrame:
+    """Risk of each hedger's P&L on the same paths, one row per hedger (index ``hedger``).
+
+    Every statistic is of the per-path P&L ``X`` of the hedged short claim (gains - costs -
+    payoff), in float64:
+
+    * ``price``: the indifference price, the training risk measure of ``X`` (entropic risk
+      with `aversion`, or the expected shortfall at `risk_level` for ``"cvar"`` and ``"oce"``);
+      ``price_se`` its Monte Carlo standard error (`price_standard_error`);
+    * ``mean_pnl`` and ``std_pnl`` (ddof 1);
+    * ``var_<q>`` for each of `risk_levels`: value at risk, minus the ``1 - q`` quantile of
+      ``X`` (linear interpolation between order statistics); ``es_<q>``: expected shortfall,
+      minus the mean of the worst ``1 - q`` fraction (`expected_shortfall`);
+    * ``entropic``: the entropic risk with `aversion`;
+    * ``mean_cost``: mean transaction costs paid; ``mean_turnover``: mean units traded
+      (`turnover`).
+    """
+    rows = {}
+    for name, result in results.items():
+        x = result.pnl.detach().double().cpu()
+        row = {
+            "price": float(_training_risk(x, risk, aversion, risk_level)),
+            "price_se": price_standard_error(x, risk, aversion, risk_level),
+            "mean_pnl": float(x.mean()),
+            "std_pnl": float(x.std()),
+        }
+        for q in sorted(risk_levels):
+            row[f"var_{q:g}"] = 0.0 - float(np.quantile(x.numpy(), 1.0 - q))  # never -0.0
+        for q in sorted(risk_levels):
+            row[f"es_{q:g}"] = float(expected_shortfall(x, q))
+        row["entropic"] = float(entropic_risk(x, aversion))
+        row["mean_cost"] = float(result.costs.double().mean())
+        row["mean_turnover"] = float(turnover(result, unwind).double().mean())
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "hedger"
+    return table
+
+
+# ------------------------------------------------------------------------------------- run
+
+
+def _stage(progress: RunProgress | None, description: str, total: int | None = None) -> None:
+    if progress is not None:
+        progress.stage(description, total)
+
+
+def _build_hedger(config: HedgeConfig) -> DeepHedger:
+    h, claim = config.hedger, config.claim
+    return DeepHedger(
+        claim.strike,
+        config.market.maturity,
+        kind=claim.kind,
+        policy=h.policy,
+        hidden_sizes=tuple(h.hidden_sizes),
+        previous_input=h.previous_input,
+        risk=h.risk,
+        aversion=h.aversion,
+        risk_level=h.risk_level,
+        cost=h.cost,
+        unwind=h.unwind,
+        epochs=1,
+        batch_size=h.batch_paths,
+        learning_rate=h.learning_rate,
+        seed=h.seed,
+        device=h.device,
+        num_threads=h.num_threads,
+    )
+
+
+def _baseline(name: str, config: HedgeConfig) -> HedgePolicy:
+    if name == "delta":
+        return BlackScholesDelta()
+    if name == "whalley_wilmott":
+        return WhalleyWilmott(config.hedger.cost, config.hedger.aversion)
+    return NoHedge()
+
+
+def _on_cpu(result: HedgeResult) -> HedgeResult:
+    return HedgeResult(*(getattr(result, f.name).cpu() for f in fields(result)))
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise KabutoError(f"{out_dir}: exists and is not a directory; choose another --out")
+
+
+def run_hedge(
+    config: HedgeConfig,
+    out_dir: str | os.PathLike[str] | None,
+    progress: RunProgress | None = None,
+    *,
+    source: str | None = None,
+) -> HedgeRun:
+    """Train the deep hedger, evaluate it and the baselines on fresh paths, write the outputs.
+
+    Parameters
+    ----------
+    config : HedgeConfig
+        A validated config (`kabuto.experiment.hedge_config.load_hedge_config`).
+    out_dir : path or None
+        Directory to write (see the module docstring), replaced as a whole; None writes nothing.
+    progress : RunProgress, optional
+        Told of each stage and of every training step and hedger evaluated.
+    source : str, optional
+        Where the config came from (its path), named in the report.
+
+    Returns
+    -------
+    HedgeRun
+
+    Raises
+    ------
+    KabutoError
+        If `out_dir` exists and is not a directory (before anything is computed), or for a
+        setting the hedger rejects (such as ``device = "cuda"`` without a GPU).
+    """
+    target = None if out_dir is None else Path(out_dir).resolve()
+    if target is not None:
+        _check_out_dir(target)
+    h, market = config.hedger, config.market
+    hedger = _build_hedger(config)  # checks the settings before any work
+    reference = reference_price(config)
+    with hedger._threads():  # the hedger's thread count for the whole run, paths included
+        _stage(progress, "simulate training paths")
+        n_train = h.train_steps * h.batch_paths
+        train, train_vol = simulate_market(market, n_train, h.seed)
+        _stage(progress, "train", h.train_steps)
+        on_step = None if progress is None else (lambda _loss: progress.advance(1))
+        hedger.fit(train, volatility=train_vol, on_step=on_step)
+        del train, train_vol
+
+        _stage(progress, "simulate evaluation paths")
+        prices, vol = simulate_market(market, config.evaluation.paths, config.evaluation.seed)
+        names = ["deep", *config.evaluation.baselines]
+        _stage(progress, "evaluate", len(names))
+        results = {"deep": _on_cpu(hedger.hedge(prices, volatility=vol))}
+        if progress is not None:
+            progress.advance(1)
+        for name in config.evaluation.baselines:
+            results[name] = hedge_with(
+                _baseline(name, config),
+                prices,
+                strike=config.claim.strike,
+                maturity=market.maturity,
+                volatility=vol,
+                kind=config.claim.kind,
+                cost=h.cost,
+                unwind=h.unwind,
+            )
+            if progress is not None:
+                progress.advance(1)
+        table = risk_table(
+            results,
+            risk=h.risk,
+            aversion=h.aversion,
+            risk_level=h.risk_level,
+            risk_levels=config.evaluation.risk_levels,
+            unwind=h.unwind,
+        )
+    run = HedgeRun(
+        config=config,
+        hedger=hedger,
+        results=results,
+        risk_table=table,
+        losses=hedger.step_losses_,
+        reference_price=reference,
+        prices=prices,
+        volatility=vol,
+        train_paths=n_train,
+        out_dir=target,
+    )
+    if target is not None:
+        _stage(progress, "report")
+        _write(run, target, source)
+    return run
+
+
+def pnl_table(run: HedgeRun) -> pd.DataFrame:
+    """The pnl.parquet table: ``path`` and each hedger's P&L per evaluation path (float64)."""
+    columns = {"path": np.arange(run.prices.shape[0], dtype=np.int64)}
+    for name, result in run.results.items():
+        columns[name] = result.pnl.double().numpy()
+    return pd.DataFrame(columns)
+
+
+def _write(run: HedgeRun, out_dir: Path, source: str | None) -> None:
+
+    page = render_report(
+        run, source=source
+    )  # before touching the disk: a failure leaves nothing behind
+    pnl = pnl_table(run)
+    with staged_dir(out_dir) as staging:
+        (staging / "report.html").write_text(page, encoding="utf-8")
+        run.risk_table.to_csv(staging / "risk.csv")
+        pnl.to_parquet(staging / "pnl.parquet", index=False)
+        (staging / "config.toml").write_text(run.config.to_toml(), encoding="utf-8")

@@ -1,0 +1,215 @@
+"""The TOML config of `kabuto hedge`, validated strictly.
+
+An unknown key, a value of the wrong type (``cost = "0.1"``, ``steps = 2.5``) or out of range
+is a `ConfigError` naming the file and the key (as a dotted path) and what is allowed. Every
+number must be finite. Defaults are pfhedge's standard setting (Buehler et al. 2019; Imaki et al.
+2021): S0 = K = 1, volatility 0.2, 20 rebalancing dates to T = 20/250, a short European call,
+entropic risk with aversion 1, and 200 Adam steps of 10,000 fresh paths each. Example::
+
+    [market]
+    model = "gbm"          # "gbm", "heston" or "merton"
+    spot = 1.0
+    volatility = 0.2       # gbm and merton (the diffusion volatility)
+    steps = 20             # rebalancing dates
+    maturity = 0.08        # years
+
+    [claim]
+    kind = "call"          # or "put"
+    strike = 1.0
+
+    [hedger]
+    policy = "band"        # "mlp", "recurrent" or "band"
+    risk = "entropic"      # "entropic", "cvar" or "oce"
+    cost = 1e-4
+    train_steps = 200      # Adam steps, each on batch_paths fresh paths
+    batch_paths = 10000
+
+    [evaluation]
+    paths = 100000
+    seed = 1               # not the hedger's seed: the paths are fresh
+    baselines = ["delta", "whalley_wilmott", "no_hedge"]
+    risk_levels = [0.5, 0.9, 0.99]
+
+Model parameters (all zero drift and rate: prices are discounted martingales):
+
+* ``gbm``: ``volatility`` (default 0.2);
+* ``heston``: ``v0`` (0.04), ``kappa`` (1.0), ``theta`` (0.04), ``xi`` (0.2), ``rho`` (-0.7),
+  pfhedge's `HestonStock` defaults;
+* ``merton``: ``volatility`` (0.2, of the diffusion part), ``jump_intensity`` (68 a year),
+  ``jump_mean`` (0.0) and ``jump_std`` (0.01) of the log jump size, pfhedge's
+  `MertonJumpStock` defaults.
+
+A parameter of another model (``kappa`` with ``model = "gbm"``) is an error, not ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from kabuto.errors import ConfigError
+from kabuto.strict_config import Strict, read_toml, validate
+
+__all__ = [
+    "BASELINES",
+    "MODEL_PARAMETERS",
+    "ClaimConfig",
+    "EvaluationConfig",
+    "HedgeConfig",
+    "HedgerConfig",
+    "MarketConfig",
+    "load_hedge_config",
+    "parse_hedge_config",
+]
+
+BASELINES = ("delta", "whalley_wilmott", "no_hedge")
+
+#: Each model's parameters and their defaults.
+MODEL_PARAMETERS: dict[str, dict[str, float]] = {
+    "gbm": {"volatility": 0.2},
+    "heston": {"v0": 0.04, "kappa": 1.0, "theta": 0.04, "xi": 0.2, "rho": -0.7},
+    "merton": {"volatility": 0.2, "jump_intensity": 68.0, "jump_mean": 0.0, "jump_std": 0.01},
+}
+
+Level = Annotated[float, Field(gt=0, lt=1)]
+
+
+class _Section(Strict):
+    """A section: unknown keys, type conversions (a string for a number) and inf/nan are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class MarketConfig(_Section):
+    """The simulated underlying (see the module docstring for each model's parameters)."""
+
+    model: Literal["gbm", "heston", "merton"] = "gbm"
+    spot: float = Field(1.0, gt=0)
+    steps: int = Field(20, ge=1)
+    maturity: float = Field(20 / 250, gt=0)
+    volatility: float | None = Field(None, gt=0)
+    v0: float | None = Field(None, ge=0)
+    kappa: float | None = Field(None, gt=0)
+    theta: float | None = Field(None, gt=0)
+    xi: float | None = Field(None, gt=0)
+    rho: float | None = Field(None, ge=-1, le=1)
+    jump_intensity: float | None = Field(None, ge=0)
+    jump_mean: float | None = None
+    jump_std: float | None = Field(None, ge=0)
+
+    def parameters(self) -> dict[str, float]:
+        """The model's parameters (defaults filled in by `HedgeConfig`)."""
+        return {name: getattr(self, name) for name in MODEL_PARAMETERS[self.model]}
+
+
+class ClaimConfig(_Section):
+    """The European option the hedger is short."""
+
+    kind: Literal["call", "put"] = "call"
+    strike: float = Field(1.0, gt=0)
+
+
+class HedgerConfig(_Section):
+    """`kabuto.hedging.DeepHedger`'s settings and the training protocol.
+
+    Training takes `train_steps` Adam steps, each on `batch_paths` paths never seen before:
+    ``DeepHedger.fit`` on ``train_steps * batch_paths`` paths with ``batch_size=batch_paths,
+    epochs=1`` (see DeepHedger's Notes). All of them are simulated at once, so memory grows
+    with their product: about 1.2 GB per million paths of 20 steps (2.5 GB at the defaults).
+    The other keys are DeepHedger's settings of the same names; ``num_threads`` also bounds
+    the torch threads of the path simulation and the baselines, and ``device`` ("cpu", "cuda"
+    or "auto") is where the network trains and hedges (paths are simulated on the CPU).
+    """
+
+    policy: Literal["mlp", "recurrent", "band"] = "band"
+    hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field([32, 32, 32, 32], min_length=1)
+    previous_input: bool = False
+    risk: Literal["entropic", "cvar", "oce"] = "entropic"
+    aversion: float = Field(1.0, gt=0)
+    risk_level: Level = 0.9
+    cost: float = Field(0.0, ge=0)
+    unwind: bool = True
+    learning_rate: float = Field(1e-3, gt=0)
+    seed: int = Field(0, ge=0)
+    num_threads: int | None = Field(None, ge=1)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    train_steps: int = Field(200, ge=1)
+    batch_paths: int = Field(10_000, ge=1)
+
+
+class EvaluationConfig(_Section):
+    """Fresh paths the hedgers are compared on, and what the risk table reports."""
+
+    paths: int = Field(100_000, ge=10)
+    seed: int = Field(1, ge=0)
+    baselines: list[Literal["delta", "whalley_wilmott", "no_hedge"]] = Field(list(BASELINES))
+    risk_levels: list[Level] = Field([0.5, 0.9, 0.99], min_length=1)
+
+    @field_validator("baselines", "risk_levels")
+    @classmethod
+    def _unique(cls, value: list) -> list:
+        repeated = sorted({v for v in value if value.count(v) > 1}, key=str)
+        if repeated:
+            raise ValueError(
+                f"lists {', '.join(map(repr, repeated))} more than once; list each once"
+            )
+        return value
+
+
+class HedgeConfig(_Section):
+    """A whole `kabuto hedge` run."""
+
+    market: MarketConfig = MarketConfig()
+    claim: ClaimConfig = ClaimConfig()
+    hedger: HedgerConfig = HedgerConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _resolve(self) -> HedgeConfig:
+        market = self.market
+        own = MODEL_PARAMETERS[market.model]
+        for model, names in MODEL_PARAMETERS.items():
+            for name in names:
+                if name not in own and getattr(market, name) is not None:
+                    raise ValueError(
+                        f"market.{name} is a parameter of model = {model!r}, not of model = "
+                        f"{market.model!r}; remove it (or set market.model = {model!r})"
+                    )
+        for name, default in own.items():
+            if getattr(market, name) is None:
+                setattr(market, name, default)
+        if self.evaluation.seed == self.hedger.seed:
+            raise ValueError(
+                f"evaluation.seed = {self.evaluation.seed} is hedger.seed, which draws the "
+                "training paths; use another seed so that the evaluation paths are fresh"
+            )
+        return self
+
+    def to_toml(self) -> str:
+        """The resolved config (defaults filled in) as TOML; loading it gives this config."""
+        return tomli_w.dumps(self.model_dump(exclude_none=True))
+
+
+def parse_hedge_config(raw: dict[str, Any], *, source: str = "config") -> HedgeConfig:
+    """Validate a config mapping; errors name `source`, the key and the allowed values."""
+    return validate(HedgeConfig, raw, source=source)
+
+
+def load_hedge_config(path: str | Path) -> HedgeConfig:
+    """Read and validate a `kabuto hedge` TOML file.
+
+    Raises
+    ------
+    ConfigError
+        For a missing, unreadable or malformed file, or a bad key or value (the message starts
+        with the file's path).
+    """
+    path = Path(path)
+    try:
+        raw = read_toml(path)
+    except OSError as exc:  # e.g. no permission: read_toml only knows missing and malformed
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    return parse_hedge_config(raw, source=str(path))

@@ -1,0 +1,586 @@
+"""The self-contained HTML report of a `kabuto hedge` run.
+
+Built on the backtest report's page (`kabuto.report.html.page`: plotly.js inlined once, figures
+drawn from inline JSON, nothing loaded from the network), it shows:
+
+- the setting: market model and parameters, claim, reference price, hedger, training protocol,
+  evaluation paths and seeds, with the caveat that every number comes from paths simulated
+  from the stated model;
+- the risk table of every hedger on the same evaluation paths, with the definitions;
+- the P&L distributions of the hedgers, overlaid;
+- the deep hedger's holding against the spot at a few dates, with the Black-Scholes delta;
+- the training loss of every Adam step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import TYPE_CHECKING
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from kabuto.hedging.closed_form import black_scholes_delta
+from kabuto.report.figures import (
+    ReportFigure,
+    _axis,
+    base_layout,
+    strategy_color,
+    vertical_line,
+)
+from kabuto.report.html import _figure_block, _section, page
+
+if TYPE_CHECKING:  # the run is built by kabuto.experiment, a layer below this one
+    from kabuto.experiment.hedge import HedgeRun
+
+__all__ = [
+    "DEFAULT_TITLE",
+    "HEDGER_LABELS",
+    "hedge_ratio_figure",
+    "loss_figure",
+    "pnl_figures",
+    "render_report",
+    "risk_definitions",
+]
+
+DEFAULT_TITLE = "kabuto deep hedging"
+
+#: How each hedger is named in the report and the printed table.
+HEDGER_LABELS = {
+    "deep": "deep hedger",
+    "delta": "Black-Scholes delta",
+    "whalley_wilmott": "Whalley-Wilmott band",
+    "no_hedge": "no hedge",
+}
+
+#: Paths drawn in the hedge-ratio scatter (the first ones: the paths are i.i.d.).
+SCATTER_PATHS = 1000
+
+# Subplot titles sit where base_layout puts the legend; lift the legend above them.
+_LEGEND_ABOVE_TITLES = dict(orientation="h", x=0, xanchor="left", y=1.14, yanchor="bottom")
+
+EXTRA_CSS = (
+    "table.setting td{text-align:left}"
+    "table.risk{font-size:.8rem}"
+    "table.risk th,table.risk td{padding:.34rem .45rem}"
+    "table.risk td.best{font-weight:700}"
+    ".setting-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));"
+    "gap:4px 28px}"
+    ".card h3:not(:first-child){margin-top:1.2rem}"
+    ".setting-grid h3{margin-top:.6rem!important}"
+)
+
+MODEL_NAMES = {
+    "gbm": "geometric Brownian motion (Black-Scholes)",
+    "heston": "Heston stochastic volatility (Andersen's QE scheme)",
+    "merton": "Merton jump diffusion (exact steps)",
+}
+REFERENCE_NAMES = {
+    "gbm": "Black-Scholes price",
+    "heston": "Heston price (characteristic function)",
+    "merton": "Merton price (Poisson series of Black-Scholes prices)",
+}
+VOLATILITY_FEATURES = {
+    "gbm": "the constant volatility",
+    "heston": "the instantaneous volatility sqrt(v_t) of each path",
+    "merton": (
+        "the diffusion volatility (constant); the jumps add variance that no input shows, so "
+        "the delta baseline is the Black-Scholes delta of the diffusion, not the jump model's"
+    ),
+}
+
+
+def _color(name: str, names: Sequence[str]) -> str:
+    return strategy_color(list(names).index(name))
+
+
+def _label(name: str, run: HedgeRun) -> str:
+    if name == "deep":
+        return f"deep hedger ({run.config.hedger.policy})"
+    return HEDGER_LABELS.get(name, name)
+
+
+def _risk_name(run: HedgeRun) -> str:
+    h = run.config.hedger
+    if h.risk == "entropic":
+        return f"entropic risk, aversion {h.aversion:g}"
+    return f"expected shortfall at {h.risk_level:g}" + (" (OCE form)" * (h.risk == "oce"))
+
+
+# ------------------------------------------------------------------------------------ tables
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], css: str = "") -> str:
+    """An HTML table of already escaped cells; the first cell of a row is its header."""
+    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in header)
+    body = "".join(
+        f'<tr><th scope="row">{row[0]}</th>' + "".join(row[1:]) + "</tr>" for row in rows
+    )
+    return (
+        f'<div class="table-wrap"><table class="{css}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def _cell(text: str, css: str = "") -> str:
+    return f'<td class="{css}">{escape(text)}</td>' if css else f"<td>{escape(text)}</td>"
+
+
+def _pairs(title: str, pairs: Iterable[tuple[str, str]]) -> str:
+    rows = ([escape(key), _cell(value)] for key, value in pairs)
+    return f"<h3>{escape(title)}</h3>" + _table(["setting", "value"], rows, "setting")
+
+
+def _setting_section(run: HedgeRun) -> str:
+    c = run.config
+    m, claim, h, ev = c.market, c.claim, c.hedger, c.evaluation
+    market = [
+        ("model", f"{m.model}: {MODEL_NAMES[m.model]}"),
+        ("spot", f"{m.spot:g}"),
+        *((name, f"{value:g}") for name, value in m.parameters().items()),
+        ("rebalancing dates", f"{m.steps} (every {m.maturity / m.steps:.4g} years)"),
+        ("maturity", f"{m.maturity:g} years"),
+        ("drift and rate", "0 (discounted prices are martingales)"),
+        ("volatility input", VOLATILITY_FEATURES[m.model]),
+    ]
+    claim_rows = [
+        ("claim", f"short European {claim.kind}, strike {claim.strike:g}"),
+        ("reference price", f"{run.reference_price:.6g} ({REFERENCE_NAMES[m.model]})"),
+    ]
+    policy = {
+        "mlp": "feed-forward network of (log-moneyness, time to maturity, volatility)",
+        "recurrent": "network of the market inputs and the previous holding",
+        "band": "no-transaction band network around the Black-Scholes delta",
+    }[h.policy]
+    hedger = [
+        ("policy", f"{h.policy}: {policy}" + (", fed the previous holding" * h.previous_input)),
+        ("hidden layers", " x ".join(str(w) for w in h.hidden_sizes) + " (ReLU)"),
+        ("risk measure", _risk_name(run)),
+        ("proportional cost", f"{h.cost:g} of the traded value"),
+        ("unwind at maturity", "paid" if h.unwind else "not charged (pfhedge's convention)"),
+        (
+            "training",
+            f"{h.train_steps:,} Adam steps of {h.batch_paths:,} fresh paths each "
+            f"({run.train_paths:,} paths), learning rate {h.learning_rate:g}",
+        ),
+        ("training seed", f"{h.seed} (paths and initial weights)"),
+    ]
+    evaluation = [
+        ("paths", f"{run.prices.shape[0]:,} fresh paths, not trained on"),
+        ("seed", str(ev.seed)),
+        ("baselines", ", ".join(HEDGER_LABELS[b] for b in ev.baselines) or "none"),
+    ]
+    blocks = (
+        _pairs("Market", market),
+        _pairs("Hedger", hedger),
+        _pairs("Claim", claim_rows) + _pairs("Evaluation", evaluation),
+    )
+    return '<div class="card setting-grid">' + "".join(f"<div>{b}</div>" for b in blocks) + "</div>"
+
+
+def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
+    """(column, definition) of every risk table column, in order."""
+    h = run.config.hedger
+    levels = sorted(run.config.evaluation.risk_levels)
+    return [
+        (
+            "price",
+            f"Indifference price: the training risk measure ({_risk_name(run)}) of the hedged "
+            "short P&L X; the lowest price is the best hedge for that measure.",
+        ),
+        ("\u00b1 s.e.", "Monte Carlo standard error of the price (delta method)."),
+        ("mean P&L", "Mean of X = gains - costs - payoff per path."),
+        ("std P&L", "Standard deviation of X (ddof 1)."),
+        *(
+            (
+                f"VaR {q:g}",
+                f"Value at risk: minus the {1 - q:.3g} quantile of X (linear interpolation).",
+            )
+            for q in levels
+        ),
+        *(
+            (
+                f"ES {q:g}",
+                f"Expected shortfall: minus the mean of the worst {1 - q:.3g} fraction of X.",
+            )
+            for q in levels
+        ),
+        *(
+            [("entropic", f"Entropic risk (1/a) log E[exp(-a X)] with a = {h.aversion:g}.")]
+            if h.risk != "entropic"  # else it is the price column
+            else []
+        ),
+        ("mean cost", f"Mean proportional costs paid ({h.cost:g} of each trade's value)."),
+        (
+            "mean turnover",
+            "Mean units of the underlying traded per path, the first purchase included"
+            + (" and the unwind at maturity" if h.unwind else "")
+            + ".",
+        ),
+    ]
+
+
+def _money_decimals(scale: float) -> int:
+    """Decimals that print amounts of this scale with about 5 significant digits."""
+    if not scale > 0 or not math.isfinite(scale):
+        return 6
+    return max(0, 4 - math.floor(math.log10(scale)))
+
+
+def _risk_section(run: HedgeRun) -> str:
+    table = run.risk_table
+    levels = sorted(run.config.evaluation.risk_levels)
+    best = table["price"].idxmin()
+    show_entropic = run.config.hedger.risk != "entropic"  # else it is the price column
+    header = [
+        "hedger",
+        "price",
+        "\u00b1 s.e.",
+        "mean P&L",
+        "std P&L",
+        *(f"VaR {q:g}" for q in levels),
+        *(f"ES {q:g}" for q in levels),
+        *(["entropic"] * show_entropic),
+        "mean cost",
+        "mean turnover",
+    ]
+    d = _money_decimals(abs(run.reference_price))
+
+    def money(value: float) -> str:
+        return f"{value + 0.0:.{d}f}"  # + 0.0: no "-0.000000"
+
+    rows = []
+    for name, row in table.iterrows():
+        cells = [
+            _cell(money(row["price"]), "best" if name == best else ""),
+            _cell(f"{row['price_se']:.2g}"),
+            _cell(money(row["mean_pnl"])),
+            _cell(money(row["std_pnl"])),
+            *(_cell(money(row[f"var_{q:g}"])) for q in levels),
+            *(_cell(money(row[f"es_{q:g}"])) for q in levels),
+            *([_cell(money(row["entropic"]))] * show_entropic),
+            _cell(f"{row['mean_cost']:.3g}"),
+            _cell(f"{row['mean_turnover']:.3f}"),
+        ]
+        rows.append([escape(_label(str(name), run)), *cells])
+    definitions = _table(
+        ["column", "definition"],
+        ([escape(k), _cell(v)] for k, v in risk_definitions(run)),
+        "setting",
+    )
+    note = (
+        f"On the same {run.prices.shape[0]:,} evaluation paths for every hedger; the lowest "
+        f"price is in bold. Reference price of the claim: {run.reference_price:.6g}."
+    )
+    return (
+        '<div class="card">'
+        + _table(header, rows, "numeric risk")
+        + f'<p class="note">{escape(note)}</p>'
+        + "<h3>Definitions</h3>"
+        + definitions
+        + "</div>"
+    )
+
+
+# ----------------------------------------------------------------------------------- figures
+
+
+def _histogram(pnl: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step-line x and y of a density histogram on `edges`."""
+    counts, _ = np.histogram(pnl, bins=edges)
+    density = counts / (pnl.size * np.diff(edges))
+    return edges, np.append(density, density[-1])
+
+
+def _pnl_figure(run: HedgeRun, names: Sequence[str], key: str, heading: str) -> ReportFigure:
+    every = list(run.results)
+    pnls = {name: run.results[name].pnl.double().numpy() for name in names}
+    pooled = np.concatenate(list(pnls.values()))
+    low, high = np.quantile(pooled, [0.001, 0.999])
+    if not high > low:  # every P&L the same: give the bars some width
+        low, high = low - 1e-6, high + 1e-6
+    edges = np.linspace(low, high, 121)
+    fig = go.Figure()
+    for name, pnl in pnls.items():
+        x, y = _histogram(pnl, edges)
+        color = _color(name, every)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                line=dict(color=color, width=1.6, shape="hv"),
+                name=_label(name, run),
+                hovertemplate="P&L %{x:.4g}: density %{y:.4g}<extra>" + name + "</extra>",
+            )
+        )
+    reference = -run.reference_price
+    shapes, annotations = [], []
+    if low <= reference <= high:
+        shapes.append(vertical_line(reference, "#555555", "dash"))
+        annotations.append(
+            dict(
+                x=reference,
+                y=1,
+                xref="x",
+                yref="paper",
+                text="minus the reference price",
+                showarrow=False,
+                xanchor="left",
+                yanchor="top",
+                font=dict(size=11, color="#555555"),
+            )
+        )
+    fig.update_layout(
+        base_layout(
+            height=380,
+            hovermode="closest",
+            xaxis=_axis(title=dict(text="P&L of the hedged short claim")),
+            yaxis=_axis(title=dict(text="density"), rangemode="tozero"),
+            shapes=shapes,
+            annotations=annotations,
+        )
+    )
+    outside = float(np.mean((pooled < low) | (pooled > high)))
+    caption = (
+        f"Density histograms (120 equal bins, drawn as steps) of the P&L per path X = gains - "
+        f"costs - payoff of each hedger on the same {run.prices.shape[0]:,} evaluation paths. "
+        f"The range is the 0.1% to 99.9% quantiles of these hedgers' P&L pooled; the {outside:.2%} "
+        "outside it are left out of the drawing (not of the risk table). Dashed: minus the "
+        "reference price, the P&L of a perfect replication sold at that price."
+    )
+    return ReportFigure(key, heading, caption, fig)
+
+
+def pnl_figures(run: HedgeRun) -> list[ReportFigure]:
+    """The P&L distributions of every hedger; zoomed on the hedged ones when there is a
+    ``no_hedge`` baseline, whose spread would squeeze the others into a few bins."""
+    names = list(run.results)
+    figs = [_pnl_figure(run, names, "pnl-all", "P&L distribution, every hedger")]
+    hedged = [n for n in names if n != "no_hedge"]
+    if len(hedged) < len(names) and hedged:
+        figs.append(_pnl_figure(run, hedged, "pnl-hedged", "P&L distribution, hedged only"))
+    return figs
+
+
+def _ratio_dates(steps: int) -> list[int]:
+    return sorted({0, steps // 2, steps - 1})
+
+
+def hedge_ratio_figure(run: HedgeRun) -> ReportFigure:
+    """The deep hedger's holding against the spot at dates 0, T/2 and T-1, with the
+    Black-Scholes delta of the claim at those dates."""
+    m, claim = run.config.market, run.config.claim
+    steps = m.steps
+    dt = m.maturity / steps
+    dates = _ratio_dates(steps)
+    k = min(SCATTER_PATHS, run.prices.shape[0])
+    spot = run.prices[:k, :-1].double().numpy()
+    held = run.results["deep"].positions[:k].double().numpy()
+    last = run.prices[:, dates[-1]].double().numpy()
+    grid = np.linspace(*np.quantile(last, [0.005, 0.995]), 201)
+    if isinstance(run.volatility, float):
+        vols = {t: run.volatility for t in dates}
+    else:
+        vols = {t: float(run.volatility[:, t].median()) for t in dates}
+    titles = [f"t = {t} (time to maturity {m.maturity - t * dt:.3g})" for t in dates]
+    fig = make_subplots(rows=1, cols=len(dates), subplot_titles=titles, horizontal_spacing=0.06)
+    color = strategy_color(0)
+    for i, t in enumerate(dates, start=1):
+        fig.add_trace(
+            go.Scatter(
+                x=spot[:, t],
+                y=held[:, t],
+                mode="markers",
+                marker=dict(color=color, size=4, opacity=0.45),
+                name=_label("deep", run),
+                legendgroup="deep",
+                showlegend=i == 1,
+                hovertemplate="spot %{x:.4g}: holding %{y:.4g}<extra></extra>",
+            ),
+            row=1,
+            col=i,
+        )
+        delta = black_scholes_delta(
+            grid, claim.strike, m.maturity - t * dt, 0.0, vols[t], claim.kind
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=grid,
+                y=delta,
+                mode="lines",
+                line=dict(color="#555555", width=1.6, dash="dash"),
+                name="Black-Scholes delta",
+                legendgroup="delta",
+                showlegend=i == 1,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=i,
+        )
+    axes = {}
+    for i in range(1, len(dates) + 1):
+        suffix = "" if i == 1 else str(i)
+        axes[f"xaxis{suffix}"] = _axis(title=dict(text="spot"))
+        axes[f"yaxis{suffix}"] = _axis(title=dict(text="holding" if i == 1 else ""))
+    fig.update_layout(
+        base_layout(
+            height=380,
+            hovermode="closest",
+            margin=dict(l=64, r=24, t=84, b=44),
+            legend=_LEGEND_ABOVE_TITLES,
+            **axes,
+        )
+    )
+    fig.update_annotations(font=dict(size=13), yshift=4)
+    if m.model == "heston":
+        vol_note = (
+            "The delta curve is at the median instantaneous volatility of that date "
+            f"({', '.join(f'{vols[t]:.3g}' for t in dates)}); each path's baseline delta uses "
+            "its own, so the baseline's holdings scatter around the curve too."
+        )
+    else:
+        vol_note = f"The delta curve is at volatility {vols[dates[0]]:g}."
+    caption = (
+        f"The deep hedger's holding of the underlying chosen at date t against the spot S_t, "
+        f"on the first {k:,} evaluation paths, and the Black-Scholes delta of the {claim.kind} "
+        f"(strike {claim.strike:g}) at that date, dashed. {vol_note} Spot range: 0.5% to 99.5% "
+        f"quantiles of S at t = {dates[-1]}."
+    )
+    return ReportFigure("hedge-ratio", "Hedge ratio against spot", caption, fig)
+
+
+def loss_figure(run: HedgeRun) -> ReportFigure:
+    """The training loss of every Adam step, a moving average, and evaluation prices."""
+    losses = np.asarray(run.losses, dtype=float)
+    step = np.arange(1, losses.size + 1)
+    window = max(1, losses.size // 20)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=step,
+            y=losses,
+            mode="lines",
+            line=dict(color=strategy_color(0), width=1),
+            opacity=0.45,
+            name="loss of the step's batch",
+        )
+    )
+    if window > 1:
+        fig.add_trace(
+            go.Scatter(
+                x=step[window - 1 :],
+                y=smooth,
+                mode="lines",
+                line=dict(color=strategy_color(0), width=2.2),
+                name=f"moving average of {window} steps",
+            )
+        )
+    names = list(run.results)
+    for name in names:
+        if name == "no_hedge":
+            continue  # its price would stretch the axis far above the hedged ones
+        price = float(run.risk_table.loc[name, "price"])
+        fig.add_trace(
+            go.Scatter(
+                x=[step[0], step[-1]],
+                y=[price, price],
+                mode="lines",
+                line=dict(color=_color(name, names), width=1.2, dash="dash"),
+                name=f"{_label(name, run)}, evaluation",
+                hoverinfo="skip",
+            )
+        )
+    fig.update_layout(
+        base_layout(
+            height=400,
+            hovermode="x unified",
+            margin=dict(l=64, r=24, t=64, b=44),  # room for a legend of two rows
+            xaxis=_axis(title=dict(text="Adam step")),
+            yaxis=_axis(title=dict(text="risk of the hedged short P&L")),
+        )
+    )
+    h = run.config.hedger
+    measured = (
+        "the OCE objective at the step's cash amount w (at least the expected shortfall)"
+        if h.risk == "oce"
+        else _risk_name(run)
+    )
+    caption = (
+        f"Training loss of each of the {losses.size:,} Adam steps: {measured} of the P&L on "
+        f"the step's batch of {h.batch_paths:,} paths, which the hedger had not seen before "
+        "the step."
+        + (f" Thick: the moving average of {window} steps." if window > 1 else "")
+        + " Dashed: each hedger's price on the evaluation paths (the risk table's price), for "
+        "scale."
+    )
+    return ReportFigure("training-loss", "Training loss", caption, fig)
+
+
+# -------------------------------------------------------------------------------------- page
+
+
+def render_report(run: HedgeRun, *, title: str = DEFAULT_TITLE, source: str | None = None) -> str:
+    """Render the report of a `kabuto hedge` run as one self-contained HTML page.
+
+    Parameters
+    ----------
+    run : HedgeRun
+        What `kabuto.experiment.hedge.run_hedge` returned.
+    title : str
+        Page title and heading.
+    source : str, optional
+        Where the config came from (a file path), printed in the header.
+
+    Returns
+    -------
+    str
+        The HTML page (plotly.js inlined once; nothing is loaded from the network).
+    """
+    c = run.config
+    figure_groups = [
+        ("pnl", "P&L distribution", pnl_figures(run)),
+        ("hedge-ratio", "Hedge ratio", [hedge_ratio_figure(run)]),
+        ("training", "Training", [loss_figure(run)]),
+    ]
+    sections = [
+        _section("setting", "Setting", _setting_section(run)),
+        _section("risk", "Risk table", _risk_section(run)),
+    ]
+    counter = 0
+    for anchor, heading, figs in figure_groups:
+        blocks = []
+        for fig in figs:
+            blocks.append(_figure_block(fig, counter, None))
+            counter += 1
+        sections.append(_section(anchor, heading, "".join(blocks)))
+    toc = [("setting", "Setting"), ("risk", "Risk table")] + [(a, h) for a, h, _ in figure_groups]
+    nav = "".join(f'<a href="#{escape(a)}">{escape(h)}</a>' for a, h in toc)
+    caveat = (
+        f"Every path here is simulated from the stated model ({MODEL_NAMES[c.market.model]}, "
+        "zero drift and rate). The hedgers are trained and scored on that model only: the "
+        "numbers say how they compare if the market follows it, not how they would do on real "
+        "prices, whose dynamics, costs and liquidity differ."
+    )
+    header = (
+        '<header class="top"><div class="wrap">'
+        f"<h1>{escape(title)}</h1>"
+        + (f'<p class="meta"><b>Config:</b> {escape(source)}</p>' if source else "")
+        + f'<p class="meta"><b>Model:</b> {escape(c.market.model)} &middot; <b>Claim:</b> '
+        f"short {escape(c.claim.kind)}, strike {c.claim.strike:g}, {c.market.steps} dates to "
+        f"T = {c.market.maturity:g} &middot; <b>Reference price:</b> "
+        f"{run.reference_price:.6g}</p>"
+        f'<p class="meta"><b>Paths:</b> {run.train_paths:,} for training (seed '
+        f"{c.hedger.seed}), {run.prices.shape[0]:,} for evaluation (seed "
+        f"{c.evaluation.seed}) &middot; <b>Risk measure:</b> {escape(_risk_name(run))} "
+        f"&middot; <b>Cost:</b> {c.hedger.cost:g}</p>"
+        '<div class="caveat" role="note" id="simulation-caveat"><strong>Simulated market'
+        f"</strong>{escape(caveat)}</div>"
+        f'<nav class="toc" aria-label="Sections">{nav}</nav>'
+        "</div></header>"
+    )
+    return page(title, header, sections, EXTRA_CSS)

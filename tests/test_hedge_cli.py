@@ -1,0 +1,424 @@
+"""`kabuto hedge`: outputs, the risk table against independent computations, one-line errors.
+
+Tiny runs (2,000 evaluation paths, 20 Adam steps of 200 paths) on each market model; the
+baselines' rows are recomputed here from the path generators and the hedging primitives on the
+same seeded paths, and the risk measures of the written P&L reproduce the written prices.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.offline
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kabuto.cli.main import app
+from kabuto.experiment.hedge import price_standard_error, run_hedge
+from kabuto.experiment.hedge_config import HedgeConfig, load_hedge_config, parse_hedge_config
+from kabuto.hedging import closed_form
+from kabuto.hedging.hedger import BlackScholesDelta, WhalleyWilmott, hedge_with
+from kabuto.hedging.risk import entropic_risk, expected_shortfall
+from kabuto.sim.paths import gbm_paths, heston_paths, merton_paths
+
+runner = CliRunner()
+
+torch.set_num_threads(1)
+
+N_EVAL = 2000
+EVAL_SEED = 7
+TRAIN = {"train_steps": 20, "batch_paths": 200, "hidden_sizes": [16, 16], "num_threads": 1}
+EVAL = f"[evaluation]\npaths = {N_EVAL}\nseed = {EVAL_SEED}\n"
+
+# One run per model, each with another risk measure and cost, so that the command's every
+# branch is exercised: (market table, hedger table, the risk measure's key in the hedger).
+CONFIGS = {
+    "gbm": (
+        '[market]\nmodel = "gbm"\nvolatility = 0.25\n',
+        'risk = "cvar"\nrisk_level = 0.9\ncost = 1e-3\n',
+    ),
+    "heston": (
+        '[market]\nmodel = "heston"\nv0 = 0.05\nkappa = 2.0\ntheta = 0.04\nxi = 0.5\nrho = -0.6\n',
+        'risk = "entropic"\naversion = 2.0\ncost = 1e-4\nunwind = false\n',
+    ),
+    "merton": (
+        '[market]\nmodel = "merton"\nvolatility = 0.2\njump_intensity = 20.0\n'
+        "jump_mean = -0.02\njump_std = 0.05\n",
+        'risk = "oce"\nrisk_level = 0.8\ncost = 0.0\n[claim]\nkind = "put"\nstrike = 1.02\n',
+    ),
+}
+FILES = ["config.toml", "pnl.parquet", "report.html", "risk.csv"]
+
+
+def _hedger_table(extra: str) -> str:
+    lines = [f"{key} = {value}" for key, value in TRAIN.items()]
+    return "[hedger]\n" + "\n".join(lines) + "\n" + extra
+
+
+def _config_text(model: str) -> str:
+    market, hedger = CONFIGS[model]
+    return market + _hedger_table(hedger) + EVAL
+
+
+def _write(tmp_path: Path, text: str | bytes, name: str = "hedge.toml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def cli_run(request, tmp_path_factory):
+    model = request.param
+    folder = tmp_path_factory.mktemp(model)
+    config = _write(folder, _config_text(model))
+    out = folder / "nested" / "out"
+    result = runner.invoke(app, ["hedge", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return model, load_hedge_config(config), out, result
+
+
+def _evaluation_paths(config: HedgeConfig) -> tuple[torch.Tensor, float | torch.Tensor]:
+    """The evaluation paths and volatility input, rebuilt from the path generators."""
+    m, n, seed = config.market, config.evaluation.paths, config.evaluation.seed
+    if m.model == "gbm":
+        return gbm_paths(n, m.steps, m.maturity, m.spot, 0.0, m.volatility, seed=seed)[..., 0], (
+            m.volatility
+        )
+    if m.model == "heston":
+        prices, variance = heston_paths(
+            n, m.steps, m.maturity, m.spot, m.v0, m.kappa, m.theta, m.xi, m.rho, seed=seed
+        )
+        return prices, variance.sqrt()  # the instantaneous volatility
+    prices = merton_paths(
+        n,
+        m.steps,
+        m.maturity,
+        m.spot,
+        0.0,
+        m.volatility,
+        m.jump_intensity,
+        m.jump_mean,
+        m.jump_std,
+        seed=seed,
+    )
+    return prices, m.volatility  # the diffusion volatility
+
+
+def _risk(config: HedgeConfig, pnl: torch.Tensor) -> float:
+    h = config.hedger
+    if h.risk == "entropic":
+        return float(entropic_risk(pnl, h.aversion))
+    return float(expected_shortfall(pnl, h.risk_level))
+
+
+# ------------------------------------------------------------------------------ a whole run
+
+
+def test_writes_every_output_and_prints_the_table(cli_run):
+    model, config, out, result = cli_run
+    assert sorted(p.name for p in out.iterdir()) == FILES
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left
+    for name in FILES:
+        assert str(out / name) in result.stdout
+    for label in ("deep (band)", "Black-Scholes delta", "Whalley-Wilmott band", "no hedge"):
+        assert label in result.stdout
+    # piped (CliRunner is not a terminal): no progress bar, no cursor control
+    assert "\x1b" not in result.output and "simulate training paths" not in result.output
+    assert result.stderr == ""
+    # the resolved config reloads to the same config, with the model's defaults filled in
+    assert load_hedge_config(out / "config.toml") == config
+    written = tomllib.loads((out / "config.toml").read_text())
+    assert written["market"]["model"] == model and "train_steps" in written["hedger"]
+
+
+def test_risk_table_rows_and_columns(cli_run):
+    out = cli_run[2]
+    table = pd.read_csv(out / "risk.csv", index_col="hedger")
+    assert list(table.index) == ["deep", "delta", "whalley_wilmott", "no_hedge"]
+    levels = ["0.5", "0.9", "0.99"]
+    assert list(table.columns) == [
+        "price",
+        "price_se",
+        "mean_pnl",
+        "std_pnl",
+        *(f"var_{q}" for q in levels),
+        *(f"es_{q}" for q in levels),
+        "entropic",
+        "mean_cost",
+        "mean_turnover",
+    ]
+    assert np.isfinite(table.to_numpy()).all()
+    assert (table["price_se"] > 0).all()
+    no_hedge = table.loc["no_hedge"]
+    assert no_hedge["mean_cost"] == 0 and no_hedge["mean_turnover"] == 0
+    # monotone in the level: VaR and ES rise with it, and ES >= VaR at each level
+    assert (np.diff(table[[f"es_{q}" for q in levels]].to_numpy(), axis=1) >= 0).all()
+    for q in levels:
+        assert (table[f"es_{q}"] >= table[f"var_{q}"] - 1e-12).all()
+
+
+def test_baseline_rows_match_an_independent_computation(cli_run):
+    """Rebuild the evaluation paths and the delta and Whalley-Wilmott hedges from scratch."""
+    _, config, out, _ = cli_run
+    table = pd.read_csv(out / "risk.csv", index_col="hedger")
+    written = pd.read_parquet(out / "pnl.parquet")
+    prices, vol = _evaluation_paths(config)
+    h, claim = config.hedger, config.claim
+    common = dict(
+        strike=claim.strike,
+        maturity=config.market.maturity,
+        volatility=vol,
+        kind=claim.kind,
+        cost=h.cost,
+        unwind=h.unwind,
+    )
+    baselines = {
+        "delta": BlackScholesDelta(),
+        "whalley_wilmott": WhalleyWilmott(h.cost, h.aversion),
+    }
+    for name, policy in baselines.items():
+        mine = hedge_with(policy, prices, **common)
+        pnl = mine.pnl.double()
+        row = table.loc[name]
+        assert row["price"] == pytest.approx(_risk(config, pnl), rel=1e-12)
+        assert row["es_0.99"] == pytest.approx(float(expected_shortfall(pnl, 0.99)), rel=1e-12)
+        assert row["var_0.9"] == pytest.approx(-float(np.quantile(pnl.numpy(), 0.1)), rel=1e-12)
+        assert row["entropic"] == pytest.approx(float(entropic_risk(pnl, h.aversion)), rel=1e-12)
+        assert row["mean_pnl"] == pytest.approx(float(pnl.mean()), rel=1e-12)
+        assert row["mean_cost"] == pytest.approx(float(mine.costs.double().mean()), rel=1e-9)
+        np.testing.assert_array_equal(written[name].to_numpy(), pnl.numpy())
+    payoff = mine.payoff.double()
+    assert table.loc["no_hedge", "mean_pnl"] == pytest.approx(-float(payoff.mean()), rel=1e-12)
+
+
+def test_deep_pnl_reproduces_its_price(cli_run):
+    _, config, out, _ = cli_run
+    table = pd.read_csv(out / "risk.csv", index_col="hedger")
+    written = pd.read_parquet(out / "pnl.parquet")
+    assert list(written.columns) == ["path", "deep", "delta", "whalley_wilmott", "no_hedge"]
+    assert written["path"].tolist() == list(range(N_EVAL))
+    deep = torch.tensor(written["deep"].to_numpy())
+    assert table.loc["deep", "price"] == pytest.approx(_risk(config, deep), rel=1e-12)
+    assert table.loc["deep", "std_pnl"] == pytest.approx(float(deep.std()), rel=1e-12)
+
+
+def test_mean_pnl_is_minus_the_reference_price(cli_run):
+    """Prices are martingales: any hedge's gains average 0, so the mean P&L before costs is
+    minus the expected payoff, the model's reference price (Black-Scholes, Heston, Merton)."""
+    _, config, out, _ = cli_run
+    table = pd.read_csv(out / "risk.csv", index_col="hedger")
+    m, claim = config.market, config.claim
+    args = (m.spot, claim.strike, m.maturity, 0.0)
+    if m.model == "gbm":
+        reference = closed_form.black_scholes_price(*args, m.volatility, claim.kind)
+    elif m.model == "heston":
+        reference = closed_form.heston_price(*args, m.v0, m.kappa, m.theta, m.xi, m.rho, claim.kind)
+    else:
+        jumps = (m.jump_intensity, m.jump_mean, m.jump_std)
+        reference = closed_form.merton_price(*args, m.volatility, *jumps, claim.kind)
+    assert f"Reference price:</b> {reference:.6g}" in (out / "report.html").read_text()
+    delta = table.loc["delta"]
+    noise = delta["std_pnl"] / math.sqrt(N_EVAL)
+    assert delta["mean_pnl"] + delta["mean_cost"] == pytest.approx(-reference, abs=4 * noise)
+
+
+def test_report_sections_and_offline(cli_run):
+    model, _, out, _ = cli_run
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for anchor in ("setting", "risk", "pnl", "hedge-ratio", "training"):
+        assert f'<section id="{anchor}">' in page
+    assert 'id="simulation-caveat"' in page and "simulated from the stated model" in page
+    assert page.count('class="kabuto-fig"') == 4  # two P&L views, hedge ratio, training loss
+    assert f"seed {EVAL_SEED}" in page and f"{N_EVAL:,} fresh paths" in page
+    assert {"gbm": "Black-Scholes price", "heston": "Heston price", "merton": "Merton price"}[
+        model
+    ] in page
+    plotly_js = plotly.offline.get_plotlyjs()
+    assert page.count(plotly_js) == 1
+    parser = _Tags()
+    parser.feed(page)
+    for tag, attrs in parser.tags:
+        assert not (tag == "script" and attrs.get("src")), attrs
+        assert tag not in ("link", "iframe", "img", "object", "embed"), (tag, attrs)
+    rest = page.replace(plotly_js, "")
+    for needle in ("http://", "https://", "@import", "url("):
+        assert needle not in rest
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+# ------------------------------------------------------------------------- run_hedge itself
+
+
+def _small(**hedger) -> HedgeConfig:
+    return parse_hedge_config(
+        {
+            "hedger": {**TRAIN, **hedger},
+            "evaluation": {"paths": 500, "seed": 3, "baselines": ["delta"]},
+        }
+    )
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.stages: list[tuple[str, int | None]] = []
+        self.advanced: dict[str, int] = {}
+
+    def stage(self, description: str, total: int | None = None) -> None:
+        self.stages.append((description, total))
+        self.advanced[description] = 0
+
+    def advance(self, steps: int) -> None:
+        self.advanced[self.stages[-1][0]] += steps
+
+
+@pytest.mark.parametrize("risk", ["entropic", "cvar", "oce"])
+def test_progress_and_step_losses(risk):
+    progress = _Recorder()
+    run = run_hedge(_small(risk=risk, cost=1e-4), None, progress)
+    steps = TRAIN["train_steps"]
+    assert ("train", steps) in progress.stages and progress.advanced["train"] == steps
+    assert progress.advanced["evaluate"] == 2  # the deep hedger and the delta baseline
+    assert len(run.losses) == steps and run.out_dir is None
+    if risk != "oce":  # DeepHedger's one epoch loss is the mean of its equal-sized batches
+        assert np.mean(run.losses) == pytest.approx(run.hedger.losses_[0], rel=1e-6)
+    else:  # the OCE objective at w bounds the batch's expected shortfall from above
+        assert min(run.losses) > 0
+
+
+def test_delta_hedge_price_is_black_scholes_with_many_steps():
+    """Without costs and with 200 rebalancing dates the delta hedge nearly replicates the
+    call: its entropic price on 20,000 paths is the Black-Scholes price within a few of its
+    standard errors (plus the tiny a var / 2 of the hedging error)."""
+    config = parse_hedge_config(
+        {
+            "market": {"steps": 200},
+            "hedger": {**TRAIN, "train_steps": 1, "cost": 0.0, "aversion": 0.5},
+            "evaluation": {"paths": 20_000, "seed": 5, "baselines": ["delta", "no_hedge"]},
+        }
+    )
+    run = run_hedge(config, None)
+    delta = run.risk_table.loc["delta"]
+    bs = closed_form.black_scholes_price(1.0, 1.0, 0.08, 0.0, 0.2)
+    assert run.reference_price == pytest.approx(bs, rel=1e-12)
+    bias = 0.5 * delta["std_pnl"] ** 2 / 2
+    assert abs(delta["price"] - bs) < 4 * delta["price_se"] + bias
+    assert delta["price_se"] < 0.1 * run.risk_table.loc["no_hedge", "price_se"]  # it hedges
+
+
+def test_standard_error_matches_the_spread_over_replications():
+    """The delta-method standard errors against the spread of 300 independent estimates.
+
+    Losses Gamma(2, scale 1/40): skewed, and with aversion 5 the weights exp(5 L) have the
+    finite variance the delta method needs.
+    """
+    rng = np.random.default_rng(0)
+    pnl = -torch.from_numpy(rng.gamma(2.0, 1 / 40, size=(300, 1000)))
+    for risk in ("entropic", "cvar"):
+        estimates = [
+            float(entropic_risk(x, 5.0) if risk == "entropic" else expected_shortfall(x, 0.9))
+            for x in pnl
+        ]
+        errors = [price_standard_error(x, risk, 5.0, 0.9) for x in pnl]
+        assert np.mean(errors) == pytest.approx(np.std(estimates, ddof=1), rel=0.15), risk
+
+
+def test_a_failed_write_leaves_the_earlier_run_intact(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "risk.csv").write_text("earlier run")
+    config = _small()
+
+    def broken(self):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(HedgeConfig, "to_toml", broken)  # the last file written
+    with pytest.raises(OSError, match="disk full"):
+        run_hedge(config, out)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left
+    assert [p.name for p in out.iterdir()] == ["risk.csv"]
+    assert (out / "risk.csv").read_text() == "earlier run"
+
+
+# ---------------------------------------------------------------------------------- errors
+
+
+def _fails_cleanly(result, out: Path, *needles: str) -> str:
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert message.startswith("error: ") and "\n" not in message, message
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in message, message
+    assert not out.exists() and not out.parent.exists(), "a failed run wrote something"
+    return message
+
+
+GOOD = _config_text("gbm")
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        (GOOD.replace("cost = 1e-3", "costs = 1e-3"), ["unknown key 'hedger.costs'"]),
+        (GOOD.replace("cost = 1e-3", 'cost = "1e-3"'), ["hedger.cost", "valid number"]),
+        (GOOD.replace("cost = 1e-3", "cost = -1e-3"), ["hedger.cost", "greater than or equal"]),
+        (GOOD.replace('model = "gbm"', 'model = "bs"'), ["market.model", "'heston'"]),
+        (GOOD.replace("risk_level = 0.9", "risk_level = 1.5"), ["hedger.risk_level", "less"]),
+        (GOOD + "risk_levels = [0.5, 1.0]\n", ["evaluation.risk_levels.1"]),
+        (GOOD.replace("volatility = 0.25", "kappa = 1.0"), ["market.kappa", "'heston'"]),
+        (GOOD.replace("[market]", "[market]\nsteps = 2.5"), ["market.steps", "integer"]),
+        (GOOD.replace("seed = 7", "seed = 0"), ["evaluation.seed", "fresh"]),
+        (GOOD + "[extra]\n", ["unknown key 'extra'"]),
+        ("[market\n", ["not valid TOML"]),
+    ],
+)
+def test_bad_configs_are_one_line_errors(tmp_path, text, needles):
+    config = _write(tmp_path, text)
+    out = tmp_path / "a" / "out"
+    result = runner.invoke(app, ["hedge", str(config), "--out", str(out)])
+    _fails_cleanly(result, out, str(config), *needles)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    out = tmp_path / "a" / "out"
+    missing = tmp_path / "nope.toml"
+    result = runner.invoke(app, ["hedge", str(missing), "--out", str(out)])
+    _fails_cleanly(result, out, str(missing), "no such config file")
+    binary = _write(tmp_path, b"\xff\xfe[market]\n", "binary.toml")
+    result = runner.invoke(app, ["hedge", str(binary), "--out", str(out)])
+    _fails_cleanly(result, out, str(binary), "not valid TOML")
+    if os.geteuid() != 0:  # root reads any file
+        locked = _write(tmp_path, GOOD, "locked.toml")
+        locked.chmod(0)
+        result = runner.invoke(app, ["hedge", str(locked), "--out", str(out)])
+        _fails_cleanly(result, out, str(locked), "cannot read")
+
+
+def test_an_output_path_that_is_a_file_fails_before_training(tmp_path):
+    config = _write(tmp_path, GOOD)
+    out = tmp_path / "taken"
+    out.write_text("not a directory")
+    result = runner.invoke(app, ["hedge", str(config), "--out", str(out)])
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert message.startswith("error: ") and "not a directory" in message and str(out) in message
+    assert out.read_text() == "not a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hedge.toml", "taken"]
