@@ -24,6 +24,11 @@ Training time is the wall time of the whole training, median of repeats:
   ``DeepHedger(..., batch_size=10_000, epochs=1).fit(prices, volatility=0.2)``: 200 Adam steps,
   each on 10,000 paths never seen before (the protocol of `DeepHedger`'s Notes).
 
+Time to the same quality: for each setting pfhedge runs, kabuto also trains for 25, 50 and 100
+Adam steps (same paths per step, same learning rate), and the ratio of pfhedge's 200-step
+training time to kabuto's shortest training whose price is at or below pfhedge's price is
+printed (one training each, seed 0; pfhedge's price is one training's, so it is noisy).
+
 Each library first trains once on a tiny problem (not timed), so that neither pays one-off
 start-up costs in its timings. Then each trained hedger prices the claim on fresh evaluation
 paths with its own library's price method (the entropic risk of the hedged short position).
@@ -228,6 +233,10 @@ def pfhedge_run(python: Path, cost: float, policy: str, args: argparse.Namespace
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# Shorter kabuto trainings, to find how soon kabuto prices as well as pfhedge after 200 steps.
+FEWER_STEPS = (25, 50, 100)
+
+
 def kabuto_train(cost: float, policy: str, seed: int, paths: int, steps: int) -> DeepHedger:
     """`steps` Adam steps, each on `paths` fresh paths (simulated here, inside the timing)."""
     prices = gbm_paths(paths * steps, STEPS, MATURITY, SPOT, 0.0, SIGMA, seed=seed)
@@ -258,6 +267,34 @@ def kabuto_run(
         hedger = kabuto_train(cost, policy, rep, args.paths, args.epochs)
         times.append(time.perf_counter() - start)
     return {"times": times, "price": hedger.price(eval_prices, volatility=SIGMA)}
+
+
+def time_to_price(
+    cost: float,
+    policy: str,
+    args: argparse.Namespace,
+    eval_prices: torch.Tensor,
+    target: float,
+    pfhedge_seconds: float,
+) -> str:
+    """Train kabuto for fewer Adam steps (same paths per step and learning rate) and print
+    each price; return the time ratio at the fewest steps that price at or below `target`
+    (pfhedge's price after all its steps), or say that none did."""
+    reached = None
+    for steps in FEWER_STEPS:
+        if steps >= args.epochs:
+            break
+        start = time.perf_counter()
+        hedger = kabuto_train(cost, policy, 0, args.paths, steps)
+        seconds = time.perf_counter() - start
+        price = hedger.price(eval_prices, volatility=SIGMA)
+        print(f"{'':<22}{policy:<11}{price:>9.5f}   after {steps} steps, {seconds:.1f} s")
+        if reached is None and price <= target:
+            reached = (steps, seconds)
+    if reached is None:
+        return f"not reached in fewer than {args.epochs} steps"
+    steps, seconds = reached
+    return f"{pfhedge_seconds / seconds:.1f}x ({steps} steps)"
 
 
 def delta_hedge_price(cost: float, eval_prices: torch.Tensor) -> float:
@@ -298,7 +335,7 @@ def main() -> None:
         f"{'train s (median)':>19}{'repeats':>9}"
     )
     print("\n" + header)
-    ratios = {}
+    ratios, to_quality = {}, {}
     for cost, policy in CASES:
         setting = f"cost {COST_LABELS[cost]}"
         runs = {"kabuto": kabuto_run(cost, policy, args, eval_prices)}
@@ -317,6 +354,9 @@ def main() -> None:
             )
         if "pfhedge" in medians:
             ratios[f"{setting} {policy}"] = medians["pfhedge"] / medians["kabuto"]
+            to_quality[f"{setting} {policy}"] = time_to_price(
+                cost, policy, args, eval_prices, runs["pfhedge"]["price"], medians["pfhedge"]
+            )
 
     print(
         "\nBlack-Scholes delta hedge (kabuto, on the same evaluation paths; no unwind cost) and "
@@ -330,6 +370,8 @@ def main() -> None:
     if ratios:
         listed = ", ".join(f"{name} {ratio:.1f}x" for name, ratio in ratios.items())
         print(f"\ntraining time ratio pfhedge / kabuto: {listed}  (target: >= 3x)")
+        listed = ", ".join(f"{name} {text}" for name, text in to_quality.items())
+        print(f"time to pfhedge's 200-step price, pfhedge / kabuto: {listed}")
     else:
         print("\npfhedge not run (--skip-pfhedge or not installed): no time ratio")
 

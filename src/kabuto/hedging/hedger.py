@@ -638,6 +638,19 @@ class DeepHedger(TorchSettingsMixin):
             return RecurrentPolicy(sizes, n_instruments)
         return NoTransactionBandPolicy(sizes, previous_input=self.previous_input)
 
+    def _initial_policy(
+        self, features: HedgeFeatures, n_instruments: int, device: torch.device, dtype: torch.dtype
+    ) -> _NetworkPolicy:
+        """The untrained policy: seeded weights, inputs standardised on the training features."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            policy = self._build_policy(n_instruments)
+        assert isinstance(policy, _NetworkPolicy)
+        policy = policy.to(device=device, dtype=dtype)
+        inputs = features.inputs().reshape(-1, 3)
+        policy.set_input_scaling(inputs.mean(dim=0), inputs.std(dim=0))
+        return policy
+
     def risk_of(self, pnl: Tensor) -> Tensor:
         """The risk measure of the settings (for ``"oce"`` minimised over ``w``: the ES)."""
         if self.risk == "entropic":
@@ -734,13 +747,7 @@ class DeepHedger(TorchSettingsMixin):
         n = features.n_paths
         device, dtype = s.device, s.dtype
         n_instruments = 1 if s.ndim == 2 else s.shape[-1]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            policy = self._build_policy(n_instruments)
-        policy = policy.to(device=device, dtype=dtype)
-        inputs = features.inputs().reshape(-1, 3)
-        assert isinstance(policy, _NetworkPolicy)
-        policy.set_input_scaling(inputs.mean(dim=0), inputs.std(dim=0))
+        policy = self._initial_policy(features, n_instruments, device, dtype)
 
         parameters = list(policy.parameters())
         oce_risk = None
