@@ -77,6 +77,7 @@ __all__ = [
     "SimulationConfig",
     "TradingHalt",
     "draw",
+    "first_executing_step",
     "load_simulation",
 ]
 
@@ -495,3 +496,25 @@ def load_simulation(path: str | Path) -> SimulationConfig:
 
         return read_pams_config(path)
     return parse_simulation(read_toml(path), source=str(path))
+
+
+def first_executing_step(config: SimulationConfig) -> int:
+    """The first step of the first session that executes orders.
+
+    The steps of the leading sessions with ``execute = false`` (a pre-open) only rest orders,
+    so the price does not move there; bar closes start after them.
+
+    Raises
+    ------
+    ConfigError
+        If no session executes orders (no trade, no price to take returns of).
+    """
+    step = 0
+    for session in config.sessions:
+        if session.execute:
+            return step
+        step += session.steps
+    raise ConfigError(
+        "sessions: none executes orders (execute = false in all), so nothing trades and there "
+        "are no returns to report"
+    )

@@ -44,6 +44,7 @@ from kabuto.sim.artificial.config import (
     FCNGroup,
     MarketMakerGroup,
     SimulationConfig,
+    first_executing_step,
 )
 from kabuto.sim.artificial.engine import CLOSE, FUNDAMENTAL, TRADES, VOLUME_TRADED
 from kabuto.sim.artificial.facts import (
@@ -96,28 +97,6 @@ ZERO_RETURNS_NOTE = (
 
 # --------------------------------------------------------------------------------------------
 # bars and facts
-
-
-def first_executing_step(config: SimulationConfig) -> int:
-    """The first step of the first session that executes orders.
-
-    The steps of the leading sessions with ``execute = false`` (a pre-open) only rest orders,
-    so the price does not move there; bar closes start after them.
-
-    Raises
-    ------
-    ConfigError
-        If no session executes orders (no trade, no price to take returns of).
-    """
-    step = 0
-    for session in config.sessions:
-        if session.execute:
-            return step
-        step += session.steps
-    raise ConfigError(
-        "sessions: none executes orders (execute = false in all), so nothing trades and there "
-        "are no returns to report"
-    )
 
 
 def _is_int(value: object) -> bool:

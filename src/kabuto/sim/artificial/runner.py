@@ -629,6 +629,16 @@ def _order_table(tape, plan: _Plan) -> pd.DataFrame:
     return table
 
 
+def run_seeds(seed: int, runs: int) -> list[int]:
+    """The seeds of the runs of ``simulate(config, seed=seed, runs=runs)`` for ``runs >= 2``
+    (one run uses `seed` itself): run k's comes from child k of ``SeedSequence(seed)``, so the
+    first runs of a longer simulation are those of a shorter one."""
+    return [
+        int(s.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+        for s in np.random.SeedSequence(seed).spawn(runs)
+    ]
+
+
 def simulate(
     config: SimulationConfig,
     *,
@@ -658,12 +668,7 @@ def simulate(
     """
     if runs < 1 or n_jobs < 1:
         raise ConfigError(f"runs = {runs}, n_jobs = {n_jobs}: both must be at least 1")
-    seeds = [
-        int(s.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-        for s in np.random.SeedSequence(seed).spawn(runs)
-    ]
-    if runs == 1:
-        seeds = [seed]
+    seeds = [seed] if runs == 1 else run_seeds(seed, runs)
 
     plan = _plan(config)
     policies = dict(policies or {})
