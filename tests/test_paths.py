@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.integrate import quad
 from scipy.stats import norm
 
+from kabuto.data import Panel
 from kabuto.errors import ConfigError
 from kabuto.sim.paths import bootstrap_paths, gbm_paths, heston_paths, merton_paths
 
@@ -381,6 +383,20 @@ def test_bootstrap_blocks_are_consecutive_rows():
         np.testing.assert_array_equal(rows[:, j], starts[:, j // block] + j % block)
     # Across block boundaries the rows are fresh draws, not a continuation.
     assert (rows[:, block] != rows[:, block - 1] + 1).mean() > 0.5
+
+
+def test_bootstrap_from_a_panel_uses_its_returns():
+    prices = pd.DataFrame(
+        {"A": [10.0, 11.0, 9.9, 10.89, 11.0], "B": [5.0, 5.5, 5.5, 4.95, 5.0]},
+        index=pd.bdate_range("2020-01-01", periods=5),
+    )
+    panel = Panel(prices)
+    from_panel = bootstrap_paths(panel, 50, 6, block=2, seed=5, dtype=F64)
+    from_array = bootstrap_paths(panel.returns[1:], 50, 6, block=2, seed=5, dtype=F64)
+    torch.testing.assert_close(from_panel, from_array)
+    steps = (from_panel[:, 1:] / from_panel[:, :-1] - 1.0).reshape(-1, 2).numpy()
+    expected = prices.pct_change().to_numpy()[1:]
+    assert np.abs(steps[:, None, :] - expected[None]).max(axis=2).min(axis=1).max() < 1e-12
 
 
 def test_bootstrap_rejects_nan_rows():

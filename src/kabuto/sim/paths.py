@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kabuto.data import Panel
 from kabuto.errors import ConfigError
 
 __all__ = ["bootstrap_paths", "gbm_paths", "heston_paths", "merton_paths"]
@@ -419,7 +420,7 @@ def merton_paths(
 
 
 def bootstrap_paths(
-    returns: np.ndarray,
+    returns: np.ndarray | Panel,
     n_paths: int,
     n_steps: int,
     *,
@@ -441,9 +442,10 @@ def bootstrap_paths(
 
     Parameters
     ----------
-    returns : array of shape (T, d) or (T,)
-        Simple returns, one row per date (a 1-D array is one asset). Every value must be
-        finite and at least -1.
+    returns : Panel, or array of shape (T, d) or (T,)
+        Simple returns, one row per date (a 1-D array is one asset), or a `kabuto.data.Panel`,
+        whose returns from its second date on are used (the first date has none). Every value
+        must be finite and at least -1.
     n_paths, n_steps : int
         Number of paths N and of steps (>= 1).
     block : int, default 1
@@ -488,7 +490,7 @@ def bootstrap_paths(
     starts = torch.randint(0, n_dates - block + 1, (n, n_blocks), generator=gen, device=gen.device)
     offsets = torch.arange(block, device=gen.device)
     rows = (starts.unsqueeze(-1) + offsets).reshape(n, n_blocks * block)[:, :steps]
-    table_t = torch.as_tensor(table, dtype=dtype, device=device)
+    table_t = torch.tensor(table, dtype=dtype, device=device)  # a copy: the table may be read-only
     growth = torch.cumprod(1.0 + table_t[rows.to(device)], dim=1)
     ones = torch.ones(n, 1, d, dtype=dtype, device=device)
     return spot_t.expand(d) * torch.cat([ones, growth], dim=1)
@@ -667,8 +669,10 @@ def _correlation_matrix(owner: str, correlation: object, d: int) -> np.ndarray:
     return corr
 
 
-def _returns_table(owner: str, returns: np.ndarray) -> np.ndarray:
+def _returns_table(owner: str, returns: np.ndarray | Panel) -> np.ndarray:
     """Historical returns as a checked float64 array of shape (T, d)."""
+    if isinstance(returns, Panel):
+        returns = returns.returns[1:]
     if isinstance(returns, Tensor):
         returns = returns.detach().cpu().numpy()
     try:
