@@ -1,0 +1,576 @@
+"""Forward-backward SDEs solved by `kabuto.hedging.bsde.DeepBSDE`, and reference problems.
+
+A semilinear parabolic PDE on ``[0, T] x R^d``::
+
+    du/dt + mu(t, x) . grad u + Tr(sigma sigma^T(t, x) Hess u) / 2 + f(t, x, u, sigma^T grad u) = 0,
+    u(T, x) = g(x),
+
+is, along the forward diffusion ``dX = mu(t, X) dt + sigma(t, X) dW`` from ``X_0 = x0``, the
+backward SDE of ``Y_t = u(t, X_t)`` and ``Z_t = sigma^T(t, X_t) grad u(t, X_t)``::
+
+    dY = -f(t, X, Y, Z) dt + Z . dW,    Y_T = g(X_T)
+
+(Han, Jentzen and E 2018, "Solving high-dimensional partial differential equations using deep
+learning", PNAS 115(34), eqs. 1-5). A `BSDEProblem` describes one such pair on N equal steps of
+``dt = T / N``: how to sample the forward process and its Brownian increments, how to turn a
+gradient into Z and back, the driver f and the terminal condition g. Every method is a
+vectorised torch expression over M paths.
+
+Reference problems (the paper's three 100-dimensional examples, with its parameters as
+defaults, and a linear one with a closed form):
+
+* `HJBProblem`: the Hamilton-Jacobi-Bellman equation of linear-quadratic-Gaussian control,
+  ``X = sqrt(2) W``, ``f = -lambda |z|^2 / 2``, ``g(x) = ln((1 + |x|^2) / 2)``; the Cole-Hopf
+  transform gives ``u(t, x) = -ln E exp(-lambda g(x + sqrt(2) W_{T-t})) / lambda``, which
+  `hjb_reference` estimates by Monte Carlo. The paper's u(0, 0) = 4.5901 (d = 100, lambda = 1).
+* `AllenCahnProblem`: ``X = sqrt(2) W``, ``f = y - y^3``, ``g(x) = 1 / (2 + 0.4 |x|^2)``,
+  T = 0.3; the paper's u(0, 0) = 0.052802 (d = 100, computed there by the branching diffusion
+  method).
+* `DefaultRiskProblem`: Black-Scholes with default risk (Duffie, Schroder and Skiadas 1996;
+  Bender, Schweizer and Zhuo 2017), geometric Brownian motions with drift 0.02 and volatility
+  0.2 from 100, ``g = min_i x_i``, ``f = -(1 - delta) Q(y) y - R y``; the paper's
+  u(0, x0) = 57.300 (d = 100, computed there by multilevel Picard iteration).
+* `GeometricBasketProblem`: a European call or put on the geometric mean of d independent
+  risk-neutral geometric Brownian motions, ``f = -r y`` (linear): the Black-Scholes price
+  (`kabuto.hedging.closed_form`), exact at every (t, x) together with its gradient.
+
+Shapes: ``x`` is (M, d), ``y`` (M,), ``z`` (M, d); `sample` returns ``X`` of shape (M, N + 1, d)
+and ``dW`` of shape (M, N, d). Times ``t`` are floats.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from kabuto.errors import ConfigError
+from kabuto.hedging.closed_form import (
+    black_scholes_delta,
+    black_scholes_price,
+    geometric_basket_price,
+)
+from kabuto.settings import check_choice, check_int, check_non_negative, check_positive
+
+__all__ = [
+    "AllenCahnProblem",
+    "BSDEProblem",
+    "BrownianProblem",
+    "DefaultRiskProblem",
+    "GBMProblem",
+    "GeometricBasketProblem",
+    "HJBProblem",
+    "hjb_reference",
+]
+
+Vector = float | Sequence[float]
+
+# Published solutions u(0, x0) of the paper's three examples at their default parameters.
+HJB_REFERENCE = 4.5901
+ALLEN_CAHN_REFERENCE = 0.052802
+DEFAULT_RISK_REFERENCE = 57.300
+
+
+@dataclass(frozen=True, kw_only=True)
+class BSDEProblem(ABC):
+    """A forward-backward SDE on ``[0, maturity]`` with `n_steps` equal steps in `dim` dimensions.
+
+    Subclasses give the forward process (`sample`, `to_z`, `to_gradient`), the driver and the
+    terminal condition. See the module docstring for the equations and shapes.
+
+    Parameters
+    ----------
+    dim : int
+        Dimension d of the state (>= 1).
+    maturity : float
+        Horizon T (> 0).
+    n_steps : int
+        Number N of time steps (>= 1), ``dt = maturity / n_steps``.
+    x0 : float or sequence of float
+        The starting point ``X_0`` (a number is the same in every coordinate).
+    """
+
+    dim: int = 100
+    maturity: float = 1.0
+    n_steps: int = 20
+    x0: Vector = 0.0
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        check_int(name, "dim", self.dim, 1)
+        check_positive(name, "maturity", self.maturity)
+        check_int(name, "n_steps", self.n_steps, 1)
+        _check_vector(name, "x0", self.x0, self.dim, positive=False)
+
+    @property
+    def dt(self) -> float:
+        """The step ``maturity / n_steps``."""
+        return self.maturity / self.n_steps
+
+    def time(self, n: int) -> float:
+        """The time ``t_n = n dt`` of step n."""
+        return n * self.dt
+
+    @abstractmethod
+    def sample(
+        self,
+        n_paths: int,
+        generator: torch.Generator,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> tuple[Tensor, Tensor]:
+        """Forward paths and their Brownian increments.
+
+        Parameters
+        ----------
+        n_paths : int
+            Number M of paths.
+        generator : torch.Generator
+            Source of randomness, on `device` (its state advances).
+        dtype, device
+            Of the returned tensors.
+
+        Returns
+        -------
+        x : Tensor
+            ``X_0, ..., X_N`` (``X_0 = x0`` on every path). Shape (M, N + 1, d).
+        dw : Tensor
+            ``dW_n = W_{t_{n+1}} - W_{t_n}``. Shape (M, N, d).
+        """
+
+    @abstractmethod
+    def to_z(self, t: float, x: Tensor, gradient: Tensor) -> Tensor:
+        """``Z = sigma^T(t, x) grad u``: (M, d), (M, d) -> (M, d)."""
+
+    @abstractmethod
+    def to_gradient(self, t: float, x: Tensor, z: Tensor) -> Tensor:
+        """``grad u = sigma^T(t, x)^{-1} Z``, the inverse of `to_z`: (M, d), (M, d) -> (M, d)."""
+
+    @abstractmethod
+    def driver(self, t: float, x: Tensor, y: Tensor, z: Tensor) -> Tensor:
+        """The driver ``f(t, x, y, z)``: (M, d), (M,), (M, d) -> (M,)."""
+
+    @abstractmethod
+    def terminal(self, x: Tensor) -> Tensor:
+        """The terminal condition ``g(x)``: (M, d) -> (M,)."""
+
+    @property
+    def reference(self) -> float | None:
+        """A trusted value of ``u(0, x0)`` where one is known (else None)."""
+        return None
+
+    def initial_state(
+        self, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    ) -> Tensor:
+        """``x0`` as a tensor of shape (d,)."""
+        x0 = torch.as_tensor(self.x0, dtype=dtype, device=device)
+        return x0.expand(self.dim).clone()
+
+
+def _check_vector(owner: str, name: str, value: object, dim: int, positive: bool) -> None:
+    """A finite number (> 0 if `positive`) or a sequence of `dim` of them, else ConfigError."""
+    rule = "> 0" if positive else "finite"
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if (
+        array is None
+        or isinstance(value, bool)
+        or array.ndim > 1
+        or (array.ndim == 1 and array.shape[0] != dim)
+        or not np.isfinite(array).all()
+        or (positive and not (array > 0).all())
+    ):
+        raise ConfigError(
+            f"{owner}: {name}={value!r} is not allowed; use a number ({rule}) or a sequence of "
+            f"dim={dim} of them"
+        )
+
+
+def _check_finite(owner: str, name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(float(value))
+    ):
+        raise ConfigError(f"{owner}: {name}={value!r} is not allowed; use a finite number")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrownianProblem(BSDEProblem):
+    """A BSDE along the scaled Brownian motion ``X_t = x0 + sqrt(2) W_t`` (so the PDE has Δu).
+
+    Parameters
+    ----------
+    dim, maturity, n_steps, x0
+        As in `BSDEProblem`.
+    """
+
+    sigma = math.sqrt(2.0)
+
+    def sample(
+        self,
+        n_paths: int,
+        generator: torch.Generator,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> tuple[Tensor, Tensor]:
+        shape = (n_paths, self.n_steps, self.dim)
+        dw = torch.randn(shape, generator=generator, dtype=dtype, device=device) * math.sqrt(
+            self.dt
+        )
+        x0 = self.initial_state(dtype, device)
+        x = torch.cat([torch.zeros_like(dw[:, :1]), self.sigma * dw.cumsum(dim=1)], dim=1)
+        return x + x0, dw
+
+    def to_z(self, t: float, x: Tensor, gradient: Tensor) -> Tensor:
+        return self.sigma * gradient
+
+    def to_gradient(self, t: float, x: Tensor, z: Tensor) -> Tensor:
+        return z / self.sigma
+
+
+@dataclass(frozen=True, kw_only=True)
+class GBMProblem(BSDEProblem):
+    """A BSDE along independent geometric Brownian motions, stepped exactly.
+
+    ``dX_i = drift X_i dt + volatility_i X_i dW_i``, so ``sigma(x) = diag(volatility * x)``.
+    Subclasses provide ``drift`` (a float attribute).
+
+    Parameters
+    ----------
+    x0 : float or sequence of float, default 100.0
+        Initial prices (> 0).
+    volatility : float or sequence of float, default 0.2
+        Volatilities (> 0, so that Z determines the gradient).
+    dim, maturity, n_steps
+        As in `BSDEProblem`.
+    """
+
+    x0: Vector = 100.0
+    volatility: Vector = 0.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        name = type(self).__name__
+        _check_vector(name, "x0", self.x0, self.dim, positive=True)
+        _check_vector(name, "volatility", self.volatility, self.dim, positive=True)
+
+    def _volatility(self, like: Tensor) -> Tensor:
+        vol = torch.as_tensor(self.volatility, dtype=like.dtype, device=like.device)
+        return vol.expand(self.dim)
+
+    def sample(
+        self,
+        n_paths: int,
+        generator: torch.Generator,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> tuple[Tensor, Tensor]:
+        shape = (n_paths, self.n_steps, self.dim)
+        dw = torch.randn(shape, generator=generator, dtype=dtype, device=device) * math.sqrt(
+            self.dt
+        )
+        vol = self._volatility(dw)
+        log_steps = (self.drift - vol**2 / 2) * self.dt + vol * dw
+        log_x = torch.cat([torch.zeros_like(dw[:, :1]), log_steps.cumsum(dim=1)], dim=1)
+        return self.initial_state(dtype, device) * log_x.exp(), dw
+
+    def to_z(self, t: float, x: Tensor, gradient: Tensor) -> Tensor:
+        return self._volatility(x) * x * gradient
+
+    def to_gradient(self, t: float, x: Tensor, z: Tensor) -> Tensor:
+        return z / (self._volatility(x) * x)
+
+
+# -------------------------------------------------------------------------------- HJB
+
+
+@dataclass(frozen=True, kw_only=True)
+class HJBProblem(BrownianProblem):
+    """Hamilton-Jacobi-Bellman equation of linear-quadratic-Gaussian control (paper, sec. HJB).
+
+    ``du/dt + Δu - lambda |grad u|^2 = 0``, ``u(T, x) = ln((1 + |x|^2) / 2)``: the value of
+    steering ``dX = 2 m dt + sqrt(2) dW`` at running cost ``|m|^2`` and final cost g. With
+    ``Z = sqrt(2) grad u`` the driver is ``f = -lambda |z|^2 / 2``.
+
+    Parameters
+    ----------
+    coupling : float, default 1.0
+        lambda > 0, the strength of the control.
+    dim, maturity, n_steps, x0
+        Defaults d = 100, T = 1, N = 20, x0 = 0 (the paper's).
+    """
+
+    coupling: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(type(self).__name__, "coupling", self.coupling)
+
+    def driver(self, t: float, x: Tensor, y: Tensor, z: Tensor) -> Tensor:
+        return -self.coupling / 2 * z.square().sum(dim=-1)
+
+    def terminal(self, x: Tensor) -> Tensor:
+        return torch.log((1 + x.square().sum(dim=-1)) / 2)
+
+    @property
+    def reference(self) -> float | None:
+        """The paper's 4.5901 at its parameters (else None; see `hjb_reference`)."""
+        return HJB_REFERENCE if self == HJBProblem() else None
+
+
+def hjb_reference(
+    problem: HJBProblem,
+    x: Sequence[float] | Tensor | None = None,
+    t: float = 0.0,
+    n_samples: int = 1_000_000,
+    seed: int = 0,
+) -> float:
+    """Monte Carlo of the Cole-Hopf solution of `HJBProblem`, independent of any BSDE.
+
+    ``u(t, x) = -ln E[exp(-lambda g(x + sqrt(2) W_{T-t}))] / lambda``, estimated in float64
+    from `n_samples` normal draws (in blocks, so memory stays small).
+
+    Parameters
+    ----------
+    problem : HJBProblem
+    x : sequence of float or Tensor, optional
+        The state, shape (d,); default the problem's ``x0``.
+    t : float, default 0.0
+        The time, in ``[0, maturity)``.
+    n_samples : int, default 1,000,000
+    seed : int, default 0
+
+    Returns
+    -------
+    float
+        The estimate of ``u(t, x)``.
+    """
+    owner = "hjb_reference"
+    if not isinstance(problem, HJBProblem):
+        raise ConfigError(f"{owner}: problem={problem!r} is not allowed; pass an HJBProblem")
+    n_samples = check_int(owner, "n_samples", n_samples, 1)
+    seed = check_int(owner, "seed", seed, 0)
+    if not isinstance(t, numbers.Real) or not 0 <= t < problem.maturity:
+        raise ConfigError(f"{owner}: t={t!r} is not allowed; use a time in [0, maturity)")
+    if x is None:
+        state = problem.initial_state(torch.float64)
+    else:
+        state = torch.as_tensor(x, dtype=torch.float64).flatten()
+        if state.shape != (problem.dim,) or not bool(state.isfinite().all()):
+            raise ConfigError(
+                f"{owner}: x has shape {tuple(state.shape)}; use {problem.dim} finite numbers"
+            )
+    generator = torch.Generator().manual_seed(seed)
+    scale = math.sqrt(2.0 * (problem.maturity - t))
+    lam = problem.coupling
+    block = max(1, 2**20 // problem.dim)
+    total = 0.0
+    # exp(-lambda g) is summed relative to its value at the state, which keeps it near 1.
+    shift = float(problem.terminal(state[None]))
+    for start in range(0, n_samples, block):
+        size = min(block, n_samples - start)
+        w = torch.randn((size, problem.dim), generator=generator, dtype=torch.float64)
+        g = problem.terminal(state + scale * w)
+        total += float(torch.exp(-lam * (g - shift)).sum())
+    return shift - math.log(total / n_samples) / lam
+
+
+# -------------------------------------------------------------------------------- Allen-Cahn
+
+
+@dataclass(frozen=True, kw_only=True)
+class AllenCahnProblem(BrownianProblem):
+    """Allen-Cahn equation ``du/dt + Δu + u - u^3 = 0``, ``u(T, x) = 1 / (2 + 0.4 |x|^2)``.
+
+    The paper's reaction-diffusion example: ``f = y - y^3`` along ``X = sqrt(2) W``.
+
+    Parameters
+    ----------
+    dim, maturity, n_steps, x0
+        Defaults d = 100, T = 0.3, N = 20, x0 = 0 (the paper's).
+    """
+
+    maturity: float = 0.3
+
+    def driver(self, t: float, x: Tensor, y: Tensor, z: Tensor) -> Tensor:
+        return y - y**3
+
+    def terminal(self, x: Tensor) -> Tensor:
+        return 1 / (2 + 0.4 * x.square().sum(dim=-1))
+
+    @property
+    def reference(self) -> float | None:
+        """The paper's 0.052802 at its parameters (else None)."""
+        return ALLEN_CAHN_REFERENCE if self == AllenCahnProblem() else None
+
+
+# -------------------------------------------------------------------------------- default risk
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefaultRiskProblem(GBMProblem):
+    """Black-Scholes price of ``min_i X_i`` for an issuer that may default (paper's first example).
+
+    The claim pays ``g(x) = min_i x_i`` unless the issuer defaults first; default arrives with
+    intensity ``Q(u)``, then only ``delta`` of the value is recovered, and cash earns ``rate``.
+    Then ``f(t, x, y, z) = -(1 - delta) Q(y) y - rate y``, with ``Q`` piecewise linear:
+    ``gamma_high`` below ``v_high``, ``gamma_low`` above ``v_low``, linear in between.
+
+    Parameters
+    ----------
+    drift : float, default 0.02
+        The drift mu-bar of every asset.
+    recovery : float, default 2/3
+        delta in [0, 1], the fraction recovered at default.
+    rate : float, default 0.02
+        R, the interest rate.
+    gamma_high, gamma_low : float, default 0.2, 0.02
+        Default intensities (>= 0) for low and high values.
+    v_high, v_low : float, default 50.0, 70.0
+        The value thresholds, ``v_high < v_low``.
+    dim, maturity, n_steps, x0, volatility
+        Defaults d = 100, T = 1, N = 40, x0 = 100, volatility 0.2 (the paper's).
+    """
+
+    n_steps: int = 40
+    drift: float = 0.02
+    recovery: float = 2 / 3
+    rate: float = 0.02
+    gamma_high: float = 0.2
+    gamma_low: float = 0.02
+    v_high: float = 50.0
+    v_low: float = 70.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        name = type(self).__name__
+        for field in ("drift", "rate", "v_high", "v_low"):
+            _check_finite(name, field, getattr(self, field))
+        for field in ("gamma_high", "gamma_low"):
+            check_non_negative(name, field, getattr(self, field))
+        if check_non_negative(name, "recovery", self.recovery) > 1:
+            raise ConfigError(f"{name}: recovery={self.recovery!r}; use a number in [0, 1]")
+        if not self.v_high < self.v_low:
+            raise ConfigError(f"{name}: v_high={self.v_high!r} must be below v_low={self.v_low!r}")
+
+    def intensity(self, y: Tensor) -> Tensor:
+        """The default intensity ``Q(y)`` (piecewise linear, continuous): (M,) -> (M,)."""
+        share = ((y - self.v_high) / (self.v_low - self.v_high)).clamp(0.0, 1.0)
+        return self.gamma_high + (self.gamma_low - self.gamma_high) * share
+
+    def driver(self, t: float, x: Tensor, y: Tensor, z: Tensor) -> Tensor:
+        return -(1 - self.recovery) * self.intensity(y) * y - self.rate * y
+
+    def terminal(self, x: Tensor) -> Tensor:
+        return x.amin(dim=-1)
+
+    @property
+    def reference(self) -> float | None:
+        """The paper's 57.300 at its parameters (else None)."""
+        return DEFAULT_RISK_REFERENCE if self == DefaultRiskProblem() else None
+
+
+# -------------------------------------------------------------------------------- linear
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeometricBasketProblem(GBMProblem):
+    """European option on ``G = (prod_i X_i)^(1/d)`` under Black-Scholes: a linear BSDE.
+
+    Risk-neutral independent GBMs (drift = `rate`), ``f = -rate y``, ``g = max(G - K, 0)``
+    (call) or ``max(K - G, 0)`` (put). In d = 1 this is the Black-Scholes call or put.
+
+    ``ln G`` is normal, so G is a GBM with volatility ``s = |volatility| / d`` and dividend
+    yield ``q = mean(volatility^2) / 2 - s^2 / 2``, and ``u(t, x) = BS(G(x), K, T - t, r, s, q)``
+    (`exact_value`), ``d u / d x_i = BS_delta G / (d x_i)`` (`exact_gradient`).
+
+    Parameters
+    ----------
+    strike : float, default 100.0
+        K > 0.
+    rate : float, default 0.05
+        r, the interest rate (and the assets' drift).
+    kind : {"call", "put"}, default "call"
+    dim, maturity, n_steps, x0, volatility
+        Defaults d = 1, T = 1, N = 20, x0 = 100, volatility 0.2.
+    """
+
+    dim: int = 1
+    strike: float = 100.0
+    rate: float = 0.05
+    kind: str = "call"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        name = type(self).__name__
+        check_positive(name, "strike", self.strike)
+        _check_finite(name, "rate", self.rate)
+        check_choice(name, "kind", self.kind, ("call", "put"))
+
+    @property
+    def drift(self) -> float:  # type: ignore[override]
+        """The risk-neutral drift: the rate."""
+        return self.rate
+
+    def driver(self, t: float, x: Tensor, y: Tensor, z: Tensor) -> Tensor:
+        return -self.rate * y
+
+    def terminal(self, x: Tensor) -> Tensor:
+        basket = x.log().mean(dim=-1).exp()
+        sign = 1.0 if self.kind == "call" else -1.0
+        return (sign * (basket - self.strike)).clamp(min=0.0)
+
+    def _basket_volatility(self) -> tuple[float, float]:
+        """Volatility s and dividend yield q of the geometric mean G."""
+        vol = np.broadcast_to(np.asarray(self.volatility, dtype=np.float64), (self.dim,))
+        s = float(np.sqrt((vol**2).sum())) / self.dim
+        return s, float((vol**2).mean()) / 2 - s**2 / 2
+
+    def exact_value(self, t: float, x: Tensor) -> Tensor:
+        """``u(t, x)``, the Black-Scholes price of the option at time t < T: (M, d) -> (M,)."""
+        s, q = self._basket_volatility()
+        basket = x.log().mean(dim=-1).exp().detach().cpu().double().numpy()
+        price = black_scholes_price(
+            basket, self.strike, self.maturity - t, self.rate, s, self.kind, q
+        )
+        return torch.as_tensor(np.asarray(price), dtype=x.dtype, device=x.device)
+
+    def exact_gradient(self, t: float, x: Tensor) -> Tensor:
+        """``grad u(t, x)`` at time t < T: (M, d) -> (M, d)."""
+        s, q = self._basket_volatility()
+        basket = x.log().mean(dim=-1).exp()
+        delta = black_scholes_delta(
+            basket.detach().cpu().double().numpy(),
+            self.strike,
+            self.maturity - t,
+            self.rate,
+            s,
+            self.kind,
+            q,
+        )
+        delta = torch.as_tensor(np.asarray(delta), dtype=x.dtype, device=x.device)
+        return (delta * basket)[:, None] / (self.dim * x)
+
+    @property
+    def reference(self) -> float:
+        """The closed-form price at ``(0, x0)`` (`geometric_basket_price`, or Black-Scholes)."""
+        spot = np.broadcast_to(np.asarray(self.x0, dtype=np.float64), (self.dim,))
+        vol = np.broadcast_to(np.asarray(self.volatility, dtype=np.float64), (self.dim,))
+        if self.dim == 1:
+            price = black_scholes_price(
+                spot[0], self.strike, self.maturity, self.rate, vol[0], self.kind
+            )
+        else:
+            price = geometric_basket_price(
+                spot, self.strike, self.maturity, self.rate, vol, 0.0, kind=self.kind
+            )
+        return float(price)
