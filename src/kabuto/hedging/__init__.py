@@ -1,6 +1,21 @@
-"""Derivatives: reference pricers now; deep hedging and deep BSDE build on them."""
+"""Derivatives: reference pricers, deep hedging (also with instruments, adversarial), deep BSDE.
 
-from kabuto.hedging.american import LSMResult, longstaff_schwartz
+The `kabuto hedge` command's config and run live in `kabuto.experiment.hedge_config` and
+`kabuto.experiment.hedge`, its report in `kabuto.report.hedging`.
+"""
+
+from kabuto.hedging.adversarial import AdversarialHedger, PathGenerator
+from kabuto.hedging.american import LSMResult, basket_longstaff_schwartz, longstaff_schwartz
+from kabuto.hedging.basket import BasketMCResult, arithmetic_basket_price
+from kabuto.hedging.bsde import DeepBSDE
+from kabuto.hedging.bsde_problems import (
+    AllenCahnProblem,
+    BSDEProblem,
+    DefaultRiskProblem,
+    GeometricBasketProblem,
+    HJBProblem,
+    hjb_reference,
+)
 from kabuto.hedging.closed_form import (
     black_scholes_delta,
     black_scholes_gamma,
@@ -24,6 +39,8 @@ from kabuto.hedging.hedger import (
     hedge_features,
     hedge_with,
 )
+from kabuto.hedging.instruments import variance_swap_prices
+from kabuto.hedging.kan import KAN, KANLayer
 from kabuto.hedging.pnl import HedgeResult, hedge_pnl
 from kabuto.hedging.risk import (
     OCERisk,
@@ -35,18 +52,31 @@ from kabuto.hedging.risk import (
 )
 
 __all__ = [
+    "KAN",
+    "AdversarialHedger",
+    "AllenCahnProblem",
+    "BSDEProblem",
+    "BasketMCResult",
     "BlackScholesDelta",
+    "DeepBSDE",
     "DeepHedger",
+    "DefaultRiskProblem",
+    "GeometricBasketProblem",
+    "HJBProblem",
     "HedgeFeatures",
     "HedgePolicy",
     "HedgeResult",
+    "KANLayer",
     "LSMResult",
     "MLPPolicy",
     "NoTransactionBandPolicy",
     "OCERisk",
+    "PathGenerator",
     "RecurrentPolicy",
     "WhalleyWilmott",
+    "arithmetic_basket_price",
     "band_rollout",
+    "basket_longstaff_schwartz",
     "black_scholes_delta",
     "black_scholes_gamma",
     "black_scholes_price",
@@ -60,8 +90,10 @@ __all__ = [
     "hedge_pnl",
     "hedge_with",
     "heston_price",
+    "hjb_reference",
     "longstaff_schwartz",
     "margrabe_price",
     "merton_price",
     "oce",
+    "variance_swap_prices",
 ]
