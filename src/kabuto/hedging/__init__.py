@@ -8,8 +8,11 @@ from kabuto.hedging.adversarial import AdversarialHedger, PathGenerator
 from kabuto.hedging.american import LSMResult, basket_longstaff_schwartz, longstaff_schwartz
 from kabuto.hedging.basket import BasketMCResult, arithmetic_basket_price
 from kabuto.hedging.bsde import DeepBSDE
+from kabuto.hedging.bsde_hedging import BSDEHedgeResult, bsde_delta_hedge, hedging_cvar
 from kabuto.hedging.bsde_problems import (
     AllenCahnProblem,
+    AmericanBasketPutProblem,
+    ArithmeticBasketProblem,
     BSDEProblem,
     DefaultRiskProblem,
     GeometricBasketProblem,
@@ -55,6 +58,9 @@ __all__ = [
     "KAN",
     "AdversarialHedger",
     "AllenCahnProblem",
+    "AmericanBasketPutProblem",
+    "ArithmeticBasketProblem",
+    "BSDEHedgeResult",
     "BSDEProblem",
     "BasketMCResult",
     "BlackScholesDelta",
@@ -81,6 +87,7 @@ __all__ = [
     "black_scholes_gamma",
     "black_scholes_price",
     "black_scholes_vega",
+    "bsde_delta_hedge",
     "cvar_loss",
     "entropic_loss",
     "entropic_risk",
@@ -89,6 +96,7 @@ __all__ = [
     "hedge_features",
     "hedge_pnl",
     "hedge_with",
+    "hedging_cvar",
     "heston_price",
     "hjb_reference",
     "longstaff_schwartz",

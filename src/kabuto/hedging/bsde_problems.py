@@ -30,9 +30,16 @@ defaults, and a linear one with a closed form):
   Bender, Schweizer and Zhuo 2017), geometric Brownian motions with drift 0.02 and volatility
   0.2 from 100, ``g = min_i x_i``, ``f = -(1 - delta) Q(y) y - R y``; the paper's
   u(0, x0) = 57.300 (d = 100, computed there by multilevel Picard iteration).
-* `GeometricBasketProblem`: a European call or put on the geometric mean of d independent
-  risk-neutral geometric Brownian motions, ``f = -r y`` (linear): the Black-Scholes price
-  (`kabuto.hedging.closed_form`), exact at every (t, x) together with its gradient.
+* `GeometricBasketProblem`: a European call or put on the geometric mean of d risk-neutral
+  geometric Brownian motions (independent or correlated), ``f = -r y`` (linear): the
+  Black-Scholes price (`kabuto.hedging.closed_form`), exact at every (t, x) together with its
+  gradient. In the KANHedge setting (`KANHEDGE_SETTING`: d = 10, S0 = K = 10, volatility 0.1,
+  pairwise correlation 0.3, r = 1%, T = 1) the call is worth 0.27659.
+* `ArithmeticBasketProblem`: the same on the arithmetic mean, with no closed form; the
+  reference is control-variate Monte Carlo (`kabuto.hedging.basket`).
+* `AmericanBasketPutProblem`: an American (Bermudan) put on the arithmetic mean by the penalty
+  method, ``f = -r y + lambda (g(x) - y)^+``; the reference is Longstaff-Schwartz
+  (`kabuto.hedging.american`). Its docstring gives the bias of the penalty.
 
 Shapes: ``x`` is (M, d), ``y`` (M,), ``z`` (M, d); `sample` returns ``X`` of shape (M, N + 1, d)
 and ``dW`` of shape (M, N, d). Times ``t`` are floats.
@@ -48,19 +55,28 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 
 from kabuto.errors import ConfigError
+from kabuto.hedging.american import LSMResult, basket_longstaff_schwartz
+from kabuto.hedging.basket import BasketMCResult, arithmetic_basket_price
 from kabuto.hedging.closed_form import (
+    _correlation_matrix,
     black_scholes_delta,
     black_scholes_price,
     geometric_basket_price,
 )
-from kabuto.settings import check_choice, check_int, check_non_negative, check_positive
+from kabuto.settings import check_bool, check_choice, check_int, check_non_negative, check_positive
+from kabuto.sim.paths import gbm_paths
 
 __all__ = [
+    "KANHEDGE_SETTING",
     "AllenCahnProblem",
+    "AmericanBasketPutProblem",
+    "ArithmeticBasketProblem",
     "BSDEProblem",
+    "BasketOptionProblem",
     "BrownianProblem",
     "DefaultRiskProblem",
     "GBMProblem",
@@ -75,6 +91,19 @@ Vector = float | Sequence[float]
 HJB_REFERENCE = 4.5901
 ALLEN_CAHN_REFERENCE = 0.052802
 DEFAULT_RISK_REFERENCE = 57.300
+
+# The basket-option market of Handal and Hirano (2026), "KANHedge" (arXiv 2601.11097): ten
+# assets from 10 with volatility 0.1 and pairwise correlation 0.3, r = 1%, at-the-money strike,
+# one year. Pass it to any `BasketOptionProblem`, e.g. GeometricBasketProblem(**KANHEDGE_SETTING).
+KANHEDGE_SETTING = {
+    "dim": 10,
+    "x0": 10.0,
+    "strike": 10.0,
+    "volatility": 0.1,
+    "correlation": 0.3,
+    "rate": 0.01,
+    "maturity": 1.0,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,10 +268,13 @@ class BrownianProblem(BSDEProblem):
 
 @dataclass(frozen=True, kw_only=True)
 class GBMProblem(BSDEProblem):
-    """A BSDE along independent geometric Brownian motions, stepped exactly.
+    """A BSDE along geometric Brownian motions, independent or correlated, stepped exactly.
 
-    ``dX_i = drift X_i dt + volatility_i X_i dW_i``, so ``sigma(x) = diag(volatility * x)``.
-    Subclasses provide ``drift`` (a float attribute).
+    ``dX_i = drift X_i dt + volatility_i X_i dB_i`` with ``d<B_i, B_j> = rho_ij dt``. The BSDE's
+    Brownian motion W has independent coordinates and ``B = L W`` with ``L L^T = rho`` (the
+    Cholesky factor), so ``sigma(x) = diag(volatility * x) L`` and ``Z = L^T (volatility * x *
+    grad u)``; with the default ``correlation=0.0``, ``L = I``. Subclasses provide ``drift``
+    (a float attribute).
 
     Parameters
     ----------
@@ -250,18 +282,55 @@ class GBMProblem(BSDEProblem):
         Initial prices (> 0).
     volatility : float or sequence of float, default 0.2
         Volatilities (> 0, so that Z determines the gradient).
+    correlation : float or (d, d) nested sequence of float, default 0.0
+        One correlation for every pair of assets, or a correlation matrix; it must be positive
+        definite (for a common rho, ``-1 / (d - 1) < rho < 1``), again so that Z determines the
+        gradient.
     dim, maturity, n_steps
         As in `BSDEProblem`.
     """
 
     x0: Vector = 100.0
     volatility: Vector = 0.2
+    correlation: float | Sequence[Sequence[float]] = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         name = type(self).__name__
         _check_vector(name, "x0", self.x0, self.dim, positive=True)
         _check_vector(name, "volatility", self.volatility, self.dim, positive=True)
+        self._correlation_root()
+
+    def correlation_matrix(self) -> NDArray[np.float64]:
+        """The (d, d) correlation matrix ``rho`` of the assets' Brownian motions."""
+        if isinstance(self.correlation, bool):
+            raise ConfigError(
+                f"{type(self).__name__}: correlation={self.correlation!r} is not allowed; use a "
+                "number or a (d, d) correlation matrix"
+            )
+        return _correlation_matrix(type(self).__name__, self.correlation, self.dim)
+
+    def _correlation_root(self) -> NDArray[np.float64] | None:
+        """The Cholesky factor L of the correlation matrix, or None for independent assets."""
+        plain = isinstance(self.correlation, numbers.Real) and not isinstance(
+            self.correlation, bool
+        )
+        if plain and self.correlation == 0:
+            return None  # the default, without the checks below on every batch of paths
+        rho = self.correlation_matrix()
+        if np.array_equal(rho, np.eye(self.dim)):
+            return None
+        try:
+            return np.linalg.cholesky(rho)
+        except np.linalg.LinAlgError:
+            raise ConfigError(
+                f"{type(self).__name__}: correlation={self.correlation!r} is singular; use a "
+                "positive definite correlation (Z determines the gradient only then)"
+            ) from None
+
+    def _root(self, like: Tensor) -> Tensor | None:
+        root = self._correlation_root()
+        return None if root is None else torch.as_tensor(root, dtype=like.dtype, device=like.device)
 
     def _volatility(self, like: Tensor) -> Tensor:
         vol = torch.as_tensor(self.volatility, dtype=like.dtype, device=like.device)
@@ -278,15 +347,23 @@ class GBMProblem(BSDEProblem):
         dw = torch.randn(shape, generator=generator, dtype=dtype, device=device) * math.sqrt(
             self.dt
         )
+        root = self._root(dw)
+        shocks = dw if root is None else dw @ root.T  # dB = L dW
         vol = self._volatility(dw)
-        log_steps = (self.drift - vol**2 / 2) * self.dt + vol * dw
+        log_steps = (self.drift - vol**2 / 2) * self.dt + vol * shocks
         log_x = torch.cat([torch.zeros_like(dw[:, :1]), log_steps.cumsum(dim=1)], dim=1)
         return self.initial_state(dtype, device) * log_x.exp(), dw
 
     def to_z(self, t: float, x: Tensor, gradient: Tensor) -> Tensor:
-        return self._volatility(x) * x * gradient
+        z = self._volatility(x) * x * gradient
+        root = self._root(x)
+        return z if root is None else z @ root
 
     def to_gradient(self, t: float, x: Tensor, z: Tensor) -> Tensor:
+        root = self._root(x)
+        if root is not None:
+            # Row vectors: solve v L = z for v = volatility * x * grad u.
+            z = torch.linalg.solve_triangular(root, z, upper=False, left=False)
         return z / (self._volatility(x) * x)
 
 
@@ -479,19 +556,17 @@ class DefaultRiskProblem(GBMProblem):
         return DEFAULT_RISK_REFERENCE if self == DefaultRiskProblem() else None
 
 
-# -------------------------------------------------------------------------------- linear
+# -------------------------------------------------------------------------------- basket options
 
 
 @dataclass(frozen=True, kw_only=True)
-class GeometricBasketProblem(GBMProblem):
-    """European option on ``G = (prod_i X_i)^(1/d)`` under Black-Scholes: a linear BSDE.
+class BasketOptionProblem(GBMProblem):
+    """An option on a basket of d risk-neutral geometric Brownian motions (a base class).
 
-    Risk-neutral independent GBMs (drift = `rate`), ``f = -rate y``, ``g = max(G - K, 0)``
-    (call) or ``max(K - G, 0)`` (put). In d = 1 this is the Black-Scholes call or put.
-
-    ``ln G`` is normal, so G is a GBM with volatility ``s = |volatility| / d`` and dividend
-    yield ``q = mean(volatility^2) / 2 - s^2 / 2``, and ``u(t, x) = BS(G(x), K, T - t, r, s, q)``
-    (`exact_value`), ``d u / d x_i = BS_delta G / (d x_i)`` (`exact_gradient`).
+    The assets drift at the interest rate (``drift = rate``, the risk-neutral measure) and may be
+    correlated (`GBMProblem`); the claim pays ``max(sign (B(X_T) - K), 0)`` on the basket B of a
+    subclass (`basket`), and the driver of the European price is ``f = -rate y``. Y is the
+    undiscounted price: ``u(t, x)`` in money of time t.
 
     Parameters
     ----------
@@ -500,8 +575,8 @@ class GeometricBasketProblem(GBMProblem):
     rate : float, default 0.05
         r, the interest rate (and the assets' drift).
     kind : {"call", "put"}, default "call"
-    dim, maturity, n_steps, x0, volatility
-        Defaults d = 1, T = 1, N = 20, x0 = 100, volatility 0.2.
+    dim, maturity, n_steps, x0, volatility, correlation
+        As in `GBMProblem`; default d = 1.
     """
 
     dim: int = 1
@@ -521,24 +596,54 @@ class GeometricBasketProblem(GBMProblem):
         """The risk-neutral drift: the rate."""
         return self.rate
 
+    @abstractmethod
+    def basket(self, x: Tensor) -> Tensor:
+        """The basket value ``B(x)``: (M, d) -> (M,)."""
+
+    def payoff(self, x: Tensor) -> Tensor:
+        """The exercise value ``max(sign (B(x) - K), 0)``: (M, d) -> (M,)."""
+        sign = 1.0 if self.kind == "call" else -1.0
+        return (sign * (self.basket(x) - self.strike)).clamp(min=0.0)
+
     def driver(self, t: float, x: Tensor, y: Tensor, z: Tensor) -> Tensor:
         return -self.rate * y
 
     def terminal(self, x: Tensor) -> Tensor:
-        basket = x.log().mean(dim=-1).exp()
-        sign = 1.0 if self.kind == "call" else -1.0
-        return (sign * (basket - self.strike)).clamp(min=0.0)
+        return self.payoff(x)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeometricBasketProblem(BasketOptionProblem):
+    """European option on ``G = (prod_i X_i)^(1/d)`` under Black-Scholes: a linear BSDE.
+
+    Risk-neutral GBMs (drift = `rate`, correlated or not), ``f = -rate y``, ``g = max(G - K, 0)``
+    (call) or ``max(K - G, 0)`` (put). In d = 1 this is the Black-Scholes call or put.
+
+    ``ln G`` is normal, so G is a GBM with volatility ``s = sqrt(vol^T rho vol) / d`` and
+    dividend yield ``q = mean(vol^2) / 2 - s^2 / 2``, and ``u(t, x) = BS(G(x), K, T - t, r, s, q)``
+    (`exact_value`), ``d u / d x_i = BS_delta G / (d x_i)`` (`exact_gradient`).
+
+    Parameters
+    ----------
+    strike, rate, kind
+        As in `BasketOptionProblem`: defaults K = 100, r = 0.05, a call.
+    dim, maturity, n_steps, x0, volatility, correlation
+        Defaults d = 1, T = 1, N = 20, x0 = 100, volatility 0.2, independent assets.
+    """
+
+    def basket(self, x: Tensor) -> Tensor:
+        return x.log().mean(dim=-1).exp()
 
     def _basket_volatility(self) -> tuple[float, float]:
         """Volatility s and dividend yield q of the geometric mean G."""
         vol = np.broadcast_to(np.asarray(self.volatility, dtype=np.float64), (self.dim,))
-        s = float(np.sqrt((vol**2).sum())) / self.dim
+        s = float(np.sqrt(max(vol @ self.correlation_matrix() @ vol, 0.0))) / self.dim
         return s, float((vol**2).mean()) / 2 - s**2 / 2
 
     def exact_value(self, t: float, x: Tensor) -> Tensor:
         """``u(t, x)``, the Black-Scholes price of the option at time t < T: (M, d) -> (M,)."""
         s, q = self._basket_volatility()
-        basket = x.log().mean(dim=-1).exp().detach().cpu().double().numpy()
+        basket = self.basket(x).detach().cpu().double().numpy()
         price = black_scholes_price(
             basket, self.strike, self.maturity - t, self.rate, s, self.kind, q
         )
@@ -547,7 +652,7 @@ class GeometricBasketProblem(GBMProblem):
     def exact_gradient(self, t: float, x: Tensor) -> Tensor:
         """``grad u(t, x)`` at time t < T: (M, d) -> (M, d)."""
         s, q = self._basket_volatility()
-        basket = x.log().mean(dim=-1).exp()
+        basket = self.basket(x)
         delta = black_scholes_delta(
             basket.detach().cpu().double().numpy(),
             self.strike,
@@ -571,6 +676,210 @@ class GeometricBasketProblem(GBMProblem):
             )
         else:
             price = geometric_basket_price(
-                spot, self.strike, self.maturity, self.rate, vol, 0.0, kind=self.kind
+                spot,
+                self.strike,
+                self.maturity,
+                self.rate,
+                vol,
+                self.correlation_matrix(),
+                kind=self.kind,
             )
         return float(price)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArithmeticBasketProblem(BasketOptionProblem):
+    """European option on the arithmetic mean ``A = mean_i X_i``: a linear BSDE, no closed form.
+
+    As `GeometricBasketProblem` with ``g = max(A - K, 0)`` (call) or ``max(K - A, 0)`` (put). The
+    reference is Monte Carlo with the geometric basket as control variate (`monte_carlo_price`,
+    `kabuto.hedging.basket.arithmetic_basket_price`): in the KANHedge setting
+    (`KANHEDGE_SETTING`) the call is worth 0.29451 +- 0.00002 (10^6 paths).
+
+    Parameters
+    ----------
+    strike, rate, kind
+        As in `BasketOptionProblem`: defaults K = 100, r = 0.05, a call.
+    dim, maturity, n_steps, x0, volatility, correlation
+        As in `GBMProblem`; default d = 1.
+    """
+
+    def basket(self, x: Tensor) -> Tensor:
+        return x.mean(dim=-1)
+
+    def monte_carlo_price(self, n_paths: int = 1_000_000, seed: int = 0) -> BasketMCResult:
+        """``u(0, x0)`` by control-variate Monte Carlo (`arithmetic_basket_price`), independent
+        of any BSDE.
+
+        Parameters
+        ----------
+        n_paths : int, default 1,000,000
+        seed : int, default 0
+
+        Returns
+        -------
+        BasketMCResult
+            The price and its standard error.
+        """
+        return arithmetic_basket_price(
+            self.x0,
+            self.strike,
+            self.maturity,
+            self.rate,
+            self.volatility,
+            self.correlation_matrix(),
+            kind=self.kind,
+            n_paths=n_paths,
+            seed=seed,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AmericanBasketPutProblem(BasketOptionProblem):
+    """American (Bermudan) put on the arithmetic mean ``A = mean_i X_i``, by the penalty method.
+
+    The American price ``u`` is the smallest supersolution of the Black-Scholes equation above
+    the exercise value ``g(x) = max(K - A(x), 0)``: a reflected BSDE, ``Y >= g(X)``, pushed up by
+    an increasing process where it touches g. The penalty method (El Karoui, Kapoudjian, Pardoux,
+    Peng and Quenez 1997, "Reflected solutions of backward SDE's, and related obstacle problems
+    for PDE's", Ann. Probab. 25(2), sec. 6) replaces the push by the driver
+
+        f(t, x, y, z) = -rate y + min(penalty (g(x) - y)^+, cap),   cap = r^+ K (1 + r dt),
+
+    an ordinary semilinear BSDE that `DeepBSDE` solves, with g also the terminal condition. The
+    sign: `DeepBSDE` writes ``dY = -f dt + Z dW`` (so that ``f = -r y`` is Black-Scholes), and
+    ``+lambda (g - y)^+`` lifts the price where it is below g (backwards in time; forwards, the
+    recursion pushes Y down there). ``-lambda (g - y)^+`` would push it below the European price.
+
+    The cap never binds at the scheme's solution (below), so it does not change the price; it
+    keeps the forward recursion of `DeepBSDE` trainable: without it an error of ``Y_n`` below g
+    grows by ``1 + lambda dt`` per step, and training diverges (NaN at lambda = 100 in the
+    KANHedge setting, ``cap_penalty=False``). With ``r <= 0`` the cap is 0: early exercise of a
+    put on assets without dividends is then never worth anything.
+
+    Bias of the penalty. On the solver's grid the Euler step ``E[Y_{n+1} | X_n] = (1 + r dt) Y_n
+    - dt min(lambda (g - Y_n)^+, cap)`` (increasing in Y_n) has the unique solution
+
+        Y_n = C_n + theta (g(X_n) - C_n)^+,   C_n = E[Y_{n+1} | X_n] / (1 + r dt),
+        theta = lambda dt / (1 + r dt + lambda dt),
+
+    the Bermudan recursion ``max(g, C_n)`` (exercise at the grid dates) with only the fraction
+    theta < 1 of the early-exercise gain ``(g - C_n)^+`` kept: the penalised price lies below
+    the Bermudan one and rises to it as ``lambda dt`` grows, the lost premium shrinking like
+    ``1 / (1 + lambda dt)`` (by induction over the dates), and the Bermudan price lies below the
+    American one and rises to it as dt shrinks. Deep in the exercise region ``g - C_n`` is about
+    ``r K dt`` (holding loses the interest on the strike), and ``Y_n`` stays below g by at most
+    ``r K dt (1 + r dt) / (lambda dt)``: the push ``lambda (g - Y_n)`` stays below the cap. As
+    dt -> 0 at fixed lambda the scheme tends to the continuous penalised equation, below the
+    American price by O(1 / lambda) (``u = g - r K / lambda`` where exercise is optimal). In the
+    KANHedge setting (N = 50, lambda = 100) the scheme, solved exactly on a one-dimensional
+    proxy, is 0.1% below the Bermudan price.
+
+    Bias of the deep BSDE. `DeepBSDE` does not find the scheme's solution: its forward
+    recursion carries the hedging error of the discrete Z (the loss, 0.002 here, is not zero),
+    and where that error takes Y below g the push lowers Y further, while Y above g is not
+    lifted. Training then charges the premium on too many paths: the learned y0 overstates the
+    early-exercise premium about twice in the KANHedge setting (0.214 on three seeds, against
+    0.2036 for Longstaff-Schwartz and 0.1950 for the European put; likewise on a
+    one-dimensional proxy against a binomial tree's 0.2038: 0.214 with N = 50, 0.211 with
+    N = 200), whatever lambda from 10 to 1000. The price is an upper estimate, off by about
+    the premium (benchmarks/bsde_options.py).
+
+    The reference is Longstaff-Schwartz on the same grid (`longstaff_schwartz_price`): in the
+    KANHedge setting (`KANHEDGE_SETTING`, 50 exercise dates) about 0.2031-0.2038 +- 0.0005.
+
+    Parameters
+    ----------
+    penalty : float, default 100.0
+        lambda > 0.
+    cap_penalty : bool, default True
+        Cap the push at ``r^+ K (1 + r dt)`` (see above); False gives the plain penalty.
+    strike, rate
+        As in `BasketOptionProblem`: defaults K = 100, r = 0.05.
+    kind : {"put"}, default "put"
+        Only a put: an American call on assets without dividends is never exercised early
+        (use `ArithmeticBasketProblem`).
+    dim, maturity, n_steps, x0, volatility, correlation
+        As in `GBMProblem`; default d = 1. The exercise dates are the grid dates; t_0 matters
+        only for an option in the money today.
+    """
+
+    kind: str = "put"
+    penalty: float = 100.0
+    cap_penalty: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        name = type(self).__name__
+        check_positive(name, "penalty", self.penalty)
+        check_bool(name, "cap_penalty", self.cap_penalty)
+        if self.kind != "put":
+            raise ConfigError(
+                f"{name}: kind={self.kind!r} is not allowed; use 'put' (an American call on "
+                "assets without dividends is a European call: use ArithmeticBasketProblem)"
+            )
+
+    def basket(self, x: Tensor) -> Tensor:
+        return x.mean(dim=-1)
+
+    def driver(self, t: float, x: Tensor, y: Tensor, z: Tensor) -> Tensor:
+        push = self.penalty * (self.payoff(x) - y).clamp(min=0.0)
+        if self.cap_penalty:
+            push = push.clamp(max=self.push_cap)
+        return -self.rate * y + push
+
+    @property
+    def push_cap(self) -> float:
+        """The cap ``r^+ K (1 + r dt)`` on the penalty's push (see the class docstring)."""
+        return max(self.rate, 0.0) * self.strike * (1 + self.rate * self.dt)
+
+    def longstaff_schwartz_price(
+        self, n_paths: int = 100_000, seed: int = 0, degree: int = 3
+    ) -> LSMResult:
+        """The Bermudan price on the problem's grid by Longstaff-Schwartz, independent of any
+        BSDE.
+
+        Paths come from `kabuto.sim.paths.gbm_paths` (float64), the regression is that of
+        `kabuto.hedging.american.basket_longstaff_schwartz`; memory is about
+        ``n_paths (N + 1) d`` doubles (400 MB for 10^5 paths, N = 50, d = 10).
+
+        Parameters
+        ----------
+        n_paths : int, default 100,000
+        seed : int, default 0
+        degree : int, default 3
+            Degree of the Laguerre polynomials of the basket.
+
+        Returns
+        -------
+        LSMResult
+        """
+        n_paths = check_int(type(self).__name__, "n_paths", n_paths, 2)
+        paths = gbm_paths(
+            n_paths,
+            self.n_steps,
+            self.maturity,
+            np.broadcast_to(np.asarray(self.x0, dtype=np.float64), (self.dim,)).copy(),
+            self.rate,
+            np.broadcast_to(np.asarray(self.volatility, dtype=np.float64), (self.dim,)).copy(),
+            self.correlation_matrix(),
+            seed=seed,
+            dtype=torch.float64,
+        )
+        return basket_longstaff_schwartz(
+            paths.numpy(), self.strike, self.rate, self.maturity, "put", degree=degree
+        )
+
+    def european_price(self, n_paths: int = 1_000_000, seed: int = 0) -> BasketMCResult:
+        """The European put (no early exercise) by control-variate Monte Carlo: a lower bound."""
+        return ArithmeticBasketProblem(
+            dim=self.dim,
+            maturity=self.maturity,
+            n_steps=self.n_steps,
+            x0=self.x0,
+            volatility=self.volatility,
+            correlation=self.correlation,
+            strike=self.strike,
+            rate=self.rate,
+            kind="put",
+        ).monte_carlo_price(n_paths, seed)
