@@ -31,7 +31,7 @@ from kabuto.report.figures import (
     strategy_color,
     vertical_line,
 )
-from kabuto.report.html import _figure_block, _section, page
+from kabuto.report.html import _figure_section, _section, _toc_links, page
 
 if TYPE_CHECKING:  # the run is built by kabuto.experiment, a layer below this one
     from kabuto.experiment.hedge import HedgeRun
@@ -551,15 +551,11 @@ def render_report(run: HedgeRun, *, title: str = DEFAULT_TITLE, source: str | No
         _section("setting", "Setting", _setting_section(run)),
         _section("risk", "Risk table", _risk_section(run)),
     ]
-    counter = 0
+    counter = [0]
     for anchor, heading, figs in figure_groups:
-        blocks = []
-        for fig in figs:
-            blocks.append(_figure_block(fig, counter, None))
-            counter += 1
-        sections.append(_section(anchor, heading, "".join(blocks)))
+        sections.append(_figure_section(anchor, heading, figs, counter, None))
     toc = [("setting", "Setting"), ("risk", "Risk table")] + [(a, h) for a, h, _ in figure_groups]
-    nav = "".join(f'<a href="#{escape(a)}">{escape(h)}</a>' for a, h in toc)
+    nav = _toc_links(toc)
     caveat = (
         f"Every path here is simulated from the stated model ({MODEL_NAMES[c.market.model]}, "
         "zero drift and rate). The hedgers are trained and scored on that model only: the "

@@ -210,7 +210,7 @@ def _period(result: BacktestResult) -> tuple[pd.Timestamp, pd.Timestamp, int]:
 def _header(result: BacktestResult, title: str, sections: list[tuple[str, str]]) -> str:
     start, end, days = _period(result)
     bench = "yes" if figures.benchmark_series(result) is not None else "none"
-    toc = "".join(f'<a href="#{escape(a)}">{escape(h)}</a>' for a, h in sections)
+    toc = _toc_links(sections)
     return (
         '<header class="top"><div class="wrap">'
         f"<h1>{escape(title)}</h1>"
@@ -240,6 +240,11 @@ def _figure_block(fig: figures.ReportFigure, number: int, caveat: str | None) ->
         f"<figcaption>{escape(fig.caption)}{caveat_note}</figcaption>"
         "</figure></div>"
     )
+
+
+def _toc_links(sections: Sequence[tuple[str, str]]) -> str:
+    """The links of a page header's table of contents, one per (anchor, heading)."""
+    return "".join(f'<a href="#{escape(a)}">{escape(h)}</a>' for a, h in sections)
 
 
 def _section(anchor: str, heading: str, body: str) -> str:

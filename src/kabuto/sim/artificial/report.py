@@ -39,7 +39,7 @@ from kabuto.report.figures import (
     strategy_color,
     vertical_line,
 )
-from kabuto.report.html import _figure_block, _section, page, write_page
+from kabuto.report.html import _figure_section, _section, _toc_links, page, write_page
 from kabuto.sim.artificial.config import (
     FCNGroup,
     MarketMakerGroup,
@@ -835,15 +835,11 @@ def render_report(
             + "</div>",
         ),
     ]
-    counter = 0
+    counter = [0]
     for anchor, heading, group in figs:
-        blocks = []
-        for fig in group:
-            blocks.append(_figure_block(fig, counter, None))
-            counter += 1
-        sections.append(_section(anchor, heading, "".join(blocks)))
+        sections.append(_figure_section(anchor, heading, group, counter, None))
     toc = [("facts", "Stylized facts"), ("config", "Configuration")] + [(a, h) for a, h, _ in figs]
-    nav = "".join(f'<a href="#{escape(a)}">{escape(h)}</a>' for a, h in toc)
+    nav = _toc_links(toc)
     n_groups = len(config.agents)
     header = (
         '<header class="top"><div class="wrap">'
