@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from kabuto.data import Panel
+from kabuto.errors import ConfigError
 from kabuto.strategies.base import Strategy
 
 
@@ -149,3 +151,14 @@ def ar1_market(seed: int, phi: float, n_assets: int = 5, n_days: int = 500) -> P
     for t in range(1, n_days):
         log_price[t] = phi * log_price[t - 1] + shocks[t]
     return price_panel(100.0 * np.exp(log_price))
+
+
+def config_error_of(function, arguments) -> str:
+    """The message of the `ConfigError` that `function(*arguments)` (or `**arguments` for a
+    dict) raises; fails the test if it raises none."""
+    with pytest.raises(ConfigError) as caught:
+        if isinstance(arguments, dict):
+            function(**arguments)
+        else:
+            function(*arguments)
+    return str(caught.value)

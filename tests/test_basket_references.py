@@ -18,11 +18,12 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from kabuto.errors import ConfigError
 from kabuto.hedging.american import basket_longstaff_schwartz, longstaff_schwartz
 from kabuto.hedging.basket import BasketMCResult, arithmetic_basket_price
 from kabuto.hedging.closed_form import black_scholes_price, geometric_basket_price
 from kabuto.sim.paths import gbm_paths
+
+from helpers import config_error_of
 
 torch.set_num_threads(1)
 
@@ -378,12 +379,7 @@ BAD_INPUTS = [
     ids=[f"{pricer.__name__}-{named}" for pricer, _, named in BAD_INPUTS],
 )
 def test_bad_input_raises_a_one_line_config_error_naming_it(pricer, arguments, named):
-    with pytest.raises(ConfigError) as caught:
-        if isinstance(arguments, dict):
-            pricer(**arguments)
-        else:
-            pricer(*arguments)
-    message = str(caught.value)
+    message = config_error_of(pricer, arguments)
     assert message.startswith(f"{pricer.__name__}: ")
     assert named in message
     assert "\n" not in message

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from kabuto.errors import ConfigError
 from kabuto.hedging import (
     black_scholes_delta,
     black_scholes_gamma,
@@ -26,6 +25,8 @@ from kabuto.hedging import (
     margrabe_price,
     merton_price,
 )
+
+from helpers import config_error_of
 
 # Hull's textbook case: S = K = 100, T = 1, r = 5%, sigma = 20%.
 HULL = {"spot": 100.0, "strike": 100.0, "maturity": 1.0, "rate": 0.05, "volatility": 0.2}
@@ -415,12 +416,7 @@ BAD_INPUTS = [
     ids=[f"{pricer.__name__}-{named}" for pricer, _, named in BAD_INPUTS],
 )
 def test_bad_input_raises_config_error_naming_the_argument(pricer, arguments, named):
-    with pytest.raises(ConfigError) as caught:
-        if isinstance(arguments, dict):
-            pricer(**arguments)
-        else:
-            pricer(*arguments)
-    message = str(caught.value)
+    message = config_error_of(pricer, arguments)
     assert message.startswith(f"{pricer.__name__}: ")
     assert named in message
     assert "must" in message
