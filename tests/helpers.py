@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import numpy as np
 import pandas as pd
+import plotly
 import pytest
 
 from kabuto.data import Panel
@@ -162,3 +165,33 @@ def config_error_of(function, arguments) -> str:
         else:
             function(*arguments)
     return str(caught.value)
+
+
+class _StartTags(HTMLParser):
+    """Collects start tags with their attributes (script bodies are not parsed as tags)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def start_tags(page: str) -> list[tuple[str, dict[str, str | None]]]:
+    """Every start tag of an HTML page with its attributes, in order."""
+    parser = _StartTags()
+    parser.feed(page)
+    return parser.tags
+
+
+def assert_offline(page: str) -> None:
+    """A kabuto report loads nothing: plotly.js inlined once, the only text mentioning URLs."""
+    plotly_js = plotly.offline.get_plotlyjs()
+    assert page.count(plotly_js) == 1
+    for tag, attrs in start_tags(page):
+        assert not (tag == "script" and attrs.get("src")), attrs
+        assert tag not in ("link", "iframe", "img", "object", "embed"), (tag, attrs)
+    rest = page.replace(plotly_js, "")
+    for needle in ("http://", "https://", "@import", "url("):
+        assert needle not in rest

@@ -10,12 +10,10 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.offline
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -27,6 +25,8 @@ from kabuto.hedging import closed_form
 from kabuto.hedging.hedger import BlackScholesDelta, WhalleyWilmott, hedge_with
 from kabuto.hedging.risk import entropic_risk, expected_shortfall
 from kabuto.sim.paths import gbm_paths, heston_paths, merton_paths
+
+from helpers import assert_offline
 
 runner = CliRunner()
 
@@ -243,25 +243,7 @@ def test_report_sections_and_offline(cli_run):
     assert {"gbm": "Black-Scholes price", "heston": "Heston price", "merton": "Merton price"}[
         model
     ] in page
-    plotly_js = plotly.offline.get_plotlyjs()
-    assert page.count(plotly_js) == 1
-    parser = _Tags()
-    parser.feed(page)
-    for tag, attrs in parser.tags:
-        assert not (tag == "script" and attrs.get("src")), attrs
-        assert tag not in ("link", "iframe", "img", "object", "embed"), (tag, attrs)
-    rest = page.replace(plotly_js, "")
-    for needle in ("http://", "https://", "@import", "url("):
-        assert needle not in rest
-
-
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
+    assert_offline(page)
 
 
 # ------------------------------------------------------------------------- run_hedge itself

@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 from html import escape
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,8 @@ import pytest
 from kabuto.backtest.result import BacktestResult, StrategyResult
 from kabuto.errors import KabutoError
 from kabuto.report import figures, render_report, tables, write_report
+
+from helpers import start_tags
 
 CAVEAT = "The 20 stocks were picked in hindsight: survivorship bias inflates every result."
 SOURCE = "bundled S&P 500 sample (skfolio), 1990-2022, adjusted closes"
@@ -136,26 +137,9 @@ def _without_plotly(page: str) -> str:
     return page.replace(plotly.offline.get_plotlyjs(), "")
 
 
-class _Tags(HTMLParser):
-    """Collects start tags with their attributes (script bodies are not parsed as tags)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-
-def _tags(page: str) -> list[tuple[str, dict[str, str | None]]]:
-    parser = _Tags()
-    parser.feed(page)
-    return parser.tags
-
-
 def _n_figures(page: str) -> int:
     return sum(
-        1 for tag, attrs in _tags(page) if tag == "div" and attrs.get("class") == "kabuto-fig"
+        1 for tag, attrs in start_tags(page) if tag == "div" and attrs.get("class") == "kabuto-fig"
     )
 
 
@@ -252,7 +236,7 @@ def test_plotly_inlined_exactly_once(page: str) -> None:
 
 
 def test_offline_nothing_loaded_from_network(page: str) -> None:
-    for tag, attrs in _tags(page):
+    for tag, attrs in start_tags(page):
         assert not (tag == "script" and attrs.get("src")), attrs
         assert tag not in ("link", "iframe", "img", "object", "embed"), (tag, attrs)
     rest = _without_plotly(page)

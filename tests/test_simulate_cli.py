@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import tomllib
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.offline
 import pytest
 from typer.testing import CliRunner
 
@@ -18,6 +16,8 @@ from kabuto.errors import ConfigError
 from kabuto.sim.artificial import load_simulation, parse_simulation, simulate
 from kabuto.sim.artificial.output import STEP_COLUMNS, write_outputs
 from kabuto.sim.artificial.report import check_bars, first_executing_step, render_report
+
+from helpers import assert_offline
 
 runner = CliRunner()
 
@@ -86,29 +86,6 @@ def _fails_cleanly(result, out: Path, *needles: str) -> str:
     return message
 
 
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-
-def _assert_offline(page: str) -> None:
-    """The backtest report's rule: only the inlined plotly.js may mention URLs."""
-    plotly_js = plotly.offline.get_plotlyjs()
-    assert page.count(plotly_js) == 1
-    parser = _Tags()
-    parser.feed(page)
-    for tag, attrs in parser.tags:
-        assert not (tag == "script" and attrs.get("src")), attrs
-        assert tag not in ("link", "iframe", "img", "object", "embed"), (tag, attrs)
-    rest = page.replace(plotly_js, "")
-    for needle in ("http://", "https://", "@import", "url("):
-        assert needle not in rest
-
-
 @pytest.fixture(scope="module")
 def ci2002_run(tmp_path_factory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("cli") / "nested" / "sim"
@@ -162,7 +139,7 @@ def test_ci2002_report_is_self_contained_with_the_facts_table(ci2002_run):
     assert 'id="zero-returns"' in page and "nonzero returns only" in page
     assert "FCNAgents" in page and ">100<" in page  # the agent group and its count
     assert page.count('class="kabuto-fig"') == 4
-    _assert_offline(page)
+    assert_offline(page)
 
 
 def test_small_toml_two_markets(tmp_path):
