@@ -201,6 +201,19 @@ class BSDEProblem(ABC):
         x0 = torch.as_tensor(self.x0, dtype=dtype, device=device)
         return x0.expand(self.dim).clone()
 
+    def brownian_increments(
+        self,
+        n_paths: int,
+        generator: torch.Generator,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> Tensor:
+        """Independent increments ``dW`` over the N steps. Shape: (n_paths, N, d)."""
+        shape = (n_paths, self.n_steps, self.dim)
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device) * math.sqrt(
+            self.dt
+        )
+
 
 def _check_vector(owner: str, name: str, value: object, dim: int, positive: bool) -> None:
     """A finite number (> 0 if `positive`) or a sequence of `dim` of them, else ConfigError."""
@@ -251,10 +264,7 @@ class BrownianProblem(BSDEProblem):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> tuple[Tensor, Tensor]:
-        shape = (n_paths, self.n_steps, self.dim)
-        dw = torch.randn(shape, generator=generator, dtype=dtype, device=device) * math.sqrt(
-            self.dt
-        )
+        dw = self.brownian_increments(n_paths, generator, dtype, device)
         x0 = self.initial_state(dtype, device)
         x = torch.cat([torch.zeros_like(dw[:, :1]), self.sigma * dw.cumsum(dim=1)], dim=1)
         return x + x0, dw
@@ -343,10 +353,7 @@ class GBMProblem(BSDEProblem):
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> tuple[Tensor, Tensor]:
-        shape = (n_paths, self.n_steps, self.dim)
-        dw = torch.randn(shape, generator=generator, dtype=dtype, device=device) * math.sqrt(
-            self.dt
-        )
+        dw = self.brownian_increments(n_paths, generator, dtype, device)
         root = self._root(dw)
         shocks = dw if root is None else dw @ root.T  # dB = L dW
         vol = self._volatility(dw)
