@@ -11,6 +11,7 @@ from kabuto.errors import ConfigError, DataError
 from kabuto.sim import correlated_gbm
 from kabuto.strategies.deep_residual import (
     DeepResidual,
+    ExponentialFilters,
     augmentation_noise,
     multiscale_features,
     multiscale_operator,
@@ -104,15 +105,41 @@ def test_augmentation_noise_std():
 # ----------------------------------------------------------------- network
 
 
-@pytest.mark.parametrize("architecture", ["fractal", "mlp", "lstm"])
-def test_amplitude_invariance_exact(architecture):
-    model = DeepResidual(**TINY, architecture=architecture)._build_model(1.0)
+@pytest.mark.parametrize(
+    "body", [("fractal", "filters"), ("fractal", "mlp"), ("mlp", "filters"), ("lstm", "filters")]
+)
+def test_amplitude_invariance_exact(body):
+    architecture, psi1 = body
+    model = DeepResidual(**TINY, architecture=architecture, psi1=psi1)._build_model(1.0)
     x = torch.randn(64, 3, 8, generator=torch.Generator().manual_seed(0)) * 0.01
     with torch.no_grad():
         base = model(x)
         for a in (1e-3, 0.5, 2.0, 37.0, 1e4):
             torch.testing.assert_close(model(a * x), a * base, rtol=1e-5, atol=1e-9 * a)
         assert (model(torch.zeros(3, 3, 8)) == 0).all()  # the homogeneous limit
+
+
+def test_exponential_filters_match_a_loop():
+    filters = ExponentialFilters(n_filters=3).double()
+    rates = np.array([0.1, 0.7, 2.0])
+    with torch.no_grad():
+        filters.raw_rates.copy_(torch.log(torch.expm1(torch.tensor(rates))))
+    x = np.random.default_rng(0).normal(size=(4, 2, 6))
+    with torch.no_grad():
+        out = filters(torch.tensor(x, dtype=torch.float64)).numpy()
+    assert out.shape == (4, 2, 6)
+    r = x.shape[-1]
+    for m, rate in enumerate(rates):
+        w = [np.exp(-(r - 1 - k) * rate) for k in range(r)]  # the last increment has age 0
+        level = sum(w[k] * x[..., k] for k in range(r))
+        power = sum(w[k] * x[..., k] ** 2 for k in range(r)) / sum(w)
+        np.testing.assert_allclose(out[..., m], level, rtol=1e-12)
+        np.testing.assert_allclose(out[..., 3 + m], power, rtol=1e-12)
+
+
+def test_exponential_filters_start_at_half_lives_1_to_32():
+    rates = torch.nn.functional.softplus(ExponentialFilters().raw_rates).detach()
+    np.testing.assert_allclose(np.log(2.0) / rates.numpy(), 2.0 ** np.linspace(0, 5, 8), rtol=1e-5)
 
 
 def test_amplitude_invariance_off_is_not_homogeneous():
@@ -252,9 +279,19 @@ def test_save_load_round_trip(fitted, gbm, tmp_path):
         DeepResidual.load(tmp_path / "junk.pt")
 
 
+def test_save_load_paper_psi1(gbm, tmp_path):
+    strategy = DeepResidual(**TINY | {"epochs": 1}, psi1="mlp").fit(gbm.window(600, 600))
+    strategy.save(tmp_path / "mlp.pt")
+    loaded = DeepResidual.load(tmp_path / "mlp.pt")
+    assert loaded.psi1 == "mlp"
+    batch = gbm.batch([620, 640], 32)
+    np.testing.assert_array_equal(loaded.allocate_batch(batch), strategy.allocate_batch(batch))
+
+
 @pytest.mark.parametrize(
     "settings",
     [
+        dict(psi1="mlp"),
         dict(architecture="mlp", distributional=False),
         dict(architecture="lstm", distributional=False),
         dict(residual=False),
@@ -277,6 +314,8 @@ def test_variants_fit_and_allocate(gbm, settings):
 def test_bad_settings():
     with pytest.raises(ConfigError, match="architecture"):
         DeepResidual(architecture="cnn")
+    with pytest.raises(ConfigError, match="psi1"):
+        DeepResidual(psi1="conv")
     with pytest.raises(ConfigError, match="validation_fraction"):
         DeepResidual(validation_fraction=1.0)
     with pytest.raises(ConfigError, match="not fitted"):

@@ -3,8 +3,8 @@
 Imajo, Minami, Ito, Nakagawa, AAAI 2021 (arXiv 2012.07245), with the data augmentation of
 Ziyin, Minami, Imajo, ICAIF 2022 (arXiv 2106.04114). Modules: `features` (multi-scale residual
 paths, training samples, augmentation noise), `networks` (fractal / MLP / LSTM bodies behind an
-amplitude-invariant wrapper), `losses` (pinball loss, quantile moments, noise-equivalent
-penalty), `strategy` (`DeepResidual`).
+amplitude-invariant wrapper; the fractal body's psi1 on learned exponential filters), `losses`
+(pinball loss, quantile moments, noise-equivalent penalty), `strategy` (`DeepResidual`).
 """
 
 from kabuto.strategies.deep_residual.features import (
@@ -21,6 +21,7 @@ from kabuto.strategies.deep_residual.losses import (
 )
 from kabuto.strategies.deep_residual.networks import (
     EnsemblePredictor,
+    ExponentialFilters,
     ResidualPredictor,
     make_body,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "AUGMENTATIONS",
     "DeepResidual",
     "EnsemblePredictor",
+    "ExponentialFilters",
     "ResidualPredictor",
     "augmentation_noise",
     "make_body",

@@ -9,6 +9,11 @@ unit-scale input). A zero path has s = 0 and gives output 0 (the homogeneous lim
 ``amplitude_invariant=False`` one global constant fitted on the training set (``input_scale``)
 replaces s, which only conditions the optimisation and leaves the map non-homogeneous.
 
+The fractal body's per-scale network psi1 is an MLP on the scale's R increments (the paper's)
+or, by default in `DeepResidual`, the same MLP on `ExponentialFilters` of them: a smooth-kernel
+prior that a noisy target needs (see `ExponentialFilters`). Both are shared across scales, so
+the time-scale structure of the paper is unchanged.
+
 Distributional heads output Q - 1 quantiles at levels j/Q, sorted ascending (monotone
 rearrangement, Chernozhukov, Fernandez-Val, Galichon 2010: sorting crossing quantile estimates
 never increases their error); point heads output one number.
@@ -27,6 +32,7 @@ from torch import nn
 
 __all__ = [
     "EnsemblePredictor",
+    "ExponentialFilters",
     "FractalBody",
     "LSTMBody",
     "MLPBody",
@@ -42,15 +48,53 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class ExponentialFilters(nn.Module):
+    """A bank of causal exponential filters with learned decay rates, applied to one scale.
+
+    Filter m weighs the increment k steps before the last one by ``exp(-k lambda_m)``; the
+    output holds, per filter, the filtered increments ``sum_k w_km x_k`` and the filtered mean
+    square ``sum_k w_km x_k^2 / sum_k w_km`` (a local variance at that horizon). Rates start
+    with half-lives spread evenly in log from 1 to 32 steps. Smooth kernels of the path's
+    recent past are then a few weights away, where an MLP on the raw increments has to find
+    them among ``R x width`` free weights: on data as noisy as daily residual returns, that is
+    the difference between learning the filter and fitting noise (benchmarks/
+    deep_residual_vs_oracle.py).
+
+    Shape: input (..., R), output (..., 2 M).
+    """
+
+    def __init__(self, n_filters: int = 8) -> None:
+        super().__init__()
+        half_lives = torch.logspace(0.0, 5.0, n_filters, base=2.0)
+        rates = torch.log(torch.tensor(2.0)) / half_lives
+        self.raw_rates = nn.Parameter(torch.log(torch.expm1(rates)))  # softplus^-1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rates = nn.functional.softplus(self.raw_rates)
+        age = torch.arange(x.shape[-1] - 1, -1, -1, dtype=x.dtype, device=x.device)
+        weights = torch.exp(-age[:, None] * rates[None, :])  # (R, M)
+        return torch.cat([x @ weights, x.square() @ weights / weights.sum(0)], dim=-1)
+
+
 class FractalBody(nn.Module):
     """psi1 applied to each scale with shared weights, averaged over scales, then psi2.
+
+    psi1 is an MLP on the R increments of a scale (``psi1="mlp"``, the paper's) or the same
+    MLP on `ExponentialFilters` of them (``psi1="filters"``).
 
     Shape: input (N, L, R), output (N, out).
     """
 
-    def __init__(self, resample_length: int, hidden_sizes: tuple[int, ...], out: int) -> None:
+    def __init__(
+        self, resample_length: int, hidden_sizes: tuple[int, ...], out: int, psi1: str = "mlp"
+    ) -> None:
         super().__init__()
-        self.psi1 = _mlp([resample_length, *hidden_sizes])
+        if psi1 == "filters":
+            filters = ExponentialFilters()
+            width = 2 * len(filters.raw_rates)
+            self.psi1 = nn.Sequential(filters, _mlp([width, *hidden_sizes]))
+        else:
+            self.psi1 = _mlp([resample_length, *hidden_sizes])
         self.psi2 = nn.Linear(hidden_sizes[-1], out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,10 +140,14 @@ def make_body(
     resample_length: int,
     hidden_sizes: tuple[int, ...],
     out: int,
+    psi1: str = "mlp",
 ) -> nn.Module:
-    """Build the network body for an architecture name ("fractal", "mlp", "lstm")."""
+    """Build the network body for an architecture name ("fractal", "mlp", "lstm").
+
+    `psi1` ("mlp" or "filters") is the fractal body's per-scale network; the others ignore it.
+    """
     if architecture == "fractal":
-        return FractalBody(resample_length, hidden_sizes, out)
+        return FractalBody(resample_length, hidden_sizes, out, psi1)
     if architecture == "mlp":
         return MLPBody(n_scales, resample_length, hidden_sizes, out)
     return LSTMBody(n_scales, hidden_sizes, out)

@@ -62,8 +62,9 @@ from kabuto.strategies.torch_support import TorchStrategyMixin, load_payload, sa
 __all__ = ["ARCHITECTURES", "AUGMENTATIONS", "DeepResidual"]
 
 ARCHITECTURES = ("fractal", "mlp", "lstm")
+PSI1 = ("filters", "mlp")
 AUGMENTATIONS = ("none", "noise", "penalty")
-_FORMAT = 1  # version of the file `save` writes
+_FORMAT = 2  # version of the file `save` writes (2: the psi1 setting)
 
 
 TRAINING_YEAR = 252  # the least training history (in sample dates) a backtest starts with
@@ -87,6 +88,12 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
     hidden_sizes : tuple of int, default=(32, 32)
         psi1 layers ("fractal"), MLP layers ("mlp"); the first is the LSTM width ("lstm").
     architecture : {"fractal", "mlp", "lstm"}, default="fractal"
+    psi1 : {"filters", "mlp"}, default="filters"
+        The fractal body's per-scale network: an MLP on learned exponential filters of the
+        increments (`networks.ExponentialFilters`; kabuto's choice) or on the raw increments
+        (the paper's). Other architectures ignore it. On the factor market's tuning seeds the
+        filters lift the net Sharpe ratio from about 0.8 to about 1.0 of the oracle's (5-day
+        box reversal) and from 0.64 to 0.84 (short scale-free kernel), with one network each.
     residual : bool, default=True
         False: raw returns, A = I (the book is then not factor-neutral).
     multiscale : bool, default=True
@@ -140,6 +147,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         resample_length: int = 32,
         hidden_sizes: tuple[int, ...] = (32, 32),
         architecture: str = "fractal",
+        psi1: str = "filters",
         residual: bool = True,
         multiscale: bool = True,
         amplitude_invariant: bool = True,
@@ -167,6 +175,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         self.resample_length = resample_length
         self.hidden_sizes = hidden_sizes
         self.architecture = architecture
+        self.psi1 = psi1
         self.residual = residual
         self.multiscale = multiscale
         self.amplitude_invariant = amplitude_invariant
@@ -200,6 +209,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         check_int(name, "resample_length", self.resample_length, 1)
         check_layer_sizes(name, "hidden_sizes", self.hidden_sizes)
         check_choice(name, "architecture", self.architecture, ARCHITECTURES)
+        check_choice(name, "psi1", self.psi1, PSI1)
         for flag in ("residual", "multiscale", "amplitude_invariant", "distributional"):
             check_bool(name, flag, getattr(self, flag))
         check_int(name, "epochs", self.epochs, 1)
@@ -267,6 +277,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
                 self.resample_length,
                 tuple(int(h) for h in self.hidden_sizes),
                 self._n_outputs,
+                self.psi1,
             )
         return ResidualPredictor(body, self.amplitude_invariant, self.distributional, input_scale)
 
