@@ -442,3 +442,11 @@ def test_weight_decay_shrinks_weights(gbm):
         DeepResidual(weight_decay=-1e-3)
     with pytest.raises(ConfigError, match="n_ensemble"):
         DeepResidual(n_ensemble=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_trains_on_cuda(gbm):
+    strategy = DeepResidual(**TINY | {"epochs": 1}, device="cuda").fit(gbm.window(600, 600))
+    assert next(strategy.model_.parameters()).device.type == "cuda"
+    weights = strategy.allocate_batch(gbm.batch([620, 640], 32))
+    np.testing.assert_allclose(np.abs(weights).sum(axis=1), 1.0)
