@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from kabuto.cli.main import app
 from kabuto.errors import ConfigError
+from kabuto.report.simulation import check_bars, first_executing_step, render_report
 from kabuto.sim.artificial import load_simulation, parse_simulation, simulate
 from kabuto.sim.artificial.output import STEP_COLUMNS, write_outputs
-from kabuto.sim.artificial.report import check_bars, first_executing_step, render_report
 
 from helpers import assert_offline
 

@@ -233,15 +233,15 @@ def simulate_command(
             raise ConfigError(f"--bar must be at least 1 (steps per bar), got {bar}")
         if seed < 0:
             raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
-        from kabuto.sim.artificial import load_simulation, simulate
-        from kabuto.sim.artificial.output import write_outputs
-        from kabuto.sim.artificial.report import (
+        from kabuto.report.simulation import (
             DEFAULT_LAGS,
             check_bars,
             facts_by_market,
             first_executing_step,
             render_report,
         )
+        from kabuto.sim.artificial import load_simulation, simulate
+        from kabuto.sim.artificial.output import write_outputs
 
         try:
             sim_config = load_simulation(config)
