@@ -35,7 +35,7 @@ Output directory layout::
     config.toml   the resolved config (defaults filled in)
 
 Everything is written into a temporary sibling directory and renamed into place at the end
-(`kabuto.experiment.run.staged_dir`), so a failed run leaves nothing half-written.
+(`kabuto.staging.staged_dir`), so a failed run leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ from torch import Tensor
 
 from kabuto.errors import KabutoError
 from kabuto.experiment.hedge_config import HedgeConfig, MarketConfig
-from kabuto.experiment.run import staged_dir
 from kabuto.hedging.closed_form import black_scholes_price, heston_price, merton_price
 from kabuto.hedging.hedger import (
     BlackScholesDelta,
@@ -68,6 +67,7 @@ from kabuto.hedging.pnl import HedgeResult
 from kabuto.hedging.risk import entropic_risk, expected_shortfall
 from kabuto.report.hedging import render_report
 from kabuto.sim.paths import gbm_paths, heston_paths, merton_paths
+from kabuto.staging import staged_dir
 
 if TYPE_CHECKING:
     from kabuto.experiment.run import RunProgress

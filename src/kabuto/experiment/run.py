@@ -16,14 +16,9 @@ a failed run leaves nothing half-written (and an earlier run's directory intact)
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import math
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,11 +27,12 @@ import pandas as pd
 
 from kabuto.backtest import BacktestResult, WalkForward
 from kabuto.data import Panel, load_prices, load_sp500
-from kabuto.errors import ConfigError, KabutoError
+from kabuto.errors import ConfigError
 from kabuto.evaluation import METRIC_DEFINITIONS, leaderboard
 from kabuto.experiment.config import DataConfig, RunConfig
 from kabuto.report import write_report
 from kabuto.sim import correlated_gbm, garch_panel
+from kabuto.staging import staged_dir
 from kabuto.strategies import make_strategy
 from kabuto.strategies.base import Strategy
 
@@ -167,40 +163,6 @@ def write_outputs(
             ],
         )
     return out_dir
-
-
-@contextlib.contextmanager
-def staged_dir(out_dir: Path) -> Iterator[Path]:
-    """A staging directory beside `out_dir` that replaces it when the block succeeds.
-
-    On an error the staging directory is removed and `out_dir` is left as it was, so a run
-    writes all of its files or none.
-    """
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the outputs are the user's
-    try:
-        yield staging
-        _replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _replace_dir(staging: Path, out_dir: Path) -> None:
-    """Move the finished staging directory into place, replacing an earlier run's outputs."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise KabutoError(f"{out_dir}: exists and is not a directory; choose another --out")
-    if not out_dir.exists():
-        os.replace(staging, out_dir)
-        return
-    old = out_dir.with_name(f".{out_dir.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(out_dir, old)
-    os.replace(staging, out_dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _finite_or_none(value):

@@ -16,7 +16,7 @@ Rows are ordered by run, then market, then step (bar, for bars): the rows of one
 ``close``) to ``SimulationResult.panel(bar, run, start_step).prices``.
 
 Everything is written into a temporary sibling directory and renamed into place at the end,
-as for backtests (`kabuto.experiment.run`), so a failure leaves nothing half-written (and an
+as for backtests (`kabuto.staging`), so a failure leaves nothing half-written (and an
 earlier run's directory intact).
 """
 
@@ -42,6 +42,7 @@ from kabuto.sim.artificial.engine import (
     VOLUME_TRADED,
 )
 from kabuto.sim.artificial.runner import SimulationResult
+from kabuto.staging import staged_dir
 
 __all__ = ["STEP_COLUMNS", "bars_table", "steps_table", "trades_table", "write_outputs"]
 
@@ -237,8 +238,6 @@ def write_outputs(
     KabutoError
         If `out_dir` exists and is not a directory.
     """
-    from kabuto.experiment.run import staged_dir  # the backtests' all-or-nothing outputs
-
     # Build every table before touching the disk, so bad arguments leave nothing behind.
     tables = {
         "steps.parquet": steps_table(result),
