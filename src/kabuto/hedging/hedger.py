@@ -64,6 +64,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kabuto.errors import ConfigError
+from kabuto.hedging.blocked_mlp import ActivationPool, blocked_relu_mlp
 from kabuto.hedging.payoffs import european
 from kabuto.hedging.pnl import HedgeResult
 from kabuto.hedging.risk import OCERisk, entropic_risk, expected_shortfall
@@ -245,18 +246,33 @@ class _Network(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.register_buffer("input_mean", torch.zeros(n_market))
         self.register_buffer("input_scale", torch.ones(n_market))
+        self._pool = ActivationPool()
 
     def standardise(self, market: Tensor) -> Tensor:
         return (market - self.input_mean) / self.input_scale
 
+    def train(self, mode: bool = True) -> Self:
+        if not mode:
+            self._pool.clear()  # a trained network does not keep training-sized buffers
+        return super().train(mode)
+
     def forward(self, x: Tensor) -> Tensor:
         rows = x.shape[:-1].numel()
-        if x.device.type != "cpu" or rows <= _CPU_CHUNK:
+        if x.device.type != "cpu":
             return self.layers(x)
-        # On CPU, blocks of rows whose activations stay in cache run about twice as fast as
-        # one pass over all N x T rows (memory-bound ReLUs and copies); the result is the same.
+        # On CPU, blocks of rows whose activations stay in cache run faster than one pass over
+        # all N x T rows (memory-bound ReLUs and copies); the result is the same. Training
+        # runs them through `blocked_relu_mlp` (see there why).
         flat = x.reshape(rows, x.shape[-1])
-        out = torch.cat([self.layers(block) for block in flat.split(_CPU_CHUNK)])
+        if self.training and torch.is_grad_enabled():
+            linear = [layer for layer in self.layers if isinstance(layer, nn.Linear)]
+            weights = [layer.weight for layer in linear]
+            biases = [layer.bias for layer in linear]
+            out = blocked_relu_mlp(flat, weights, biases, _CPU_CHUNK, self._pool)
+        elif rows <= _CPU_CHUNK:
+            out = self.layers(flat)
+        else:
+            out = torch.cat([self.layers(block) for block in flat.split(_CPU_CHUNK)])
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
