@@ -15,14 +15,18 @@ paper's), Adam from 0.01 decaying geometrically, ``shared=True, linear_skip=True
 of (x, t) for all steps with a linear shortcut, see `DeepBSDE`), 1000 iterations; the learning
 rate decays to 1e-3 (HJB, default risk) or 1e-4 (Allen-Cahn). ``--paper`` also runs the paper's
 architecture (one network per step, no shortcut) with the same iterations and schedule, for
-comparison.
+comparison. ``--backward`` also runs the backward solver `kabuto.hedging.bsde_backward.
+BackwardDeepBSDE` (Huré, Pham and Warin 2020; one network of (U, Z) per step, trained from
+maturity back to today) with `BACKWARD` (16,384 paths, batches of 1,024, 1,000 Adam steps for
+the first step trained and for today, 150 for the others; chosen after three trials on HJB with
+seeds 0 and 1).
 
 The HJB reference is also recomputed two independent ways: Monte Carlo of the Cole-Hopf formula
 (`hjb_reference`, 10^6 samples) and, since ``|sqrt(2) W_1|^2 / 2`` is chi-square with d degrees
 of freedom, one-dimensional quadrature of ``-ln E[2 / (1 + 2 chi2_d)]``.
 
     python benchmarks/bench_deep_bsde.py [--seeds 0 1 2 3 4] [--problems hjb allen-cahn
-        default-risk] [--paper]
+        default-risk] [--paper] [--backward]
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ from dataclasses import dataclass
 import torch
 from scipy import integrate, stats
 
-from kabuto.hedging.bsde import DeepBSDE
+from kabuto.hedging.bsde import BSDESolution, DeepBSDE
+from kabuto.hedging.bsde_backward import BackwardDeepBSDE
 from kabuto.hedging.bsde_problems import (
     AllenCahnProblem,
     BSDEProblem,
@@ -69,6 +74,15 @@ ARCHITECTURES = {
     "tuned": {"shared": True, "linear_skip": True},
     "paper": {"shared": False, "linear_skip": False},
 }
+BACKWARD = {"paths": 16_384, "batch_size": 1024, "first_iterations": 1000, "iterations": 150}
+
+
+def solver_for(case: Case, architecture: str, seed: int) -> tuple[BSDESolution, dict]:
+    """The solver of one run and its settings: `DeepBSDE` or, for "backward", the other."""
+    if architecture == "backward":
+        return BackwardDeepBSDE(seed=seed, num_threads=1, **BACKWARD), BACKWARD
+    settings = {**case.settings, **ARCHITECTURES[architecture]}
+    return DeepBSDE(seed=seed, num_threads=1, **settings), settings
 
 
 def check_hjb_reference() -> None:
@@ -87,7 +101,7 @@ def check_hjb_reference() -> None:
 
 
 def run(name: str, case: Case, architecture: str, seeds: list[int]) -> None:
-    settings = {**case.settings, **ARCHITECTURES[architecture]}
+    settings = solver_for(case, architecture, 0)[1]
     reference = case.problem.reference
     assert reference is not None
     print(
@@ -96,7 +110,7 @@ def run(name: str, case: Case, architecture: str, seeds: list[int]) -> None:
     )
     errors, walls, cpus = [], [], []
     for seed in seeds:
-        solver = DeepBSDE(seed=seed, num_threads=1, **settings)
+        solver = solver_for(case, architecture, seed)[0]
         wall, cpu = time.perf_counter(), time.process_time()
         solver.fit(case.problem)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -127,13 +141,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--problems", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--paper", action="store_true", help="also run the paper's architecture")
+    parser.add_argument("--backward", action="store_true", help="also run BackwardDeepBSDE")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, seeds {args.seeds}")
     if "hjb" in args.problems:
         check_hjb_reference()
     for name in args.problems:
-        for architecture in ("tuned", "paper") if args.paper else ("tuned",):
+        architectures = ["tuned", *(["paper"] if args.paper else [])]
+        for architecture in architectures + (["backward"] if args.backward else []):
             run(name, CASES[name], architecture, args.seeds)
 
 

@@ -8,6 +8,7 @@ from kabuto.hedging.adversarial import AdversarialHedger, PathGenerator
 from kabuto.hedging.american import LSMResult, basket_longstaff_schwartz, longstaff_schwartz
 from kabuto.hedging.basket import BasketMCResult, arithmetic_basket_price
 from kabuto.hedging.bsde import DeepBSDE
+from kabuto.hedging.bsde_backward import BackwardDeepBSDE
 from kabuto.hedging.bsde_hedging import BSDEHedgeResult, bsde_delta_hedge, hedging_cvar
 from kabuto.hedging.bsde_problems import (
     AllenCahnProblem,
@@ -62,6 +63,7 @@ __all__ = [
     "ArithmeticBasketProblem",
     "BSDEHedgeResult",
     "BSDEProblem",
+    "BackwardDeepBSDE",
     "BasketMCResult",
     "BlackScholesDelta",
     "DeepBSDE",

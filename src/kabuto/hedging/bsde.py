@@ -60,7 +60,7 @@ from kabuto.settings import (
 )
 from kabuto.torch_settings import TorchSettingsMixin
 
-__all__ = ["DTYPES", "Z_NETWORKS", "DeepBSDE", "StackedMLP", "StepNetworks"]
+__all__ = ["DTYPES", "Z_NETWORKS", "BSDESolution", "DeepBSDE", "StackedMLP", "StepNetworks"]
 
 Z_NETWORKS = ("mlp", "kan")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -215,7 +215,107 @@ class StepNetworks(nn.Module):
         return (self.output_scale * z).reshape(x.shape)
 
 
-class DeepBSDE(TorchSettingsMixin):
+class BSDESolution(TorchSettingsMixin):
+    """A BSDE solver: `fit` a problem, then ``problem_``, ``y0_``, `z` and, from them,
+    `gradient` and `gradients` (the delta hedge of `kabuto.hedging.bsde_hedging`).
+
+    Subclasses define `_validate` (of their settings), `_fit`, which sets ``problem_`` and
+    ``y0_``, `z` and `_like` (a tensor of the solution's dtype and device).
+    """
+
+    problem_: BSDEProblem
+    y0_: float
+
+    def fit(self, problem: BSDEProblem) -> Self:
+        """Learn ``u(0, x0)`` of `problem`, and what gives Z (and the solution) along the way.
+
+        Parameters
+        ----------
+        problem : BSDEProblem
+
+        Returns
+        -------
+        self
+        """
+        self._validate()
+        self._check_problem(problem)
+        with self._threads():
+            return self._fit(problem)
+
+    def _validate(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fit(self, problem: BSDEProblem) -> Self:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def z(self, n: int, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _like(self) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_problem(self, problem: object) -> None:
+        if not isinstance(problem, BSDEProblem):
+            raise ConfigError(
+                f"{type(self).__name__}.fit: problem={problem!r} is not allowed; pass a "
+                "BSDEProblem (see kabuto.hedging.bsde_problems)"
+            )
+
+    def _check_fitted(self, owner: str) -> None:
+        if not hasattr(self, "problem_"):
+            raise ConfigError(f"{type(self).__name__}.{owner}: not fitted; call fit(problem) first")
+
+    def _states(self, owner: str, x: object, ndim: int) -> Tensor:
+        d = self.problem_.dim
+        if not isinstance(x, Tensor) or x.ndim != ndim or x.shape[-1] != d:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else repr(type(x))
+            want = "(M, d)" if ndim == 2 else "(M, N + 1, d)"
+            raise ConfigError(
+                f"{type(self).__name__}.{owner}: x has shape {shape}; use a tensor of shape "
+                f"{want} with d={d}"
+            )
+        reference = self._like()
+        return x.to(dtype=reference.dtype, device=reference.device)
+
+    def _step(self, owner: str, n: object) -> int:
+        last = self.problem_.n_steps - 1
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= last:
+            raise ConfigError(
+                f"{type(self).__name__}.{owner}: n={n!r} is not allowed; use a step in 0..{last}"
+            )
+        return n
+
+    def gradient(self, n: int, x: Tensor) -> Tensor:
+        """The learned ``grad u(t_n, x)`` (from `z`): (M, d) -> (M, d); for n = 0..N-1."""
+        z = self.z(n, x)
+        return self.problem_.to_gradient(self.problem_.time(n), self._states("gradient", x, 2), z)
+
+    def _z_along(self, x: Tensor) -> Tensor:
+        """``Z_n(X_n)`` along paths x (M, N + 1, d), step by step: shape (N, M, d)."""
+        return torch.stack([self.z(n, x[:, n]) for n in range(self.problem_.n_steps)])
+
+    def gradients(self, x: Tensor) -> Tensor:
+        """``grad u(t_n, X_n)`` for n = 0..N-1 along paths: (M, N + 1, d) -> (M, N, d).
+
+        These are the delta-hedge positions of a pricing problem, in the layout of
+        `kabuto.hedging.pnl.hedge_pnl` (prices `x`).
+        """
+        self._check_fitted("gradients")
+        x = self._states("gradients", x, 3)
+        problem = self.problem_
+        if x.shape[1] != problem.n_steps + 1:
+            raise ConfigError(
+                f"{type(self).__name__}.gradients: x has {x.shape[1]} dates; the problem has "
+                f"N + 1 = {problem.n_steps + 1}"
+            )
+        z = self._z_along(x)
+        steps = range(problem.n_steps)
+        with torch.no_grad():
+            gradients = [problem.to_gradient(problem.time(n), x[:, n], z[n]) for n in steps]
+        return torch.stack(gradients, dim=1)
+
+
+class DeepBSDE(BSDESolution):
     """Deep BSDE solver (Han, Jentzen and E 2018); see the module docstring for the method.
 
     Parameters
@@ -343,30 +443,14 @@ class DeepBSDE(TorchSettingsMixin):
 
     # ----------------------------------------------------------------- training
 
-    def fit(self, problem: BSDEProblem) -> Self:
-        """Learn ``u(0, x0)`` and the Z-networks of `problem`.
-
-        Parameters
-        ----------
-        problem : BSDEProblem
-
-        Returns
-        -------
-        self
-        """
-        self._validate()
-        if not isinstance(problem, BSDEProblem):
-            raise ConfigError(
-                f"{type(self).__name__}.fit: problem={problem!r} is not allowed; pass a "
-                "BSDEProblem (see kabuto.hedging.bsde_problems)"
-            )
+    def _check_problem(self, problem: object) -> None:
+        super()._check_problem(problem)
+        assert isinstance(problem, BSDEProblem)
         if problem.n_steps < 2:
             raise ConfigError(
                 f"{type(self).__name__}.fit: the problem has n_steps={problem.n_steps}; use at "
                 "least 2 (the networks learn Z at steps 1..N-1)"
             )
-        with self._threads():
-            return self._fit(problem)
 
     def _fit(self, problem: BSDEProblem) -> Self:
         dtype, device = DTYPES[self.dtype], self._torch_device()
@@ -457,29 +541,8 @@ class DeepBSDE(TorchSettingsMixin):
 
     # ----------------------------------------------------------------- use
 
-    def _check_fitted(self, owner: str) -> None:
-        if not hasattr(self, "networks_"):
-            raise ConfigError(f"{type(self).__name__}.{owner}: not fitted; call fit(problem) first")
-
-    def _states(self, owner: str, x: object, ndim: int) -> Tensor:
-        d = self.problem_.dim
-        if not isinstance(x, Tensor) or x.ndim != ndim or x.shape[-1] != d:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else repr(type(x))
-            want = "(M, d)" if ndim == 2 else "(M, N + 1, d)"
-            raise ConfigError(
-                f"{type(self).__name__}.{owner}: x has shape {shape}; use a tensor of shape "
-                f"{want} with d={d}"
-            )
-        reference = self.networks_.shift
-        return x.to(dtype=reference.dtype, device=reference.device)
-
-    def _step(self, owner: str, n: object) -> int:
-        last = self.problem_.n_steps - 1
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= last:
-            raise ConfigError(
-                f"{type(self).__name__}.{owner}: n={n!r} is not allowed; use a step in 0..{last}"
-            )
-        return n
+    def _like(self) -> Tensor:
+        return self.networks_.shift
 
     def z(self, n: int, x: Tensor) -> Tensor:
         """The learned ``Z_n`` at states `x` of step n = 0..N-1 (no gradients).
@@ -504,36 +567,11 @@ class DeepBSDE(TorchSettingsMixin):
                 return self.z0_.expand_as(x).clone()
             return self.networks_(x[None], slice(n - 1, n))[0]
 
-    def gradient(self, n: int, x: Tensor) -> Tensor:
-        """The learned ``grad u(t_n, x)`` (from `z`): (M, d) -> (M, d); for n = 0..N-1."""
-        z = self.z(n, x)
-        return self.problem_.to_gradient(self.problem_.time(n), self._states("gradient", x, 2), z)
-
-    def gradients(self, x: Tensor) -> Tensor:
-        """``grad u(t_n, X_n)`` for n = 0..N-1 along paths: (M, N + 1, d) -> (M, N, d).
-
-        These are the delta-hedge positions of a pricing problem, in the layout of
-        `kabuto.hedging.pnl.hedge_pnl` (prices `x`).
-        """
-        self._check_fitted("gradients")
-        x = self._states("gradients", x, 3)
-        problem = self.problem_
-        if x.shape[1] != problem.n_steps + 1:
-            raise ConfigError(
-                f"{type(self).__name__}.gradients: x has {x.shape[1]} dates; the problem has "
-                f"N + 1 = {problem.n_steps + 1}"
-            )
+    def _z_along(self, x: Tensor) -> Tensor:
+        """``Z_n(X_n)`` for n = 0..N-1 along paths, the networks of all steps in one batch."""
         with torch.no_grad():
-            z = torch.cat(
-                [self.z0_.expand(1, *x[:, 0].shape), self.networks_(x[:, 1:-1].transpose(0, 1))]
-            )
-            return torch.stack(
-                [
-                    problem.to_gradient(problem.time(n), x[:, n], z[n])
-                    for n in range(problem.n_steps)
-                ],
-                dim=1,
-            )
+            rest = self.networks_(x[:, 1:-1].transpose(0, 1))
+            return torch.cat([self.z0_.expand(1, *x[:, 0].shape), rest])
 
 
 def _rollout(

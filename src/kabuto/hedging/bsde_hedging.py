@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from kabuto.errors import ConfigError
-from kabuto.hedging.bsde import DeepBSDE
+from kabuto.hedging.bsde import BSDESolution
 from kabuto.hedging.bsde_problems import (
     AmericanBasketPutProblem,
     BasketOptionProblem,
@@ -167,14 +167,14 @@ def delta_hedge(
 
 
 def bsde_delta_hedge(
-    solver: DeepBSDE, prices: Tensor, cost: float | Tensor = 0.0, unwind: bool = True
+    solver: BSDESolution, prices: Tensor, cost: float | Tensor = 0.0, unwind: bool = True
 ) -> BSDEHedgeResult:
-    """The delta hedge of a fitted `DeepBSDE`: capital ``solver.y0_``, positions ``grad u``.
+    """The delta hedge of a fitted BSDE solver: capital ``solver.y0_``, positions ``grad u``.
 
     Parameters
     ----------
-    solver : DeepBSDE
-        Fitted on a European basket option problem.
+    solver : BSDESolution
+        A `DeepBSDE` or `BackwardDeepBSDE` fitted on a European basket option problem.
     prices : Tensor
         Undiscounted prices on the problem's grid, e.g. from `hedge_paths` with a seed the
         solver did not train on. Shape: (N, T + 1, d).
@@ -186,8 +186,10 @@ def bsde_delta_hedge(
     BSDEHedgeResult
     """
     owner = "bsde_delta_hedge"
-    if not isinstance(solver, DeepBSDE) or not hasattr(solver, "problem_"):
-        raise ConfigError(f"{owner}: solver={solver!r} is not allowed; pass a fitted DeepBSDE")
+    if not isinstance(solver, BSDESolution) or not hasattr(solver, "problem_"):
+        raise ConfigError(
+            f"{owner}: solver={solver!r} is not allowed; pass a fitted DeepBSDE or BackwardDeepBSDE"
+        )
     problem = solver.problem_
     _check_problem(owner, problem)
     prices = _check_prices(owner, problem, prices)
