@@ -38,16 +38,16 @@ are dropped (below) the paths are the bars of that batch. They are kept in `Mark
 Broken runs. An agent-based market can leave its regime: in ``examples/artificial_market.toml``
 about one run in 400 does (a bubble to 1e13 at the open, or a crash to one tick that takes
 thousands of steps to undo), while ordinary runs stay close to the fundamental
-(``|ln(P / F)| < 0.13`` at every step after the open, in 798 of 800 runs). The bubbles are the FCN rule's, as
-PAMS writes it, not the engine's: in the first steps after the open the chart term is the mean
-log return over the short history so far, but the expected price extrapolates it over the
-agent's whole window (up to 2,500 steps), so a strong chartist early on bids a multiple of the
-price, and once such bids trade the next chartists bid higher still (of 1,600 runs drawn with
-seeds 1 and 2, three did: closes of 7e3, 8e13 and 3e14 against a fundamental of 300, 40 to 140
-steps after the open, before falling back). One such run dominates every tail statistic of a
-training or test set. ``max_fundamental_gap`` drops the runs whose close strays further than
-that from the fundamental at some step from ``start_step`` on; the next seeds of the same
-sequence replace them (so the kept runs are still a seeded, reproducible sequence) and
+(``|ln(P / F)| < 0.13`` at every step after the open, in 798 of 800 runs). The bubbles are the
+FCN rule's, as PAMS writes it, not the engine's: in the first steps after the open the chart
+term is the mean log return over the short history so far, but the expected price extrapolates
+it over the agent's whole window (up to 2,500 steps), so a strong chartist early on bids a
+multiple of the price, and once such bids trade the next chartists bid higher still (of 1,600
+runs drawn with seeds 1 and 2, three did: closes of 7e3, 8e13 and 3e14 against a fundamental of
+300, 40 to 140 steps after the open, before falling back). One such run dominates every tail
+statistic of a training or test set. ``max_fundamental_gap`` drops the runs whose close strays
+further than that from the fundamental at some step from ``start_step`` on; the next seeds of
+the same sequence replace them (so the kept runs are still a seeded, reproducible sequence) and
 `MarketPaths.dropped_seeds` lists the dropped ones. It conditions the sample on the market
 staying sane: say so when reporting results on it.
 
