@@ -31,7 +31,7 @@ from kabuto.report.figures import (
     strategy_color,
     vertical_line,
 )
-from kabuto.report.html import _figure_section, _section, _toc_links, page
+from kabuto.report.html import sectioned_page
 
 if TYPE_CHECKING:  # the run is built by kabuto.experiment, a layer below this one
     from kabuto.experiment.hedge import HedgeRun
@@ -547,26 +547,14 @@ def render_report(run: HedgeRun, *, title: str = DEFAULT_TITLE, source: str | No
         ("hedge-ratio", "Hedge ratio", [hedge_ratio_figure(run)]),
         ("training", "Training", [loss_figure(run)]),
     ]
-    sections = [
-        _section("setting", "Setting", _setting_section(run)),
-        _section("risk", "Risk table", _risk_section(run)),
-    ]
-    counter = [0]
-    for anchor, heading, figs in figure_groups:
-        sections.append(_figure_section(anchor, heading, figs, counter, None))
-    toc = [("setting", "Setting"), ("risk", "Risk table")] + [(a, h) for a, h, _ in figure_groups]
-    nav = _toc_links(toc)
     caveat = (
         f"Every path here is simulated from the stated model ({MODEL_NAMES[c.market.model]}, "
         "zero drift and rate). The hedgers are trained and scored on that model only: the "
         "numbers say how they compare if the market follows it, not how they would do on real "
         "prices, whose dynamics, costs and liquidity differ."
     )
-    header = (
-        '<header class="top"><div class="wrap">'
-        f"<h1>{escape(title)}</h1>"
-        + (f'<p class="meta"><b>Config:</b> {escape(source)}</p>' if source else "")
-        + f'<p class="meta"><b>Model:</b> {escape(c.market.model)} &middot; <b>Claim:</b> '
+    meta = (
+        f'<p class="meta"><b>Model:</b> {escape(c.market.model)} &middot; <b>Claim:</b> '
         f"short {escape(c.claim.kind)}, strike {c.claim.strike:g}, {c.market.steps} dates to "
         f"T = {c.market.maturity:g} &middot; <b>Reference price:</b> "
         f"{run.reference_price:.6g}</p>"
@@ -574,9 +562,17 @@ def render_report(run: HedgeRun, *, title: str = DEFAULT_TITLE, source: str | No
         f"{c.hedger.seed}), {run.prices.shape[0]:,} for evaluation (seed "
         f"{c.evaluation.seed}) &middot; <b>Risk measure:</b> {escape(_risk_name(run))} "
         f"&middot; <b>Cost:</b> {c.hedger.cost:g}</p>"
-        '<div class="caveat" role="note" id="simulation-caveat"><strong>Simulated market'
-        f"</strong>{escape(caveat)}</div>"
-        f'<nav class="toc" aria-label="Sections">{nav}</nav>'
-        "</div></header>"
     )
-    return page(title, header, sections, EXTRA_CSS)
+    text_sections = [
+        ("setting", "Setting", _setting_section(run)),
+        ("risk", "Risk table", _risk_section(run)),
+    ]
+    return sectioned_page(
+        title,
+        text_sections,
+        figure_groups,
+        meta,
+        source=source,
+        caveat=caveat,
+        extra_css=EXTRA_CSS,
+    )

@@ -363,6 +363,57 @@ def render_report(
     return page(title, _header(result, title, toc), sections)
 
 
+def sectioned_page(
+    title: str,
+    text_sections: Sequence[tuple[str, str, str]],
+    figure_groups: Sequence[tuple[str, str, Sequence[go.Figure]]],
+    meta_html: str,
+    *,
+    source: str | None = None,
+    caveat: str | None = None,
+    extra_css: str = "",
+) -> str:
+    """A report page of text sections followed by figure sections, with a table of contents.
+
+    Parameters
+    ----------
+    title : str
+        Page title and heading.
+    text_sections : sequence of (anchor, heading, html)
+        Sections in order; the html is trusted markup.
+    figure_groups : sequence of (anchor, heading, figures)
+        Figure sections after them, figures numbered across the page.
+    meta_html : str
+        Trusted markup of the header's lines under the config line (``<p class="meta">``).
+    source : str, optional
+        Where the config came from (a file path), printed first in the header.
+    caveat : str, optional
+        Plain text shown as the header's "Simulated market" caveat.
+    extra_css : str
+        Styles added to the page's.
+    """
+    sections = [_section(anchor, heading, body) for anchor, heading, body in text_sections]
+    counter = [0]
+    for anchor, heading, figs in figure_groups:
+        sections.append(_figure_section(anchor, heading, figs, counter, None))
+    toc = [(a, h) for a, h, _ in text_sections] + [(a, h) for a, h, _ in figure_groups]
+    header = (
+        '<header class="top"><div class="wrap">'
+        f"<h1>{escape(title)}</h1>"
+        + (f'<p class="meta"><b>Config:</b> {escape(source)}</p>' if source else "")
+        + meta_html
+        + (
+            '<div class="caveat" role="note" id="simulation-caveat"><strong>Simulated market'
+            f"</strong>{escape(caveat)}</div>"
+            if caveat
+            else ""
+        )
+        + f'<nav class="toc" aria-label="Sections">{_toc_links(toc)}</nav>'
+        "</div></header>"
+    )
+    return page(title, header, sections, extra_css)
+
+
 def page(title: str, header: str, sections: Sequence[str], extra_css: str = "") -> str:
     """A self-contained kabuto HTML page: styles, plotly.js inlined, header and sections."""
     return "".join(

@@ -39,7 +39,7 @@ from kabuto.report.figures import (
     strategy_color,
     vertical_line,
 )
-from kabuto.report.html import _figure_section, _section, _toc_links, page, write_page
+from kabuto.report.html import sectioned_page, write_page
 from kabuto.sim.artificial.config import (
     FCNGroup,
     MarketMakerGroup,
@@ -824,9 +824,9 @@ def render_report(
         + f'<p class="note" id="zero-returns">{escape(ZERO_RETURNS_NOTE)}</p>'
         + "</div>"
     )
-    sections = [
-        _section("facts", "Stylized facts", facts_body),
-        _section(
+    text_sections = [
+        ("facts", "Stylized facts", facts_body),
+        (
             "config",
             "Configuration",
             config_section(config, start_step)
@@ -835,26 +835,16 @@ def render_report(
             + "</div>",
         ),
     ]
-    counter = [0]
-    for anchor, heading, group in figs:
-        sections.append(_figure_section(anchor, heading, group, counter, None))
-    toc = [("facts", "Stylized facts"), ("config", "Configuration")] + [(a, h) for a, h, _ in figs]
-    nav = _toc_links(toc)
     n_groups = len(config.agents)
-    header = (
-        '<header class="top"><div class="wrap">'
-        f"<h1>{escape(title)}</h1>"
-        + (f'<p class="meta"><b>Config:</b> {escape(source)}</p>' if source else "")
-        + f'<p class="meta"><b>Markets:</b> {escape(", ".join(names))} &middot; '
+    meta = (
+        f'<p class="meta"><b>Markets:</b> {escape(", ".join(names))} &middot; '
         f"<b>Agents:</b> {config.n_agents:,} in {n_groups} group{'s' * (n_groups != 1)} "
         f"&middot; <b>Steps:</b> {config.n_steps:,} in {len(config.sessions)} session(s) "
         f"&middot; <b>Runs:</b> {result.prices.shape[0]:,}</p>"
         f'<p class="meta"><b>Bars:</b> every {bar} step(s) from step {start_step}, '
         f"{n_returns} returns a run &middot; <b>Figures:</b> market {escape(primary_name)}</p>"
-        f'<nav class="toc" aria-label="Sections">{nav}</nav>'
-        "</div></header>"
     )
-    return page(title, header, sections, EXTRA_CSS)
+    return sectioned_page(title, text_sections, figs, meta, source=source, extra_css=EXTRA_CSS)
 
 
 def write_report(result: SimulationResult, path: str | os.PathLike[str], **options) -> Path:
