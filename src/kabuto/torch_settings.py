@@ -1,7 +1,8 @@
-"""The `device` and `num_threads` settings of every torch-based estimator.
+"""The `device` and `num_threads` settings of every torch-based estimator, and seeded weights.
 
 `TorchSettingsMixin` checks them, runs torch with `num_threads` threads (restoring the caller's
-count) and gives the `torch.device` to train on. It lives outside `kabuto.strategies` so that the
+count) and gives the `torch.device` to train on. `seeded_cpu_rng` seeds the initial weights
+without touching the caller's random state. It lives outside `kabuto.strategies` so that the
 hedgers use it without loading the strategies.
 """
 
@@ -15,9 +16,22 @@ import torch
 from kabuto.errors import ConfigError
 from kabuto.settings import check_choice, check_int
 
-__all__ = ["DEVICES", "TorchSettingsMixin"]
+__all__ = ["DEVICES", "TorchSettingsMixin", "seeded_cpu_rng"]
 
 DEVICES = ("cpu", "cuda", "auto")
+
+
+@contextlib.contextmanager
+def seeded_cpu_rng(seed: int) -> Iterator[None]:
+    """Run with torch's CPU generator seeded with `seed`, then restore the caller's state.
+
+    For building networks from a seed (on CPU, before moving them to a device) without changing
+    the caller's random state. Only the CPU generator is seeded: ``torch.manual_seed`` would also
+    reseed every CUDA generator, outside the fork, for good.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
 
 
 class TorchSettingsMixin:

@@ -85,6 +85,7 @@ from kabuto.settings import (
     check_non_negative,
     check_positive,
 )
+from kabuto.torch_settings import seeded_cpu_rng
 
 __all__ = ["RISKS", "AdversarialHedger", "GeneratedReturns", "PathGenerator", "realized_volatility"]
 
@@ -447,8 +448,7 @@ class AdversarialHedger(DeepHedger):
         optimizer = torch.optim.Adam(policy.parameters(), lr=self.learning_rate)
         order = torch.Generator().manual_seed(self.seed)
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_derived_seed(self.seed, 1))
+        with seeded_cpu_rng(_derived_seed(self.seed, 1)):
             generator = PathGenerator(
                 self.strength, self.vol_bound, self.noise_dim, self.generator_hidden
             )

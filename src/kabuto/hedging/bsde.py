@@ -58,7 +58,7 @@ from kabuto.settings import (
     check_layer_sizes,
     check_positive,
 )
-from kabuto.torch_settings import TorchSettingsMixin
+from kabuto.torch_settings import TorchSettingsMixin, seeded_cpu_rng
 
 __all__ = ["DTYPES", "Z_NETWORKS", "BSDESolution", "DeepBSDE", "StackedMLP", "StepNetworks"]
 
@@ -498,8 +498,7 @@ class DeepBSDE(BSDESolution):
         sizes = (d + 1 if self.shared else d, *hidden, d)
         n_bodies = 1 if self.shared else n_networks
         # Initial weights from the seed, without touching the caller's global random state.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded_cpu_rng(self.seed):
             if self.z_network == "mlp":
                 body: nn.Module = StackedMLP(n_bodies, sizes, self.batch_norm)
             else:

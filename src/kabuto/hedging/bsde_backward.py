@@ -47,6 +47,7 @@ from torch import Tensor, nn
 from kabuto.hedging.bsde import DTYPES, BSDESolution, _sample_checked, _terminal_checked
 from kabuto.hedging.bsde_problems import BSDEProblem
 from kabuto.settings import check_choice, check_int, check_layer_sizes, check_positive
+from kabuto.torch_settings import seeded_cpu_rng
 
 __all__ = ["BackwardDeepBSDE", "StepValueNetwork"]
 
@@ -178,8 +179,7 @@ class BackwardDeepBSDE(BSDESolution):
         target = problem.terminal(x[:, -1])
         networks: list[StepValueNetwork] = []
         losses: list[float] = []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded_cpu_rng(self.seed):
             for n in reversed(range(1, problem.n_steps)):
                 network = StepValueNetwork(d, hidden).to(device=device, dtype=dtype)
                 if networks:

@@ -76,7 +76,7 @@ from kabuto.settings import (
     check_non_negative,
     check_positive,
 )
-from kabuto.torch_settings import TorchSettingsMixin
+from kabuto.torch_settings import TorchSettingsMixin, seeded_cpu_rng
 
 __all__ = [
     "POLICIES",
@@ -658,8 +658,7 @@ class DeepHedger(TorchSettingsMixin):
         self, features: HedgeFeatures, n_instruments: int, device: torch.device, dtype: torch.dtype
     ) -> _NetworkPolicy:
         """The untrained policy: seeded weights, inputs standardised on the training features."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+        with seeded_cpu_rng(self.seed):
             policy = self._build_policy(n_instruments)
         assert isinstance(policy, _NetworkPolicy)
         policy = policy.to(device=device, dtype=dtype)

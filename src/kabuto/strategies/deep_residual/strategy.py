@@ -58,6 +58,7 @@ from kabuto.strategies.residual import (
     spectral_residuals,
 )
 from kabuto.strategies.torch_support import TorchStrategyMixin, load_payload, save_payload
+from kabuto.torch_settings import seeded_cpu_rng
 
 __all__ = ["ARCHITECTURES", "AUGMENTATIONS", "DeepResidual"]
 
@@ -270,8 +271,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
 
     def _build_member(self, input_scale: float, seed: int) -> ResidualPredictor:
         # Initialise from the seed without disturbing the caller's global torch RNG.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_cpu_rng(seed):
             body = make_body(
                 self.architecture,
                 self._n_scales,

@@ -99,6 +99,7 @@ from kabuto.strategies.batched import (
 from kabuto.strategies.rl.costs import COST_MODELS
 from kabuto.strategies.rl.env import observed_features, policy_window
 from kabuto.strategies.torch_support import TorchStrategyMixin, load_payload, save_payload
+from kabuto.torch_settings import seeded_cpu_rng
 
 __all__ = [
     "EIIE",
@@ -651,8 +652,7 @@ class EIIE(TorchStrategyMixin, Strategy):
         """A fresh network reading `features`, optimiser and sampling generator from `seed`."""
         device = self._torch_device()
         sizes = tuple(int(h) for h in self.hidden_sizes)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.seed))
+        with seeded_cpu_rng(int(self.seed)):
             network = EIIENetwork(len(features), int(self.lookback), sizes)
         self.network_ = network.to(device)
         self.features_ = tuple(features)
