@@ -190,8 +190,7 @@ class BackwardDeepBSDE(BSDESolution):
                 sd, mean = torch.std_mean(x[:, n], dim=0)
                 network.shift.copy_(mean)
                 network.scale.copy_(sd.clamp(min=1e-6 * float(sd.mean()) + 1e-30))
-                y_sd, y_mean = torch.std_mean(target)
-                y_sd = y_sd if y_sd > 0 else y_mean.abs().clamp(min=1.0)
+                y_mean, y_sd = _center_and_scale(target)
                 network.y_center.copy_(y_mean)
                 network.y_scale.copy_(y_sd)
                 network.z_scale.copy_(y_sd * _z_unit(problem, n))
@@ -203,8 +202,7 @@ class BackwardDeepBSDE(BSDESolution):
                     target = torch.cat([network(b)[0] for b in x[:, n].split(_EVAL_BLOCK)])
 
         # Step 0: X_0 = x0 on every path, so U_0 and Z_0 are numbers.
-        y_sd, y_mean = torch.std_mean(target)
-        y_sd = y_sd if y_sd > 0 else y_mean.abs().clamp(min=1.0)
+        y_mean, y_sd = _center_and_scale(target)
         start = _Constant(d, y_mean, y_sd, y_sd * _z_unit(problem, 0)).to(
             device=device, dtype=dtype
         )
@@ -285,6 +283,12 @@ class BackwardDeepBSDE(BSDESolution):
             return self.z0_.expand_as(x).clone()
         with torch.no_grad():
             return self.networks_[n - 1](x)[1]
+
+
+def _center_and_scale(target: Tensor) -> tuple[Tensor, Tensor]:
+    """The targets' mean and standard deviation (``max(|mean|, 1)`` if they do not vary)."""
+    sd, mean = torch.std_mean(target)
+    return mean, sd if sd > 0 else mean.abs().clamp(min=1.0)
 
 
 def _z_unit(problem: BSDEProblem, n: int) -> float:
