@@ -213,6 +213,27 @@ def test_torch_black_scholes_delta_and_gamma_match_closed_form(kind):
     assert f.time_to_maturity[0, 0] == 0.5 and f.time_to_maturity[0, -1] == pytest.approx(0.05)
 
 
+def test_feature_subsets_and_input_moments_equal_direct_computation():
+    prices = gbm_paths(40, 6, 0.5, 100.0, 0.0, 0.3, seed=3, dtype=F64)[..., 0]
+    f = hedge_features(prices, strike=95.0, maturity=0.5, volatility=0.3, kind="put")
+    index = torch.tensor([7, 0, 31, 7])
+    direct = hedge_features(prices[index], strike=95.0, maturity=0.5, volatility=0.3, kind="put")
+    subset = f.subset(index)
+    for name in ("spot", "log_moneyness", "time_to_maturity", "volatility", "delta", "gamma"):
+        torch.testing.assert_close(getattr(subset, name), getattr(direct, name))
+    stacked = f.inputs().reshape(-1, 3)
+    mean, std = f.input_moments()
+    torch.testing.assert_close(mean, stacked.mean(dim=0))
+    torch.testing.assert_close(std, stacked.std(dim=0))
+    # A constant volatility's computed deviation is rounding noise; it enters the network as 0.
+    assert 0.0 <= std[2] < 1e-12
+    policy = MLPPolicy().double()
+    policy.set_input_scaling(mean, std)
+    torch.testing.assert_close(policy.net.input_scale, torch.stack([std[0], std[1], std[2] ** 0]))
+    standardised = policy.net.standardise(f.inputs())
+    assert standardised[..., 2].abs().max() < 1e-12
+
+
 def test_delta_hedge_error_shrinks_like_one_over_root_steps():
     spot, strike, maturity, vol = 100.0, 100.0, 0.25, 0.2
     price = float(closed_form.black_scholes_price(spot, strike, maturity, 0.0, vol))

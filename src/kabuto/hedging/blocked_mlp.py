@@ -7,13 +7,14 @@ allocates fresh activations and gradients the size of all rows (and the allocato
 blocks back to the system, so every step pays page faults to get them again), and the first
 layer's weight gradient runs as ``grad^T x``, a product with an inner dimension of all rows and
 an output of only 32 x 3, a shape the BLAS handles poorly. `blocked_relu_mlp` does the same
-arithmetic block by block of rows: the forward pass writes each hidden activation once (bias
-and ReLU in place) into buffers that an `ActivationPool` hands from one training step to the
-next, and the backward pass, written out by hand, forms each weight gradient in the orientation
-the BLAS is fast at and masks gradients with the saved activations. The result equals
-autograd's up to the order of floating-point sums. On one core it trains the deep hedger's
-4 x 32 MLP about 10% faster (200,000 rows a step: about 100 ms against 112 ms); the products
-themselves, at the BLAS's rate for these shapes, take about 60 ms of that.
+arithmetic block by block of rows: the forward pass writes each hidden activation once (the
+product adds the bias, the ReLU runs in place) into buffers that an `ActivationPool` hands from
+one training step to the next, and the backward pass, written out by hand, forms each weight
+gradient in the orientation the BLAS is fast at and masks gradients with the saved
+activations. The result equals autograd's up to the order of floating-point sums. On one core
+it trains the deep hedger's 4 x 32 MLP about 10% faster than autograd of the same layers (200,000
+rows a step: 100 ms against 112 ms when measured); the products themselves, at the BLAS's rate
+for these shapes, take about 60 ms of a step.
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ class _BlockedReluMLP(torch.autograd.Function):
         for lo in range(0, rows, block):
             h = x[lo : lo + block]
             for w, b, a in zip(weights[:-1], biases[:-1], hidden, strict=True):
-                h = torch.mm(h, w.t(), out=a[lo : lo + block]).add_(b).relu_()
-            torch.mm(h, weights[-1].t(), out=out[lo : lo + block]).add_(biases[-1])
+                h = torch.addmm(b, h, w.t(), out=a[lo : lo + block]).relu_()
+            torch.addmm(biases[-1], h, weights[-1].t(), out=out[lo : lo + block])
         ctx.block, ctx.pool, ctx.n_layers = block, pool, n_layers
         ctx.save_for_backward(x, *hidden, *weights)
         return out

@@ -37,8 +37,10 @@ Policies (`torch.nn.Module`; ``forward(features)`` returns the holdings, shape (
   it does not trade inside the band and trades to its nearest edge outside it. The widths
   depend on the market state only (their theorem: the optimal hedge of a European claim under
   proportional costs is such a band), so the network runs for all dates at once and only the
-  cheap clamp loops over dates; ``previous_input=True`` feeds the previous holding to the
-  network as well (as in pfhedge's example), at the price of a network call per date.
+  cheap clamp loops over dates (pfhedge's example computes the same band, but runs its whole
+  model once per date because the clamp's previous holding is one of the model's inputs);
+  ``previous_input=True`` feeds the previous holding to the network as well, at the price of a
+  network call per date.
 * Baselines without parameters: `BlackScholesDelta` (the Black-Scholes delta at the given
   volatility) and `WhalleyWilmott` (the asymptotic no-transaction band of Whalley and Wilmott
   1997 around it).
@@ -56,7 +58,8 @@ import itertools
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Self
 
 import torch
@@ -105,6 +108,8 @@ INITIAL_BAND_WIDTH = 0.05
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 # Volatility x sqrt(time) below this is treated as zero in the Black-Scholes formulas.
 _TINY_SD = 1e-12
+# An input whose standard deviation is below this times max(|mean|, 1) is treated as constant.
+_CONSTANT_INPUT = 1e-6
 # Rows per block when a network runs over many rows on CPU (see `_Network.forward`).
 _CPU_CHUNK = 8192
 
@@ -126,29 +131,58 @@ class HedgeFeatures:
         ``maturity - t dt``, the same on every path.
     volatility : Tensor
         The volatility used by the Black-Scholes baselines and fed to the networks.
+    kind : {"call", "put"}
+        The claim whose Black-Scholes `delta` and `gamma` these are.
     delta : Tensor
-        Black-Scholes delta of the claim at ``(S_t, tau_t, volatility)`` (zero rate).
+        Black-Scholes delta of the claim at ``(S_t, tau_t, volatility)`` (zero rate); computed
+        on first use (the MLP and recurrent policies never need it).
     gamma : Tensor
-        Black-Scholes gamma there.
+        Black-Scholes gamma there (computed with `delta`).
     """
 
     spot: Tensor
     log_moneyness: Tensor
     time_to_maturity: Tensor
     volatility: Tensor
-    delta: Tensor
-    gamma: Tensor
+    kind: str = "call"
+
+    @cached_property
+    def _greeks(self) -> tuple[Tensor, Tensor]:
+        return _bs_delta_gamma(
+            self.spot, self.log_moneyness, self.time_to_maturity, self.volatility, self.kind
+        )
+
+    @property
+    def delta(self) -> Tensor:
+        return self._greeks[0]
+
+    @property
+    def gamma(self) -> Tensor:
+        return self._greeks[1]
 
     def inputs(self) -> Tensor:
         """The market inputs of the networks, (log-moneyness, time, volatility). Shape (N, T, 3)."""
-        return torch.stack([self.log_moneyness, self.time_to_maturity, self.volatility], dim=-1)
+        return torch.stack(self._market(), dim=-1)
+
+    def input_moments(self) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation of each market input over all paths and dates, (3,) each
+        (without stacking the inputs: on millions of paths that copy is hundreds of MB)."""
+        market = self._market()
+        return torch.stack([x.mean() for x in market]), torch.stack([x.std() for x in market])
+
+    def _market(self) -> tuple[Tensor, Tensor, Tensor]:
+        return self.log_moneyness, self.time_to_maturity, self.volatility
+
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> HedgeFeatures:
+        tensors = (self.spot, *self._market())
+        return HedgeFeatures(*(fn(x) for x in tensors), kind=self.kind)
 
     def subset(self, index: Tensor) -> HedgeFeatures:
         """The features of the paths `index` (a minibatch)."""
-        return HedgeFeatures(*(getattr(self, f.name)[index] for f in fields(self)))
+        return self._map(lambda x: x[index])
 
     def to(self, device: torch.device | str) -> HedgeFeatures:
-        return HedgeFeatures(*(getattr(self, f.name).to(device) for f in fields(self)))
+        return self._map(lambda x: x.to(device))
 
     @property
     def n_paths(self) -> int:
@@ -200,8 +234,7 @@ def hedge_features(
     dt = horizon / steps
     tau = (horizon - dt * torch.arange(steps, dtype=s.dtype, device=s.device)).expand(n, steps)
     log_moneyness = torch.log(spot / k)
-    delta, gamma = _bs_delta_gamma(spot, log_moneyness, tau, vol, kind)
-    return HedgeFeatures(spot, log_moneyness, tau, vol, delta, gamma)
+    return HedgeFeatures(spot, log_moneyness, tau, vol, kind)
 
 
 def _bs_delta_gamma(
@@ -282,8 +315,13 @@ class _NetworkPolicy(HedgePolicy):
     net: _Network
 
     def set_input_scaling(self, mean: Tensor, scale: Tensor) -> None:
-        """Standardise the market inputs as ``(x - mean) / scale`` (per input; shape (3,))."""
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        """Standardise the market inputs as ``(x - mean) / scale`` (per input; shape (3,)).
+
+        An input that is constant up to rounding (e.g. a GBM's volatility, whose computed
+        standard deviation is ~1e-17 rather than 0) gets scale 1, so that it enters as ~0.
+        """
+        constant = scale <= _CONSTANT_INPUT * mean.abs().clamp(min=1.0)
+        scale = torch.where(constant, torch.ones_like(scale), scale)
         self.net.input_mean.copy_(mean)
         self.net.input_scale.copy_(scale)
 
@@ -662,8 +700,7 @@ class DeepHedger(TorchSettingsMixin):
             policy = self._build_policy(n_instruments)
         assert isinstance(policy, _NetworkPolicy)
         policy = policy.to(device=device, dtype=dtype)
-        inputs = features.inputs().reshape(-1, 3)
-        policy.set_input_scaling(inputs.mean(dim=0), inputs.std(dim=0))
+        policy.set_input_scaling(*features.input_moments())
         return policy
 
     def risk_of(self, pnl: Tensor) -> Tensor:
@@ -923,4 +960,4 @@ def _volatility(owner: str, volatility: object, n: int, steps: int, like: Tensor
             raise ConfigError(f"{owner}: volatility must be finite and >= 0")
         return vol[:, :-1]
     sigma = check_non_negative(owner, "volatility", volatility)
-    return torch.full((n, steps), sigma, dtype=like.dtype, device=like.device)
+    return torch.tensor(sigma, dtype=like.dtype, device=like.device).expand(n, steps)
