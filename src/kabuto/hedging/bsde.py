@@ -242,7 +242,15 @@ class BSDESolution(TorchSettingsMixin):
         with self._threads():
             return self._fit(problem)
 
-    def _validate(self) -> None:  # pragma: no cover - abstract
+    def _validate(self) -> None:
+        """Check the settings: the solver's own, then those every solver has."""
+        name = type(self).__name__
+        self._check_solver_settings(name)
+        check_int(name, "seed", self.seed, 0)
+        check_choice(name, "dtype", self.dtype, DTYPES)
+        self._check_torch_settings(name)
+
+    def _check_solver_settings(self, name: str) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _fit(self, problem: BSDEProblem) -> Self:  # pragma: no cover - abstract
@@ -423,8 +431,7 @@ class DeepBSDE(BSDESolution):
         self.num_threads = num_threads
         self._validate()
 
-    def _validate(self) -> None:
-        name = type(self).__name__
+    def _check_solver_settings(self, name: str) -> None:
         check_int(name, "iterations", self.iterations, 1)
         check_int(name, "batch_size", self.batch_size, 2)
         check_positive(name, "learning_rate", self.learning_rate)
@@ -437,9 +444,6 @@ class DeepBSDE(BSDESolution):
         check_bool(name, "linear_skip", self.linear_skip)
         check_int(name, "kan_grid_size", self.kan_grid_size, 1)
         check_int(name, "kan_spline_order", self.kan_spline_order, 0)
-        check_int(name, "seed", self.seed, 0)
-        check_choice(name, "dtype", self.dtype, DTYPES)
-        self._check_torch_settings(name)
 
     # ----------------------------------------------------------------- training
 

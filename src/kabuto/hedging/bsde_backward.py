@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from kabuto.hedging.bsde import DTYPES, BSDESolution, _sample_checked, _terminal_checked
 from kabuto.hedging.bsde_problems import BSDEProblem
-from kabuto.settings import check_choice, check_int, check_layer_sizes, check_positive
+from kabuto.settings import check_int, check_layer_sizes, check_positive
 from kabuto.torch_settings import seeded_cpu_rng
 
 __all__ = ["BackwardDeepBSDE", "StepValueNetwork"]
@@ -150,8 +150,7 @@ class BackwardDeepBSDE(BSDESolution):
         self.num_threads = num_threads
         self._validate()
 
-    def _validate(self) -> None:
-        name = type(self).__name__
+    def _check_solver_settings(self, name: str) -> None:
         check_int(name, "paths", self.paths, 2)
         check_int(name, "batch_size", self.batch_size, 1)
         check_int(name, "first_iterations", self.first_iterations, 1)
@@ -159,9 +158,6 @@ class BackwardDeepBSDE(BSDESolution):
         check_positive(name, "learning_rate", self.learning_rate)
         if self.hidden_sizes is not None:
             check_layer_sizes(name, "hidden_sizes", self.hidden_sizes)
-        check_int(name, "seed", self.seed, 0)
-        check_choice(name, "dtype", self.dtype, DTYPES)
-        self._check_torch_settings(name)
 
     # ----------------------------------------------------------------- training
 
