@@ -8,7 +8,10 @@ torch thread for several seeds. For every run it prints y0, the reference, the r
 the wall time and the CPU time of the process (``time.process_time()``; the machine may be
 shared, so wall time can exceed the CPU time of the one thread), then per problem the median
 and largest error and the median times, against the targets of the project's issue: HJB within
-0.2% in at most 25 s, Allen-Cahn within 0.3%, default risk within 0.5%.
+0.2% in at most 25 s of CPU time on one thread, Allen-Cahn within 0.3%, default risk within
+0.5%. These are absolute targets the issue set, not a comparison with a peer: no peer library
+for deep BSDE is installed in this environment, so no other solver runs here and no speed ratio
+is printed; the errors are against the published references below.
 
 Settings ("tuned", tuned on seeds 100-102, which the default seeds 0-4 exclude): batch 64 (the
 paper's), Adam from 0.01 decaying geometrically, ``shared=True, linear_skip=True`` (one network
@@ -132,7 +135,10 @@ def run(name: str, case: Case, architecture: str, seeds: list[int]) -> None:
     )
     if case.time_limit is not None:
         fast = "meets" if statistics.median(cpus) <= case.time_limit else "MISSES"
-        line += f" ({fast} the {case.time_limit:.0f} s target on cpu time)"
+        line += (
+            f" ({fast} the issue's absolute target of {case.time_limit:.0f} s cpu time on one "
+            "thread; no peer to compare with)"
+        )
     print(line)
 
 

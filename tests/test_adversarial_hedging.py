@@ -20,6 +20,7 @@ from kabuto.hedging.adversarial import (
     realized_volatility,
 )
 from kabuto.hedging.hedger import DeepHedger
+from kabuto.hedging.risk import expected_shortfall
 from kabuto.sim.paths import gbm_paths, heston_paths
 
 SPOT = STRIKE = 1.0
@@ -203,7 +204,7 @@ def test_hedge_and_price_agree(trained):
     result = adversarial.hedge(test, volatility=SIGMA)
     assert result.positions.shape == (1000, STEPS) and result.pnl.dtype == torch.float32
     assert adversarial.price(test, volatility=SIGMA) == pytest.approx(
-        float(adversarial.risk_of(result.pnl)), rel=1e-7
+        float(expected_shortfall(result.pnl.double(), 0.9)), rel=1e-6
     )
 
 
@@ -245,6 +246,9 @@ def test_bad_data_and_use_raise_config_error():
         hedger.fit(-gbm(10, 1), volatility=SIGMA)
     with pytest.raises(ConfigError, match="volatility"):
         hedger.fit(gbm(10, 1), volatility=torch.full((10, STEPS + 1), SIGMA))
+    hedger.fit(gbm(10, 1), volatility=SIGMA)
+    with pytest.raises(ConfigError, match="generate: the paths never move"):
+        hedger.generate(torch.ones(3, STEPS + 1))
     with pytest.raises(ConfigError, match="vol_bound"):
         PathGenerator(vol_bound=2.0)
     generator = PathGenerator()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,6 +92,67 @@ def test_listing_and_delisting_follow_the_data():
     assert record.costs.loc[panel.dates[200]] > 0
 
 
+def _delisting_panel():
+    """Five assets; A2 takes its last price on row 59, A4 on row 84."""
+    r = _noise(120, 5, seed=8)
+    r[60:, 2] = np.nan
+    r[85:, 4] = np.nan
+    return panel_from_returns(r)
+
+
+@pytest.mark.parametrize("rebalance", [1, 10])
+def test_delisting_on_a_decision_date_matches_the_reference(rebalance):
+    # lookback 9: decisions on rows 9, 19, ..., so A2's last price (row 59) is a decision
+    # date under both schedules; the sale follows the trade there and pays on what it bought.
+    panel = _delisting_panel()
+    result = WalkForward(rebalance=rebalance, costs_bps=25).run(panel, [RandomWeights(lookback=9)])
+    record = result["RandomWeights"]
+    assert panel.dates[59] in record.rebalance_dates
+    assert record.target_weights.loc[panel.dates[59], "A2"] > 0
+    first = panel.dates.get_loc(record.target_weights.index[0])
+    expected = reference_backtest(
+        panel, _targets(result, panel, "RandomWeights"), first, 119, np.full(5, 25e-4)
+    )
+    np.testing.assert_allclose(record.net_returns.to_numpy(), expected, rtol=0, atol=1e-13)
+
+
+def test_delisting_sales_count_in_turnover():
+    panel = _delisting_panel()
+    result = WalkForward(rebalance=10, costs_bps=25).run(panel, [RandomWeights(lookback=9)])
+    record = result["RandomWeights"]
+    # forced sales pay costs, and their notional is turnover: costs = c * turnover
+    assert record.costs.sum() == pytest.approx(25e-4 * record.turnover.sum(), rel=0, abs=1e-15)
+    # A4's sale (row 84) counts in the turnover of the rebalance that held it (row 79)
+    traded = (record.target_weights - record.drifted_weights).abs().sum(axis=1)
+    extra = record.turnover - traded
+    assert extra[extra > 1e-15].index.tolist() == [panel.dates[59], panel.dates[79]]
+    assert extra[panel.dates[79]] == pytest.approx(record.costs[panel.dates[85]] / 25e-4)
+
+
+class Flip(Strategy):
+    """Long-short at gross leverage 3, flipping sides every decision."""
+
+    long_only = False
+
+    def __init__(self):
+        self.lookback = 2
+
+    def allocate_batch(self, batch):
+        sign = np.where(batch.indices % 2 == 0, 1.0, -1.0)[:, None]
+        return sign * np.array([1.5, -1.5])
+
+
+def test_costs_that_take_all_the_wealth_are_an_error():
+    panel = panel_from_returns(_noise(40, 2, scale=0.01))
+    engine = WalkForward(rebalance=1, long_only=False, max_leverage=3)
+    # 1000 bps: a flip trades 6x the wealth and costs 60% of it; ruinous but still positive
+    rec = replace(engine, costs_bps=1000).run(panel, [Flip()])["Flip"]
+    assert 0.5 < rec.costs.max() < 1 and (1 + rec.net_returns).prod() > 0
+    # 4000 bps: buying the first book (3x the wealth) already costs 120% of the wealth
+    with pytest.raises(ConstraintError, match=r"'Flip' paid costs of 1\.2 times .* 2000-01-05"):
+        replace(engine, costs_bps=4000).run(panel, [Flip()])
+
+
 class Spy(Strategy):
     """Records what it is shown; checks no window reaches past its decision date."""
 
@@ -107,7 +170,7 @@ class Spy(Strategy):
             assert batch.dates[d] == self.panel.dates[t]
             np.testing.assert_array_equal(batch.returns[d][-1], self.panel.returns[t])
             np.testing.assert_array_equal(batch.returns[d], self.panel.returns[t - 14 : t + 1])
-            self.seen.append(("allocate", batch.dates[d], batch.known_dates[-1]))
+            self.seen.append(("allocate", batch.dates[d], batch.known_dates[-1], batch.dates[-1]))
         return np.full((len(batch), batch.n_assets), 1.0 / batch.n_assets)
 
 
@@ -118,8 +181,9 @@ def test_strategies_see_only_data_up_to_the_decision_date():
     decisions = result["Spy"].rebalance_dates
     allocated = [s for s in spy.seen if s[0] == "allocate"]
     assert [a[1] for a in allocated] == list(decisions)
-    # nothing past the batch's last decision is even addressable
-    assert all(known <= decisions[-1] for *_, known in allocated)
+    # nothing past the batch's last decision is even addressable (batches of 4 dates)
+    assert len({last for *_, last in allocated}) > 1
+    assert all(known == last for *_, known, last in allocated)
     fits = [s for s in spy.seen if s[0] == "fit"]
     assert fits[0][1] == decisions[0]
     assert all(f[1] in decisions for f in fits)
@@ -175,6 +239,8 @@ def test_bad_settings_and_short_data_are_named():
         WalkForward().run(panel, [RandomWeights(lookback=60)])
     with pytest.raises(DataError, match="fewer than the 30 the strategies need"):
         WalkForward(start="2000-01-10").run(panel, [RandomWeights(lookback=30)])
+    with pytest.raises(DataError, match="start = 1990-01-01 leaves only 0 returns of history"):
+        WalkForward(start="1990-01-01").run(panel, [RandomWeights(lookback=30)])
     with pytest.raises(DataError, match="no date to trade"):
         WalkForward(start="2000-03-10").run(panel, [RandomWeights(lookback=10)])
     with pytest.raises(ConfigError, match="start = 2030-01-01 is after the last date"):
@@ -187,6 +253,60 @@ def test_bad_settings_and_short_data_are_named():
         WalkForward(costs_bps=-1).run(panel, [RandomWeights()])
     with pytest.raises(ConfigError, match="two strategies are named"):
         WalkForward().run(panel, [RandomWeights(), RandomWeights()])
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"start": "notadate"}, "start = 'notadate': expected a date"),
+        ({"start": 20000110}, "start = 20000110: expected a date"),  # not nanoseconds
+        ({"end": ""}, "end = '': expected a date"),
+        ({"start": "2000-02-01", "end": "2000-01-20"}, "start = 2000-02-01 is after end"),
+        ({"end": "1990-01-01"}, "end = 1990-01-01 is before the first date of test"),
+        ({"batch_size": 2.5}, "batch_size = 2.5: expected a positive integer"),
+        ({"batch_size": None}, "batch_size = None"),
+        ({"batch_size": True}, "batch_size = True"),
+        ({"max_leverage": "2"}, "max_leverage = '2': expected a positive number"),
+        ({"max_leverage": float("nan")}, "max_leverage = nan"),
+        ({"long_only": "no"}, "long_only = 'no': expected true or false"),
+    ],
+)
+def test_bad_settings_are_config_errors_naming_the_field(settings, match):
+    panel = panel_from_returns(_noise(50, 2))
+    engine = WalkForward(**settings)
+    with pytest.raises(ConfigError, match=match):
+        engine.run(panel, [RandomWeights()])
+    with pytest.raises(ConfigError, match=match):
+        engine.count_decisions(panel, [RandomWeights()])
+
+
+class Duck:
+    """A strategy by duck typing: `lookback` and `allocate`, nothing else."""
+
+    lookback = 5
+
+    def allocate(self, window, prev_weights=None):
+        return np.full(window.n_assets, 1.0 / window.n_assets)
+
+
+class EqualWeight(Strategy):
+    lookback = 5
+
+    def allocate(self, window, prev_weights=None):
+        return np.full(window.n_assets, 1.0 / window.n_assets)
+
+
+def test_duck_typed_strategies_get_the_protocol_defaults():
+    panel = panel_from_returns(_noise(100, 3))
+    # named by its class, long-only, stateless, nothing to fit: it runs in a long-only book
+    result = WalkForward(rebalance=5, costs_bps=10).run(panel, [Duck(), EqualWeight()])
+    pd.testing.assert_series_equal(
+        result["Duck"].net_returns, result["EqualWeight"].net_returns, check_names=False
+    )
+    lame = Duck()
+    lame.lookback = None
+    with pytest.raises(ConfigError, match=r"'Duck'.*lookback = None"):
+        WalkForward().run(panel, [lame])
 
 
 def test_schedules():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_bsde_options import _penalised_recursion
+from bsde_helpers import penalised_recursion
 
 from kabuto.errors import ConfigError
 from kabuto.hedging.bsde import DeepBSDE
@@ -71,9 +71,9 @@ def test_its_deltas_hedge_through_the_pnl_engine(geometric_put):
 def test_american_put_solves_the_penalised_scheme_in_one_dimension():
     market = {"dim": 1, "x0": 10.0, "strike": 10.0, "volatility": 0.2, "rate": 0.06}
     problem = AmericanBasketPutProblem(**market, n_steps=10, penalty=100.0)
-    exact = _penalised_recursion(problem)
+    exact = penalised_recursion(problem)
     european = AmericanBasketPutProblem(**market, n_steps=10, penalty=1e-9)
-    premium = exact - _penalised_recursion(european)
+    premium = exact - penalised_recursion(european)
     assert premium > 0.03
     fitted = solver(seed=1).fit(problem)
     # Within a tenth of the early-exercise premium (the forward DeepBSDE overstates it about

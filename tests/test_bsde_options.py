@@ -16,6 +16,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from bsde_helpers import penalised_recursion
 
 from kabuto.errors import ConfigError
 from kabuto.hedging import closed_form
@@ -97,6 +98,21 @@ def test_zero_correlation_is_the_independent_model():
     assert independent.correlation == 0.0
 
 
+def test_matrix_parameters_are_stored_as_tuples_and_compare_by_value():
+    from_list = GeometricBasketProblem(dim=3, volatility=VOLS, correlation=RHO)
+    from_arrays = GeometricBasketProblem(
+        dim=3, volatility=np.array(VOLS), correlation=torch.tensor(RHO, dtype=F64)
+    )
+    assert from_arrays.correlation == RHO and from_arrays.volatility == VOLS
+    assert from_list == from_arrays and hash(from_list) == hash(from_arrays)
+    np.testing.assert_array_equal(from_arrays.correlation_matrix(), np.array(RHO))
+    # The same paths from either: the Cholesky factor is computed once, from the same matrix.
+    paths = [
+        p.sample(20, torch.Generator().manual_seed(4), F64)[0] for p in (from_list, from_arrays)
+    ]
+    torch.testing.assert_close(*paths, rtol=0, atol=0)
+
+
 def test_kanhedge_geometric_call_closed_form():
     problem = GeometricBasketProblem(**KANHEDGE_SETTING)
     assert problem.reference == pytest.approx(0.27659, abs=5e-6)  # Handal and Hirano (2026)
@@ -107,7 +123,8 @@ def test_kanhedge_geometric_call_closed_form():
 def test_correlated_geometric_exact_solution():
     problem = GeometricBasketProblem(dim=3, volatility=VOLS, correlation=RHO, kind="put", x0=95.0)
     price = closed_form.geometric_basket_price([95.0] * 3, 100.0, 1.0, 0.05, VOLS, RHO, kind="put")
-    assert problem.reference == pytest.approx(float(price), rel=1e-12)
+    x0 = problem.initial_state(F64)[None]
+    assert float(problem.exact_value(0.0, x0)) == pytest.approx(float(price), rel=1e-12)
     # The exact value is the discounted expected payoff (Monte Carlo along the problem's paths).
     x, _ = problem.sample(400_000, torch.Generator().manual_seed(3), F64)
     payoff = math.exp(-0.05) * problem.terminal(x[:, -1])
@@ -178,38 +195,6 @@ def test_arithmetic_basket_call_price():
     assert solver.y0_ == pytest.approx(reference.price, rel=0.01)
 
 
-def _penalised_recursion(problem: AmericanBasketPutProblem, points: int = 1201) -> float:
-    """``Y_0`` of the Euler scheme of `problem` (d = 1) solved exactly, date by date.
-
-    ``(1 + r dt) Y_n - dt push(Y_n) = E[Y_{n+1} | X_n]`` with ``push = f + r y`` from
-    ``problem.driver``: the conditional expectation by quadrature of the exact GBM step on a
-    grid of log-prices, the scalar equation (increasing in Y_n) by bisection.
-    """
-    r, dt, vol = problem.rate, problem.dt, problem.volatility
-    spread = 6 * vol * math.sqrt(problem.maturity)
-    log_x = math.log(problem.x0) + np.linspace(-spread, spread, points)
-    x = torch.tensor(np.exp(log_x), dtype=F64)[:, None]
-    # A fine even rule for the normal step: Gauss-Hermite converges slowly on the payoff's kink.
-    nodes = np.linspace(-7.0, 7.0, 801)
-    weights = np.exp(-(nodes**2) / 2)
-    weights /= weights.sum()
-    zero = torch.zeros_like(x)
-    value = problem.terminal(x).numpy()
-    for n in reversed(range(problem.n_steps)):
-        moved = log_x[:, None] + (r - vol**2 / 2) * dt + vol * math.sqrt(dt) * nodes
-        expected = torch.tensor(np.interp(moved, log_x, value) @ weights, dtype=F64)
-        low, high = expected / (1 + r * dt) - 1.0, expected / (1 + r * dt) + problem.strike
-        for _ in range(80):
-            middle = (low + high) / 2
-            residual = middle - dt * problem.driver(problem.time(n), x, middle, zero) - expected
-            low, high = (
-                torch.where(residual < 0, middle, low),
-                torch.where(residual < 0, high, middle),
-            )
-        value = ((low + high) / 2).numpy()
-    return float(np.interp(math.log(problem.x0), log_x, value))
-
-
 def _bermudan_tree(spot: float, strike: float, rate: float, vol: float, dates: int) -> float:
     """Bermudan put exercisable at ``t_1..t_N`` (T = 1) on a Cox-Ross-Rubinstein tree."""
     per_date = 400
@@ -234,7 +219,7 @@ def test_penalised_scheme_rises_to_the_bermudan_price():
     bermudan = _bermudan_tree(10.0, 10.0, 0.06, 0.2, dates=10)
     european = float(closed_form.black_scholes_price(10.0, 10.0, 1.0, 0.06, 0.2, "put"))
     prices = {
-        penalty: _penalised_recursion(
+        penalty: penalised_recursion(
             AmericanBasketPutProblem(**market, n_steps=10, penalty=penalty)
         )
         for penalty in (1e-9, 10.0, 100.0, 1000.0, 1e6)
@@ -252,7 +237,7 @@ def test_penalised_scheme_rises_to_the_bermudan_price():
     assert 7 < ratio < 12
     # The cap on the push never binds at the scheme's solution.
     uncapped = AmericanBasketPutProblem(**market, n_steps=10, penalty=100.0, cap_penalty=False)
-    assert _penalised_recursion(uncapped) == pytest.approx(prices[100.0], abs=1e-12)
+    assert penalised_recursion(uncapped) == pytest.approx(prices[100.0], abs=1e-12)
 
 
 # ------------------------------------------------------------------------------ hedging

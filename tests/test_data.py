@@ -82,6 +82,23 @@ def test_integer_yyyymmdd_dates_are_parsed_as_calendar_dates():
     assert list(out.index) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]
 
 
+def test_whole_float_dates_are_yyyymmdd_like_integers():
+    # a CSV date column of YYYYMMDD numbers with a blank cell reads as floats
+    raw = pd.DataFrame({"A": [1.0, 2.0]}, index=[20200102.0, 20200103.0])
+    out = clean_prices(raw, source="t.csv", max_ffill=5)
+    assert list(out.index) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]
+    blank = pd.DataFrame({"A": [1.0, 2.0]}, index=[20200102.0, np.nan])
+    with pytest.raises(DataError, match=r"t\.csv: the date at data row 2 is empty"):
+        clean_prices(blank, source="t.csv", max_ffill=5)
+
+
+@pytest.mark.parametrize("bad", [20200103.5, np.inf])
+def test_other_numeric_dates_are_rejected(bad):
+    raw = pd.DataFrame({"A": [1.0, 2.0]}, index=[20200102.0, bad])
+    with pytest.raises(DataError, match=rf"t\.csv: the date {bad} at data row 2 is a number"):
+        clean_prices(raw, source="t.csv", max_ffill=5)
+
+
 def test_interior_gap_up_to_max_ffill_is_forward_filled():
     frame = wide_frame()
     frame.iloc[2:4, 0] = np.nan  # two missing dates inside AAA's history
@@ -341,6 +358,36 @@ def test_long_form_missing_pair_inside_history_is_forward_filled(tmp_path, range
         assert panel.highs[1, 0] == pytest.approx(filled * 1.02)
     with pytest.raises(DataError, match=r"l\.csv.*'AAA'.*max_ffill=0"):
         load_prices(path, max_ffill=0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda f: f.reset_index(drop=True), r"index holds int64 values \(RangeIndex\), not dates"),
+        (lambda f: f.set_axis(f.index.astype(str)), r"index holds \w+ values \(Index\), not dates"),
+        (lambda f: f.iloc[[0, 2, 1, 3, 4, 5]], r"2021-03-02 \(row 3\) follows 2021-03-03"),
+        (lambda f: f.iloc[[0, 1, 1, 2, 3, 4]], r"2021-03-02 \(row 3\) follows 2021-03-02"),
+        (
+            lambda f: f.set_axis(f.index.where(np.arange(6) != 4)),
+            r"the date in row 5 is missing",
+        ),
+        (
+            lambda f: f.where(np.arange(18).reshape(6, 3) != 15, np.inf),
+            r"'AAA' on 2021-03-08 has price inf; prices must be finite",
+        ),
+        (
+            lambda f: f.where(np.arange(18).reshape(6, 3) != 0, -np.inf),
+            r"'AAA' on 2021-03-01 has price -inf",
+        ),
+    ],
+)
+def test_panel_built_directly_rejects_what_from_frame_would_repair_or_reject(edit, match):
+    # A RangeIndex would become dates in 1970, shuffled dates returns between non-neighbours,
+    # and a last price of inf a delisting.
+    with pytest.raises(DataError, match=match) as excinfo:
+        Panel(edit(wide_frame()), source="direct")
+    assert message(excinfo).startswith("direct: ")
+    assert "Panel.from_frame" in message(excinfo)
 
 
 def test_panel_from_frame_aligns_unsorted_highs_and_lows():

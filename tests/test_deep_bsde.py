@@ -23,12 +23,14 @@ from kabuto.hedging import closed_form
 from kabuto.hedging.bsde import DeepBSDE
 from kabuto.hedging.bsde_problems import (
     AllenCahnProblem,
+    AmericanBasketPutProblem,
     BrownianProblem,
     DefaultRiskProblem,
     GeometricBasketProblem,
     HJBProblem,
     hjb_reference,
 )
+from kabuto.hedging.kan import KAN
 from kabuto.hedging.pnl import hedge_pnl
 
 F64 = torch.float64
@@ -123,6 +125,44 @@ def test_published_references_only_at_the_papers_parameters():
     assert DefaultRiskProblem(recovery=0.5).reference is None
 
 
+@pytest.mark.parametrize(
+    "vector",
+    [list, np.array, torch.tensor, lambda v: torch.tensor(v, dtype=F64)],
+    ids=["list", "array", "tensor", "float64 tensor"],
+)
+def test_published_references_compare_vectors_by_value(vector):
+    zeros, prices = [0.0] * 100, [100.0] * 100
+    assert HJBProblem(x0=vector(zeros)).reference == 4.5901
+    assert AllenCahnProblem(x0=vector(zeros)).reference == 0.052802
+    assert DefaultRiskProblem(x0=vector(prices)).reference == 57.300
+    assert HJBProblem(x0=vector([*zeros[:-1], 0.5])).reference is None
+    assert AllenCahnProblem(x0=vector([*zeros[:-1], 0.5])).reference is None
+    assert DefaultRiskProblem(x0=vector([*prices[:-1], 90.0])).reference is None
+
+
+def test_default_risk_reference_with_vector_volatility_and_matrix_correlation():
+    identity = np.eye(100)
+    assert DefaultRiskProblem(volatility=np.full(100, 0.2), correlation=identity).reference == 57.3
+    assert DefaultRiskProblem(correlation=torch.eye(100, dtype=F64)).reference == 57.3
+    assert DefaultRiskProblem(volatility=[0.2] * 99 + [0.3]).reference is None
+    assert DefaultRiskProblem(correlation=0.1).reference is None
+    # A subclass is another problem, even at the same parameters.
+    assert ManufacturedAllenCahn(dim=100, maturity=0.3).reference is None
+
+
+def test_vector_parameters_are_stored_as_tuples_and_hash():
+    from_list = HJBProblem(dim=3, x0=[0.0, 1.0, 2.0])
+    from_array = HJBProblem(dim=3, x0=np.array([0.0, 1.0, 2.0]))
+    assert from_list.x0 == from_array.x0 == (0.0, 1.0, 2.0)
+    assert from_list == from_array and hash(from_list) == hash(from_array)
+    assert hash(HJBProblem(dim=3, x0=torch.zeros(3))) == hash(HJBProblem(dim=3, x0=[0.0] * 3))
+    # The problem keeps a copy: changing the caller's array afterwards changes nothing.
+    x0 = np.zeros(3)
+    problem = HJBProblem(dim=3, x0=x0)
+    x0[0] = 5.0
+    assert problem.x0 == (0.0, 0.0, 0.0)
+
+
 def test_hjb_reference_matches_chi_square_quadrature():
     # At x = 0, |sqrt(2) W_T|^2 / (2 T) is chi-square with d degrees of freedom.
     exact_values = {}
@@ -158,7 +198,6 @@ def test_geometric_basket_exact_solution_agrees_with_closed_form():
         [90.0] * 5, 100.0, 1.0, 0.05, [0.1, 0.15, 0.2, 0.25, 0.3], 0.0
     )
     assert float(problem.exact_value(0.0, x0)) == pytest.approx(float(basket), rel=1e-10)
-    assert problem.reference == pytest.approx(float(basket), rel=1e-10)
     # The exact gradient is the derivative of the exact value (central differences).
     x = torch.tensor([[80.0, 95.0, 100.0, 110.0, 130.0]], dtype=F64)
     gradient = problem.exact_gradient(0.3, x)
@@ -193,6 +232,20 @@ def test_bad_problem_parameters_raise_config_error():
         hjb_reference(AllenCahnProblem())
     with pytest.raises(ConfigError, match=r"t=1\.0"):
         hjb_reference(HJBProblem(dim=2), t=1.0)
+    with pytest.raises(ConfigError, match="x='ab'"):
+        hjb_reference(HJBProblem(dim=2), x="ab")
+    with pytest.raises(ConfigError, match=r"shape \(3,\)"):
+        hjb_reference(HJBProblem(dim=2), x=[0.0, 1.0, 2.0])
+
+
+def test_exact_solution_only_before_maturity():
+    x = torch.full((2, 1), 100.0, dtype=F64)
+    for t in (1.0, 1.5, -0.1, float("nan")):
+        with pytest.raises(ConfigError, match=rf"exact_value: t={t!r}"):
+            CALL.exact_value(t, x)
+        with pytest.raises(ConfigError, match=rf"exact_gradient: t={t!r}"):
+            CALL.exact_gradient(t, x)
+    assert CALL.exact_value(1.0 - 1e-9, x).shape == (2,)
 
 
 # ------------------------------------------------------------------------------ solver: accuracy
@@ -376,8 +429,60 @@ def test_bad_problem_and_inputs_raise_config_error(call_solver):
         call_solver.gradients(torch.ones(2, 5, 1))
 
 
+def test_non_finite_states_raise_config_error(call_solver):
+    x = torch.full((4, 1), 100.0)
+    x[2, 0], x[3, 0] = float("nan"), float("inf")
+    for owner in ("z", "gradient"):
+        with pytest.raises(ConfigError, match=rf"DeepBSDE\.{owner}: x\[2\] holds NaN .* 2 such"):
+            getattr(call_solver, owner)(3, x)
+    paths = torch.full((3, 11, 1), 100.0)
+    paths[1, 7, 0] = float("-inf")
+    with pytest.raises(ConfigError, match=r"DeepBSDE\.gradients: x\[1\] holds NaN"):
+        call_solver.gradients(paths)
+
+
+def test_diverging_training_raises_config_error():
+    # Without the cap, a penalty with lambda dt = 500 makes the Euler recursion explode wherever
+    # Y falls below the exercise value: training keeps y0 near 64 for a put worth about 0.4,
+    # with a loss 10^4 times the payoff's variance.
+    market = {"dim": 2, "x0": 10.0, "strike": 10.0, "rate": 0.05}
+    unstable = AmericanBasketPutProblem(**market, penalty=1e4, cap_penalty=False)
+    with pytest.raises(ConfigError, match=r"y0=6\d\.\d+ is not a solution.*cap_penalty=True"):
+        bsde(iterations=20).fit(unstable)
+    with pytest.raises(ConfigError, match=r"loss became nan at iteration 2 of 10\b.*learning_rate"):
+        bsde(iterations=10, learning_rate=1e30, final_learning_rate=1e30).fit(
+            AllenCahnProblem(dim=2, n_steps=4)
+        )
+    # The same market with the capped push trains.
+    capped = AmericanBasketPutProblem(**market, penalty=1e4)
+    assert 0.3 < bsde(iterations=20).fit(capped).y0_ < 1.0
+
+
+@pytest.mark.parametrize("z_network", ["mlp", "kan"])
+def test_z_starts_at_zero(z_network):
+    # One Adam step of size 1e-30 leaves every parameter where it started.
+    tiny = {"learning_rate": 1e-30, "final_learning_rate": 1e-30}
+    solver = bsde(iterations=1, z_network=z_network, shared=True, **tiny).fit(CALL)
+    x, _ = CALL.sample(50, torch.Generator().manual_seed(3))
+    assert float(solver.gradients(x).abs().max()) < 1e-20
+
+
+def test_kan_initial_parameters_from_a_generator():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first, again, other = (
+        KAN((3, 5, 2), generator=torch.Generator().manual_seed(seed)) for seed in (7, 7, 8)
+    )
+    torch.testing.assert_close(torch.rand(3), expected)  # the global generator is untouched
+    for a, b, c in zip(first.parameters(), again.parameters(), other.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert torch.equal(a, c) == (a.std() == 0)  # only the constant spline scales agree
+    with pytest.raises(ConfigError, match="generator=7"):
+        KAN((3, 1), generator=7)
+
+
 def test_kan_z_networks():
-    pytest.importorskip("kabuto.hedging.kan")
     solver = bsde(
         iterations=300, seed=0, z_network="kan", kan_grid_size=4, kan_spline_order=2, shared=True
     ).fit(CALL)

@@ -383,6 +383,29 @@ def test_a_changed_universe_restarts_the_memory_and_keeps_the_network(panel):
     assert moved
 
 
+def test_per_asset_costs_may_name_an_asset_a_fit_leaves_out(monkeypatch):
+    """A3 lists on row 100: fits without it use the default rate, a fit with it A3's."""
+    prices = ar1_market(7, 0.5, n_assets=4, n_days=200).to_frame()
+    prices.iloc[:100, 3] = np.nan
+    panel = Panel(prices, source="late listing")
+    used = []
+    train = EIIE._train
+
+    def spy(self, prices, memory, steps, rates):
+        used.append((memory.assets, rates.numpy().copy()))
+        return train(self, prices, memory, steps, rates)
+
+    monkeypatch.setattr(EIIE, "_train", spy)
+    strategy = EIIE(**(SMALL | {"n_steps": 2, "costs_bps": {"A3": 20.0, "default": 10.0}}))
+    strategy.fit(panel.window(60, 60, np.flatnonzero(panel.eligible(60, 10))))  # A3 not offered
+    strategy.fit(panel.window(150, 150))  # offered, but too short a history to train on
+    strategy.fit(panel.window(199, 95))  # only rows where A3 has prices
+    assert [assets for assets, _ in used] == [("A0", "A1", "A2")] * 2 + [("A0", "A1", "A2", "A3")]
+    for _, rates in used[:2]:
+        np.testing.assert_allclose(rates, [1e-3] * 3, rtol=1e-12)
+    np.testing.assert_allclose(used[2][1], [1e-3, 1e-3, 1e-3, 2e-3], rtol=1e-12)
+
+
 def test_listing_and_delisting_in_the_walk_forward_engine():
     prices = ar1_market(6, 0.5, n_assets=4, n_days=160).to_frame()
     prices.iloc[:70, 1] = np.nan  # lists late

@@ -9,6 +9,7 @@ many standard errors.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -226,6 +227,20 @@ def test_heston_without_volatility_of_variance_is_black_scholes():
     np.testing.assert_allclose(heston, black_scholes, atol=1e-6)
 
 
+@pytest.mark.parametrize(("kappa", "theta"), [(1.0, 0.0), (0.0, 0.04)], ids=["theta=0", "kappa=0"])
+@pytest.mark.parametrize("kind", ["call", "put"])
+def test_heston_without_any_variance_is_the_discounted_forward_intrinsic_value(kappa, theta, kind):
+    # v0 = 0 and kappa theta = 0: the variance never leaves zero, so S_T = S e^(rT) for sure.
+    inputs = {"spot": 100.0, "maturity": 1.0, "v0": 0.0, "xi": 0.5, "rho": -0.5, "kind": kind}
+    assert heston_price(**inputs, strike=90.0, rate=0.0, kappa=kappa, theta=theta) == (
+        10.0 if kind == "call" else 0.0
+    )
+    forward = 100.0 * math.exp(0.05)
+    intrinsic = max(forward - 104.0, 0.0) if kind == "call" else max(104.0 - forward, 0.0)
+    priced = heston_price(**inputs, strike=104.0, rate=0.05, kappa=kappa, theta=theta)
+    assert priced == pytest.approx(math.exp(-0.05) * intrinsic, rel=1e-12, abs=1e-12)
+
+
 def test_heston_put_call_parity():
     inputs = {**HESTON, "rate": 0.04, "maturity": 0.5, "strike": np.array([80.0, 100.0, 130.0])}
     call = heston_price(**inputs, kind="call")
@@ -240,6 +255,10 @@ def test_heston_put_call_parity():
 
 
 def test_geometric_basket_reference_value():
+    # Published value: Handal and Hirano (2026), "KANHedge: Efficient Hedging of High-Dimensional
+    # Options Using Kolmogorov-Arnold Network-Based BSDE Solver" (arXiv 2601.11097), state the
+    # closed-form price 0.27659 at T = 1 of the call on the geometric mean of their ten-asset
+    # market (S_i = K = 10, volatility 0.1, pairwise correlation 0.3, r = 1%).
     price = geometric_basket_price(
         spot=np.full(10, 10.0),
         strike=10.0,
@@ -293,6 +312,11 @@ def test_geometric_basket_matches_monte_carlo(case, kind):
 # --------------------------------------------------------------------------------------------
 # Merton jump-diffusion
 # --------------------------------------------------------------------------------------------
+
+
+def test_merton_jumps_too_large_for_float64_name_both_parameters():
+    message = config_error_of(merton_price, {**MERTON, "jump_std": 50.0})
+    assert "jump_mean=-0.12" in message and "jump_std=50.0" in message
 
 
 @pytest.mark.parametrize("kind", ["call", "put"])
@@ -399,6 +423,8 @@ BAD_INPUTS = [
     (merton_price, {**MERTON, "volatility": -0.15}, "volatility=-0.15"),
     (merton_price, {**MERTON, "jump_intensity": -1.0}, "jump_intensity=-1.0"),
     (merton_price, {**MERTON, "jump_std": -0.2}, "jump_std=-0.2"),
+    (merton_price, {**MERTON, "jump_std": 50.0}, "jump_std=50.0"),
+    (merton_price, {**MERTON, "jump_mean": [0.1, 800.0]}, "jump_mean=800.0"),
     (merton_price, {**MERTON, "kind": "forward"}, "kind='forward'"),
     (merton_price, {**MERTON, "jump_intensity": 20.0, "terms": 10}, "terms=10"),
     (longstaff_schwartz, (-GOOD_PATHS, 40.0, 0.06, 1.0), "paths=-100.0"),
@@ -416,7 +442,9 @@ BAD_INPUTS = [
     ids=[f"{pricer.__name__}-{named}" for pricer, _, named in BAD_INPUTS],
 )
 def test_bad_input_raises_config_error_naming_the_argument(pricer, arguments, named):
-    message = config_error_of(pricer, arguments)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # checked before computing, so nothing overflows first
+        message = config_error_of(pricer, arguments)
     assert message.startswith(f"{pricer.__name__}: ")
     assert named in message
     assert "must" in message

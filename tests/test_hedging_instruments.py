@@ -27,14 +27,25 @@ def _expected_remaining(v: float, remaining: float, kappa: float, theta: float) 
     return (v - theta) * (1 - math.exp(-kappa * remaining)) / kappa + theta * remaining
 
 
-def test_variance_swap_starts_at_expected_variance_and_ends_at_realised():
+def test_variance_swap_starts_at_expected_variance():
     _, v = heston_paths(500, STEPS, MATURITY, seed=1, dtype=torch.float64, **HESTON)
     swap = variance_swap_prices(v, MATURITY, HESTON["kappa"], HESTON["theta"])
     start = _expected_remaining(HESTON["v0"], MATURITY, HESTON["kappa"], HESTON["theta"])
     torch.testing.assert_close(swap[:, 0], torch.full((500,), start, dtype=torch.float64))
-    dt = MATURITY / STEPS
-    realised = ((v[:, 1:] + v[:, :-1]) * dt / 2).sum(dim=1)
-    torch.testing.assert_close(swap[:, -1], realised)
+
+
+def test_variance_swap_by_hand_on_a_two_step_path():
+    """v = 0.04, 0.09, 0.01 at t = 0, 1, 2 (T = 2), theta = 0.05, kappa = ln 2 so that the
+    variance's expected gap to theta halves each year; the realised leg is a trapezoid."""
+    v = torch.tensor([[0.04, 0.09, 0.01]], dtype=torch.float64)
+    kappa = math.log(2.0)
+    swap = variance_swap_prices(v, 2.0, kappa, 0.05)
+    expected = [
+        -0.01 * (1 - 1 / 4) / kappa + 0.05 * 2,  # nothing realised; two years to go
+        (0.04 + 0.09) / 2 + 0.04 * (1 - 1 / 2) / kappa + 0.05,  # one year realised, one to go
+        (0.04 + 0.09) / 2 + (0.09 + 0.01) / 2,  # all realised: 0.115
+    ]
+    torch.testing.assert_close(swap, torch.tensor([expected], dtype=torch.float64))
 
 
 def test_variance_swap_is_constant_along_the_mean_variance_path():

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kabuto.backtest.result import StrategyResult
+from kabuto.errors import ArgumentError, KabutoError
 from kabuto.evaluation import metrics as m
 
 SQRT252 = np.sqrt(252.0)
@@ -163,6 +164,25 @@ def test_wealth_wiped_out() -> None:
     assert m.max_drawdown(r) == -1.0
 
 
+@pytest.mark.parametrize(
+    ("r", "expected_drawdowns"),
+    [
+        # Two -200% days: wealth -1 then (without absorption) +1 -- a fake recovery.
+        ([-2.0, -2.0, 0.01], [-1.0, -1.0, -1.0]),
+        # Ruin on day 2, then a product of two negative factors would turn positive again.
+        ([0.1, -1.5, 0.2, -1.5], [0.0, -1.0, -1.0, -1.0]),
+    ],
+)
+def test_ruin_is_absorbing(r: list[float], expected_drawdowns: list[float]) -> None:
+    assert m.total_return(r) == -1.0
+    assert m.cagr(r) == -1.0
+    assert m.max_drawdown(r) == -1.0
+    np.testing.assert_array_equal(m.drawdowns(np.array(r)), expected_drawdowns)
+    assert m.calmar(r) == -1.0
+    # Ratios of the daily returns themselves are not affected by ruin.
+    assert m.sharpe(r) == pytest.approx(np.mean(r) / np.std(r, ddof=1) * SQRT252, rel=1e-12)
+
+
 def test_hit_rate_counts_flat_days_as_misses() -> None:
     assert m.hit_rate(np.array([0.01, 0.0, -0.01, 0.02, 0.0])) == pytest.approx(0.4)
 
@@ -212,6 +232,41 @@ def test_risk_free_series() -> None:
         m.sharpe(r, risk_free=rf[:10])
 
 
+def test_risk_free_and_mar_series_are_aligned_on_dates() -> None:
+    rng = np.random.default_rng(12)
+    idx = pd.bdate_range("2021-01-01", periods=300)
+    r = pd.Series(rng.normal(0.0005, 0.01, 300), index=idx)
+    rate = pd.Series(np.linspace(0.0, 0.0004, 300), index=idx)
+    excess = r.to_numpy() - rate.to_numpy()
+    expected_sharpe = excess.mean() / excess.std(ddof=1) * SQRT252
+    expected_sortino = m.sortino(excess)
+    # Reversed, or with extra dates on both sides: matched by date, not by position.
+    wider = pd.Series(0.01, index=pd.bdate_range("2020-12-01", "2022-06-01"))
+    wider.loc[idx] = rate
+    for rf in (rate.iloc[::-1], wider):
+        assert m.sharpe(r, risk_free=rf) == pytest.approx(expected_sharpe, rel=1e-12)
+        assert m.sortino(r, mar=rf) == pytest.approx(expected_sortino, rel=1e-12)
+        assert m.downside_deviation(r, mar=rf) == pytest.approx(
+            m.downside_deviation(excess), rel=1e-12
+        )
+    # Shifted by a day: the first return date has no rate, as for a benchmark.
+    shifted = rate.shift(1, freq="B")
+    for call in (
+        lambda: m.sharpe(r, risk_free=shifted),
+        lambda: m.sortino(r, mar=shifted),
+        lambda: m.downside_deviation(r, mar=shifted),
+    ):
+        with pytest.raises(ArgumentError, match=r"no value on 1 of the returns' dates"):
+            call()
+
+
+def test_sortino_is_mean_excess_over_downside_deviation() -> None:
+    r = _series(4, 500, "skewed")
+    for mar in (0.0, 0.0005):
+        expected = (r - mar).mean() * 252 / m.downside_deviation(r, mar)
+        assert m.sortino(r, mar) == pytest.approx(expected, rel=1e-12)
+
+
 def test_validation_errors_name_the_problem() -> None:
     idx = pd.bdate_range("2022-01-03", periods=4)
     with pytest.raises(ValueError, match=r"NaN.*2022-01-05"):
@@ -224,6 +279,28 @@ def test_validation_errors_name_the_problem() -> None:
         m.volatility(pd.DataFrame({"a": [0.0, 0.1]}))
     with pytest.raises(ValueError, match="cutoff"):
         m.cvar([0.0, 0.1], cutoff=1.5)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: m.sharpe([0.01, np.nan]),
+        lambda: m.volatility(np.zeros((3, 2))),
+        lambda: m.cagr(["a", "b"]),
+        lambda: m.cvar([0.0, 0.1], cutoff=1.5),
+        lambda: m.sharpe([0.01, 0.02], risk_free=np.inf),
+        lambda: m.sharpe([0.01, 0.02], risk_free="x"),
+        lambda: m.sortino([0.01, 0.02, 0.0], mar=[0.0, 0.0]),
+        lambda: m.beta([0.01, 0.02], [0.01]),
+        lambda: m.turnover_per_year([0.1], -1),
+    ],
+)
+def test_bad_input_is_a_kabuto_error(call) -> None:
+    # Also a ValueError, which these functions raised before and callers may catch.
+    with pytest.raises(ArgumentError) as info:
+        call()
+    assert isinstance(info.value, KabutoError)
+    assert isinstance(info.value, ValueError)
 
 
 def test_short_series() -> None:

@@ -20,7 +20,9 @@ from scipy.stats import norm
 
 from kabuto.data import Panel
 from kabuto.errors import ConfigError
+from kabuto.hedging.closed_form import geometric_basket_price
 from kabuto.sim.paths import bootstrap_paths, gbm_paths, heston_paths, merton_paths
+from kabuto.sim.processes import correlated_gbm
 
 F64 = torch.float64
 
@@ -310,6 +312,48 @@ def test_heston_seeding_and_dtype():
     assert torch.equal(v64[:, 0], torch.full((32,), 0.04, dtype=F64))
 
 
+@pytest.mark.parametrize(
+    ("kappa", "theta", "xi", "exponential"),
+    [(1.0, 0.1, 0.5, False), (1.0, 0.04, 1.0, True)],
+    ids=["quadratic", "exponential"],
+)
+def test_heston_qe_one_year_step_with_strong_leverage_is_a_martingale(
+    kappa, theta, xi, exponential
+):
+    # A single step of a year with rho = -0.9 is where the martingale correction of K0 carries
+    # the most weight. From v0 = 0.2, psi = s^2 / m^2 is 0.89 (quadratic sampler) and 5.6
+    # (exponential sampler). Without the correction (K0 = -rho kappa theta dt / xi) E[S_1]
+    # misses by about 54 and 82 SE on these paths; with it, by under 1.5 SE.
+    drift = 0.05
+    spot, var = heston_paths(
+        1_000_000, 1, 1.0, 100.0, 0.2, kappa, theta, xi, -0.9, drift=drift, seed=1, dtype=F64
+    )
+    # The exponential sampler puts mass at exactly zero; the quadratic one never does.
+    assert bool((var[:, 1] == 0).any()) == exponential
+    assert_mean(spot[:, 1], 100.0 * math.exp(drift), 4)
+
+
+@pytest.mark.parametrize("xi", [1e-9, 1e-12])
+def test_heston_qe_tiny_vol_of_vol_in_float32_is_close_to_none(xi):
+    # Andersen's constants hold rho / xi; evaluated as printed, their terms cancel in float32
+    # (prices 25% off at xi = 1e-7) and his b^2 ~ 4 / psi overflows to NaN by xi = 1e-9. The
+    # limit xi -> 0 is the deterministic variance of xi = 0 (here constant, v0 = theta).
+    args = (50_000, 30, 30 / 365, 100.0, 0.04, 1.0, 0.04)
+    spot_0, var_0 = heston_paths(*args, 0.0, 0.0, seed=7)
+    # rho = 0: the same price shocks drive both, so the paths agree one by one.
+    spot, var = heston_paths(*args, xi, 0.0, seed=7)
+    assert torch.isfinite(spot).all() and torch.isfinite(var).all()
+    torch.testing.assert_close(var, var_0, rtol=1e-6, atol=0.0)
+    torch.testing.assert_close(spot, spot_0, rtol=1e-6, atol=0.0)
+    # rho = -0.7: the price shock then mixes in the variance's normal, so compare laws: the
+    # variance path still agrees, S stays a martingale and log S_T has variance int v dt.
+    spot, var = heston_paths(*args, xi, -0.7, seed=7)
+    assert torch.isfinite(spot).all() and torch.isfinite(var).all()
+    torch.testing.assert_close(var, var_0, rtol=1e-6, atol=0.0)
+    assert_mean(spot[:, -1], 100.0, 4)
+    assert_variance(torch.log(spot[:, -1]), 0.04 * 30 / 365, 4)
+
+
 # ---------------------------------------------------------------------------------------------
 # Merton
 
@@ -352,6 +396,16 @@ def test_merton_seeding():
     assert torch.equal(merton_paths(*args, seed=1), merton_paths(*args, seed=1))
     assert not torch.equal(merton_paths(*args, seed=1), merton_paths(*args, seed=2))
     assert merton_paths(*args, seed=1, dtype=F64).dtype == F64
+
+
+@pytest.mark.parametrize(("jump_mean", "jump_std"), [(0.0, 50.0), (800.0, 0.1)])
+def test_merton_jumps_too_large_for_float64_name_both_parameters(jump_mean, jump_std):
+    # exp(jump_mean + jump_std^2 / 2), the mean jump factor in the compensator, would overflow.
+    with pytest.raises(ConfigError) as caught:
+        merton_paths(4, 2, 1.0, 100.0, 0.0, 0.2, 1.0, jump_mean, jump_std)
+    message = str(caught.value)
+    assert message.startswith("merton_paths: ")
+    assert f"jump_mean={jump_mean!r}" in message and f"jump_std={jump_std!r}" in message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,3 +552,43 @@ def test_bad_inputs_name_the_argument(func, base, bad, name):
 def test_bootstrap_bad_inputs_name_the_argument(returns, kwargs, name):
     with pytest.raises(ConfigError, match=name):
         bootstrap_paths(returns, **{"n_paths": 3, "n_steps": 4, **kwargs})
+
+
+def _nudged(i: int, j: int, by: float) -> np.ndarray:
+    """The 3 x 3 correlation matrix with 0.3 off the diagonal, entry (i, j) moved by `by`."""
+    matrix = np.full((3, 3), 0.3) + 0.7 * np.eye(3)
+    matrix[i, j] += by
+    return matrix
+
+
+CORRELATION_OWNERS = {
+    "gbm_paths": lambda c: gbm_paths(4, 1, 1.0, [100.0] * 3, 0.0, 0.2, c),
+    "correlated_gbm": lambda c: correlated_gbm(3, 5, correlation=c, seed=0),
+    "geometric_basket_price": lambda c: geometric_basket_price(
+        [100.0] * 3, 100.0, 1.0, 0.0, 0.2, c
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("correlation", "valid"),
+    [
+        (np.ones((3, 3)), True),  # semi-definite: perfectly correlated assets
+        (_nudged(0, 1, 5e-11), True),  # rounding-size asymmetry
+        (_nudged(0, 1, 1e-8), False),
+        (_nudged(2, 2, 5e-11), True),
+        (_nudged(2, 2, 1e-8), False),
+        (np.full((3, 3), -0.5 - 1e-12) + (1.5 + 1e-12) * np.eye(3), True),  # eigenvalue -3e-12
+        (NOT_PSD, False),
+    ],
+    ids=["ones", "asym-5e-11", "asym-1e-8", "diag-5e-11", "diag-1e-8", "eig-3e-12", "not-psd"],
+)
+def test_every_owner_checks_correlation_matrices_alike(correlation, valid):
+    # Paths, panels and closed-form prices share one check with one tolerance (1e-10); each
+    # error still starts with the function the user called.
+    for owner, build in CORRELATION_OWNERS.items():
+        if valid:
+            build(correlation)
+        else:
+            with pytest.raises(ConfigError, match=f"^{owner}: correlation"):
+                build(correlation)

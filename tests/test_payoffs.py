@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -47,6 +48,15 @@ def test_european_hand_values(paths):
 def test_european_per_path_strike():
     strikes = torch.tensor([100.0, 130.0, 95.0], dtype=F64)
     expect(european(PATHS, strikes), [5.0, 0.0, 5.0])
+
+
+@pytest.mark.parametrize(
+    "strike", [np.float32(90), np.float64(90), np.int64(90), 90], ids=lambda k: type(k).__name__
+)
+def test_numpy_and_integer_strikes_are_numbers(strike):
+    expect(european(PATHS, strike), [15.0, 30.0, 10.0])
+    expect(lookback(PATHS, strike, kind="put"), [0.0, 10.0, 0.0])
+    expect(basket(TWO_ASSETS, strike), [0.0, 10.0])
 
 
 @pytest.mark.parametrize("paths", [PATHS, PATHS.unsqueeze(-1)], ids=["(N,T+1)", "(N,T+1,1)"])
@@ -154,6 +164,20 @@ def test_gradients_flow_through_lookback_and_geometric_basket():
         (lambda: european(PATHS.long(), 100.0), "paths must be a floating-point"),
         (lambda: european(PATHS.tolist(), 100.0), "paths must be a floating-point"),
         (lambda: european(PATHS, float("nan")), "strike=nan"),
+        (lambda: european(PATHS, np.float32("inf")), r"strike=(np\.float32\()?inf"),
+        (lambda: european(PATHS, True), "strike=True"),
+        (lambda: european(PATHS, torch.tensor(float("nan"))), "strike=nan"),
+        (lambda: lookback(PATHS, torch.tensor([100.0, -math.inf, 90.0])), r"strike\[1\]=-inf"),
+        (
+            lambda: basket(
+                TWO_ASSETS * torch.tensor([1.0, 0.0], dtype=F64), 1.0, average="geometric"
+            ),
+            r"paths\[0, -1, 1\]=0.0 is not allowed for average='geometric'",
+        ),
+        (
+            lambda: basket(-TWO_ASSETS, 1.0, [0.5, 0.5], average="geometric"),
+            r"paths\[0, -1, 0\]=-100.0",
+        ),
         (lambda: european(PATHS, "100"), "strike='100'"),
         (lambda: european(PATHS, torch.ones(2)), r"strike has shape \(2,\)"),
         (lambda: lookback(PATHS[:, :0], 100.0), r"paths has shape \(3, 0\)"),

@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from kabuto.backtest import WalkForward
 from kabuto.data import Panel
-from kabuto.errors import ConfigError, ConstraintError, DataError
+from kabuto.errors import ArgumentError, ConfigError, ConstraintError, DataError
 from kabuto.sim import correlated_gbm
 from kabuto.strategies.base import Strategy
 from kabuto.strategies.rl import (
@@ -152,6 +152,22 @@ def test_remainder_factor_solves_its_defining_equation(c_sell, c_purchase):
     assert np.abs(mu - first_order).max() < 4 * c**2
     if c_purchase is None:  # which is the backtest's proportional cost
         np.testing.assert_allclose(first_order, proportional_remainder(drifted, target, c_sell))
+
+
+@pytest.mark.parametrize(
+    ("drifted", "target", "match"),
+    [
+        ([0.5, np.nan, 0.5], [0.0, 0.5, 0.5], r"w_drifted = \[0.5 +nan 0.5\]"),
+        ([0.5, 0.5, 0.0], [0.0, 1.2, -0.2], r"w_target = \[ *0. +1.2 +-0.2\]"),
+        ([0.5, 0.5, 0.5], [0.0, 0.5, 0.5], r"w_drifted .*sum 1.5"),
+        ([[1.0, 0.0, 0.0], [0.5, 0.25, 0.0]], np.eye(3)[[1, 2]], r"w_drifted\[1\] .*sum 0.75"),
+    ],
+)
+def test_remainder_factor_rejects_weights_that_are_not_weights(drifted, target, match):
+    with pytest.raises(ArgumentError, match=match):
+        transaction_remainder(np.array(drifted), np.array(target), 1e-3)
+    with pytest.raises(ValueError, match=match):  # what callers caught before ArgumentError
+        transaction_remainder(np.array(drifted), np.array(target), 1e-3)
 
 
 def test_remainder_factor_closed_form_cases():
@@ -380,6 +396,21 @@ def test_actions_map_onto_the_simplex():
     assert actions_to_weights(np.array([-1.0, 1.0, -1.0]), "softmax")[1] > 0.9999
 
 
+@pytest.mark.parametrize(
+    ("action_map", "logit_scale", "match"),
+    [
+        ("tanh", 5.0, "action_map = 'tanh'"),
+        ("softmax", 0.0, "logit_scale = 0.0"),
+        ("softmax", -5.0, "logit_scale = -5.0"),
+        ("softmax", float("nan"), "logit_scale = nan"),
+        ("clip", True, "logit_scale = True"),
+    ],
+)
+def test_actions_to_weights_rejects_bad_settings(action_map, logit_scale, match):
+    with pytest.raises(ConfigError, match=match):
+        actions_to_weights(np.array([-0.5, 0.2, 0.8]), action_map, logit_scale)
+
+
 def test_bad_actions_raise(panel):
     env = PortfolioEnv(panel, window=10)
     env.reset(seed=0)
@@ -471,6 +502,18 @@ def _same_info(info, ref):
                 )
 
 
+def test_vector_env_first_reset_covers_every_copy(panel):
+    """A copy never reset has no date: it would observe the panel's last prices."""
+    vec = PortfolioVectorEnv(panel, 2, window=10, episode_length=30)
+    with pytest.raises(ConfigError, match=r"copies \[1\] that were never reset"):
+        vec.reset(seed=0, options={"reset_mask": np.array([True, False])})
+    with pytest.raises(ResetNeeded):  # the rejected reset started nothing
+        vec.step(np.zeros((2, panel.n_assets + 1)))
+    obs, _ = vec.reset(seed=0)
+    vec.reset(seed=1, options={"reset_mask": np.array([False, True])})  # now it may
+    assert np.isfinite(obs).all()
+
+
 def test_vector_env_partial_reset_and_seed_list(panel):
     vec = PortfolioVectorEnv(panel, 3, window=10, episode_length=30)
     obs, info = vec.reset(seed=[5, 6, 7])
@@ -514,6 +557,9 @@ def test_vector_env_partial_reset_and_seed_list(panel):
         ({"start": "2000-01-04"}, "start"),
         ({"start": "2030-01-01"}, "start"),
         ({"start": "2000-06-01", "end": "2000-06-01"}, "no date to trade"),
+        ({"start": "not-a-date"}, "start = 'not-a-date' is not a date"),
+        ({"end": "2000-13-45"}, "end = '2000-13-45' is not a date"),
+        ({"end": ""}, "end = '' is not a date"),
     ],
 )
 def test_bad_settings_raise_config_error(panel, settings, match):

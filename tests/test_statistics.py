@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -12,10 +13,11 @@ from scipy import integrate, signal
 from scipy import stats as sps
 
 from kabuto.backtest.result import BacktestResult, StrategyResult
-from kabuto.errors import ConfigError
+from kabuto.errors import ArgumentError, ConfigError, KabutoError
 from kabuto.evaluation import (
     LEADERBOARD_COLUMNS,
     METRIC_DEFINITIONS,
+    bootstrap_sharpes,
     deflated_sharpe_ratio,
     deflated_sharpe_ratio_from_trials,
     expected_maximum_sharpe,
@@ -72,6 +74,31 @@ def test_blocks_wrap_around_the_end() -> None:
     idx = stationary_bootstrap_indices(50, 200, 20.0, 3)
     wraps = (idx[:, :-1] == 49) & (idx[:, 1:] == 0)
     assert wraps.any()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: stationary_bootstrap_indices(10, 2.0, 2.0, 0), "n_boot"),
+        (lambda: stationary_bootstrap_indices(10, True, 2.0, 0), "n_boot"),
+        (lambda: stationary_bootstrap_indices(10.5, 2, None, 0), r"\(n\)"),
+        (lambda: stationary_bootstrap_indices(10, 2, "3", 0), "mean_block"),
+        (lambda: sharpe_confidence_interval(np.zeros(20), n_boot=99.5), "n_boot"),
+        (lambda: bootstrap_sharpes(np.zeros(20), n_boot=10), "2-D"),
+        (lambda: expected_maximum_sharpe(2.5, 1.0), "n_trials"),
+        (lambda: expected_maximum_sharpe(3, "1"), "trial_sharpe_variance"),
+        (lambda: sharpe_confidence_interval(np.zeros(20), level=95), "level"),
+    ],
+)
+def test_counts_and_arguments_are_validated(call, match: str) -> None:
+    with pytest.raises(ArgumentError, match=match) as info:
+        call()
+    assert isinstance(info.value, KabutoError) and isinstance(info.value, ValueError)
+
+
+def test_numpy_integer_counts_are_accepted() -> None:
+    assert stationary_bootstrap_indices(np.int64(10), np.int32(3), 2.0, 0).shape == (3, 10)
+    assert expected_maximum_sharpe(np.int64(10), 1.0) == expected_maximum_sharpe(10, 1.0)
 
 
 def test_default_mean_block_is_cube_root_rule() -> None:
@@ -198,6 +225,23 @@ def test_psr_is_calibrated_under_the_null() -> None:
     assert sps.kstest(psr, "uniform").pvalue > 1e-3
 
 
+def test_psr_benchmark_must_be_a_finite_daily_sharpe() -> None:
+    r = np.random.default_rng(6).normal(0.0006, 0.01, 500)
+    for bad in (np.nan, np.inf, "0.1", None):
+        with pytest.raises(ArgumentError, match="finite daily"):
+            probabilistic_sharpe_ratio(r, bad)
+    # An annualized target of 1 or -2 passed as daily would give PSR ~ 0 or ~ 1.
+    for annualized in (1.0, -2.0):
+        with pytest.raises(ArgumentError, match=r"looks annualized.*sqrt\(252\)"):
+            probabilistic_sharpe_ratio(r, annualized)
+    daily = probabilistic_sharpe_ratio(r, 1.0 / SQRT252)
+    assert 0.0 < daily < probabilistic_sharpe_ratio(r, 0.0)
+    # DSR: a variance of annualized Sharpe ratios makes SR0 look annualized too.
+    with pytest.raises(ArgumentError, match=r"looks annualized.*by 252"):
+        deflated_sharpe_ratio(r, n_trials=100, trial_sharpe_variance=0.5)
+    assert deflated_sharpe_ratio(r, n_trials=100, trial_sharpe_variance=0.5 / 252) < daily
+
+
 @pytest.mark.parametrize("n_trials", [10, 100, 1000])
 def test_expected_maximum_sharpe_approximates_expected_max_of_normals(n_trials: int) -> None:
     def density(x: float) -> float:
@@ -251,6 +295,36 @@ def test_dsr_from_trials_selection() -> None:
     )
     with pytest.raises(ValueError, match="selected"):
         deflated_sharpe_ratio_from_trials(trials, "zzz")
+
+
+def test_dsr_from_trials_ignores_constant_trials_in_the_variance() -> None:
+    # A cash column (constant returns) is a trial without a Sharpe ratio: it counts in
+    # n_trials but not in the variance -- the same rule as the leaderboard's.
+    rng = np.random.default_rng(18)
+    trials = pd.DataFrame(rng.normal(0.0004, 0.01, (500, 4)), columns=list("abcd"))
+    trials["cash"] = 0.0
+    trials["bond"] = 0.0001
+    daily = trials[list("abcd")].mean() / trials[list("abcd")].std()
+    best = daily.idxmax()
+    expected = deflated_sharpe_ratio(
+        trials[best], n_trials=6, trial_sharpe_variance=float(np.var(daily, ddof=1))
+    )
+    assert deflated_sharpe_ratio_from_trials(trials, best) == pytest.approx(expected, rel=1e-12)
+    # By default the best Sharpe ratio is picked: the constant positive "bond" (+inf), whose
+    # PSR is undefined.
+    assert np.isnan(deflated_sharpe_ratio_from_trials(trials))
+
+
+def test_dsr_from_trials_needs_two_finite_trial_sharpes() -> None:
+    trials = pd.DataFrame({"cash": np.zeros(300), "x": np.random.default_rng(1).normal(0, 1, 300)})
+    with pytest.raises(ArgumentError, match=r"only 1 of the 2 trials") as info:
+        deflated_sharpe_ratio_from_trials(trials)
+    assert isinstance(info.value, KabutoError)
+    # A single trial needs no variance: nothing was selected.
+    assert deflated_sharpe_ratio_from_trials(trials[["x"]]) == pytest.approx(
+        probabilistic_sharpe_ratio(trials["x"])
+    )
+    assert np.isnan(deflated_sharpe_ratio_from_trials(trials[["cash"]]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +391,21 @@ def test_bootstrap_and_jobson_korkie_agree_on_a_moderate_difference() -> None:
     assert abs(math.log10(boot["p_value"]) - math.log10(jk["p_value"])) < 0.5
 
 
+def test_jobson_korkie_constant_series_has_no_test() -> None:
+    b = np.random.default_rng(2).normal(0.0, 0.01, 300)
+    constant = np.full(300, 0.001)
+    # Its sample variance is a rounding residue, not 0: only an exact check catches it.
+    assert np.var(constant, ddof=1) > 0.0
+    for a, other in ((constant, b), (b, constant)):
+        res = jobson_korkie_test(a, other)
+        assert np.isnan(res["z"]) and np.isnan(res["p_value"])
+        assert res["sharpe_a"] == pytest.approx(sharpe(a), rel=1e-12)
+        assert res["sharpe_b"] == pytest.approx(sharpe(other), rel=1e-12)
+    assert np.isinf(jobson_korkie_test(constant, b)["sharpe_a"])
+    with pytest.raises(ArgumentError, match="at least 3 days"):
+        jobson_korkie_test(b[:2], b[:2])
+
+
 def test_jobson_korkie_memmel_variance_is_right() -> None:
     # With large Sharpe ratios and uncorrelated series the mean terms of the variance matter:
     # Memmel's corrected variance gives z ~ N(0, 1) under H0 (the uncorrected one, z with
@@ -335,7 +424,7 @@ def test_jobson_korkie_memmel_variance_is_right() -> None:
 # leaderboard
 
 
-def _fake_result(with_equal_weight: bool = True) -> BacktestResult:
+def _fake_result(with_equal_weight: bool = True, cash: bool = False) -> BacktestResult:
     n = 756
     idx = pd.bdate_range("2018-01-01", periods=n)
     rng = np.random.default_rng(100)
@@ -349,10 +438,12 @@ def _fake_result(with_equal_weight: bool = True) -> BacktestResult:
     }
     if not with_equal_weight:
         specs.pop("EqualWeight")
+    if cash:  # constant zero returns, no costs
+        specs["Cash"] = (0.0, 0.0, 0.0)
     strategies = {}
     rebalance = idx[::21]
     for k, (name, (alpha, beta, yearly_turnover)) in enumerate(specs.items()):
-        noise = np.random.default_rng(k).normal(0, 0.004, n)
+        noise = np.random.default_rng(k).normal(0, 0.004 if name != "Cash" else 0.0, n)
         gross = pd.Series(alpha + beta * market + noise, index=idx)
         # Two-way notional per monthly rebalance.
         turnover = pd.Series(2.0 * yearly_turnover / 12.0, index=rebalance)
@@ -422,3 +513,48 @@ def test_leaderboard_benchmark_choice() -> None:
     assert vs_minvar["sharpe_diff"].notna().sum() == 3
     with pytest.raises(ConfigError, match="Nope"):
         leaderboard(result, benchmark_strategy="Nope", n_boot=100)
+
+
+def test_leaderboard_dsr_matches_dsr_from_trials_with_a_cash_strategy() -> None:
+    result = _fake_result(cash=True)
+    board = leaderboard(result, n_boot=100)
+    net = pd.DataFrame({n: result[n].net_returns for n in result.names})
+    top = board.index[0]
+    assert np.isnan(board.loc["Cash", "sharpe"])
+    assert board.loc[top, "dsr"] == pytest.approx(
+        deflated_sharpe_ratio_from_trials(net, top), rel=1e-12
+    )
+    assert np.isfinite(board.attrs["trial_sharpe_variance"])
+
+
+def test_leaderboard_without_two_finite_sharpes_has_no_dsr() -> None:
+    full = _fake_result(cash=True)
+    result = BacktestResult({n: full[n] for n in ("Cash", "Momentum")}, full.benchmark_returns)
+    board = leaderboard(result, n_boot=100)
+    assert board["dsr"].isna().all()
+    assert np.isnan(board.attrs["trial_sharpe_variance"])
+    assert np.isfinite(board.loc["Momentum", "psr"])
+
+
+def test_leaderboard_bad_input_is_a_kabuto_error() -> None:
+    full = _fake_result()
+    moved = dataclasses.replace(
+        full["Momentum"],
+        gross_returns=full["Momentum"].gross_returns.shift(1, freq="B"),
+        net_returns=full["Momentum"].net_returns.shift(1, freq="B"),
+    )
+    result = BacktestResult({"EqualWeight": full["EqualWeight"], "Momentum": moved})
+    with pytest.raises(ArgumentError, match="different dates") as info:
+        leaderboard(result, n_boot=100)
+    assert isinstance(info.value, KabutoError) and isinstance(info.value, ValueError)
+    with pytest.raises(ArgumentError, match="level"):
+        leaderboard(full, n_boot=100, level=1.5)
+
+
+def test_leaderboard_records_a_numpy_integer_seed() -> None:
+    board = leaderboard(_fake_result(), n_boot=100, seed=np.int64(3))
+    assert board.attrs["seed"] == 3 and type(board.attrs["seed"]) is int
+    assert board.equals(leaderboard(_fake_result(), n_boot=100, seed=3))
+    assert (
+        leaderboard(_fake_result(), n_boot=100, seed=np.random.default_rng(3)).attrs["seed"] is None
+    )

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import scipy.cluster.hierarchy as sch
 from scipy.spatial.distance import squareform
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.covariance import LedoitWolf
 
 from kabuto.data import Panel
@@ -260,7 +260,6 @@ def test_eigen_portfolio_is_the_scaled_principal_component(batch):
 
 @pytest.mark.parametrize("n", [3, 12, 40, 120])
 def test_optimal_leaf_ordering_matches_scipy(n):
-    rng = np.random.default_rng(n)
     for trial in range(40 if n < 100 else 4):
         returns = factor_returns(1000 * n + trial, 200, n)
         corr = np.corrcoef(returns, rowvar=False)
@@ -272,7 +271,6 @@ def test_optimal_leaf_ordering_matches_scipy(n):
             got = sch.leaves_list(optimal_leaf_ordering(linkage, distance))
             np.testing.assert_array_equal(got, ref)
             np.testing.assert_array_equal(leaf_order(distance, method), ref)
-    assert rng is not None
 
 
 # ---------------------------------------------------------------------- strategy contract
@@ -359,7 +357,12 @@ def test_buy_and_hold_never_trades(panel):
 def test_strategies_clone_and_name():
     for strategy in all_strategies():
         copy = clone(strategy)
-        assert copy.get_params() == strategy.get_params() or isinstance(strategy, SklearnPortfolio)
+        params, copied = strategy.get_params(deep=False), copy.get_params(deep=False)
+        if isinstance(strategy, SklearnPortfolio):  # a clone of the estimator, equal settings
+            estimator, copied_estimator = params.pop("estimator"), copied.pop("estimator")
+            assert copied_estimator is not estimator
+            assert repr(copied_estimator) == repr(estimator)
+        assert copied == params
         assert type(copy) is type(strategy)
     assert MinimumVariance(label="mv").name == "mv"
     assert MinimumVariance().name == "MinimumVariance"
@@ -378,6 +381,23 @@ def test_sklearn_portfolio_wraps_skfolio(batch):
         SklearnPortfolio(object(), long_only=True)
     with pytest.raises(ConfigError, match="long_only"):
         SklearnPortfolio(MeanRisk(), long_only="yes")
+    with pytest.raises(DataError, match=r"_Toy\.fit failed on the window ending .*no solution"):
+        SklearnPortfolio(_Toy(fail=True), long_only=True).allocate_batch(batch)
+    with pytest.raises(DataError, match="non-finite weights for the window ending"):
+        SklearnPortfolio(_Toy(fail=False), long_only=True).allocate_batch(batch)
+
+
+class _Toy(BaseEstimator):
+    """An estimator that fails, or returns NaN weights."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def fit(self, X, y=None):
+        if self.fail:
+            raise RuntimeError("no solution")
+        self.weights_ = np.full(X.shape[1], np.nan)
+        return self
 
 
 # -------------------------------------------------------------------------------- registry

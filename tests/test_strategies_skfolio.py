@@ -108,6 +108,19 @@ def test_max_sharpe(batch, windows):
         assert mu @ a / np.sqrt(a @ cov @ a) >= mu @ b / np.sqrt(b @ cov @ b) - 1e-12
 
 
+def test_max_sharpe_ledoit_wolf(batch, windows):
+    ours = MaximumSharpe(covariance="ledoit_wolf").allocate_batch(batch)
+    theirs = skfolio_weights(
+        MeanRisk(
+            objective_function=ObjectiveFunction.MAXIMIZE_RATIO,
+            prior_estimator=ledoit_wolf_prior(),
+            solver_params=SOLVER,
+        ),
+        windows,
+    )
+    np.testing.assert_allclose(ours, theirs, atol=WEIGHT_TOL)
+
+
 def test_max_sortino(batch, windows):
     ours = MaximumSortino().allocate_batch(batch)
     theirs = skfolio_weights(
@@ -124,10 +137,17 @@ def test_max_sortino(batch, windows):
         assert mu @ a / semideviation(r, a) >= mu @ b / semideviation(r, b) - 1e-12
 
 
-def test_mean_variance(batch, windows):
-    gamma = 6.0  # skfolio maximises mu'w - k w'Sigma w, so k = gamma / 2
-    ours = MeanVariance(risk_aversion=gamma).allocate_batch(batch)
-    prior = EmpiricalPrior(covariance_estimator=LedoitWolf())
+def ledoit_wolf_prior() -> EmpiricalPrior:
+    return EmpiricalPrior(covariance_estimator=LedoitWolf())
+
+
+@pytest.mark.parametrize(
+    ("gamma", "covariance"), [(6.0, "ledoit_wolf"), (6.0, "sample"), (0.5, "ledoit_wolf")]
+)
+def test_mean_variance(batch, windows, gamma, covariance):
+    # skfolio maximises mu'w - k w'Sigma w, so k = gamma / 2
+    ours = MeanVariance(risk_aversion=gamma, covariance=covariance).allocate_batch(batch)
+    prior = ledoit_wolf_prior() if covariance == "ledoit_wolf" else EmpiricalPrior()
     theirs = skfolio_weights(
         MeanRisk(
             objective_function=ObjectiveFunction.MAXIMIZE_UTILITY,
@@ -150,6 +170,19 @@ def test_equal_risk_contribution(batch, windows):
         cov = np.cov(r, rowvar=False)
         spread = [np.ptp(w * (cov @ w)) / (w @ cov @ w) for w in (a, b)]
         assert spread[0] <= 1e-13 and spread[0] <= spread[1]
+
+
+def test_equal_risk_contribution_ledoit_wolf(batch, windows):
+    ours = EqualRiskContribution(covariance="ledoit_wolf").allocate_batch(batch)
+    theirs = skfolio_weights(
+        RiskBudgeting(
+            risk_measure=RiskMeasure.VARIANCE,
+            prior_estimator=ledoit_wolf_prior(),
+            solver_params=SOLVER,
+        ),
+        windows,
+    )
+    np.testing.assert_allclose(ours, theirs, atol=WEIGHT_TOL)
 
 
 def test_hierarchical_risk_parity(panel):

@@ -23,5 +23,21 @@ class ConstraintError(KabutoError):
     """Weights that break a declared constraint (never silently clipped)."""
 
 
+class ArgumentError(KabutoError, ValueError):
+    """An argument a function cannot use as given (returns a metric cannot score, weights of
+    the wrong shape, a point a projection cannot take).
+
+    Also a `ValueError`, the exception these functions raised before it existed (and the one
+    numpy and pandas raise for a bad value), so callers that catch `ValueError` still work.
+    """
+
+
+class OutputDirError(KabutoError):
+    """An output directory (``--out``) that cannot take a run's outputs.
+
+    Its message starts with the directory, so the CLI does not prefix it with the config path.
+    """
+
+
 class KabutoWarning(UserWarning):
     """Something was repaired on the user's behalf (for example, dates sorted)."""

@@ -15,13 +15,25 @@ import numpy as np
 from kabuto.errors import ConfigError
 
 __all__ = [
+    "CORRELATION_TOLERANCE",
     "check_bool",
     "check_choice",
+    "check_common_correlation",
+    "check_correlation_matrix",
     "check_int",
     "check_layer_sizes",
+    "check_lognormal_jumps",
     "check_non_negative",
     "check_positive",
 ]
+
+# How far a correlation matrix may miss symmetry, a unit diagonal or positive semi-definiteness
+# (the eigenvalue bound is this times d, as eigenvalue rounding grows with the size) and still
+# count as valid: enough for rounding, far below any error a user could mean.
+CORRELATION_TOLERANCE = 1e-10
+# exp(x) overflows float64 above about 709.78; the mean jump factor exp(mean + std^2 / 2) of a
+# lognormal jump must stay finite with some room for the arithmetic done with it.
+LOG_JUMP_FACTOR_LIMIT = 700.0
 
 
 def check_bool(owner: str, parameter: str, value: object) -> bool:
@@ -88,3 +100,104 @@ def check_layer_sizes(owner: str, parameter: str, value: object) -> tuple[int, .
             "integers, e.g. (32, 32)"
         )
     return tuple(int(h) for h in value)
+
+
+def check_common_correlation(owner: str, parameter: str, value: object, size: int) -> float:
+    """Return `value` as float if it is a valid correlation shared by every pair of `size` assets.
+
+    The matrix with ones on the diagonal and `value` elsewhere is positive semi-definite exactly
+    when ``-1 / (size - 1) <= value <= 1`` (its smallest eigenvalue is ``1 - value`` or
+    ``1 + (size - 1) value``).
+    """
+    low = -1.0 / (size - 1) if size > 1 else -1.0
+    number = _real_scalar(value)
+    if number is None or not low - CORRELATION_TOLERANCE <= number <= 1.0:
+        raise ConfigError(
+            f"{owner}: {parameter}={value!r} is out of range for {size} assets: a common "
+            f"pairwise correlation must lie in [{low:.6g}, 1]; otherwise pass a ({size}, {size}) "
+            "matrix"
+        )
+    return number
+
+
+def _real_scalar(value: object) -> float | None:
+    """`value` as a float if it is one finite real number (a 0-d array counts), else None."""
+    if isinstance(value, bool | np.bool_) or np.ndim(value) != 0:
+        return None
+    try:
+        number = float(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def check_correlation_matrix(owner: str, parameter: str, value: object, size: int) -> np.ndarray:
+    """Return `value` as a float64 (size, size) array if it is a valid correlation matrix.
+
+    Valid means finite, symmetric, ones on the diagonal and positive semi-definite, each up to
+    `CORRELATION_TOLERANCE`; the error names the first entry (or the eigenvalue) at fault.
+    """
+    try:
+        matrix = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{owner}: {parameter}={value!r} is not allowed; it must be a number or a "
+            f"({size}, {size}) correlation matrix"
+        ) from None
+    if matrix.shape != (size, size):
+        raise ConfigError(
+            f"{owner}: {parameter} has shape {matrix.shape}; it must be a number or a correlation "
+            f"matrix of shape ({size}, {size})"
+        )
+    if not np.isfinite(matrix).all():
+        i, j = np.argwhere(~np.isfinite(matrix))[0]
+        raise ConfigError(
+            f"{owner}: {parameter}[{i}, {j}]={matrix[i, j]!r} is not allowed; every entry must "
+            "be finite"
+        )
+    asymmetry = np.abs(matrix - matrix.T)
+    if asymmetry.max() > CORRELATION_TOLERANCE:
+        i, j = np.unravel_index(int(asymmetry.argmax()), matrix.shape)
+        raise ConfigError(
+            f"{owner}: {parameter} is not symmetric: {parameter}[{i}, {j}]={matrix[i, j]:.6g} but "
+            f"{parameter}[{j}, {i}]={matrix[j, i]:.6g}; it must be symmetric"
+        )
+    off_diagonal = np.abs(np.diag(matrix) - 1.0)
+    if off_diagonal.max() > CORRELATION_TOLERANCE:
+        i = int(off_diagonal.argmax())
+        raise ConfigError(
+            f"{owner}: {parameter}[{i}, {i}]={matrix[i, i]:.6g}; a correlation matrix must have "
+            "ones on the diagonal"
+        )
+    smallest = float(np.linalg.eigvalsh(matrix)[0])
+    if smallest < -CORRELATION_TOLERANCE * size:
+        raise ConfigError(
+            f"{owner}: {parameter} is not positive semi-definite (smallest eigenvalue "
+            f"{smallest:.6g}); it must be a valid correlation matrix (repair it, e.g. with the "
+            "nearest correlation matrix, or use a common scalar correlation)"
+        )
+    return matrix
+
+
+def check_lognormal_jumps(owner: str, jump_mean: object, jump_std: object) -> None:
+    """Raise `ConfigError` unless ``exp(jump_mean + jump_std^2 / 2)`` stays finite.
+
+    That is the mean factor ``E[J]`` of a jump with ``log J ~ Normal(jump_mean, jump_std^2)``,
+    which the jump compensator needs. The arguments may be arrays (they broadcast); the error
+    names the first pair at fault.
+    """
+    means, stds = np.broadcast_arrays(
+        np.asarray(jump_mean, dtype=np.float64), np.asarray(jump_std, dtype=np.float64)
+    )
+    with np.errstate(over="ignore"):
+        exponent = means + stds**2 / 2
+    bad = ~(exponent < LOG_JUMP_FACTOR_LIMIT)
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ConfigError(
+            f"{owner}: jump_mean={float(means[at])!r} and jump_std={float(stds[at])!r} give "
+            f"jump_mean + jump_std**2 / 2 = {float(exponent[at]):.6g}; it must be below "
+            f"{LOG_JUMP_FACTOR_LIMIT:g} so that the mean jump factor exp(jump_mean + "
+            "jump_std**2 / 2) is finite (both are in log units: e.g. -0.1 and 0.2 for jumps of "
+            "about -10% +- 20%)"
+        )

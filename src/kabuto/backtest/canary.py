@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from kabuto.backtest.engine import WalkForward
+from kabuto.backtest.engine import WalkForward, is_long_only, name_strategies
 from kabuto.data.panel import Panel
 from kabuto.strategies.base import Strategy
 
@@ -48,11 +48,18 @@ def leak_canary(
     Returns
     -------
     DataFrame indexed by strategy name with columns sharpe (annualized), z and leaked (bool).
+
+    Raises
+    ------
+    ConfigError
+        If two strategies share a name, even one long-only and one long-short (they would
+        share a row of the report).
     """
+    named = name_strategies(strategies)
     panel = noise_panel(n_assets, n_days, seed=seed)
     rows = {}
-    for long_only in (True, False):
-        group = [s for s in strategies if s.long_only == long_only]
+    for long_only in (True, False):  # long-only strategies in a long-only book, others not
+        group = {n: s for n, s in named.items() if is_long_only(s) == long_only}
         if not group:
             continue
         engine = WalkForward(rebalance=rebalance, costs_bps=0.0, long_only=long_only)

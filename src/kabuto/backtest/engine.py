@@ -5,16 +5,23 @@ returns of t+1 onwards. Between rebalances the book drifts with prices; cash (1 
 earns nothing. A rebalance at t pays ``sum_i c_i |w_target_i - w_drifted_i|`` of wealth, booked in
 the return of t+1 (the trade happens at the close of t, so the smaller wealth is what earns
 t -> t+1). An asset that delists is sold at its last price: its value turns into cash and the
-sale pays the same proportional cost.
+sale pays the same proportional cost and counts in turnover, so costs are c * turnover at a
+uniform rate c.
 
 Stateless strategies decide in batches: the decision dates between two retrain dates are grouped
 by universe and handed over as one `WindowBatch` (a strided view in which element d ends at its
 own date), shared by every strategy with the same lookback so that estimates cached on it are
-computed once. Stateful strategies are called date by date with the drifted weights they hold.
+computed once. Stateful strategies, and duck-typed ones without `allocate_batch`, are called date
+by date with the drifted weights they hold.
+
+A strategy needs only `lookback` and `allocate` (duck typing); `name`, `stateful`, `long_only`,
+`min_history`, `fit`, `allocate_batch`, `reset` and `get_params` are read when present, with the
+defaults of `Strategy` otherwise.
 """
 
 from __future__ import annotations
 
+import datetime
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -22,7 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from kabuto.backtest.costs import cost_rates
+from kabuto.backtest.costs import cost_rates, trade_cost
 from kabuto.backtest.result import BacktestResult, StrategyResult
 from kabuto.backtest.schedule import retrain_flags, schedule_indices
 from kabuto.data.panel import Panel
@@ -40,8 +47,10 @@ class WalkForward:
     Parameters
     ----------
     start, end : date-like, optional
-        First decision date (default: the first date every strategy has its lookback) and last
-        date of the backtest (default: the panel's last date).
+        First decision date: the first trading date on or after `start`. It must leave every
+        strategy its history, the larger of `lookback` and `min_history` returns; by default it
+        is the first date that does. `end`: last date of the backtest, the last trading date on
+        or before it (default: the panel's last date).
     rebalance : int or str
         Every k trading days, or "weekly", "monthly", "quarterly", "yearly" (last trading day of
         each period).
@@ -72,7 +81,7 @@ class WalkForward:
         out = asdict(self)
         for key in ("start", "end"):
             if out[key] is not None:
-                out[key] = str(pd.Timestamp(out[key]).date())
+                out[key] = str(_as_date(out[key], key).date())
         if isinstance(out["costs_bps"], Mapping):
             out["costs_bps"] = dict(out["costs_bps"])
         return out
@@ -88,7 +97,7 @@ class WalkForward:
 
         `progress`, if given, is called with the number of decisions just completed.
         """
-        named = _name_strategies(strategies)
+        named = name_strategies(strategies)
         self._check_settings(named)
         for strategy in named.values():  # a new backtest: nothing carries over from another
             reset = getattr(strategy, "reset", None)
@@ -100,9 +109,9 @@ class WalkForward:
         plan = _Plan(panel, decisions, refit, self.batch_size)
 
         targets: dict[str, np.ndarray] = {}
-        stateless = {n: s for n, s in named.items() if not s.stateful}
-        for chunk in plan.chunks(sorted({s.lookback for s in stateless.values()})):
-            for name, strategy in stateless.items():
+        batched = {n: s for n, s in named.items() if _decides_in_batches(s)}
+        for chunk in plan.chunks(sorted({s.lookback for s in batched.values()})):
+            for name, strategy in batched.items():
                 ts = decisions[chunk]
                 if refit[chunk.start]:
                     _fit(strategy, panel, int(ts[0]))
@@ -149,7 +158,9 @@ class WalkForward:
         self, panel: Panel, strategies: Sequence[Strategy] | Mapping[str, Strategy]
     ) -> int:
         """Number of rebalance dates a run on `panel` will have (for progress bars)."""
-        return len(self._decisions(panel, _name_strategies(strategies))[2])
+        named = name_strategies(strategies)
+        self._check_settings(named)
+        return len(self._decisions(panel, named)[2])
 
     def _decisions(self, panel: Panel, named: Mapping[str, Strategy]):
         """First and last index of the backtest, and the decision indices."""
@@ -167,23 +178,27 @@ class WalkForward:
                 f"the strategies need ({history} returns of history, their lookback or "
                 "min_history, and a day to trade); use more data or a shorter lookback"
             )
-        for key in ("start", "end"):
-            value = getattr(self, key)
-            if value is not None and pd.Timestamp(value) > panel.dates[-1]:
+        start, end = self._bounds()
+        for key, value in (("start", start), ("end", end)):
+            if value is not None and value > panel.dates[-1]:
                 raise ConfigError(
-                    f"{key} = {pd.Timestamp(value).date()} is after the last date of "
-                    f"{panel.source} ({panel.dates[-1].date()}); choose an earlier {key}"
+                    f"{key} = {value.date()} is after the last date of {panel.source} "
+                    f"({panel.dates[-1].date()}); choose an earlier {key}"
                 )
-        last = panel.n_dates - 1 if self.end is None else panel.index_of(self.end)
-        first = history if self.start is None else panel.index_of(self.start)
-        if self.start is not None and panel.dates[first] < pd.Timestamp(self.start):
-            first += 1  # the first trading date on or after `start`
-        if first < history:
+        if end is not None and end < panel.dates[0]:
+            raise ConfigError(
+                f"end = {end.date()} is before the first date of {panel.source} "
+                f"({panel.dates[0].date()}); choose a later end"
+            )
+        last = panel.n_dates - 1 if end is None else panel.index_of(end)
+        # the first trading date on or after `start`
+        first = history if start is None else int(panel.dates.searchsorted(start))
+        if first < history:  # only a given start can leave too little history
             raise DataError(
-                f"{panel.source}: start {panel.dates[min(first, last)].date()} leaves only "
-                f"{first} returns of history, fewer than the {history} the strategies need "
-                f"(lookback or min_history); start on or after "
-                f"{panel.dates[min(history, panel.n_dates - 1)].date()} or shorten the lookback"
+                f"{panel.source}: start = {start.date()} leaves only {first} returns of history "
+                f"before the first decision, fewer than the {history} the strategies need "
+                f"(lookback or min_history); start on or after {panel.dates[history].date()} "
+                "or shorten the lookback"
             )
         if last - first < 1:
             raise DataError(
@@ -194,26 +209,43 @@ class WalkForward:
             )
         return first, last
 
+    def _bounds(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        """`start` and `end` as timestamps (None where unset)."""
+        start, end = _as_date(self.start, "start"), _as_date(self.end, "end")
+        if start is not None and end is not None and start > end:
+            raise ConfigError(
+                f"start = {start.date()} is after end = {end.date()}; choose a start before end"
+            )
+        return start, end
+
     def _check_settings(self, named: Mapping[str, Strategy]) -> None:
-        if not np.isfinite(self.max_leverage) or self.max_leverage <= 0:
-            raise ConfigError(f"max_leverage = {self.max_leverage}: expected a positive number")
+        """Raise a ConfigError naming the first setting or strategy declaration that is bad.
+
+        The schedules and costs are checked where they are resolved against the panel.
+        """
+        self._bounds()
+        if not isinstance(self.long_only, bool | np.bool_):
+            raise ConfigError(f"long_only = {self.long_only!r}: expected true or false")
+        if not _is_number(self.max_leverage) or not self.max_leverage > 0:  # NaN fails too
+            raise ConfigError(f"max_leverage = {self.max_leverage!r}: expected a positive number")
         if self.long_only and self.max_leverage < 1:
             raise ConfigError(
                 f"max_leverage = {self.max_leverage} with long_only = true: a long-only book is "
                 "limited by its cash (leverage 1); use long_only = false for other limits"
             )
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size = {self.batch_size}: expected a positive integer")
+        if not _is_integer(self.batch_size) or self.batch_size < 1:
+            raise ConfigError(f"batch_size = {self.batch_size!r}: expected a positive integer")
         for name, strategy in named.items():
-            if self.long_only and not strategy.long_only:
+            lookback = getattr(strategy, "lookback", None)
+            if not _is_integer(lookback) or lookback < 1:
+                raise ConfigError(
+                    f"strategy {name!r}: lookback = {lookback!r}, expected a positive number "
+                    "of days"
+                )
+            if self.long_only and not is_long_only(strategy):
                 raise ConfigError(
                     f"strategy {name!r} holds short positions but the backtest is long-only; "
                     "set long_only = false (with max_leverage) to run it"
-                )
-            if not isinstance(strategy.lookback, int) or strategy.lookback < 1:
-                raise ConfigError(
-                    f"strategy {name!r}: lookback = {strategy.lookback!r}, expected a positive "
-                    "number of days"
                 )
 
     def _check_weights(
@@ -238,7 +270,7 @@ class WalkForward:
         bad = ~np.isfinite(weights)
         if bad.any():
             problems.append((bad, "a non-finite weight"))
-        elif self.long_only or strategy.long_only:
+        elif self.long_only or is_long_only(strategy):
             problems.append((weights < -WEIGHT_TOLERANCE, "a short position (long-only)"))
             cash = 1.0 - weights.sum(axis=1, keepdims=True)
             problems.append(
@@ -282,12 +314,13 @@ class WalkForward:
         costs = np.zeros(n_days)  # costs[s] is booked in the return of date first + 1 + s
         target_hist = np.zeros((len(decisions), panel.n_assets))
         drifted_hist = np.zeros_like(target_hist)
+        delisted = np.zeros(len(decisions))  # notional sold on delisting, per segment
         held = np.zeros(panel.n_assets)  # weights right after the last trade (all cash at start)
 
         for k, t in enumerate(decisions):
             t = int(t)
             drifted = held  # `held` was drifted to t at the end of the previous segment
-            if targets is None:  # stateful: decide now, with the weights actually held
+            if targets is None:  # date by date: decide now, with the weights actually held
                 columns = np.flatnonzero(panel.eligible(t, strategy.lookback))
                 if refit[k]:
                     _fit(strategy, panel, t)
@@ -302,7 +335,8 @@ class WalkForward:
                     progress(1)
             else:
                 target = targets[k]
-            costs[t - first] += rates @ np.abs(target - drifted)
+            trade = trade_cost(rates, target, drifted)
+            costs[t - first] += trade
             target_hist[k], drifted_hist[k] = target, drifted
 
             stop = int(decisions[k + 1]) if k + 1 < len(decisions) else last
@@ -324,20 +358,28 @@ class WalkForward:
             held = values[-1] / wealth[-1]
 
             # Delisted inside the segment: sold at the last price, paying the same cost rate.
+            # The notional sold counts, like a trade's, as a fraction of that day's wealth
+            # before costs, and is turnover of this segment's rebalance.
             gone = np.flatnonzero(
                 (panel.last_valid >= t) & (panel.last_valid < stop) & (target != 0)
             )
             for i in gone:
                 day = int(panel.last_valid[i])
-                fraction = target[i] if day == t else values[day - t - 1, i] / wealth[day - t - 1]
-                costs[day - first] += rates[i] * abs(fraction)
+                if day == t:
+                    # sold right after the trade: what the wealth left after its cost bought
+                    sold = abs(target[i]) * (1.0 - trade)
+                else:  # the position as drifted to its last price
+                    sold = abs(values[day - t - 1, i] / wealth[day - t - 1])
+                costs[day - first] += rates[i] * sold
+                delisted[k] += sold
                 held[i] = 0.0  # the sale proceeds are cash now
 
+        _check_costs(name, costs, panel.dates[first:last])
         dates = panel.dates[first + 1 : last + 1]
         net = (1.0 + gross) * (1.0 - costs) - 1.0
         assets = list(panel.assets)
         rebalance_dates = panel.dates[decisions]
-        turnover = np.abs(target_hist - drifted_hist).sum(axis=1)
+        turnover = np.abs(target_hist - drifted_hist).sum(axis=1) + delisted
         return StrategyResult(
             name=name,
             gross_returns=pd.Series(gross, index=dates, name=name),
@@ -387,6 +429,56 @@ class _Plan:
         return self._batches[key]
 
 
+def _check_costs(name: str, costs: np.ndarray, trade_dates: pd.DatetimeIndex) -> None:
+    """Raise when a day's costs take all the wealth (possible only with leverage)."""
+    ruinous = costs >= 1.0
+    if ruinous.any():
+        s = int(np.argmax(ruinous))
+        raise ConstraintError(
+            f"strategy {name!r} paid costs of {costs[s]:.4g} times its wealth for trading at "
+            f"the close of {trade_dates[s].date()}, leaving nothing or less; lower max_leverage "
+            "or costs_bps, or trade less"
+        )
+
+
+def _as_date(value: object, field: str) -> pd.Timestamp | None:
+    """A `start` or `end` setting as a time-zone-naive timestamp (None stays None)."""
+    if value is None:
+        return None
+    bad = ConfigError(f"{field} = {value!r}: expected a date such as '2020-01-31'")
+    # A number would be read as nanoseconds since 1970, never what was meant.
+    if not isinstance(value, str | datetime.date | np.datetime64):  # Timestamp is a datetime
+        raise bad
+    try:
+        date = pd.Timestamp(value)
+    except (ValueError, OverflowError):  # pandas' DateParseError is a ValueError
+        raise bad from None
+    if pd.isna(date):  # "" and "NaT" parse to NaT
+        raise bad
+    return date.tz_localize(None) if date.tz is not None else date
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def is_long_only(strategy: Strategy) -> bool:
+    """Whether a strategy declares a long-only book (duck-typed ones: yes, as `Strategy`)."""
+    return bool(getattr(strategy, "long_only", True))
+
+
+def _decides_in_batches(strategy: Strategy) -> bool:
+    """Stateless with an `allocate_batch`: decided a batch at a time, before the accounting."""
+    stateful = bool(getattr(strategy, "stateful", False))
+    return not stateful and callable(getattr(strategy, "allocate_batch", None))
+
+
 def _history(strategy: Strategy) -> int:
     """Returns a strategy needs before its first decision (duck-typed strategies: lookback)."""
     return max(strategy.lookback, getattr(strategy, "min_history", strategy.lookback))
@@ -394,21 +486,24 @@ def _history(strategy: Strategy) -> int:
 
 def _fit(strategy: Strategy, panel: Panel, t: int) -> None:
     """Fit on all history up to and including t, for the assets eligible at t."""
-    columns = np.flatnonzero(panel.eligible(t, strategy.lookback))
-    strategy.fit(panel.window(t, t, columns))
+    fit = getattr(strategy, "fit", None)
+    if callable(fit):  # a duck-typed strategy may have nothing to learn
+        columns = np.flatnonzero(panel.eligible(t, strategy.lookback))
+        fit(panel.window(t, t, columns))
 
 
-def _name_strategies(strategies: Sequence[Strategy] | Mapping[str, Strategy]) -> dict:
+def name_strategies(strategies: Sequence[Strategy] | Mapping[str, Strategy]) -> dict:
+    """Strategies by their labels (a mapping's keys, or each one's `name`), each checked to
+    have an `allocate` method; ConfigError for none, or for two with one name."""
     if isinstance(strategies, Mapping):
         named = dict(strategies)
     else:
         named = {}
         for s in strategies:
-            if s.name in named:
-                raise ConfigError(
-                    f"two strategies are named {s.name!r}; give each a distinct label"
-                )
-            named[s.name] = s
+            name = getattr(s, "name", type(s).__name__)
+            if name in named:
+                raise ConfigError(f"two strategies are named {name!r}; give each a distinct label")
+            named[name] = s
     if not named:
         raise ConfigError("no strategies to backtest; add at least one")
     for name, s in named.items():

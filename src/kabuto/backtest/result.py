@@ -18,10 +18,14 @@ class StrategyResult:
         Daily simple returns of the whole book (assets and cash) before and after costs, indexed
         by the date each return is earned on (the first is the day after the first decision).
     costs : Series
-        Daily cost paid, as a fraction of wealth before the trade (non-zero on trade dates).
+        Daily cost paid, as a fraction of wealth before the trade. A trade at the close of date
+        t is booked on the next date (it reduces the wealth that earns t -> t+1), so costs are
+        non-zero on the dates after rebalances and after delisting sales.
     turnover : Series
         Per rebalance date: traded notional ``sum |w_target - w_drifted|`` as a fraction of
-        wealth (two-way; one-way turnover is half of it).
+        wealth (two-way; one-way turnover is half of it), plus the notional of positions sold
+        on delisting before the next rebalance, each as a fraction of the wealth on its day.
+        So ``costs.sum() == c * turnover.sum()`` at a uniform cost rate c.
     target_weights : DataFrame
         Rebalance dates x assets: weights chosen at the close of each date (held from the next).
     drifted_weights : DataFrame

@@ -27,6 +27,9 @@ from kabuto.errors import DataError
 #: Price features a panel may carry, in the order `Panel.price_features` stacks them.
 PRICE_FEATURES = ("close", "high", "low")
 
+#: What to do when the prices given to `Panel` are not clean yet.
+FROM_FRAME_HINT = "build the panel with Panel.from_frame, which parses, sorts and checks raw prices"
+
 
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = a.view()
@@ -40,9 +43,9 @@ class Panel:
     Parameters
     ----------
     prices : DataFrame
-        Index: dates (unique, increasing). Columns: asset names. Values: positive prices,
-        NaN only before listing or after delisting. Use `Panel.from_frame` to validate and
-        repair raw user data first.
+        Index: dates, a `DatetimeIndex` (unique, increasing). Columns: asset names. Values:
+        finite positive prices, NaN only before listing or after delisting. Anything else raises
+        a `DataError`; use `Panel.from_frame` to validate and repair raw user data first.
     source : str
         Provenance shown in reports ("bundled S&P 500 (skfolio)", a file path, "GBM seed=3").
     benchmark : Series, optional
@@ -82,12 +85,20 @@ class Panel:
             raise DataError(
                 f"{source}: a panel needs at least 2 dates and 1 asset, got shape {values.shape}"
             )
-        self.dates = pd.DatetimeIndex(prices.index)
+        self.dates = _checked_dates(prices.index, source)
         self.assets = tuple(str(c) for c in prices.columns)
         self.source = source
         self.survivorship_caveat = survivorship_caveat
         # how many prices validation forward-filled, per asset (set by `clean_prices`)
         self.ffilled = {str(k): int(v) for k, v in prices.attrs.get("ffilled", {}).items()}
+        infinite = np.isinf(values)
+        if infinite.any():  # NaN marks a missing price; an infinite one would read as missing
+            t, col = (int(i) for i in np.argwhere(infinite)[0])
+            raise DataError(
+                f"{source}: asset {self.assets[col]!r} on {self.dates[t].date()} has price "
+                f"{float(values[t, col])!r}; prices must be finite (NaN where there is none); "
+                f"{FROM_FRAME_HINT}"
+            )
         finite = np.isfinite(values)
         if not finite.any(axis=0).all():
             empty = [a for a, ok in zip(self.assets, finite.any(axis=0), strict=True) if not ok]
@@ -384,6 +395,30 @@ class WindowBatch:
     def demeaned(self) -> np.ndarray:
         """Returns minus their window mean, shape (D, L, n)."""
         return self.returns - self.returns.mean(axis=1, keepdims=True)
+
+
+def _checked_dates(index: pd.Index, source: str) -> pd.DatetimeIndex:
+    """The prices' index, required to be unique increasing dates already (O(T) checks).
+
+    Converting anything else would be a guess: a RangeIndex would become dates in 1970, and
+    unsorted dates would make returns between dates that are not neighbours.
+    """
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(
+            f"{source}: the prices' index holds {index.dtype} values ({type(index).__name__}), "
+            f"not dates (a DatetimeIndex); {FROM_FRAME_HINT}"
+        )
+    if index.hasnans:
+        row = int(np.flatnonzero(index.isna())[0]) + 1
+        raise DataError(f"{source}: the date in row {row} is missing (NaT); {FROM_FRAME_HINT}")
+    back = np.flatnonzero(np.diff(index.asi8) <= 0)
+    if len(back):
+        i = int(back[0])
+        raise DataError(
+            f"{source}: dates must be unique and increasing, but {index[i + 1].date()} (row "
+            f"{i + 2}) follows {index[i].date()} (row {i + 1}); {FROM_FRAME_HINT}"
+        )
+    return index
 
 
 def _price_features(

@@ -43,7 +43,7 @@ def clean_prices(prices: pd.DataFrame, *, source: str, max_ffill: int) -> pd.Dat
     Parameters
     ----------
     prices : DataFrame
-        Index: dates (datetimes, or strings / ``YYYYMMDD`` integers to be parsed). Columns:
+        Index: dates (datetimes, or strings / ``YYYYMMDD`` whole numbers to be parsed). Columns:
         one per asset. Values: prices (numbers, or strings holding numbers).
     source : str
         Where the table came from (usually a file path); every error message starts with it.
@@ -247,8 +247,9 @@ def parse_dates(
     """Parse a column of dates, raising a `DataError` that names the first unparseable one.
 
     Strings are parsed with the format inferred from the first date and applied to every row
-    (so ``01/02/2020`` cannot silently mean two things in one file); integers are read as
-    ``YYYYMMDD``. Time zones are dropped, keeping local wall-clock dates.
+    (so ``01/02/2020`` cannot silently mean two things in one file); integers, and floats that
+    are all whole numbers, are read as ``YYYYMMDD``; other numbers are rejected. Time zones are
+    dropped, keeping local wall-clock dates.
 
     Parameters
     ----------
@@ -270,13 +271,7 @@ def parse_dates(
         if pd.api.types.is_datetime64_any_dtype(raw.dtype):
             dates = pd.DatetimeIndex(raw)
         else:
-            if pd.api.types.is_integer_dtype(raw.dtype):
-                # Integers are nearly always YYYYMMDD; as epoch nanoseconds they would all
-                # silently land on 1970-01-01.
-                raw_for_parse = raw.astype(str)
-                fmt: str | None = "%Y%m%d"
-            else:
-                raw_for_parse, fmt = raw, None
+            raw_for_parse, fmt = _numbers_as_yyyymmdd(raw, source)
             with warnings.catch_warnings():
                 # pandas warns when it cannot infer one format; unparsed rows are reported below.
                 warnings.simplefilter("ignore", UserWarning)
@@ -310,6 +305,31 @@ def parse_dates(
             f"{j + 1}); keep one row per date"
         )
     return pd.DatetimeIndex(dates, name="date")
+
+
+def _numbers_as_yyyymmdd(raw: pd.Index, source: str) -> tuple[pd.Index, str | None]:
+    """Numeric dates as ``YYYYMMDD`` text with that format; other dates as they are (no format).
+
+    Numbers are nearly always YYYYMMDD; as epoch nanoseconds they would all silently land on
+    1970-01-01. A date column of integers with a blank cell reads as floats, so floats count
+    when every one present is whole; missing ones become text that is reported as empty.
+    """
+    if not _is_plain_number(raw.dtype):
+        return raw, None
+    if not pd.api.types.is_integer_dtype(raw.dtype):
+        fractional = np.ones(len(raw), dtype=bool)  # complex numbers are no dates
+        if pd.api.types.is_float_dtype(raw.dtype):
+            values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+            with np.errstate(invalid="ignore"):  # inf % 1 is NaN: not whole either
+                fractional = ~np.isnan(values) & (np.mod(values, 1.0) != 0.0)
+        if fractional.any():
+            i = int(np.flatnonzero(fractional)[0])
+            raise DataError(
+                f"{source}: the date {raw[i]} at data row {i + 1} is a number but not a whole "
+                "YYYYMMDD date; write dates as YYYY-MM-DD (or as whole YYYYMMDD numbers)"
+            )
+        raw = raw.astype("Int64")
+    return raw.astype(str), "%Y%m%d"
 
 
 def to_prices(column: pd.Series, *, source: str, where: Callable[[int], str]) -> np.ndarray:

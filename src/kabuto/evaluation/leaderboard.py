@@ -14,10 +14,12 @@ one. The inference columns come from `kabuto.evaluation.statistics`:
 * ``psr``: probabilistic Sharpe ratio against a zero Sharpe ratio.
 * ``dsr``: deflated Sharpe ratio with ``n_trials`` = the number of strategies in the result and
   ``V`` the sample variance (ddof=1) of their daily, non-annualized net Sharpe ratios (those
-  that are finite; a constant series has none) -- the
-  strategies on the board are taken to be the trials a user picks the best from. Every row is
-  deflated by the same ``SR0``; the number is meant for the top row. Strategies tried but not
-  kept in the result are not counted, so it is an upper bound when more were tried.
+  that are finite; a constant series has none), computed exactly as
+  `deflated_sharpe_ratio_from_trials` does -- the strategies on the board are taken to be the
+  trials a user picks the best from. Every row is deflated by the same ``SR0``; the number is
+  meant for the top row. Strategies tried but not kept in the result are not counted, so it is
+  an upper bound when more were tried. With several strategies of which fewer than two have a
+  finite Sharpe ratio, ``V`` is undefined and the column is ``nan``.
 * ``sharpe_diff`` / ``sharpe_diff_pvalue``: annualized net Sharpe minus the benchmark
   strategy's and the two-sided p-value of the paired centered stationary-bootstrap test
   (`sharpe_difference_test`) on the same bootstrap days; ``nan`` on the benchmark's own row and
@@ -26,13 +28,14 @@ one. The inference columns come from `kabuto.evaluation.statistics`:
 
 from __future__ import annotations
 
+import numbers
 import re
 
 import numpy as np
 import pandas as pd
 
 from kabuto.backtest.result import BacktestResult
-from kabuto.errors import ConfigError
+from kabuto.errors import ArgumentError, ConfigError
 from kabuto.evaluation.metrics import (
     SUMMARY_KEYS,
     _as_returns,
@@ -43,8 +46,9 @@ from kabuto.evaluation.statistics import (
     SeedLike,
     _centered_bootstrap_test,
     _check_level,
+    _deflation_benchmark,
+    _psr,
     bootstrap_sharpes,
-    expected_maximum_sharpe,
     optimal_block_length,
     probabilistic_sharpe_ratio,
 )
@@ -81,6 +85,18 @@ def _default_benchmark(names: list[str]) -> str | None:
     return None
 
 
+def _board_deflation(daily_sharpes: np.ndarray) -> tuple[float, float]:
+    """``(trial_sharpe_variance, SR0)`` of the board, ``(nan, nan)`` when undefined.
+
+    Too few finite Sharpe ratios leave the DSR column undefined (``nan``) rather than fail the
+    whole board, whose other columns are still meaningful.
+    """
+    try:
+        return _deflation_benchmark(daily_sharpes)
+    except ArgumentError:
+        return np.nan, np.nan
+
+
 def leaderboard(
     result: BacktestResult,
     *,
@@ -114,14 +130,17 @@ def leaderboard(
         Index ``strategy``, columns `LEADERBOARD_COLUMNS` (definitions in
         `metrics.METRIC_DEFINITIONS`), sorted by net Sharpe ratio descending (NaN last). ``attrs``
         holds ``benchmark_strategy``, ``n_trials``, ``trial_sharpe_variance`` (daily),
-        ``expected_max_sharpe`` (daily SR0), ``mean_block``, ``n_boot``, ``level`` and ``seed``.
+        ``expected_max_sharpe`` (daily SR0), ``mean_block``, ``n_boot``, ``level`` and ``seed``
+        (an int seed, else None).
 
     Raises
     ------
     ConfigError
-        If ``benchmark_strategy`` is not one of the result's strategies.
-    ValueError
-        If the strategies' net returns are not on the same dates or contain NaN.
+        If the result has no strategies, or ``benchmark_strategy`` (the run config's
+        ``report.benchmark_strategy``) is not one of them.
+    ArgumentError
+        If the strategies' net returns are not on the same dates or contain NaN, or ``level``,
+        ``n_boot`` or ``mean_block`` is out of range.
     """
     _check_level(level)
     names = result.names
@@ -138,7 +157,7 @@ def leaderboard(
     first_index = result[names[0]].net_returns.index
     for name in names[1:]:
         if not result[name].net_returns.index.equals(first_index):
-            raise ValueError(
+            raise ArgumentError(
                 f"strategy {name!r} has net returns on different dates from {names[0]!r}; "
                 "a leaderboard compares strategies on the same dates"
             )
@@ -156,11 +175,7 @@ def leaderboard(
     quantiles = np.quantile(boot, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=0)
 
     # Deflation: the strategies on the board are the trials.
-    daily_sharpes = _sharpe_along(net, axis=0, periods=1)
-    n_trials = len(names)
-    finite = daily_sharpes[np.isfinite(daily_sharpes)]
-    variance = float(np.var(finite, ddof=1)) if finite.size > 1 else 0.0
-    sr0 = expected_maximum_sharpe(n_trials, variance)
+    variance, sr0 = _board_deflation(_sharpe_along(net, axis=0, periods=1))
 
     bench_j = names.index(benchmark_strategy) if benchmark_strategy is not None else None
     for j, n in enumerate(names):
@@ -168,7 +183,7 @@ def leaderboard(
         row["sharpe_ci_low"] = float(quantiles[0, j])
         row["sharpe_ci_high"] = float(quantiles[1, j])
         row["psr"] = probabilistic_sharpe_ratio(net[:, j], 0.0)
-        row["dsr"] = probabilistic_sharpe_ratio(net[:, j], sr0)
+        row["dsr"] = _psr(net[:, j], sr0)
         row["sharpe_diff"] = np.nan
         row["sharpe_diff_pvalue"] = np.nan
         if bench_j is not None and j != bench_j:
@@ -182,12 +197,13 @@ def leaderboard(
     board = board.sort_values("sharpe", ascending=False, kind="mergesort", na_position="last")
     board.attrs.update(
         benchmark_strategy=benchmark_strategy,
-        n_trials=n_trials,
+        n_trials=len(names),
         trial_sharpe_variance=variance,
         expected_max_sharpe=sr0,
         mean_block=float(mean_block),
         n_boot=n_boot,
         level=level,
-        seed=seed if isinstance(seed, int) else None,
+        # numbers.Integral, so a numpy integer seed is recorded too (as a plain int for JSON).
+        seed=int(seed) if isinstance(seed, numbers.Integral) else None,
     )
     return board

@@ -12,10 +12,16 @@ of costs unless said otherwise, and ``A = 252`` trading days a year (`ANNUALIZAT
 compounded from 1: ``W_0 = 1``, ``W_t = prod_{s <= t} (1 + r_s)``; ``Y = T / A`` is the length of
 the series in years.
 
+Ruin is absorbing: a day's loss can exceed 100% of the book (leverage, short positions), and once
+``W_t <= 0`` wealth stays 0 -- a later product of two negative factors does not bring it back.
+So after ruin ``total_return`` and ``cagr`` are ``-1`` and the drawdown is ``-1`` on every later
+day, and drawdowns always lie in ``[-1, 0]``. Only the metrics of compounded wealth
+(``total_return``, ``cagr``, ``max_drawdown``, ``calmar``) see this; the others use the daily
+returns as given.
+
 ==================  ===========================================================================
 total_return        ``W_T - 1``.
-cagr                Geometric: ``W_T ** (A / T) - 1`` (``-1`` once wealth is wiped out,
-                    ``W_T <= 0``).
+cagr                Geometric: ``W_T ** (A / T) - 1`` (``-1`` once wealth is wiped out).
 volatility          ``std(r, ddof=1) * sqrt(A)``.
 sharpe              ``mean(r - rf) / std(r - rf, ddof=1) * sqrt(A)``, ``rf`` the daily risk-free
                     return (0 by default).
@@ -48,8 +54,11 @@ annualize it). Degenerate inputs follow empyrical too: a ratio whose denominator
 (constant returns, no downside) is ``+-inf`` (``nan`` for ``0 / 0``); too few observations give
 ``nan`` (fewer than 2 for dispersion-based metrics, fewer than 1 for the rest).
 
-Inputs are 1-D numpy arrays or pandas Series without NaN or infinities (a `ValueError` names the
-first bad position otherwise). Benchmarks given as Series are aligned on the returns' index.
+Inputs are 1-D numpy arrays or pandas Series without NaN or infinities (a
+`kabuto.errors.ArgumentError`, also a `ValueError`, names the first bad position otherwise);
+so are bad arguments. A benchmark, risk-free rate or ``mar`` given as a Series next to Series
+returns is aligned on the returns' dates (a missing date is an error); otherwise series are
+paired by position.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import pandas as pd
+
+from kabuto.errors import ArgumentError
 
 if TYPE_CHECKING:
     from kabuto.backtest.result import StrategyResult
@@ -166,23 +177,27 @@ _SQRT_A = np.sqrt(ANNUALIZATION)
 
 
 def _as_returns(values: ReturnsLike, name: str = "returns") -> np.ndarray:
-    """Return ``values`` as a 1-D float array, or raise ValueError naming what is wrong."""
+    """Return ``values`` as a 1-D float array, or raise ArgumentError naming what is wrong."""
     if isinstance(values, pd.DataFrame):
-        raise ValueError(
+        raise ArgumentError(
             f"{name} must be 1-D (a Series or 1-D array), got a DataFrame with columns "
             f"{list(values.columns)[:5]}; pass one column at a time"
         )
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric daily returns: {exc}") from None
+        raise ArgumentError(
+            f"{name} must be numeric daily returns ({exc}); convert it to floats first"
+        ) from None
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {arr.shape}")
+        raise ArgumentError(
+            f"{name} must be 1-D, got an array of shape {arr.shape}; pass one series at a time"
+        )
     bad = ~np.isfinite(arr)
     if bad.any():
         pos = int(np.argmax(bad))
         where = f"at {values.index[pos]!r}" if isinstance(values, pd.Series) else f"at {pos}"
-        raise ValueError(
+        raise ArgumentError(
             f"{name} has {int(bad.sum())} NaN or infinite value(s), first {where} "
             f"({arr[pos]}); drop or fill them before computing metrics"
         )
@@ -201,14 +216,17 @@ def _aligned_pair(
     if isinstance(returns, pd.Series) and isinstance(benchmark, pd.Series):
         missing = returns.index.difference(benchmark.index)
         if len(missing):
-            raise ValueError(
+            raise ArgumentError(
                 f"{name} has no value on {len(missing)} of the returns' dates, first "
                 f"{missing[0]!r}; give it on the same dates as the returns"
             )
         benchmark = benchmark.reindex(returns.index)
     b = _as_returns(benchmark, name)
     if b.shape != r.shape:
-        raise ValueError(f"returns and {name} must have the same length, got {r.size} and {b.size}")
+        raise ArgumentError(
+            f"returns and {name} must have the same length (one value per day), got {r.size} "
+            f"and {b.size}; pass {name} on the returns' days (as a Series to align by date)"
+        )
     return r, b
 
 
@@ -228,18 +246,36 @@ def _sharpe_along(x: np.ndarray, axis: int = -1, periods: float = ANNUALIZATION)
         return mean / std * np.sqrt(periods)
 
 
-def _excess(r: np.ndarray, rate: float | ReturnsLike, name: str) -> np.ndarray:
-    if np.ndim(rate) == 0:
-        rate = float(rate)
-        if not np.isfinite(rate):
-            raise ValueError(f"{name} must be a finite daily return, got {rate}")
-        return r - rate
-    rate_arr = _as_returns(rate, name)
-    if rate_arr.shape != r.shape:
-        raise ValueError(
-            f"{name} must be a number or have one value per day ({r.size}), got {rate_arr.size}"
+def _excess(returns: ReturnsLike, rate: float | ReturnsLike, name: str) -> np.ndarray:
+    """``returns - rate`` for a daily ``rate`` given as a number or one value per day.
+
+    A per-day rate goes through `_aligned_pair`, so a Series rate is matched to Series returns
+    by date like a benchmark, not by position.
+    """
+    if np.ndim(rate) != 0:
+        r, rate_arr = _aligned_pair(returns, rate, name)
+        return r - rate_arr
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        value = np.nan  # not a number: reported below with the value as given
+    if not np.isfinite(value):
+        raise ArgumentError(
+            f"{name} must be a finite daily return (a number or one per day), got {rate!r}"
         )
-    return r - rate_arr
+    return _as_returns(returns) - value
+
+
+def _wealth(r: np.ndarray) -> np.ndarray:
+    """Compounded wealth ``W_t`` after each day, from ``W_0 = 1``, with ruin absorbing.
+
+    The one place wealth is compounded. Once the running product reaches 0 or below it stays 0:
+    otherwise two losses of more than 100% would multiply back to a positive wealth and
+    `total_return`, `cagr` and the drawdowns would report a recovery from ruin.
+    """
+    wealth = np.cumprod(1.0 + r)
+    wealth[np.logical_or.accumulate(wealth <= 0.0)] = 0.0
+    return wealth
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,12 +293,13 @@ def total_return(returns: ReturnsLike) -> float:
     Returns
     -------
     float
-        ``W_T - 1``; ``nan`` for an empty series.
+        ``W_T - 1``: ``-1`` once wealth is wiped out (ruin is absorbing); ``nan`` for an empty
+        series.
     """
     r = _as_returns(returns)
     if r.size == 0:
         return np.nan
-    return float(np.prod(1.0 + r) - 1.0)
+    return float(_wealth(r)[-1] - 1.0)
 
 
 def cagr(returns: ReturnsLike) -> float:
@@ -276,14 +313,15 @@ def cagr(returns: ReturnsLike) -> float:
     Returns
     -------
     float
-        Geometric annual return (empyrical's ``annual_return``); ``-1`` when compounded wealth is
-        wiped out (``W_T <= 0``); ``nan`` for an empty series.
+        Geometric annual return (empyrical's ``annual_return``); ``-1`` once compounded wealth
+        is wiped out (it stays 0 after any day that takes it to 0 or below); ``nan`` for an empty
+        series.
     """
     r = _as_returns(returns)
     if r.size == 0:
         return np.nan
-    wealth = np.prod(1.0 + r)
-    if wealth <= 0.0:
+    wealth = _wealth(r)[-1]
+    if wealth == 0.0:
         return -1.0
     with np.errstate(over="ignore"):  # absurd growth over a few days annualizes to inf
         return float(wealth ** (ANNUALIZATION / r.size) - 1.0)
@@ -317,8 +355,9 @@ def sharpe(returns: ReturnsLike, risk_free: float | ReturnsLike = 0.0) -> float:
     ----------
     returns : array or Series
         Daily simple returns.
-    risk_free : float or array, default 0
-        Daily risk-free return: a constant or one value per day.
+    risk_free : float, array or Series, default 0
+        Daily risk-free return: a constant or one value per day (a Series is aligned on the
+        returns' dates when the returns are a Series).
 
     Returns
     -------
@@ -326,8 +365,7 @@ def sharpe(returns: ReturnsLike, risk_free: float | ReturnsLike = 0.0) -> float:
         ``+-inf`` for constant non-zero excess returns, ``nan`` for all-zero excess returns or
         fewer than 2 days.
     """
-    r = _as_returns(returns)
-    return float(_sharpe_along(_excess(r, risk_free, "risk_free")))
+    return float(_sharpe_along(_excess(returns, risk_free, "risk_free")))
 
 
 def downside_deviation(returns: ReturnsLike, mar: float | ReturnsLike = 0.0) -> float:
@@ -340,19 +378,24 @@ def downside_deviation(returns: ReturnsLike, mar: float | ReturnsLike = 0.0) -> 
     ----------
     returns : array or Series
         Daily simple returns.
-    mar : float or array, default 0
-        Minimum acceptable daily return.
+    mar : float, array or Series, default 0
+        Minimum acceptable daily return (a Series is aligned on dates like ``risk_free``).
 
     Returns
     -------
     float
         ``nan`` for an empty series.
     """
-    r = _as_returns(returns)
-    if r.size == 0:
+    excess = _excess(returns, mar, "mar")
+    if excess.size == 0:
         return np.nan
-    shortfall = np.minimum(_excess(r, mar, "mar"), 0.0)
-    return float(np.sqrt(np.mean(shortfall * shortfall)) * _SQRT_A)
+    return float(_downside(excess))
+
+
+def _downside(excess: np.ndarray) -> np.float64:
+    """Annualized root mean square of the shortfalls ``min(excess, 0)`` over all days."""
+    shortfall = np.minimum(excess, 0.0)
+    return np.sqrt(np.mean(shortfall * shortfall)) * _SQRT_A
 
 
 def sortino(returns: ReturnsLike, mar: float | ReturnsLike = 0.0) -> float:
@@ -362,8 +405,8 @@ def sortino(returns: ReturnsLike, mar: float | ReturnsLike = 0.0) -> float:
     ----------
     returns : array or Series
         Daily simple returns.
-    mar : float or array, default 0
-        Minimum acceptable daily return.
+    mar : float, array or Series, default 0
+        Minimum acceptable daily return (a Series is aligned on dates like ``risk_free``).
 
     Returns
     -------
@@ -371,20 +414,20 @@ def sortino(returns: ReturnsLike, mar: float | ReturnsLike = 0.0) -> float:
         ``+inf`` when no day falls below ``mar`` and the mean excess is positive; ``nan`` for
         fewer than 2 days.
     """
-    r = _as_returns(returns)
-    if r.size < 2:
+    excess = _excess(returns, mar, "mar")
+    if excess.size < 2:
         return np.nan
-    excess = _excess(r, mar, "mar")
-    shortfall = np.minimum(excess, 0.0)
-    dd = np.sqrt(np.mean(shortfall * shortfall)) * _SQRT_A
+    # numpy scalars, so a zero downside deviation divides to +-inf or nan as documented
+    # instead of raising ZeroDivisionError.
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.float64(excess.mean() * ANNUALIZATION) / dd)
+        return float(np.float64(excess.mean() * ANNUALIZATION) / _downside(excess))
 
 
 def drawdowns(returns: ReturnsLike) -> np.ndarray | pd.Series:
     """Drawdown of compounded wealth on each day, ``W_t / max_{s <= t} W_s - 1``.
 
-    The running peak starts at ``W_0 = 1``, so a loss on the first day is a drawdown.
+    The running peak starts at ``W_0 = 1``, so a loss on the first day is a drawdown. Ruin is
+    absorbing: from the first day wealth reaches 0 or below, the drawdown is ``-1``.
 
     Parameters
     ----------
@@ -394,10 +437,10 @@ def drawdowns(returns: ReturnsLike) -> np.ndarray | pd.Series:
     Returns
     -------
     array or Series
-        Non-positive values, one per day (a Series on the returns' index for Series input).
+        Values in ``[-1, 0]``, one per day (a Series on the returns' index for Series input).
     """
     r = _as_returns(returns)
-    wealth = np.cumprod(1.0 + r)
+    wealth = _wealth(r)
     peak = np.maximum.accumulate(np.maximum(wealth, 1.0))
     dd = (wealth - peak) / peak
     if isinstance(returns, pd.Series):
@@ -416,7 +459,8 @@ def max_drawdown(returns: ReturnsLike) -> float:
     Returns
     -------
     float
-        A non-positive number (``-0.35`` for a 35% peak-to-trough loss); ``nan`` if empty.
+        In ``[-1, 0]`` (``-0.35`` for a 35% peak-to-trough loss, ``-1`` after ruin); ``nan`` if
+        empty.
     """
     r = _as_returns(returns)
     if r.size == 0:
@@ -491,7 +535,9 @@ def cvar(returns: ReturnsLike, cutoff: float = 0.05) -> float:
         A daily return, negative for a loss; ``nan`` for an empty series.
     """
     if not 0.0 <= cutoff < 1.0:
-        raise ValueError(f"cutoff must be in [0, 1), got {cutoff}")
+        raise ArgumentError(
+            f"cutoff must be a tail probability in [0, 1), got {cutoff!r}; use 0.05 for CVaR 95%"
+        )
     r = _as_returns(returns)
     if r.size == 0:
         return np.nan
@@ -539,6 +585,14 @@ def information_ratio(returns: ReturnsLike, benchmark: ReturnsLike) -> float:
     return float(_sharpe_along(r - b))
 
 
+def _check_n_days(n_days: int) -> None:
+    if n_days < 0:
+        raise ArgumentError(
+            f"n_days must be >= 0, got {n_days}; pass the number of daily returns the "
+            "backtest spans"
+        )
+
+
 def turnover_per_year(turnover: ReturnsLike, n_days: int) -> float:
     """Mean one-way traded notional per year.
 
@@ -560,8 +614,7 @@ def turnover_per_year(turnover: ReturnsLike, n_days: int) -> float:
         ``nan`` when ``n_days`` is 0.
     """
     t = _as_returns(turnover, "turnover")
-    if n_days < 0:
-        raise ValueError(f"n_days must be >= 0, got {n_days}")
+    _check_n_days(n_days)
     if n_days == 0:
         return np.nan
     return float(t.sum() / 2.0 / (n_days / ANNUALIZATION))
@@ -584,8 +637,7 @@ def costs_per_year(costs: ReturnsLike, n_days: int | None = None) -> float:
     """
     c = _as_returns(costs, "costs")
     n_days = c.size if n_days is None else n_days
-    if n_days < 0:
-        raise ValueError(f"n_days must be >= 0, got {n_days}")
+    _check_n_days(n_days)
     if n_days == 0:
         return np.nan
     return float(c.sum() / (n_days / ANNUALIZATION))

@@ -3,6 +3,7 @@
 Conventions
 -----------
 * Returns are daily simple returns, validated as in `kabuto.evaluation.metrics` (1-D, no NaN).
+  Bad returns or arguments raise `kabuto.errors.ArgumentError` (also a `ValueError`).
   Sharpe ratios are those of `metrics.sharpe` with ``rf = 0`` (pass excess returns to use a
   risk-free rate): **annualized** (``* sqrt(252)``) everywhere except in the probabilistic and
   deflated Sharpe ratios, which work with the **per-period (daily, non-annualized)** Sharpe
@@ -14,10 +15,11 @@ Conventions
   (2009) (`optimal_block_length`), computed on the returns (for two or more series, the largest
   of theirs); `stationary_bootstrap_indices`, which sees only ``n``, falls back to ``n ** (1/3)``.
 * Randomness comes from ``seed`` (an int, a `numpy.random.Generator`, or None for fresh entropy);
-  the same seed gives the same numbers. Bootstrap indices are drawn in chunks of replicates
-  whose size depends only on ``n``, so every function here draws the same indices for the same
+  the same seed gives the same numbers. Bootstrap indices are drawn in chunks of
+  ``max(1, 2**21 // n)`` replicates (the last chunk takes the rest), a size that depends only on
+  ``n``, so every function here draws the same indices for the same
   ``(n, n_boot, mean_block, seed)``: a leaderboard's intervals are reproducible one strategy at a
-  time.
+  time. A different ``n_boot`` gives different replicates, not a prefix or extension of them.
 * The paired bootstrap test of equal Sharpe ratios (`sharpe_difference_test`) resamples the same
   days for both series and uses the centered (basic) bootstrap: with ``d`` the observed
   difference and ``d*_b`` its bootstrap replicates, the two-sided p-value is
@@ -45,6 +47,7 @@ Journal of Empirical Finance 15(5).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +55,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from kabuto.errors import ArgumentError
 from kabuto.evaluation.metrics import (
     ANNUALIZATION,
     ReturnsLike,
@@ -80,6 +84,11 @@ SeedLike = int | np.random.Generator | None
 
 # Bootstrap indices are generated this many elements (replicates x days) at a time.
 _CHUNK_ELEMENTS = 1 << 21
+
+_DAILY_SHARPE_LIMIT = 1.0
+"""Where a daily Sharpe ratio is expected, |value| must be below this. A daily Sharpe ratio of 1
+is about 16 annualized, beyond any real strategy, so such a value (typically an annualized target
+of 1 or 2) was annualized by mistake -- and would make PSR/DSR about 0 or 1 whatever the data."""
 
 
 def _rng(seed: SeedLike) -> np.random.Generator:
@@ -156,13 +165,28 @@ def optimal_block_length(returns: ReturnsLike) -> float:
     return float(np.clip(b, 1.0, b_max))
 
 
-def _check_bootstrap_args(n: int, n_boot: int, mean_block: float) -> None:
-    if n < 1:
-        raise ValueError(f"need at least one observation to resample, got n={n}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    if not (np.isfinite(mean_block) and mean_block >= 1.0):
-        raise ValueError(f"mean_block must be a finite number >= 1 day, got {mean_block}")
+def _is_real(value: object) -> bool:
+    # bool is a numbers.Integral, but True as a count or a rate is a mistake, not a 1.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_count(value: object, name: str, minimum: int) -> int:
+    """``value`` as an int, or ArgumentError: counts (days, replicates, trials) are whole."""
+    if not (_is_real(value) and isinstance(value, numbers.Integral) and value >= minimum):
+        raise ArgumentError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_bootstrap_args(n: int, n_boot: int, mean_block: float) -> tuple[int, int, float]:
+    """Validated ``(n, n_boot, mean_block)`` as int, int, float."""
+    n = _check_count(n, "the number of days to resample (n)", 1)
+    n_boot = _check_count(n_boot, "n_boot", 1)
+    if not (_is_real(mean_block) and np.isfinite(mean_block) and mean_block >= 1.0):
+        raise ArgumentError(
+            f"mean_block must be a finite number of days >= 1, got {mean_block!r}; leave it "
+            "unset for the automatic (Politis-White) block length"
+        )
+    return n, n_boot, float(mean_block)
 
 
 def _index_chunks(
@@ -175,7 +199,8 @@ def _index_chunks(
     ``(start + t - t_start) mod n`` of the data, ``t_start`` the day its block began.
     """
     p = 1.0 / mean_block
-    rows = max(1, min(n_boot, _CHUNK_ELEMENTS // n))
+    # Depends on n only (module docstring); a small n_boot is one short chunk.
+    rows = max(1, _CHUNK_ELEMENTS // n)
     t = np.arange(n)
     for first in range(0, n_boot, rows):
         c = min(rows, n_boot - first)
@@ -219,8 +244,10 @@ def stationary_bootstrap_indices(
     ndarray of intp, shape (n_boot, n)
         Row ``b`` indexes the days of resample ``b``.
     """
-    mean_block = max(1.0, n ** (1.0 / 3.0)) if mean_block is None else float(mean_block)
-    _check_bootstrap_args(n, n_boot, mean_block)
+    if mean_block is None:
+        n = _check_count(n, "the number of days to resample (n)", 1)
+        mean_block = max(1.0, n ** (1.0 / 3.0))
+    n, n_boot, mean_block = _check_bootstrap_args(n, n_boot, mean_block)
     return np.concatenate(list(_index_chunks(n, n_boot, mean_block, _rng(rng))), axis=0)
 
 
@@ -252,15 +279,17 @@ def bootstrap_sharpes(
     """
     data = np.asarray(returns, dtype=float)
     if data.ndim != 2:
-        raise ValueError(f"returns must be 2-D (days x series), got shape {data.shape}")
+        raise ArgumentError(
+            f"returns must be 2-D (days x series), got shape {data.shape}; stack the series "
+            "as columns"
+        )
     columns = [_as_returns(data[:, j], f"returns column {j}") for j in range(data.shape[1])]
     if mean_block is None:
         mean_block = max((optimal_block_length(c) for c in columns), default=1.0)
-    n = data.shape[0]
-    _check_bootstrap_args(n, n_boot, float(mean_block))
+    n, n_boot, mean_block = _check_bootstrap_args(data.shape[0], n_boot, mean_block)
     out = np.empty((n_boot, len(columns)))
     row = 0
-    for idx in _index_chunks(n, n_boot, float(mean_block), _rng(seed)):
+    for idx in _index_chunks(n, n_boot, mean_block, _rng(seed)):
         for j, col in enumerate(columns):
             out[row : row + idx.shape[0], j] = _sharpe_along(col[idx], axis=1, periods=periods)
         row += idx.shape[0]
@@ -272,8 +301,8 @@ def bootstrap_sharpes(
 
 
 def _check_level(level: float) -> None:
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    if not (_is_real(level) and 0.0 < level < 1.0):
+        raise ArgumentError(f"level must be in (0, 1), got {level!r}; use 0.95 for 95%")
 
 
 def sharpe_confidence_interval(
@@ -329,13 +358,14 @@ def _paired(a: ReturnsLike, b: ReturnsLike) -> tuple[np.ndarray, np.ndarray]:
     ra = _as_returns(a, "returns_a")
     rb = _as_returns(b, "returns_b")
     if isinstance(a, pd.Series) and isinstance(b, pd.Series) and not a.index.equals(b.index):
-        raise ValueError(
+        raise ArgumentError(
             "returns_a and returns_b must be on the same dates for a paired test; "
             "align them first (e.g. a.align(b, join='inner'))"
         )
     if ra.shape != rb.shape:
-        raise ValueError(
-            f"returns_a and returns_b must have the same length, got {ra.size} and {rb.size}"
+        raise ArgumentError(
+            f"returns_a and returns_b must have the same length, got {ra.size} and {rb.size}; "
+            "pass them on the same days"
         )
     return ra, rb
 
@@ -418,11 +448,17 @@ def jobson_korkie_test(returns_a: ReturnsLike, returns_b: ReturnsLike) -> dict[s
     -------
     dict
         ``sharpe_a``, ``sharpe_b``, ``difference`` (annualized, a - b), ``z``, ``p_value``.
+        As in `kabuto.evaluation.metrics.sharpe`, an exactly constant series has Sharpe ratio
+        ``+-inf`` (``nan`` if all zero); ``z`` and ``p_value`` are then ``nan`` (the test needs
+        both variances), as they are when the variance estimate ``theta`` is not positive.
     """
     ra, rb = _paired(returns_a, returns_b)
     t = ra.size
     if t < 3:
-        raise ValueError(f"need at least 3 days for the Jobson-Korkie test, got {t}")
+        raise ArgumentError(
+            f"the Jobson-Korkie test needs at least 3 days of returns, got {t}; pass a longer "
+            "series"
+        )
     m_a, m_b = ra.mean(), rb.mean()
     cov = np.cov(ra, rb, ddof=1)
     s_a, s_b, s_ab = np.sqrt(cov[0, 0]), np.sqrt(cov[1, 1]), cov[0, 1]
@@ -434,7 +470,9 @@ def jobson_korkie_test(returns_a: ReturnsLike, returns_b: ReturnsLike) -> dict[s
         "z": np.nan,
         "p_value": np.nan,
     }
-    if s_a == 0.0 or s_b == 0.0:
+    # Exact test like _sharpe_along's: the sample variance of a constant series is a rounding
+    # residue (e.g. 3e-39), not 0, and dividing by it gives a huge spurious z.
+    if ra.max() == ra.min() or rb.max() == rb.min():
         return out
     f = s_b * m_a - s_a * m_b
     theta = (
@@ -479,8 +517,35 @@ def probabilistic_sharpe_ratio(returns: ReturnsLike, benchmark_sharpe: float = 0
     -------
     float
         In ``[0, 1]``; ``nan`` for fewer than 3 days or constant returns.
+
+    Raises
+    ------
+    ArgumentError
+        If ``benchmark_sharpe`` is not finite, or 1 or more in absolute value (it looks
+        annualized).
     """
-    r = _as_returns(returns)
+    sr_star = _check_daily_sharpe(
+        benchmark_sharpe, "benchmark_sharpe", "divide an annualized target by sqrt(252)"
+    )
+    return _psr(_as_returns(returns), sr_star)
+
+
+def _check_daily_sharpe(value: object, name: str, fix: str) -> float:
+    """``value`` as a float, or ArgumentError unless it is a plausible daily Sharpe ratio."""
+    if not (_is_real(value) and np.isfinite(value)):
+        raise ArgumentError(
+            f"{name} must be a finite daily (per-period) Sharpe ratio, got {value!r}"
+        )
+    if abs(value) >= _DAILY_SHARPE_LIMIT:
+        raise ArgumentError(
+            f"{name} = {float(value):.4g} looks annualized: PSR and DSR take daily (per-period) "
+            f"Sharpe ratios, below {_DAILY_SHARPE_LIMIT:g} in absolute value; {fix}"
+        )
+    return float(value)
+
+
+def _psr(r: np.ndarray, sr_star: float) -> float:
+    """`probabilistic_sharpe_ratio` of validated returns; a ``nan`` ``sr_star`` gives ``nan``."""
     t = r.size
     if t < 3 or r.max() == r.min():
         return np.nan
@@ -492,7 +557,7 @@ def probabilistic_sharpe_ratio(returns: ReturnsLike, benchmark_sharpe: float = 0
     var_term = 1.0 - g3 * sr + (g4 - 1.0) / 4.0 * sr**2
     if not var_term > 0.0:
         return np.nan
-    z = (sr - benchmark_sharpe) * np.sqrt(t - 1.0) / np.sqrt(var_term)
+    z = (sr - sr_star) * np.sqrt(t - 1.0) / np.sqrt(var_term)
     return float(ndtr(z))
 
 
@@ -515,11 +580,14 @@ def expected_maximum_sharpe(n_trials: int, trial_sharpe_variance: float) -> floa
     -------
     float
     """
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    if not (np.isfinite(trial_sharpe_variance) and trial_sharpe_variance >= 0.0):
-        raise ValueError(
-            f"trial_sharpe_variance must be a finite number >= 0, got {trial_sharpe_variance}"
+    n_trials = _check_count(n_trials, "n_trials", 1)
+    if not (
+        _is_real(trial_sharpe_variance)
+        and np.isfinite(trial_sharpe_variance)
+        and trial_sharpe_variance >= 0.0
+    ):
+        raise ArgumentError(
+            f"trial_sharpe_variance must be a finite number >= 0, got {trial_sharpe_variance!r}"
         )
     if n_trials == 1:
         return 0.0
@@ -552,16 +620,58 @@ def deflated_sharpe_ratio(
     -------
     float
         In ``[0, 1]``; never above ``probabilistic_sharpe_ratio(returns, 0)``.
+
+    Raises
+    ------
+    ArgumentError
+        If ``SR0`` comes out at 1 or more (daily): ``trial_sharpe_variance`` looks annualized.
     """
-    sr0 = expected_maximum_sharpe(n_trials, trial_sharpe_variance)
-    return probabilistic_sharpe_ratio(returns, benchmark_sharpe=sr0)
+    sr0 = _check_daily_sharpe(
+        expected_maximum_sharpe(n_trials, trial_sharpe_variance),
+        f"SR0 (the best Sharpe ratio {n_trials} trials with trial_sharpe_variance="
+        f"{trial_sharpe_variance!r} show by luck)",
+        "divide a variance of annualized Sharpe ratios by 252",
+    )
+    return _psr(_as_returns(returns), sr0)
+
+
+def _trial_sharpe_variance(daily_sharpes: np.ndarray) -> float:
+    """Sample variance (ddof=1) of the trials' finite daily Sharpe ratios.
+
+    A constant or too-short trial has no finite Sharpe ratio (``+-inf`` or ``nan``) and is left
+    out of the variance, though it still counts as a trial. A single trial needs no variance
+    (``SR0 = 0``: nothing was selected).
+    """
+    if daily_sharpes.size == 1:
+        return 0.0
+    finite = daily_sharpes[np.isfinite(daily_sharpes)]
+    if finite.size < 2:
+        raise ArgumentError(
+            f"the deflated Sharpe ratio needs the variance of the trials' Sharpe ratios, but "
+            f"only {finite.size} of the {daily_sharpes.size} trials have a finite one (a "
+            "constant series or one shorter than 2 days has none); drop those trials or call "
+            "deflated_sharpe_ratio with your own trial_sharpe_variance"
+        )
+    return float(np.var(finite, ddof=1))
+
+
+def _deflation_benchmark(daily_sharpes: np.ndarray) -> tuple[float, float]:
+    """``(trial_sharpe_variance, SR0)`` of trials with these daily Sharpe ratios.
+
+    The one recipe for deflating among observed trials, shared by
+    `deflated_sharpe_ratio_from_trials` and the leaderboard. ``SR0`` is not checked against
+    `_DAILY_SHARPE_LIMIT`: it comes from the data, not from a user who may have annualized it.
+    """
+    variance = _trial_sharpe_variance(daily_sharpes)
+    return variance, expected_maximum_sharpe(daily_sharpes.size, variance)
 
 
 def deflated_sharpe_ratio_from_trials(trials: pd.DataFrame, selected: Any | None = None) -> float:
     """Deflated Sharpe ratio of one column of a DataFrame of trials' returns.
 
     ``n_trials`` is the number of columns and ``trial_sharpe_variance`` the sample variance
-    (ddof=1) across columns of their daily, non-annualized Sharpe ratios.
+    (ddof=1) across columns of their daily, non-annualized Sharpe ratios -- those that are
+    finite: a constant column counts as a trial but has no Sharpe ratio to vary.
 
     Parameters
     ----------
@@ -573,21 +683,26 @@ def deflated_sharpe_ratio_from_trials(trials: pd.DataFrame, selected: Any | None
     Returns
     -------
     float
+
+    Raises
+    ------
+    ArgumentError
+        If ``trials`` is not a DataFrame of valid returns, ``selected`` is not one of its
+        columns, or fewer than two of several trials have a finite Sharpe ratio.
     """
     if not isinstance(trials, pd.DataFrame) or trials.shape[1] < 1:
-        raise ValueError("trials must be a DataFrame with one column of daily returns per trial")
+        raise ArgumentError(
+            f"trials must be a DataFrame with one column of daily returns per trial, got "
+            f"{type(trials).__name__} {getattr(trials, 'shape', '')}"
+        )
+    if selected is not None and selected not in trials.columns:
+        raise ArgumentError(
+            f"selected={selected!r} is not a column of trials; choose one of "
+            f"{list(trials.columns)[:10]}"
+        )
     data = np.column_stack([_as_returns(trials[c], f"trials[{c!r}]") for c in trials.columns])
     sharpes = _sharpe_along(data, axis=0, periods=1)
-    if selected is None:
-        if np.all(np.isnan(sharpes)):
-            return np.nan
-        selected = trials.columns[int(np.nanargmax(sharpes))]
-    elif selected not in trials.columns:
-        raise ValueError(f"selected={selected!r} is not a column of trials")
-    n_trials = data.shape[1]
-    variance = float(np.var(sharpes, ddof=1)) if n_trials > 1 else 0.0
-    if not np.isfinite(variance):
-        return np.nan
-    return deflated_sharpe_ratio(
-        trials[selected], n_trials=n_trials, trial_sharpe_variance=variance
-    )
+    _, sr0 = _deflation_benchmark(sharpes)
+    if selected is None:  # the best trial; a nan (0/0) Sharpe ratio ranks last
+        selected = trials.columns[int(np.argmax(np.where(np.isnan(sharpes), -np.inf, sharpes)))]
+    return _psr(_as_returns(trials[selected], f"trials[{selected!r}]"), sr0)

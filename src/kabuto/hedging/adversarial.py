@@ -142,7 +142,11 @@ class PathGenerator(nn.Module):
     ``r_t = M_t x_t + (M_t - M_t^2) v / 2`` with ``M_t = c exp(strength tanh(g_t))``, ``g_t``
     the output of a GRU cell fed ``[u_t, t / T, ln(S_t / K) / sqrt(v T), r_{t-1} / sqrt(v)]``
     (latent noise, time, log-moneyness of the generated path so far, previous generated
-    return) and ``c`` the volatility projection (see the module docstring). The last layer
+    return; both before the projection by ``c``, which needs the whole batch) and ``c`` the
+    volatility projection (see the module docstring). Because ``c`` and ``v`` are statistics of
+    the whole batch, future dates included, the martingale term is exact only as the batch
+    grows (an error of order 1 / (N T)), and ``M_t`` is free of ``x_t`` only up to ``c``: this
+    shapes the adversary's paths, never what the hedger sees at a date. The last layer
     starts at zero, so an untrained generator returns its reference returns unchanged.
 
     Parameters
@@ -432,12 +436,7 @@ class AdversarialHedger(DeepHedger):
         s = s.to(device)
         n, steps = s.shape[0], s.shape[1] - 1
         dtype = s.dtype
-        base = torch.log(s).diff(dim=1)
-        if float(realized_volatility(base)) == 0.0:
-            raise ConfigError(
-                f"{name}.fit: reference_paths never move (zero realized volatility); the "
-                "generator rescales their returns, so give paths that do"
-            )
+        base = _moving_returns(f"{name}.fit", s)
         moneyness = torch.log(s[:, 0] / self.strike)
         features = hedge_features(
             s, strike=self.strike, maturity=self.maturity, volatility=sigma, kind=self.kind
@@ -560,7 +559,7 @@ class AdversarialHedger(DeepHedger):
         dtype = next(self.generator_.parameters()).dtype
         device = next(self.generator_.parameters()).device
         s = _single_asset_prices(f"{name}.generate", base_paths).to(device=device, dtype=dtype)
-        base = torch.log(s).diff(dim=1)
+        base = _moving_returns(f"{name}.generate", s)
         shape = (s.shape[0], base.shape[1], self.generator_.noise_dim)
         gen = torch.Generator().manual_seed(seed)
         noise = torch.randn(shape, generator=gen, dtype=dtype).to(device)
@@ -570,6 +569,18 @@ class AdversarialHedger(DeepHedger):
 
 
 # ------------------------------------------------------------------------------------- checks
+
+
+def _moving_returns(owner: str, prices: Tensor) -> Tensor:
+    """Log returns (N, T) of prices (N, T + 1) that move: the generator rescales them, and
+    paths with zero realized volatility would give 0 / 0."""
+    base = torch.log(prices).diff(dim=1)
+    if float(realized_volatility(base)) == 0.0:
+        raise ConfigError(
+            f"{owner}: the paths never move (zero realized volatility); the generator rescales "
+            "their returns, so give paths that do"
+        )
+    return base
 
 
 def _check_vol_bound(owner: str, value: object) -> float:

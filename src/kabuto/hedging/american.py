@@ -24,15 +24,14 @@ from numpy.polynomial import laguerre
 from numpy.typing import ArrayLike, NDArray
 
 from kabuto.errors import ConfigError
-from kabuto.hedging.closed_form import _finite, _non_negative, _payoff_sign, _positive
+from kabuto.hedging.basket import basket_weights, single_number
+from kabuto.hedging.closed_form import _finite, _payoff_sign, _positive
 from kabuto.settings import check_choice
 
 __all__ = ["LSMResult", "basket_longstaff_schwartz", "longstaff_schwartz"]
 
 _FUNC = "longstaff_schwartz"
 _BASKET_FUNC = "basket_longstaff_schwartz"
-# How far basket weights' sum may be from one (rounding of user-typed weights such as 1/3).
-_WEIGHT_SUM_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -106,9 +105,9 @@ def longstaff_schwartz(
         For an argument out of range, naming it and its value.
     """
     spots = _checked_paths(paths)
-    strike_value = _scalar("strike", _positive(_FUNC, "strike", strike))
-    rate_value = _scalar("rate", _finite(_FUNC, "rate", rate))
-    maturity_value = _scalar("maturity", _positive(_FUNC, "maturity", maturity))
+    strike_value = single_number(_FUNC, "strike", _positive(_FUNC, "strike", strike))
+    rate_value = single_number(_FUNC, "rate", _finite(_FUNC, "rate", rate))
+    maturity_value = single_number(_FUNC, "maturity", _positive(_FUNC, "maturity", maturity))
     sign = _payoff_sign(_FUNC, kind)
     _check_degree(_FUNC, degree)
 
@@ -189,13 +188,13 @@ def basket_longstaff_schwartz(
             "d) with at least 2 paths and 2 dates (today and one exercise date)"
         )
     n_assets = prices.shape[2]
-    strike_value = _scalar("strike", _positive(_BASKET_FUNC, "strike", strike), _BASKET_FUNC)
-    rate_value = _scalar("rate", _finite(_BASKET_FUNC, "rate", rate), _BASKET_FUNC)
-    maturity_value = _scalar(
-        "maturity", _positive(_BASKET_FUNC, "maturity", maturity), _BASKET_FUNC
+    strike_value = single_number(_BASKET_FUNC, "strike", _positive(_BASKET_FUNC, "strike", strike))
+    rate_value = single_number(_BASKET_FUNC, "rate", _finite(_BASKET_FUNC, "rate", rate))
+    maturity_value = single_number(
+        _BASKET_FUNC, "maturity", _positive(_BASKET_FUNC, "maturity", maturity)
     )
     sign = _payoff_sign(_BASKET_FUNC, kind)
-    w = _basket_weights(_BASKET_FUNC, weights, n_assets)
+    w = basket_weights(_BASKET_FUNC, weights, n_assets)
     geometric = (
         check_choice(_BASKET_FUNC, "average", average, ("arithmetic", "geometric")) == "geometric"
     )
@@ -271,24 +270,6 @@ def _check_degree(func: str, degree: object) -> None:
         raise ConfigError(f"{func}: degree={degree!r} must be an integer >= 1")
 
 
-def _basket_weights(func: str, weights: ArrayLike | None, n_assets: int) -> NDArray[np.float64]:
-    """The (d,) basket weights: ``1/d`` each by default, else non-negative and summing to one."""
-    if weights is None:
-        return np.full(n_assets, 1.0 / n_assets)
-    if np.shape(weights) not in ((), (n_assets,)):
-        raise ConfigError(
-            f"{func}: weights has shape {np.shape(weights)}; it must be a number or have one "
-            f"entry per asset ({n_assets})"
-        )
-    w = np.broadcast_to(_non_negative(func, "weights", weights), (n_assets,)).copy()
-    total = float(w.sum())
-    if abs(total - 1.0) > _WEIGHT_SUM_TOLERANCE:
-        raise ConfigError(
-            f"{func}: weights sum to {total!r}; basket weights must be non-negative and sum to 1"
-        )
-    return w
-
-
 def _boundary_spot(exercised_spots: NDArray[np.float64], sign: float) -> float:
     """The exercised spot nearest the money (NaN where nothing is exercised)."""
     if exercised_spots.size == 0:
@@ -305,9 +286,3 @@ def _checked_paths(paths: ArrayLike) -> NDArray[np.float64]:
             "least 2 paths and 2 columns (today and one exercise date)"
         )
     return spots
-
-
-def _scalar(name: str, value: NDArray[np.float64], func: str = _FUNC) -> float:
-    if value.ndim:
-        raise ConfigError(f"{func}: {name} has shape {value.shape}; it must be a single number")
-    return float(value)

@@ -25,7 +25,6 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 
 from kabuto.errors import ConfigError
-from kabuto.hedging.american import _basket_weights
 from kabuto.hedging.closed_form import (
     _basket_size,
     _correlation_matrix,
@@ -43,6 +42,8 @@ __all__ = ["BasketMCResult", "arithmetic_basket_price"]
 _FUNC = "arithmetic_basket_price"
 # Paths simulated at once; bounds the memory to a few tens of MB whatever n_paths is.
 _BATCH = 100_000
+# How far basket weights' sum may be from one (rounding of user-typed weights such as 1/3).
+_WEIGHT_SUM_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -134,10 +135,10 @@ def arithmetic_basket_price(
     spots = np.broadcast_to(_positive(_FUNC, "spot", spot), (n_assets,)).copy()
     vols = np.broadcast_to(_non_negative(_FUNC, "volatility", volatility), (n_assets,)).copy()
     corr = _correlation_matrix(_FUNC, correlation, n_assets)
-    w = _basket_weights(_FUNC, weights, n_assets)
-    k = _scalar("strike", _positive(_FUNC, "strike", strike))
-    t = _scalar("maturity", _positive(_FUNC, "maturity", maturity))
-    r = _scalar("rate", _finite(_FUNC, "rate", rate))
+    w = basket_weights(_FUNC, weights, n_assets)
+    k = single_number(_FUNC, "strike", _positive(_FUNC, "strike", strike))
+    t = single_number(_FUNC, "maturity", _positive(_FUNC, "maturity", maturity))
+    r = single_number(_FUNC, "rate", _finite(_FUNC, "rate", rate))
     sign = _payoff_sign(_FUNC, kind)
     n = check_int(_FUNC, "n_paths", n_paths, 2)
     seed_value = check_int(_FUNC, "seed", seed, 0)
@@ -194,7 +195,30 @@ def _terminal_baskets(
     return torch.cat(arithmetic).numpy(), torch.cat(geometric).numpy()
 
 
-def _scalar(name: str, value: NDArray[np.float64]) -> float:
+def basket_weights(func: str, weights: ArrayLike | None, n_assets: int) -> NDArray[np.float64]:
+    """The (d,) basket weights: ``1/d`` each by default, else non-negative and summing to one.
+
+    The check every basket pricer here shares (`arithmetic_basket_price`, and
+    `kabuto.hedging.american.basket_longstaff_schwartz`); `func` names the caller in errors.
+    """
+    if weights is None:
+        return np.full(n_assets, 1.0 / n_assets)
+    if np.shape(weights) not in ((), (n_assets,)):
+        raise ConfigError(
+            f"{func}: weights has shape {np.shape(weights)}; it must be a number or have one "
+            f"entry per asset ({n_assets})"
+        )
+    w = np.broadcast_to(_non_negative(func, "weights", weights), (n_assets,)).copy()
+    total = float(w.sum())
+    if abs(total - 1.0) > _WEIGHT_SUM_TOLERANCE:
+        raise ConfigError(
+            f"{func}: weights sum to {total!r}; basket weights must be non-negative and sum to 1"
+        )
+    return w
+
+
+def single_number(func: str, name: str, value: NDArray[np.float64]) -> float:
+    """A checked argument (an array from the closed-form checks) as a float, if it has shape ()."""
     if value.ndim:
-        raise ConfigError(f"{_FUNC}: {name} has shape {value.shape}; it must be a single number")
+        raise ConfigError(f"{func}: {name} has shape {value.shape}; it must be a single number")
     return float(value)

@@ -25,12 +25,20 @@ linear skip that learn Z from far fewer paths. Further choices of this implement
   paper's batch normalisation of the input does with noisier per-batch statistics, so a problem
   in any units (prices near 100, or Brownian motion near 0) needs no scaling of its own (the
   shared network of ``shared=True`` divides by one standard deviation pooled over steps). The
-  pilot batch also gives the scale of the solution, ``s = sd(g(X_N))``: ``y0`` moves in units of
-  s, and the networks and z0 output in units of ``s / sqrt(T d)`` (a Z whose Ito integral has
-  the spread of g), so that Adam's steps mean the same whether u is 0.05 (Allen-Cahn) or 57
-  (default risk). ``y0`` starts at the mean over the pilot paths of the Euler recursion run
-  backwards with Z = 0 (exact for a driver linear in y that ignores z), the networks' output
-  layer at zero.
+  pilot batch also gives the scale of the solution, ``s = sd(g(X_N))`` (``max(|mean|, 1)`` if
+  g does not vary): ``y0`` moves in units of s, and the networks and z0 output in units of
+  ``s / sqrt(T d)`` (a Z whose Ito integral has the spread of g), so that Adam's steps mean the
+  same whether u is 0.05 (Allen-Cahn) or 57 (default risk).
+* Start. ``y0`` starts at the mean over the pilot paths of the explicit Euler recursion run
+  backwards with Z = 0, ``Y_n = Y_{n+1} + f(t_n, X_n, Y_{n+1}, 0) dt``. For Black-Scholes
+  (``f = -r y``) that is the mean payoff discounted by ``(1 - r dt)^N``, within ``r^2 T dt``
+  (relative) of the scheme's own ``(1 + r dt)^-N``; for other drivers it is a first guess. The
+  networks' output layers (the MLP's last linear map, the KAN's last layer) start at zero, and
+  z0 at zero, so Z starts at 0 at every step.
+* Divergence. `DeepBSDE.fit` raises a `ConfigError` when a loss is not finite, or when the
+  loss of its last tenth of iterations averages more than ``DIVERGED_LOSS = 100`` times
+  ``s^2``: the Euler recursion then misses g by ten times the spread of g itself, and y0 is
+  not a solution (see `DIVERGED_LOSS`).
 * Speed. X does not depend on the networks, so the N - 1 networks are evaluated together, as one
   batch of matrix products with their weights stacked (`StackedMLP`); the only Python loop is
   the Euler recursion over the N steps. ``z_network="kan"`` uses one `kabuto.hedging.kan.KAN`
@@ -51,6 +59,7 @@ from torch import Tensor, nn
 
 from kabuto.errors import ConfigError
 from kabuto.hedging.bsde_problems import BSDEProblem
+from kabuto.hedging.kan import KAN
 from kabuto.settings import (
     check_bool,
     check_choice,
@@ -60,7 +69,15 @@ from kabuto.settings import (
 )
 from kabuto.torch_settings import TorchSettingsMixin, seeded_cpu_rng
 
-__all__ = ["DTYPES", "Z_NETWORKS", "BSDESolution", "DeepBSDE", "StackedMLP", "StepNetworks"]
+__all__ = [
+    "DIVERGED_LOSS",
+    "DTYPES",
+    "Z_NETWORKS",
+    "BSDESolution",
+    "DeepBSDE",
+    "StackedMLP",
+    "StepNetworks",
+]
 
 Z_NETWORKS = ("mlp", "kan")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -71,6 +88,15 @@ PILOT_PATHS = 1024
 KAN_GRID_RANGE = (-3.0, 3.0)
 _BN_EPS = 1e-5
 _BN_MOMENTUM = 0.1
+# `fit` raises where the loss of the last tenth of the iterations averages more than this many
+# times s^2, the squared scale of g (its variance on the pilot paths): Y_N then misses g by ten
+# times the spread of g, which no fit that learned anything does. The fits of the tests and of
+# both benchmarks (bench_deep_bsde.py, paper and tuned networks; bsde_options.py, MLP and KAN)
+# end between 0.01 and 1.21 times s^2 (1.21: 5 iterations, near the start); a recursion made
+# unstable by its driver (AmericanBasketPutProblem, cap_penalty=False, penalty 100 to 10^4)
+# ends 500 to 10^21 times above it. The rule takes g to set the size of u, as the scales do: a
+# problem whose driver, not g, makes u vary (g constant, a large source term) is outside it.
+DIVERGED_LOSS = 100.0
 
 
 class StackedMLP(nn.Module):
@@ -102,7 +128,8 @@ class StackedMLP(nn.Module):
             self.weights.append(nn.Parameter(weight))
             # With batch normalisation the bias acts as its shift.
             self.biases.append(nn.Parameter(torch.zeros(n_networks, 1, n_out)))
-        # Z starts at zero: training starts from the Monte Carlo guess of y0 (see `DeepBSDE`).
+        # The output starts at zero, so that Z does: training starts from the pilot's guess of
+        # y0 (see the module docstring).
         self.weights[-1].data.zero_()
         hidden = sizes[1:-1]
         if batch_norm:
@@ -282,6 +309,13 @@ class BSDESolution(TorchSettingsMixin):
                 f"{type(self).__name__}.{owner}: x has shape {shape}; use a tensor of shape "
                 f"{want} with d={d}"
             )
+        finite = x.isfinite().flatten(1).all(dim=1)
+        if not bool(finite.all()):
+            row = int((~finite).nonzero()[0, 0])
+            raise ConfigError(
+                f"{type(self).__name__}.{owner}: x[{row}] holds NaN or infinity (the first of "
+                f"{int((~finite).sum())} such rows); pass finite states"
+            )
         reference = self._like()
         return x.to(dtype=reference.dtype, device=reference.device)
 
@@ -295,8 +329,10 @@ class BSDESolution(TorchSettingsMixin):
 
     def gradient(self, n: int, x: Tensor) -> Tensor:
         """The learned ``grad u(t_n, x)`` (from `z`): (M, d) -> (M, d); for n = 0..N-1."""
-        z = self.z(n, x)
-        return self.problem_.to_gradient(self.problem_.time(n), self._states("gradient", x, 2), z)
+        self._check_fitted("gradient")
+        n = self._step("gradient", n)
+        x = self._states("gradient", x, 2)
+        return self.problem_.to_gradient(self.problem_.time(n), x, self.z(n, x))
 
     def _z_along(self, x: Tensor) -> Tensor:
         """``Z_n(X_n)`` along paths x (M, N + 1, d), step by step: shape (N, M, d)."""
@@ -376,6 +412,13 @@ class DeepBSDE(BSDESolution):
         The Z-networks of steps 1..N-1 (in eval mode).
     problem_ : BSDEProblem
         The problem solved.
+
+    Raises
+    ------
+    ConfigError
+        From `fit`, when the training diverged: a loss that is not finite, or a final loss
+        above ``DIVERGED_LOSS`` times the squared scale of g (see the module docstring); the
+        message gives the numbers and what to change.
 
     Notes
     -----
@@ -487,6 +530,7 @@ class DeepBSDE(BSDESolution):
                 losses[i] = loss
                 y0s[i] = y_center + y_scale * y0_unit
         networks.eval()
+        self._check_converged(losses, y_scale, float(y0s[-1]))
 
         self.y0_ = float(y0s[-1])
         self.z0_ = (networks.output_scale * z0_unit).detach()
@@ -495,6 +539,31 @@ class DeepBSDE(BSDESolution):
         self.networks_ = networks
         self.problem_ = problem
         return self
+
+    def _check_converged(self, losses: Tensor, y_scale: Tensor, y0: float) -> None:
+        """Raise a ConfigError if the training diverged: a non-finite loss, or a final loss
+        above ``DIVERGED_LOSS`` times the squared scale of g."""
+        name = f"{type(self).__name__}.fit"
+        fixes = (
+            f"lower learning_rate={self.learning_rate!r}, take more n_steps, or bound the "
+            "driver's slope in y (AmericanBasketPutProblem: cap_penalty=True)"
+        )
+        bad = ~losses.isfinite()
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise ConfigError(
+                f"{name}: the loss became {float(losses[first])} at iteration {first + 1} of "
+                f"{self.iterations}: the training diverged; {fixes}"
+            )
+        tail = float(losses[-max(1, self.iterations // 10) :].mean())
+        unit = float(y_scale) ** 2
+        if tail > DIVERGED_LOSS * unit:
+            raise ConfigError(
+                f"{name}: the loss of the last tenth of the iterations averages {tail:.4g}, "
+                f"{tail / unit:.3g} times the squared scale of the terminal condition "
+                f"({unit:.4g}; the limit is {DIVERGED_LOSS:g}): the recursion misses g by far "
+                f"more than g varies, so y0={y0:.6g} is not a solution; {fixes}"
+            )
 
     def _build_networks(self, problem: BSDEProblem) -> StepNetworks:
         d, n_networks = problem.dim, problem.n_steps - 1
@@ -506,10 +575,9 @@ class DeepBSDE(BSDESolution):
             if self.z_network == "mlp":
                 body: nn.Module = StackedMLP(n_bodies, sizes, self.batch_norm)
             else:
-                from kabuto.hedging.kan import KAN
-
                 grid, order = self.kan_grid_size, self.kan_spline_order
-                body = _PerStep([KAN(sizes, grid, order, KAN_GRID_RANGE) for _ in range(n_bodies)])
+                kans = [KAN(sizes, grid, order, KAN_GRID_RANGE) for _ in range(n_bodies)]
+                body = _PerStep([_zero_output(kan) for kan in kans])
         return StepNetworks(body, n_networks, d, self.shared, self.linear_skip)
 
     def _set_scales(
@@ -531,11 +599,11 @@ class DeepBSDE(BSDESolution):
         networks.shift.copy_(mean)
         # A coordinate that does not move keeps the typical scale (no division by zero).
         networks.scale.copy_(torch.where(sd > 1e-6 * typical, sd, typical))
-        y_sd, y_mean = torch.std_mean(g)
-        y_scale = y_sd if y_sd > 0 else y_mean.abs().clamp(min=1.0)
+        _, y_scale = _center_and_scale(g)
         networks.output_scale.copy_(y_scale / math.sqrt(problem.maturity * problem.dim))
-        # y0 starts from the Euler recursion with Z = 0 run backwards along each path, averaged:
-        # exact for a driver linear in y that ignores z (Black-Scholes), close for the others.
+        # y0 starts from the explicit Euler recursion with Z = 0 run backwards along each path,
+        # averaged: for Black-Scholes the payoff discounted by (1 - r dt)^N instead of the
+        # scheme's (1 + r dt)^-N (see the module docstring), a first guess for other drivers.
         y = g
         zero = torch.zeros_like(x[:, 0])
         for n in reversed(range(problem.n_steps)):
@@ -577,6 +645,16 @@ class DeepBSDE(BSDESolution):
             return torch.cat([self.z0_.expand(1, *x[:, 0].shape), rest])
 
 
+def _zero_output(kan: KAN) -> KAN:
+    """`kan` with its last layer at zero, so that Z starts at zero as with the MLP; the layer's
+    parameters still get gradients (its output is linear in them)."""
+    last = kan.layers[-1]
+    with torch.no_grad():
+        last.base_weight.zero_()
+        last.spline_coefficients.zero_()
+    return kan
+
+
 def _rollout(
     problem: BSDEProblem, networks: StepNetworks, y0: Tensor, z0: Tensor, x: Tensor, dw: Tensor
 ) -> Tensor:
@@ -589,6 +667,13 @@ def _rollout(
         drift = problem.driver(problem.time(n), x[:, n], y, z[n])
         y = torch.add(y + stochastic[n], drift, alpha=-problem.dt)
     return y
+
+
+def _center_and_scale(values: Tensor) -> tuple[Tensor, Tensor]:
+    """The values' mean and standard deviation (``max(|mean|, 1)`` if they do not vary): the
+    centre and unit of a solution whose size they give."""
+    sd, mean = torch.std_mean(values)
+    return mean, sd if sd > 0 else mean.abs().clamp(min=1.0)
 
 
 def _sample_checked(

@@ -44,7 +44,13 @@ from typing import Self
 import torch
 from torch import Tensor, nn
 
-from kabuto.hedging.bsde import DTYPES, BSDESolution, _sample_checked, _terminal_checked
+from kabuto.hedging.bsde import (
+    DTYPES,
+    BSDESolution,
+    _center_and_scale,
+    _sample_checked,
+    _terminal_checked,
+)
 from kabuto.hedging.bsde_problems import BSDEProblem
 from kabuto.settings import check_int, check_layer_sizes, check_positive
 from kabuto.torch_settings import seeded_cpu_rng
@@ -279,12 +285,6 @@ class BackwardDeepBSDE(BSDESolution):
             return self.z0_.expand_as(x).clone()
         with torch.no_grad():
             return self.networks_[n - 1](x)[1]
-
-
-def _center_and_scale(target: Tensor) -> tuple[Tensor, Tensor]:
-    """The targets' mean and standard deviation (``max(|mean|, 1)`` if they do not vary)."""
-    sd, mean = torch.std_mean(target)
-    return mean, sd if sd > 0 else mean.abs().clamp(min=1.0)
 
 
 def _z_unit(problem: BSDEProblem, n: int) -> float:

@@ -26,6 +26,9 @@ Timing: positions are chosen at ``t_0..t_{N-1}`` from the prices then (the BSDE'
 last holding is unwound at maturity (``unwind=True``, the engine's default) and the claim is
 cash-settled. American problems are not hedged here: the holder's exercise would end the hedge
 early, which the engine does not model.
+
+Shapes, as in `kabuto.hedging.bsde_problems`: M paths, N steps (dates ``t_0..t_N``), d assets;
+T is the maturity.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class BSDEHedgeResult:
     ----------
     hedge : HedgeResult
         The engine's result on the discounted prices and payoff: ``hedge.pnl`` is
-        ``gains - costs - e^{-rT} g`` per path, ``hedge.positions`` the shares held, (N, T, d).
+        ``gains - costs - e^{-rT} g`` per path, ``hedge.positions`` the shares held, (M, N, d).
     initial_capital : float
         The price charged for the option, y0.
     """
@@ -75,7 +78,7 @@ class BSDEHedgeResult:
 
     @property
     def error(self) -> Tensor:
-        """The hedging error ``y0 + gains - costs - e^{-rT} g`` per path. Shape: (N,)."""
+        """The hedging error ``y0 + gains - costs - e^{-rT} g`` per path. Shape: (M,)."""
         return self.initial_capital + self.hedge.pnl
 
     def cvar(self, level: float = 0.95) -> float:
@@ -103,7 +106,7 @@ def hedge_paths(
     Returns
     -------
     Tensor
-        Prices ``S_0..S_N``. Shape: (n_paths, N + 1, d).
+        Prices ``S_0..S_N``. Shape: (M, N + 1, d) with M = n_paths.
     """
     owner = "hedge_paths"
     _check_problem(owner, problem)
@@ -131,9 +134,9 @@ def delta_hedge(
         A European basket option (not `AmericanBasketPutProblem`); gives the rate, the grid
         and the payoff.
     prices : Tensor
-        Undiscounted prices at ``t_0..t_N`` of the problem's grid. Shape: (N, T + 1, d).
+        Undiscounted prices at ``t_0..t_N`` of the problem's grid. Shape: (M, N + 1, d).
     positions : Tensor
-        Shares held over ``[t_n, t_{n+1}]``, chosen at ``t_n``. Shape: (N, T, d).
+        Shares held over ``[t_n, t_{n+1}]``, chosen at ``t_n``. Shape: (M, N, d).
     initial_capital : float
         y0, the price received for the option.
     cost : float or Tensor, default 0.0
@@ -177,7 +180,7 @@ def bsde_delta_hedge(
         A `DeepBSDE` or `BackwardDeepBSDE` fitted on a European basket option problem.
     prices : Tensor
         Undiscounted prices on the problem's grid, e.g. from `hedge_paths` with a seed the
-        solver did not train on. Shape: (N, T + 1, d).
+        solver did not train on. Shape: (M, N + 1, d).
     cost, unwind
         As in `delta_hedge`.
 
@@ -211,7 +214,7 @@ def exact_delta_hedge(
     ----------
     problem : GeometricBasketProblem
     prices : Tensor
-        Undiscounted prices on the problem's grid. Shape: (N, T + 1, d).
+        Undiscounted prices on the problem's grid. Shape: (M, N + 1, d).
     cost, unwind
         As in `delta_hedge`.
 

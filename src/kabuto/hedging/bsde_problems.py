@@ -47,6 +47,7 @@ and ``dW`` of shape (M, N, d). Times ``t`` are floats.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from abc import ABC, abstractmethod
@@ -122,7 +123,9 @@ class BSDEProblem(ABC):
     n_steps : int
         Number N of time steps (>= 1), ``dt = maturity / n_steps``.
     x0 : float or sequence of float
-        The starting point ``X_0`` (a number is the same in every coordinate).
+        The starting point ``X_0`` (a number is the same in every coordinate). A sequence,
+        array or tensor is stored as a tuple of floats, so that problems hash and compare as
+        values.
     """
 
     dim: int = 100
@@ -135,7 +138,31 @@ class BSDEProblem(ABC):
         check_int(name, "dim", self.dim, 1)
         check_positive(name, "maturity", self.maturity)
         check_int(name, "n_steps", self.n_steps, 1)
-        _check_vector(name, "x0", self.x0, self.dim, positive=False)
+        self._store("x0", _check_vector(name, "x0", self.x0, self.dim, positive=False))
+
+    def _store(self, name: str, value: object) -> None:
+        """Set a field of the frozen problem to its checked, normalised value."""
+        object.__setattr__(self, name, value)
+
+    def _is_default(self, cls: type[BSDEProblem]) -> bool:
+        """Whether this problem is ``cls()``: that class itself, every parameter at its default.
+
+        Vectors compare by value once broadcast to d coordinates (``x0=[0.0] * 100`` is
+        ``x0=0.0``), which the dataclass ``==`` of the fields does not do.
+        """
+        if type(self) is not cls:
+            return False
+        default = cls()
+        return all(
+            np.array_equal(self._compared(f.name), default._compared(f.name))
+            for f in dataclasses.fields(self)
+            if f.compare
+        )
+
+    def _compared(self, name: str) -> object:
+        """Field `name` as `_is_default` compares it: vectors broadcast to (d,)."""
+        value = getattr(self, name)
+        return _broadcast(value, self.dim) if name == "x0" else value
 
     @property
     def dt(self) -> float:
@@ -215,8 +242,14 @@ class BSDEProblem(ABC):
         )
 
 
-def _check_vector(owner: str, name: str, value: object, dim: int, positive: bool) -> None:
-    """A finite number (> 0 if `positive`) or a sequence of `dim` of them, else ConfigError."""
+def _check_vector(
+    owner: str, name: str, value: object, dim: int, positive: bool
+) -> float | tuple[float, ...]:
+    """A finite number (> 0 if `positive`) or a sequence of `dim` of them, else ConfigError.
+
+    Returns it as a float or a tuple of floats: hashable, and a copy, so that changing the
+    caller's array afterwards does not change the problem.
+    """
     rule = "> 0" if positive else "finite"
     try:
         array = np.asarray(value, dtype=np.float64)
@@ -234,6 +267,31 @@ def _check_vector(owner: str, name: str, value: object, dim: int, positive: bool
             f"{owner}: {name}={value!r} is not allowed; use a number ({rule}) or a sequence of "
             f"dim={dim} of them"
         )
+    return _frozen(array)
+
+
+def _frozen(value: object) -> float | tuple:
+    """A checked number, vector or matrix as a float or (nested) tuples of floats."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        return float(array)
+    rows = array.tolist()
+    return tuple(rows) if array.ndim == 1 else tuple(map(tuple, rows))
+
+
+def _broadcast(value: Vector, dim: int) -> NDArray[np.float64]:
+    """A number or a sequence of `dim` numbers as an array of shape (dim,)."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), (dim,))
+
+
+def _time_before_maturity(owner: str, t: object, maturity: float) -> float:
+    """The time t as a float if ``0 <= t < maturity``, else a ConfigError naming t."""
+    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0 <= t < maturity:
+        raise ConfigError(
+            f"{owner}: t={t!r} is not allowed; use a time in [0, maturity) = [0, {maturity}) "
+            "(at maturity the value is the terminal condition)"
+        )
+    return float(t)
 
 
 def _check_finite(owner: str, name: str, value: object) -> None:
@@ -298,18 +356,36 @@ class GBMProblem(BSDEProblem):
         gradient.
     dim, maturity, n_steps
         As in `BSDEProblem`.
+
+    Vectors and matrices are stored as (nested) tuples of floats, as `BSDEProblem` stores x0.
     """
 
     x0: Vector = 100.0
     volatility: Vector = 0.2
     correlation: float | Sequence[Sequence[float]] = 0.0
+    # The Cholesky factor L of the correlation (None for independent assets), computed once:
+    # checking the correlation and factorising it took most of the time of `sample` at d = 100.
+    _root_factor: NDArray[np.float64] | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         name = type(self).__name__
-        _check_vector(name, "x0", self.x0, self.dim, positive=True)
-        _check_vector(name, "volatility", self.volatility, self.dim, positive=True)
-        self._correlation_root()
+        self._store("x0", _check_vector(name, "x0", self.x0, self.dim, positive=True))
+        self._store(
+            "volatility",
+            _check_vector(name, "volatility", self.volatility, self.dim, positive=True),
+        )
+        self._store("_root_factor", self._correlation_root())
+        self._store("correlation", _frozen(self.correlation))
+
+    def _compared(self, name: str) -> object:
+        if name == "volatility":
+            return _broadcast(self.volatility, self.dim)
+        if name == "correlation":
+            return self.correlation_matrix()  # a number is a matrix with ones on the diagonal
+        return super()._compared(name)
 
     def correlation_matrix(self) -> NDArray[np.float64]:
         """The (d, d) correlation matrix ``rho`` of the assets' Brownian motions."""
@@ -322,11 +398,6 @@ class GBMProblem(BSDEProblem):
 
     def _correlation_root(self) -> NDArray[np.float64] | None:
         """The Cholesky factor L of the correlation matrix, or None for independent assets."""
-        plain = isinstance(self.correlation, numbers.Real) and not isinstance(
-            self.correlation, bool
-        )
-        if plain and self.correlation == 0:
-            return None  # the default, without the checks below on every batch of paths
         rho = self.correlation_matrix()
         if np.array_equal(rho, np.eye(self.dim)):
             return None
@@ -339,7 +410,7 @@ class GBMProblem(BSDEProblem):
             ) from None
 
     def _root(self, like: Tensor) -> Tensor | None:
-        root = self._correlation_root()
+        root = self._root_factor
         return None if root is None else torch.as_tensor(root, dtype=like.dtype, device=like.device)
 
     def _volatility(self, like: Tensor) -> Tensor:
@@ -408,7 +479,7 @@ class HJBProblem(BrownianProblem):
     @property
     def reference(self) -> float | None:
         """The paper's 4.5901 at its parameters (else None; see `hjb_reference`)."""
-        return HJB_REFERENCE if self == HJBProblem() else None
+        return HJB_REFERENCE if self._is_default(HJBProblem) else None
 
 
 def hjb_reference(
@@ -443,16 +514,8 @@ def hjb_reference(
         raise ConfigError(f"{owner}: problem={problem!r} is not allowed; pass an HJBProblem")
     n_samples = check_int(owner, "n_samples", n_samples, 1)
     seed = check_int(owner, "seed", seed, 0)
-    if not isinstance(t, numbers.Real) or not 0 <= t < problem.maturity:
-        raise ConfigError(f"{owner}: t={t!r} is not allowed; use a time in [0, maturity)")
-    if x is None:
-        state = problem.initial_state(torch.float64)
-    else:
-        state = torch.as_tensor(x, dtype=torch.float64).flatten()
-        if state.shape != (problem.dim,) or not bool(state.isfinite().all()):
-            raise ConfigError(
-                f"{owner}: x has shape {tuple(state.shape)}; use {problem.dim} finite numbers"
-            )
+    t = _time_before_maturity(owner, t, problem.maturity)
+    state = problem.initial_state(torch.float64) if x is None else _hjb_state(owner, x, problem.dim)
     generator = torch.Generator().manual_seed(seed)
     scale = math.sqrt(2.0 * (problem.maturity - t))
     lam = problem.coupling
@@ -466,6 +529,21 @@ def hjb_reference(
         g = problem.terminal(state + scale * w)
         total += float(torch.exp(-lam * (g - shift)).sum())
     return shift - math.log(total / n_samples) / lam
+
+
+def _hjb_state(owner: str, x: object, dim: int) -> Tensor:
+    """The state `x` of `hjb_reference` as a float64 tensor of shape (d,), else a ConfigError."""
+    try:
+        state = torch.as_tensor(x, dtype=torch.float64).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        state = None
+    if state is None or state.shape != (dim,) or not bool(state.isfinite().all()):
+        shape = "no numbers" if state is None else f"shape {tuple(state.shape)}"
+        raise ConfigError(
+            f"{owner}: x={x!r} ({shape}) is not allowed; use d={dim} finite numbers, a sequence "
+            "or a tensor of shape (d,)"
+        )
+    return state
 
 
 # -------------------------------------------------------------------------------- Allen-Cahn
@@ -494,7 +572,7 @@ class AllenCahnProblem(BrownianProblem):
     @property
     def reference(self) -> float | None:
         """The paper's 0.052802 at its parameters (else None)."""
-        return ALLEN_CAHN_REFERENCE if self == AllenCahnProblem() else None
+        return ALLEN_CAHN_REFERENCE if self._is_default(AllenCahnProblem) else None
 
 
 # -------------------------------------------------------------------------------- default risk
@@ -560,7 +638,7 @@ class DefaultRiskProblem(GBMProblem):
     @property
     def reference(self) -> float | None:
         """The paper's 57.300 at its parameters (else None)."""
-        return DEFAULT_RISK_REFERENCE if self == DefaultRiskProblem() else None
+        return DEFAULT_RISK_REFERENCE if self._is_default(DefaultRiskProblem) else None
 
 
 # -------------------------------------------------------------------------------- basket options
@@ -643,12 +721,14 @@ class GeometricBasketProblem(BasketOptionProblem):
 
     def _basket_volatility(self) -> tuple[float, float]:
         """Volatility s and dividend yield q of the geometric mean G."""
-        vol = np.broadcast_to(np.asarray(self.volatility, dtype=np.float64), (self.dim,))
+        vol = _broadcast(self.volatility, self.dim)
         s = float(np.sqrt(max(vol @ self.correlation_matrix() @ vol, 0.0))) / self.dim
         return s, float((vol**2).mean()) / 2 - s**2 / 2
 
     def exact_value(self, t: float, x: Tensor) -> Tensor:
-        """``u(t, x)``, the Black-Scholes price of the option at time t < T: (M, d) -> (M,)."""
+        """``u(t, x)``, the Black-Scholes price of the option at time ``0 <= t < T``:
+        (M, d) -> (M,)."""
+        t = _time_before_maturity(f"{type(self).__name__}.exact_value", t, self.maturity)
         s, q = self._basket_volatility()
         basket = self.basket(x).detach().cpu().double().numpy()
         price = black_scholes_price(
@@ -657,7 +737,8 @@ class GeometricBasketProblem(BasketOptionProblem):
         return torch.as_tensor(np.asarray(price), dtype=x.dtype, device=x.device)
 
     def exact_gradient(self, t: float, x: Tensor) -> Tensor:
-        """``grad u(t, x)`` at time t < T: (M, d) -> (M, d)."""
+        """``grad u(t, x)`` at time ``0 <= t < T``: (M, d) -> (M, d)."""
+        t = _time_before_maturity(f"{type(self).__name__}.exact_gradient", t, self.maturity)
         s, q = self._basket_volatility()
         basket = self.basket(x)
         delta = black_scholes_delta(
@@ -675,8 +756,8 @@ class GeometricBasketProblem(BasketOptionProblem):
     @property
     def reference(self) -> float:
         """The closed-form price at ``(0, x0)`` (`geometric_basket_price`, or Black-Scholes)."""
-        spot = np.broadcast_to(np.asarray(self.x0, dtype=np.float64), (self.dim,))
-        vol = np.broadcast_to(np.asarray(self.volatility, dtype=np.float64), (self.dim,))
+        spot = _broadcast(self.x0, self.dim)
+        vol = _broadcast(self.volatility, self.dim)
         if self.dim == 1:
             price = black_scholes_price(
                 spot[0], self.strike, self.maturity, self.rate, vol[0], self.kind
@@ -761,8 +842,9 @@ class AmericanBasketPutProblem(BasketOptionProblem):
     The cap never binds at the scheme's solution (below), so it does not change the price; it
     keeps the forward recursion of `DeepBSDE` trainable: without it an error of ``Y_n`` below g
     grows by ``1 + lambda dt`` per step, and training diverges (NaN at lambda = 100 in the
-    KANHedge setting, ``cap_penalty=False``). With ``r <= 0`` the cap is 0: early exercise of a
-    put on assets without dividends is then never worth anything.
+    KANHedge setting, ``cap_penalty=False``; `DeepBSDE.fit` then raises a ConfigError). With
+    ``r <= 0`` the cap is 0: early exercise of a put on assets without dividends is then never
+    worth anything.
 
     Bias of the penalty. On the solver's grid the Euler step ``E[Y_{n+1} | X_n] = (1 + r dt) Y_n
     - dt min(lambda (g - Y_n)^+, cap)`` (increasing in Y_n) has the unique solution
@@ -869,9 +951,9 @@ class AmericanBasketPutProblem(BasketOptionProblem):
             n_paths,
             self.n_steps,
             self.maturity,
-            np.broadcast_to(np.asarray(self.x0, dtype=np.float64), (self.dim,)).copy(),
+            _broadcast(self.x0, self.dim).copy(),
             self.rate,
-            np.broadcast_to(np.asarray(self.volatility, dtype=np.float64), (self.dim,)).copy(),
+            _broadcast(self.volatility, self.dim).copy(),
             self.correlation_matrix(),
             seed=seed,
             dtype=torch.float64,

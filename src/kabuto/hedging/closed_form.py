@@ -32,6 +32,11 @@ from scipy import integrate, stats
 from scipy.special import ndtr
 
 from kabuto.errors import ConfigError
+from kabuto.settings import (
+    check_common_correlation,
+    check_correlation_matrix,
+    check_lognormal_jumps,
+)
 
 __all__ = [
     "black_scholes_delta",
@@ -52,8 +57,6 @@ _PAYOFF_SIGNS = {"call": 1.0, "put": -1.0}
 # The Merton series is cut off once the Poisson mass it leaves out bounds the price error by this
 # fraction of the spot (call) or strike (put).
 _MERTON_TAIL_TOLERANCE = 1e-12
-# An eigenvalue this far below zero is rounding, not an invalid correlation matrix.
-_EIGENVALUE_TOLERANCE = 1e-10
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,6 +349,9 @@ def heston_price(
 
     ``beta - d`` is evaluated as ``-xi**2 (u**2 + i u) / (beta + d)`` so that a small ``xi``
     loses no digits (the price then tends to Black-Scholes with the mean variance over [0, T]).
+    Where ``v0 = 0`` and ``kappa theta = 0`` nothing lifts the variance off zero, so it stays 0
+    and the price is the zero-volatility Black-Scholes price, the discounted intrinsic value of
+    the forward ``exp(-r T) max(sign (F - K), 0)``.
 
     The integral is computed with `scipy.integrate.quad`, one call per price: array arguments
     broadcast, but are priced one element at a time.
@@ -413,6 +419,10 @@ def _heston_scalar_price(
 ) -> float:
     """One Heston price; see `heston_price` for the formula."""
     forward = spot * math.exp(rate * maturity)
+    if v0 == 0 and kappa * theta == 0:
+        # The variance is 0 throughout, so psi(u) = 1 and the integrand does not decay: quad
+        # cannot integrate it. Black's formula at zero deviation is the exact price.
+        return math.exp(-rate * maturity) * float(_black(forward, strike, 0.0, sign))
     log_moneyness = math.log(forward / strike)
 
     def psi(u: complex) -> complex:
@@ -565,48 +575,12 @@ def _basket_size(
 
 def _correlation_matrix(func: str, correlation: ArrayLike, n_assets: int) -> FloatArray:
     """A valid (d, d) correlation matrix from a common pairwise number or a matrix."""
-    values = _correlation(func, "correlation", correlation)
-    if values.ndim == 0:
-        matrix = np.full((n_assets, n_assets), float(values))
+    if np.ndim(correlation) == 0:
+        rho = check_common_correlation(func, "correlation", correlation, n_assets)
+        matrix = np.full((n_assets, n_assets), rho)
         np.fill_diagonal(matrix, 1.0)
-    elif values.shape == (n_assets, n_assets):
-        matrix = values
-        _check_correlation_matrix_form(func, matrix)
-    else:
-        raise ConfigError(
-            f"{func}: correlation must be a number or a ({n_assets}, {n_assets}) matrix, got "
-            f"shape {values.shape}"
-        )
-    smallest = float(np.linalg.eigvalsh(matrix).min())
-    if smallest >= -_EIGENVALUE_TOLERANCE:
         return matrix
-    if values.ndim == 0:
-        raise ConfigError(
-            f"{func}: correlation={float(values)!r} is not a valid common pairwise correlation "
-            f"of {n_assets} assets; it must lie in [{-1 / (n_assets - 1):.6g}, 1]"
-        )
-    raise ConfigError(
-        f"{func}: correlation matrix is not positive semi-definite (smallest eigenvalue "
-        f"{smallest:.6g}); it must be a valid correlation matrix"
-    )
-
-
-def _check_correlation_matrix_form(func: str, matrix: FloatArray) -> None:
-    """Symmetric with a unit diagonal, or a ConfigError naming the offending entries."""
-    if not np.allclose(matrix, matrix.T, rtol=0.0, atol=1e-12):
-        i, j = np.unravel_index(int(np.abs(matrix - matrix.T).argmax()), matrix.shape)
-        raise ConfigError(
-            f"{func}: correlation matrix is not symmetric: correlation[{i}, {j}]="
-            f"{matrix[i, j]:.6g} but correlation[{j}, {i}]={matrix[j, i]:.6g}; it must be "
-            "symmetric"
-        )
-    bad_diagonal = np.flatnonzero(np.abs(np.diag(matrix) - 1.0) > 1e-12)
-    if bad_diagonal.size:
-        i = int(bad_diagonal[0])
-        raise ConfigError(
-            f"{func}: correlation[{i}, {i}]={matrix[i, i]:.6g}; a correlation matrix must have "
-            "ones on its diagonal"
-        )
+    return check_correlation_matrix(func, "correlation", correlation, n_assets)
 
 
 # --------------------------------------------------------------------------------------------
@@ -664,9 +638,10 @@ def merton_price(
     Raises
     ------
     ConfigError
-        For an argument out of range, naming it and its value; also when ``terms`` is too few for
-        the truncation to be negligible (the left-out Poisson mass bounds the error by more than
-        1e-12 of the spot or strike).
+        For an argument out of range, naming it and its value; when ``jump_mean + jump_std**2 / 2``
+        is not below 700 (the mean jump factor ``1 + k`` would overflow); also when ``terms`` is
+        too few for the truncation to be negligible (the left-out Poisson mass bounds the error by
+        more than 1e-12 of the spot or strike).
     """
     func = "merton_price"
     s = _positive(func, "spot", spot)
@@ -680,6 +655,7 @@ def merton_price(
     sign = _payoff_sign(func, kind)
     if isinstance(terms, bool) or not isinstance(terms, int | np.integer) or terms < 1:
         raise ConfigError(f"{func}: terms={terms!r} must be an integer >= 1")
+    check_lognormal_jumps(func, mu_j, delta)
 
     mean_jump = np.expm1(mu_j + delta**2 / 2)
     _check_merton_truncation(func, terms, intensity * t, intensity * (1 + mean_jump) * t)

@@ -70,7 +70,7 @@ from kabuto.errors import ConfigError
 from kabuto.hedging.blocked_mlp import ActivationPool, blocked_relu_mlp
 from kabuto.hedging.payoffs import european
 from kabuto.hedging.pnl import HedgeResult
-from kabuto.hedging.risk import OCERisk, entropic_risk, expected_shortfall
+from kabuto.hedging.risk import OCERisk, risk_measure
 from kabuto.settings import (
     check_bool,
     check_choice,
@@ -166,9 +166,12 @@ class HedgeFeatures:
 
     def input_moments(self) -> tuple[Tensor, Tensor]:
         """Mean and standard deviation of each market input over all paths and dates, (3,) each
-        (without stacking the inputs: on millions of paths that copy is hundreds of MB)."""
+        (without stacking the inputs: on millions of paths that copy is hundreds of MB). The
+        deviation is the population one, 0 (not NaN) for a single path of a single date."""
         market = self._market()
-        return torch.stack([x.mean() for x in market]), torch.stack([x.std() for x in market])
+        means = [x.mean() for x in market]
+        stds = [x.std(correction=0) for x in market]
+        return torch.stack(means), torch.stack(stds)
 
     def _market(self) -> tuple[Tensor, Tensor, Tensor]:
         return self.log_moneyness, self.time_to_maturity, self.volatility
@@ -527,10 +530,8 @@ def hedge_with(
     owner = "hedge_with"
     if not isinstance(policy, HedgePolicy):
         raise ConfigError(f"{owner}: policy={policy!r} is not allowed; it must be a HedgePolicy")
-    features = hedge_features(
-        prices, strike=strike, maturity=maturity, volatility=volatility, kind=kind
-    )
     s = _single_asset_prices(owner, prices)
+    features = hedge_features(s, strike=strike, maturity=maturity, volatility=volatility, kind=kind)
     payoff = european(s, strike, kind) if payoff is None else payoff
     with torch.no_grad():
         positions = policy(features)
@@ -592,7 +593,8 @@ class DeepHedger(TorchSettingsMixin):
     policy_ : HedgePolicy
         The trained policy (on `device`, in the training prices' dtype).
     losses_ : list of float
-        Training loss (the risk, averaged over the epoch's minibatches) per epoch.
+        Training loss per epoch, averaged over the epoch's minibatches: the risk, or for
+        ``risk="oce"`` the OCE objective at the current ``w`` (an upper bound on the risk).
     step_losses_ : list of float
         Training loss of every Adam step (minibatch), in order.
     oce_ : OCERisk or None
@@ -705,9 +707,7 @@ class DeepHedger(TorchSettingsMixin):
 
     def risk_of(self, pnl: Tensor) -> Tensor:
         """The risk measure of the settings (for ``"oce"`` minimised over ``w``: the ES)."""
-        if self.risk == "entropic":
-            return entropic_risk(pnl, self.aversion)
-        return expected_shortfall(pnl, self.risk_level)
+        return risk_measure(pnl, self.risk, self.aversion, self.risk_level)
 
     # ----------------------------------------------------------------- data
 
@@ -735,6 +735,11 @@ class DeepHedger(TorchSettingsMixin):
             shape = tuple(payoff.shape) if isinstance(payoff, Tensor) else repr(type(payoff))
             raise ConfigError(
                 f"{owner}: payoff must be a tensor of shape ({s.shape[0]},), got {shape}"
+            )
+        elif not bool(payoff.isfinite().all()):
+            path = int((~payoff.isfinite()).nonzero()[0, 0])
+            raise ConfigError(
+                f"{owner}: payoff[{path}] = {float(payoff[path])!r}; the payoff must be finite"
             )
         traded = s if instruments is None else _with_instruments(owner, s, instruments)
         device = self._torch_device()
@@ -870,6 +875,11 @@ class DeepHedger(TorchSettingsMixin):
         """
         self._validate()
         self._check_fitted()
+        if instruments is not None and not isinstance(instruments, Tensor):
+            raise ConfigError(
+                f"{type(self).__name__}.hedge: instruments must be a torch.Tensor or None, got "
+                f"{type(instruments).__name__}"
+            )
         k = 0 if instruments is None else (1 if instruments.ndim == 2 else instruments.shape[-1])
         if k != self.n_instruments_ - 1:
             raise ConfigError(
@@ -921,8 +931,13 @@ def _single_asset_prices(owner: str, prices: object) -> Tensor:
             "N >= 1 and T >= 1"
         )
     prices = prices.reshape(shape[0], shape[1])
-    if not bool((prices > 0).all()):
-        raise ConfigError(f"{owner}: prices must all be positive (and not NaN)")
+    bad = ~((prices > 0) & prices.isfinite())
+    if bool(bad.any()):
+        path, date = (int(i) for i in bad.nonzero()[0])
+        raise ConfigError(
+            f"{owner}: prices[{path}, {date}] = {float(prices[path, date])!r}; prices must be "
+            "finite and positive"
+        )
     return prices
 
 

@@ -57,6 +57,9 @@ class KANLayer(nn.Module):
         Degree k of the B-splines (>= 0; 3 is cubic).
     grid_range : tuple of float, default (-1.0, 1.0)
         Interval ``(a, b)``, ``a < b``, that the grid covers.
+    generator : torch.Generator, optional
+        A CPU generator for the initial parameters (its state advances); None uses torch's
+        global one.
 
     Attributes
     ----------
@@ -75,9 +78,11 @@ class KANLayer(nn.Module):
         grid_size: int = 5,
         spline_order: int = 3,
         grid_range: tuple[float, float] = (-1.0, 1.0),
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         owner = "KANLayer"
+        _check_generator(owner, generator)
         self.in_features = check_int(owner, "in_features", in_features, 1)
         self.out_features = check_int(owner, "out_features", out_features, 1)
         self.grid_size = check_int(owner, "grid_size", grid_size, 1)
@@ -91,15 +96,16 @@ class KANLayer(nn.Module):
         self.spline_coefficients = nn.Parameter(
             torch.empty(self.out_features, self.in_features, self.n_basis)
         )
-        self.reset_parameters()
+        self.reset_parameters(generator)
 
-    def reset_parameters(self) -> None:
-        """Draw fresh initial parameters from torch's global generator (seed it to reproduce)."""
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw fresh initial parameters from `generator` (None: torch's global generator)."""
+        _check_generator("KANLayer.reset_parameters", generator)
         # The default initialisation of nn.Linear, U(-1/sqrt(in), 1/sqrt(in)).
-        nn.init.kaiming_uniform_(self.base_weight, a=math.sqrt(5))
+        nn.init.kaiming_uniform_(self.base_weight, a=math.sqrt(5), generator=generator)
         nn.init.ones_(self.spline_scale)
         std = _SPLINE_INIT_STD / math.sqrt(self.in_features)
-        nn.init.normal_(self.spline_coefficients, mean=0.0, std=std)
+        nn.init.normal_(self.spline_coefficients, mean=0.0, std=std, generator=generator)
 
     def knots(self, like: Tensor) -> Tensor:
         """The ``G + 2k + 1`` knots ``a + (m - k) (b - a) / G``, m = 0 .. G + 2k.
@@ -178,10 +184,12 @@ class KAN(nn.Module):
     grid_range : tuple of float, default (-1.0, 1.0)
         Interval every layer's grid covers. Hidden activations are not rescaled, so the inputs
         should lie in it (the spline part of an edge vanishes outside it).
+    generator : torch.Generator, optional
+        A CPU generator for the initial parameters of all layers, drawn layer by layer (its
+        state advances). None uses torch's global generator (and advances it).
 
     Parameters are created in torch's default dtype on the CPU; ``.to(dtype, device)`` (or
-    ``.double()``) moves the parameters; the knots follow the input. Initial parameters come from
-    torch's global generator: call ``torch.manual_seed`` first to reproduce them.
+    ``.double()``) moves the parameters; the knots follow the input.
 
     Shape: input (..., n_0), output (..., n_L).
     """
@@ -192,9 +200,11 @@ class KAN(nn.Module):
         grid_size: int = 5,
         spline_order: int = 3,
         grid_range: tuple[float, float] = (-1.0, 1.0),
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         owner = "KAN"
+        _check_generator(owner, generator)
         widths = check_layer_sizes(owner, "sizes", sizes)
         if len(widths) < 2:
             raise ConfigError(
@@ -206,7 +216,7 @@ class KAN(nn.Module):
         self.spline_order = check_int(owner, "spline_order", spline_order, 0)
         self.grid_range = _check_grid_range(owner, grid_range)
         self.layers = nn.ModuleList(
-            KANLayer(n_in, n_out, self.grid_size, self.spline_order, self.grid_range)
+            KANLayer(n_in, n_out, self.grid_size, self.spline_order, self.grid_range, generator)
             for n_in, n_out in itertools.pairwise(widths)
         )
 
@@ -215,6 +225,18 @@ class KAN(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+
+def _check_generator(owner: str, generator: object) -> None:
+    """None or a CPU torch.Generator (the parameters are created on the CPU), else ConfigError."""
+    if generator is None or (
+        isinstance(generator, torch.Generator) and generator.device.type == "cpu"
+    ):
+        return
+    raise ConfigError(
+        f"{owner}: generator={generator!r} is not allowed; use None or a CPU torch.Generator, "
+        "e.g. torch.Generator().manual_seed(0)"
+    )
 
 
 def _check_grid_range(owner: str, grid_range: object) -> tuple[float, float]:

@@ -12,6 +12,8 @@ over the ``T + 1`` monitoring dates including the initial one.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -19,6 +21,7 @@ import torch
 from torch import Tensor
 
 from kabuto.errors import ConfigError
+from kabuto.hedging.closed_form import _payoff_sign
 
 __all__ = ["basket", "european", "exchange", "lookback"]
 
@@ -46,7 +49,7 @@ def european(paths: Tensor, strike: Strike, kind: Kind = "call") -> Tensor:
     prices = _single_asset(owner, paths)
     strike = _strike(owner, strike, prices.shape[0])
     terminal = prices[:, -1]
-    if _kind(owner, kind) == "call":
+    if _is_call(owner, kind):
         return (terminal - strike).clamp(min=0.0)
     return (strike - terminal).clamp(min=0.0)
 
@@ -74,7 +77,7 @@ def lookback(paths: Tensor, strike: Strike | None = None, kind: Kind = "call") -
     """
     owner = "lookback"
     prices = _single_asset(owner, paths)
-    call = _kind(owner, kind) == "call"
+    call = _is_call(owner, kind)
     if strike is None:
         terminal = prices[:, -1]
         if call:
@@ -102,7 +105,8 @@ def basket(
     Parameters
     ----------
     paths : Tensor
-        Prices of d assets; positive for the geometric average. Shape: (N, T + 1, d).
+        Prices of d assets; the terminal ones must be positive for the geometric average.
+        Shape: (N, T + 1, d).
     strike : float or Tensor
         Strike K: a number, or a tensor of shape () or (N,).
     weights : sequence of float or Tensor, optional
@@ -121,10 +125,12 @@ def basket(
     _check_paths(owner, paths, "(N, T + 1, d)", lambda shape: len(shape) == 3)
     d = paths.shape[-1]
     geometric = _average(owner, average) == "geometric"
-    call = _kind(owner, kind) == "call"
+    call = _is_call(owner, kind)
     w = _weights(owner, weights, d, paths, geometric=geometric)
     strike = _strike(owner, strike, paths.shape[0])
     terminal = paths[:, -1, :]
+    if geometric:
+        _check_positive_prices(owner, terminal)
     # The geometric mean as exp of the weighted mean log keeps the product from overflowing.
     level = torch.exp(torch.log(terminal) @ w) if geometric else terminal @ w
     if call:
@@ -177,10 +183,21 @@ def _single_asset(owner: str, paths: Tensor) -> Tensor:
     return paths.reshape(paths.shape[0], paths.shape[1])
 
 
-def _kind(owner: str, kind: str) -> str:
-    if kind not in ("call", "put"):
-        raise ConfigError(f"{owner}: kind={kind!r} is not allowed; use 'call' or 'put'")
-    return kind
+def _is_call(owner: str, kind: str) -> bool:
+    """True for "call", False for "put", with the closed-form pricers' check of ``kind``."""
+    return _payoff_sign(owner, kind) > 0
+
+
+def _check_positive_prices(owner: str, terminal: Tensor) -> None:
+    """Raise naming the first path whose terminal price is not positive (NaN included)."""
+    bad = ~(terminal.detach() > 0)
+    if bool(bad.any()):
+        i, j = (int(k) for k in bad.nonzero()[0])
+        raise ConfigError(
+            f"{owner}: paths[{i}, -1, {j}]={float(terminal[i, j])!r} is not allowed for "
+            "average='geometric'; the geometric mean takes logs, so every terminal price must "
+            "be positive"
+        )
 
 
 def _average(owner: str, average: str) -> str:
@@ -199,10 +216,18 @@ def _strike(owner: str, strike: Strike, n: int) -> Strike:
                 f"{owner}: strike has shape {tuple(strike.shape)}; it must be a number or a "
                 f"tensor of shape () or ({n},)"
             )
+        finite = torch.isfinite(strike.detach())
+        if not bool(finite.all()):
+            where = f"[{int((~finite).nonzero()[0, 0])}]" if strike.ndim else ""
+            value = float(strike.detach().reshape(-1)[~finite.reshape(-1)][0])
+            raise ConfigError(
+                f"{owner}: strike{where}={value!r} is not allowed; every strike must be finite"
+            )
         return strike
-    if isinstance(strike, bool) or not isinstance(strike, int | float):
+    # Any real number will do (numpy scalars included); a bool is a flag mixed up for a strike.
+    if isinstance(strike, bool) or not isinstance(strike, numbers.Real):
         raise ConfigError(f"{owner}: strike={strike!r} is not allowed; it must be a number")
-    if strike != strike or abs(strike) == float("inf"):
+    if not math.isfinite(strike):
         raise ConfigError(f"{owner}: strike={strike!r} is not allowed; it must be finite")
     return float(strike)
 

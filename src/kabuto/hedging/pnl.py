@@ -34,7 +34,7 @@ from torch import Tensor
 
 from kabuto.errors import ConfigError
 
-__all__ = ["HedgeResult", "hedge_pnl"]
+__all__ = ["HedgeResult", "hedge_pnl", "trades"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,17 @@ def hedge_pnl(
     return gains - costs - payoff
 
 
+def trades(positions: Tensor, unwind: bool) -> Tensor:
+    """Units traded at each date, ``|delta_t - delta_{t-1}|`` from ``delta_{-1} = 0`` and, with
+    `unwind`, back to 0 at maturity: the trades the proportional cost is charged on.
+
+    Shape: input (N, T, ...); output (N, T + 1, ...) with `unwind`, else (N, T, ...).
+    """
+    zero = torch.zeros_like(positions[:, :1])
+    held = [zero, positions, zero] if unwind else [zero, positions]
+    return torch.cat(held, dim=1).diff(dim=1).abs()
+
+
 def _gains_and_costs(
     prices: Tensor, positions: Tensor, cost: float | Tensor, unwind: bool
 ) -> tuple[Tensor, Tensor]:
@@ -119,10 +130,7 @@ def _gains_and_costs(
     gains = (positions * prices.diff(dim=1)).sum(dim=(1, 2))
     if isinstance(cost, float) and cost == 0.0:
         return gains, torch.zeros_like(gains)
-    zero = torch.zeros_like(positions[:, :1])
-    held = [zero, positions, zero] if unwind else [zero, positions]
-    trades = torch.cat(held, dim=1).diff(dim=1).abs()
-    traded_value = trades * (prices if unwind else prices[:, :-1])
+    traded_value = trades(positions, unwind) * (prices if unwind else prices[:, :-1])
     return gains, (traded_value * cost).sum(dim=(1, 2))
 
 

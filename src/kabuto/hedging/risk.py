@@ -42,9 +42,19 @@ __all__ = [
     "entropic_risk",
     "expected_shortfall",
     "oce",
+    "risk_measure",
 ]
 
 Loss = Callable[[Tensor], Tensor]
+
+
+def risk_measure(pnl: Tensor, risk: str, aversion: float, level: float) -> Tensor:
+    """The risk measure a hedger is trained on, by name: ``"entropic"`` (`entropic_risk` with
+    `aversion`), or ``"cvar"`` and ``"oce"`` (`expected_shortfall` at `level`: the OCE with the
+    CVaR loss, minimised over its cash amount, is the expected shortfall)."""
+    if risk == "entropic":
+        return entropic_risk(pnl, aversion)
+    return expected_shortfall(pnl, level)
 
 
 def entropic_risk(pnl: Tensor, aversion: float = 1.0) -> Tensor:

@@ -31,6 +31,12 @@ from torch import Tensor
 
 from kabuto.data import Panel
 from kabuto.errors import ConfigError
+from kabuto.settings import (
+    check_common_correlation,
+    check_correlation_matrix,
+    check_int,
+    check_lognormal_jumps,
+)
 
 __all__ = ["bootstrap_paths", "gbm_paths", "heston_paths", "merton_paths"]
 
@@ -184,7 +190,8 @@ def heston_paths(
         Long-run variance (> 0).
     xi : float
         Volatility of the variance (>= 0; with 0 the variance is deterministic and ``rho``
-        has no effect).
+        has no effect). The QE step never divides by xi, so a tiny xi gives paths close to
+        those of xi = 0, in float32 too.
     rho : float
         Correlation of the price and variance shocks, in [-1, 1].
     drift : float, default 0.0
@@ -241,7 +248,15 @@ def heston_paths(
 
 
 class _HestonStep:
-    """One time step of the Heston schemes, with the per-step constants computed once."""
+    """One time step of the Heston schemes, with the per-step constants computed once.
+
+    The QE step is written so that no term grows like ``1 / xi``. Andersen's constants
+    ``K_0, K_1, K_2`` contain ``rho / xi``; evaluated as printed, their terms cancel to leave
+    an O(1) step, which in float32 put prices 0.7% off at xi = 1e-5, 25% off at 1e-7 and gave
+    NaN at 1e-9 (his ``b^2 ~ 4 / psi`` overflows). Here the ``rho / xi`` parts only ever
+    multiply ``s / xi`` (s the conditional standard deviation of the next variance), so a
+    small xi tends smoothly to the deterministic variance of xi = 0.
+    """
 
     def __init__(self, dt: float, kappa: float, theta: float, xi: float, rho: float, mu: float):
         self.dt, self.kappa, self.theta, self.xi, self.mu = dt, kappa, theta, xi, mu
@@ -250,9 +265,10 @@ class _HestonStep:
         self.rho = rho if xi > 0 else 0.0
         decay = math.exp(-kappa * dt)
         self.decay = decay
-        # Conditional variance of the CIR transition over dt, affine in v: s^2 = c_v v + c_0.
-        self.c_v = xi**2 * decay * -math.expm1(-kappa * dt) / kappa
-        self.c_0 = theta * xi**2 * math.expm1(-kappa * dt) ** 2 / (2.0 * kappa)
+        # Conditional variance of the CIR transition over dt, s^2 = xi^2 (c_v v + c_0); xi^2 is
+        # left out so that s / xi needs no division by a tiny xi.
+        self.c_v = decay * -math.expm1(-kappa * dt) / kappa
+        self.c_0 = theta * math.expm1(-kappa * dt) ** 2 / (2.0 * kappa)
         # Andersen's K_0..K_4 with central weights gamma_1 = gamma_2 = 1/2: the log step comes
         # from integrating the variance SDE for int sqrt(v) dW_v and a trapezoid for int v dt.
         r_over_xi = self.rho / xi if xi > 0 else 0.0
@@ -263,6 +279,10 @@ class _HestonStep:
         self.k3 = half_dt * (1.0 - self.rho**2)
         self.k4 = self.k3
         self.a = self.k2 + 0.5 * self.k4
+        # K_2 = k2_rho / xi + k2_free and A = K_2 + K_4 / 2 = k2_rho / xi + a_free.
+        self.k2_rho = self.rho * (1.0 + half_dt * kappa)
+        self.k2_free = -0.5 * half_dt
+        self.a_free = self.k2_free + 0.5 * self.k4
 
     def qe(self, log_s: Tensor, v: Tensor, z_v: Tensor, z_s: Tensor) -> tuple[Tensor, Tensor]:
         """Andersen's QE variance step and the martingale-corrected central log-S step.
@@ -270,59 +290,87 @@ class _HestonStep:
         Shape: input (N,) each, output (N,) each.
         """
         m = self.theta + (v - self.theta) * self.decay
-        if self.xi == 0:
-            v_next = m
-            log_mgf = torch.zeros_like(m)  # A = 0 when rho is zeroed, so E[exp(A v')] = 1
-        else:
-            v_next, log_mgf = self._qe_variance(v, m, z_v)
-        # K0* = -log E[exp(A v') | v] - (K1 + K3 / 2) v makes exp of the log step a
-        # martingale (Andersen's martingale correction); fall back to K0 where the expectation
-        # is infinite.
-        k0 = torch.where(torch.isfinite(log_mgf), -log_mgf - (self.k1 + 0.5 * self.k3) * v, self.k0)
+        s_over_xi = torch.sqrt(self.c_v * v + self.c_0)
+        v_next, shock, mgf_gap, valid = self._qe_variance(m, s_over_xi, z_v)
+        # Andersen's martingale correction K0* = -log E[exp(A v') | v] - (K1 + K3 / 2) v makes
+        # exp of the log step a martingale. Regrouped around m = E[v' | v]:
+        # K0* + K1 v + K2 v' = -(log E[exp(A v')] - A m) - (K3 v + K4 m) / 2 + K2 (v' - m),
+        # every term finite as xi -> 0. Where the expectation is infinite, K0 stays.
+        corrected = -mgf_gap - 0.5 * (self.k3 * v + self.k4 * m)
+        uncorrected = self.k0 + self.k1 * v + self.k2 * m
+        drift = torch.where(valid, corrected, uncorrected) + shock
         diffusion = torch.sqrt(self.k3 * v + self.k4 * v_next)
-        log_next = log_s + self.mu * self.dt + k0 + self.k1 * v + self.k2 * v_next
-        return log_next + diffusion * z_s, v_next
+        return log_s + self.mu * self.dt + drift + diffusion * z_s, v_next
 
-    def _qe_variance(self, v: Tensor, m: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Next variance and log E[exp(A v_next) | v] (inf where that is infinite).
+    def _qe_variance(
+        self, m: Tensor, s_over_xi: Tensor, z: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Next variance v', ``K2 (v' - m)``, ``log E[exp(A v') | v] - A m`` and where it is finite.
 
         Shape: input (N,) each, output (N,) each.
         """
-        s2 = self.c_v * v + self.c_0
-        psi = s2 / (m * m)
+        s = self.xi * s_over_xi
+        q = s / m  # sqrt(psi), the conditional coefficient of variation
+        psi = q * q
         quadratic = psi <= PSI_CRITICAL
-        # torch.where evaluates both branches on every path; clamping psi into each branch's
-        # domain keeps the discarded one finite.
-        tiny = torch.finfo(v.dtype).tiny
-        psi_q = psi.clamp(min=tiny, max=PSI_CRITICAL)
-        two_over_psi = 2.0 / psi_q
-        b2 = two_over_psi - 1.0 + torch.sqrt(two_over_psi * (two_over_psi - 1.0))
-        a = m / (1.0 + b2)
-        v_quad = a * (torch.sqrt(b2) + z) ** 2
-        # E[exp(A a (b + Z)^2)] = exp(A a b^2 / (1 - 2 A a)) / sqrt(1 - 2 A a) if 2 A a < 1.
-        one_minus = 1.0 - 2.0 * self.a * a
-        ok_q = one_minus > 0
-        one_minus = torch.where(ok_q, one_minus, 1.0)
-        mgf_q = self.a * b2 * a / one_minus - 0.5 * torch.log(one_minus)
+        # torch.where evaluates both branches on every path; clamping into each branch's domain
+        # keeps the discarded one finite.
+        v_quad, shock_q, gap_q, ok_q = self._quadratic(m, s, s_over_xi, q, z)
+        v_exp, shock_e, gap_e, ok_e = self._exponential(m, psi.clamp(min=PSI_CRITICAL), z)
+        return (
+            torch.where(quadratic, v_quad, v_exp),
+            torch.where(quadratic, shock_q, shock_e),
+            torch.where(quadratic, gap_q, gap_e),
+            torch.where(quadratic, ok_q, ok_e),
+        )
 
-        psi_e = psi.clamp(min=PSI_CRITICAL)
-        p = (psi_e - 1.0) / (psi_e + 1.0)
+    def _quadratic(
+        self, m: Tensor, s: Tensor, s_over_xi: Tensor, q: Tensor, z: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Andersen's v' = a (b + Z)^2 written in q = sqrt(psi) rather than psi.
+
+        With ``b = c / q`` and ``c^2 = q^2 b^2 = 2 - q^2 + sqrt(2 (2 - q^2))`` (between 1.5 and 4),
+        ``a = m q^2 / (q^2 + c^2)``, so ``v' = m (c + q Z)^2 / (q^2 + c^2)`` and
+        ``v' - m = s (2 c Z + q (Z^2 - 1)) / (q^2 + c^2)``: nothing overflows as psi -> 0
+        (Andersen's b^2 ~ 4 / psi does) and at q = 0 v' is exactly m.
+        """
+        q = q.clamp(max=math.sqrt(PSI_CRITICAL))
+        room = 2.0 - q * q
+        c = torch.sqrt(room + torch.sqrt(2.0 * room))
+        denom = q * q + c * c
+        v_next = m * (c + q * z) ** 2 / denom
+        # K2 s and A s: the rho / xi parts act on s / xi.
+        k2_s = self.k2_rho * s_over_xi + self.k2_free * s
+        a_s = self.k2_rho * s_over_xi + self.a_free * s
+        shock = k2_s * (2.0 * c * z + q * (z * z - 1.0)) / denom
+        # E[exp(A a (b + Z)^2)] = exp(A a b^2 / (1 - 2 w)) / sqrt(1 - 2 w) for w = A a < 1/2;
+        # less A m that is (2 (A s)^2 / (q^2 + c^2) - w) / (1 - 2 w) - log(1 - 2 w) / 2.
+        w = a_s * q / denom
+        ok = w < 0.5
+        w = torch.where(ok, w, 0.0)
+        gap = (2.0 * a_s * a_s / denom - w) / (1.0 - 2.0 * w) - 0.5 * torch.log1p(-2.0 * w)
+        return v_next, shock, gap, ok
+
+    def _exponential(
+        self, m: Tensor, psi: Tensor, z: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Andersen's mixture of a point mass at 0 and an exponential, for psi >= 1.5.
+
+        Returns v', ``K2 (v' - m)``, ``log E[exp(A v')] - A m`` and where that is finite.
+        """
+        p = (psi - 1.0) / (psi + 1.0)
         beta = (1.0 - p) / m
         # U = Phi(z) is uniform; 1 - U = Phi(-z) is computed directly so that it does not
         # round to 0 in the upper tail. The inverse of the mixture's CDF is 0 for U <= p and
         # log((1 - p) / (1 - U)) / beta above.
         log_tail = torch.special.log_ndtr(-z)
         log_1mp = torch.log1p(-p)
-        v_exp = torch.where(log_tail < log_1mp, (log_1mp - log_tail) / beta, 0.0)
+        v_next = torch.where(log_tail < log_1mp, (log_1mp - log_tail) / beta, 0.0)
         # E[exp(A V)] = p + (1 - p) beta / (beta - A) if A < beta.
-        ok_e = beta > self.a
-        gap = torch.where(ok_e, beta - self.a, 1.0)
-        mgf_e = torch.log(p + (1.0 - p) * beta / gap)
-
-        v_next = torch.where(quadratic, v_quad, v_exp)
-        log_mgf = torch.where(quadratic, mgf_q, mgf_e)
-        valid = torch.where(quadratic, ok_q, ok_e)
-        return v_next, torch.where(valid, log_mgf, math.inf)
+        ok = beta > self.a
+        room = torch.where(ok, beta - self.a, 1.0)
+        gap = torch.log(p + (1.0 - p) * beta / room) - self.a * m
+        return v_next, self.k2 * (v_next - m), gap, ok
 
     def full_truncation(
         self, log_s: Tensor, v: Tensor, z_v: Tensor, z_s: Tensor
@@ -378,7 +426,8 @@ def merton_paths(
     jump_intensity : float
         Expected number of jumps per year lambda (>= 0).
     jump_mean, jump_std : float
-        Mean and standard deviation (>= 0) of the log jump size.
+        Mean and standard deviation (>= 0) of the log jump size; ``jump_mean + jump_std^2 / 2``
+        must be below 700 so that the mean jump factor ``1 + k`` is a finite float.
     seed, dtype, device
         As in `gbm_paths`.
 
@@ -402,6 +451,7 @@ def merton_paths(
     lam = _scalar(owner, "jump_intensity", jump_intensity, low=0.0)
     m_j = _scalar(owner, "jump_mean", jump_mean)
     s_j = _scalar(owner, "jump_std", jump_std, low=0.0)
+    check_lognormal_jumps(owner, m_j, s_j)
     gen = _generator(owner, seed, device)
 
     compensator = lam * math.expm1(m_j + 0.5 * s_j**2)
@@ -466,13 +516,13 @@ def bootstrap_paths(
         For a row with NaN or infinite values, a return below -1, or an argument out of range.
     """
     owner = "bootstrap_paths"
-    n = _count(owner, "n_paths", n_paths)
-    steps = _count(owner, "n_steps", n_steps)
+    n = check_int(owner, "n_paths", n_paths, 1)
+    steps = check_int(owner, "n_steps", n_steps, 1)
     _check_dtype(owner, dtype)
     device = _device(owner, device)
     table = _returns_table(owner, returns)
     n_dates, d = table.shape
-    block = _count(owner, "block", block)
+    block = check_int(owner, "block", block, 1)
     if block > n_dates:
         raise ConfigError(
             f"{owner}: block={block} is longer than the {n_dates} dates of returns; it must be "
@@ -506,18 +556,10 @@ def _from_log_increments(spot: Tensor, increments: Tensor) -> Tensor:
 
 
 def _grid(owner: str, n_paths: int, n_steps: int, maturity: float) -> tuple[int, int, float]:
-    n = _count(owner, "n_paths", n_paths)
-    steps = _count(owner, "n_steps", n_steps)
+    n = check_int(owner, "n_paths", n_paths, 1)
+    steps = check_int(owner, "n_steps", n_steps, 1)
     horizon = _scalar(owner, "maturity", maturity, low=0.0, strict=True)
     return n, steps, horizon / steps
-
-
-def _count(owner: str, name: str, value: int, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ConfigError(
-            f"{owner}: {name}={value!r} is not allowed; it must be an integer >= {low}"
-        )
-    return int(value)
 
 
 def _scalar(
@@ -614,59 +656,20 @@ def _correlation_root(owner: str, correlation: float | np.ndarray | None, d: int
     if correlation is None:
         return None
     if np.ndim(correlation) == 0:
-        low = -1.0 / (d - 1) if d > 1 else -1.0
-        rho = _scalar(owner, "correlation", correlation, low=low, high=1.0)
+        rho = check_common_correlation(owner, "correlation", correlation, d)
         corr = np.full((d, d), rho)
         np.fill_diagonal(corr, 1.0)
     else:
-        corr = _correlation_matrix(owner, correlation, d)
+        corr = check_correlation_matrix(owner, "correlation", correlation, d)
     if d == 1:
         return None
-    eigval, eigvec = np.linalg.eigh(corr)
     try:
         root = np.linalg.cholesky(corr)
     except np.linalg.LinAlgError:
         # Semi-definite (e.g. perfectly correlated assets): Cholesky fails, an eigen root works.
+        eigval, eigvec = np.linalg.eigh(corr)
         root = eigvec * np.sqrt(np.clip(eigval, 0.0, None))
     return torch.from_numpy(root)
-
-
-def _correlation_matrix(owner: str, correlation: object, d: int) -> np.ndarray:
-    try:
-        corr = np.asarray(correlation, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{owner}: correlation={correlation!r} is not allowed; it must be a number or a "
-            f"({d}, {d}) matrix"
-        ) from None
-    if corr.shape != (d, d):
-        raise ConfigError(
-            f"{owner}: correlation has shape {corr.shape}; it must be a number or a ({d}, {d}) "
-            "matrix"
-        )
-    if not np.isfinite(corr).all():
-        raise ConfigError(f"{owner}: correlation has non-finite entries; all must be finite")
-    asym = np.abs(corr - corr.T)
-    if asym.max() > 1e-10:
-        i, j = np.unravel_index(int(asym.argmax()), corr.shape)
-        raise ConfigError(
-            f"{owner}: correlation is not symmetric: correlation[{i}, {j}]={corr[i, j]:.6g} but "
-            f"correlation[{j}, {i}]={corr[j, i]:.6g}"
-        )
-    off = np.abs(np.diag(corr) - 1.0)
-    if off.max() > 1e-10:
-        i = int(off.argmax())
-        raise ConfigError(
-            f"{owner}: correlation[{i}, {i}]={corr[i, i]:.6g}; a correlation matrix must have "
-            "ones on the diagonal"
-        )
-    smallest = float(np.linalg.eigvalsh(corr)[0])
-    if smallest < -1e-10 * d:
-        raise ConfigError(
-            f"{owner}: correlation is not positive semi-definite (smallest eigenvalue "
-            f"{smallest:.6g}); it must be a valid correlation matrix"
-        )
-    return corr
 
 
 def _returns_table(owner: str, returns: np.ndarray | Panel) -> np.ndarray:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError
+from kabuto.settings import check_common_correlation, check_correlation_matrix
 
 __all__ = ["correlated_gbm", "garch_panel", "mean_reverting_prices"]
 
@@ -82,7 +83,7 @@ def correlated_gbm(
     dates = _dates(start, T)
     rng, seed_text = _rng(seed)
 
-    z = _correlated_normals(rng, T - 1, n, correlation)
+    z = _correlated_normals("correlated_gbm", rng, T - 1, n, correlation)
     # In-place on z: the draws are the largest array here (T x N) and are not needed again.
     z *= sigma_v * np.sqrt(DT)
     z += (mu_v - 0.5 * sigma_v**2) * DT
@@ -184,7 +185,7 @@ def garch_panel(
     rng, seed_text = _rng(seed)
 
     steps = burn_in + T - 1
-    z = _correlated_normals(rng, steps, n, correlation)
+    z = _correlated_normals("garch_panel", rng, steps, n, correlation)
     # The recursion is sequential in time but each step is a handful of length-N vector ops;
     # eps overwrites z row by row to keep one (steps x N) array.
     h = omega_v / (1.0 - persistence)
@@ -258,7 +259,7 @@ def mean_reverting_prices(
         raise ConfigError(f"mean_reverting_prices: sigma={sigma!r} must be a number > 0")
     dates = _dates(start, T)
     rng, seed_text = _rng(seed)
-    shocks = sigma * _correlated_normals(rng, T - 1, n, correlation)
+    shocks = sigma * _correlated_normals("mean_reverting_prices", rng, T - 1, n, correlation)
     level = np.zeros((T, n))
     for t in range(1, T):  # sequential by nature; T x N is small
         level[t] = phi * level[t - 1] + shocks[t - 1]
@@ -333,17 +334,15 @@ def _rng(seed: SeedLike) -> tuple[np.random.Generator, str]:
 
 
 def _correlated_normals(
-    rng: np.random.Generator, n_steps: int, n: int, correlation: float | np.ndarray
+    owner: str,
+    rng: np.random.Generator,
+    n_steps: int,
+    n: int,
+    correlation: float | np.ndarray,
 ) -> np.ndarray:
     """Draw (n_steps, n) standard normals whose columns have the given correlation."""
     if np.ndim(correlation) == 0:
-        rho = float(correlation)
-        low = -1.0 / (n - 1) if n > 1 else -1.0
-        if not np.isfinite(rho) or rho < low - 1e-12 or rho > 1.0:
-            raise ConfigError(
-                f"correlation={correlation!r} is out of range for {n} assets: a common "
-                f"correlation must lie in [{low:.6g}, 1]; otherwise pass an (N, N) matrix"
-            )
+        rho = check_common_correlation(owner, "correlation", correlation, n)
         e = rng.standard_normal((n_steps, n))
         if rho == 0.0 or n == 1:
             return e
@@ -356,35 +355,12 @@ def _correlated_normals(
         e *= a
         e += b * total
         return e
-    corr = np.asarray(correlation, dtype=np.float64)
-    if corr.shape != (n, n):
-        raise ConfigError(f"correlation matrix must have shape ({n}, {n}), got {corr.shape}")
-    if not np.isfinite(corr).all():
-        raise ConfigError("correlation matrix has non-finite entries")
-    if not np.allclose(corr, corr.T, atol=1e-10):
-        i, j = np.unravel_index(int(np.abs(corr - corr.T).argmax()), corr.shape)
-        raise ConfigError(
-            f"correlation matrix is not symmetric: correlation[{i}, {j}]={corr[i, j]:.6g} but "
-            f"correlation[{j}, {i}]={corr[j, i]:.6g}"
-        )
-    diag = np.diag(corr)
-    if not np.allclose(diag, 1.0, atol=1e-10):
-        i = int(np.abs(diag - 1.0).argmax())
-        raise ConfigError(
-            f"correlation matrix must have ones on the diagonal, got correlation[{i}, {i}]="
-            f"{diag[i]:.6g}"
-        )
-    eigval, eigvec = np.linalg.eigh(corr)
-    if eigval[0] < -1e-10 * n:
-        raise ConfigError(
-            f"correlation matrix is not positive semi-definite (smallest eigenvalue "
-            f"{eigval[0]:.6g}); no returns can have these correlations. Repair it, e.g. with "
-            "the nearest correlation matrix, or use a scalar correlation"
-        )
+    corr = check_correlation_matrix(owner, "correlation", correlation, n)
     try:
         root = np.linalg.cholesky(corr)
     except np.linalg.LinAlgError:
         # Semi-definite (e.g. perfectly correlated pairs): Cholesky fails, an eigen root works.
+        eigval, eigvec = np.linalg.eigh(corr)
         root = eigvec * np.sqrt(np.clip(eigval, 0.0, None))
     return rng.standard_normal((n_steps, n)) @ root.T
 

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from kabuto.data.panel import Window, WindowBatch
+from kabuto.errors import ArgumentError
 
 
 class Strategy(BaseEstimator):
@@ -80,14 +81,14 @@ def held_weights(owner: str, prev_weights: np.ndarray | None, window: Window) ->
 
     Raises
     ------
-    ValueError
+    ArgumentError
         If the engine (or a caller) passed weights for a different set of assets.
     """
     if prev_weights is None:
         return None
     prev = np.asarray(prev_weights, dtype=np.float64)
     if prev.shape != (window.n_assets,):
-        raise ValueError(
+        raise ArgumentError(
             f"{owner}: prev_weights has shape {prev.shape} but the window ending "
             f"{window.date.date()} has {window.n_assets} assets; align the drifted weights with "
             "window.assets before calling allocate"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from kabuto.data.panel import WindowBatch
-from kabuto.errors import DataError
+from kabuto.errors import ArgumentError, DataError
 
 __all__ = [
     "COVARIANCES",
@@ -146,7 +146,7 @@ def batch_covariance(batch: WindowBatch, returns: np.ndarray, kind: str = "sampl
             ("kabuto.covariance", "ledoit_wolf", length),
             lambda: _ledoit_wolf_from_sample(batch_demeaned(batch, returns), sample)[0],
         )
-    raise ValueError(f"unknown covariance estimator {kind!r}")
+    raise ArgumentError(f"unknown covariance estimator {kind!r}; use one of {list(COVARIANCES)}")
 
 
 def batch_cholesky(batch: WindowBatch, returns: np.ndarray, kind: str, owner: str) -> np.ndarray:
@@ -165,11 +165,15 @@ def batch_cholesky(batch: WindowBatch, returns: np.ndarray, kind: str, owner: st
             try:
                 np.linalg.cholesky(cov[d])
             except np.linalg.LinAlgError:
+                remedy = (
+                    "drop assets whose prices never move, or use a longer lookback"
+                    if kind == "ledoit_wolf"
+                    else "use covariance='ledoit_wolf' or a longer lookback"
+                )
                 raise DataError(
                     f"{owner}: the {kind} covariance of the window ending "
                     f"{batch.dates[d].date()} is singular ({returns.shape[2]} assets, "
-                    f"{returns.shape[1]} returns); use covariance='ledoit_wolf' or a longer "
-                    "lookback"
+                    f"{returns.shape[1]} returns); {remedy}"
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 

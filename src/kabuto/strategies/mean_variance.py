@@ -1,5 +1,6 @@
 """Markowitz-family portfolios: minimum variance, mean-variance utility, maximum Sharpe and
-maximum Sortino ratio. All long-only and fully invested (weights >= 0, sum 1).
+maximum Sortino ratio. All fully invested (weights sum to 1) and long-only (weights >= 0),
+except `MinimumVariance(long_only=False)`, which may short.
 
 Each is solved exactly by the NNLS reductions of `kabuto.strategies.qp`, one small solve per
 decision date on estimates shared through the batch cache. Results match skfolio's

@@ -88,7 +88,7 @@ class BuyAndHold(Strategy):
     asset that leaves the window is no longer in ``prev_weights``, so its value goes to cash
     and the weights sum to less than 1 from then on (buy-and-hold never reinvests). A
     `prev_weights` whose length differs from the window's asset count is a caller error
-    (ValueError).
+    (`ArgumentError`, a ValueError).
 
     `allocate_batch` has no previous weights, so each row is a first decision (1/N); stateful
     strategies are run date by date by the engine.

@@ -56,14 +56,14 @@ previous one (a new pass over time). Everything is deterministic.
 
 from __future__ import annotations
 
-import numbers
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from kabuto.data.panel import Panel, Window, WindowBatch
-from kabuto.errors import ConfigError, DataError
+from kabuto.errors import ArgumentError, ConfigError, DataError
+from kabuto.settings import check_non_negative
 from kabuto.strategies.base import Strategy, held_weights
 from kabuto.strategies.batched import (
     BatchedStrategy,
@@ -107,11 +107,11 @@ def project_simplex(v: np.ndarray, total: float = 1.0) -> np.ndarray:
     """
     v = np.asarray(v, dtype=np.float64)
     if v.ndim == 0 or v.shape[-1] == 0:
-        raise ValueError(f"project_simplex: expected shape (..., n) with n >= 1, got {v.shape}")
+        raise ArgumentError(f"project_simplex: expected shape (..., n) with n >= 1, got {v.shape}")
     if not np.isfinite(v).all():
-        raise ValueError("project_simplex: the points to project must be finite")
+        raise ArgumentError("project_simplex: the points to project must be finite")
     if not (np.isfinite(total) and total > 0):
-        raise ValueError(f"project_simplex: total={total!r} must be a finite number > 0")
+        raise ArgumentError(f"project_simplex: total={total!r} must be a finite number > 0")
     u = -np.sort(-v, axis=-1)
     cumulative = np.cumsum(u, axis=-1) - total
     j = np.arange(1, v.shape[-1] + 1)
@@ -287,8 +287,9 @@ class OLMAR(OnlinePortfolio):
         Reversion threshold (> 0), the paper's default 10 (aggressive: most steps move all the
         weight toward the assets furthest below their average).
     lookback : int, default=5
-        History required; at least `window` returns (window + 1 prices), so that every asset
-        has `window` prices in the window and joins only when it has them.
+        History required; at least `window` returns, so that every asset has `window` prices
+        in the window (a window holds as many prices as returns) and joins only when it has
+        them.
     label : str, optional
     """
 
@@ -375,14 +376,7 @@ class PAMR(OnlinePortfolio):
 
     def _validate(self) -> None:
         name = type(self).__name__
-        eps = self.epsilon
-        if (
-            isinstance(eps, bool)
-            or not isinstance(eps, numbers.Real)
-            or not np.isfinite(float(eps))
-            or float(eps) < 0
-        ):
-            raise ConfigError(f"{name}: epsilon={eps!r} is not allowed; use a finite number >= 0")
+        check_non_negative(name, "epsilon", self.epsilon)
         check_choice(name, "variant", self.variant, self._variants)
         check_positive(name, "aggressiveness", self.aggressiveness)
         check_lookback(name, self.lookback, minimum=1)

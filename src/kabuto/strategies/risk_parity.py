@@ -32,8 +32,9 @@ _ACCEPT = 1e-8
 class EqualRiskContribution(BatchedStrategy):
     """Long-only equal-risk-contribution portfolio.
 
-    Converges to relative risk-contribution errors ``max_i |RC_i / mean(RC) - 1|`` of 1e-12
-    (attribute ``max_error_`` after each call). Matches skfolio's
+    Iterates to relative risk-contribution errors ``max_i |y_i (Sigma y)_i / b_i - 1|`` of
+    1e-12 where it can (the same as ``|RC_i / mean(RC) - 1|`` to first order) and accepts up
+    to 1e-8; the largest error is the attribute ``max_error_`` after each call. Matches skfolio's
     ``RiskBudgeting(risk_measure=RiskMeasure.VARIANCE)``. A singular sample covariance
     (lookback < number of assets) may have no ERC portfolio: then `DataError`, and
     ``covariance="ledoit_wolf"`` is the remedy.

@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from kabuto.data.panel import Window, WindowBatch
-from kabuto.errors import ConfigError
+from kabuto.errors import ConfigError, DataError
 from kabuto.strategies.batched import BatchedStrategy, window_returns
 
 __all__ = ["SklearnPortfolio"]
@@ -73,13 +73,25 @@ class SklearnPortfolio(BatchedStrategy):
 
     def _fit_one(self, window: Window) -> np.ndarray:
         frame = pd.DataFrame(window.returns, index=window.dates, columns=list(window.assets))
-        fitted = clone(self.estimator).fit(frame)
+        ending = window.date.date()
+        try:
+            fitted = clone(self.estimator).fit(frame)
+        except Exception as error:  # the estimator's own error, whatever its type
+            raise DataError(
+                f"{self.name}: {type(self.estimator).__name__}.fit failed on the window ending "
+                f"{ending}: {error}; change the estimator's settings or the lookback"
+            ) from error
         weights = np.asarray(getattr(fitted, "weights_", None), dtype=np.float64)
         if weights.shape != (window.n_assets,):
             raise ConfigError(
                 f"{self.name}: the estimator's weights_ has shape {weights.shape} for the window "
-                f"ending {window.date.date()}, expected ({window.n_assets},); wrap an estimator "
-                "that returns one weight per asset"
+                f"ending {ending}, expected ({window.n_assets},); wrap an estimator that returns "
+                "one weight per asset"
+            )
+        if not np.isfinite(weights).all():
+            raise DataError(
+                f"{self.name}: the estimator returned non-finite weights for the window ending "
+                f"{ending}; check the estimator on that window"
             )
         return weights
 

@@ -30,7 +30,10 @@ Training (`fit`)
     The first fit trains a new model for ``total_timesteps`` steps. Later fits continue
     training the same model (weights, optimiser state, SAC's replay buffer) for
     ``rolling_timesteps`` steps on environments over the extended history (0: keep the model
-    as it is). `reset` drops the model, so every backtest starts from scratch.
+    as it is). A fit after `set_params` changed a setting the model was built or trained with
+    (anything but ``total_timesteps``, ``rolling_timesteps``, ``num_threads`` and ``label``)
+    trains a new model instead. `reset` drops the model, so every backtest starts from
+    scratch.
 
 Decisions (`allocate`)
     `observation` builds exactly the observation `PortfolioEnv` gives at the decision date:
@@ -94,7 +97,7 @@ from kabuto.strategies.batched import (
     check_int,
     check_positive,
 )
-from kabuto.strategies.rl.costs import COST_MODELS
+from kabuto.strategies.rl.costs import COST_MODELS, subset_costs
 from kabuto.strategies.rl.env import (
     ACTION_MAPS,
     PortfolioEnv,
@@ -143,6 +146,9 @@ _RESERVED = frozenset(
 # observation (twice) is gigabytes for a 20-asset, 50-day window.
 _DEFAULT_KWARGS: dict[str, dict[str, Any]] = {"sac": {"buffer_size": 100_000}}
 _FORMAT = 1  # version of the file `save` writes
+# Settings that change how long or how fast a fit runs, or the name, but not the model or
+# what it trains on: changing them keeps the model (every other setting rebuilds it).
+_RUN_SETTINGS = frozenset({"total_timesteps", "rolling_timesteps", "num_threads", "label"})
 
 
 class _SpacesOnly(gym.Env[np.ndarray, np.ndarray]):
@@ -175,7 +181,9 @@ class RLAgent(TorchStrategyMixin, Strategy):
         the model unchanged.
     episode_length : int, default 252
         Steps per training episode (random start dates). The first fit needs
-        ``lookback + episode_length`` prices of every asset (`min_history`).
+        ``lookback + episode_length`` prices of every asset (`min_history`). Start dates are
+        uniform, so the last `episode_length` dates before the fit date are trained on less
+        often than earlier ones (the last one 1 / episode_length as often).
     n_envs : int, default 4
         Environment copies trained on together (SB3 ``DummyVecEnv``, seeds ``seed + i``).
     normalize : bool, default True
@@ -194,7 +202,8 @@ class RLAgent(TorchStrategyMixin, Strategy):
         Penalty coefficients subtracted from the reward.
     costs_bps : float or mapping, default 10.0
         Commission of the training environments in basis points (the backtest's convention;
-        0 only when given).
+        0 only when given). A mapping may name assets a fit leaves out (not yet listed,
+        delisted, too short a history); each fit uses the entries of its assets and "default".
     cost_model : {"proportional", "exact"}, default "proportional"
         The backtest's ``1 - sum c |dw|`` or Jiang et al. (2017)'s exact remainder factor.
     action_map : {"softmax", "clip"}, default "softmax"
@@ -241,6 +250,9 @@ class RLAgent(TorchStrategyMixin, Strategy):
         Environment steps the model has trained for.
     from_scratch_ : bool
         Whether the last fit started a new model.
+    model_settings_ : dict
+        The settings the model was built and trained with (a later fit with other settings
+        builds a new model).
 
     Raises
     ------
@@ -270,6 +282,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         "fit_dates_",
         "timesteps_",
         "from_scratch_",
+        "model_settings_",
     )
 
     def __init__(
@@ -425,14 +438,13 @@ class RLAgent(TorchStrategyMixin, Strategy):
                 + ", ".join(sorted(allowed))
             )
 
-    def _env_settings(self) -> dict[str, Any]:
-        """Keyword arguments of the training `PortfolioEnv` (besides the panel)."""
-        costs = dict(self.costs_bps) if isinstance(self.costs_bps, Mapping) else self.costs_bps
+    def _env_settings(self, assets: tuple[str, ...]) -> dict[str, Any]:
+        """Keyword arguments of a training `PortfolioEnv` on `assets` (besides the panel)."""
         return {
             "window": int(self.lookback),
             "episode_length": int(self.episode_length),
             "random_start": True,
-            "costs_bps": costs,
+            "costs_bps": subset_costs(self.costs_bps, assets),
             "cost_model": self.cost_model,
             "reward": self.reward,
             "eta": self.eta,
@@ -464,6 +476,11 @@ class RLAgent(TorchStrategyMixin, Strategy):
         if k == 0:
             return int(self.seed)
         return int(np.random.SeedSequence([int(self.seed), k]).generate_state(1)[0] >> 1)
+
+    def _model_settings(self) -> dict[str, Any]:
+        """The settings a model is built and trained with: a change means a new model."""
+        settings = self.get_params(deep=False)
+        return {k: _snapshot(v) for k, v in settings.items() if k not in _RUN_SETTINGS}
 
     def _algorithm_kwargs(self) -> dict[str, Any]:
         return _DEFAULT_KWARGS.get(self.algorithm, {}) | dict(self.algorithm_kwargs or {})
@@ -550,7 +567,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
 
     def make_env(self, panel: Panel) -> PortfolioEnv:
         """One training environment on `panel` with this agent's settings."""
-        return PortfolioEnv(panel, **self._env_settings())
+        return PortfolioEnv(panel, **self._env_settings(panel.assets))
 
     def make_vec_env(self, panel: Panel) -> DummyVecEnv:
         """The ``n_envs`` training environments on `panel` (seeded when the model seeds them)."""
@@ -583,11 +600,12 @@ class RLAgent(TorchStrategyMixin, Strategy):
         k = int(self.__dict__.get("n_fits_", 0))
         seed = self._fit_seed(k)
         model = self.__dict__.get("model_")
+        settings = self._model_settings()
         scratch = (
             model is None
             or tuple(self.assets_) != panel.assets
             or self.features_ != self._features(panel)
-            or (self.normalizer_ is not None) != bool(self.normalize)
+            or self.model_settings_ != settings
         )
         with self._threads(), self._own_generators():
             env = self.make_vec_env(panel)
@@ -610,6 +628,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         self.fit_dates_ = [*self.__dict__.get("fit_dates_", []), history.date]
         self.timesteps_ = int(model.num_timesteps)
         self.from_scratch_ = scratch
+        self.model_settings_ = settings
         return self
 
     def reset(self) -> None:
@@ -821,6 +840,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         obj.fit_dates_ = [pd.Timestamp(d) for d in fitted["fit_dates_"]]
         obj.timesteps_ = int(fitted["timesteps_"])
         obj.from_scratch_ = bool(fitted["from_scratch_"])
+        obj.model_settings_ = obj._model_settings()
         return obj
 
 
@@ -835,6 +855,23 @@ def _plain(value: object) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _plain(v) for k, v in value.items())
     return False
+
+
+def _snapshot(value: Any) -> Any:
+    """`value` with its containers copied, to compare with ``==`` later.
+
+    Copying the dicts and lists catches a mapping changed in place after a fit
+    (``algorithm_kwargs``, ``costs_bps``); other objects (an SB3 action noise, a schedule)
+    are kept as they are, so the same object compares equal to itself. Lists and tuples
+    compare alike (``net_arch``), and arrays by value.
+    """
+    if isinstance(value, Mapping):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return tuple(_snapshot(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return tuple(value.ravel().tolist()), value.shape
+    return value
 
 
 def _to_cpu(state: Any) -> Any:

@@ -24,23 +24,58 @@ Two models:
     stops when successive iterates differ by at most ``tol``. With ``c_s = c_p = c`` the solution
     lies in ``[1 - 2c + c^2, 1]``, within ``O(c^2)`` of the proportional value.
 
-All functions are vectorised over any leading batch shape.
+The remainder and turnover functions are vectorised over any leading batch shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
-from kabuto.errors import ConfigError
+from kabuto.errors import ArgumentError, ConfigError
 
 __all__ = [
     "COST_MODELS",
     "proportional_remainder",
+    "subset_costs",
     "transaction_remainder",
     "turnover",
 ]
 
 COST_MODELS = ("proportional", "exact")
+# Slack of the weight checks: weights a network computed in float32 sum to 1 only within about
+# 1e-7, and a sum off by 1e-6 moves the remainder factor by about c * 1e-6, far below anything
+# that matters; NaN, negative weights and sums like 0.9 or 1.5 are what the check is for.
+_WEIGHT_TOL = 1e-6
+
+
+def subset_costs(
+    costs_bps: float | Mapping[str, float], assets: Sequence[str]
+) -> float | dict[str, float]:
+    """`costs_bps` cut down to a training subset of the data's assets.
+
+    A learner trains on the assets with enough history, so a per-asset mapping may name assets
+    outside the subset (listed later, delisted, or too short a history), and
+    `kabuto.costs.cost_rates` would reject those names as unknown. The backtest checks the
+    names against the whole panel; here only the subset's entries and ``"default"`` are kept.
+
+    Parameters
+    ----------
+    costs_bps : float or mapping
+        One rate in bps, or asset -> bps with an optional ``"default"``.
+    assets : sequence of str
+        The assets trained on.
+
+    Returns
+    -------
+    float or dict
+        A number unchanged; a mapping as a new dict of the entries that apply to `assets`.
+    """
+    if not isinstance(costs_bps, Mapping):
+        return costs_bps
+    keep = {*assets, "default"}
+    return {key: value for key, value in costs_bps.items() if key in keep}
 
 
 def turnover(w_drifted: np.ndarray, w_target: np.ndarray) -> np.ndarray:
@@ -119,6 +154,9 @@ def transaction_remainder(
     ------
     ConfigError
         For rates outside [0, 1), or when the iteration does not converge.
+    ArgumentError
+        For weights that are not finite, negative or do not sum to 1 (within 1e-6), naming the
+        first such row.
     """
     c_purchase = c_sell if c_purchase is None else c_purchase
     for name, c in (("c_sell", c_sell), ("c_purchase", c_purchase)):
@@ -131,6 +169,8 @@ def transaction_remainder(
             f"weights of shapes {w_drifted.shape} and {w_target.shape}: expected the same shape "
             "(..., n + 1) with cash at index 0"
         )
+    _check_weights("w_drifted", w_drifted)
+    _check_weights("w_target", w_target)
     k = c_sell + c_purchase - c_sell * c_purchase
     numerator = 1.0 - c_purchase * w_drifted[..., 0]
     denominator = 1.0 - c_purchase * w_target[..., 0]
@@ -148,4 +188,24 @@ def transaction_remainder(
     raise ConfigError(
         f"the remainder factor did not converge in {max_iter} iterations (c_sell = {c_sell}, "
         f"c_purchase = {c_purchase}); raise max_iter or tol"
+    )
+
+
+def _check_weights(name: str, w: np.ndarray) -> None:
+    """Raise unless every row of `w` is a weight vector: finite, >= 0, summing to 1.
+
+    The fixed point only contracts for such weights; NaN would otherwise run to `max_iter` and
+    be reported as a convergence failure. A few vectorised passes, no Python loop over rows.
+    """
+    bad_entry = ~np.isfinite(w) | (w < -_WEIGHT_TOL)
+    bad_row = bad_entry.any(axis=-1) | (np.abs(w.sum(axis=-1) - 1.0) > _WEIGHT_TOL)
+    if not bad_row.any():
+        return
+    row = np.unravel_index(int(np.argmax(bad_row)), bad_row.shape)
+    values = w[row]
+    where = f"{name}[{', '.join(map(str, row))}]" if row else name
+    raise ArgumentError(
+        f"{where} = {np.array2string(values, precision=6)} (sum {values.sum():.6g}): expected "
+        f"finite weights >= 0 summing to 1 (cash at index 0, within {_WEIGHT_TOL:g}); pass "
+        "weight vectors over cash and the assets"
     )

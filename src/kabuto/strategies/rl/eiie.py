@@ -96,7 +96,7 @@ from kabuto.strategies.batched import (
     check_int,
     check_positive,
 )
-from kabuto.strategies.rl.costs import COST_MODELS
+from kabuto.strategies.rl.costs import COST_MODELS, subset_costs
 from kabuto.strategies.rl.env import observed_features, policy_window
 from kabuto.strategies.torch_support import TorchStrategyMixin, load_payload, save_payload
 from kabuto.torch_settings import seeded_cpu_rng
@@ -474,7 +474,8 @@ class EIIE(TorchStrategyMixin, Strategy):
     costs_bps : float or mapping, default=10.0
         Commission in training, in basis points: the backtest's ``costs_bps`` convention (one
         rate, or asset -> bps with an optional "default"; a mapping only with the proportional
-        model). 0 must be given explicitly.
+        model). 0 must be given explicitly. A mapping may name assets a fit leaves out (not
+        yet listed, delisted, too short a history); each fit uses the entries of its assets.
     cost_model : {"proportional", "exact"}, default="proportional"
         kabuto's ``1 - sum c |dw|`` (what the backtest charges) or the paper's exact remainder
         with equal selling and purchasing rates.
@@ -736,7 +737,7 @@ class EIIE(TorchStrategyMixin, Strategy):
             memory = PortfolioVectorMemory(dates, assets, device=self._torch_device())
             steps = int(self.n_steps)
             self.n_fits_, self.n_steps_done_, self.rewards_ = 0, 0, []
-        rates = torch.from_numpy(cost_rates(self.costs_bps, assets))
+        rates = torch.from_numpy(cost_rates(subset_costs(self.costs_bps, assets), assets))
         self.rewards_.extend(self._train(prices, memory, steps, rates))
         self.memory_ = memory
         self.decisions_ = {}

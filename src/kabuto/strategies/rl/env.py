@@ -93,6 +93,21 @@ __all__ = [
 ACTION_MAPS = ("softmax", "clip")
 
 
+def check_action_map(action_map: str, logit_scale: float) -> None:
+    """Raise a ConfigError unless `action_map` is known and `logit_scale` positive and finite."""
+    if action_map not in ACTION_MAPS:
+        raise ConfigError(
+            f"action_map = {action_map!r}: expected one of {', '.join(map(repr, ACTION_MAPS))}"
+        )
+    if (
+        isinstance(logit_scale, bool)
+        or not isinstance(logit_scale, int | float | np.integer | np.floating)
+        or not math.isfinite(logit_scale)
+        or logit_scale <= 0
+    ):
+        raise ConfigError(f"logit_scale = {logit_scale!r}: expected a positive number, e.g. 5")
+
+
 def actions_to_weights(
     actions: np.ndarray, action_map: str = "softmax", logit_scale: float = 5.0
 ) -> np.ndarray:
@@ -106,13 +121,20 @@ def actions_to_weights(
         ``softmax(logit_scale * a)``, or ``max(a, 0)`` normalised (all cash when nothing is
         positive).
     logit_scale : float
-        Multiplier of the actions before the softmax.
+        Multiplier of the actions before the softmax; positive (a negative one would reverse
+        the ranking of the actions).
 
     Returns
     -------
     ndarray of shape (..., n + 1)
         Non-negative weights summing to 1.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown `action_map` or a `logit_scale` that is not a positive number.
     """
+    check_action_map(action_map, logit_scale)
     a = np.asarray(actions, dtype=np.float64)
     if action_map == "softmax":
         z = logit_scale * a
@@ -306,17 +328,7 @@ def _check_settings(
         )
     rates = cost_rates(costs_bps, panel.assets)
     check_reward_settings(reward, eta, sharpe_window, turnover_penalty, drawdown_penalty)
-    if action_map not in ACTION_MAPS:
-        raise ConfigError(
-            f"action_map = {action_map!r}: expected one of {', '.join(map(repr, ACTION_MAPS))}"
-        )
-    if (
-        isinstance(logit_scale, bool)
-        or not isinstance(logit_scale, int | float | np.integer | np.floating)
-        or not math.isfinite(logit_scale)
-        or logit_scale <= 0
-    ):
-        raise ConfigError(f"logit_scale = {logit_scale!r}: expected a positive number, e.g. 5")
+    check_action_map(action_map, logit_scale)
     if not isinstance(high_low, bool | np.bool_):
         raise ConfigError(f"high_low = {high_low!r}: expected true or false")
     return _Settings(
@@ -336,6 +348,19 @@ def _check_settings(
     )
 
 
+def _parse_date(key: str, value: str | pd.Timestamp) -> pd.Timestamp:
+    """`value` as a Timestamp, or a ConfigError naming `key` when it is not a date."""
+    try:
+        date = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:  # pandas' DateParseError is a ValueError
+        raise ConfigError(
+            f"{key} = {value!r} is not a date ({exc}); give one such as '2020-01-31'"
+        ) from None
+    if pd.isna(date):
+        raise ConfigError(f"{key} = {value!r} is not a date; give one such as '2020-01-31'")
+    return date
+
+
 def _date_range(
     panel: Panel,
     window: int,
@@ -344,10 +369,12 @@ def _date_range(
 ) -> tuple[int, int]:
     """First allowed decision index and last date index; checks prices are complete there."""
     dates = panel.dates
+    start = None if start is None else _parse_date("start", start)
+    end = None if end is None else _parse_date("end", end)
     for key, value in (("start", start), ("end", end)):
-        if value is not None and pd.Timestamp(value) > dates[-1]:
+        if value is not None and value > dates[-1]:
             raise ConfigError(
-                f"{key} = {pd.Timestamp(value).date()} is after the last date of "
+                f"{key} = {value.date()} is after the last date of "
                 f"{panel.source} ({dates[-1].date()}); choose an earlier {key}"
             )
     earliest = window - 1  # the first date with `window` closes up to it
@@ -359,10 +386,10 @@ def _date_range(
     if start is None:
         first = earliest
     else:
-        first = int(dates.searchsorted(pd.Timestamp(start), side="left"))
+        first = int(dates.searchsorted(start, side="left"))
         if first < earliest:
             raise ConfigError(
-                f"start = {pd.Timestamp(start).date()} leaves {first + 1} closes up to it, fewer "
+                f"start = {start.date()} leaves {first + 1} closes up to it, fewer "
                 f"than window = {window}; start on or after {dates[earliest].date()} or shorten "
                 "the window"
             )
@@ -430,7 +457,9 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         training environment off the test period.
     random_start : bool, default True
         Draw each episode's first decision date (seeded by ``reset(seed=...)``); otherwise every
-        episode starts at `start`.
+        episode starts at `start`. Start dates are uniform, so the last `episode_length`
+        decision dates before `end` are visited less often than earlier ones: the k-th last
+        k / episode_length as often, the date before `end` (a fit date) only 1 / episode_length.
     costs_bps : float or mapping, default 10.0
         Commission on traded notional in basis points, like the backtest's ``costs_bps`` (a
         per-asset mapping only with ``cost_model="proportional"``). 0 turns costs off, and only

@@ -221,7 +221,8 @@ class PortfolioVectorEnv(VectorEnv):
             An int s seeds copy b with ``s + b``; a list gives each copy its seed; None keeps
             the copies' generators (fresh ones on the first reset).
         options : dict, optional
-            ``{"reset_mask": bool array of shape (B,)}`` resets only those copies.
+            ``{"reset_mask": bool array of shape (B,)}`` resets only those copies; every copy
+            left out must have been reset before (so the first reset covers them all).
 
         Returns
         -------
@@ -246,6 +247,7 @@ class PortfolioVectorEnv(VectorEnv):
                 raise ConfigError(
                     f"options['reset_mask'] must be a bool array of shape ({b},) with a True entry"
                 )
+        self._check_all_started(mask)
         if self._rngs is None:
             self._rngs = [seeding.np_random(s)[0] for s in seeds]
         else:
@@ -338,6 +340,19 @@ class PortfolioVectorEnv(VectorEnv):
         return split_observation(obs, self.n_assets, self.window, self.n_features)
 
     # internals -------------------------------------------------------------------------------
+
+    def _check_all_started(self, mask: np.ndarray) -> None:
+        """Raise unless every copy has an episode once the copies in `mask` are reset.
+
+        A copy that was never reset has no decision date: observing or stepping it would read
+        the panel's last prices (a look-ahead) and earn its last return.
+        """
+        never = np.flatnonzero((self._t < 0) & ~mask)
+        if len(never):
+            raise ConfigError(
+                f"options['reset_mask'] leaves copies {never.tolist()} that were never reset; the "
+                "first reset must cover every copy (leave reset_mask out of it)"
+            )
 
     def _restart(self, rows: np.ndarray) -> None:
         """Start new episodes, all in cash, for the given copies."""
