@@ -15,8 +15,11 @@ from typer.testing import CliRunner
 from kabuto.cli.main import app
 from kabuto.experiment import run as run_module
 from kabuto.experiment.config import load_config, parse_config
+from kabuto.staging import MARKER
 
 runner = CliRunner()
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 SMALL = """
 [data]
@@ -64,6 +67,7 @@ def test_backtest_writes_every_output(tmp_path):
     result = runner.invoke(app, ["backtest", str(_write(tmp_path, SMALL)), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
+        MARKER,
         "config.toml",
         "explanations.json",
         "metrics.json",
@@ -130,6 +134,13 @@ def test_explain_prints_the_evolved_formulas_of_a_run(tmp_path):
     _fails_cleanly(runner.invoke(app, ["explain", str(out)]), "unreadable")
 
 
+@pytest.mark.parametrize("text", ["[1, 2]", '"TC"', '{"TC": 3}'])
+def test_explain_rejects_json_that_is_not_explanations(tmp_path, text):
+    (tmp_path / "explanations.json").write_text(text)
+    result = runner.invoke(app, ["explain", str(tmp_path)])
+    _fails_cleanly(result, "explanations.json", "strategy label -> text", "rerun")
+
+
 @pytest.mark.parametrize(
     ("edit", "needles"),
     [
@@ -139,6 +150,13 @@ def test_explain_prints_the_evolved_formulas_of_a_run(tmp_path):
         (("lookback = 126", "lookbak = 126"), ["run.toml: strategies[1]", "lookbak"]),
         (("costs_bps = 10.0", "costs_bps = -3"), ["run.toml: ", "cannot be negative"]),
         (("costs_bps = 10.0", 'costs_bps = "ten"'), ["costs_bps"]),
+        # values are not converted: a string is not a number, "yes" is not true
+        (("costs_bps = 10.0", 'costs_bps = "10"'), ["backtest.costs_bps = '10'"]),
+        (("costs_bps = 10.0", 'costs_bps = 10.0\nlong_only = "yes"'), ["backtest.long_only"]),
+        (("n_boot = 200", 'n_boot = "200"'), ["report.n_boot = '200'", "integer"]),
+        (("costs_bps = 10.0", "costs_bps = 10.0\nmax_leverage = inf"), ["max_leverage", "finite"]),
+        (("costs_bps = 10.0", "costs_bps = nan"), ["backtest.costs_bps = nan", "finite"]),
+        (('label = "MinVar 6m"', "label = 3"), ["strategies[1].label = 3", "non-empty string"]),
         (('source = "gbm"', 'source = "yahoo"'), ["data.source", "sp500"]),
         (("[data]", "[dataa]"), ["dataa", "allowed keys"]),
         (("n_days = 700", "n_days = 100"), ["lookback"]),
@@ -169,10 +187,64 @@ def test_failed_run_leaves_previous_outputs_and_no_partial_files(tmp_path, monke
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(run_module, "write_report", broken_report)
+    (out / MARKER).write_text("")  # an earlier run's outputs
     with pytest.raises(RuntimeError, match="disk full"):
         runner.invoke(app, ["backtest", str(config), "--out", str(out)], catch_exceptions=False)
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run.toml"]
+
+
+@pytest.mark.parametrize("cwd_is_out", [False, True])
+def test_out_never_replaces_a_directory_of_other_files(tmp_path, monkeypatch, cwd_is_out):
+    # A run replaces its output directory as a whole: never one that is not a run's.
+    folder = tmp_path / "project"
+    folder.mkdir()
+    config = _write(folder, SMALL)
+    (folder / "notes.txt").write_text("mine")
+    monkeypatch.chdir(folder if cwd_is_out else tmp_path)
+    out = "." if cwd_is_out else "project"
+    result = runner.invoke(app, ["backtest", str(config), "--out", out])
+    message = _fails_cleanly(result, "not a kabuto output directory", "choose another --out")
+    assert message.startswith(f"error: {folder.resolve()}: ")  # not prefixed with the config
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "run.toml"]
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["project"]
+
+
+def _command(name: str, tmp_path: Path) -> list[str]:
+    """A valid invocation of each command that writes outputs (a run would take a while)."""
+    return {
+        "backtest": ["backtest", str(_write(tmp_path, SMALL))],
+        "demo": ["demo"],
+        "simulate": ["simulate", str(EXAMPLES / "pams_ci2002.json")],
+        "hedge": ["hedge", str(EXAMPLES / "deep_hedging.toml")],
+    }[name]
+
+
+@pytest.mark.parametrize("command", ["backtest", "demo", "simulate", "hedge"])
+@pytest.mark.parametrize(
+    ("out", "needle"),
+    [
+        ("afile", "exists and is not a directory"),
+        ("afile/sub/out", "afile is a file, not a directory"),
+        pytest.param(
+            "/proc/kabuto-out",  # the kernel's: not even root creates a directory there
+            "cannot write here",
+            marks=pytest.mark.skipif(not Path("/proc/self").exists(), reason="Linux's /proc"),
+        ),
+    ],
+)
+def test_an_impossible_out_fails_before_the_work(tmp_path, monkeypatch, command, out, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("not a directory")
+    args = _command(command, tmp_path)
+    before = sorted(tmp_path.iterdir())
+    result = runner.invoke(app, [*args, "--out", out])
+    message = _fails_cleanly(result, needle, "choose another --out")
+    assert message.startswith(f"error: {Path(out).resolve()}: ")  # not prefixed with the config
+    assert result.stdout == ""
+    assert sorted(tmp_path.iterdir()) == before
+    assert (tmp_path / "afile").read_text() == "not a directory"
 
 
 def test_data_info_summarises_and_rejects(tmp_path):

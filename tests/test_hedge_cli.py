@@ -25,6 +25,7 @@ from kabuto.hedging import closed_form
 from kabuto.hedging.hedger import BlackScholesDelta, WhalleyWilmott, hedge_with
 from kabuto.hedging.risk import entropic_risk, expected_shortfall
 from kabuto.sim.paths import gbm_paths, heston_paths, merton_paths
+from kabuto.staging import MARKER
 
 from helpers import assert_offline
 
@@ -126,7 +127,7 @@ def _risk(config: HedgeConfig, pnl: torch.Tensor) -> float:
 
 def test_writes_every_output_and_prints_the_table(cli_run):
     model, config, out, result = cli_run
-    assert sorted(p.name for p in out.iterdir()) == FILES
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, *FILES]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left
     for name in FILES:
         assert str(out / name) in result.stdout
@@ -325,6 +326,7 @@ def test_standard_error_matches_the_spread_over_replications():
 def test_a_failed_write_leaves_the_earlier_run_intact(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
+    (out / MARKER).write_text("")
     (out / "risk.csv").write_text("earlier run")
     config = _small()
 
@@ -335,7 +337,7 @@ def test_a_failed_write_leaves_the_earlier_run_intact(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         run_hedge(config, out)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left
-    assert [p.name for p in out.iterdir()] == ["risk.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "risk.csv"]
     assert (out / "risk.csv").read_text() == "earlier run"
 
 
@@ -379,6 +381,11 @@ def test_bad_configs_are_one_line_errors(tmp_path, text, needles):
     _fails_cleanly(result, out, str(config), *needles)
 
 
+def test_costs_are_not_zero_unless_asked_for():
+    assert parse_hedge_config({}).hedger.cost == 1e-4
+    assert parse_hedge_config({"hedger": {"cost": 0.0}}).hedger.cost == 0.0
+
+
 def test_missing_and_unreadable_files(tmp_path):
     out = tmp_path / "a" / "out"
     missing = tmp_path / "nope.toml"
@@ -401,6 +408,6 @@ def test_an_output_path_that_is_a_file_fails_before_training(tmp_path):
     result = runner.invoke(app, ["hedge", str(config), "--out", str(out)])
     assert result.exit_code == 2
     message = result.stderr.strip()
-    assert message.startswith("error: ") and "not a directory" in message and str(out) in message
+    assert message.startswith(f"error: {out.resolve()}: ") and "not a directory" in message
     assert out.read_text() == "not a directory"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hedge.toml", "taken"]

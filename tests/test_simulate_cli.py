@@ -16,6 +16,7 @@ from kabuto.errors import ConfigError
 from kabuto.report.simulation import check_bars, first_executing_step, render_report
 from kabuto.sim.artificial import load_simulation, parse_simulation, simulate
 from kabuto.sim.artificial.output import STEP_COLUMNS, write_outputs
+from kabuto.staging import MARKER
 
 from helpers import assert_offline
 
@@ -99,12 +100,14 @@ def test_ci2002_end_to_end(ci2002_run):
     out, result = ci2002_run
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
+        MARKER,
         "bars.parquet",
         "report.html",
         "steps.parquet",
         "trades.parquet",
     ]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left
+    assert MARKER not in result.stdout  # the listing shows the outputs only
     assert "kurtosis_nonzero" in result.stdout and "zero_share" in result.stdout
     assert str(out / "report.html") in result.stdout
 
@@ -150,6 +153,7 @@ def test_small_toml_two_markets(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
+        MARKER,
         "bars.parquet",
         "report.html",
         "steps.parquet",
@@ -195,6 +199,14 @@ def test_malformed_files(tmp_path):
     _fails_cleanly(runner.invoke(app, ["simulate", str(bad_toml), "--out", str(out)]), out, "TOML")
     bad_json = _write(tmp_path, "{oops", "bad.json")
     _fails_cleanly(runner.invoke(app, ["simulate", str(bad_json), "--out", str(out)]), out, "JSON")
+    for text in ("[1, 2]", '"simulation"'):  # valid JSON, but not an object
+        not_object = _write(tmp_path, text, "list.json")
+        result = runner.invoke(app, ["simulate", str(not_object), "--out", str(out)])
+        _fails_cleanly(result, out, str(not_object), "JSON object")
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    result = runner.invoke(app, ["simulate", str(folder), "--out", str(out)])
+    _fails_cleanly(result, out, str(folder), "is a directory")
 
 
 def test_unknown_keys_are_named(tmp_path):

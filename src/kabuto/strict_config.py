@@ -1,8 +1,9 @@
 """Strict validation of config mappings (TOML files) with one-line errors.
 
-Every config kabuto reads (backtests, simulations) is a tree of pydantic models that forbid
-unknown keys. `validate` turns pydantic's error list into one `ConfigError` naming the key as a
-dotted path (``markets.0.tick_size``) and what is allowed, rather than a page of traceback.
+Every config kabuto reads (backtests, hedging runs, simulations) is a tree of pydantic models
+that forbid unknown keys. `validate` turns pydantic's error list into one `ConfigError` naming
+the key as a dotted path (``markets.0.tick_size``) and what is allowed, rather than a page of
+traceback.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kabuto.errors import ConfigError
 
-__all__ = ["Strict", "read_toml", "validate"]
+__all__ = ["Strict", "StrictValues", "read_config_text", "read_toml", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -26,6 +28,22 @@ class Strict(BaseModel):
     """A config section: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+    def to_toml(self) -> str:
+        """The resolved config (defaults filled in) as TOML; loading it gives this config."""
+        return tomli_w.dumps(self.model_dump(exclude_none=True))
+
+
+class StrictValues(Strict):
+    """A config section whose values must be written with their own type.
+
+    Besides unknown keys, a value pydantic would convert (``"10"`` for a number, ``"yes"`` for
+    true, ``2.0`` for an integer) and inf or nan are errors, not silently accepted. An integer
+    is still a number (``cost = 0`` for a float). TOML has no tuples, so a section with a tuple
+    field needs `Strict` (or ``Field(strict=False)`` on that field).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def _models_in(annotation: object) -> list[type[BaseModel]]:
@@ -75,7 +93,9 @@ def validate(model: type[M], raw: dict[str, Any], *, source: str = "config") -> 
         return model.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
-        first = errors[0]
+        # An unknown key first: it often explains a missing one (a misspelling, another
+        # command's config), and it is what to fix.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         if first["type"] == "extra_forbidden":
             parent_loc, parent = _walk(model, first["loc"][:-1])
             key = ".".join(str(p) for p in (*parent_loc, first["loc"][-1]))
@@ -94,12 +114,31 @@ def validate(model: type[M], raw: dict[str, Any], *, source: str = "config") -> 
         raise ConfigError(f"{source}: {key} = {first.get('input')!r}: {message}") from None
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The mapping in a TOML file; a missing or malformed file is a `ConfigError`."""
+def read_config_text(path: str | Path, language: str) -> str:
+    """The text of a config file in `language` (named in errors, e.g. "TOML").
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, a directory, unreadable or not UTF-8 text.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid {language} ({exc})") from None
+    except OSError as exc:  # e.g. no permission
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a TOML file; a missing, unreadable or malformed file is a `ConfigError`."""
+    text = read_config_text(path, "TOML")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None

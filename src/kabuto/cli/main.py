@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from kabuto.errors import ConfigError, KabutoError
+from kabuto.errors import ConfigError, KabutoError, OutputDirError
+from kabuto.staging import MARKER, check_out_dir
 
 app = typer.Typer(
     help="kabuto: honest walk-forward backtests of portfolio strategies.",
@@ -129,6 +130,19 @@ def _guarded(run: Callable[[], None]) -> None:
         _fail(exc)
 
 
+@contextmanager
+def _naming(config: Path) -> Iterator[None]:
+    """Errors raised in the block start with the config file they came from (if not already)."""
+    try:
+        yield
+    except OutputDirError:
+        raise  # about --out, which the message names, not about the config
+    except KabutoError as exc:
+        if str(exc).startswith(str(config)):
+            raise
+        raise type(exc)(f"{config}: {exc}") from exc
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("kabuto-demo"),
@@ -136,7 +150,11 @@ def demo(
     """Every classical strategy on the bundled S&P 500 data, 2000-2022, 10 bps costs."""
     from kabuto.experiment.demo import demo_config
 
-    _guarded(lambda: _run_and_report(demo_config(), out))
+    def run() -> None:
+        check_out_dir(out)  # before the work, not after it
+        _run_and_report(demo_config(), out)
+
+    _guarded(run)
 
 
 @app.command()
@@ -148,14 +166,31 @@ def backtest(
     from kabuto.experiment.config import load_config
 
     def run() -> None:
-        try:
+        check_out_dir(out)  # before the work, not after it
+        with _naming(config):
             _run_and_report(load_config(config), out)
-        except KabutoError as exc:
-            if str(exc).startswith(str(config)):
-                raise
-            raise type(exc)(f"{config}: {exc}") from exc  # name the config the error came from
 
     _guarded(run)
+
+
+def _read_explanations(path: Path) -> dict[str, str]:
+    """A run's explanations.json: strategy label -> what its fitted model learned."""
+    if not path.is_file():
+        raise KabutoError(
+            f"{path}: not found; pass the output directory of `kabuto backtest` or "
+            "`kabuto demo` (runs before explanations existed need to be rerun)"
+        )
+    try:
+        explanations = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise KabutoError(f"{path}: unreadable ({exc}); rerun the backtest") from exc
+    texts = explanations.values() if isinstance(explanations, dict) else [None]
+    if not all(isinstance(text, str) for text in texts):  # (JSON keys are always strings)
+        raise KabutoError(
+            f"{path}: not a run's explanations (expected an object of strategy label -> text); "
+            "rerun the backtest"
+        )
+    return explanations
 
 
 @app.command()
@@ -169,15 +204,7 @@ def explain(
 
     def run() -> None:
         path = run_dir / "explanations.json"
-        if not path.is_file():
-            raise KabutoError(
-                f"{path}: not found; pass the output directory of `kabuto backtest` or "
-                "`kabuto demo` (runs before explanations existed need to be rerun)"
-            )
-        try:
-            explanations = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise KabutoError(f"{path}: unreadable ({exc}); rerun the backtest") from exc
+        explanations = _read_explanations(path)
         if strategy is not None:
             if strategy not in explanations:
                 raise KabutoError(
@@ -227,6 +254,7 @@ def simulate_command(
     """
 
     def run() -> None:
+        check_out_dir(out)  # before the work, not after it
         if runs < 1:
             raise ConfigError(f"--runs must be at least 1, got {runs}")
         if bar < 1:
@@ -243,15 +271,11 @@ def simulate_command(
         from kabuto.sim.artificial import load_simulation, simulate
         from kabuto.sim.artificial.output import write_outputs
 
-        try:
+        with _naming(config):
             sim_config = load_simulation(config)
             start_step = first_executing_step(sim_config)
             # Before simulating: a bar too long for the lags fails at once, not after the runs.
             check_bars(sim_config.n_steps, bar, start_step, DEFAULT_LAGS)
-        except KabutoError as exc:
-            if str(exc).startswith(str(config)):
-                raise
-            raise type(exc)(f"{config}: {exc}") from exc  # name the config the error came from
         with _progress() as progress:
             if progress is not None:
                 progress.stage(f"simulate {runs} run(s)")
@@ -278,7 +302,8 @@ def simulate_command(
             )
             console.print(_facts_table(market_facts.summary(), title))
         for path in sorted(written.iterdir()):
-            console.print(f"{path.stem}: {path}", highlight=False)
+            if path.name != MARKER:
+                console.print(f"{path.stem}: {path}", highlight=False)
 
     _guarded(run)
 
@@ -339,14 +364,11 @@ def hedge_command(
         from kabuto.experiment.hedge import run_hedge
         from kabuto.experiment.hedge_config import load_hedge_config
 
-        try:
+        check_out_dir(out)  # before the work, not after it
+        with _naming(config):
             hedge_config = load_hedge_config(config)
             with _progress() as progress:
                 outputs = run_hedge(hedge_config, out, progress, source=str(config))
-        except KabutoError as exc:
-            if str(exc).startswith(str(config)):
-                raise
-            raise type(exc)(f"{config}: {exc}") from exc  # name the config the error came from
         console.print(_risk_table(outputs))
         for name in ("report.html", "risk.csv", "pnl.parquet", "config.toml"):
             console.print(f"{name.split('.')[0]}: {outputs.out_dir / name}", highlight=False)

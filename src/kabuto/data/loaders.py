@@ -202,6 +202,7 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
         raise DataError(f"{source}: the file is empty")
     try:
         if format == "csv":
+            _check_header(path)
             return pd.read_csv(path, skipinitialspace=True)
         return pd.read_parquet(path).pipe(_index_to_column)
     except pd.errors.EmptyDataError as exc:
@@ -212,6 +213,26 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
             f"{source}: cannot be read as {format.upper()} ({detail}); check that the file is "
             f"a valid {format.upper()} file, or pass format= if its name misleads"
         ) from exc
+
+
+def _check_header(path: Path) -> None:
+    """Refuse blank or repeated column names, which pandas would rename (``Unnamed: 2``,
+    ``AAPL.1``) into assets of their own."""
+    raw = pd.read_csv(
+        path, header=None, nrows=1, dtype=str, keep_default_na=False, skipinitialspace=True
+    )
+    names = [str(name).strip() for name in raw.iloc[0]]
+    for i, name in enumerate(names):
+        if not name:
+            raise DataError(
+                f"{path}: column {i + 1} of the header has no name; name every column (the "
+                "dates 'date', each asset by its ticker)"
+            )
+        if name in names[:i]:
+            raise DataError(
+                f"{path}: column name {name!r} appears more than once in the header (columns "
+                f"{names.index(name) + 1} and {i + 1}); give each column its own name"
+            )
 
 
 def _index_to_column(frame: pd.DataFrame) -> pd.DataFrame:

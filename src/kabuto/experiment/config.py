@@ -1,8 +1,9 @@
 """The TOML config of a backtest run, validated strictly.
 
-An unknown key or a bad value is a `ConfigError` naming the key (as a dotted path) and what is
-allowed. Strategy parameters are checked by the strategy registry, which knows each strategy's
-settings.
+An unknown key, a value of the wrong type (``costs_bps = "10"``, ``long_only = "yes"``) or out
+of range is a `ConfigError` naming the key (as a dotted path) and what is allowed; every number
+must be finite. Strategy parameters are checked by the strategy registry, which knows each
+strategy's settings.
 
 Example::
 
@@ -24,14 +25,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import tomli_w
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from kabuto.backtest.schedule import CALENDARS
-from kabuto.strict_config import Strict, read_toml, validate
+from kabuto.strict_config import StrictValues, read_toml, validate
 
 
-class DataConfig(Strict):
+class DataConfig(StrictValues):
     """Where prices come from."""
 
     source: Literal["sp500", "file", "gbm", "garch"] = "sp500"
@@ -43,7 +43,7 @@ class DataConfig(Strict):
     seed: int = 0
 
 
-class BacktestConfig(Strict):
+class BacktestConfig(StrictValues):
     """Walk-forward settings (see `kabuto.backtest.WalkForward`)."""
 
     start: str | None = None
@@ -66,6 +66,17 @@ class BacktestConfig(Strict):
             )
         return value
 
+    @field_validator("costs_bps")
+    @classmethod
+    def _costs(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+        # Here, not when the panel is known: a bad global rate is not any one asset's fault.
+        rates = value.items() if isinstance(value, dict) else [(None, value)]
+        for asset, rate in rates:
+            if rate < 0:
+                where = "" if asset is None else f"{asset!r}: "
+                raise ValueError(f"{where}costs cannot be negative (basis points; 0 for none)")
+        return value
+
     @field_validator("start", "end")
     @classmethod
     def _date(cls, value: str | None) -> str | None:
@@ -79,7 +90,7 @@ class BacktestConfig(Strict):
         return value
 
 
-class ReportConfig(Strict):
+class ReportConfig(StrictValues):
     """Statistics and report options."""
 
     title: str = "kabuto backtest"
@@ -88,7 +99,7 @@ class ReportConfig(Strict):
     seed: int = 0
 
 
-class RunConfig(Strict):
+class RunConfig(StrictValues):
     """A whole run: data, backtest, strategies and report."""
 
     data: DataConfig = DataConfig()
@@ -96,18 +107,19 @@ class RunConfig(Strict):
     report: ReportConfig = ReportConfig()
     strategies: list[dict[str, Any]] = Field(min_length=1)
 
-    @field_validator("strategies")
-    @classmethod
-    def _named(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for i, entry in enumerate(value):
+    @model_validator(mode="after")
+    def _named(self) -> RunConfig:
+        # After the fields, so the message names the entry, not the whole list of strategies.
+        for i, entry in enumerate(self.strategies):
             if "name" not in entry:
-                raise ValueError(f"entry {i} has no 'name' (the strategy's registry name)")
-        return value
-
-    def to_toml(self) -> str:
-        """The resolved config (defaults filled in) as TOML."""
-        data = self.model_dump(exclude_none=True)
-        return tomli_w.dumps(data)
+                raise ValueError(f"strategies[{i}] has no 'name' (the strategy's registry name)")
+            for key in ("name", "label"):  # they name the strategy in every output
+                value = entry.get(key)
+                if key in entry and not (isinstance(value, str) and value.strip()):
+                    raise ValueError(
+                        f"strategies[{i}].{key} = {value!r}: expected a non-empty string"
+                    )
+        return self
 
 
 def parse_config(raw: dict[str, Any], *, source: str = "config") -> RunConfig:

@@ -52,7 +52,6 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from kabuto.errors import KabutoError
 from kabuto.experiment.hedge_config import HedgeConfig, MarketConfig
 from kabuto.hedging.closed_form import black_scholes_price, heston_price, merton_price
 from kabuto.hedging.hedger import (
@@ -63,11 +62,11 @@ from kabuto.hedging.hedger import (
     WhalleyWilmott,
     hedge_with,
 )
-from kabuto.hedging.pnl import HedgeResult
-from kabuto.hedging.risk import entropic_risk, expected_shortfall
+from kabuto.hedging.pnl import HedgeResult, trades
+from kabuto.hedging.risk import entropic_risk, expected_shortfall, risk_measure
 from kabuto.report.hedging import render_report
 from kabuto.sim.paths import gbm_paths, heston_paths, merton_paths
-from kabuto.staging import staged_dir
+from kabuto.staging import check_out_dir, staged_dir
 
 if TYPE_CHECKING:
     from kabuto.experiment.run import RunProgress
@@ -193,15 +192,7 @@ def turnover(result: HedgeResult, unwind: bool) -> Tensor:
     From ``delta_{-1} = 0`` (the first purchase counts) and, with `unwind`, back to 0 at
     maturity: the trades the proportional cost is charged on. Shape: (N,).
     """
-    zero = torch.zeros_like(result.positions[:, :1])
-    held = [zero, result.positions, zero] if unwind else [zero, result.positions]
-    return torch.cat(held, dim=1).diff(dim=1).abs().sum(dim=1)
-
-
-def _training_risk(pnl: Tensor, risk: str, aversion: float, risk_level: float) -> Tensor:
-    if risk == "entropic":
-        return entropic_risk(pnl, aversion)
-    return expected_shortfall(pnl, risk_level)  # "oce" minimised over w is the same ES
+    return trades(result.positions, unwind).sum(dim=1)
 
 
 def price_standard_error(pnl: Tensor, risk: str, aversion: float, risk_level: float) -> float:
@@ -252,7 +243,7 @@ def risk_table(
     for name, result in results.items():
         x = result.pnl.detach().double().cpu()
         row = {
-            "price": float(_training_risk(x, risk, aversion, risk_level)),
+            "price": float(risk_measure(x, risk, aversion, risk_level)),
             "price_se": price_standard_error(x, risk, aversion, risk_level),
             "mean_pnl": float(x.mean()),
             "std_pnl": float(x.std()),
@@ -313,11 +304,6 @@ def _on_cpu(result: HedgeResult) -> HedgeResult:
     return HedgeResult(*(getattr(result, f.name).cpu() for f in fields(result)))
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise KabutoError(f"{out_dir}: exists and is not a directory; choose another --out")
-
-
 def run_hedge(
     config: HedgeConfig,
     out_dir: str | os.PathLike[str] | None,
@@ -345,12 +331,13 @@ def run_hedge(
     Raises
     ------
     KabutoError
-        If `out_dir` exists and is not a directory (before anything is computed), or for a
-        setting the hedger rejects (such as ``device = "cuda"`` without a GPU).
+        If `out_dir` cannot take the outputs (`kabuto.staging.check_out_dir`, before anything
+        is computed), or for a setting the hedger rejects (such as ``device = "cuda"`` without
+        a GPU).
     """
     target = None if out_dir is None else Path(out_dir).resolve()
     if target is not None:
-        _check_out_dir(target)
+        check_out_dir(target)
     h, market = config.hedger, config.market
     hedger = _build_hedger(config)  # checks the settings before any work
     reference = reference_price(config)

@@ -47,11 +47,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import tomli_w
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from kabuto.errors import ConfigError
-from kabuto.strict_config import Strict, read_toml, validate
+from kabuto.strict_config import StrictValues, read_toml, validate
 
 __all__ = [
     "BASELINES",
@@ -77,13 +75,7 @@ MODEL_PARAMETERS: dict[str, dict[str, float]] = {
 Level = Annotated[float, Field(gt=0, lt=1)]
 
 
-class _Section(Strict):
-    """A section: unknown keys, type conversions (a string for a number) and inf/nan are errors."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
-class MarketConfig(_Section):
+class MarketConfig(StrictValues):
     """The simulated underlying (see the module docstring for each model's parameters)."""
 
     model: Literal["gbm", "heston", "merton"] = "gbm"
@@ -105,14 +97,14 @@ class MarketConfig(_Section):
         return {name: getattr(self, name) for name in MODEL_PARAMETERS[self.model]}
 
 
-class ClaimConfig(_Section):
+class ClaimConfig(StrictValues):
     """The European option the hedger is short."""
 
     kind: Literal["call", "put"] = "call"
     strike: float = Field(1.0, gt=0)
 
 
-class HedgerConfig(_Section):
+class HedgerConfig(StrictValues):
     """`kabuto.hedging.DeepHedger`'s settings and the training protocol.
 
     Training takes `train_steps` Adam steps, each on `batch_paths` paths never seen before:
@@ -122,6 +114,8 @@ class HedgerConfig(_Section):
     The other keys are DeepHedger's settings of the same names; ``num_threads`` also bounds
     the torch threads of the path simulation and the baselines, and ``device`` ("cpu", "cuda"
     or "auto") is where the network trains and hedges (paths are simulated on the CPU).
+    ``cost`` defaults to 1e-4, not to DeepHedger's 0: a config that leaves it out still pays
+    for its trades (write ``cost = 0.0`` for a frictionless run).
     """
 
     policy: Literal["mlp", "recurrent", "band"] = "band"
@@ -130,7 +124,7 @@ class HedgerConfig(_Section):
     risk: Literal["entropic", "cvar", "oce"] = "entropic"
     aversion: float = Field(1.0, gt=0)
     risk_level: Level = 0.9
-    cost: float = Field(0.0, ge=0)
+    cost: float = Field(1e-4, ge=0)  # never zero unless asked for (pfhedge's example's cost)
     unwind: bool = True
     learning_rate: float = Field(1e-3, gt=0)
     seed: int = Field(0, ge=0)
@@ -140,7 +134,7 @@ class HedgerConfig(_Section):
     batch_paths: int = Field(10_000, ge=1)
 
 
-class EvaluationConfig(_Section):
+class EvaluationConfig(StrictValues):
     """Fresh paths the hedgers are compared on, and what the risk table reports."""
 
     paths: int = Field(100_000, ge=10)
@@ -159,7 +153,7 @@ class EvaluationConfig(_Section):
         return value
 
 
-class HedgeConfig(_Section):
+class HedgeConfig(StrictValues):
     """A whole `kabuto hedge` run."""
 
     market: MarketConfig = MarketConfig()
@@ -188,10 +182,6 @@ class HedgeConfig(_Section):
             )
         return self
 
-    def to_toml(self) -> str:
-        """The resolved config (defaults filled in) as TOML; loading it gives this config."""
-        return tomli_w.dumps(self.model_dump(exclude_none=True))
-
 
 def parse_hedge_config(raw: dict[str, Any], *, source: str = "config") -> HedgeConfig:
     """Validate a config mapping; errors name `source`, the key and the allowed values."""
@@ -207,9 +197,4 @@ def load_hedge_config(path: str | Path) -> HedgeConfig:
         For a missing, unreadable or malformed file, or a bad key or value (the message starts
         with the file's path).
     """
-    path = Path(path)
-    try:
-        raw = read_toml(path)
-    except OSError as exc:  # e.g. no permission: read_toml only knows missing and malformed
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-    return parse_hedge_config(raw, source=str(path))
+    return parse_hedge_config(read_toml(path), source=str(path))

@@ -11,7 +11,8 @@ Output directory layout::
     report.html       the self-contained report
 
 Everything is written into a temporary sibling directory and renamed into place at the end, so
-a failed run leaves nothing half-written (and an earlier run's directory intact).
+a failed run leaves nothing half-written (and an earlier run's directory intact). The directory
+also holds `kabuto.staging.MARKER`, which lets a later run replace it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from kabuto.evaluation import METRIC_DEFINITIONS, leaderboard
 from kabuto.experiment.config import DataConfig, RunConfig
 from kabuto.report import write_report
 from kabuto.sim import correlated_gbm, garch_panel
-from kabuto.staging import staged_dir
+from kabuto.staging import check_out_dir, staged_dir
 from kabuto.strategies import make_strategy
 from kabuto.strategies.base import Strategy
 
@@ -98,7 +99,13 @@ class RunProgress(Protocol):
 def run_config(
     config: RunConfig, out_dir: str | Path | None = None, *, progress: RunProgress | None = None
 ) -> RunOutputs:
-    """Load data, backtest every strategy, compute statistics and (optionally) write outputs."""
+    """Load data, backtest every strategy, compute statistics and (optionally) write outputs.
+
+    An `out_dir` that cannot take the outputs (`kabuto.staging.check_out_dir`) is an error
+    before any work.
+    """
+    if out_dir is not None:
+        check_out_dir(out_dir)
     panel = load_panel(config.data)
     strategies = build_strategies(config)
     engine = walk_forward(config)

@@ -27,6 +27,7 @@ from typing import Any
 
 from kabuto.errors import ConfigError
 from kabuto.sim.artificial.config import SimulationConfig, parse_simulation
+from kabuto.strict_config import read_config_text
 
 __all__ = ["read_pams_config"]
 
@@ -213,11 +214,12 @@ def read_pams_config(path: str | Path | dict[str, Any]) -> SimulationConfig:
     else:
         source = str(path)
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{source}: no such config file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raw = json.loads(read_config_text(path, "JSON"))
+        except json.JSONDecodeError as exc:
             raise ConfigError(f"{source}: not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            kind = "an array" if isinstance(raw, list) else "a single value"
+            raise ConfigError(f"{source}: holds {kind}; a PAMS config is a JSON object ({{...}})")
     simulation = raw.get("simulation")
     if not isinstance(simulation, dict):
         raise ConfigError(f"{source}: a PAMS config needs a 'simulation' object")

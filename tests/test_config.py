@@ -1,0 +1,85 @@
+"""Backtest config schema: values keep their written type, errors name the key that is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kabuto.errors import ConfigError
+from kabuto.experiment.config import load_config, parse_config
+from kabuto.experiment.hedge_config import load_hedge_config
+from kabuto.strict_config import read_toml
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+STRATEGIES = [{"name": "equal_weight"}]
+
+
+def _backtest(**values) -> dict:
+    return {"backtest": values, "strategies": STRATEGIES}
+
+
+def test_an_integer_is_a_number():
+    config = parse_config(_backtest(costs_bps=10, max_leverage=2))
+    assert config.backtest.costs_bps == 10.0 and config.backtest.max_leverage == 2.0
+    assert parse_config(_backtest(costs_bps={"AAA": 5, "default": 0})).backtest.costs_bps == {
+        "AAA": 5.0,
+        "default": 0.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "needles"),
+    [
+        (_backtest(costs_bps="10"), ["backtest.costs_bps = '10'", "valid number"]),
+        (_backtest(long_only="yes"), ["backtest.long_only = 'yes'", "boolean"]),
+        ({"report": {"n_boot": "200"}, "strategies": STRATEGIES}, ["report.n_boot", "integer"]),
+        ({"data": {"n_days": 700.0}, "strategies": STRATEGIES}, ["data.n_days", "integer"]),
+        (_backtest(max_leverage=float("inf")), ["backtest.max_leverage = inf", "finite"]),
+        (_backtest(costs_bps=float("nan")), ["backtest.costs_bps = nan", "finite"]),
+        (_backtest(costs_bps=-1.0), ["backtest.costs_bps = -1.0", "cannot be negative"]),
+        (_backtest(costs_bps={"AAA": -1.0}), ["'AAA': costs cannot be negative"]),
+        (_backtest(costs_bps={"AAA": float("inf")}), ["backtest.costs_bps", "finite"]),
+    ],
+)
+def test_values_are_not_converted_and_must_be_finite(raw, needles):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, source="run.toml")
+    message = str(error.value)
+    assert message.startswith("run.toml: ")
+    for needle in needles:
+        assert needle in message, message
+
+
+@pytest.mark.parametrize(
+    ("entry", "needle"),
+    [
+        ({"name": "equal_weight", "label": 3}, "strategies[0].label = 3: expected a non-empty"),
+        ({"name": "equal_weight", "label": " "}, "strategies[0].label = ' '"),
+        ({"name": 7}, "strategies[0].name = 7"),
+        ({"label": "EW"}, "strategies[0] has no 'name'"),
+    ],
+)
+def test_strategy_names_and_labels_are_text(entry, needle):
+    with pytest.raises(ConfigError) as error:
+        parse_config({"strategies": [entry]}, source="run.toml")
+    assert str(error.value).startswith("run.toml: ") and needle in str(error.value)
+
+
+def test_an_unknown_key_is_reported_before_a_missing_one():
+    # A hedging config given to `kabuto backtest`: the unknown table says what is wrong.
+    with pytest.raises(ConfigError, match="unknown key 'market'; allowed keys: data"):
+        load_config(EXAMPLES / "deep_hedging.toml")
+    with pytest.raises(ConfigError, match="strategies is required"):
+        parse_config({})
+
+
+@pytest.mark.parametrize("load", [read_toml, load_config, load_hedge_config])
+def test_a_directory_or_missing_file_is_not_a_config(tmp_path, load):
+    folder = tmp_path / "run.toml"
+    folder.mkdir()
+    with pytest.raises(ConfigError) as error:
+        load(folder)
+    assert str(error.value) == f"{folder}: is a directory, not a config file"
+    with pytest.raises(ConfigError, match=r"nope\.toml: no such config file"):
+        load(tmp_path / "nope.toml")

@@ -1,0 +1,116 @@
+"""Output directories: all or nothing, and never a directory kabuto did not write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kabuto.errors import OutputDirError
+from kabuto.staging import MARKER, check_out_dir, staged_dir
+
+
+def _run(out: Path, files: dict[str, str]) -> None:
+    """A stand-in for a command's run: write `files` into `out` through `staged_dir`."""
+    with staged_dir(out) as staging:
+        for name, text in files.items():
+            (staging / name).write_text(text)
+
+
+def test_a_new_directory_is_created_with_the_marker(tmp_path):
+    out = tmp_path / "a" / "out"
+    check_out_dir(out)
+    assert list(tmp_path.iterdir()) == []  # the check writes nothing
+    _run(out, {"report.html": "new"})
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "report.html"]
+    assert [p.name for p in out.parent.iterdir()] == ["out"]  # no staging left
+
+
+def test_an_empty_directory_is_used(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    check_out_dir(out)
+    _run(out, {"report.html": "new"})
+    assert (out / "report.html").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_an_earlier_run_is_replaced_as_a_whole(tmp_path):
+    out = tmp_path / "out"
+    _run(out, {"report.html": "old", "trades.parquet": "old"})
+    check_out_dir(out)
+    _run(out, {"report.html": "new"})
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "report.html"]
+    assert (out / "report.html").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_directory_of_other_files_is_refused_and_untouched(tmp_path):
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OutputDirError, match="not a kabuto output directory"):
+        check_out_dir(out)
+    with pytest.raises(OutputDirError, match="not a kabuto output directory"):
+        _run(out, {"report.html": "new"})
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["project"]
+
+
+def test_a_directory_filled_during_the_run_is_not_replaced(tmp_path):
+    out = tmp_path / "out"
+    refused = pytest.raises(OutputDirError, match="not a kabuto output directory")
+    with refused, staged_dir(out) as staging:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+        (staging / "report.html").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_user_directory_named_like_the_old_outputs_is_kept(tmp_path):
+    out = tmp_path / "out"
+    _run(out, {"report.html": "old"})
+    kept = tmp_path / ".out.old"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    _run(out, {"report.html": "new"})
+    assert (kept / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.old", "out"]
+
+
+def test_a_failed_swap_puts_the_earlier_run_back(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    _run(out, {"report.html": "old"})
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if Path(dst) == out and Path(src).parent == tmp_path:  # the staging directory's move
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OutputDirError, match=r"cannot write here \(No space left on device\)"):
+        _run(out, {"report.html": "new"})
+    assert (out / "report.html").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging or hidden copy left
+
+
+@pytest.mark.parametrize(
+    ("out", "needle"),
+    [
+        ("afile", "exists and is not a directory"),
+        ("afile/sub/out", "afile is a file, not a directory"),
+    ],
+)
+def test_impossible_targets_are_refused_before_anything_is_written(tmp_path, out, needle):
+    (tmp_path / "afile").write_text("not a directory")
+    target = tmp_path / out
+    with pytest.raises(OutputDirError, match=needle) as check:
+        check_out_dir(target)
+    assert str(check.value).startswith(f"{target}: ")
+    with pytest.raises(OutputDirError, match="choose another --out"):
+        _run(target, {"report.html": "new"})
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+    assert (tmp_path / "afile").read_text() == "not a directory"
