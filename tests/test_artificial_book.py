@@ -2,8 +2,8 @@
 
 The reference keeps resting orders in a list and, for every incoming order, sorts the opposite
 side by price-time priority and walks it: the textbook continuous double auction, with no heaps,
-lazy deletion or rebuilding. Random order streams (limits, market orders, cancels, expiries,
-pre-open phases and account limits), seeded or drawn by hypothesis, must give the same trades,
+lazy deletion or rebuilding. Random order streams (limits, market orders, expiries, pre-open
+phases and account limits), seeded or drawn by hypothesis, must give the same trades,
 holdings and resting book, and conserve shares and cash.
 """
 
@@ -22,7 +22,6 @@ from kabuto.sim.artificial.book import (
     NO_LIMIT,
     SELL,
     best_price,
-    cancel,
     expire,
     new_accounts,
     new_book,
@@ -106,27 +105,16 @@ class ReferenceBook:
         self.resting.append(order | {"expiry": expiry})
         return oid
 
-    def cancel(self, oid):
-        for o in self.resting:
-            if o["id"] == oid:
-                self.resting.remove(o)
-                return True
-        return False
-
 
 def _random_stream(rng, n_events, n_agents):
     t = 0
     for _ in range(n_events):
         t += int(rng.random() < 0.3)
-        kind = rng.random()
-        if kind < 0.1:
-            yield "cancel", t, int(rng.integers(0, n_events))
-        else:
-            side = int(rng.integers(0, 2))
-            price = MARKET_ORDER if kind < 0.2 else int(rng.integers(90, 111))
-            volume = int(rng.integers(1, 6))
-            ttl = int(rng.choice([0, 1, 3, 10]))
-            yield "order", t, (int(rng.integers(0, n_agents)), side, price, volume, ttl)
+        side = int(rng.integers(0, 2))
+        price = MARKET_ORDER if rng.random() < 0.1 else int(rng.integers(90, 111))
+        volume = int(rng.integers(1, 6))
+        ttl = int(rng.choice([0, 1, 3, 10]))
+        yield t, (int(rng.integers(0, n_agents)), side, price, volume, ttl)
 
 
 def check_stream(events, n_agents: int, limits: bool) -> int:
@@ -141,11 +129,8 @@ def check_stream(events, n_agents: int, limits: bool) -> int:
     tape = new_tape(1, 10 * len(events) + 10)
     ref = ReferenceBook(n_agents, floor, short)
     t = 0
-    for kind, t, args in events:
+    for t, args in events:
         execute = t % 17 != 0  # now and then a step without execution (a pre-open)
-        if kind == "cancel":
-            assert cancel(book, args) == ref.cancel(args)
-            continue
         expire(book, 0, t)
         mine = submit(book, accounts, tape, 0, *args, t, TICK, execute)
         theirs = ref.submit(*args, t, execute)
@@ -180,14 +165,11 @@ def test_random_streams_match_the_reference_book(seed, limits):
 
 @st.composite
 def order_streams(draw):
-    """Streams of orders and cancels over a few steps, as hypothesis draws them."""
+    """Streams of orders over a few steps, as hypothesis draws them."""
     n = draw(st.integers(1, 120))
     events, t = [], 0
     for _ in range(n):
         t += draw(st.integers(0, 2))
-        if draw(st.integers(0, 9)) == 0:
-            events.append(("cancel", t, draw(st.integers(-1, n))))
-            continue
         price = draw(st.one_of(st.just(MARKET_ORDER), st.integers(95, 105)))
         args = (
             draw(st.integers(0, 3)),  # agent
@@ -196,7 +178,7 @@ def order_streams(draw):
             draw(st.integers(1, 5)),  # volume
             draw(st.sampled_from([0, 1, 2, 5])),  # time to live (0: none)
         )
-        events.append(("order", t, args))
+        events.append((t, args))
     return events
 
 
@@ -234,21 +216,19 @@ def test_orders_expire_after_their_time_to_live_and_preopen_does_not_trade():
     assert tape.log[0, 2] == 105
 
 
-def test_depth_stays_exact_and_heaps_stay_small_under_heavy_cancelling():
+def test_depth_stays_exact_and_heaps_stay_small_when_orders_expire_inside_the_heap():
+    """Orders at random prices and lifetimes die deep inside the price heap; the heap is
+    rebuilt from the live ones and never holds more than twice the depth (plus slack)."""
     rng = np.random.default_rng(0)
     book, tape = new_book(1, 20_000), new_tape(1)
     accounts = new_accounts(np.zeros(1), np.zeros((1, 1)))
-    live = []
-    for i in range(20_000):
-        oid = submit(
-            book, accounts, tape, 0, 0, BUY, int(rng.integers(1, 1000)), 1, 0, i, 1.0, True
-        )
-        live.append(oid)
-        if len(live) > 100:
-            victim = live.pop(int(rng.integers(0, len(live))))
-            assert cancel(book, victim)
-            assert not cancel(book, victim)
-    assert book.depth[0, BUY] == len(live) == 100
-    assert book.sizes[0, BUY] <= 2 * 100 + 32
-    resting = book.orders[live, 0]
-    assert best_price(book, 0, BUY, 20_000) == resting.max()
+    expiry = {}
+    for t in range(20_000):
+        expire(book, 0, t)
+        price, ttl = int(rng.integers(1, 1000)), int(rng.integers(1, 200))
+        expiry[submit(book, accounts, tape, 0, 0, BUY, price, 1, ttl, t, 1.0, True)] = t + ttl
+        assert book.sizes[0, BUY] <= 2 * book.depth[0, BUY] + 32
+    live = [oid for oid, end in expiry.items() if end > 20_000]
+    expire(book, 0, 20_000)
+    assert book.depth[0, BUY] == len(live) > 50
+    assert best_price(book, 0, BUY, 20_000) == book.orders[live, 0].max()

@@ -127,7 +127,7 @@ def replay(config: SimulationConfig, seed: int) -> np.ndarray:
             ]
         if event.type == "trading_halt":
             halt_rate, halt_steps = event.rate, event.steps
-    mistakes = {e.step: e for e in config.events if e.type == "mistaken_order"}
+    mistakes = [e for e in config.events if e.type == "mistaken_order"]
     halted_until, n_halts, was_executing = 0, 0, False
 
     def clip(level):
@@ -158,6 +158,9 @@ def replay(config: SimulationConfig, seed: int) -> np.ndarray:
                 price = opened * tick
                 check_halt(t)
         was_executing = executing
+        for e in (e for e in mistakes if e.step == t):  # from their account, after every agent's
+            level = max(clip(round(price * (1 + e.change) / tick)), 1)
+            place(config.n_agents, 0 if e.change > 0 else 1, level, e.volume, e.lifetime, t)
         snapshot = price
         for slot, agent in enumerate(inputs.chosen[t]):
             if agent < 0:
@@ -175,21 +178,15 @@ def replay(config: SimulationConfig, seed: int) -> np.ndarray:
                 + p[W_NOISE] * p[NOISE_SCALE] * inputs.noise[t, slot]
             ) / weights
             expected = snapshot * math.exp(r * tau)
-            volume, lifetime = 1, tau
             if expected > snapshot:
                 side, level = 0, math.floor(expected * (1 - p[MARGIN]) / tick + 1e-9)
             elif expected < snapshot:
                 side, level = 1, math.ceil(expected * (1 + p[MARGIN]) / tick - 1e-9)
             else:
                 continue
-            if t in mistakes:
-                e = mistakes.pop(t)
-                side = 0 if e.change > 0 else 1
-                level = round(snapshot * (1 + e.change) / tick)
-                volume, lifetime = e.volume, e.lifetime
             level = clip(level)
             if level > 0:
-                place(int(agent), side, level, volume, lifetime, t)
+                place(int(agent), side, level, 1, tau, t)
         for maker in inputs.fast:  # market makers only in these configs
             _, agent, _, spread, volume, lifetime, levels, spacing = maker
             agent, volume, lifetime = int(agent), int(volume), int(lifetime)
@@ -446,6 +443,138 @@ def test_events_do_what_they_say():
     assert halts >= 1
 
 
+def test_every_mistaken_order_is_placed_at_its_step_from_its_own_account():
+    """FCN agents trade only A, and none at all in the second session: each mistaken order
+    still arrives at its step, as its own order, on top of the agents' orders."""
+    markets = [
+        {"name": "A", "tick_size": 0.01, "price": 100.0},
+        {"name": "B", "tick_size": 0.01, "price": 50.0},
+    ]
+    fcn = small_config().model_dump()["agents"][0] | {"markets": ["A"]}
+    maker = MAKER | {"markets": ["B"]}
+    sessions = [
+        {"name": "busy", "steps": 100, "orders_per_step": 2},
+        {"name": "quiet", "steps": 100, "orders_per_step": 0},
+    ]
+    events = [
+        *(
+            {"type": "mistaken_order", "market": "B", "step": s, "change": 0.05, "volume": 7}
+            for s in range(40, 50)
+        ),
+        {"type": "mistaken_order", "market": "A", "step": 150, "change": -0.1, "volume": 9},
+        {"type": "mistaken_order", "market": "A", "step": 150, "change": 0.2, "volume": 4},
+    ]
+    plain = small_config(markets=markets, agents=[fcn, maker], sessions=sessions)
+    config = small_config(markets=markets, agents=[fcn, maker], sessions=sessions, events=events)
+    result = simulate(config, seed=2, log_orders=True)
+    orders = result.orders[0]
+    account = config.n_agents  # after the 30 FCN agents and the maker
+    mine = orders[orders.agent == account]
+    assert len(mine) == len(events) == 12
+    assert mine["step"].tolist() == [*range(40, 50), 150, 150]
+    assert mine["market"].tolist() == [1] * 10 + [0, 0]
+    assert mine["volume"].tolist() == [7] * 10 + [9, 4]
+    assert mine["side"].tolist() == ["buy"] * 10 + ["sell", "buy"]
+    closes = result.prices[0, :, :, CLOSE]
+    expected = [round(closes[s - 1, 1] * 1.05 / 0.01) * 0.01 for s in range(40, 50)]
+    np.testing.assert_allclose(mine["price"].iloc[:10], expected, rtol=1e-12)
+    # the agents' orders are all there too: one order more per mistake, nothing replaced
+    baseline = simulate(plain, seed=2)
+    assert result.n_orders == baseline.n_orders + len(events)
+    np.testing.assert_array_equal(result.prices[0, :40], baseline.prices[0, :40])
+    # the normal path's random draws do not depend on the mistaken orders
+    with_events, without = draw_run(config, 2), draw_run(plain, 2)
+    for field in ("fcn", "cash", "fundamentals", "chosen", "noise"):
+        np.testing.assert_array_equal(
+            getattr(with_events, field)[: len(getattr(without, field))], getattr(without, field)
+        )
+    np.testing.assert_array_equal(simulate(config, seed=2).prices, result.prices)
+    assert result.cash.shape == (1, account + 1)  # the mistaken orders' account is the last
+
+
+def test_a_fundamental_shock_on_an_index_market_is_rejected():
+    markets = [
+        {"name": "A", "tick_size": 0.01, "price": 100.0},
+        {"name": "B", "tick_size": 0.01, "price": 100.0},
+        {"name": "I", "tick_size": 0.01, "price": 100.0, "components": ["A", "B"]},
+    ]
+    fcn = small_config().model_dump()["agents"][0] | {"markets": ["A", "B", "I"]}
+    shock = {"type": "fundamental_shock", "market": "I", "step": 30, "change": -0.5}
+    with pytest.raises(ConfigError, match=r"index market 'I'.*components \['A', 'B'\]"):
+        small_config(markets=markets, agents=[fcn], events=[shock])
+    small_config(markets=markets, agents=[fcn], events=[shock | {"market": "A"}])
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0", None])
+def test_a_bad_seed_is_a_config_error(seed):
+    with pytest.raises(ConfigError, match=r"seed = .*non-negative integer"):
+        simulate(small_config(), seed=seed)
+
+
+PAMS_MISTAKE = {
+    "class": "OrderMistakeShock",
+    "target": "Market",
+    "triggerTime": 300,
+    "priceChangeRate": 0.05,
+    "orderVolume": 30,
+}
+
+
+def _pams_with_events() -> dict:
+    pams = json.loads(Path(CI2002).read_text())
+    pams["simulation"]["sessions"][1]["events"] = ["Mistake", "Halt"]
+    pams["Mistake"] = dict(PAMS_MISTAKE)
+    pams["Halt"] = {
+        "class": "TradingHaltRule",
+        "targetMarkets": ["Market"],
+        "triggerChangeRate": 0.05,
+        "haltingTimeLength": 10,
+    }
+    return pams
+
+
+def _set(path: str, value):
+    """Set the JSON value at a dotted path (list indices as numbers) of a PAMS config."""
+
+    def change(pams: dict) -> None:
+        *parents, last = [int(k) if k.isdigit() else k for k in path.split(".")]
+        node = pams
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "match"),
+    [
+        ("Market.numMarkets", "two", r"Market\.numMarkets = 'two': expected a whole number"),
+        ("Market.numMarkets", 1.5, r"Market\.numMarkets = 1\.5"),
+        ("simulation.sessions.0.iterationSteps", "abc", r"sessions\[0\]\.iterationSteps = 'abc'"),
+        ("simulation.sessions.0.iterationSteps", None, r"sessions\[0\]\.iterationSteps = None"),
+        ("simulation.sessions.0", "oops", r"sessions\[0\] = 'oops': expected a JSON object"),
+        ("simulation.sessions", "oops", r"simulation\.sessions = 'oops'"),
+        ("simulation.markets", "Market", r"simulation\.markets = 'Market': expected a list"),
+        ("simulation.agents", "FCNAgents", r"simulation\.agents = 'FCNAgents'"),
+        ("FCNAgents.markets", "Market", r"FCNAgents\.markets = 'Market'"),
+        ("simulation.sessions.1.events", "Mistake", r"sessions\[1\]\.events = 'Mistake'"),
+        ("simulation.fundamentalCorrelations", [["A", "B", 0.1]], r"fundamentalCorrelations = "),
+        ("simulation.fundamentalCorrelations", {"pairwise": ["AB"]}, r"pairwise = \['AB'\]"),
+        ("Mistake.triggerTime", "300", r"Mistake\.triggerTime = '300'"),
+        ("Mistake.triggerTime", -1, r"Mistake\.triggerTime = -1"),
+        ("Mistake.target", ["Market"], r"Mistake\.target = \['Market'\]"),
+        ("Halt.targetMarkets", "Market", r"Halt\.targetMarkets = 'Market'"),
+    ],
+)
+def test_malformed_pams_values_are_named(path, value, match):
+    pams = _pams_with_events()
+    read_pams_config(pams)  # well formed as it stands
+    _set(path, value)(pams)
+    with pytest.raises(ConfigError, match=match):
+        read_pams_config(pams)
+
+
 def test_pams_events_are_read_with_session_relative_times():
     pams = json.loads(Path(CI2002).read_text())
     pams["simulation"]["sessions"][1]["events"] = ["Shock", "Halt", "Limit", "Mistake", "Off"]
@@ -467,14 +596,7 @@ def test_pams_events_are_read_with_session_relative_times():
         "targetMarkets": ["Market"],
         "triggerChangeRate": 0.1,
     }
-    pams["Mistake"] = {
-        "class": "OrderMistakeShock",
-        "target": "Market",
-        "triggerTime": 300,
-        "priceChangeRate": 0.05,
-        "orderVolume": 30,
-        "orderTimeLength": 10,
-    }
+    pams["Mistake"] = PAMS_MISTAKE | {"orderTimeLength": 10}
     pams["Off"] = pams["Shock"] | {"enabled": False}
     events = {e.type: e for e in read_pams_config(pams).events}
     assert len(events) == 4

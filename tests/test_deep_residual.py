@@ -308,7 +308,8 @@ def test_variants_fit_and_allocate(gbm, settings):
     if not s.distributional:
         out, res, _ = s.predict(gbm.batch([620], 32).returns)
         score, _ = s.scores(gbm.batch([620], 32).returns)
-        np.testing.assert_allclose(score[0], out[0, :, 0] / res[0].var(axis=0), rtol=1e-6)
+        expected = out[0, :, 0] / res[0].var(axis=0, ddof=1)
+        np.testing.assert_allclose(score[0], expected, rtol=1e-6)
 
 
 def test_bad_settings():
@@ -320,6 +321,61 @@ def test_bad_settings():
         DeepResidual(validation_fraction=1.0)
     with pytest.raises(ConfigError, match="not fitted"):
         DeepResidual(**TINY).allocate_batch(correlated_gbm(4, 60, seed=0).batch([50], 32))
+
+
+def test_too_many_components_for_the_lookback_are_config_errors(fitted, gbm):
+    # a demeaned window of 32 returns spans 31 directions: removing them all leaves noise
+    with pytest.raises(ConfigError, match=r"n_components=31 .*lookback=32.*n_components <= 30"):
+        DeepResidual(**TINY | {"n_components": 31})
+    DeepResidual(**TINY | {"n_components": 30})
+    DeepResidual(**TINY | {"n_components": 31, "residual": False})  # no components removed
+    # the default C (one per ten assets) is known only with the universe: checked at use
+    wide = np.random.default_rng(0).normal(0, 0.01, size=(1, 32, 400))
+    with pytest.raises(ConfigError, match=r"n_components=40 \(the default"):
+        fitted.scores(wide)
+
+
+@pytest.mark.parametrize(
+    ("settings", "least"),
+    [({}, 35), ({"validation_fraction": 0.0}, 34), ({"sample_stride": 3}, 37)],
+)
+def test_train_window_too_short_to_train_is_a_config_error(gbm, settings, least):
+    """lookback 32 + the day before + a next-day target, + a validation date if any."""
+    quick = TINY | {"epochs": 1} | settings
+    with pytest.raises(ConfigError, match=f"train_window={least - 1} .* >= {least}"):
+        DeepResidual(**quick | {"train_window": least - 1})
+    strategy = DeepResidual(**quick | {"train_window": least}).fit(gbm.window(600, 600))
+    assert len(strategy.sample_ends_) == (2 if strategy.validation_fraction else 1)
+
+
+def test_predict_and_scores_check_their_windows(fitted, gbm):
+    windows = np.asarray(gbm.batch([620, 640], 32).returns)
+    nan = windows.copy()
+    nan[1, 3, 2] = np.nan
+    for method in (fitted.predict, fitted.scores):
+        with pytest.raises(DataError, match=r"returns\[1, 3, 2\] is not finite"):
+            method(nan)
+        with pytest.raises(DataError, match=r"shape \(2, 64, 12\).*\(D, 32, n\)"):
+            method(np.asarray(gbm.batch([620, 640], 64).returns))  # H != lookback
+        with pytest.raises(DataError, match=r"shape \(32, 12\)"):
+            method(windows[0])  # one window without its batch axis
+        with pytest.raises(DataError, match="not numeric"):
+            method([[["a"]]])
+
+
+def test_residual_variance_at_rounding_level_gets_no_weight():
+    """A point prediction divided by a residual variance of rounding noise is no score."""
+    point = DeepResidual(**TINY | {"epochs": 1, "distributional": False, "n_components": 1})
+    rng = np.random.default_rng(3)
+    returns = rng.normal(0, 0.01, size=(600, 12))
+    point.fit(panel_from_returns(returns).window(599, 599))
+    # every asset a multiple of one factor: one component explains all of it
+    factor = rng.normal(0, 0.01, size=(1, 32, 1))
+    one_factor = factor * np.linspace(0.5, 1.5, 12)
+    residual = spectral_projection(one_factor, 1)
+    assert np.var(one_factor @ residual, axis=1).max() < 1e-30  # rounding: positive or 0
+    score, _ = point.scores(one_factor)
+    np.testing.assert_array_equal(score, 0.0)
 
 
 def test_walk_forward(gbm):

@@ -13,6 +13,7 @@ from kabuto.errors import ConfigError, DataError
 from kabuto.evaluation.metrics import ANNUALIZATION, sharpe
 from kabuto.evaluation.oracle import oracle_sharpe
 from kabuto.sim.factor_market import SCALE_FREE_REVERSION, FactorMarket, factor_market
+from kabuto.sim.processes import TRADING_DAYS
 from kabuto.strategies.oracle import ResidualOracle
 
 
@@ -77,29 +78,64 @@ def test_sample_covariance_matches_the_model(market):
     assert 0.3 < share < 0.6
 
 
-def test_planted_reversion_is_the_conditional_mean(market):
+def test_residual_mean_row_t_is_about_the_residual_of_t_plus_1(market):
+    # An alignment check, not a test of the reversion itself: e_{t+1} = eps_{t+1} + mean_t by
+    # construction, with eps_{t+1} independent of mean_t, so the slope is 1 whenever row t of
+    # residual_mean belongs to the residual of row t + 1. The kernel is checked against the
+    # shocks in test_residual_mean_is_the_kernel_weighted_sum_of_past_shocks.
     x = market.residual_mean[:-1].ravel()  # known at t
     y = market.residuals[1:].ravel()  # realised at t + 1
     slope = (x @ y) / (x @ x)
     u = y - slope * x
     se = np.sqrt((x**2) @ (u**2)) / (x @ x)  # heteroskedasticity-robust
-    assert se < 0.05  # the test has power
+    assert se < 0.05  # the check has power
     assert abs(slope - 1.0) < 4 * se
+    # one row late (the mean that already contains eps_{t+1}) is far off: about -5
+    late = market.residual_mean[1:].ravel()
+    assert (late @ y) / (late @ late) < 0
 
 
-def test_residual_var_is_the_conditional_variance(market):
-    shock = market.residuals[1:] - market.residual_mean[:-1]
+def _shocks(market: FactorMarket) -> np.ndarray:
+    """eps, recovered from the outputs: row k is the shock of date k + 1, of variance var[k]."""
+    return market.residuals[1:] - market.residual_mean[:-1]
+
+
+def test_residual_var_scales_the_shocks(market):
+    # shock**2 / var is z**2 whatever the variance process is: this checks that residual_var is
+    # the variance that scaled the shock of the next date (scale and alignment), not the GARCH.
     var = market.residual_var[:-1]
-    z2 = shock**2 / var  # exactly chi-square(1) draws, iid, under the model
+    z2 = _shocks(market) ** 2 / var  # chi-square(1) draws, iid, under the model
     assert abs(z2.mean() - 1.0) < 5 * np.sqrt(2.0 / z2.size)
     assert abs((market.residuals[1:] ** 2 / var).mean() - 1.0) < 0.03  # uncentred, as well
-    # it predicts: the calmest and the most volatile fifth of stock-days are both calibrated
+
+
+def test_residual_var_follows_the_garch_recursion():
+    alpha, beta, vol = 0.12, 0.8, 0.3  # not the defaults, so no default is hard-wired
+    m = factor_market(garch_alpha=alpha, garch_beta=beta, residual_vol=vol, seed=3)
+    h, eps = m.residual_var, _shocks(m)
+    # h_{t+1} = omega + alpha eps_t**2 + beta h_t: omega is what is left, a constant per stock
+    omega = h[1:] - beta * h[:-1] - alpha * eps**2
+    spread = np.abs(omega - omega.mean(axis=0)).max(axis=0)
+    assert (spread < 1e-10 * h.mean(axis=0)).all()  # rounding only (about 1e-14)
+    assert (omega.mean(axis=0) > 0).all()
+    # The level: the median over stocks of sqrt(252 E[h]) is residual_vol. The sample median of
+    # 50 log-normal levels (log-sd 0.25) has a log standard error of 1.2533 * 0.25 / sqrt(50) =
+    # 0.044 (the default market's level spread by 0.043 over seeds 2-13); allow 4 of them. The
+    # spread of the log levels is the dispersion, 0.25 (standard error 0.25 / sqrt(100)).
+    level = np.sqrt(TRADING_DAYS * h.mean(axis=0))
+    assert abs(np.log(np.median(level) / vol)) < 4 * 1.2533 * 0.25 / np.sqrt(50)
+    assert abs(np.log(level).std() - 0.25) < 4 * 0.025
+    # It predicts within a stock: on the days when a stock's own variance is in its top fifth,
+    # its squared residuals are larger than in its bottom fifth (the ratio is about 2.8; with a
+    # constant variance per stock it would be about 1), and both fifths are calibrated.
+    var = h[:-1] / h[:-1].mean(axis=0)
+    e2 = m.residuals[1:] ** 2
+    z2 = eps**2 / h[:-1]
     low, high = np.quantile(var, [0.2, 0.8])
-    for mask in (var <= low, var >= high):
+    calm, volatile = var <= low, var >= high
+    assert e2[volatile].mean() > 2 * e2[calm].mean()
+    for mask in (calm, volatile):
         assert abs(z2[mask].mean() - 1.0) < 5 * np.sqrt(2.0 / mask.sum())
-    assert (market.residuals[1:] ** 2)[var >= high].mean() > 2 * (market.residuals[1:] ** 2)[
-        var <= low
-    ].mean()
 
 
 def test_conditional_moments_use_no_data_after_t():
@@ -130,15 +166,36 @@ def test_residual_mean_is_the_kernel_weighted_sum_of_past_shocks(window, decay):
     assert "reversion_decay=" in m.panel.source and m.reversion_decay == decay
 
 
+def _recovered_kernel(m: FactorMarket) -> np.ndarray:
+    """The weights w_j in ``residual_mean_t = -kappa sum_j w_j eps_{t+1-j}``, by least squares."""
+    window, eps = m.reversion_window, _shocks(m)  # eps[k] is the shock of date k + 1
+    rows = np.arange(window, len(eps))
+    lags = np.stack([eps[rows - j] for j in range(1, window + 1)], axis=-1)  # (t, n, W)
+    x = lags.reshape(-1, window)
+    y = m.residual_mean[rows].reshape(-1)
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    return -coef / m.reversion
+
+
+def _block_filter(kernel: np.ndarray, block: int, n_blocks: int) -> np.ndarray:
+    """The filter on sums of ``block`` days scaled by ``block**0.5`` (the network's scale)."""
+    return kernel[: n_blocks * block].reshape(n_blocks, block).mean(axis=1) * block**0.5
+
+
 def test_scale_free_kernel_looks_alike_at_every_scale():
-    # Block sums of 1/tau days scaled by tau**0.5 (the network's scale tau) see the j**-1/2
-    # kernel as the same filter m**-1/2 on block m: compare the block weights at tau=1/2, 1/4.
-    kernel = np.arange(1, 129) ** -SCALE_FREE_REVERSION["reversion_decay"]
+    # The market's own kernel, recovered from its outputs: block sums of 1/tau days scaled by
+    # tau**0.5 see it as the same filter m**-1/2 on block m, at tau = 1/2 and 1/4.
+    m = factor_market(8, 400, seed=2, **SCALE_FREE_REVERSION)
+    kernel = _recovered_kernel(m)
+    assert len(kernel) == SCALE_FREE_REVERSION["reversion_window"]
+    np.testing.assert_allclose(kernel, np.arange(1, len(kernel) + 1) ** -0.5, rtol=1e-8)
     for block in (2, 4):
-        per_block = kernel[: 32 * block].reshape(32, block).mean(axis=1) * block**0.5
-        fine = kernel[:32]
-        # the filter on block m vs on day m: equal up to the discretisation near m = 1
-        np.testing.assert_allclose(per_block[4:], fine[4:], rtol=0.05)
+        # equal up to the discretisation near m = 1
+        np.testing.assert_allclose(_block_filter(kernel, block, 30)[4:], kernel[4:30], rtol=0.05)
+    # the box over the same window is not scale free: the block filter grows by block**0.5
+    box = _recovered_kernel(factor_market(8, 400, seed=2, reversion=0.033, reversion_window=126))
+    np.testing.assert_allclose(box, 1.0, rtol=1e-8)
+    assert (_block_filter(box, 2, 30) > 1.4 * box[:30]).all()
 
 
 def test_zero_reversion_means_unpredictable_residuals():
@@ -158,7 +215,8 @@ def test_zero_reversion_means_unpredictable_residuals():
         ({"factor_vols": [0.01, np.nan, 0.01]}, "factor_vols"),
         ({"factor_vols": [0.01, 0.01]}, "one per factor"),
         ({"burn_in": 2, "reversion_window": 5}, "burn_in"),
-        ({"residual_vol": 30.0}, "-100%"),
+        ({"residual_vol": 5.0}, "-100%"),
+        ({"residual_vol": 30.0}, "100% a day"),
     ],
 )
 def test_bad_parameters_are_rejected(kwargs, pattern):

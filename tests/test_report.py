@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 
@@ -166,6 +167,50 @@ def test_no_caveat_box_without_caveat(leaderboard: pd.DataFrame) -> None:
     assert "survivorship-caveat" not in page
     assert "Survivorship bias" not in _without_plotly(page)
     assert "<h1>kabuto backtest</h1>" in page
+
+
+def _with_costs(costs) -> BacktestResult:
+    """The fixture's result as if the backtest had charged `costs` (its ``costs_bps``)."""
+    result = make_result()
+    return replace(result, settings={**result.settings, "backtest": {"costs_bps": costs}})
+
+
+def _header(page: str) -> str:
+    return page[page.index('<header class="top">') : page.index("</header>")]
+
+
+@pytest.mark.parametrize(
+    ("costs", "level"),
+    [
+        (10, "10 bps of traded notional"),
+        (
+            {"AAA": 5, "BBB": 15.5, "default": 10},
+            "per asset: AAA 5, BBB 15.5, default 10 bps of traded notional",
+        ),
+    ],
+)
+def test_header_and_leaderboard_show_the_cost_level(
+    leaderboard: pd.DataFrame, costs, level: str
+) -> None:
+    page = render_report(_with_costs(costs), leaderboard)
+    assert f"<b>Transaction costs:</b> {level}" in _header(page)
+    assert f"Net of transaction costs ({level})" in page
+    assert "cost-caveat" not in page
+
+
+@pytest.mark.parametrize("costs", [0, 0.0, {"AAA": 0, "default": 0.0}])
+def test_zero_costs_are_flagged_in_the_header(leaderboard: pd.DataFrame, costs) -> None:
+    page = render_report(_with_costs(costs), leaderboard)
+    header = _header(page)
+    assert 'id="cost-caveat"' in header and "No transaction costs" in header
+    assert "charged 0 bps" in header
+    assert "Net of transaction costs" not in page
+    assert "No transaction costs were charged (0 bps): net equals gross." in page
+
+
+def test_costs_not_recorded_are_said_so(page: str) -> None:
+    assert "<b>Transaction costs:</b> not recorded in the result&#x27;s settings" in page
+    assert "(the level is not recorded)" in page and "cost-caveat" not in page
 
 
 def test_every_strategy_and_benchmark_is_named(page: str) -> None:

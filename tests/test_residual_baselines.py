@@ -162,3 +162,36 @@ def test_missing_or_constant_returns_are_data_errors():
     with pytest.raises(DataError, match="asset 'A2' has zero variance"):
         # with no component removed, the residual of a constant asset is exactly 0
         ResidualReversal(lookback=60, n_components=0).allocate(window)
+
+
+def test_components_a_window_cannot_spare_are_config_errors(batch):
+    """A demeaned window of H returns spans at most H - 1 directions: removing C >= H - 1 of
+    them leaves residuals of rounding noise (variance ~1e-35) that a variance-scaled score
+    would trade at gross 1."""
+    with pytest.raises(ConfigError, match=r"n_components=3 .*lookback=4.*n_components <= 2"):
+        ResidualReversal(lookback=4, horizon=1, n_components=3)  # at construction
+    with pytest.raises(ConfigError, match=r"n_components=59 .*lookback=60"):
+        ResidualMomentum(lookback=60, horizon=20, n_components=59)
+    # the default C (one per ten assets, 5 of 50 here) is known only with the universe
+    with pytest.raises(ConfigError, match=r"n_components=5 \(the default.*lookback=6"):
+        ResidualReversal(lookback=6, horizon=1).allocate_batch(batch)
+    book = ResidualReversal(lookback=7, horizon=1).allocate_batch(batch)  # C = H - 2 is fine
+    np.testing.assert_allclose(np.abs(book).sum(axis=1), 1.0, rtol=1e-12)
+    window = batch.returns[0, -4:]
+    with pytest.raises(ConfigError, match="spectral_projection: n_components=3"):
+        spectral_residuals(window, 3)
+    residuals, _ = spectral_residuals(window, 2)
+    assert residuals.var(axis=0).sum() > 1e-3 * window.var(axis=0).sum()  # one real direction
+
+
+def test_residuals_the_components_explain_entirely_are_data_errors():
+    rng = np.random.default_rng(1)
+    factor = 0.01 * rng.standard_normal((80, 1))
+    returns = factor * np.linspace(0.5, 1.5, 6)  # one factor, no idiosyncratic part
+    returns[0] = np.nan
+    window = panel_from_returns(returns).window(79, 60)
+    # positive rounding noise once passed the check and was traded at gross 1
+    with pytest.raises(DataError, match="removed components explain entirely"):
+        ResidualReversal(lookback=60, n_components=1).allocate(window)
+    book = ResidualReversal(lookback=60, n_components=0).allocate(window)  # nothing removed
+    np.testing.assert_allclose(np.abs(book).sum(), 1.0, rtol=1e-12)

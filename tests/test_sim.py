@@ -321,3 +321,66 @@ def test_mean_reverting_prices_follow_their_ar1():
         mean_reverting_prices(4, 100, phi=1.5)
     with pytest.raises(ConfigError, match="sigma"):
         mean_reverting_prices(4, 100, sigma=0.0)
+
+
+def test_mean_reverting_prices_take_per_asset_s0_like_correlated_gbm():
+    from kabuto.sim import mean_reverting_prices
+
+    s0 = np.array([1.0, 2.0, 3.0])
+    panel = mean_reverting_prices(3, 50, s0=s0, seed=4)
+    flat = mean_reverting_prices(3, 50, s0=1.0, seed=4)
+    np.testing.assert_array_equal(panel.prices[0], s0)
+    # the same shocks, only the starting level differs
+    np.testing.assert_allclose(panel.prices / s0, flat.prices, rtol=1e-14)
+    assert "s0=<3 array, mean 2>" in panel.source
+    assert "s0=100," in mean_reverting_prices(3, 50, seed=4).source
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"s0": "abc"}, r"mean_reverting_prices: s0 must be a number or an array of 3 numbers"),
+        ({"s0": [1.0, 2.0]}, r"mean_reverting_prices: s0 .*one per asset.*\(2,\)"),
+        ({"s0": -1.0}, r"mean_reverting_prices: s0=-1\.0 is out of range"),
+        ({"s0": [1.0, 0.0, 2.0]}, r"s0=0\.0 \(asset 1\)"),
+        ({"phi": True}, r"mean_reverting_prices: phi=True"),
+        ({"phi": np.bool_(False)}, r"phi="),
+        ({"phi": "0.5"}, r"phi='0\.5'"),
+        ({"phi": float("nan")}, r"phi=nan"),
+        ({"phi": np.float32(1.5)}, r"phi=.*\[0, 1\]"),
+        ({"sigma": float("inf")}, r"sigma=inf must be a finite number > 0"),
+        ({"sigma": np.float32(-0.1)}, r"sigma="),
+    ],
+)
+def test_mean_reverting_prices_reject_bad_parameters(kwargs, pattern):
+    from kabuto.sim import mean_reverting_prices
+
+    with pytest.raises(ConfigError, match=pattern):
+        mean_reverting_prices(3, 20, seed=0, **kwargs)
+
+
+def test_mean_reverting_prices_accept_numpy_scalars():
+    from kabuto.sim import mean_reverting_prices
+
+    plain = mean_reverting_prices(3, 200, phi=0.5, sigma=0.0125, seed=6)
+    numpy = mean_reverting_prices(3, 200, phi=np.float32(0.5), sigma=np.float64(0.0125), seed=6)
+    np.testing.assert_array_equal(numpy.prices, plain.prices)
+    assert numpy.source == plain.source
+    walk = mean_reverting_prices(3, 200, phi=np.int64(1), sigma=0.0125, seed=6)
+    np.testing.assert_array_equal(
+        walk.prices, mean_reverting_prices(3, 200, phi=1.0, sigma=0.0125, seed=6).prices
+    )
+
+
+@pytest.mark.parametrize("make", [correlated_gbm, garch_panel, ks.mean_reverting_prices])
+@pytest.mark.parametrize(
+    ("sizes", "pattern"),
+    [
+        ({"n_assets": 0, "n_days": 20}, r"n_assets must be an integer >= 1, got 0"),
+        ({"n_assets": 3, "n_days": 1}, r"n_days must be an integer >= 2, got 1"),
+        ({"n_assets": True, "n_days": 20}, r"n_assets must be an integer >= 1, got True"),
+    ],
+)
+def test_size_errors_name_the_generator(make, sizes, pattern):
+    with pytest.raises(ConfigError, match=f"^{make.__name__}: {pattern}"):
+        make(**sizes, seed=0)

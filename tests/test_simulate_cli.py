@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -13,7 +14,12 @@ from typer.testing import CliRunner
 
 from kabuto.cli.main import app
 from kabuto.errors import ConfigError
-from kabuto.report.simulation import check_bars, first_executing_step, render_report
+from kabuto.report.simulation import (
+    check_bars,
+    config_section,
+    first_executing_step,
+    render_report,
+)
 from kabuto.sim.artificial import load_simulation, parse_simulation, simulate
 from kabuto.sim.artificial.output import STEP_COLUMNS, write_outputs
 from kabuto.staging import MARKER
@@ -22,7 +28,8 @@ from helpers import assert_offline
 
 runner = CliRunner()
 
-CI2002 = Path(__file__).parent.parent / "examples" / "pams_ci2002.json"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+CI2002 = EXAMPLES / "pams_ci2002.json"
 
 # Two markets, FCN agents and a market maker, a pre-open; 400 steps, quick to simulate.
 SMALL = """
@@ -320,3 +327,31 @@ def test_render_report_one_run_and_market_choice():
     assert page.index("<h3>Market B</h3>") < page.index("<h3>Market A</h3>")
     with pytest.raises(ConfigError, match="not simulated"):
         render_report(result, bar=5, start_step=20, market="C")
+
+
+def _group_types(page: str) -> dict[str, str]:
+    """Group name -> the type column of the report's agent-group table."""
+    rows = re.findall(r'<tr><th scope="row">([^<]*)</th><td>([^<]*)</td>', page)
+    return dict(rows)
+
+
+def test_config_section_names_each_group_type():
+    flow = load_simulation(EXAMPLES / "order_flow_market.toml")
+    types = _group_types(config_section(flow, 0))
+    assert (types["crowd"], types["ladder"]) == ("order-flow crowd", "market maker")
+    assert "a ladder of that many prices a side" in config_section(flow, 0)
+    raw = tomllib.loads(SMALL)
+    raw["markets"].append(
+        {"name": "I", "tick_size": 0.01, "price": 100.0, "components": ["A", "B"]}
+    )
+    raw["agents"] += [
+        {"name": "arb", "type": "arbitrage", "markets": ["I"], "threshold": 1.0},
+        {"name": "pol", "type": "policy", "markets": ["A"]},
+    ]
+    types = _group_types(config_section(parse_simulation(raw), 0))
+    assert {k: types[k] for k in ("fcn", "mm", "arb", "pol")} == {
+        "fcn": "FCN",
+        "mm": "market maker",
+        "arb": "arbitrage",
+        "pol": "policy",
+    }

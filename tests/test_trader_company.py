@@ -537,3 +537,30 @@ def test_bad_data_raise_data_error():
         company.predict_distribution(X)
     with pytest.raises(ConfigError, match="changed"):
         company.set_params(max_terms=5).fit(X, y)
+
+
+def test_non_numeric_targets_are_data_errors():
+    X, y = make_data(seed=16)
+    company = TraderCompany(**SMALL)
+    with pytest.raises(DataError, match="y is not numeric"):
+        company.fit(X, np.full(y.shape, "a"))
+    with pytest.raises(DataError, match="y is not numeric"):
+        company.fit(X, [[1.0], [2.0, 3.0]])  # ragged
+
+
+@pytest.mark.parametrize("index", [99, -1, 2.0, True])
+def test_trader_indices_outside_the_population_are_config_errors(index):
+    X, y = make_data(seed=17)
+    company = TraderCompany(**SMALL).fit(X, y)
+    last = company.n_traders - 1
+    with pytest.raises(ConfigError, match=rf"traders: {index!r} is not a Trader.*\[0, {last}\]"):
+        company.predict_traders(X, [0, index])
+    with pytest.raises(ConfigError, match=rf"index: {index!r} is not a Trader"):
+        company.formula(index)
+    with pytest.raises(ConfigError, match="list of Trader indices"):
+        company.predict_traders(X, [[0, 1]])
+    # the last Trader is still a Trader, given as a numpy integer too
+    np.testing.assert_array_equal(
+        company.predict_traders(X, np.array([last])), company.predict_traders(X)[last:]
+    )
+    assert company.formula(np.int64(last)) == company.formula(last)

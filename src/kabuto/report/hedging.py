@@ -20,6 +20,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # the run is built by kabuto.experiment, a layer below this o
 __all__ = [
     "DEFAULT_TITLE",
     "HEDGER_LABELS",
+    "best_hedger",
     "hedge_ratio_figure",
     "loss_figure",
     "pnl_figures",
@@ -230,10 +232,27 @@ def _money_decimals(scale: float) -> int:
     return max(0, 4 - math.floor(math.log10(scale)))
 
 
+def best_hedger(table: pd.DataFrame) -> str | None:
+    """The hedger whose price is below every other's by more than 2 combined standard errors.
+
+    The combined error of two prices is ``sqrt(se_a^2 + se_b^2)`` (the ``price_se`` column),
+    that of independent estimates. The hedgers share their evaluation paths, so their prices
+    are positively correlated and this overstates the error of a difference: the test is
+    conservative. None when no hedger clears it, or there is only one.
+    """
+    if len(table) < 2:
+        return None
+    best = table["price"].idxmin()
+    others = table.drop(index=best)
+    gap = others["price"] - table.at[best, "price"]
+    combined = np.sqrt(others["price_se"] ** 2 + table.at[best, "price_se"] ** 2)
+    return str(best) if bool((gap > 2 * combined).all()) else None
+
+
 def _risk_section(run: HedgeRun) -> str:
     table = run.risk_table
     levels = sorted(run.config.evaluation.risk_levels)
-    best = table["price"].idxmin()
+    best = best_hedger(table)
     show_entropic = run.config.hedger.risk != "entropic"  # else it is the price column
     header = [
         "hedger",
@@ -271,9 +290,17 @@ def _risk_section(run: HedgeRun) -> str:
         ([escape(k), _cell(v)] for k, v in risk_definitions(run)),
         "setting",
     )
+    verdict = (
+        "the lowest price is in bold: below every other hedger's by more than 2 combined "
+        "standard errors"
+        if best is not None
+        else "no hedger is best beyond 2 standard errors"
+    )
     note = (
-        f"On the same {run.prices.shape[0]:,} evaluation paths for every hedger; the lowest "
-        f"price is in bold. Reference price of the claim: {run.reference_price:.6g}."
+        f"On the same {run.prices.shape[0]:,} evaluation paths for every hedger; {verdict} "
+        "(sqrt(se_a^2 + se_b^2), the error of independent prices: the shared paths make the "
+        "prices correlate, so the test is conservative). Reference price of the claim: "
+        f"{run.reference_price:.6g}."
     )
     return (
         '<div class="card">'

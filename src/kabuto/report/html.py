@@ -199,6 +199,49 @@ def _caveat_box(caveat: str | None) -> str:
     )
 
 
+def _costs_bps(result: BacktestResult) -> float | Mapping[str, float] | None:
+    """The cost rate the backtest charged, from its settings (None when not recorded)."""
+    backtest = (result.settings or {}).get("backtest")
+    return backtest.get("costs_bps") if isinstance(backtest, Mapping) else None
+
+
+def _cost_text(costs: float | Mapping[str, float] | None) -> str:
+    """The cost level in words: a global rate, or each asset's (``default`` included)."""
+    if costs is None:
+        return "not recorded in the result's settings"
+    if isinstance(costs, Mapping):
+        rates = ", ".join(f"{asset} {bps:g}" for asset, bps in costs.items())
+        return f"per asset: {rates} bps of traded notional"
+    return f"{costs:g} bps of traded notional"
+
+
+def _costs_are_zero(costs: float | Mapping[str, float] | None) -> bool:
+    if costs is None:
+        return False
+    return all(bps == 0 for bps in (costs.values() if isinstance(costs, Mapping) else [costs]))
+
+
+def _cost_caveat(costs: float | Mapping[str, float] | None) -> str:
+    # a frictionless backtest flatters every strategy that trades: say so where it is seen first
+    if not _costs_are_zero(costs):
+        return ""
+    return (
+        '<div class="caveat" role="note" id="cost-caveat"><strong>No transaction costs'
+        "</strong>This backtest charged 0 bps on every trade, so its returns are frictionless "
+        "and overstate what trading the strategies would earn; set costs_bps above 0 (e.g. 10) "
+        "for a realistic comparison.</div>"
+    )
+
+
+def _cost_note(costs: float | Mapping[str, float] | None) -> str:
+    """The leaderboard's first sentence: what its net returns are net of."""
+    if costs is None:
+        return "Net of the transaction costs the backtest charged (the level is not recorded)."
+    if _costs_are_zero(costs):
+        return "No transaction costs were charged (0 bps): net equals gross."
+    return f"Net of transaction costs ({_cost_text(costs)})."
+
+
 def _period(result: BacktestResult) -> tuple[pd.Timestamp, pd.Timestamp, int]:
     nets = figures.net_series(result).values()
     start = min(s.index[0] for s in nets)
@@ -210,6 +253,7 @@ def _period(result: BacktestResult) -> tuple[pd.Timestamp, pd.Timestamp, int]:
 def _header(result: BacktestResult, title: str, sections: list[tuple[str, str]]) -> str:
     start, end, days = _period(result)
     bench = "yes" if figures.benchmark_series(result) is not None else "none"
+    costs = _costs_bps(result)
     toc = _toc_links(sections)
     return (
         '<header class="top"><div class="wrap">'
@@ -218,6 +262,8 @@ def _header(result: BacktestResult, title: str, sections: list[tuple[str, str]])
         f'<p class="meta"><b>Period:</b> {start:%Y-%m-%d} to {end:%Y-%m-%d} '
         f"({days:,} trading days of returns) &middot; <b>Strategies:</b> "
         f"{len(result.strategies)} &middot; <b>Benchmark:</b> {bench}</p>"
+        f'<p class="meta"><b>Transaction costs:</b> {escape(_cost_text(costs))}</p>'
+        f"{_cost_caveat(costs)}"
         f"{_caveat_box(result.survivorship_caveat)}"
         f'<nav class="toc" aria-label="Sections">{toc}</nav>'
         "</div></header>"
@@ -321,7 +367,7 @@ def render_report(
             "Leaderboard",
             '<div class="card">'
             + tables.leaderboard_table(leaderboard, colors)
-            + '<p class="note">Net of transaction costs. Definitions below.'
+            + f'<p class="note">{escape(_cost_note(_costs_bps(result)))} Definitions below.'
             + (" Scroll the table sideways for more columns." * (len(leaderboard.columns) > 12))
             + "</p></div>"
             + '<h3 id="definitions">Metric definitions</h3>'

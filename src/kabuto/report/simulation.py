@@ -41,8 +41,11 @@ from kabuto.report.figures import (
 )
 from kabuto.report.html import sectioned_page, write_page
 from kabuto.sim.artificial.config import (
+    ArbitrageGroup,
     FCNGroup,
     MarketMakerGroup,
+    OrderFlowGroup,
+    PolicyGroup,
     SimulationConfig,
     first_executing_step,
 )
@@ -63,6 +66,15 @@ __all__ = [
     "render_report",
     "write_report",
 ]
+
+# The agent-group column of the config table, one name per group class.
+GROUP_KINDS = {
+    FCNGroup: "FCN",
+    MarketMakerGroup: "market maker",
+    ArbitrageGroup: "arbitrage",
+    OrderFlowGroup: "order-flow crowd",
+    PolicyGroup: "policy",
+}
 
 DEFAULT_TITLE = "kabuto artificial market: stylized facts"
 DEFAULT_LAGS = range(1, 21)
@@ -297,7 +309,7 @@ def config_section(config: SimulationConfig, start_step: int) -> str:
                 continue
             text = _distribution_text(value) if not isinstance(value, bool) else _yes(value)
             params.append(f"{key} = {text}")
-        kind = "FCN" if isinstance(group, FCNGroup) else "market maker"
+        kind = GROUP_KINDS[type(group)]
         group_rows.append(
             [
                 escape(group.name),
@@ -334,7 +346,8 @@ def config_section(config: SimulationConfig, start_step: int) -> str:
         '<p class="note">Parameters drawn per agent: uniform[a, b) is a uniform draw, expon(m) '
         "exponential with mean m, normal(mean, sd); time windows are truncated to whole steps."
         + (
-            " Market makers quote one bid and one ask per step after the other agents."
+            " Market makers quote after the other agents of each step: one bid and one ask, "
+            "or with levels > 1 a ladder of that many prices a side."
             if any(isinstance(g, MarketMakerGroup) for g in config.agents)
             else ""
         )

@@ -1,7 +1,7 @@
 """A factor market with a planted, known residual signal (the deep residual-factor benchmark).
 
 Imajo, Minami, Ito, Nakagawa (AAAI 2021) trade the residual factors of stock returns: what the
-common factors leave over. To tell how close a learned strategy comes to the best possible one,
+common factors leave over. To tell how close a learned strategy comes to perfect prediction,
 this generator plants a residual signal whose conditional law is known exactly. For each date t
 (simple returns, n assets, K factors)::
 
@@ -12,7 +12,8 @@ this generator plants a residual signal whose conditional law is known exactly. 
 So each residual is a moving average of its own shocks: a shock reverses by ``kappa j**(-a)`` on
 the j-th day after it, for W days (residual mean reversion), and its scale follows a GARCH
 variance whose level differs from stock to stock. At the close of t both one-step-ahead moments
-are known from data <= t::
+are functions of the latent shocks up to t (known to the simulator; prices show them only through
+the residuals, so no strategy recovers them exactly)::
 
     E[e_{t+1} | F_t]   = -kappa * sum_{j=1..W} j**(-a) eps_{t+1-j}   (`FactorMarket.residual_mean`)
     Var[e_{t+1} | F_t] = h_{t+1}                             (`FactorMarket.residual_var`)
@@ -24,8 +25,10 @@ sense of the deep residual network's multi-scale input: summing the shocks into 
 leaves the predictive filter ``sum_m m**(-1/2) X_m`` the same at every scale, which is the time-
 scale invariance Imajo et al. (2021) build their network on. The box violates it.
 
-A trader who knows the process holds ``b = A (mean / var)`` with ``A = I - B (B'B)^{-1} B'``
-(`kabuto.strategies.oracle.ResidualOracle`); every learned strategy is scored against it.
+A residual strategy with perfect predictions holds ``b = A (mean / var)`` with
+``A = I - B (B'B)^{-1} B'`` (`kabuto.strategies.oracle.ResidualOracle`); every learned strategy is
+scored against it. It is a yardstick for prediction quality, not the best possible book (its
+docstring says by how much a variance-weighted projection beats it).
 
 Defaults (50 stocks, 10 years) are calibrated to look like a real residual-reversal trade, not a
 toy: the market factor has 1% daily vol (others 0.5%), residual vols have a median of 20% a year
@@ -208,7 +211,7 @@ def factor_market(
         For a parameter out of range, or parameters so volatile that a simple return reaches
         -100% (prices must stay positive).
     """
-    n, T = _check_sizes(n_assets, n_days)
+    n, T = _check_sizes(n_assets, n_days, "factor_market")
     k = _int_at_least("n_factors", n_factors, 1)
     if k >= n:
         raise ConfigError(
@@ -254,8 +257,15 @@ def factor_market(
     loadings = rng.standard_normal((n, k))
     # market betas: positive, mean 1, cross-sectional dispersion about 0.3 (lognormal)
     loadings[:, 0] = np.exp(0.3 * loadings[:, 0] - 0.045)
-    level = residual_vol * np.exp(residual_vol_dispersion * rng.standard_normal(n))
-    long_run = level**2 / TRADING_DAYS  # each stock's unconditional daily residual variance
+    with np.errstate(over="ignore"):  # an absurd level is reported just below, in one line
+        level = residual_vol * np.exp(residual_vol_dispersion * rng.standard_normal(n))
+        long_run = level**2 / TRADING_DAYS  # each stock's unconditional daily residual variance
+    if not np.isfinite(long_run).all() or long_run.max() >= 1.0:
+        raise ConfigError(
+            f"factor_market: residual_vol={residual_vol!r} with residual_vol_dispersion="
+            f"{residual_vol_dispersion!r} gives a stock a residual volatility of 100% a day or "
+            "more; lower them"
+        )
     omega = long_run * (1.0 - garch_alpha - garch_beta)
 
     # ... then every shock, one row per day (factor shocks and residual shocks side by side), so

@@ -11,6 +11,8 @@ the first date carries the initial price ``s0``.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -76,10 +78,11 @@ def correlated_gbm(
     ConfigError
         For a parameter out of range, naming it and its value.
     """
-    n, T = _check_sizes(n_assets, n_days)
-    mu_v = _vector(mu, n, "mu")
-    sigma_v = _vector(sigma, n, "sigma", minimum=0.0)
-    s0_v = _vector(s0, n, "s0", minimum=0.0, strict=True)
+    owner = "correlated_gbm"
+    n, T = _check_sizes(n_assets, n_days, owner)
+    mu_v = _vector(owner, mu, n, "mu")
+    sigma_v = _vector(owner, sigma, n, "sigma", minimum=0.0)
+    s0_v = _vector(owner, s0, n, "s0", minimum=0.0, strict=True)
     dates = _dates(start, T)
     rng, seed_text = _rng(seed)
 
@@ -161,9 +164,10 @@ def garch_panel(
         For a parameter out of range (non-stationary ``alpha + beta >= 1``, negative values, a
         correlation that is not positive semi-definite), naming it and its value.
     """
-    n, T = _check_sizes(n_assets, n_days)
-    alpha_v = _vector(alpha, n, "alpha", minimum=0.0)
-    beta_v = _vector(beta, n, "beta", minimum=0.0)
+    owner = "garch_panel"
+    n, T = _check_sizes(n_assets, n_days, owner)
+    alpha_v = _vector(owner, alpha, n, "alpha", minimum=0.0)
+    beta_v = _vector(owner, beta, n, "beta", minimum=0.0)
     persistence = alpha_v + beta_v
     if (persistence >= 1).any():
         i = int(np.flatnonzero(persistence >= 1)[0])
@@ -176,9 +180,9 @@ def garch_panel(
     if omega is None:
         omega_v = 0.2**2 * DT * (1.0 - persistence)
     else:
-        omega_v = _vector(omega, n, "omega", minimum=0.0, strict=True)
-    mu_v = _vector(mu, n, "mu")
-    s0_v = _vector(s0, n, "s0", minimum=0.0, strict=True)
+        omega_v = _vector(owner, omega, n, "omega", minimum=0.0, strict=True)
+    mu_v = _vector(owner, mu, n, "mu")
+    s0_v = _vector(owner, s0, n, "s0", minimum=0.0, strict=True)
     if isinstance(burn_in, bool) or not isinstance(burn_in, int | np.integer) or burn_in < 0:
         raise ConfigError(f"garch_panel: burn_in must be a non-negative integer, got {burn_in!r}")
     dates = _dates(start, T)
@@ -227,77 +231,101 @@ def mean_reverting_prices(
     correlation: float = 0.3,
     seed: SeedLike = None,
     start: str | pd.Timestamp = "2000-01-03",
-    s0: float = 100.0,
+    s0: ArrayLike = 100.0,
 ) -> Panel:
     """Prices whose log deviation from `s0` is an AR(1): planted short-horizon mean reversion.
 
     ``x_t = phi x_{t-1} + sigma z_t`` with ``log P_t = log s0 + x_t`` and correlated standard
-    normal shocks z. With ``phi < 1`` a move is expected to give back ``1 - phi`` of itself the
-    next day (what OLMAR and PAMR exploit); ``phi = 1`` is a driftless random walk, the control
-    on which no strategy should beat a constant rebalanced portfolio by more than chance.
+    normal shocks z. With ``phi < 1`` the expected next-day log move is ``-(1 - phi) x_t``: the
+    price is expected to give back ``1 - phi`` of its current deviation ``x_t`` from `s0` (not of
+    its last move), which is what OLMAR and PAMR exploit; ``phi = 1`` is a driftless random
+    walk, the control on which no strategy should beat a constant rebalanced portfolio by more
+    than chance.
 
     Parameters
     ----------
     n_assets, n_days : int
         N assets and T dates (T - 1 returns).
     phi : float in [0, 1], default 0.7
+        Persistence: the share of today's deviation x_t expected to be left tomorrow.
     sigma : float > 0, default 0.015
         Daily standard deviation of the shocks.
     correlation : float, default 0.3
         Correlation of the shocks of any two assets.
     seed, start, s0
-        As for `correlated_gbm`; every asset starts at `s0` (x_0 = 0).
+        As for `correlated_gbm`; asset i starts at `s0` (or ``s0[i]``), where x_0 = 0.
 
     Returns
     -------
     Panel
+
+    Raises
+    ------
+    ConfigError
+        For a parameter out of range, naming it and its value.
     """
-    n, T = _check_sizes(n_assets, n_days)
-    if isinstance(phi, bool) or not isinstance(phi, int | float) or not 0 <= phi <= 1:
-        raise ConfigError(f"mean_reverting_prices: phi={phi!r} must be a number in [0, 1]")
-    if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not sigma > 0:
-        raise ConfigError(f"mean_reverting_prices: sigma={sigma!r} must be a number > 0")
+    owner = "mean_reverting_prices"
+    n, T = _check_sizes(n_assets, n_days, owner)
+    if not _is_real(phi) or not 0 <= phi <= 1:
+        raise ConfigError(f"{owner}: phi={phi!r} must be a finite number in [0, 1]")
+    if not _is_real(sigma) or not sigma > 0:
+        raise ConfigError(f"{owner}: sigma={sigma!r} must be a finite number > 0")
+    s0_v = _vector(owner, s0, n, "s0", minimum=0.0, strict=True)
+    phi, sigma = float(phi), float(sigma)  # numpy scalars and fractions give the same path
     dates = _dates(start, T)
     rng, seed_text = _rng(seed)
-    shocks = sigma * _correlated_normals("mean_reverting_prices", rng, T - 1, n, correlation)
+    shocks = sigma * _correlated_normals(owner, rng, T - 1, n, correlation)
     level = np.zeros((T, n))
     for t in range(1, T):  # sequential by nature; T x N is small
         level[t] = phi * level[t - 1] + shocks[t - 1]
     source = _describe(
-        "mean_reverting_prices",
+        owner,
         n_assets=n,
         n_days=T,
-        phi=float(phi),
-        sigma=float(sigma),
+        phi=phi,
+        sigma=sigma,
         correlation=correlation,
-        s0=float(s0),
+        s0=s0,
         start=dates[0].date(),
         seed=seed_text,
     )
-    s0_v = _vector(s0, n, "s0", minimum=0.0, strict=True)
     return _panel_from_log_returns(np.diff(level, axis=0), s0_v, dates, source)
 
 
-def _check_sizes(n_assets: int, n_days: int) -> tuple[int, int]:
+def _check_sizes(n_assets: int, n_days: int, owner: str) -> tuple[int, int]:
+    """Check N and T; ``owner`` (the generator's name) prefixes the error message."""
     for name, value, low in (("n_assets", n_assets, 1), ("n_days", n_days, 2)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+            raise ConfigError(f"{owner}: {name} must be an integer >= {low}, got {value!r}")
     return int(n_assets), int(n_days)
 
 
+def _is_real(value: object) -> bool:
+    """A finite real scalar: Python or numpy ints and floats, not bools."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return False
+    return math.isfinite(value)
+
+
 def _vector(
-    value: Any, n: int, name: str, *, minimum: float | None = None, strict: bool = False
+    owner: str,
+    value: Any,
+    n: int,
+    name: str,
+    *,
+    minimum: float | None = None,
+    strict: bool = False,
 ) -> np.ndarray:
     """A scalar or length-n parameter as a float array of shape (n,), checked."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
-            f"{name} must be a number or an array of {n} numbers, got {value!r}"
+            f"{owner}: {name} must be a number or an array of {n} numbers, got {value!r}"
         ) from exc
     if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n):
         raise ConfigError(
-            f"{name} must be a number or an array of {n} numbers (one per asset), "
+            f"{owner}: {name} must be a number or an array of {n} numbers (one per asset), "
             f"got shape {arr.shape}"
         )
     arr = np.broadcast_to(arr, (n,)).copy()
@@ -308,7 +336,9 @@ def _vector(
         i = int(np.flatnonzero(bad)[0])
         where = "" if np.ndim(value) == 0 else f" (asset {i})"
         need = "finite" if minimum is None else f"{'>' if strict else '>='} {minimum:g}"
-        raise ConfigError(f"{name}={float(arr[i])!r}{where} is out of range; it must be {need}")
+        raise ConfigError(
+            f"{owner}: {name}={float(arr[i])!r}{where} is out of range; it must be {need}"
+        )
     return arr
 
 

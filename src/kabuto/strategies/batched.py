@@ -18,6 +18,8 @@ from kabuto.settings import check_bool, check_choice, check_int, check_positive
 from kabuto.strategies.base import Strategy
 
 __all__ = [
+    "RELATIVE_VARIANCE_FLOOR",
+    "TRAINING_YEAR",
     "BatchedStrategy",
     "batch_of_one",
     "check_bool",
@@ -25,10 +27,15 @@ __all__ = [
     "check_int",
     "check_lookback",
     "check_positive",
+    "has_variance",
     "require_variance",
     "window_prices",
     "window_returns",
 ]
+
+TRAINING_YEAR = 252
+"""Daily training samples (a year) a learned strategy's first fit has before its first
+decision: its `min_history` is its lookback plus this."""
 
 
 def batch_of_one(window: Window) -> WindowBatch:
@@ -134,21 +141,52 @@ def window_features(window: Window, count: int, owner: str, high_low: bool = Tru
     return prices
 
 
-def require_variance(batch: WindowBatch, variances: np.ndarray, owner: str) -> None:
-    """Raise `DataError` naming the first asset and date whose variance is not positive.
+RELATIVE_VARIANCE_FLOOR = 1e-12
+"""Share of the raw returns' variance below which a projected (residual) variance is rounding
+noise: removing every direction a window spans leaves ~1e-35, which is positive but no signal."""
+
+
+def has_variance(variances: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Where a variance is usable: positive, and above `RELATIVE_VARIANCE_FLOOR` x `reference`.
+
+    Parameters
+    ----------
+    variances : ndarray
+    reference : ndarray of the same shape, optional
+        The variance of the returns `variances` were projected from (None: only > 0).
+
+    Returns
+    -------
+    ndarray of bool, the shape of `variances`
+    """
+    floor = 0.0 if reference is None else RELATIVE_VARIANCE_FLOOR * reference
+    return variances > floor
+
+
+def require_variance(
+    batch: WindowBatch, variances: np.ndarray, owner: str, reference: np.ndarray | None = None
+) -> None:
+    """Raise `DataError` naming the first asset and date whose variance is not usable.
 
     Parameters
     ----------
     batch : WindowBatch
     variances : ndarray of shape (D, n)
     owner : str
+    reference : ndarray of shape (D, n), optional
+        For residual variances: the raw returns' variance (see `has_variance`).
     """
-    bad = ~(variances > 0)
+    bad = ~has_variance(variances, reference)
     if bad.any():
         d, col = (int(i) for i in np.argwhere(bad)[0])
+        cause = (
+            "a constant price?"
+            if reference is None
+            else "a constant price, or returns the removed components explain entirely?"
+        )
         raise DataError(
             f"{owner}: asset {batch.assets[col]!r} has zero variance in the window ending "
-            f"{batch.dates[d].date()} (a constant price?); drop it from the universe or use a "
+            f"{batch.dates[d].date()} ({cause}); drop it from the universe or use a "
             "strategy that does not divide by volatility"
         )
 

@@ -1,4 +1,4 @@
-"""The residual oracle: the best book a trader who knows the factor market's process can hold.
+"""The residual oracle: the book a residual strategy holds when its predictions are the truth.
 
 On a `kabuto.sim.factor_market.FactorMarket` the conditional mean and variance of every residual
 for tomorrow are known at today's close. The oracle builds the same book a learned
@@ -9,9 +9,17 @@ moments and the true factor loadings::
     b = A_true w / sum |A_true w|,   A_true = I - B (B'B)^{-1} B'
 
 so ``B' b = 0`` (no exposure to the true factors) and gross leverage is 1. It knows the process,
-not the future shocks: its moments at t are functions of data <= t. Its net Sharpe ratio in
-kabuto's own backtest (`kabuto.evaluation.oracle.oracle_sharpe`) is the yardstick for every
-learned strategy.
+not the future shocks: its moments at t are functions of the latent shocks up to t (which the
+prices show only through ``A r = A e``, so no strategy can recover them exactly). Its net Sharpe
+ratio in kabuto's own backtest (`kabuto.evaluation.oracle.oracle_sharpe`) is the yardstick for
+every learned strategy: it scores prediction quality with the book construction held fixed.
+
+It is not an upper bound. With unequal residual variances ``D = diag(h)`` the factor-neutral
+book with the best conditional Sharpe ratio weights the projection by them,
+``(D^-1 - D^-1 B (B' D^-1 B)^-1 B' D^-1) m``. Measured as the mean conditional gross Sharpe
+ratio over dates, this book is about 1% below that one at the market's defaults (7.89 against
+7.98, seed 3) and 20% below with 10 factors and a residual-volatility dispersion of 0.8 (5.89
+against 7.40); after costs neither is optimal. A learned strategy can therefore score above 1.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ __all__ = ["ResidualOracle"]
 
 
 class ResidualOracle(BatchedStrategy):
-    """Holds ``A_true (mean / var)`` from the true conditional residual moments (long-short).
+    """Holds ``A_true (mean / var)`` from the true conditional residual moments (long-short); the
+    book of a residual strategy with perfect predictions, not an upper bound (module docstring).
 
     Parameters
     ----------

@@ -27,7 +27,7 @@ from kabuto.strategies.batched import (
     window_returns,
 )
 from kabuto.strategies.residual import (
-    default_components,
+    check_components,
     factor_neutral_book,
     spectral_projection,
 )
@@ -45,17 +45,10 @@ class _ResidualScoreStrategy(BatchedStrategy):
 
     def _validate(self) -> None:
         super()._validate()
+        name = type(self).__name__
         if self.n_components is not None:
-            check_int(type(self).__name__, "n_components", self.n_components, 0)
-
-    def _components(self, n_assets: int) -> int:
-        c = default_components(n_assets) if self.n_components is None else self.n_components
-        if c >= n_assets:
-            raise ConfigError(
-                f"{type(self).__name__}: n_components={c} is not allowed for {n_assets} assets; "
-                f"use an integer below {n_assets}, e.g. {default_components(n_assets)}"
-            )
-        return int(c)
+            check_int(name, "n_components", self.n_components, 0)
+        check_components(name, self.n_components, self.lookback)
 
     def _score(self, residuals: np.ndarray) -> np.ndarray:
         """Scores of shape (D, n) from residual returns of shape (D, L, n)."""
@@ -64,9 +57,10 @@ class _ResidualScoreStrategy(BatchedStrategy):
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         name = type(self).__name__
         returns = window_returns(batch, self.lookback, name)
-        components = self._components(batch.n_assets)
-        # One SVD per window, cached on the batch so that every residual strategy in the run
-        # with the same lookback and C shares it.
+        # The default C depends on the universe, so it is checked here, not at construction.
+        components = check_components(name, self.n_components, self.lookback, batch.n_assets)
+        # One eigendecomposition per window, cached on the batch so that every residual
+        # strategy in the run with the same lookback and C shares it.
         projection = batch.cached(
             ("kabuto.spectral_projection", self.lookback, components),
             lambda: spectral_projection(returns, components),
@@ -75,7 +69,7 @@ class _ResidualScoreStrategy(BatchedStrategy):
         scores = self._score(residuals)
         if self.scale_by_variance:
             variance = residuals.var(axis=1, ddof=1)
-            require_variance(batch, variance, name)
+            require_variance(batch, variance, name, reference=returns.var(axis=1, ddof=1))
             scores = scores / variance
         return factor_neutral_book(scores, projection)
 
@@ -93,7 +87,8 @@ class ResidualReversal(_ResidualScoreStrategy):
     horizon : int, default=5
         Days of residual returns summed into the score (1 <= horizon <= lookback).
     n_components : int, optional
-        C principal components removed; default ``default_components(n)`` (about n / 10).
+        C principal components removed; default ``default_components(n)`` (about n / 10); at
+        most ``lookback - 2`` and below n (see `residual.check_components`).
     scale_by_variance : bool, default=True
     label : str, optional
     """
@@ -143,7 +138,8 @@ class ResidualMomentum(_ResidualScoreStrategy):
     skip : int, default=21
         Most recent days left out (about a month); ``horizon + skip <= lookback``.
     n_components : int, optional
-        C principal components removed; default ``default_components(n)``.
+        C principal components removed; default ``default_components(n)``; at most
+        ``lookback - 2`` and below n.
     scale_by_variance : bool, default=True
     label : str, optional
     """

@@ -7,17 +7,17 @@ price-time priority: the best price first and, at one price, the earliest order 
 id: ids are given out in arrival order). Inserting an order and removing the best one cost
 O(log depth); looking at the best costs O(1).
 
-Cancelled, filled and expired orders are not searched for inside the heap: they are marked dead
-and dropped when they reach the top (lazy deletion). When a heap holds more than twice as many
-entries as live orders it is rebuilt from the live ones, so its size stays proportional to the
-book's depth.
+Filled and expired orders (and those whose owner can no longer settle them) are not searched for
+inside the heap: they are marked dead and dropped when they reach the top (lazy deletion). When a
+heap holds more than twice as many entries as live orders it is rebuilt from the live ones, so its
+size stays proportional to the book's depth.
 
 Matching (`submit`)
     An incoming buy meets the asks from the best (lowest) up while it has volume left and the
     ask's price is at or below its limit (a market order has no limit); each fill is at the
     resting order's price, for the smaller of the two volumes (partial fills leave the rest of
     the resting order in place with its priority). Sells mirror this. What is left of a limit
-    order rests in the book until it is filled, cancelled or expires; what is left of a market
+    order rests in the book until it is filled or expires; what is left of a market
     order is dropped. With ``execute=False`` (a pre-open session) nothing matches: every limit
     order rests, and market orders are dropped.
 
@@ -132,16 +132,17 @@ def heap_pop(heaps: np.ndarray, sizes: np.ndarray, orders: np.ndarray, market: i
 
 
 @njit(cache=True)
-def _rebuild(heaps, sizes, orders, live, market, side, t) -> None:
-    """Rebuild a price heap from its live, unexpired orders (Floyd's bottom-up heapify)."""
+def _rebuild(heaps, sizes, orders, live, market, side) -> None:
+    """Rebuild a price heap from its live orders (Floyd's bottom-up heapify).
+
+    Expired orders still marked live stay: `best` drops them when they reach the top.
+    """
     kept = 0
     for i in range(sizes[market, side]):
         oid = heaps[market, side, i]
-        if live[oid] and orders[oid, EXPIRY] > t:
+        if live[oid]:
             heaps[market, side, kept] = oid
             kept += 1
-        else:
-            live[oid] = False
     sizes[market, side] = kept
     for i in range(kept // 2 - 1, -1, -1):
         _sift_down(heaps, market, side, kept, orders, i)
@@ -155,7 +156,7 @@ class Book(NamedTuple):
     orders : ndarray of shape (capacity, ORDER_FIELDS), int64
         One row per order id (see the module docstring).
     live : ndarray of shape (capacity,), bool
-        Resting and able to trade (not filled, cancelled or expired).
+        Resting and able to trade (not filled, expired or dropped for want of room).
     heaps : ndarray of shape (M, 3, capacity), int64
         Per market, heaps of order ids: the price-time heaps of BUY and SELL, and BY_EXPIRY,
         the orders with a time limit by expiry step (then id).
@@ -197,7 +198,7 @@ def _kill(book: Book, oid: int) -> None:
     # Keep each heap within twice its live orders: rebuilding costs O(size), paid for by the
     # size / 2 orders that died since the last rebuild.
     if book.sizes[market, side] > 2 * book.depth[market, side] + 32:
-        _rebuild(book.heaps, book.sizes, book.orders, book.live, market, side, -1)
+        _rebuild(book.heaps, book.sizes, book.orders, book.live, market, side)
 
 
 @njit(cache=True)
@@ -213,15 +214,6 @@ def expire(book: Book, market: int, t: int) -> int:
             _kill(book, oid)
             killed += 1
     return killed
-
-
-@njit(cache=True)
-def cancel(book: Book, oid: int) -> bool:
-    """Cancel a resting order; False if it was already filled, cancelled or expired."""
-    if oid < 0 or oid >= book.next_id[0] or not book.live[oid]:
-        return False
-    _kill(book, oid)
-    return True
 
 
 @njit(cache=True, inline="always")

@@ -219,7 +219,7 @@ class FCNGroup(_AgentGroup):
 
 
 class MarketMakerGroup(_AgentGroup):
-    """Market makers: after the other agents of each step, each quotes one bid and one ask.
+    """Market makers: after the other agents of each step, each quotes a bid and an ask.
 
     The quotes sit at ``base -+ F * spread / 2`` (F: the market's fundamental price; base: the
     mid of the best quotes, or the market price when a side is empty), PAMS's market maker;
@@ -332,7 +332,8 @@ AgentGroup = Annotated[
 class FundamentalShock(Strict):
     """The fundamental price of `market` jumps by ``change`` (e.g. -0.1) at `step`, for good.
 
-    With ``duration`` > 1 it jumps at each of that many steps (compounding), as in PAMS.
+    With ``duration`` > 1 it jumps at each of that many steps (compounding), as in PAMS. An
+    index market's fundamental is its components' (`MarketSpec`): shock those instead.
     """
 
     type: Literal["fundamental_shock"]
@@ -364,9 +365,11 @@ class TradingHalt(Strict):
 
 
 class MistakenOrder(Strict):
-    """At `step`, the first agent to trade `market` sends `volume` units at ``P (1 + change)``.
+    """At `step`, `volume` units are sent to `market` at ``P (1 + change)`` (PAMS's fat finger).
 
-    A buy if ``change > 0``, else a sell, living `lifetime` steps (PAMS's fat-finger shock).
+    P is the market price at the start of the step. A buy if ``change > 0``, else a sell,
+    living `lifetime` steps. It is always placed, before the agents of that step act, from an
+    account of its own (`kabuto.sim.artificial.engine`), not in place of an agent's order.
     """
 
     type: Literal["mistaken_order"]
@@ -448,6 +451,13 @@ class SimulationConfig(Strict):
                 raise ValueError(
                     f"events[{i}] ({event.type}) is at step {event.step}, after the last step "
                     f"{self.n_steps - 1}"
+                )
+            if isinstance(event, FundamentalShock) and markets[event.market].components:
+                # the index's fundamental is recomputed from its components after the shocks
+                raise ValueError(
+                    f"events[{i}] (fundamental_shock) targets index market {event.market!r}, "
+                    "whose fundamental is the share-weighted mean of its components; shock "
+                    f"its components {markets[event.market].components} instead"
                 )
         for a, b, rho in self.correlations:
             for name in (a, b):

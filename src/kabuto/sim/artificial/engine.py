@@ -9,26 +9,38 @@ A step t (PAMS's order, Hirano et al. 2023)
     1. Orders whose lifetime ran out are removed (`book.expire`).
     2. If trading resumes after steps without execution (the open after a pre-open session),
        a call auction crosses the accumulated book at one price (`call_auction`).
-    3. The chosen agents decide, all from the same snapshot: the market price at the start of
-       the step (the close of t - 1) and the fundamental price of step t.
-    4. Their orders go to the book in the order drawn, each matched on arrival when the session
+    3. Orders from outside the loop (policy agents) arrive, then the mistaken orders of step t
+       (below).
+    4. The chosen agents decide, all from the same snapshot: the market price at that point
+       (the close of t - 1 unless an auction or a mistaken order traded) and the fundamental
+       price of step t.
+    5. Their orders go to the book in the order drawn, each matched on arrival when the session
        executes (`book.submit`).
-    5. Market makers and arbitrageurs act, then the order-flow crowds (below).
-    6. The step's close is recorded: the last trade price (carried forward; the initial price
+    6. Market makers and arbitrageurs act, then the order-flow crowds (below).
+    7. The step's close is recorded: the last trade price (carried forward; the initial price
        before any trade), the fundamental, the volume and trades, the best quotes and depth.
+
+Mistaken orders (PAMS's OrderMistakeShock, which hooks in before the step's agents)
+    Each configured one is placed at its step, whatever the agents do, from one account of its
+    own (after every agent's; no cash or short limit): `volume` units at the market price times
+    ``1 + change`` (rounded to the tick, clipped to the price band and to at least one tick), a
+    buy when ``change > 0``, living `lifetime` steps. It is no agent's decision, so it draws no
+    random numbers and leaves the agents' streams as they are.
 
 FCN agent (Chiarella and Iori 2002, in PAMS's form)
     With weights wF, wC, wN, mean-reversion time tF, time window tau, noise scale s and margin
     k, at step t with market price P, fundamental F and close history::
 
         tc = min(t, tau)
-        r = (wF ln(F/P) / tF + wC ln(P / close[t - tc]) / tc + wN s z) / (wF + wC + wN)
+        r = (wF ln(F/P) / tF + wC ln(P / close[t - tc]) / tc + wN s z) / (|wF| + |wC| + |wN|)
         P_hat = P exp(r tau)
 
     It buys one unit at ``P_hat (1 - k)`` (rounded down to the tick) if ``P_hat > P``, sells one
     at ``P_hat (1 + k)`` (rounded up) if ``P_hat < P``, and does nothing if they are equal; the
-    order lives `tau` steps. The chart term is the average log return over the last tc steps
-    (0 at t = 0); a negative wC makes a contrarian.
+    order lives `tau` steps. P is the price at the start of step t, usually close[t - 1], so the
+    chart term ``ln(close[t - 1] / close[t - tc]) / tc`` spans the tc - 1 returns from step
+    t - tc to t - 1 but divides by tc, as PAMS does; it is 0 at t = 0 and t = 1. A negative wC
+    makes a contrarian.
 
 Order-flow crowd (Nakagawa, Hirano, Minami, Mizuta 2024; `garch_agents` has the model)
     Fundamental, AI and noise traders with shares p1, p2 and 1 - p1 - p2 of a volume S. At step
@@ -251,10 +263,16 @@ FLOW_NEWS, FLOW_SHOCK = range(2)
 FLOW_CAP = 1000.0
 
 # Mistaken (fat-finger) orders (``mistakes[e]``, sorted by step): step, market, price change
-# rate, volume and lifetime. The first agent to act in that market at that step places it
-# instead of its own order.
-MISTAKE_STEP, MISTAKE_MARKET, MISTAKE_RATE, MISTAKE_VOLUME, MISTAKE_LIFETIME = range(5)
-MISTAKE_FIELDS = 5
+# rate, volume, lifetime and the account that places them (module docstring).
+(
+    MISTAKE_STEP,
+    MISTAKE_MARKET,
+    MISTAKE_RATE,
+    MISTAKE_VOLUME,
+    MISTAKE_LIFETIME,
+    MISTAKE_AGENT,
+) = range(6)
+MISTAKE_FIELDS = 6
 
 
 # Orders from outside the loop (`run_fcn` argument ``external[k]``).
@@ -263,21 +281,18 @@ EXTERNAL_FIELDS = 6
 
 
 class LoopState(NamedTuple):
-    """What `run_fcn` carries between calls, per market (and per mistaken order)."""
+    """What `run_fcn` carries between calls, per market and per order-flow crowd."""
 
     current: np.ndarray  # (M,) market price: the last trade, or the initial price
     halted_until: np.ndarray  # (M,) int64: first step a halted market trades again
     n_halts: np.ndarray  # (M,) int64
     was_executing: np.ndarray  # (M,) bool: executing at the end of the last step
     executing: np.ndarray  # (M,) bool
-    mistake_done: np.ndarray  # (E,) bool
     flow_demand: np.ndarray  # (G,) each order-flow crowd's last demand D_{t-1}
     flow_price: np.ndarray  # (G,) its market's price at the start of the step before
 
 
-def new_state(
-    initial_price: np.ndarray, n_mistakes: int, flow_markets: np.ndarray | None = None
-) -> LoopState:
+def new_state(initial_price: np.ndarray, flow_markets: np.ndarray | None = None) -> LoopState:
     """The state before the first step (`flow_markets`: the market of each order-flow crowd)."""
     n = len(initial_price)
     flow_markets = np.zeros(0, dtype=np.int64) if flow_markets is None else flow_markets
@@ -287,7 +302,6 @@ def new_state(
         n_halts=np.zeros(n, dtype=np.int64),
         was_executing=np.zeros(n, dtype=np.bool_),
         executing=np.zeros(n, dtype=np.bool_),
-        mistake_done=np.zeros(n_mistakes, dtype=np.bool_),
         flow_demand=np.zeros(len(flow_markets)),
         flow_price=np.array(initial_price, dtype=np.float64)[flow_markets],
     )
@@ -352,7 +366,7 @@ def run_fcn(
     rules : ndarray of shape (M, RULE_FIELDS)
         Price bands and trading-halt rules.
     mistakes : ndarray of shape (E, MISTAKE_FIELDS)
-        Mistaken orders, sorted by step.
+        Mistaken orders, sorted by step; each is placed at its step (module docstring).
     flow : ndarray of shape (G, FLOW_FIELDS)
         Order-flow crowds; they act last in every step.
     flow_draws : ndarray of shape (T, G, 2)
@@ -378,11 +392,7 @@ def run_fcn(
     """
     n_markets = fundamentals.shape[1]
     current, halted_until, n_halts = state.current, state.halted_until, state.n_halts
-    was_executing, executing, mistake_done = (
-        state.was_executing,
-        state.executing,
-        state.mistake_done,
-    )
+    was_executing, executing = state.was_executing, state.executing
     snapshot = np.empty(n_markets, dtype=np.float64)
     next_mistake = 0
     exchange = (book, accounts, tape, rules, counts, current, halted_until, n_halts, executing)
@@ -403,8 +413,6 @@ def run_fcn(
                     current[m] = tape.last_price[m] * tick[m]
                     _check_halt(rules, m, t, current, halted_until, n_halts, executing)
             was_executing[m] = executing[m]
-        while next_mistake < len(mistakes) and mistakes[next_mistake, MISTAKE_STEP] < t:
-            next_mistake += 1
         if t == t_start:
             for k in range(len(external)):
                 m = int(external[k, EX_MARKET])
@@ -423,6 +431,12 @@ def run_fcn(
                         t,
                         tick[m],
                     )
+        # a run split into calls starts each call past the mistakes of earlier steps
+        while next_mistake < len(mistakes) and mistakes[next_mistake, MISTAKE_STEP] < t:
+            next_mistake += 1
+        while next_mistake < len(mistakes) and mistakes[next_mistake, MISTAKE_STEP] == t:
+            _mistake(exchange, mistakes, next_mistake, t, tick)
+            next_mistake += 1
         snapshot[:] = current
         for slot in range(chosen.shape[1]):
             agent = chosen[t, slot]
@@ -436,8 +450,6 @@ def run_fcn(
             expected = fcn_expected_price(
                 fcn, agent, price, fundamentals[t, m], past, t, noise[t, slot]
             )
-            volume = 1
-            lifetime = int(tau)
             if expected > price:
                 side = BUY
                 level = math.floor(expected * (1.0 - fcn[agent, MARGIN]) / tick[m] + 1e-9)
@@ -446,21 +458,10 @@ def run_fcn(
                 level = math.ceil(expected * (1.0 + fcn[agent, MARGIN]) / tick[m] - 1e-9)
             else:
                 continue
-            e = next_mistake
-            while e < len(mistakes) and mistakes[e, MISTAKE_STEP] == t:
-                if not mistake_done[e] and int(mistakes[e, MISTAKE_MARKET]) == m:
-                    mistake_done[e] = True
-                    rate = mistakes[e, MISTAKE_RATE]
-                    side = BUY if rate > 0 else SELL
-                    level = round(price * (1.0 + rate) / tick[m])
-                    volume = int(mistakes[e, MISTAKE_VOLUME])
-                    lifetime = int(mistakes[e, MISTAKE_LIFETIME])
-                    break
-                e += 1
             level = _clip(level, rules, m)
             if level <= 0:
                 continue
-            _place(exchange, m, agent, side, level, volume, lifetime, t, tick[m])
+            _place(exchange, m, agent, side, level, 1, int(tau), t, tick[m])
         for j in range(len(fast)):
             m = int(fast[j, FAST_MARKET])
             agent = int(fast[j, FAST_AGENT])
@@ -521,6 +522,21 @@ def _place(exchange, m, agent, side, level, volume, lifetime, t, tick) -> None:
     if tape.trades[m] > before:
         current[m] = tape.last_price[m] * tick
         _check_halt(rules, m, t, current, halted_until, n_halts, executing)
+
+
+@njit(cache=True)
+def _mistake(exchange, mistakes, e, t, tick) -> None:
+    """Place mistaken order e at the market price times 1 + change (module docstring)."""
+    _, _, _, rules, _, current, _, _, _ = exchange
+    m = int(mistakes[e, MISTAKE_MARKET])
+    rate = mistakes[e, MISTAKE_RATE]
+    side = BUY if rate > 0 else SELL
+    # at least one tick: a fat finger still sends a valid price, so the order always arrives
+    level = max(_clip(round(current[m] * (1.0 + rate) / tick[m]), rules, m), 1)
+    agent = int(mistakes[e, MISTAKE_AGENT])
+    volume = int(mistakes[e, MISTAKE_VOLUME])
+    lifetime = int(mistakes[e, MISTAKE_LIFETIME])
+    _place(exchange, m, agent, side, level, volume, lifetime, t, tick[m])
 
 
 @njit(cache=True)

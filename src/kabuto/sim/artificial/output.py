@@ -168,9 +168,10 @@ def trades_table(result: SimulationResult) -> pd.DataFrame | None:
     -------
     DataFrame or None
         Columns run, seed, step, market, price, volume, buyer, seller (buyer and seller are
-        account indices: FCN agents first, then market makers and arbitrageurs, then policy
-        agents), ordered by run then as logged; None when the result has no trade log
-        (``simulate(log_trades=False)``).
+        account indices: FCN agents first, then market makers and arbitrageurs, order-flow
+        crowds, policy agents and the mistaken orders' account, as
+        `SimulationResult.cash`), ordered by run then as logged; None when the result has no
+        trade log (``simulate(log_trades=False)``).
     """
     return _log_table(result, result.trades)
 

@@ -15,8 +15,13 @@ the high-frequency settings without high-frequency agents) are accepted. Anythin
 Where kabuto's engine differs from PAMS (documented in `kabuto.sim.artificial.engine`): fills are
 at each resting order's price (PAMS fills a multi-level sweep at the last level's price), the
 open after a pre-open session is a volume-maximising call auction (PAMS crosses the book at the
-marginal pair's price), an order with time to live L trades for L steps (PAMS: L + 1), and an FCN
-agent whose expected price equals the market price passes its turn (PAMS asks another agent).
+marginal pair's price), an order with time to live L trades for L steps (PAMS: L + 1), an FCN
+agent whose expected price equals the market price passes its turn (PAMS asks another agent),
+and a ``TradingHaltRule`` with several ``targetMarkets`` halts each of them on its own price move
+alone (PAMS halts all its target markets together).
+
+Values of the wrong JSON type (a string where a list of names or a whole number belongs) are a
+`ConfigError` naming the field and the value.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ def _block(raw: dict[str, Any], name: str, source: str, seen: tuple[str, ...] = 
     block = dict(raw[name])
     parent = block.pop("extends", None)
     if parent is not None:
+        _name(parent, f"{name}.extends", source)
         if parent in seen:
             raise ConfigError(f"{source}: {name}.extends makes a cycle through {parent!r}")
         base = _block(raw, parent, source, (*seen, name))
@@ -89,6 +95,34 @@ def _block(raw: dict[str, Any], name: str, source: str, seen: tuple[str, ...] = 
         base.pop("to", None)
         block = base | block
     return block
+
+
+def _name(value: Any, where: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: {where} = {value!r}: expected a name (a JSON string)")
+    return value
+
+
+def _names(value: Any, where: str, source: str) -> list[str]:
+    """A JSON array of names; a bare string would otherwise be read letter by letter."""
+    if not isinstance(value, list):
+        raise ConfigError(
+            f'{source}: {where} = {value!r}: expected a list of names, e.g. ["Market"]'
+        )
+    return [_name(v, f"{where}[{i}]", source) for i, v in enumerate(value)]
+
+
+def _whole(value: Any, where: str, source: str, low: int) -> int:
+    """A JSON whole number of at least `low` (not a string, a fraction or true/false)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{source}: {where} = {value!r}: expected a whole number >= {low}")
+    return value
+
+
+def _object(value: Any, where: str, source: str) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {where} = {value!r}: expected a JSON object ({{...}})")
+    return value
 
 
 def _check_keys(block: dict, allowed, where: str, source: str) -> None:
@@ -114,7 +148,7 @@ def _markets(raw: dict, names: list[str], source: str) -> tuple[list[dict], dict
         price = block.get("marketPrice", block.get("fundamentalPrice"))
         if price is None:
             raise ConfigError(f"{source}: {group} needs marketPrice or fundamentalPrice")
-        count = int(block.get("numMarkets", 1))
+        count = _whole(block.get("numMarkets", 1), f"{group}.numMarkets", source, 1)
         prefix = block.get("prefix", f"{group}-" if count > 1 else group)
         members = [prefix if count == 1 else f"{prefix}{i}" for i in range(count)]
         groups[group] = members
@@ -148,10 +182,11 @@ def _agents(raw: dict, names: list[str], groups: dict[str, list], source: str) -
         for key, target in _FCN_KEYS.items():
             if target is not None and key in block:
                 spec[target] = block[key]
-        unknown = [m for m in block.get("markets", []) if m not in groups]
+        traded = _names(block.get("markets", []), f"{group}.markets", source)
+        unknown = [m for m in traded if m not in groups]
         if unknown:
             raise ConfigError(f"{source}: {group}.markets names unknown market group(s) {unknown}")
-        spec["markets"] = [m for g in block.get("markets", []) for m in groups[g]]
+        spec["markets"] = [m for g in traded for m in groups[g]]
         agents.append(spec)
     return agents
 
@@ -197,13 +232,14 @@ def _event(raw: dict, name: str, start: int, groups: dict, source: str) -> dict 
         if key in keys:
             event[keys[key]] = value
     if "triggerTime" in block:
-        event["step"] = start + int(block["triggerTime"])
+        event["step"] = start + _whole(block["triggerTime"], f"{name}.triggerTime", source, 0)
     # market group names -> market names
     if "market" in event:
-        members = groups.get(event["market"], [event["market"]])
-        event["market"] = members[0]
+        target = _name(event["market"], f"{name}.target", source)
+        event["market"] = groups.get(target, [target])[0]
     if "markets" in event:
-        event["markets"] = [m for g in event["markets"] for m in groups.get(g, [g])]
+        targets = _names(event["markets"], f"{name}.targetMarkets", source)
+        event["markets"] = [m for g in targets for m in groups.get(g, [g])]
     return event
 
 
@@ -224,33 +260,63 @@ def read_pams_config(path: str | Path | dict[str, Any]) -> SimulationConfig:
     if not isinstance(simulation, dict):
         raise ConfigError(f"{source}: a PAMS config needs a 'simulation' object")
     _check_keys(simulation, _SIMULATION_KEYS, "simulation", source)
-    markets, groups = _markets(raw, list(simulation.get("markets", [])), source)
-    agents = _agents(raw, list(simulation.get("agents", [])), groups, source)
+    markets, groups = _markets(
+        raw, _names(simulation.get("markets", []), "simulation.markets", source), source
+    )
+    agents = _agents(
+        raw, _names(simulation.get("agents", []), "simulation.agents", source), groups, source
+    )
+    sessions, events = _sessions(raw, simulation, groups, source)
+    config = {
+        "markets": markets,
+        "agents": agents,
+        "sessions": sessions,
+        "correlations": _correlations(simulation, source),
+        "events": events,
+    }
+    return parse_simulation(config, source=source)
+
+
+def _sessions(
+    raw: dict, simulation: dict, groups: dict, source: str
+) -> tuple[list[dict], list[dict]]:
+    """kabuto's sessions and events from ``simulation.sessions`` (event times made absolute)."""
+    listed = simulation.get("sessions", [])
+    if not isinstance(listed, list):
+        raise ConfigError(
+            f"{source}: simulation.sessions = {listed!r}: expected a list of session objects"
+        )
     sessions, events, start = [], [], 0
-    for i, session in enumerate(simulation.get("sessions", [])):
+    for i, session in enumerate(listed):
         where = f"simulation.sessions[{i}]"
-        _check_keys(session, _SESSION_KEYS | {"events"}, where, source)
-        for name in session.get("events", []):
+        _check_keys(_object(session, where, source), _SESSION_KEYS | {"events"}, where, source)
+        for name in _names(session.get("events", []), f"{where}.events", source):
             event = _event(raw, name, start, groups, source)
             if event is not None:
                 events.append(event)
-        start += int(session.get("iterationSteps", 0))
+        steps = _whole(session.get("iterationSteps"), f"{where}.iterationSteps", source, 1)
+        start += steps
         sessions.append(
             {
                 "name": str(session.get("sessionName", i)),
-                "steps": session.get("iterationSteps"),
+                "steps": steps,
                 "orders": session.get("withOrderPlacement", True),
                 "execute": session.get("withOrderExecution", True),
                 "orders_per_step": session.get("maxNormalOrders", 1),
             }
         )
-    correlations = simulation.get("fundamentalCorrelations", {})
-    _check_keys(correlations, {"pairwise"}, "simulation.fundamentalCorrelations", source)
-    config = {
-        "markets": markets,
-        "agents": agents,
-        "sessions": sessions,
-        "correlations": [tuple(c) for c in correlations.get("pairwise", [])],
-        "events": events,
-    }
-    return parse_simulation(config, source=source)
+    return sessions, events
+
+
+def _correlations(simulation: dict, source: str) -> list[tuple]:
+    """``fundamentalCorrelations.pairwise`` as kabuto's (market, market, rho) triples."""
+    where = "simulation.fundamentalCorrelations"
+    correlations = _object(simulation.get("fundamentalCorrelations", {}), where, source)
+    _check_keys(correlations, {"pairwise"}, where, source)
+    pairs = correlations.get("pairwise", [])
+    if not isinstance(pairs, list) or not all(isinstance(c, list) and len(c) == 3 for c in pairs):
+        raise ConfigError(
+            f"{source}: {where}.pairwise = {pairs!r}: expected a list of [market, market, rho] "
+            'triples, e.g. [["A", "B", 0.5]]'
+        )
+    return [tuple(c) for c in pairs]

@@ -126,7 +126,8 @@ class SimulationResult:
         market order, volume, lifetime) when requested.
     cash : ndarray of shape (R, A) or None
         Each account's cash after the last step. Accounts: the FCN agents, then the market
-        makers and arbitrageurs, the order-flow crowds and the policy agents (`_Layout`).
+        makers and arbitrageurs, the order-flow crowds, the policy agents and, when the config
+        has mistaken orders, the one account that places them (`_Layout`).
     holdings : ndarray of shape (R, A, M) or None
         Each account's units of each market after the last step.
     """
@@ -205,7 +206,8 @@ class _Layout(NamedTuple):
 
     Accounts: the A FCN agents first (account k is FCN agent k), then the market makers and
     arbitrageurs (in config order: the engine's ``fast`` table), then the order-flow crowds
-    (the ``flow`` table), then the policy agents (`_policy_agents`).
+    (the ``flow`` table), then the policy agents (`_policy_agents`), then, when the config
+    has mistaken orders, their account (`_mistake_account`: no limits, nothing drawn).
     """
 
     groups: list  # (group, first account row) in config order: the order of the draws
@@ -225,10 +227,10 @@ def _layout(config: SimulationConfig) -> _Layout:
     for group in ordered:
         starts[id(group)] = start
         start += group.count
-    n = config.n_agents
+    n = config.n_agents + (_mistake_account(config) is not None)
     n_fcn = sum(g.count for g in config.agents if isinstance(g, FCNGroup))
     n_fast = sum(g.count for g in config.agents if isinstance(g, kinds[1]))
-    market = np.zeros(n, dtype=np.int64)
+    market = np.zeros(n, dtype=np.int64)  # the mistaken orders' account keeps 0: unused
     floor = np.full(n, -np.inf)
     short = np.full(n, NO_LIMIT, dtype=np.int64)
     fast = np.zeros((n_fast, FAST_FIELDS))
@@ -271,6 +273,13 @@ def _layout(config: SimulationConfig) -> _Layout:
             table[:, FLOW_MEAN] = mean_demand(model)
     groups = [(g, starts[id(g)]) for g in config.agents]
     return _Layout(groups, n_fcn, market, floor, short, fast, flow)
+
+
+def _mistake_account(config: SimulationConfig) -> int | None:
+    """The account of the mistaken orders, after every agent's; None when there are none."""
+    if any(isinstance(e, MistakenOrder) for e in config.events):
+        return config.n_agents
+    return None
 
 
 def _agents(layout: _Layout, n_markets: int, rng: np.random.Generator):
@@ -409,7 +418,14 @@ def _rules(config: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
                 rules[m, HALT_REFERENCE] = config.markets[m].price
         elif isinstance(event, MistakenOrder):
             mistakes.append(
-                (event.step, index[event.market], event.change, event.volume, event.lifetime)
+                (
+                    event.step,
+                    index[event.market],
+                    event.change,
+                    event.volume,
+                    event.lifetime,
+                    _mistake_account(config),
+                )
             )
     table = np.array(sorted(mistakes), dtype=np.float64).reshape(-1, MISTAKE_FIELDS)
     return rules, table
@@ -566,14 +582,12 @@ def _run_one(
     per_fast = 2 * int(inputs.fast[:, FAST_LEVELS].max(initial=1))
     per_fast += int(np.count_nonzero(plan.basket, axis=1).max(initial=0))
     capacity = int((inputs.chosen >= 0).sum() + per_fast * len(inputs.fast) * n_steps)
-    capacity += (len(agents) + len(inputs.flow)) * n_steps + 1
+    capacity += (len(agents) + len(inputs.flow)) * n_steps + len(inputs.mistakes) + 1
     book = new_book(n_markets, capacity)
     tape = new_tape(n_markets, capacity if log_trades else 0, capacity if log_orders else 0)
     prices = np.full((n_steps, n_markets, 4), np.nan)
     counts = np.zeros((n_steps, n_markets, 5), dtype=np.int64)
-    state = new_state(
-        plan.price, len(inputs.mistakes), inputs.flow[:, FLOW_MARKET].astype(np.int64)
-    )
+    state = new_state(plan.price, inputs.flow[:, FLOW_MARKET].astype(np.int64))
     decisions = sorted(
         {t for group, _, _ in agents for t in range(group.start, n_steps, group.every)}
     )
@@ -655,6 +669,7 @@ def simulate(
     ----------
     config : SimulationConfig
     seed : int, default 0
+        A non-negative integer.
     runs : int, default 1
     log_trades : bool, default False
         Keep every trade (`SimulationResult.trades`).
@@ -666,6 +681,8 @@ def simulate(
         The decision function of each ``type = "policy"`` agent group, by group name
         (`kabuto.sim.artificial.policy`).
     """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"seed = {seed!r}: give a non-negative integer (e.g. seed=0)")
     if runs < 1 or n_jobs < 1:
         raise ConfigError(f"runs = {runs}, n_jobs = {n_jobs}: both must be at least 1")
     seeds = [seed] if runs == 1 else run_seeds(seed, runs)

@@ -126,7 +126,7 @@ def residual_samples(
     lookback : int
     n_components : int or None
     chunk : int
-        Dates per batched SVD (bounds memory).
+        Dates per batched eigendecomposition (`spectral_projection`; bounds memory).
 
     Returns
     -------

@@ -27,12 +27,14 @@ from kabuto.data.panel import Window, WindowBatch
 from kabuto.errors import ConfigError, DataError
 from kabuto.settings import check_layer_sizes
 from kabuto.strategies.batched import (
+    TRAINING_YEAR,
     BatchedStrategy,
     check_bool,
     check_choice,
     check_int,
     check_lookback,
     check_positive,
+    has_variance,
     window_returns,
 )
 from kabuto.strategies.deep_residual.features import (
@@ -53,7 +55,7 @@ from kabuto.strategies.deep_residual.networks import (
     make_body,
 )
 from kabuto.strategies.residual import (
-    default_components,
+    check_components,
     factor_neutral_book,
     spectral_residuals,
 )
@@ -68,9 +70,6 @@ AUGMENTATIONS = ("none", "noise", "penalty")
 _FORMAT = 2  # version of the file `save` writes (2: the psi1 setting)
 
 
-TRAINING_YEAR = 252  # the least training history (in sample dates) a backtest starts with
-
-
 class DeepResidual(TorchStrategyMixin, BatchedStrategy):
     """Deep distributional prediction of residual factors, factor-neutral long-short book.
 
@@ -79,7 +78,8 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
     lookback : int, default=256
         H, days of returns per window (residual extraction and input path).
     n_components : int, optional
-        C, principal components removed; default ``default_components(n)`` per window.
+        C, principal components removed; default ``default_components(n)`` per window; at
+        most ``lookback - 2`` and below n (`residual.check_components`).
     n_scales : int, default=3
         L, time scales ``tau_l = 4 ** (-l / (L - 1))``.
     n_quantiles : int, default=8
@@ -120,7 +120,9 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
     validation_fraction : float, default=0.2
         Last fraction of the training dates used for early stopping; 0 disables it.
     train_window : int, optional, default=2520
-        Most recent days of history used to build samples (None: all).
+        Most recent days of history used to build samples (None: all); at least
+        ``lookback + 2``, plus `sample_stride` when `validation_fraction` > 0 (a validation
+        date).
     sample_stride : int, default=1
         Use every k-th date of the training window (ending at the most recent one).
     augmentation : {"none", "noise", "penalty"}, default="none"
@@ -214,6 +216,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         check_choice(name, "psi1", self.psi1, PSI1)
         for flag in ("residual", "multiscale", "amplitude_invariant", "distributional"):
             check_bool(name, flag, getattr(self, flag))
+        self._components()  # C against the lookback here; against the universe at use
         check_int(name, "epochs", self.epochs, 1)
         check_int(name, "batch_size", self.batch_size, 1)
         check_positive(name, "learning_rate", self.learning_rate)
@@ -229,9 +232,9 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
             raise ConfigError(
                 f"{name}: validation_fraction={frac!r} is not allowed; use a number in [0, 1)"
             )
-        if self.train_window is not None:
-            check_int(name, "train_window", self.train_window, self.lookback + 2)
         check_int(name, "sample_stride", self.sample_stride, 1)
+        if self.train_window is not None:
+            check_int(name, "train_window", self.train_window, self._least_train_window)
         check_choice(name, "augmentation", self.augmentation, AUGMENTATIONS)
         if self.aug_strength != 0:
             check_positive(name, "aug_strength", self.aug_strength)
@@ -246,17 +249,24 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
     def _n_outputs(self) -> int:
         return self.n_quantiles - 1 if self.distributional else 1
 
-    def _components(self, n_assets: int) -> int | None:
-        """C for a universe of n assets; None means raw returns (A = I)."""
+    @property
+    def _least_train_window(self) -> int:
+        """The fewest days of history `training_samples` can use.
+
+        A lookback, the day before it and the next-day target of one training date, plus a
+        validation date `sample_stride` days later when `validation_fraction` > 0.
+        """
+        validation = self.sample_stride if self.validation_fraction else 0
+        return self.lookback + 2 + validation
+
+    def _components(self, n_assets: int | None = None) -> int | None:
+        """C checked against the lookback (and a universe of n assets, once known).
+
+        None means raw returns (A = I), or, before n is known, the default C.
+        """
         if not self.residual:
             return None
-        c = default_components(n_assets) if self.n_components is None else self.n_components
-        if not 0 <= c < n_assets:
-            raise ConfigError(
-                f"{type(self).__name__}: n_components={c} is not allowed for {n_assets} assets; "
-                f"use an integer in [0, {n_assets - 1}] or residual=False"
-            )
-        return c
+        return check_components(type(self).__name__, self.n_components, self.lookback, n_assets)
 
     def _operator(self, lookback: int) -> torch.Tensor:
         """Multi-scale feature map as a tensor. Shape: (H, L * R)."""
@@ -311,13 +321,13 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
             first = max(first, len(returns) - self.train_window)
         usable = returns[first:]
         ends = np.arange(len(usable) - 2, h - 1, -self.sample_stride)[::-1]
-        need = 1 if self.validation_fraction == 0 else 2
-        if len(ends) < need:
+        if len(ends) < (2 if self.validation_fraction else 1):
             raise DataError(
                 f"{name}: the history ending {history.date.date()} has {len(usable)} days with "
                 f"returns for all {returns.shape[1]} assets; training needs at least "
-                f"{h + 1 + need} (lookback {h}, a day before it and a next-day target); start "
-                "the backtest later or shorten the lookback"
+                f"{self._least_train_window} (lookback {h}, a day before it and a next-day "
+                "target, and a validation date when validation_fraction > 0); start the "
+                "backtest later or shorten the lookback"
             )
         paths, targets = residual_samples(usable, ends, h, self._components(returns.shape[1]))
         n_val = math.ceil(self.validation_fraction * len(ends))
@@ -499,8 +509,29 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
             A (the identity when ``residual=False``).
         """
         self._check_fitted()
+        returns = self._check_windows(returns)
         with self._threads():
             return self._predict(returns)
+
+    def _check_windows(self, returns: object) -> np.ndarray:
+        """`returns` as float64 of shape (D, lookback, n), finite, else `DataError`."""
+        name = type(self).__name__
+        try:
+            windows = np.asarray(returns, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{name}: returns are not numeric ({exc}); pass a float array") from exc
+        if windows.ndim != 3 or windows.shape[1] != self.lookback:
+            raise DataError(
+                f"{name}: returns have shape {windows.shape}; pass windows of shape (D, "
+                f"{self.lookback}, n): D windows of lookback={self.lookback} returns of n assets"
+            )
+        if not np.isfinite(windows).all():
+            d, t, i = (int(v) for v in np.argwhere(~np.isfinite(windows))[0])
+            raise DataError(
+                f"{name}: returns[{d}, {t}, {i}] is not finite; pass windows of assets with a "
+                "full lookback (Panel.eligible)"
+            )
+        return windows
 
     def _predict(self, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         d, h, n = returns.shape
@@ -523,14 +554,19 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
     def scores(self, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residual-space scores ``mean / variance`` and projections.
 
-        Shape: input (D, H, n); outputs (D, n), (D, n, n).
+        Shape: input (D, H, n); outputs (D, n), (D, n, n). A stock without usable variance
+        (`batched.has_variance`) scores 0.
         """
         out, residuals, projection = self.predict(returns)
+        reference = None
         if self.distributional:
             mean, var = (m.numpy() for m in quantile_moments(torch.from_numpy(out)))
         else:
-            mean, var = out[..., 0], residuals.var(axis=1)
-        score = np.divide(mean, var, out=np.zeros_like(mean), where=var > 0)
+            # ddof=1 as the baselines (`residual_baselines`); the book is scaled to gross 1,
+            # so the divisor's common factor does not move it.
+            mean, var = out[..., 0], residuals.var(axis=1, ddof=1)
+            reference = np.var(returns, axis=1, ddof=1)
+        score = np.divide(mean, var, out=np.zeros_like(mean), where=has_variance(var, reference))
         return score, projection
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:

@@ -477,7 +477,7 @@ class TraderCompany(BaseEstimator):
 
     def _check_xy(self, X: object, y: object) -> tuple[np.ndarray, np.ndarray]:
         features = self._check_features(X)
-        target = np.asarray(y, dtype=np.float64)
+        target = _float_array("y", y)
         if target.shape != (features.shape[0], features.shape[2]):
             raise DataError(
                 f"{_OWNER}: y has shape {target.shape} but X has shape {features.shape}; pass "
@@ -490,10 +490,7 @@ class TraderCompany(BaseEstimator):
         return features, target
 
     def _check_features(self, X: object) -> np.ndarray:
-        try:
-            features = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"{_OWNER}: X is not numeric ({exc}); pass a float array") from exc
+        features = _float_array("X", X)
         if features.ndim != 3:
             raise DataError(
                 f"{_OWNER}: X has shape {features.shape}; pass an array of shape (T, F, n): "
@@ -920,8 +917,30 @@ class TraderCompany(BaseEstimator):
         """
         self._check_fitted()
         features = self._check_features(X)
-        index = np.arange(self.n_traders) if traders is None else np.asarray(traders)
+        if traders is None:
+            index = np.arange(self.n_traders)
+        else:
+            given = np.asarray(traders, dtype=object)  # Python ints: exact checks and messages
+            if given.ndim != 1:
+                raise ConfigError(
+                    f"{_OWNER}: traders={traders!r} is not allowed; use a list of Trader "
+                    f"indices in [0, {self.n_traders - 1}]"
+                )
+            index = np.array([self._check_trader("traders", i) for i in given], dtype=np.int64)
         return self._trader_outputs(features, index, variance=False)[0]
+
+    def _check_trader(self, parameter: str, index: object) -> int:
+        """`index` if it is a row of ``population_``, else `ConfigError` naming `parameter`."""
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, numbers.Integral)
+            or not 0 <= index < self.n_traders
+        ):
+            raise ConfigError(
+                f"{_OWNER}: {parameter}: {index!r} is not a Trader; use integers in "
+                f"[0, {self.n_traders - 1}] (rows of population_)"
+            )
+        return int(index)
 
     def _trader_outputs(
         self, features: np.ndarray, traders: np.ndarray, variance: bool
@@ -1083,7 +1102,11 @@ class TraderCompany(BaseEstimator):
         """The weighted formula of Trader `index` as text."""
         self._check_fitted()
         return format_formula(
-            self.population_, index, self.feature_names_in_, self.operators, self.activations
+            self.population_,
+            self._check_trader("index", index),
+            self.feature_names_in_,
+            self.operators,
+            self.activations,
         )
 
     def describe(self, k: int = 5) -> str:
@@ -1096,6 +1119,14 @@ class TraderCompany(BaseEstimator):
             noise = "" if s.noise_std is None else f" noise_std={s.noise_std:.4g}"
             lines.append(f"#{s.rank} (trader {s.index}) score={s.score:+.4g}{noise}: {s.formula}")
         return "\n".join(lines)
+
+
+def _float_array(name: str, value: object) -> np.ndarray:
+    """`value` as a float64 array, or `DataError` naming it (strings, ragged lists)."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{_OWNER}: {name} is not numeric ({exc}); pass a float array") from exc
 
 
 def _check_fraction(

@@ -7,8 +7,9 @@ t+1 minus the universe's mean return (the book is dollar neutral), over its vola
 population; later fits of the same backtest continue evolving it (the paper's online
 operation), so formulas that keep working survive from one retrain to the next.
 
-At a decision date t the Company predicts every asset's return from t to t+1 from the last
-`lookback` rows (rows <= t only), back in return units, and the book is
+At a decision date t the Company predicts every asset's return from t to t+1 from the features
+of rows t - max_delay..t (scaled by the trailing `vol_window` returns; rows <= t only), back in
+return units, and the book is
 
 * ``"proportional"``: weights proportional to the cross-sectionally demeaned prediction;
 * ``"mean_variance"`` (UTC only): proportional to the demeaned ``mean / variance`` of the
@@ -29,6 +30,7 @@ import numpy as np
 from kabuto.data.panel import Window, WindowBatch
 from kabuto.errors import ConfigError, DataError
 from kabuto.strategies.batched import (
+    TRAINING_YEAR,
     BatchedStrategy,
     check_int,
     window_returns,
@@ -43,7 +45,6 @@ FEATURES = ("ret", "mkt")
 return of the universe that day (the same for every asset)."""
 
 SIZINGS = ("proportional", "mean_variance", "quantile")
-TRAINING_YEAR = 252  # the least training history (in target dates) a backtest starts with
 
 
 def _market(returns: np.ndarray) -> np.ndarray:
@@ -107,7 +108,9 @@ class TraderCompanyStrategy(BatchedStrategy):
         Returns each decision sees: at least ``vol_window + max_delay`` (``max_delay + 1``
         without `vol_window`).
     train_window : int, default=504
-        Most recent target dates the Company scores and fits its Traders on at each retrain.
+        Most recent rows of the history the Company scores and fits its Traders on at each
+        retrain. The last row has no next-day target yet, so that is ``train_window - 1``
+        target dates.
     features : tuple of str, default=("ret", "mkt")
         Per-asset features (see `FEATURES`), in the order formulas name them.
     vol_window : int or None, default=63
@@ -308,11 +311,16 @@ class TraderCompanyStrategy(BatchedStrategy):
         name = type(self).__name__
         if not hasattr(self, "company_"):
             raise DataError(f"{name}: allocate before fit; fit the strategy on a history first")
-        returns = window_returns(batch, self.lookback, name)  # (D, L, n)
-        d, length, n = returns.shape
+        # The decision at t predicts from features of rows t - max_delay..t only (a formula
+        # reads rows t - D, D <= max_delay), each scaled by the trailing vol_window rows: the
+        # last `_rows_needed` returns give them all. Predicting every row of the window would
+        # be discarded work (73 of its 84 rows with the defaults).
+        returns = window_returns(batch, self.lookback, name)[:, -self._rows_needed :]
+        d, _, n = returns.shape
         features, vol = return_features(returns, self.features, self.vol_window)
+        rows = self.max_delay + 1
         # Formulas are shared by all assets, so the D windows stack along the asset axis.
-        stacked = features.transpose(1, 2, 0, 3).reshape(length, len(self.features), d * n)
+        stacked = features[:, -rows:].transpose(1, 2, 0, 3).reshape(rows, len(self.features), -1)
         scale = vol[:, -1]  # (D, n): predictions are in units of each asset's volatility
         if self.sizing == "mean_variance":
             mean, variance = self.company_.predict_distribution(stacked)

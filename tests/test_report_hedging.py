@@ -1,0 +1,75 @@
+"""The hedging report's risk table: a hedger is bolded only when it is best beyond its noise.
+
+Reference: the rule written out (a price below every other by more than 2 combined standard
+errors, sqrt(se_a^2 + se_b^2)) on hand-made tables, and the rendered table of a tiny run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+import torch
+
+from kabuto.experiment.hedge import run_hedge
+from kabuto.experiment.hedge_config import parse_hedge_config
+from kabuto.report.hedging import best_hedger, render_report
+
+torch.set_num_threads(1)
+
+
+def _table(prices: list[float], errors: list[float]) -> pd.DataFrame:
+    names = ["deep", "delta", "no_hedge"][: len(prices)]
+    return pd.DataFrame({"price": prices, "price_se": errors}, index=names)
+
+
+@pytest.mark.parametrize(
+    ("prices", "errors", "best"),
+    [
+        ([1.0, 1.5, 2.0], [0.05, 0.05, 0.05], "deep"),  # 0.5 apart, 2 s.e. = 0.14
+        ([1.5, 1.0, 2.0], [0.05, 0.05, 0.05], "delta"),
+        ([1.0, 1.1, 2.0], [0.05, 0.05, 0.05], None),  # the runner-up is within noise
+        ([1.0, 1.99], [0.3, 0.4], None),  # 2 combined s.e. = 1.0
+        ([1.0, 2.01], [0.3, 0.4], "deep"),
+        ([1.0, 2.0], [0.0, float("nan")], None),  # an unknown error proves nothing
+        ([1.0], [0.01], None),  # nothing to beat
+    ],
+)
+def test_best_hedger_needs_a_lead_of_two_combined_standard_errors(prices, errors, best):
+    assert best_hedger(_table(prices, errors)) == best
+
+
+@pytest.fixture(scope="module")
+def run():
+    config = parse_hedge_config(
+        {
+            "hedger": {"train_steps": 5, "batch_paths": 100, "hidden_sizes": [8], "num_threads": 1},
+            "evaluation": {"paths": 300, "seed": 3, "baselines": ["delta", "no_hedge"]},
+        }
+    )
+    return run_hedge(config, None)
+
+
+def _section(run, prices: list[float], errors: list[float]) -> str:
+    """The risk section of the report of `run` with these prices and standard errors."""
+    table = run.risk_table.copy()
+    table["price"], table["price_se"] = prices, errors
+    page = render_report(replace(run, risk_table=table))
+    start = page.index('<section id="risk">')
+    return page[start : page.index("</section>", start)]
+
+
+def test_risk_table_bolds_a_clear_winner_and_says_why(run):
+    html = _section(run, [1.0, 1.5, 2.0], [0.05, 0.05, 0.05])
+    assert html.count('class="best"') == 1
+    assert html.index('class="best"') < html.index("Black-Scholes delta")  # the deep row
+    assert "below every other hedger&#x27;s by more than 2 combined standard errors" in html
+    assert "the test is conservative" in html
+
+
+def test_risk_table_bolds_nothing_within_noise(run):
+    html = _section(run, [1.0, 1.1, 2.0], [0.05, 0.05, 0.05])
+    assert 'class="best"' not in html
+    assert "no hedger is best beyond 2 standard errors" in html
+    assert "the test is conservative" in html
