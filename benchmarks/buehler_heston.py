@@ -118,16 +118,27 @@ def cost_experiment(seeds: int, train_steps: int, batch: int, eval_paths: int, s
         return float(entropic_risk(result.pnl, 1.0))
 
     log_eps = np.log(costs)
+
+    def slope_of(excess: list[float]) -> float:
+        """Slope of log(p_eps - p_0) on log eps over the costs whose excess is positive (a
+        non-positive one, training noise at a tiny cost, has no logarithm: it is left out and
+        reported, not clipped into a huge negative log)."""
+        kept = np.array(excess) > 0
+        if kept.sum() < len(excess):
+            print(f"  (left out of a slope: {len(excess) - kept.sum()} non-positive excess)")
+        if kept.sum() < 2:
+            return float("nan")
+        return float(np.polyfit(log_eps[kept], np.log(np.array(excess)[kept]), 1)[0])
+
     rows = []
     for seed in range(seeds):
         start = time.perf_counter()
         p0 = deep_price(0.0, seed)
         excess = [deep_price(c, seed) - p0 for c in costs]
-        slope = np.polyfit(log_eps, np.log(np.maximum(excess, 1e-12)), 1)[0]
-        rows.append((p0, excess, slope, time.perf_counter() - start))
+        rows.append((p0, excess, slope_of(excess), time.perf_counter() - start))
     ww0 = ww_price(0.0)
     ww_excess = [ww_price(c) - ww0 for c in costs]
-    ww_slope = np.polyfit(log_eps, np.log(ww_excess), 1)[0]
+    ww_slope = slope_of(ww_excess)
 
     head = " ".join(f"{'2^-' + str(i + 5):>8}" for i in exponents)
     print(f"{'hedger':>16} {'p_0':>7} | p_eps - p_0 at eps = {head} | slope")
