@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+# Outright, not setdefault: an exported value would un-pin the timing silently.
+os.environ["NUMBA_NUM_THREADS"] = "1"
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
 
 import argparse
 import copy
@@ -32,6 +36,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peer_env import ensure_venv
 
 from kabuto.sim.artificial import read_pams_config, simulate
 
@@ -67,31 +73,25 @@ def scaled(base: dict, agents: int, steps: int) -> dict:
 
 
 def ensure_pams() -> Path | None:
-    python = PAMS_VENV / "bin" / "python"
-    if python.exists():
-        return python
-    print(f"creating PAMS's environment in {PAMS_VENV} (pams=={PAMS_VERSION}) ...", flush=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(PAMS_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", f"pams=={PAMS_VERSION}"], check=True
-        )
-    except subprocess.CalledProcessError as exc:
-        print(f"could not install PAMS ({exc}); run with --skip-pams", file=sys.stderr)
-        return None
-    return python
+    return ensure_venv(PAMS_VENV, [f"pams=={PAMS_VERSION}"], [], "pams", "--skip-pams")
 
 
 def pams_rate(python: Path, config: dict, runs: int, repeats: int) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(PAMS_SCRIPT)
-    out = subprocess.run(
-        [str(python), f.name, json.dumps(config), str(runs), str(repeats)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
-    )
+    try:
+        out = subprocess.run(
+            [str(python), f.name, json.dumps(config), str(runs), str(repeats)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        )
+    except subprocess.CalledProcessError as exc:
+        sys.stderr.write(exc.stderr)  # PAMS's own traceback, not just its exit status
+        raise
+    finally:
+        os.unlink(f.name)
     return statistics.median(json.loads(out.stdout.strip().splitlines()[-1])["rates"])
 
 

@@ -79,7 +79,6 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -88,6 +87,7 @@ import time
 from pathlib import Path
 
 import torch
+from peer_env import ensure_venv
 
 from kabuto.experiment.hedge import price_standard_error
 from kabuto.hedging import BlackScholesDelta, DeepHedger, entropic_risk, hedge_with
@@ -207,47 +207,10 @@ print(json.dumps({"times": times, "own_prices": own_prices, "steps": steps, "del
 
 def ensure_pfhedge() -> Path | None:
     """pfhedge's environment (made on first use); None, with a message, if it cannot be made."""
-    python = PFHEDGE_VENV / "bin" / "python"
-    marker = PFHEDGE_VENV / f"installed-pfhedge-{PFHEDGE_VERSION}"
-    if marker.exists():
-        return python
-    print(
-        f"creating pfhedge's environment in {PFHEDGE_VENV} (pfhedge=={PFHEDGE_VERSION}, "
-        f"{TORCH_PIN}, numpy<2) ...",
-        flush=True,
+    requirement = f"pfhedge=={PFHEDGE_VERSION}"
+    return ensure_venv(
+        PFHEDGE_VENV, [requirement], [TORCH_PIN, "numpy<2"], "pfhedge", "--skip-pfhedge"
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.write(f"{TORCH_PIN}\nnumpy<2\n")
-    try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(PFHEDGE_VENV)], check=True)
-        subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "-c",
-                f.name,
-                f"pfhedge=={PFHEDGE_VERSION}",
-            ],
-            check=True,
-        )
-        subprocess.run([str(python), "-c", "import pfhedge"], check=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        print(
-            f"\ncould not install pfhedge into {PFHEDGE_VENV} ({exc}).\n"
-            "It needs the package registry (pfhedge, torch==2.13.0 CPU build, numpy<2). "
-            "Continuing with kabuto alone; run with --skip-pfhedge to skip this attempt.\n",
-            file=sys.stderr,
-            flush=True,
-        )
-        shutil.rmtree(PFHEDGE_VENV, ignore_errors=True)
-        return None
-    finally:
-        os.unlink(f.name)
-    marker.touch()
-    return python
 
 
 def pfhedge_run(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, "1")
+    os.environ[var] = "1"  # outright: an exported value would un-pin BLAS silently
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402

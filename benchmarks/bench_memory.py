@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, "1")
+    os.environ[var] = "1"  # outright: an exported value would un-pin BLAS silently
 
 import resource  # noqa: E402
 import time  # noqa: E402

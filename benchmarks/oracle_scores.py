@@ -97,7 +97,8 @@ def print_scores(scores: Scores, oracle: str) -> None:
 
 def print_comparison(scores: Scores, subject: str, oracle: str, target: float | None) -> bool:
     """The subject's ratio to the oracle (against `target`) and whether it beats each other
-    strategy on the mean; returns True when it beats all of them."""
+    strategy on the mean, with the paired gap's standard error over seeds (a "yes" within two
+    standard errors is not evidence); returns True when it beats all of them on the mean."""
     mine = np.array(scores.sharpe[subject])
     ratio = scores.mean_ratio(subject, oracle)
     oracle_mean = np.mean(scores.sharpe[oracle])
@@ -118,9 +119,14 @@ def print_comparison(scores: Scores, subject: str, oracle: str, target: float | 
         v = np.array(values)
         beats = bool(mine.mean() > v.mean())
         beats_all &= beats
+        # Paired over seeds (the same market per seed): the mean gap and its standard error.
+        gaps = mine - v
+        error = gaps.std(ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else float("nan")
+        clear = "beyond 2 s.e." if gaps.mean() > 2 * error else "within 2 s.e."
         print(
             f"  beats {name:<{width}}: {'yes' if beats else 'NO '} (mean {mine.mean():.2f} vs "
-            f"{v.mean():.2f}; on {int((mine > v).sum())}/{len(v)} seeds)"
+            f"{v.mean():.2f}; gap {gaps.mean():+.2f} +- {error:.2f}, {clear}; on "
+            f"{int((mine > v).sum())}/{len(v)} seeds)"
         )
     print(f"beats every other strategy on the mean: {'yes' if beats_all else 'NO'}")
     return beats_all
