@@ -557,9 +557,10 @@ def test_vector_env_partial_reset_and_seed_list(panel):
         ({"start": "2000-01-04"}, "start"),
         ({"start": "2030-01-01"}, "start"),
         ({"start": "2000-06-01", "end": "2000-06-01"}, "no date to trade"),
-        ({"start": "not-a-date"}, "start = 'not-a-date' is not a date"),
-        ({"end": "2000-13-45"}, "end = '2000-13-45' is not a date"),
-        ({"end": ""}, "end = '' is not a date"),
+        ({"start": "not-a-date"}, "start = 'not-a-date': expected a date"),
+        ({"end": "2000-13-45"}, "end = '2000-13-45': expected a date"),
+        ({"end": ""}, "end = '': expected a date"),
+        ({"start": 20000110}, "start = 20000110: expected a date"),  # not nanoseconds
     ],
 )
 def test_bad_settings_raise_config_error(panel, settings, match):

@@ -7,24 +7,30 @@ light packages can use it without loading the strategies.
 
 from __future__ import annotations
 
+import datetime
 import numbers
 from collections.abc import Iterable
 
 import numpy as np
+import pandas as pd
 
 from kabuto.errors import ConfigError
 
 __all__ = [
     "CORRELATION_TOLERANCE",
+    "LOG_JUMP_FACTOR_LIMIT",
     "check_bool",
     "check_choice",
     "check_common_correlation",
     "check_correlation_matrix",
+    "check_date",
     "check_int",
     "check_layer_sizes",
     "check_lognormal_jumps",
     "check_non_negative",
     "check_positive",
+    "is_integer",
+    "is_real",
 ]
 
 # How far a correlation matrix may miss symmetry, a unit diagonal or positive semi-definiteness
@@ -34,6 +40,22 @@ CORRELATION_TOLERANCE = 1e-10
 # exp(x) overflows float64 above about 709.78; the mean jump factor exp(mean + std^2 / 2) of a
 # lognormal jump must stay finite with some room for the arithmetic done with it.
 LOG_JUMP_FACTOR_LIMIT = 700.0
+
+
+def check_date(field: str, value: object) -> pd.Timestamp:
+    """`value` as a time-zone-naive timestamp, else a `ConfigError` naming `field` (a date setting
+    such as ``start``). Strings, dates and datetime64 only: a number would be read as nanoseconds
+    since 1970, never what was meant; a time zone is dropped, as panels' dates have none."""
+    bad = ConfigError(f"{field} = {value!r}: expected a date such as '2020-01-31'")
+    if not isinstance(value, str | datetime.date | np.datetime64):  # Timestamp is a datetime
+        raise bad
+    try:
+        date = pd.Timestamp(value)
+    except (ValueError, OverflowError):  # pandas' DateParseError is a ValueError
+        raise bad from None
+    if pd.isna(date):  # "" and "NaT" parse to NaT
+        raise bad
+    return date.tz_localize(None) if date.tz is not None else date
 
 
 def check_bool(owner: str, parameter: str, value: object) -> bool:
@@ -63,24 +85,31 @@ def check_int(owner: str, parameter: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def _finite(value: object) -> bool:
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, numbers.Real)
-        and bool(np.isfinite(float(value)))
-    )
+def is_real(value: object, *, finite: bool = True) -> bool:
+    """Whether `value` is one real number (Python or numpy), not a bool, and finite if `finite`.
+
+    bool is a `numbers.Integral`, but True as a rate or a count is a mistake, not a 1.
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return False
+    return not finite or bool(np.isfinite(float(value)))
+
+
+def is_integer(value: object) -> bool:
+    """Whether `value` is one integer (Python or numpy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
 def check_positive(owner: str, parameter: str, value: object) -> float:
     """Return `value` as float if it is a finite number > 0, else raise `ConfigError`."""
-    if not _finite(value) or float(value) <= 0:  # type: ignore[arg-type]
+    if not is_real(value) or float(value) <= 0:  # type: ignore[arg-type]
         raise ConfigError(f"{owner}: {parameter}={value!r} is not allowed; use a finite number > 0")
     return float(value)  # type: ignore[arg-type]
 
 
 def check_non_negative(owner: str, parameter: str, value: object) -> float:
     """Return `value` as float if it is a finite number >= 0, else raise `ConfigError`."""
-    if not _finite(value) or float(value) < 0:  # type: ignore[arg-type]
+    if not is_real(value) or float(value) < 0:  # type: ignore[arg-type]
         raise ConfigError(
             f"{owner}: {parameter}={value!r} is not allowed; use a finite number >= 0"
         )

@@ -21,7 +21,6 @@ defaults of `Strategy` otherwise.
 
 from __future__ import annotations
 
-import datetime
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -34,6 +33,7 @@ from kabuto.backtest.result import BacktestResult, StrategyResult
 from kabuto.backtest.schedule import retrain_flags, schedule_indices
 from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError, ConstraintError, DataError
+from kabuto.settings import check_date, is_integer, is_real
 from kabuto.strategies.base import Strategy
 
 WEIGHT_TOLERANCE = 1e-8  # numerical slack when checking declared constraints; never clipped
@@ -226,18 +226,18 @@ class WalkForward:
         self._bounds()
         if not isinstance(self.long_only, bool | np.bool_):
             raise ConfigError(f"long_only = {self.long_only!r}: expected true or false")
-        if not _is_number(self.max_leverage) or not self.max_leverage > 0:  # NaN fails too
+        if not is_real(self.max_leverage, finite=False) or not self.max_leverage > 0:  # NaN fails
             raise ConfigError(f"max_leverage = {self.max_leverage!r}: expected a positive number")
         if self.long_only and self.max_leverage < 1:
             raise ConfigError(
                 f"max_leverage = {self.max_leverage} with long_only = true: a long-only book is "
                 "limited by its cash (leverage 1); use long_only = false for other limits"
             )
-        if not _is_integer(self.batch_size) or self.batch_size < 1:
+        if not is_integer(self.batch_size) or self.batch_size < 1:
             raise ConfigError(f"batch_size = {self.batch_size!r}: expected a positive integer")
         for name, strategy in named.items():
             lookback = getattr(strategy, "lookback", None)
-            if not _is_integer(lookback) or lookback < 1:
+            if not is_integer(lookback) or lookback < 1:
                 raise ConfigError(
                     f"strategy {name!r}: lookback = {lookback!r}, expected a positive number "
                     "of days"
@@ -443,29 +443,7 @@ def _check_costs(name: str, costs: np.ndarray, trade_dates: pd.DatetimeIndex) ->
 
 def _as_date(value: object, field: str) -> pd.Timestamp | None:
     """A `start` or `end` setting as a time-zone-naive timestamp (None stays None)."""
-    if value is None:
-        return None
-    bad = ConfigError(f"{field} = {value!r}: expected a date such as '2020-01-31'")
-    # A number would be read as nanoseconds since 1970, never what was meant.
-    if not isinstance(value, str | datetime.date | np.datetime64):  # Timestamp is a datetime
-        raise bad
-    try:
-        date = pd.Timestamp(value)
-    except (ValueError, OverflowError):  # pandas' DateParseError is a ValueError
-        raise bad from None
-    if pd.isna(date):  # "" and "NaT" parse to NaT
-        raise bad
-    return date.tz_localize(None) if date.tz is not None else date
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
-
-
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+    return None if value is None else check_date(field, value)
 
 
 def is_long_only(strategy: Strategy) -> bool:

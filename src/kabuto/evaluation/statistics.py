@@ -47,7 +47,6 @@ Journal of Empirical Finance 15(5).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,6 +61,7 @@ from kabuto.evaluation.metrics import (
     _as_returns,
     _sharpe_along,
 )
+from kabuto.settings import is_integer, is_real
 
 __all__ = [
     "EULER_GAMMA",
@@ -165,14 +165,9 @@ def optimal_block_length(returns: ReturnsLike) -> float:
     return float(np.clip(b, 1.0, b_max))
 
 
-def _is_real(value: object) -> bool:
-    # bool is a numbers.Integral, but True as a count or a rate is a mistake, not a 1.
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_count(value: object, name: str, minimum: int) -> int:
     """``value`` as an int, or ArgumentError: counts (days, replicates, trials) are whole."""
-    if not (_is_real(value) and isinstance(value, numbers.Integral) and value >= minimum):
+    if not (is_integer(value) and value >= minimum):
         raise ArgumentError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     return int(value)
 
@@ -181,7 +176,7 @@ def _check_bootstrap_args(n: int, n_boot: int, mean_block: float) -> tuple[int, 
     """Validated ``(n, n_boot, mean_block)`` as int, int, float."""
     n = _check_count(n, "the number of days to resample (n)", 1)
     n_boot = _check_count(n_boot, "n_boot", 1)
-    if not (_is_real(mean_block) and np.isfinite(mean_block) and mean_block >= 1.0):
+    if not (is_real(mean_block) and mean_block >= 1.0):
         raise ArgumentError(
             f"mean_block must be a finite number of days >= 1, got {mean_block!r}; leave it "
             "unset for the automatic (Politis-White) block length"
@@ -301,7 +296,7 @@ def bootstrap_sharpes(
 
 
 def _check_level(level: float) -> None:
-    if not (_is_real(level) and 0.0 < level < 1.0):
+    if not (is_real(level, finite=False) and 0.0 < level < 1.0):
         raise ArgumentError(f"level must be in (0, 1), got {level!r}; use 0.95 for 95%")
 
 
@@ -532,7 +527,7 @@ def probabilistic_sharpe_ratio(returns: ReturnsLike, benchmark_sharpe: float = 0
 
 def _check_daily_sharpe(value: object, name: str, fix: str) -> float:
     """``value`` as a float, or ArgumentError unless it is a plausible daily Sharpe ratio."""
-    if not (_is_real(value) and np.isfinite(value)):
+    if not is_real(value):
         raise ArgumentError(
             f"{name} must be a finite daily (per-period) Sharpe ratio, got {value!r}"
         )
@@ -581,11 +576,7 @@ def expected_maximum_sharpe(n_trials: int, trial_sharpe_variance: float) -> floa
     float
     """
     n_trials = _check_count(n_trials, "n_trials", 1)
-    if not (
-        _is_real(trial_sharpe_variance)
-        and np.isfinite(trial_sharpe_variance)
-        and trial_sharpe_variance >= 0.0
-    ):
+    if not (is_real(trial_sharpe_variance) and trial_sharpe_variance >= 0.0):
         raise ArgumentError(
             f"trial_sharpe_variance must be a finite number >= 0, got {trial_sharpe_variance!r}"
         )

@@ -11,8 +11,6 @@ the first date carries the initial price ``s0``.
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -20,7 +18,7 @@ import pandas as pd
 
 from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError
-from kabuto.settings import check_common_correlation, check_correlation_matrix
+from kabuto.settings import check_common_correlation, check_correlation_matrix, is_real
 
 __all__ = ["correlated_gbm", "garch_panel", "mean_reverting_prices"]
 
@@ -266,9 +264,9 @@ def mean_reverting_prices(
     """
     owner = "mean_reverting_prices"
     n, T = _check_sizes(n_assets, n_days, owner)
-    if not _is_real(phi) or not 0 <= phi <= 1:
+    if not is_real(phi) or not 0 <= phi <= 1:
         raise ConfigError(f"{owner}: phi={phi!r} must be a finite number in [0, 1]")
-    if not _is_real(sigma) or not sigma > 0:
+    if not is_real(sigma) or not sigma > 0:
         raise ConfigError(f"{owner}: sigma={sigma!r} must be a finite number > 0")
     s0_v = _vector(owner, s0, n, "s0", minimum=0.0, strict=True)
     phi, sigma = float(phi), float(sigma)  # numpy scalars and fractions give the same path
@@ -298,13 +296,6 @@ def _check_sizes(n_assets: int, n_days: int, owner: str) -> tuple[int, int]:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ConfigError(f"{owner}: {name} must be an integer >= {low}, got {value!r}")
     return int(n_assets), int(n_days)
-
-
-def _is_real(value: object) -> bool:
-    """A finite real scalar: Python or numpy ints and floats, not bools."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        return False
-    return math.isfinite(value)
 
 
 def _vector(

@@ -179,15 +179,16 @@ def require_variance(
     bad = ~has_variance(variances, reference)
     if bad.any():
         d, col = (int(i) for i in np.argwhere(bad)[0])
-        cause = (
-            "a constant price?"
-            if reference is None
-            else "a constant price, or returns the removed components explain entirely?"
-        )
+        where = f"{owner}: asset {batch.assets[col]!r} in the window ending {batch.dates[d].date()}"
+        if reference is None:
+            raise DataError(
+                f"{where} has zero variance (a constant price?); drop it from the universe or "
+                "use a strategy that does not divide by volatility"
+            )
         raise DataError(
-            f"{owner}: asset {batch.assets[col]!r} has zero variance in the window ending "
-            f"{batch.dates[d].date()} ({cause}); drop it from the universe or use a "
-            "strategy that does not divide by volatility"
+            f"{where} has a residual variance below {RELATIVE_VARIANCE_FLOOR:g} of its raw "
+            "variance (a constant price, or returns the removed components explain entirely); "
+            "remove fewer components, lengthen the lookback or drop the asset"
         )
 
 

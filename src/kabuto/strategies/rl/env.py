@@ -73,6 +73,7 @@ from gymnasium.error import ResetNeeded
 from kabuto.costs import cost_rates
 from kabuto.data.panel import PRICE_FEATURES, Panel, Window
 from kabuto.errors import ConfigError, ConstraintError, DataError
+from kabuto.settings import check_date
 from kabuto.strategies.batched import window_features
 from kabuto.strategies.rl.costs import (
     COST_MODELS,
@@ -86,6 +87,7 @@ __all__ = [
     "ACTION_MAPS",
     "PortfolioEnv",
     "actions_to_weights",
+    "mapped_weights",
     "portfolio_observation",
     "split_observation",
 ]
@@ -135,6 +137,12 @@ def actions_to_weights(
         For an unknown `action_map` or a `logit_scale` that is not a positive number.
     """
     check_action_map(action_map, logit_scale)
+    return mapped_weights(actions, action_map, logit_scale)
+
+
+def mapped_weights(actions: np.ndarray, action_map: str, logit_scale: float) -> np.ndarray:
+    """`actions_to_weights` without the check of its settings: for the per-step paths of
+    environments and agents, whose settings were checked once when they were built."""
     a = np.asarray(actions, dtype=np.float64)
     if action_map == "softmax":
         z = logit_scale * a
@@ -348,19 +356,6 @@ def _check_settings(
     )
 
 
-def _parse_date(key: str, value: str | pd.Timestamp) -> pd.Timestamp:
-    """`value` as a Timestamp, or a ConfigError naming `key` when it is not a date."""
-    try:
-        date = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:  # pandas' DateParseError is a ValueError
-        raise ConfigError(
-            f"{key} = {value!r} is not a date ({exc}); give one such as '2020-01-31'"
-        ) from None
-    if pd.isna(date):
-        raise ConfigError(f"{key} = {value!r} is not a date; give one such as '2020-01-31'")
-    return date
-
-
 def _date_range(
     panel: Panel,
     window: int,
@@ -369,8 +364,8 @@ def _date_range(
 ) -> tuple[int, int]:
     """First allowed decision index and last date index; checks prices are complete there."""
     dates = panel.dates
-    start = None if start is None else _parse_date("start", start)
-    end = None if end is None else _parse_date("end", end)
+    start = None if start is None else check_date("start", start)
+    end = None if end is None else check_date("end", end)
     for key, value in (("start", start), ("end", end)):
         if value is not None and value > dates[-1]:
             raise ConfigError(
@@ -630,7 +625,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"{self.n_assets + 1} finite numbers (cash first)"
             )
         s = self.settings
-        w = actions_to_weights(a, s.action_map, s.logit_scale)
+        w = mapped_weights(a, s.action_map, s.logit_scale)
         held = self._held
         traded = float(turnover(held, w))
         mu = float(s.remainder(held, w))

@@ -47,7 +47,7 @@ from kabuto.strategies.rl.env import (
     _date_range,
     _relatives,
     _start_range,
-    actions_to_weights,
+    mapped_weights,
     split_observation,
 )
 
@@ -377,7 +377,7 @@ class PortfolioVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Trade, earn and drift the given copies; returns rewards, truncations and infos."""
         s = self.settings
-        w = actions_to_weights(actions, s.action_map, s.logit_scale)
+        w = mapped_weights(actions, s.action_map, s.logit_scale)
         held = self._held[rows]
         traded = turnover(held, w)
         mu = s.remainder(held, w)
