@@ -380,6 +380,13 @@ def test_outputs_frame_and_panel():
         ({"markets": [{"name": "M", "tick_size": -1, "price": 100.0}]}, "markets.0.tick_size"),
         ({"sessions": [{"name": "s", "steps": 0}]}, "sessions.0.steps"),
         ({"correlations": [["M", "X", 0.5]]}, "unknown market 'X'"),
+        # Values are taken as written: no inf or nan, no numbers in strings, no 2.0 for a count.
+        ({"markets": [{"name": "M", "tick_size": 0.01, "price": math.inf}]}, "price = inf"),
+        ({"markets": [{"name": "M", "tick_size": 0.01, "price": "100"}]}, "price = '100'"),
+        ({"markets": [{"name": "M", "tick_size": 0.01, "price": 1.0, "drift": math.nan}]}, "drift"),
+        ({"sessions": [{"name": "s", "steps": 10.0}]}, "sessions.0.steps = 10.0"),
+        ({"sessions": [{"name": "s", "steps": 10, "execute": "yes"}]}, "execute = 'yes'"),
+        ({"correlations": [["M", "M", math.nan]]}, r"correlations\.0\.2 = nan"),
     ],
 )
 def test_bad_configs_name_the_key(change, match):
@@ -596,7 +603,8 @@ def test_pams_events_are_read_with_session_relative_times():
         "targetMarkets": ["Market"],
         "triggerChangeRate": 0.1,
     }
-    pams["Mistake"] = PAMS_MISTAKE | {"orderTimeLength": 10}
+    # "agent" is obsolete in PAMS (a warning, no effect): accepted, and it changes nothing.
+    pams["Mistake"] = PAMS_MISTAKE | {"orderTimeLength": 10, "agent": "FCNAgents"}
     pams["Off"] = pams["Shock"] | {"enabled": False}
     events = {e.type: e for e in read_pams_config(pams).events}
     assert len(events) == 4

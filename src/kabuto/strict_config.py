@@ -19,31 +19,25 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kabuto.errors import ConfigError
 
-__all__ = ["Strict", "StrictValues", "read_config_text", "read_toml", "validate"]
+__all__ = ["StrictValues", "read_config_text", "read_toml", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class Strict(BaseModel):
-    """A config section: unknown keys are errors."""
+class StrictValues(BaseModel):
+    """A config section: unknown keys are errors, and values must be written with their type.
 
-    model_config = ConfigDict(extra="forbid")
+    A value pydantic would convert (``"10"`` for a number, ``"yes"`` for true, ``2.0`` for an
+    integer) and inf or nan are errors, not silently accepted. An integer is still a number
+    (``cost = 0`` for a float). TOML and JSON have no tuples: a tuple field needs a
+    ``mode="before"`` validator turning lists into tuples.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     def to_toml(self) -> str:
         """The resolved config (defaults filled in) as TOML; loading it gives this config."""
         return tomli_w.dumps(self.model_dump(exclude_none=True))
-
-
-class StrictValues(Strict):
-    """A config section whose values must be written with their own type.
-
-    Besides unknown keys, a value pydantic would convert (``"10"`` for a number, ``"yes"`` for
-    true, ``2.0`` for an integer) and inf or nan are errors, not silently accepted. An integer
-    is still a number (``cost = 0`` for a float). TOML has no tuples, so a section with a tuple
-    field needs `Strict` (or ``Field(strict=False)`` on that field).
-    """
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def _models_in(annotation: object) -> list[type[BaseModel]]:

@@ -62,7 +62,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from kabuto.errors import ConfigError
 from kabuto.sim.artificial.garch_agents import GarchMarket, analytic_garch
-from kabuto.strict_config import Strict, read_toml, validate
+from kabuto.strict_config import StrictValues, read_toml, validate
 
 __all__ = [
     "ArbitrageGroup",
@@ -137,7 +137,7 @@ def _lowest(value: Distribution) -> float:
     return 0.0 if kind == "expon" else args[0]
 
 
-class MarketSpec(Strict):
+class MarketSpec(StrictValues):
     """One market: its tick, the price before the first trade and its fundamental process.
 
     An index market lists its `components`; its fundamental price is then their mean weighted
@@ -159,7 +159,7 @@ class MarketSpec(Strict):
         return self.price if self.fundamental is None else self.fundamental
 
 
-class _AgentGroup(Strict):
+class _AgentGroup(StrictValues):
     """What every agent group has: a name, a size, markets and accounts with optional limits.
 
     Agents are spread over `markets` in turn. ``cash_floor`` (the lowest cash an agent may
@@ -329,7 +329,7 @@ AgentGroup = Annotated[
 ]
 
 
-class FundamentalShock(Strict):
+class FundamentalShock(StrictValues):
     """The fundamental price of `market` jumps by ``change`` (e.g. -0.1) at `step`, for good.
 
     With ``duration`` > 1 it jumps at each of that many steps (compounding), as in PAMS. An
@@ -343,7 +343,7 @@ class FundamentalShock(Strict):
     duration: int = Field(1, ge=1)
 
 
-class PriceLimit(Strict):
+class PriceLimit(StrictValues):
     """Limit prices in `markets` are clipped to the market's initial price times 1 -+ `rate`."""
 
     type: Literal["price_limit"]
@@ -351,7 +351,7 @@ class PriceLimit(Strict):
     rate: float = Field(gt=0, lt=1)
 
 
-class TradingHalt(Strict):
+class TradingHalt(StrictValues):
     """`markets` stop executing for `steps` steps when the price moves `rate` from its start.
 
     The n-th halt needs a move of ``n * rate`` (PAMS's rule); orders rest during a halt and
@@ -364,7 +364,7 @@ class TradingHalt(Strict):
     steps: int = Field(ge=1)
 
 
-class MistakenOrder(Strict):
+class MistakenOrder(StrictValues):
     """At `step`, `volume` units are sent to `market` at ``P (1 + change)`` (PAMS's fat finger).
 
     P is the market price at the start of the step. A buy if ``change > 0``, else a sell,
@@ -385,7 +385,7 @@ Event = Annotated[
 ]
 
 
-class SessionSpec(Strict):
+class SessionSpec(StrictValues):
     """A run of steps with the same rules (a pre-open session has ``execute = false``)."""
 
     name: str
@@ -395,7 +395,7 @@ class SessionSpec(Strict):
     orders_per_step: int = Field(1, ge=0)
 
 
-class SimulationConfig(Strict):
+class SimulationConfig(StrictValues):
     """Markets, agent groups, sessions and the correlations of the fundamental shocks."""
 
     markets: list[MarketSpec] = Field(min_length=1)
@@ -403,6 +403,14 @@ class SimulationConfig(Strict):
     sessions: list[SessionSpec] = Field(min_length=1)
     correlations: list[tuple[str, str, float]] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
+
+    @field_validator("correlations", mode="before")
+    @classmethod
+    def _triples(cls, value: Any) -> Any:
+        # TOML and JSON write a triple as a list; strict validation wants a tuple.
+        if isinstance(value, list):
+            return [tuple(v) if isinstance(v, list) else v for v in value]
+        return value
 
     @model_validator(mode="after")
     def _names(self) -> SimulationConfig:

@@ -9,7 +9,8 @@ Covers what the FCN samples use (PAMS's ``samples/CI2002/config.json`` and its v
 and sessions (``iterationSteps``, ``withOrderPlacement``, ``withOrderExecution``,
 ``maxNormalOrders``, ``events``: ``FundamentalPriceShock``, ``PriceLimitRule``, ``TradingHaltRule``,
 ``OrderMistakeShock``), with ``extends`` inheritance. Keys with no effect in PAMS (``withPrint``,
-the high-frequency settings without high-frequency agents) are accepted. Anything else is a
+the high-frequency settings without high-frequency agents, an ``OrderMistakeShock``'s obsolete
+``agent``) are accepted. Anything else is a
 `ConfigError` naming the key, so nothing is silently dropped.
 
 Where kabuto's engine differs from PAMS (documented in `kabuto.sim.artificial.engine`): fills are
@@ -214,6 +215,10 @@ _EVENTS: dict[str, tuple[str, dict[str, str]]] = {
     ),
 }
 
+# Event keys PAMS accepts and ignores: an OrderMistakeShock's "agent" (PAMS warns that it is
+# obsolete and does not use it).
+_NO_EFFECT_EVENT_KEYS = {"OrderMistakeShock": {"agent"}}
+
 
 def _event(raw: dict, name: str, start: int, groups: dict, source: str) -> dict | None:
     """A kabuto event from a PAMS event block (None if it is disabled)."""
@@ -224,7 +229,8 @@ def _event(raw: dict, name: str, start: int, groups: dict, source: str) -> dict 
             f"{source}: {name}.class = {kind!r}; the reader supports {', '.join(_EVENTS)}"
         )
     target, keys = _EVENTS[kind]
-    _check_keys(block, {"class", "enabled", "triggerTime", *keys}, name, source)
+    allowed = {"class", "enabled", "triggerTime", *keys, *_NO_EFFECT_EVENT_KEYS.get(kind, ())}
+    _check_keys(block, allowed, name, source)
     if not block.get("enabled", True):
         return None
     event: dict[str, Any] = {"type": target}
