@@ -197,6 +197,57 @@ def test_strategies_see_only_data_up_to_the_decision_date():
     assert rec.gross_returns.iloc[0] == pytest.approx(panel.returns[d0 + 1].mean(), abs=1e-15)
 
 
+def _reachable_rows(*arrays) -> int:
+    """The most rows of any array reachable from `arrays` through `.base` (a view's owner)."""
+    rows = 0
+    for a in arrays:
+        while a is not None:
+            if isinstance(a, np.ndarray) and a.ndim:
+                rows = max(rows, a.shape[-2] if a.ndim == 3 else a.shape[0])
+            a = getattr(a, "base", None)
+    return rows
+
+
+def _window_rows(window) -> int:
+    arrays = (window.returns, window.prices, window.highs, window.lows)
+    return _reachable_rows(*arrays, window.dates.to_numpy(), window.dates.asi8)
+
+
+class BaseWalker(Strategy):
+    """Records how far past its window it can reach through numpy views' `.base`."""
+
+    def __init__(self, panel, lookback=10, batched=False):
+        self.panel, self.lookback, self.batched = panel, lookback, batched
+        self.overreach = []
+
+    def fit(self, history):
+        t = self.panel.dates.get_loc(history.dates[-1])
+        self.overreach.append(_window_rows(history) - (t + 1))  # history = rows 0..t at most
+        return self
+
+    def allocate(self, window, prev_weights=None):
+        self.overreach.append(_window_rows(window) - self.lookback)
+        return np.full(window.n_assets, 1.0 / window.n_assets)
+
+    def allocate_batch(self, batch):
+        if not self.batched:
+            return np.stack([self.allocate(batch.window(d)) for d in range(len(batch))])
+        last = int(batch.indices[-1])  # the batch may reach its own last date, nothing later
+        reach = _reachable_rows(batch.returns, batch.prices, batch.known_dates.to_numpy())
+        self.overreach.append(max(0, reach - (last + 1)))
+        return np.full((len(batch), batch.n_assets), 1.0 / batch.n_assets)
+
+
+@pytest.mark.parametrize("rebalance", [5, "monthly"])  # evenly spaced batches, and not
+@pytest.mark.parametrize("batched", [False, True])
+def test_nothing_later_is_reachable_through_a_views_base(rebalance, batched):
+    # A window that is a view of the panel hands its owner, the whole panel, to `.base`.
+    panel = panel_from_returns(_noise(200, 3))
+    walker = BaseWalker(panel, batched=batched)
+    WalkForward(rebalance=rebalance, retrain="quarterly", batch_size=4).run(panel, [walker])
+    assert len(walker.overreach) >= 5 and max(walker.overreach) <= 0
+
+
 def test_stateful_strategy_gets_drifted_weights_and_pays_nothing_to_keep_them():
     panel = panel_from_returns(_noise(300, 3, seed=7))
     result = WalkForward(rebalance=5, costs_bps=30).run(panel, [HoldInitial()])
@@ -231,6 +282,9 @@ def test_constraint_violations_are_errors_not_clipped():
         WalkForward(rebalance=5).run(panel, [RandomWeights(invest=1.2)])
     with pytest.raises(ConfigError, match="long_only = false"):
         WalkForward().run(panel, [LongShortRandom()])
+    # a long-short book still holds a strategy to its declaration, and says how to change it
+    with pytest.raises(ConstraintError, match="sets the class attribute long_only = False"):
+        WalkForward(long_only=False, max_leverage=5.0).run(panel, [Cheater()])
 
 
 def test_bad_settings_and_short_data_are_named():

@@ -83,3 +83,21 @@ def test_a_directory_or_missing_file_is_not_a_config(tmp_path, load):
     assert str(error.value) == f"{folder}: is a directory, not a config file"
     with pytest.raises(ConfigError, match=r"nope\.toml: no such config file"):
         load(tmp_path / "nope.toml")
+
+
+def test_an_unknown_benchmark_strategy_fails_before_the_backtest(monkeypatch):
+    from kabuto.experiment import run
+
+    def no_backtest(*args, **kwargs):
+        raise AssertionError("the backtest ran before the config was checked")
+
+    monkeypatch.setattr(run.WalkForward, "run", no_backtest)
+    config = parse_config(
+        {
+            "data": {"source": "gbm", "n_assets": 3, "n_days": 300},
+            "strategies": STRATEGIES,
+            "report": {"benchmark_strategy": "EqualWeigth"},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"'EqualWeigth' is not a strategy.*\['EqualWeight'\]"):
+        run.run_config(config)

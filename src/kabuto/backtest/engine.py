@@ -271,10 +271,17 @@ class WalkForward:
         if bad.any():
             problems.append((bad, "a non-finite weight"))
         elif self.long_only or is_long_only(strategy):
-            problems.append((weights < -WEIGHT_TOLERANCE, "a short position (long-only)"))
+            # In a long-short book the limit is the strategy's own declaration (the default).
+            why = (
+                "long-only"
+                if self.long_only
+                else "the strategy declares long_only = True, the default; a long-short "
+                "strategy sets the class attribute long_only = False"
+            )
+            problems.append((weights < -WEIGHT_TOLERANCE, f"a short position ({why})"))
             cash = 1.0 - weights.sum(axis=1, keepdims=True)
             problems.append(
-                (np.broadcast_to(cash < -WEIGHT_TOLERANCE, weights.shape), "negative cash")
+                (np.broadcast_to(cash < -WEIGHT_TOLERANCE, weights.shape), f"negative cash ({why})")
             )
         if not self.long_only:
             gross = np.abs(weights).sum(axis=1, keepdims=True)

@@ -225,15 +225,16 @@ class Panel:
         every = columns is None or len(columns) == self.n_assets
 
         def take(a: np.ndarray | None) -> np.ndarray | None:
-            if a is None or every:
-                return None if a is None else a[rows]
-            return _readonly(a[rows][:, columns])
+            # A copy: a view's `.base` would be the whole panel, later dates included.
+            if a is None:
+                return None
+            return _readonly(a[rows].copy() if every else a[rows][:, columns])
 
         assets = self.assets if every else tuple(self.assets[i] for i in columns)
         return Window(
             returns=take(self.returns),
             prices=take(self.prices),
-            dates=self.dates[rows],
+            dates=self.dates[rows].copy(deep=True),
             assets=assets,
             highs=take(self.highs),
             lows=take(self.lows),
@@ -244,7 +245,9 @@ class Panel:
     ) -> WindowBatch:
         """Windows of `length` returns ending at each index in `ts`, stacked.
 
-        Evenly spaced dates give a strided view of the panel (no copy); others a copy.
+        The windows hold copies of the panel's rows up to the last decision date: nothing later
+        is reachable from the batch, not even through an array's `.base`. Evenly spaced dates
+        share one copy of the rows through a strided view.
         """
         ts = np.asarray(ts, dtype=np.int64)
         if len(ts) and ts.min() - length + 1 < 1:
@@ -265,8 +268,8 @@ class Panel:
         evenly_spaced = len(ts) > 1 and (steps == steps[0]).all() and steps[0] > 0
 
         def stack(a: np.ndarray) -> np.ndarray:  # (D, L, n)
-            if evenly_spaced:  # a strided view: no copy
-                start = a[ts[0] - length + 1 :]
+            if evenly_spaced:  # a strided view of one copy of the rows the windows cover
+                start = a[ts[0] - length + 1 :].copy()  # (a view's `.base` is the whole panel)
                 rows, cols = start.strides
                 shape, strides = (len(ts), length, a.shape[1]), (int(steps[0]) * rows, rows, cols)
                 view = np.lib.stride_tricks.as_strided(start, shape, strides, writeable=False)
@@ -283,7 +286,7 @@ class Panel:
             dates=self.dates[ts],
             assets=assets,
             indices=ts,
-            known_dates=self.dates[:upto],
+            known_dates=self.dates[:upto].copy(deep=True),
             highs=stacked(self.highs),
             lows=stacked(self.lows),
         )
@@ -373,16 +376,20 @@ class WindowBatch:
         return self.returns.shape[1]
 
     def window(self, d: int) -> Window:
-        """Batch element d as a `Window`."""
+        """Batch element d as a `Window` (copies: nothing of the later elements is reachable)."""
         t = int(self.indices[d])
-        dates = self.known_dates[t - self.lookback + 1 : t + 1]
+        dates = self.known_dates[t - self.lookback + 1 : t + 1].copy(deep=True)
+
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else _readonly(a[d].copy())
+
         return Window(
-            returns=self.returns[d],
-            prices=self.prices[d],
+            returns=take(self.returns),
+            prices=take(self.prices),
             dates=dates,
             assets=self.assets,
-            highs=None if self.highs is None else self.highs[d],
-            lows=None if self.lows is None else self.lows[d],
+            highs=take(self.highs),
+            lows=take(self.lows),
         )
 
     def cached(self, key: object, compute) -> np.ndarray:

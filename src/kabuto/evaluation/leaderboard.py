@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,7 @@ from kabuto.evaluation.statistics import (
     probabilistic_sharpe_ratio,
 )
 
-__all__ = ["LEADERBOARD_COLUMNS", "leaderboard"]
+__all__ = ["LEADERBOARD_COLUMNS", "check_benchmark_strategy", "leaderboard"]
 
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     *SUMMARY_KEYS,
@@ -95,6 +96,15 @@ def _board_deflation(daily_sharpes: np.ndarray) -> tuple[float, float]:
         return _deflation_benchmark(daily_sharpes)
     except ArgumentError:
         return np.nan, np.nan
+
+
+def check_benchmark_strategy(benchmark_strategy: str, names: Sequence[str]) -> None:
+    """ConfigError unless `benchmark_strategy` is one of the backtest's strategy `names`."""
+    if benchmark_strategy not in names:
+        raise ConfigError(
+            f"benchmark_strategy={benchmark_strategy!r} is not a strategy of this backtest; "
+            f"choose one of {list(names)}"
+        )
 
 
 def leaderboard(
@@ -148,11 +158,8 @@ def leaderboard(
         raise ConfigError("the backtest result has no strategies to rank")
     if benchmark_strategy is None:
         benchmark_strategy = _default_benchmark(names)
-    elif benchmark_strategy not in result.strategies:
-        raise ConfigError(
-            f"benchmark_strategy={benchmark_strategy!r} is not a strategy of this backtest; "
-            f"choose one of {names}"
-        )
+    else:
+        check_benchmark_strategy(benchmark_strategy, names)
 
     first_index = result[names[0]].net_returns.index
     for name in names[1:]:

@@ -27,9 +27,11 @@ from typing import Protocol
 import pandas as pd
 
 from kabuto.backtest import BacktestResult, WalkForward
+from kabuto.backtest.engine import name_strategies
 from kabuto.data import Panel, load_prices, load_sp500
 from kabuto.errors import ConfigError
 from kabuto.evaluation import METRIC_DEFINITIONS, leaderboard
+from kabuto.evaluation.leaderboard import check_benchmark_strategy
 from kabuto.experiment.config import DataConfig, RunConfig
 from kabuto.report import write_report
 from kabuto.sim import correlated_gbm, garch_panel
@@ -108,6 +110,10 @@ def run_config(
         check_out_dir(out_dir)
     panel = load_panel(config.data)
     strategies = build_strategies(config)
+    if config.report.benchmark_strategy is not None:  # a misspelling fails before the backtest
+        check_benchmark_strategy(
+            config.report.benchmark_strategy, list(name_strategies(strategies))
+        )
     engine = walk_forward(config)
     if progress is not None:
         progress.stage("backtest", engine.count_decisions(panel, strategies) * len(strategies))
