@@ -387,6 +387,12 @@ def test_outputs_frame_and_panel():
         ({"sessions": [{"name": "s", "steps": 10.0}]}, "sessions.0.steps = 10.0"),
         ({"sessions": [{"name": "s", "steps": 10, "execute": "yes"}]}, "execute = 'yes'"),
         ({"correlations": [["M", "M", math.nan]]}, r"correlations\.0\.2 = nan"),
+        # a price below one tick could never be quoted: nothing would trade
+        (
+            {"markets": [{"name": "M", "tick_size": 1e6, "price": 300.0}]},
+            r"price = 300 is 0\.0003 ticks of tick_size = 1e\+06",
+        ),
+        ({"markets": [{"name": "M", "tick_size": 0.01, "price": 1e300}]}, "1 to 2\\*\\*53 ticks"),
     ],
 )
 def test_bad_configs_name_the_key(change, match):
@@ -512,9 +518,14 @@ def test_a_fundamental_shock_on_an_index_market_is_rejected():
     small_config(markets=markets, agents=[fcn], events=[shock | {"market": "A"}])
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, True, "0", None])
+def test_a_simulation_too_large_to_keep_is_refused_up_front():
+    with pytest.raises(ConfigError, match=r"runs = 1000000000000 of 320 steps .* GiB of results"):
+        simulate(small_config(), runs=10**12)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0", None, 2**63])
 def test_a_bad_seed_is_a_config_error(seed):
-    with pytest.raises(ConfigError, match=r"seed = .*non-negative integer"):
+    with pytest.raises(ConfigError, match=r"seed = .*an integer from 0 to 2\*\*63 - 1"):
         simulate(small_config(), seed=seed)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import tomllib
@@ -12,7 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from kabuto.cli.main import app
+from kabuto.cli.main import app, main
 from kabuto.experiment import run as run_module
 from kabuto.experiment.config import load_config, parse_config
 from kabuto.staging import MARKER
@@ -313,3 +315,65 @@ def test_a_data_file_is_found_beside_its_config(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     resolved = tomllib.loads((tmp_path / "out" / "config.toml").read_text())
     assert resolved["data"]["path"] == str((folder / "prices.csv").resolve())
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["simulate"], "Missing argument 'config'. (see kabuto simulate --help)"),
+        (["demo", "extra"], "unexpected extra argument(s) (extra) (see kabuto demo --help)"),
+        (["simulate", "x.toml", "--runs", "ten"], "Invalid value for '--runs'"),
+        (["nosuch"], "No such command 'nosuch'. (see kabuto --help)"),
+    ],
+)
+def test_bad_arguments_are_one_line_too(monkeypatch, capsys, argv, needle):
+    monkeypatch.setattr(sys, "argv", ["kabuto", *argv])
+    assert main() == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("error: ") and "\n" not in message and needle in message, message
+
+
+def test_sigterm_mid_write_leaves_nothing_half_written(tmp_path, monkeypatch):
+    # `timeout`, `kill` and cancelled jobs send SIGTERM: it unwinds like Ctrl-C.
+    config = _write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    runner.invoke(app, ["backtest", str(config), "--out", str(out)], catch_exceptions=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(run_module, "write_report", terminated)  # inside the staging directory
+    monkeypatch.setattr(sys, "argv", ["kabuto", "backtest", str(config), "--out", str(out)])
+
+    def unhandled(signum, frame):  # (without kabuto's own handler the default would kill pytest)
+        raise AssertionError("kabuto left SIGTERM unhandled")
+
+    handler = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main()
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run.toml"]  # no staging
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError("Unable to allocate 7.45 GiB"),
+        RuntimeError("DefaultCPUAllocator: can't allocate memory"),
+    ],
+)
+def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch, error):
+    config = _write(tmp_path, SMALL)
+
+    def too_big(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(run_module, "leaderboard", too_big)
+    result = runner.invoke(app, ["backtest", str(config), "--out", str(tmp_path / "out")])
+    _fails_cleanly(result, "not enough memory for this run", "make it smaller")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]

@@ -19,6 +19,7 @@ import torch
 from typer.testing import CliRunner
 
 from kabuto.cli.main import app
+from kabuto.errors import OutputDirError
 from kabuto.experiment.hedge import price_standard_error, run_hedge
 from kabuto.experiment.hedge_config import HedgeConfig, load_hedge_config, parse_hedge_config
 from kabuto.hedging import closed_form
@@ -334,7 +335,7 @@ def test_a_failed_write_leaves_the_earlier_run_intact(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(HedgeConfig, "to_toml", broken)  # the last file written
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputDirError, match=r"cannot write here \(disk full\)"):
         run_hedge(config, out)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "risk.csv"]

@@ -114,3 +114,31 @@ def test_impossible_targets_are_refused_before_anything_is_written(tmp_path, out
         _run(target, {"report.html": "new"})
     assert [p.name for p in tmp_path.iterdir()] == ["afile"]
     assert (tmp_path / "afile").read_text() == "not a directory"
+
+
+def test_files_the_user_put_among_the_outputs_stop_the_run(tmp_path):
+    # A config or data file copied into an earlier run's directory would go with it.
+    out = tmp_path / "out"
+    _run(out, {"report.html": "old"})
+    (out / "prices.csv").write_text("mine")
+    with pytest.raises(OutputDirError, match=r"holds prices\.csv, which kabuto did not write"):
+        check_out_dir(out)
+    with pytest.raises(OutputDirError, match="move them out or choose another --out"):
+        _run(out, {"report.html": "new"})
+    assert (out / "prices.csv").read_text() == "mine"
+    assert (out / "report.html").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    (out / "prices.csv").unlink()
+    _run(out, {"report.html": "new"})  # the run's own files only: replaced as before
+    assert (out / "report.html").read_text() == "new"
+
+
+def test_a_failed_write_is_one_error_and_leaves_nothing(tmp_path):
+    out = tmp_path / "out"
+    _run(out, {"report.html": "old"})
+    with pytest.raises(OutputDirError, match=r"cannot write here \(No space left on device\)"):
+        with staged_dir(out) as staging:
+            (staging / "report.html").write_text("new")
+            raise OSError(28, "No space left on device")
+    assert (out / "report.html").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -5,9 +5,10 @@ when the block succeeds, so a failed run leaves nothing half-written (and an ear
 directory intact).
 
 A run replaces its output directory as a whole, so kabuto must never take a directory of the
-user's for one: every output directory holds a marker file, `MARKER`, and an existing
-directory is replaced only if it has the marker (an earlier run's outputs) or is empty.
-`check_out_dir` says whether a target will do before any work is spent on a run.
+user's for one: every output directory holds a marker file, `MARKER`, listing the files the run
+wrote, and an existing directory is replaced only if it is empty or has the marker and nothing
+that the marker does not list (a config or data file the user put among the outputs stops the
+run). `check_out_dir` says whether a target will do before any work is spent on a run.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["MARKER", "check_out_dir", "staged_dir"]
 MARKER = ".kabuto-output"
 _MARKER_TEXT = (
     "This directory holds the outputs of a kabuto run. Running kabuto again with --out naming "
-    "it replaces the whole directory.\n"
+    "it replaces the whole directory, unless it holds files other than these:\n"
 )
 
 
@@ -60,8 +61,9 @@ def staged_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     Raises
     ------
     OutputDirError
-        If `out_dir` cannot take the outputs (see `check_out_dir`), before the block runs, or
-        if it changed during the block so that it no longer can.
+        If `out_dir` cannot take the outputs (see `check_out_dir`), before the block runs; if
+        it changed during the block so that it no longer can; or if writing fails (an OS
+        error in the block, e.g. a full disk).
     """
     out_dir = Path(out_dir).resolve()
     with _writing(out_dir):
@@ -69,9 +71,13 @@ def staged_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        _make_public(staging)
-        (staging / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
-        yield staging
+        with _writing(out_dir):  # e.g. a full disk: one line, and nothing half-written
+            _make_public(staging)
+            (staging / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
+            yield staging
+            written = sorted(p.name for p in staging.iterdir())
+            with open(staging / MARKER, "a", encoding="utf-8") as marker:
+                marker.writelines(f"{name}\n" for name in written)
         _replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -80,7 +86,7 @@ def staged_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _writing(out_dir: Path) -> Iterator[None]:
-    """An OS error while preparing `out_dir` as a one-line error that says what to do."""
+    """An OS error while preparing or writing `out_dir` as a one-line error (what to do)."""
     try:
         yield
     except OSError as exc:
@@ -96,10 +102,26 @@ def _check_replaceable(out_dir: Path) -> None:
         return
     if not out_dir.is_dir():
         raise OutputDirError(f"{out_dir}: exists and is not a directory; choose another --out")
-    if not (out_dir / MARKER).is_file() and any(out_dir.iterdir()):
+    marker = out_dir / MARKER
+    if not marker.is_file():
+        if any(out_dir.iterdir()):
+            raise OutputDirError(
+                f"{out_dir}: exists and is not a kabuto output directory; choose another --out "
+                "or remove it"
+            )
+        return
+    text = marker.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith(_MARKER_TEXT):
+        return  # a marker of an older version, which listed nothing
+    listed = {MARKER, *text[len(_MARKER_TEXT) :].splitlines()}
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in listed)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        )
         raise OutputDirError(
-            f"{out_dir}: exists and is not a kabuto output directory; choose another --out or "
-            "remove it"
+            f"{out_dir}: holds {shown}, which kabuto did not write, and a run replaces the whole "
+            "directory; move them out or choose another --out"
         )
 
 

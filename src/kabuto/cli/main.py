@@ -7,6 +7,7 @@ half-written. Progress bars show only on a terminal.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -128,6 +129,15 @@ def _guarded(run: Callable[[], None]) -> None:
         run()
     except KabutoError as exc:
         _fail(exc)
+    except MemoryError as exc:  # numpy's too-large arrays; torch's are RuntimeErrors (below)
+        _fail(KabutoError(f"not enough memory for this run ({exc}); {_SMALLER}"))
+    except RuntimeError as exc:
+        if "can't allocate memory" not in str(exc):
+            raise
+        _fail(KabutoError(f"not enough memory for this run ({exc}); {_SMALLER}"))
+
+
+_SMALLER = "make it smaller (fewer paths, steps, runs, assets, dates or bootstrap samples)"
 
 
 @contextmanager
@@ -259,8 +269,8 @@ def simulate_command(
             raise ConfigError(f"--runs must be at least 1, got {runs}")
         if bar < 1:
             raise ConfigError(f"--bar must be at least 1 (steps per bar), got {bar}")
-        if seed < 0:
-            raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+        if not 0 <= seed < 2**63:
+            raise ConfigError(f"--seed must be an integer from 0 to 2**63 - 1, got {seed}")
         from kabuto.report.simulation import (
             DEFAULT_LAGS,
             check_bars,
@@ -400,8 +410,31 @@ def data_info(
     _guarded(run)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app(prog_name="kabuto")
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (timeout, kill, a cancelled job) unwinds like Ctrl-C, so that a run's staging
+    # directory is removed rather than left half-written beside --out.
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    """The console entry point: the exit status (0, 2 for bad input, 130 interrupted)."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return app(prog_name="kabuto", standalone_mode=False) or 0
+    except typer.TyperException as exc:  # bad arguments: an unknown option, a missing file name
+        message = " ".join(exc.format_message().split())
+        if message:  # (none when the usage was shown instead: `kabuto` alone)
+            context = getattr(exc, "ctx", None)
+            command = context.command_path if context is not None else "kabuto"
+            errors.print(
+                f"error: {message} (see {command} --help)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        return exc.exit_code
+    except typer.Abort:  # end of input at a prompt
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

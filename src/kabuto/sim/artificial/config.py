@@ -154,6 +154,20 @@ class MarketSpec(StrictValues):
     shares: float = Field(1.0, gt=0)
     components: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _in_ticks(self) -> MarketSpec:
+        # Prices live on the book as whole ticks (int64, exact in float64 up to 2**53): a price
+        # below one tick cannot be quoted, so nothing would ever trade.
+        for key in ("price", "fundamental"):
+            value = getattr(self, key)
+            if value is not None and not 1 <= value / self.tick_size <= 2**53:
+                raise ValueError(
+                    f"market {self.name!r}: {key} = {value:g} is {value / self.tick_size:.3g} "
+                    f"ticks of tick_size = {self.tick_size:g}; it must be 1 to 2**53 ticks "
+                    "(choose a tick_size well below the price)"
+                )
+        return self
+
     @property
     def initial_fundamental(self) -> float:
         return self.price if self.fundamental is None else self.fundamental

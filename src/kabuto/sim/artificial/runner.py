@@ -643,6 +643,9 @@ def _order_table(tape, plan: _Plan) -> pd.DataFrame:
     return table
 
 
+MAX_RESULT_BYTES = 64 * 2**30
+
+
 def run_seeds(seed: int, runs: int) -> list[int]:
     """The seeds of the runs of ``simulate(config, seed=seed, runs=runs)`` for ``runs >= 2``
     (one run uses `seed` itself): run k's comes from child k of ``SeedSequence(seed)``, so the
@@ -681,10 +684,20 @@ def simulate(
         The decision function of each ``type = "policy"`` agent group, by group name
         (`kabuto.sim.artificial.policy`).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ConfigError(f"seed = {seed!r}: give a non-negative integer (e.g. seed=0)")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        # (the outputs store run seeds as int64)
+        raise ConfigError(f"seed = {seed!r}: give an integer from 0 to 2**63 - 1 (e.g. seed=0)")
     if runs < 1 or n_jobs < 1:
         raise ConfigError(f"runs = {runs}, n_jobs = {n_jobs}: both must be at least 1")
+    # The results keep 4 prices and 5 counts per run, step and market: refuse a simulation
+    # whose results alone could not fit, rather than fail for memory hours into it.
+    kept = runs * config.n_steps * len(config.markets) * 9 * 8
+    if kept > MAX_RESULT_BYTES:
+        raise ConfigError(
+            f"runs = {runs} of {config.n_steps:,} steps in {len(config.markets)} market(s) "
+            f"would keep {kept / 2**30:,.0f} GiB of results (at most {MAX_RESULT_BYTES // 2**30} "
+            "GiB); simulate fewer runs or steps"
+        )
     seeds = [seed] if runs == 1 else run_seeds(seed, runs)
 
     plan = _plan(config)
