@@ -101,3 +101,94 @@ def test_an_unknown_benchmark_strategy_fails_before_the_backtest(monkeypatch):
     )
     with pytest.raises(ConfigError, match=r"'EqualWeigth' is not a strategy.*\['EqualWeight'\]"):
         run.run_config(config)
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (
+            {"source": "file", "path": "p.csv", "n_assets": 3},
+            "data.n_assets is a setting of source = 'gbm' or 'garch', not of source = 'file'; "
+            "remove it (source = 'file' takes path, format, max_ffill)",
+        ),
+        (
+            {"source": "sp500", "seed": 1},
+            "data.seed is a setting of source = 'gbm' or 'garch', not of source = 'sp500'; "
+            "remove it (source = 'sp500' takes no other keys)",
+        ),
+        (
+            {"n_days": 700},
+            "data.n_days is a setting of source = 'gbm' or 'garch', not of source = 'sp500' "
+            "(the default); remove it",
+        ),
+        (
+            {"source": "gbm", "path": "p.csv"},
+            "data.path is a setting of source = 'file', not of source = 'gbm'; remove it "
+            "(source = 'gbm' takes n_assets, n_days, seed)",
+        ),
+        ({"source": "garch", "max_ffill": 0}, "data.max_ffill is a setting of source = 'file'"),
+        ({"source": "file"}, "data.path is required when data.source = 'file'"),
+    ],
+)
+def test_a_data_key_of_another_source_is_an_error(data, needle):
+    # Ignoring it would run something else than asked (all assets of the file, not 3).
+    with pytest.raises(ConfigError) as error:
+        parse_config({"data": data, "strategies": STRATEGIES}, source="run.toml")
+    assert str(error.value).startswith("run.toml: " + needle), str(error.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"source": "file", "path": "p.csv", "format": "csv"},
+        {"source": "garch", "n_assets": 3, "seed": 2},
+    ],
+)
+def test_the_resolved_config_loads_again(tmp_path, data):
+    # config.toml fills in defaults: only the chosen source's, or it would not load.
+    config = parse_config({"data": data, "strategies": STRATEGIES})
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml())
+    assert parse_config(read_toml(path)).data.model_dump() == config.data.model_dump()
+
+
+def test_a_data_path_that_is_a_directory_says_so(tmp_path):
+    from kabuto.errors import DataError
+    from kabuto.experiment.run import load_panel
+
+    (tmp_path / "prices").mkdir()
+    path = tmp_path / "run.toml"
+    path.write_text('[data]\nsource = "file"\npath = "prices"\n\n[[strategies]]\nname = "x"\n')
+    with pytest.raises(DataError, match=r"prices: is a directory, not a price file"):
+        load_panel(load_config(path).data)
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        (
+            "start = 2001-01-02",
+            'backtest.start = 2001-01-02 is a TOML date, not text; quote it: start = "2001-01-02"',
+        ),
+        (
+            "end = 2002-01-02T09:30:00",
+            "backtest.end = 2002-01-02T09:30:00 is a TOML date-time, not text; quote it: "
+            'end = "2002-01-02T09:30:00"',
+        ),
+    ],
+)
+def test_an_unquoted_toml_date_says_to_quote_it(tmp_path, line, needle):
+    path = tmp_path / "run.toml"
+    path.write_text(f'[backtest]\n{line}\n\n[[strategies]]\nname = "equal_weight"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: {needle}"
+
+
+def test_a_leading_byte_order_mark_is_accepted(tmp_path):
+    # Some Windows editors start UTF-8 files with one; TOML itself has no use for it.
+    path = tmp_path / "run.toml"
+    path.write_bytes(b'\xef\xbb\xbf[data]\nsource = "sp500"\n\n[[strategies]]\nname = "x"\n')
+    assert read_toml(path) == {"data": {"source": "sp500"}, "strategies": [{"name": "x"}]}
+    assert load_config(path).data.source == "sp500"

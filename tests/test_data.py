@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,7 @@ def test_interior_gap_longer_than_max_ffill_raises_naming_asset_dates_and_settin
     msg = message(excinfo)
     for part in ("prices.csv", "'AAA'", "2021-03-02", "2021-03-04", "max_ffill=2", "3 consecutive"):
         assert part in msg
+    assert "(data.max_ffill in a run config, --max-ffill of kabuto data info)" in msg
     # The same gap is fine once max_ffill allows it.
     assert clean_prices(frame, source="prices.csv", max_ffill=3).attrs["ffilled"]["AAA"] == 3
 
@@ -390,6 +392,45 @@ def test_panel_built_directly_rejects_what_from_frame_would_repair_or_reject(edi
     assert "Panel.from_frame" in message(excinfo)
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "problem"),
+    [
+        (1e-300, 1e10, "is inf, not a finite number"),  # 1e10 / 1e-300 overflows
+        (10.5, 1e308, "is 9.52381e+306, too large for variance estimates"),  # its square does
+    ],
+)
+@pytest.mark.parametrize("build", [Panel, Panel.from_frame])
+def test_a_return_that_overflows_names_asset_date_and_both_prices(build, before, after, problem):
+    # Positive finite prices, so only the returns show it; direct construction and from_frame
+    # go through the same check, with no raw numpy warning on the way.
+    frame = wide_frame()
+    frame.iloc[2, 0], frame.iloc[3, 0] = before, after  # AAA on 2021-03-03 and 2021-03-04
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError) as excinfo:
+            build(frame, source="p.csv")
+    assert message(excinfo) == (
+        f"p.csv: asset 'AAA' on 2021-03-04: the return from {before!r} on 2021-03-03 to "
+        f"{after!r} {problem}; check the prices around that date"
+    )
+
+
+def test_a_return_overflow_in_a_file_names_the_file(tmp_path):
+    path = write(tmp_path, "tiny.csv", "date,A,B\n2020-01-02,1e-300,5\n2020-01-03,1e10,6\n")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    assert message(excinfo).startswith(f"{path}: asset 'A' on 2020-01-03: the return from 1e-300")
+
+
+def test_large_but_finite_moves_are_data_not_errors():
+    frame = wide_frame()
+    frame.iloc[2, 0], frame.iloc[3, 0] = 1e-6, 1e3  # a return of 1e9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        panel = Panel(frame, source="p.csv")
+    assert panel.returns[3, 0] == pytest.approx(1e9)
+
+
 def test_panel_from_frame_aligns_unsorted_highs_and_lows():
     frame = wide_frame()
     order = [3, 0, 5, 1, 4, 2]
@@ -510,6 +551,21 @@ def test_unknown_extension_lists_allowed_ones(tmp_path):
     assert str(path) in msg
     for ext in (".csv", ".csv.gz", ".parquet", ".pq"):
         assert ext in msg
+    # `kabuto data info` has no format option: the hint says where one exists.
+    assert "rename the file" in msg
+    assert "(data.format in a run config, format= of load_prices)" in msg
+    assert "pass format=" not in msg
+
+
+@pytest.mark.parametrize("name", ["prices", "prices.csv"])
+def test_a_directory_is_named_as_one(tmp_path, name):
+    folder = tmp_path / name
+    folder.mkdir()
+    with pytest.raises(DataError) as excinfo:
+        load_prices(folder)
+    assert message(excinfo) == (
+        f"{folder}: is a directory, not a price file; give the path of a CSV or Parquet file"
+    )
 
 
 def test_unknown_format_argument(tmp_path):
@@ -524,6 +580,7 @@ def test_unreadable_parquet(tmp_path):
         load_prices(path)
     msg = message(excinfo)
     assert str(path) in msg and "cannot be read as PARQUET" in msg
+    assert "rename it or name its format (data.format in a run config" in msg
 
 
 def test_binary_file_named_csv(tmp_path):
@@ -540,8 +597,10 @@ def test_no_date_column_names_accepted_names(tmp_path):
         load_prices(path)
     msg = message(excinfo)
     assert str(path) in msg and "no date column" in msg
-    for name in ("date", "Date", "datetime", "timestamp", "date_column", "'day_of_trade'"):
+    for name in ("date", "Date", "datetime", "timestamp", "'day_of_trade'"):
         assert name in msg
+    # date_column is an argument of the Python loader, not a config key or CLI option.
+    assert "or pass date_column= to load_prices" in msg
     # ...and the advice works.
     assert load_prices(path, date_column="day_of_trade").n_dates == 2
 

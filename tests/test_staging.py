@@ -136,9 +136,9 @@ def test_files_the_user_put_among_the_outputs_stop_the_run(tmp_path):
 def test_a_failed_write_is_one_error_and_leaves_nothing(tmp_path):
     out = tmp_path / "out"
     _run(out, {"report.html": "old"})
-    with pytest.raises(OutputDirError, match=r"cannot write here \(No space left on device\)"):
-        with staged_dir(out) as staging:
-            (staging / "report.html").write_text("new")
-            raise OSError(28, "No space left on device")
+    full = pytest.raises(OutputDirError, match=r"cannot write here \(No space left on device\)")
+    with full, staged_dir(out) as staging:
+        (staging / "report.html").write_text("new")
+        raise OSError(28, "No space left on device")
     assert (out / "report.html").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]

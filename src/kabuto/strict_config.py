@@ -8,6 +8,7 @@ traceback.
 
 from __future__ import annotations
 
+import datetime
 import tomllib
 import types
 import typing
@@ -103,13 +104,33 @@ def validate(model: type[M], raw: dict[str, Any], *, source: str = "config") -> 
         messages = [e["msg"].removeprefix("Value error, ") for e in errors]
         messages = [m for i, m in enumerate(messages) if _walk(model, errors[i]["loc"])[0] == loc]
         message = "; or ".join(dict.fromkeys(messages))
+        value = first.get("input")
+        here = [e["type"] for e in errors if _walk(model, e["loc"])[0] == loc]
+        if isinstance(value, datetime.date | datetime.time) and "string_type" in here:
+            raise ConfigError(f"{source}: {_unquoted_date(loc, value)}") from None
         if not loc:  # a rule across keys (a model validator): the message names them
             raise ConfigError(f"{source}: {message}") from None
         raise ConfigError(f"{source}: {key} = {first.get('input')!r}: {message}") from None
 
 
+def _unquoted_date(loc: tuple, value: datetime.date | datetime.time) -> str:
+    """The message for a TOML date or time literal where text was wanted: quote it.
+
+    TOML reads ``start = 2001-01-02`` as a date, not the text the field wants, and pydantic's
+    "Input should be a valid string" does not say why the value is not text.
+    """
+    written = value.isoformat()
+    kind = {datetime.date: "date", datetime.datetime: "date-time"}.get(type(value), "time")
+    key = ".".join(str(p) for p in loc)
+    name = f"{loc[-1]} = " if loc and isinstance(loc[-1], str) else ""
+    return f'{key} = {written} is a TOML {kind}, not text; quote it: {name}"{written}"'
+
+
 def read_config_text(path: str | Path, language: str) -> str:
     """The text of a config file in `language` (named in errors, e.g. "TOML").
+
+    A leading byte order mark (some Windows editors write one) is dropped: TOML and JSON
+    parsers reject it as a stray character on line 1.
 
     Raises
     ------
@@ -120,7 +141,7 @@ def read_config_text(path: str | Path, language: str) -> str:
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, not a config file")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except UnicodeDecodeError as exc:

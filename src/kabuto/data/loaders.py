@@ -27,6 +27,9 @@ DATE_COLUMNS = ("date", "datetime", "timestamp", "time")
 LONG_COLUMNS = ("asset", "close", "open", "high", "low", "volume")
 #: Recognised file name endings and the format each implies.
 EXTENSIONS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: How to name a file's format where its name does not: `kabuto data info` has no such option,
+#: so messages say where one exists.
+NAME_FORMAT = "name its format (data.format in a run config, format= of load_prices)"
 
 SP500_CAVEAT = (
     "Survivorship bias: these 20 stocks were picked in hindsight from today's S&P 500, i.e. "
@@ -179,13 +182,20 @@ def summarize(panel: Panel) -> dict[str, Any]:
 def _read(path: Path, format: str | None) -> pd.DataFrame:
     source = str(path)
     allowed = ", ".join(EXTENSIONS)
+    # Before the name's format: a directory or a typo in the path is the thing to fix then.
+    if not path.exists():
+        raise DataError(f"{source}: file not found; check the path and the working directory")
+    if path.is_dir():
+        raise DataError(
+            f"{source}: is a directory, not a price file; give the path of a CSV or Parquet file"
+        )
     if format is None:
         name = path.name.lower()
         matches = [fmt for ext, fmt in EXTENSIONS.items() if name.endswith(ext)]
         if not matches:
             raise DataError(
-                f"{source}: unknown file type; kabuto reads {allowed} files, or pass "
-                "format='csv' or format='parquet'"
+                f"{source}: unknown file type; kabuto reads {allowed} files: rename the file, "
+                f"or {NAME_FORMAT}"
             )
         format = matches[0]
     format = format.lower()
@@ -194,10 +204,8 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
             f"{source}: unknown format {format!r}; use format='csv' or format='parquet' "
             f"(recognised file endings: {allowed})"
         )
-    if not path.exists():
-        raise DataError(f"{source}: file not found; check the path and the working directory")
     if not path.is_file():
-        raise DataError(f"{source}: not a file (a directory?); give the path of a price file")
+        raise DataError(f"{source}: not a regular file; give the path of a price file")
     if path.stat().st_size == 0:
         raise DataError(f"{source}: the file is empty")
     try:
@@ -211,7 +219,7 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
             f"{source}: cannot be read as {format.upper()} ({detail}); check that the file is "
-            f"a valid {format.upper()} file, or pass format= if its name misleads"
+            f"a valid {format.upper()} file, or if its name misleads, rename it or {NAME_FORMAT}"
         ) from exc
 
 
@@ -263,8 +271,9 @@ def _find_date_column(frame: pd.DataFrame, date_column: str | None, source: str)
         if name in lower:
             return lower[name]
     raise DataError(
-        f"{source}: no date column; name it one of date, Date, datetime, timestamp or time "
-        f"(any letter case), or pass date_column=... (the columns are {_list(columns)})"
+        f"{source}: no date column; name the date column one of date, Date, datetime, "
+        "timestamp or time (any letter case), or pass date_column= to load_prices (the columns "
+        f"are {_list(columns)})"
     )
 
 

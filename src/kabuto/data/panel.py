@@ -117,7 +117,9 @@ class Panel:
             raise DataError(f"{source}: prices must be positive")
         self.prices = _readonly(values)
         returns = np.full_like(values, np.nan)
-        returns[1:] = values[1:] / values[:-1] - 1.0
+        with np.errstate(over="ignore"):  # an overflow is reported, naming the prices, below
+            returns[1:] = values[1:] / values[:-1] - 1.0
+        _check_returns(self, values, returns)
         self.returns = _readonly(returns)
         self.highs, self.lows = _check_range(self, values, highs, lows)
         if benchmark is not None:
@@ -426,6 +428,31 @@ def _checked_dates(index: pd.Index, source: str) -> pd.DatetimeIndex:
             f"{i + 2}) follows {index[i].date()} (row {i + 1}); {FROM_FRAME_HINT}"
         )
     return index
+
+
+def _check_returns(panel: Panel, prices: np.ndarray, returns: np.ndarray) -> None:
+    """Require the returns to be finite and small enough for fourth moments to be finite.
+
+    Positive finite prices can still make a return overflow (1e-300 then 100) or one whose
+    square does (100 then 1e308). Estimates made from returns go up to fourth moments: kurtosis
+    in the statistics, and Ledoit-Wolf shrinkage sums squared cross-products of all assets,
+    which the sum over dates of (the date's sum of squared returns) squared bounds. Moves that
+    pass (up to about 1e75 in a day) are the data's business, not errors.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares = np.where(np.isnan(returns), 0.0, returns) ** 2
+        per_date = squares.sum(axis=1) ** 2
+        if np.isfinite(per_date.sum()):
+            return
+        t = int(np.argmax(~np.isfinite(np.cumsum(per_date))))
+    col = int(np.argmax(squares[t]))  # the largest move on the date the sum overflows
+    r = float(returns[t, col])
+    what = "not a finite number" if np.isinf(r) else "too large for variance estimates"
+    raise DataError(
+        f"{panel.source}: asset {panel.assets[col]!r} on {panel.dates[t].date()}: the return "
+        f"from {float(prices[t - 1, col])!r} on {panel.dates[t - 1].date()} to "
+        f"{float(prices[t, col])!r} is {r:.6g}, {what}; check the prices around that date"
+    )
 
 
 def _price_features(

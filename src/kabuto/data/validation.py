@@ -435,6 +435,6 @@ def _raise_gap(
         f"{source}: asset {asset!r} has no price on {length} consecutive dates from "
         f"{dates[start].date()} to {dates[stop].date()}, between its first and last price; "
         f"gaps of up to max_ffill={max_ffill} dates are forward-filled. Fill in the missing "
-        f"prices, or set max_ffill to at least {length} if carrying the last price over the gap "
-        "is acceptable"
+        f"prices, or set max_ffill to at least {length} (data.max_ffill in a run config, "
+        "--max-ffill of kabuto data info) if carrying the last price over the gap is acceptable"
     )

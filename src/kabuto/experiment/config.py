@@ -2,8 +2,9 @@
 
 An unknown key, a value of the wrong type (``costs_bps = "10"``, ``long_only = "yes"``) or out
 of range is a `ConfigError` naming the key (as a dotted path) and what is allowed; every number
-must be finite. Strategy parameters are checked by the strategy registry, which knows each
-strategy's settings.
+must be finite. A data key of another source (``n_assets`` with ``source = "file"``) is an
+error too, not ignored. Strategy parameters are checked by the strategy registry, which knows
+each strategy's settings.
 
 Example::
 
@@ -25,14 +26,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from kabuto.backtest.schedule import CALENDARS
 from kabuto.strict_config import StrictValues, read_toml, validate
 
+#: The keys of the data table each source takes besides ``source``; a key of another source is
+#: an error, not silently ignored (``n_assets = 3`` would otherwise still load every asset).
+SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "sp500": (),
+    "file": ("path", "format", "max_ffill"),
+    "gbm": ("n_assets", "n_days", "seed"),
+    "garch": ("n_assets", "n_days", "seed"),
+}
+
 
 class DataConfig(StrictValues):
-    """Where prices come from."""
+    """Where prices come from. Each source takes its own keys (`SOURCE_KEYS`)."""
 
     source: Literal["sp500", "file", "gbm", "garch"] = "sp500"
     path: str | None = None
@@ -41,6 +57,28 @@ class DataConfig(StrictValues):
     n_assets: int = Field(20, ge=1)
     n_days: int = Field(2520, ge=3)
     seed: int = 0
+
+    @model_serializer(mode="wrap")
+    def _own_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The resolved config (config.toml) must load again, so other sources' defaults stay out.
+        own = ("source", *SOURCE_KEYS[self.source])
+        return {key: value for key, value in handler(self).items() if key in own}
+
+    def check_keys(self) -> None:
+        """Raise `ValueError` for a key the user wrote that the source does not take."""
+        own = SOURCE_KEYS[self.source]
+        for key in DataConfig.model_fields:
+            if key == "source" or key in own or key not in self.model_fields_set:
+                continue
+            takers = " or ".join(repr(s) for s, keys in SOURCE_KEYS.items() if key in keys)
+            takes = f"takes {', '.join(own)}" if own else "takes no other keys"
+            default = "" if "source" in self.model_fields_set else " (the default)"
+            raise ValueError(
+                f"data.{key} is a setting of source = {takers}, not of source = "
+                f"{self.source!r}{default}; remove it (source = {self.source!r} {takes})"
+            )
+        if self.source == "file" and self.path is None:
+            raise ValueError("data.path is required when data.source = 'file' (the price file)")
 
 
 class BacktestConfig(StrictValues):
@@ -106,6 +144,12 @@ class RunConfig(StrictValues):
     backtest: BacktestConfig = BacktestConfig()
     report: ReportConfig = ReportConfig()
     strategies: list[dict[str, Any]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _data_keys(self) -> RunConfig:
+        # Here, not on DataConfig: an error of the whole run names its keys as data.<key>.
+        self.data.check_keys()
+        return self
 
     @model_validator(mode="after")
     def _named(self) -> RunConfig:
