@@ -487,3 +487,26 @@ def test_bad_data_and_unfitted_use_raise_config_error():
     hedger.epochs = 0  # changed after construction: fit checks again
     with pytest.raises(ConfigError, match="epochs"):
         hedger.fit(prices, volatility=SIGMA)
+
+
+@pytest.mark.parametrize(
+    ("settings", "fix"),
+    [
+        ({"policy": "band", "learning_rate": 1e30}, "lower learning_rate=1e+30"),
+        ({"policy": "mlp", "learning_rate": 1e30, "risk": "cvar"}, "lower learning_rate=1e+30"),
+        # -a * P&L overflows float32 (3.4e38) at the first step
+        ({"policy": "band", "aversion": 1e39}, "smaller aversion=1e+39"),
+    ],
+)
+def test_a_diverging_training_raises_naming_the_step_and_the_fix(settings, fix):
+    prices = standard_paths(200, seed=19)
+    hedger = DeepHedger(
+        STRIKE, MATURITY, hidden_sizes=(8,), epochs=4, batch_size=100, num_threads=1, **settings
+    )
+    with pytest.raises(ConfigError) as raised:
+        hedger.fit(prices, volatility=SIGMA)
+    message = str(raised.value)
+    assert message.startswith("DeepHedger.fit: the loss became ")
+    assert "(non-finite loss): the training diverged" in message and fix in message
+    assert " of 8 " in message  # Adam steps: 4 epochs of 2 batches
+    assert not hasattr(hedger, "policy_")  # nothing of the diverged training is kept

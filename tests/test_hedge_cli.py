@@ -21,7 +21,12 @@ from typer.testing import CliRunner
 from kabuto.cli.main import app
 from kabuto.errors import OutputDirError
 from kabuto.experiment.hedge import price_standard_error, run_hedge
-from kabuto.experiment.hedge_config import HedgeConfig, load_hedge_config, parse_hedge_config
+from kabuto.experiment.hedge_config import (
+    HedgeConfig,
+    estimated_memory,
+    load_hedge_config,
+    parse_hedge_config,
+)
 from kabuto.hedging import closed_form
 from kabuto.hedging.hedger import BlackScholesDelta, WhalleyWilmott, hedge_with
 from kabuto.hedging.risk import entropic_risk, expected_shortfall
@@ -373,6 +378,52 @@ GOOD = _config_text("gbm")
         (GOOD.replace("seed = 7", "seed = 0"), ["evaluation.seed", "fresh"]),
         (GOOD + "[extra]\n", ["unknown key 'extra'"]),
         ("[market\n", ["not valid TOML"]),
+        # values no run can use: errors naming the key, not overflows, NaN or MemoryError
+        (
+            GOOD.replace("cost = 1e-3", "cost = 1e10"),
+            ["hedger.cost = 10000000000.0", "less than 1"],
+        ),
+        (GOOD.replace("cost = 1e-3", "cost = 1.0"), ["hedger.cost = 1.0", "less than 1"]),
+        (
+            GOOD.replace("cost = 1e-3", "cost = 1e-3\naversion = 1e308"),
+            ["hedger.aversion = 1e+308", "less than or equal to 1000000"],
+        ),
+        (
+            GOOD.replace("[hedger]", "[hedger]\nseed = 100000000000000000000000"),
+            ["hedger.seed = 100000000000000000000000", "less than or equal to 9223372036854775807"],
+        ),
+        (
+            GOOD.replace("seed = 7", "seed = 18446744073709551616"),
+            ["evaluation.seed = 18446744073709551616", "less than or equal to 9223372036854775807"],
+        ),
+        (
+            GOOD.replace("num_threads = 1", "num_threads = 100000"),
+            ["hedger.num_threads = 100000", "less than or equal to 1024"],
+        ),
+        (
+            GOOD.replace("train_steps = 20", "train_steps = 1000000000"),
+            ["hedger.train_steps = 1000000000", "less than or equal to 10000000"],
+        ),
+        (
+            GOOD.replace("[market]", "[market]\nsteps = 1000000000"),
+            ["the training would need about", "TiB of memory", "market.steps = 1000000000"],
+        ),
+        (
+            GOOD.replace(f"paths = {N_EVAL}", "paths = 1000000000000"),
+            ["the evaluation would need about", "evaluation.paths = 1000000000000", "1 TiB"],
+        ),
+        (
+            GOOD.replace("batch_paths = 200", "batch_paths = 1000000000"),
+            ["the training would need about", "hedger.batch_paths = 1000000000"],
+        ),
+        (
+            GOOD.replace("[16, 16]", "[16, 1000000000]"),
+            ["the training would need about", "hedger.hidden_sizes = [16, 1000000000]"],
+        ),
+        (
+            GOOD.replace("[16, 16]", "[1000000, 1000000]"),
+            ["the network would need about", "hedger.hidden_sizes = [1000000, 1000000]"],
+        ),
     ],
 )
 def test_bad_configs_are_one_line_errors(tmp_path, text, needles):
@@ -380,6 +431,39 @@ def test_bad_configs_are_one_line_errors(tmp_path, text, needles):
     out = tmp_path / "a" / "out"
     result = runner.invoke(app, ["hedge", str(config), "--out", str(out)])
     _fails_cleanly(result, out, str(config), *needles)
+
+
+def test_a_diverging_training_is_a_one_line_error(tmp_path):
+    """A learning rate that sends the loss to NaN: an error, not a report of NaN prices."""
+    config = _write(tmp_path, GOOD.replace("cost = 1e-3", "cost = 1e-3\nlearning_rate = 1e30"))
+    out = tmp_path / "a" / "out"
+    result = runner.invoke(app, ["hedge", str(config), "--out", str(out)])
+    _fails_cleanly(
+        result, out, "DeepHedger.fit", "Adam step", "the training diverged", "learning_rate=1e+30"
+    )
+
+
+def test_the_bounds_pass_every_realistic_run():
+    """Large but runnable settings, and the bounds themselves, are accepted."""
+    config = parse_hedge_config(
+        {
+            "market": {"steps": 250},
+            "hedger": {
+                "hidden_sizes": [256, 256, 256, 256],
+                "aversion": 1e6,
+                "cost": 0.5,
+                "seed": 2**63 - 1,
+                "num_threads": 1024,
+                "train_steps": 1000,
+                "batch_paths": 10_000,
+            },
+            "evaluation": {"paths": 1_000_000, "seed": 0},
+        }
+    )
+    assert config.hedger.seed == 2**63 - 1
+    # the defaults' estimate is about the 2.5 GB the HedgerConfig docstring gives
+    memory = estimated_memory(parse_hedge_config({}))
+    assert 2e9 < memory["training"][0] < 4e9
 
 
 def test_costs_are_not_zero_unless_asked_for():

@@ -40,10 +40,17 @@ Model parameters (all zero drift and rate: prices are discounted martingales):
   `MertonJumpStock` defaults.
 
 A parameter of another model (``kappa`` with ``model = "gbm"``) is an error, not ignored.
+
+Upper bounds turn values no run can use into errors naming the key, rather than overflows,
+NaN results or a torch allocation failure: ``cost < 1`` (a fraction of the traded notional),
+``aversion <= 1e6``, seeds in [0, 2**63 - 1], ``num_threads <= 1024``, ``train_steps <= 1e7``,
+and an estimate of the run's memory (`estimated_memory`) of at most 1 TiB.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -53,12 +60,14 @@ from kabuto.strict_config import StrictValues, read_toml, validate
 
 __all__ = [
     "BASELINES",
+    "MEMORY_LIMIT",
     "MODEL_PARAMETERS",
     "ClaimConfig",
     "EvaluationConfig",
     "HedgeConfig",
     "HedgerConfig",
     "MarketConfig",
+    "estimated_memory",
     "load_hedge_config",
     "parse_hedge_config",
 ]
@@ -73,6 +82,33 @@ MODEL_PARAMETERS: dict[str, dict[str, float]] = {
 }
 
 Level = Annotated[float, Field(gt=0, lt=1)]
+# torch seeds its generators with a signed 64-bit integer: a larger seed overflows there.
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+# Beyond this aversion the entropic risk is the worst loss of the paths to within log(N) / a
+# (2e-5 for 1e8 paths), so a larger one changes nothing but the rounding; and -a * P&L stays far
+# inside float32 (3.4e38, the training dtype) for any P&L below 1e32 in magnitude. 1e308 gave NaN.
+MAX_AVERSION = 1e6
+# More torch threads than any machine has cores: 100,000 made torch run out of memory.
+MAX_THREADS = 1024
+# Each Adam step is a Python iteration of at least a millisecond: 1e7 of them are days of work.
+MAX_TRAIN_STEPS = 10_000_000
+
+#: The most memory `estimated_memory` may give a run: far more than a realistic run needs (the
+#: defaults need about 2.5 GB), so that only absurd sizes fail, and with the sizes named rather
+#: than with torch's "can't allocate memory".
+MEMORY_LIMIT = 2**40
+# Bytes per path and date (steps + 1) a run holds at once, measured (peak RSS of `run_hedge` on
+# a million paths of 20 steps, rounded up): the training paths with their features and the
+# band's delta and gamma (about 45), and the evaluation paths with every hedger's holdings,
+# trades and costs (about 150).
+_TRAIN_BYTES = 64
+_EVALUATION_BYTES = 192
+# Bytes per hidden unit of a training batch row and date: the float32 activation kept for the
+# backward pass (measured: about 3.8 on a batch of a million paths of 20 steps).
+_ACTIVATION_BYTES = 4
+# Bytes per network parameter: float32 weight, gradient and Adam's two moments.
+_PARAMETER_BYTES = 16
 
 
 class MarketConfig(StrictValues):
@@ -80,7 +116,7 @@ class MarketConfig(StrictValues):
 
     model: Literal["gbm", "heston", "merton"] = "gbm"
     spot: float = Field(1.0, gt=0)
-    steps: int = Field(20, ge=1)
+    steps: int = Field(20, ge=1)  # bounded by the memory estimate (`estimated_memory`)
     maturity: float = Field(20 / 250, gt=0)
     volatility: float | None = Field(None, gt=0)
     v0: float | None = Field(None, ge=0)
@@ -122,15 +158,17 @@ class HedgerConfig(StrictValues):
     hidden_sizes: list[Annotated[int, Field(ge=1)]] = Field([32, 32, 32, 32], min_length=1)
     previous_input: bool = False
     risk: Literal["entropic", "cvar", "oce"] = "entropic"
-    aversion: float = Field(1.0, gt=0)
+    aversion: float = Field(1.0, gt=0, le=MAX_AVERSION)
     risk_level: Level = 0.9
-    cost: float = Field(1e-4, ge=0)  # never zero unless asked for (pfhedge's example's cost)
+    # Never zero unless asked for (pfhedge's example's cost); below 1, i.e. below 100% of the
+    # traded notional: 1e10 gave P&L of -1e10 rather than an error.
+    cost: float = Field(1e-4, ge=0, lt=1)
     unwind: bool = True
     learning_rate: float = Field(1e-3, gt=0)
-    seed: int = Field(0, ge=0)
-    num_threads: int | None = Field(None, ge=1)
+    seed: Seed = 0
+    num_threads: int | None = Field(None, ge=1, le=MAX_THREADS)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
-    train_steps: int = Field(200, ge=1)
+    train_steps: int = Field(200, ge=1, le=MAX_TRAIN_STEPS)
     batch_paths: int = Field(10_000, ge=1)
 
 
@@ -138,7 +176,7 @@ class EvaluationConfig(StrictValues):
     """Fresh paths the hedgers are compared on, and what the risk table reports."""
 
     paths: int = Field(100_000, ge=10)
-    seed: int = Field(1, ge=0)
+    seed: Seed = 1
     baselines: list[Literal["delta", "whalley_wilmott", "no_hedge"]] = Field(list(BASELINES))
     risk_levels: list[Level] = Field([0.5, 0.9, 0.99], min_length=1)
 
@@ -180,7 +218,56 @@ class HedgeConfig(StrictValues):
                 f"evaluation.seed = {self.evaluation.seed} is hedger.seed, which draws the "
                 "training paths; use another seed so that the evaluation paths are fresh"
             )
+        _check_memory(self)
         return self
+
+
+def estimated_memory(config: HedgeConfig) -> dict[str, tuple[int, list[str]]]:
+    """Rough peak memory in bytes of each part of a run, with the keys that set it.
+
+    ``training``: the ``train_steps * batch_paths`` training paths, simulated at once, and the
+    activations of one batch; ``evaluation``: the ``evaluation.paths`` paths and every hedger's
+    holdings on them; ``network``: the weights with their gradients and Adam's moments. Each
+    part is a measured bytes-per-element factor times its tensors' elements, rounded up: good
+    to a factor of about two, enough to reject sizes no machine holds, not to plan a run.
+    """
+    h, dates = config.hedger, config.market.steps + 1
+    sizes = [4, *h.hidden_sizes, 2]  # 3 market inputs and the previous holding; two band widths
+    parameters = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    activations = h.batch_paths * dates * sum(h.hidden_sizes) * _ACTIVATION_BYTES
+    return {
+        "training": (
+            h.train_steps * h.batch_paths * dates * _TRAIN_BYTES + activations,
+            ["hedger.train_steps", "hedger.batch_paths", "market.steps", "hedger.hidden_sizes"],
+        ),
+        "evaluation": (
+            config.evaluation.paths * dates * _EVALUATION_BYTES,
+            ["evaluation.paths", "market.steps"],
+        ),
+        "network": (parameters * _PARAMETER_BYTES, ["hedger.hidden_sizes"]),
+    }
+
+
+def _check_memory(config: HedgeConfig) -> None:
+    for part, (size, keys) in estimated_memory(config).items():
+        if size > MEMORY_LIMIT:
+            values = ", ".join(f"{key} = {_value(config, key)!r}" for key in keys)
+            raise ValueError(
+                f"the {part} would need about {_bytes(size)} of memory ({values}), more than "
+                f"the {_bytes(MEMORY_LIMIT)} allowed; lower them"
+            )
+
+
+def _value(config: HedgeConfig, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def _bytes(size: int) -> str:
+    """`size` bytes in binary units: 2.5 GiB, 1.2e+06 TiB."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    power = min(int(math.log(max(size, 1), 1024)), len(units) - 1)
+    return f"{size / 1024**power:.3g} {units[power]}"
 
 
 def parse_hedge_config(raw: dict[str, Any], *, source: str = "config") -> HedgeConfig:

@@ -60,7 +60,7 @@ import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Self
+from typing import NoReturn, Self
 
 import torch
 import torch.nn.functional as F
@@ -782,6 +782,12 @@ class DeepHedger(TorchSettingsMixin):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ConfigError
+            For bad settings or data, or if the training diverges (a step's loss is NaN or
+            infinite, e.g. for too large a learning rate); nothing of that training is kept.
         """
         self._validate()
         if instruments is not None and self.policy == "band":
@@ -839,6 +845,8 @@ class DeepHedger(TorchSettingsMixin):
                 loss.backward()
                 optimizer.step()
                 step_losses.append(float(loss.detach()))
+                if not math.isfinite(step_losses[-1]):  # the float recorded: no extra sync
+                    self._diverged(len(step_losses), self.epochs * len(batches), step_losses[-1])
                 total += step_losses[-1] * pnl.shape[0]
                 if on_step is not None:
                     on_step(step_losses[-1])
@@ -852,6 +860,17 @@ class DeepHedger(TorchSettingsMixin):
         self.n_steps_ = features.n_steps
         self.n_instruments_ = n_instruments
         return self
+
+    def _diverged(self, step: int, steps: int, loss: float) -> NoReturn:
+        """Raise a ConfigError for a non-finite loss: the weights are NaN or inf from then on
+        (left alone, every holding and P&L of the hedger would be NaN)."""
+        fixes = f"lower learning_rate={self.learning_rate!r}"
+        if self.risk == "entropic":
+            fixes += f" (or a smaller aversion={self.aversion!r})"
+        raise ConfigError(
+            f"{type(self).__name__}.fit: the loss became {loss} at Adam step {step} of {steps} "
+            f"(non-finite loss): the training diverged; {fixes}"
+        )
 
     # ----------------------------------------------------------------- use
 
