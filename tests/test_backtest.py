@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -434,3 +435,85 @@ def test_a_crash_to_near_zero_does_not_turn_rounding_into_cash():
     rec = rec["HoldInitial"]
     np.testing.assert_allclose(rec.net_returns.iloc[1:], -0.4296875, rtol=1e-9)
     np.testing.assert_allclose(rec.drifted_weights.iloc[1:].sum(axis=1), 1.0, atol=1e-12)
+
+
+class Returns(Strategy):
+    """Returns whatever `make(window)` gives, date by date or (batched) for every date."""
+
+    lookback = 5
+
+    def __init__(self, make, batched=False):
+        self.make, self.batched = make, batched
+
+    def allocate(self, window, prev_weights=None):
+        return self.make(window)
+
+    def allocate_batch(self, batch):
+        if not self.batched:
+            return super().allocate_batch(batch)
+        return self.make(batch)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_labelled_weights_are_aligned_by_asset_not_by_position(batched):
+    panel = panel_from_returns(_noise(80, 3))  # assets A0, A1, A2
+    by_label = {"A2": 0.5, "A1": 0.3, "A0": 0.2}
+
+    def labelled(seen):
+        if batched:
+            return pd.DataFrame([by_label] * len(seen), columns=["A2", "A1", "A0"])
+        return pd.Series(by_label)
+
+    result = WalkForward(rebalance=20).run(panel, [Returns(labelled, batched)])
+    held = result["Returns"].target_weights.iloc[0]
+    assert held.to_dict() == {"A0": 0.2, "A1": 0.3, "A2": 0.5}
+    wrong = Returns(lambda seen: pd.Series([0.2, 0.3, 0.5], index=["X", "Y", "Z"]))
+    with pytest.raises(ConstraintError, match=r"labelled its weights .* \['X', 'Y', 'Z'\]"):
+        WalkForward(rebalance=20).run(panel, [wrong])
+
+
+@pytest.mark.parametrize(
+    "output",
+    [None, 0.5, {"A0": 1.0}, ["a", "b", "c"], np.array([0.5, 0.5j, 0]), np.array([True] * 3)],
+)
+def test_output_that_is_not_weights_is_named(output):
+    panel = panel_from_returns(_noise(60, 3))
+    with pytest.raises(ConstraintError, match=r"'Returns' returned .* expected an array"):
+        WalkForward(rebalance=20).run(panel, [Returns(lambda seen: output)])
+
+
+def test_float32_weights_that_sum_to_one_are_fully_invested_not_negative_cash():
+    panel = panel_from_returns(_noise(60, 3))
+    third = Returns(lambda seen: np.array([0.2, 0.3, 0.5], np.float32))
+    result = WalkForward(rebalance=20).run(panel, [third])
+    assert result["Returns"].target_weights.iloc[0].sum() == pytest.approx(1.0, abs=1e-7)
+    too_much = Returns(lambda seen: np.array([0.2, 0.3, 0.5001], np.float32))
+    with pytest.raises(ConstraintError, match="negative cash"):
+        WalkForward(rebalance=20).run(panel, [too_much])
+
+
+def test_an_error_inside_a_strategy_says_which_and_when():
+    panel = panel_from_returns(_noise(60, 3))
+    broken = Returns(lambda seen: 1 / 0)
+    with pytest.raises(ZeroDivisionError) as error:
+        WalkForward(rebalance=20).run(panel, [broken])
+    assert "raised by strategy 'Returns' deciding on 2000-" in "".join(error.value.__notes__)
+
+
+@pytest.mark.parametrize(
+    ("panel", "strategies", "match"),
+    [
+        ("df", [Duck()], "expected a kabuto Panel, got DataFrame; build one with Panel.from_frame"),
+        ("panel", Duck(), "expected a list of strategies"),
+        ("panel", None, "expected a list of strategies"),
+        ("panel", [EqualWeight], "is a class, not a strategy; pass an instance: EqualWeight()"),
+        ("panel", {5: Duck()}, "strategy label 5: expected a non-empty string"),
+    ],
+)
+def test_bad_run_arguments_are_config_errors(panel, strategies, match):
+    prices = panel_from_returns(_noise(60, 3))
+    given = prices.to_frame() if panel == "df" else prices
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        WalkForward().run(given, strategies)
+    with pytest.raises(ConfigError, match="progress = 3"):
+        WalkForward().run(prices, [Duck()], progress=3)

@@ -12,6 +12,7 @@ like 1/sqrt(N)).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -363,3 +364,24 @@ def test_penalised_american_put_with_the_deep_bsde():
     # within 0.1% of the Bermudan price; see AmericanBasketPutProblem), which puts y0 4-6% above
     # Longstaff-Schwartz: the tolerance is 8%.
     assert solver.y0_ == pytest.approx(bermudan.price, rel=0.08)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(-1.0, "-1.0"), (0.0, "0.0"), (math.inf, "inf"), (math.nan, "nan")]
+)
+def test_hedges_reject_prices_that_are_not_finite_and_positive(value, shown):
+    # Negative prices used to give a NaN P&L; the message is the one DeepHedger.fit gives.
+    problem = GeometricBasketProblem(dim=2, n_steps=5)
+    solver = bsde(iterations=3, batch_size=8).fit(problem)
+    prices = hedge_paths(problem, 8, seed=1)
+    prices[3, 2, 1] = value
+    expected = f"prices[3, 2, 1] = {shown}; prices must be finite and positive"
+    with pytest.raises(ConfigError) as caught:
+        bsde_delta_hedge(solver, prices)
+    assert str(caught.value) == f"bsde_delta_hedge: {expected}"
+    with pytest.raises(ConfigError, match=rf"^exact_delta_hedge: {re.escape(expected)}$"):
+        exact_delta_hedge(problem, prices)
+    with pytest.raises(ConfigError, match=rf"^delta_hedge: {re.escape(expected)}$"):
+        delta_hedge(problem, prices, torch.zeros(8, 5, 2, dtype=F64), 1.0)
+    with pytest.raises(ConfigError, match=r"prices\[0, 0, 0\] = -100\.0"):
+        bsde_delta_hedge(solver, -hedge_paths(problem, 8, seed=1))

@@ -87,6 +87,10 @@ def test_backtest_writes_every_output(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["strategies"]) == {"EqualWeight", "MinVar 6m"}
     assert "sharpe" in metrics["definitions"]
+    # readable on its own: the costs charged and the inference settings behind the numbers
+    assert metrics["costs_bps"] == 10.0 and metrics["survivorship_caveat"] is None
+    assert metrics["statistics"]["benchmark_strategy"] == "EqualWeight"
+    assert metrics["statistics"]["n_trials"] == 2 and metrics["statistics"]["n_boot"] == 200
     # the resolved config reproduces the run's config, defaults filled in
     resolved = tomllib.loads((out / "config.toml").read_text())
     assert resolved["backtest"]["retrain"] == "yearly"
@@ -295,6 +299,8 @@ def test_demo_runs_every_classical_strategy_with_costs(tmp_path):
     assert resolved["backtest"]["start"] == "2000-01-03"
     assert "Survivorship bias" in result.stdout
     assert "Survivorship bias" in (out / "report.html").read_text()
+    caveat = json.loads((out / "metrics.json").read_text())["survivorship_caveat"]
+    assert "Survivorship bias" in caveat and "without dividends" in caveat
 
 
 def test_a_data_file_is_found_beside_its_config(tmp_path, monkeypatch):

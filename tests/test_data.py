@@ -12,7 +12,7 @@ import pytest
 import kabuto.data as kd
 from kabuto.data import Panel, load_prices, load_sp500, summarize
 from kabuto.data.validation import clean_prices
-from kabuto.errors import ConfigError, DataError, KabutoError, KabutoWarning
+from kabuto.errors import ArgumentError, ConfigError, DataError, KabutoError, KabutoWarning
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -708,6 +708,158 @@ def test_single_date_file_is_rejected_by_panel_with_path(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# Panel: arguments it cannot use
+
+LEVELS = [100.0, 101.0, 99.5, 102.0, 103.0, 104.5]  # a benchmark on wide_frame()'s six dates
+
+
+def bench(values=LEVELS, index=None, **kwargs) -> pd.Series:
+    return pd.Series(values, index=wide_frame().index if index is None else index, **kwargs)
+
+
+BAD_BENCHMARKS = [
+    # Returns passed for prices: a NaN beta and an information ratio equal to the Sharpe, silently.
+    (bench([-1.0, -2.0, -3.0, -4.0, -5.0, -6.0]), r"benchmark on 2021-03-01 is -1\.0"),
+    (bench([100.0, 101.0, 0.0, 102.0, 103.0, 104.5]), r"benchmark on 2021-03-03 is 0\.0"),
+    (
+        bench([*LEVELS[:3], np.inf, *LEVELS[4:]], name="SPX"),
+        r"benchmark 'SPX' on 2021-03-04 is inf",
+    ),
+    (
+        bench(index=wide_frame().index + pd.Timedelta(days=400)),
+        r"benchmark has no price on 2021-03-01, a date of the panel \(6 of its 6 dates",
+    ),
+    (
+        bench(LEVELS[1:], index=wide_frame().index[1:]),
+        r"benchmark has no price on 2021-03-01, a date of the panel \(1 of its 6 dates",
+    ),
+    (
+        bench([*LEVELS[:5], np.nan]),
+        r"benchmark has no price on 2021-03-08, a date of the panel \(1 of its 6 dates",
+    ),
+    (bench("a"), r"benchmark on 2021-03-01 holds 'a', which is not a number"),
+    ([1, 2, 3], r"benchmark must be a pandas Series of prices, got list"),
+    (bench().to_frame(), r"benchmark must be a pandas Series of prices, got DataFrame"),
+    (bench(index=wide_frame().index.astype(str)), r"benchmark's index holds \w+ values"),
+    (
+        bench([*LEVELS, 1.0], index=wide_frame().index.append(wide_frame().index[:1])),
+        r"benchmark has date 2021-03-01 more than once",
+    ),
+]
+
+
+@pytest.mark.parametrize(("benchmark", "match"), BAD_BENCHMARKS)
+@pytest.mark.parametrize("build", [Panel, Panel.from_frame])
+def test_benchmark_is_checked_where_the_panel_is_built(build, benchmark, match):
+    # Each of these used to pass (and fail much later, or never) or raise a raw pandas error.
+    with pytest.raises(DataError, match=match) as excinfo:
+        build(wide_frame(), source="p.csv", benchmark=benchmark)
+    assert message(excinfo).startswith("p.csv: ")
+
+
+def test_benchmark_messages_say_how_it_is_aligned_and_what_to_do():
+    with pytest.raises(DataError) as excinfo:
+        Panel(
+            wide_frame(), source="p.csv", benchmark=bench(LEVELS[1:], index=wide_frame().index[1:])
+        )
+    text = message(excinfo)
+    assert "reindexed to the panel's dates, 2021-03-01..2021-03-08" in text
+    assert text.endswith(
+        "give it a price on every date of the panel, or trim the prices to the benchmark's dates"
+    )
+    with pytest.raises(DataError) as excinfo:
+        Panel(wide_frame(), benchmark=bench([-1.0] * 6))
+    assert "finite and positive (pass the index's level, not its returns)" in message(excinfo)
+
+
+def test_benchmark_is_reindexed_to_the_panels_dates():
+    # Extra dates are dropped, order does not matter, integers become floats, the name stays.
+    index = wide_frame().index
+    longer = index.insert(0, index[0] - pd.Timedelta(days=3)).append(
+        index[-1:] + pd.Timedelta(days=1)
+    )
+    raw = pd.Series([1, 100, 101, 99, 102, 103, 104, 7], index=longer, name="SPX").iloc[::-1]
+    panel = Panel.from_frame(wide_frame(), benchmark=raw)
+    expected = pd.Series([100.0, 101, 99, 102, 103, 104], index=panel.dates, name="SPX")
+    pd.testing.assert_series_equal(panel.benchmark, expected)
+    assert panel.benchmark_returns().iloc[1] == pytest.approx(0.01)
+    # A time-zone-aware benchmark lines up with the naive dates from_frame makes.
+    aware = bench(index=index.tz_localize("UTC"))
+    np.testing.assert_array_equal(Panel(wide_frame(), benchmark=aware).benchmark, LEVELS)
+
+
+@pytest.mark.parametrize(
+    ("prices", "match"),
+    [
+        (wide_frame().to_numpy(), r"prices must be a DataFrame, got ndarray"),
+        (wide_frame().to_numpy().tolist(), r"prices must be a DataFrame, got list"),
+        (wide_frame()["AAA"], r"prices must be a DataFrame, got Series"),
+    ],
+)
+def test_panel_of_something_other_than_a_frame_says_what_to_pass(prices, match):
+    with pytest.raises(DataError, match=match) as excinfo:
+        Panel(prices, source="direct")
+    assert message(excinfo).startswith("direct: ")
+    assert "pass a DataFrame of prices indexed by date" in message(excinfo)
+    assert "Panel.from_frame / load_prices" in message(excinfo)
+
+
+def test_panel_names_a_cell_that_is_not_a_number():
+    frame = wide_frame().astype(object)
+    frame.iloc[3, 2] = "x"  # CCC on 2021-03-04
+    with pytest.raises(DataError) as excinfo:
+        Panel(frame, source="direct")
+    assert message(excinfo).startswith(
+        "direct: asset 'CCC' on 2021-03-04 holds 'x', which is not a number"
+    )
+    # Numbers stored as objects (and nullable floats with missing values) are still prices.
+    assert Panel(wide_frame().astype(object)).prices[3, 2] == 6.75
+    assert np.isnan(Panel(wide_frame().astype("Float64")).prices[0, 1])
+
+
+def test_panel_rejects_duplicate_asset_names_like_from_frame():
+    frame = wide_frame().set_axis(["AAA", "BBB", "AAA"], axis=1)
+    with pytest.raises(DataError) as direct:
+        Panel(frame, source="p.csv")
+    with pytest.raises(DataError) as cleaned:
+        Panel.from_frame(frame, source="p.csv")
+    assert message(direct) == message(cleaned)
+    assert message(direct) == "p.csv: asset column 'AAA' appears more than once; rename or drop one"
+
+
+@pytest.mark.parametrize("date", ["garbage", "", None, 3.5j])
+def test_index_of_names_a_value_that_is_not_a_date(date):
+    panel = Panel(wide_frame(), source="p.csv")
+    with pytest.raises(ArgumentError) as excinfo:
+        panel.index_of(date)
+    assert isinstance(excinfo.value, KabutoError)
+    assert message(excinfo).startswith(f"p.csv: date={date!r} is not a date")
+
+
+def test_index_of_still_finds_the_decision_date():
+    panel = Panel(wide_frame())
+    assert panel.index_of("2021-03-06") == 4  # a Saturday: the Friday before
+    assert panel.index_of(pd.Timestamp("2021-03-08", tz="UTC")) == 5
+    with pytest.raises(DataError, match="before the first date 2021-03-01"):
+        panel.index_of("2021-02-01")
+
+
+@pytest.mark.parametrize("t", [10**6, 6, -1, 1.5, True, "5"])
+def test_window_outside_the_panel_names_t_and_the_valid_range(t):
+    # 10**6 used to give an empty window and -1 the last date read from the end.
+    panel = Panel(wide_frame(), source="p.csv")
+    with pytest.raises(ArgumentError) as excinfo:
+        panel.window(t, 2)
+    assert message(excinfo).startswith(
+        f"p.csv: t={t!r} is not a date position of this panel; use an integer from 0 to 5 "
+        "(2021-03-01..2021-03-08)"
+    )
+    with pytest.raises(ArgumentError, match=r"^p\.csv: ts=1000000 is not a date position"):
+        panel.batch([3, 10**6], 2)
+    assert panel.window(np.int64(5), 2).date == panel.dates[5]  # numpy integers are positions
+
+
+# ---------------------------------------------------------------------------------------------
 # bundled data and summary
 
 
@@ -724,6 +876,9 @@ def test_bundled_sp500_shape_dates_and_caveat(sp500):
     assert np.isfinite(sp500.prices).all() and (sp500.prices > 0).all()
     caveat = sp500.survivorship_caveat
     assert caveat and "survivorship" in caveat.lower() and "hindsight" in caveat
+    # the stocks are dividend-adjusted, the bundled index is not: said with the index only
+    assert "price index, without dividends" in caveat
+    assert "dividends" not in load_sp500(with_benchmark=False).survivorship_caveat
     assert "20 stocks" in sp500.source and "1990-01-02..2022-12-28" in sp500.source
     assert "skfolio" in sp500.source
 

@@ -303,6 +303,69 @@ def test_bad_input_is_a_kabuto_error(call) -> None:
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        (pd.Series(pd.date_range("2020", periods=3)), "datetime64"),  # used to be Sharpe 289916
+        (pd.Series(pd.date_range("2020", periods=3, tz="UTC")), "datetime64"),
+        (pd.Series(pd.to_timedelta([1, 2, 3], unit="D")), "timedelta64"),
+        (pd.Series([True, False, True]), "bool"),  # used to be Sharpe 18.3
+        ([True, False, True], "bool"),
+        (pd.Series([True, False, True], dtype="boolean"), "boolean"),
+        (np.array([0.01 + 1j, 0.02, 0.0]), "complex128"),
+        (pd.Series([True, 0.01, 0.02], dtype=object), "object holding mixed values"),
+        (["0.01", "0.02", "0.0"], "<U4"),
+    ],
+)
+@pytest.mark.parametrize("metric", [m.sharpe, m.volatility, m.cagr, m.hit_rate])
+def test_returns_must_be_numeric(metric, values: object, dtype: str) -> None:
+    with pytest.raises(ArgumentError, match=r"returns must be numeric \(got dtype ") as info:
+        metric(values)
+    assert dtype in str(info.value)
+
+
+def test_non_numeric_benchmark_and_costs_are_named() -> None:
+    r = np.array([0.01, -0.02, 0.03])
+    with pytest.raises(ArgumentError, match=r"benchmark must be numeric \(got dtype bool\)"):
+        m.beta(r, [True, False, True])
+    with pytest.raises(ArgumentError, match=r"costs must be numeric \(got dtype bool\)"):
+        m.costs_per_year(np.array([True, False]))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, 2, 4],
+        np.array([0.01, -0.02, 0.03], dtype=np.float32),
+        np.array([1, 2, 4], dtype=np.uint8),
+        pd.Series([1, 2, 4], dtype="Int64"),
+        pd.Series([0.01, -0.02, 0.03], dtype=object),
+    ],
+)
+def test_integer_and_float_returns_are_accepted(values: object) -> None:
+    expected = m.sharpe(np.asarray(values, dtype=float))
+    assert np.isfinite(expected)
+    assert m.sharpe(values) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: m.cvar([0.0, 0.1], cutoff="x"), "cutoff must be a tail probability"),
+        (lambda: m.cvar([0.0, 0.1], cutoff=None), "cutoff must be a tail probability"),
+        (lambda: m.turnover_per_year([0.1], "x"), "n_days must be a whole number >= 0"),
+        (lambda: m.turnover_per_year([0.1], 1.5), "n_days must be a whole number >= 0"),
+        (lambda: m.turnover_per_year([0.1], True), "n_days must be a whole number >= 0"),
+        (lambda: m.costs_per_year([0.1], 252.0), "n_days must be a whole number >= 0"),
+    ],
+)
+def test_bad_arguments_are_argument_errors_naming_the_value(call, message: str) -> None:
+    # These used to raise a bare TypeError ("x") or be accepted (1.5 days, True).
+    with pytest.raises(ArgumentError, match=message) as info:
+        call()
+    assert "got " in str(info.value)
+
+
 def test_short_series() -> None:
     assert np.isnan(m.cagr([]))
     assert np.isnan(m.max_drawdown([]))
@@ -331,6 +394,7 @@ def test_turnover_and_costs_per_year() -> None:
     assert m.turnover_per_year(res.turnover, 504) == pytest.approx(0.55, rel=1e-12)
     assert m.costs_per_year(res.costs) == pytest.approx(0.0022 / 2.0, rel=1e-12)
     assert np.isnan(m.turnover_per_year(res.turnover, 0))
+    assert m.turnover_per_year(res.turnover, np.int64(504)) == pytest.approx(0.55, rel=1e-12)
     with pytest.raises(ValueError, match="n_days"):
         m.costs_per_year(res.costs, -1)
 

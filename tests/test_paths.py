@@ -592,3 +592,47 @@ def test_every_owner_checks_correlation_matrices_alike(correlation, valid):
         else:
             with pytest.raises(ConfigError, match=f"^{owner}: correlation"):
                 build(correlation)
+
+
+@pytest.mark.parametrize(
+    ("func", "base", "bad", "named"),
+    [
+        (gbm_paths, GBM, {"drift": 200.0}, "drift=200, volatility=0.2, maturity=1"),
+        (gbm_paths, GBM, {"drift": -200.0}, "drift=-200, volatility=0.2, maturity=1"),
+        (gbm_paths, GBM, {"drift": [0.0, 200.0]}, "drift=[0, 200]"),
+        (heston_paths, HESTON, {"drift": 200.0}, "drift=200, v0=0.04, theta=0.04, xi=0.5"),
+        (merton_paths, MERTON_ARGS, {"drift": 200.0}, "drift=200, volatility=0.2"),
+        (merton_paths, MERTON_ARGS, {"drift": -200.0}, "drift=-200, volatility=0.2"),
+    ],
+)
+def test_paths_beyond_the_dtype_are_a_config_error_naming_the_parameters(func, base, bad, named):
+    # Every parameter is in range, but drift * maturity = 200 puts exp(200) past float32's
+    # largest number (and exp(-200) below its smallest): the paths would hold inf or 0.
+    with pytest.raises(ConfigError) as caught:
+        func(**{**base, **bad})
+    message = str(caught.value)
+    assert message.startswith(f"{func.__name__}: with {named}")
+    assert "dtype=torch.float32" in message and "use dtype=torch.float64" in message
+    # float64 holds them: the same parameters are fine there.
+    paths = func(**{**base, **bad}, dtype=F64)
+    paths = paths[0] if isinstance(paths, tuple) else paths
+    assert bool(torch.isfinite(paths).all()) and bool((paths > 0).all())
+
+
+def test_gbm_beyond_float64_suggests_smaller_parameters_only():
+    with pytest.raises(ConfigError, match=r"drift=1e\+06.*dtype=torch.float64") as caught:
+        gbm_paths(**{**GBM, "drift": 1e6}, dtype=F64)
+    assert str(caught.value).endswith(
+        "use a drift nearer 0, a smaller volatility or a shorter maturity"
+    )
+
+
+def test_bootstrap_overflow_names_the_returns_and_steps():
+    # Each return is finite, but compounding them overflows float32; a return of -1 (a price of
+    # 0) is allowed.
+    with pytest.raises(
+        ConfigError, match=r"^bootstrap_paths: with max\(returns\)=1e\+10, n_steps=5"
+    ):
+        bootstrap_paths(np.full(10, 1e10), 4, 5)
+    assert bool(torch.isfinite(bootstrap_paths(np.full(10, 1e10), 4, 5, dtype=F64)).all())
+    assert bool((bootstrap_paths(np.full(10, -1.0), 4, 5)[:, 1:] == 0).all())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,39 @@ def test_counts_and_arguments_are_validated(call, match: str) -> None:
     with pytest.raises(ArgumentError, match=match) as info:
         call()
     assert isinstance(info.value, KabutoError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("seed", ["x", -1, 1.5, True, [1, 2]])
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda seed: sharpe_confidence_interval(np.arange(30.0), n_boot=5, seed=seed), "seed"),
+        (lambda seed: bootstrap_sharpes(np.ones((30, 1)), n_boot=5, seed=seed), "seed"),
+        (lambda seed: stationary_bootstrap_indices(10, 5, 2.0, rng=seed), "rng"),
+        (lambda seed: leaderboard(_fake_result(), n_boot=5, seed=seed), "seed"),
+    ],
+)
+def test_bad_seed_is_an_argument_error_naming_it(call, name: str, seed: object) -> None:
+    # numpy's SeedSequence would raise a bare TypeError / ValueError naming neither.
+    with pytest.raises(ArgumentError, match=rf"{name} must be a non-negative integer") as info:
+        call(seed)
+    assert repr(seed) in str(info.value)
+
+
+@pytest.mark.parametrize("periods", ["x", -1, 0, np.nan, np.inf, True])
+def test_bootstrap_periods_must_be_a_positive_number(periods: object) -> None:
+    # -1 used to give silent NaN replicates, "x" a numpy TypeError.
+    with pytest.raises(ArgumentError, match="periods must be a finite number > 0") as info:
+        bootstrap_sharpes(np.arange(60.0).reshape(30, 2), n_boot=5, periods=periods)
+    assert repr(periods) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "data", [np.ones((30, 2), dtype=bool), pd.DataFrame({"d": pd.date_range("2020", periods=30)})]
+)
+def test_bootstrap_returns_must_be_numeric(data: object) -> None:
+    with pytest.raises(ArgumentError, match=r"returns must be numeric \(got dtype"):
+        bootstrap_sharpes(data, n_boot=5)
 
 
 def test_numpy_integer_counts_are_accepted() -> None:
@@ -420,6 +454,67 @@ def test_jobson_korkie_memmel_variance_is_right() -> None:
     assert 0.9 < z.var() < 1.1
 
 
+def _sparse(n_active: int, n: int = 300) -> np.ndarray:
+    """A strategy that trades on ``n_active`` of ``n`` days and is flat (0) otherwise."""
+    r = np.zeros(n)
+    days = np.linspace(10, n - 10, n_active).astype(int)
+    r[days] = 0.01 * np.arange(1, n_active + 1) * (-1.0) ** np.arange(n_active)
+    return r
+
+
+def test_zero_variance_resamples_are_left_out() -> None:
+    sparse = _sparse(5)  # about 0.5% of iid resamples miss all 5 active days
+    other = np.random.default_rng(0).normal(0.0005, 0.01, sparse.size)
+    boot = bootstrap_sharpes(np.column_stack([sparse, other]), n_boot=500, mean_block=1.0, seed=0)
+    undefined = ~np.isfinite(boot[:, 0])
+    assert 0 < undefined.sum() <= 25  # some, but within the 5% allowed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low, high = sharpe_confidence_interval(sparse, n_boot=500, mean_block=1.0, seed=0)
+        res = sharpe_difference_test(sparse, other, n_boot=500, mean_block=1.0, seed=0)
+    # The interval: quantiles of the defined replicates only (it was (nan, nan)).
+    assert (low, high) == pytest.approx(np.quantile(boot[~undefined, 0], [0.025, 0.975]))
+    assert low < sharpe(sparse) < high
+    # The p-value: undefined replicates leave the numerator and the denominator (they used to
+    # count as "not beyond |d|", biasing it down); interval and se from the same replicates.
+    d, d_star = res["difference"], (boot[:, 0] - boot[:, 1])[~undefined]
+    expected_p = (1 + np.count_nonzero(np.abs(d_star - d) >= abs(d))) / (d_star.size + 1)
+    assert res["p_value"] == pytest.approx(expected_p, rel=1e-12)
+    assert res["se"] == pytest.approx(np.std(d_star, ddof=1), rel=1e-12)
+    half = np.quantile(np.abs(d_star - d), 0.95)
+    assert (res["ci_low"], res["ci_high"]) == pytest.approx((d - half, d + half), rel=1e-12)
+
+
+def test_too_many_zero_variance_resamples_raise() -> None:
+    sparse = _sparse(2)  # about 13% of iid resamples miss both active days
+    other = np.random.default_rng(0).normal(0.0005, 0.01, sparse.size)
+    boot = bootstrap_sharpes(sparse[:, None], n_boot=500, mean_block=1.0, seed=0)
+    undefined = int(np.count_nonzero(~np.isfinite(boot)))
+    assert undefined > 25
+    message = rf"{undefined} of 500 bootstrap resamples .*zero variance.*too few non-zero"
+    with pytest.raises(ArgumentError, match=message):
+        sharpe_confidence_interval(sparse, n_boot=500, mean_block=1.0, seed=0)
+    with pytest.raises(ArgumentError, match=message):
+        sharpe_difference_test(sparse, other, n_boot=500, mean_block=1.0, seed=0)
+
+
+@pytest.mark.parametrize("daily", [0.001, 0.0])
+def test_constant_returns_have_no_interval_or_test(daily: float) -> None:
+    # Zero variance overall: sharpe is +-inf (nan for zeros) and there is nothing to infer
+    # about -- nan, without the RuntimeWarnings np.quantile gave on the inf replicates.
+    constant = np.full(50, daily)
+    other = np.random.default_rng(1).normal(0.0005, 0.01, 50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(sharpe_confidence_interval(constant, n_boot=200)).all()
+        for a, b in [(constant, other), (other, constant), (constant, constant)]:
+            res = sharpe_difference_test(a, b, n_boot=200)
+            assert np.isnan([res["ci_low"], res["ci_high"], res["se"], res["p_value"]]).all()
+        assert np.isnan(jobson_korkie_test(constant, constant)["p_value"])
+    with pytest.raises(ArgumentError, match="n_boot"):  # arguments are still checked
+        sharpe_confidence_interval(constant, n_boot=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # leaderboard
 
@@ -558,3 +653,47 @@ def test_leaderboard_records_a_numpy_integer_seed() -> None:
     assert (
         leaderboard(_fake_result(), n_boot=100, seed=np.random.default_rng(3)).attrs["seed"] is None
     )
+
+
+def test_leaderboard_survives_strategies_that_rarely_trade() -> None:
+    full = _fake_result(cash=True)
+    idx = full["EqualWeight"].net_returns.index
+    strategies = {n: full[n] for n in full.names}
+    for name, active in [("Rare", 2), ("Occasional", 6)]:
+        r = pd.Series(_sparse(active, len(idx)), index=idx)
+        base = full["Momentum"]
+        strategies[name] = dataclasses.replace(base, name=name, gross_returns=r, net_returns=r)
+    result = BacktestResult(strategies, full.benchmark_returns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        board = leaderboard(result, n_boot=400, mean_block=1.0, seed=3)
+    boot = bootstrap_sharpes(
+        np.column_stack([result[n].net_returns for n in ("Rare", "Occasional")]),
+        n_boot=400,
+        mean_block=1.0,
+        seed=3,
+    )
+    undefined = np.count_nonzero(~np.isfinite(boot), axis=0)
+    assert undefined[0] > 20 and 0 < undefined[1] <= 20  # above and below the 5% allowed
+    # Too many undefined resamples: nan cells where the functions raise, the board intact.
+    assert np.isfinite(board.loc["Rare", "sharpe"])
+    assert board.loc["Rare", ["sharpe_ci_low", "sharpe_ci_high", "sharpe_diff_pvalue"]].isna().all()
+    with pytest.raises(ArgumentError, match="zero variance"):
+        sharpe_confidence_interval(result["Rare"].net_returns, n_boot=400, mean_block=1.0, seed=3)
+    # A few: left out, exactly as the functions do (these cells used to be nan).
+    ci = sharpe_confidence_interval(
+        result["Occasional"].net_returns, n_boot=400, mean_block=1.0, seed=3
+    )
+    row = board.loc["Occasional"]
+    assert (row["sharpe_ci_low"], row["sharpe_ci_high"]) == pytest.approx(ci, rel=1e-12)
+    test = sharpe_difference_test(
+        result["Occasional"].net_returns,
+        result["EqualWeight"].net_returns,
+        n_boot=400,
+        mean_block=1.0,
+        seed=3,
+    )
+    assert row["sharpe_diff_pvalue"] == test["p_value"]
+    # Constant returns: no Sharpe ratio, nothing to infer; other rows unaffected.
+    assert board.loc["Cash", ["sharpe_ci_low", "sharpe_diff_pvalue"]].isna().all()
+    assert board.loc["Momentum", ["sharpe_ci_low", "sharpe_diff_pvalue"]].notna().all()

@@ -22,7 +22,8 @@ defaults of `Strategy` otherwise.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -97,6 +98,13 @@ class WalkForward:
 
         `progress`, if given, is called with the number of decisions just completed.
         """
+        if not isinstance(panel, Panel):
+            raise ConfigError(
+                f"panel: expected a kabuto Panel, got {type(panel).__name__}; build one with "
+                "Panel.from_frame(prices) or load_prices(path)"
+            )
+        if progress is not None and not callable(progress):
+            raise ConfigError(f"progress = {progress!r}: expected a function of a count, or None")
         named = name_strategies(strategies)
         self._check_settings(named)
         for strategy in named.values():  # a new backtest: nothing carries over from another
@@ -116,8 +124,10 @@ class WalkForward:
                 if refit[chunk.start]:
                     _fit(strategy, panel, int(ts[0]))
                 batch, columns = plan.batch(chunk, strategy.lookback)
-                weights = np.asarray(strategy.allocate_batch(batch), dtype=np.float64)
-                self._check_weights(strategy, name, weights, batch.dates, batch.assets)
+                with _blamed(name, batch.dates):
+                    chosen = strategy.allocate_batch(batch)
+                weights, slack = _as_weights(chosen, name, batch.dates, batch.assets)
+                self._check_weights(strategy, name, weights, batch.dates, batch.assets, slack)
                 full = targets.setdefault(name, np.zeros((len(decisions), panel.n_assets)))
                 full[chunk.start : chunk.stop, columns] = weights
                 if progress:
@@ -255,8 +265,10 @@ class WalkForward:
         weights: np.ndarray,
         dates: pd.DatetimeIndex,
         assets: Sequence[str],
+        slack: float = WEIGHT_TOLERANCE,
     ) -> None:
-        """Raise on weights that break the book's or the strategy's declared constraints.
+        """Raise on weights that break the book's or the strategy's declared constraints
+        (beyond `slack`, the rounding of the weights' own precision).
 
         A strategy declared long-only is held to it even in a long-short book. Weights are
         never clipped.
@@ -278,16 +290,16 @@ class WalkForward:
                 else "the strategy declares long_only = True, the default; a long-short "
                 "strategy sets the class attribute long_only = False"
             )
-            problems.append((weights < -WEIGHT_TOLERANCE, f"a short position ({why})"))
+            problems.append((weights < -slack, f"a short position ({why})"))
             cash = 1.0 - weights.sum(axis=1, keepdims=True)
             problems.append(
-                (np.broadcast_to(cash < -WEIGHT_TOLERANCE, weights.shape), f"negative cash ({why})")
+                (np.broadcast_to(cash < -slack, weights.shape), f"negative cash ({why})")
             )
         if not self.long_only:
             gross = np.abs(weights).sum(axis=1, keepdims=True)
             problems.append(
                 (
-                    np.broadcast_to(gross > self.max_leverage + WEIGHT_TOLERANCE, weights.shape),
+                    np.broadcast_to(gross > self.max_leverage + slack, weights.shape),
                     f"gross leverage above max_leverage = {self.max_leverage}",
                 )
             )
@@ -332,12 +344,13 @@ class WalkForward:
                 if refit[k]:
                     _fit(strategy, panel, t)
                 window = panel.window(t, strategy.lookback, columns)
-                w = np.asarray(
-                    strategy.allocate(window, prev_weights=drifted[columns].copy()), dtype=float
-                )
-                self._check_weights(strategy, name, w[None, :], panel.dates[[t]], window.assets)
+                dates = panel.dates[[t]]
+                with _blamed(name, dates):
+                    chosen = strategy.allocate(window, prev_weights=drifted[columns].copy())
+                w, slack = _as_weights(chosen, name, dates, window.assets, one_date=True)
+                self._check_weights(strategy, name, w, dates, window.assets, slack)
                 target = np.zeros(panel.n_assets)
-                target[columns] = w
+                target[columns] = w[0]
                 if progress:
                     progress(1)
             else:
@@ -469,6 +482,71 @@ def _history(strategy: Strategy) -> int:
     return max(strategy.lookback, getattr(strategy, "min_history", strategy.lookback))
 
 
+@contextmanager
+def _blamed(name: str, dates: pd.DatetimeIndex) -> Iterator[None]:
+    """An exception from inside a strategy keeps its type and says which strategy and date."""
+    try:
+        yield
+    except Exception as exc:
+        when = dates[0].date() if len(dates) == 1 else f"{dates[0].date()}..{dates[-1].date()}"
+        exc.add_note(f"raised by strategy {name!r} deciding on {when}")
+        raise
+
+
+def _as_weights(
+    chosen: object,
+    name: str,
+    dates: pd.DatetimeIndex,
+    assets: Sequence[str],
+    one_date: bool = False,
+) -> tuple[np.ndarray, float]:
+    """A strategy's output as weights of shape (dates, assets), and the slack of its precision.
+
+    Labelled output is aligned by label: a Series (one date) or a DataFrame (dates x assets)
+    indexed by asset names is reordered to `assets`, and labels that are not the eligible assets
+    are an error rather than read by position.
+    """
+    expected = "an array of one weight per eligible asset (in window.assets order)"
+    if one_date:
+        expected += " or a pandas Series indexed by asset"
+    else:
+        expected = f"an array (dates x assets), {expected}, or a DataFrame with asset columns"
+    labels = (
+        chosen.index
+        if isinstance(chosen, pd.Series)
+        else chosen.columns
+        if isinstance(chosen, pd.DataFrame)
+        else None
+    )
+    if labels is not None and not isinstance(labels, pd.RangeIndex):  # (a RangeIndex: positions)
+        missing, unknown = set(assets) - set(labels), set(labels) - set(assets)
+        if missing or unknown or labels.has_duplicates:
+            raise ConstraintError(
+                f"strategy {name!r} labelled its weights on {dates[0].date()} with "
+                f"{list(labels)[:5]}; expected each of the eligible assets {list(assets)[:5]} once"
+            )
+        chosen = chosen.reindex(assets) if isinstance(chosen, pd.Series) else chosen[list(assets)]
+    try:  # (a tensor that requires grad raises a RuntimeError: detach it first)
+        raw = np.asarray(chosen)
+        weights = None if raw.dtype.kind not in "iuf" else raw.astype(np.float64)
+    except (TypeError, ValueError, RuntimeError):
+        weights = None
+    if weights is None or weights.ndim != (1 if one_date else 2):
+        raise ConstraintError(
+            f"strategy {name!r} returned {type(chosen).__name__} {_short(chosen)} on "
+            f"{dates[0].date()}; expected {expected}"
+        )
+    precision = raw.dtype if raw.dtype.kind == "f" else np.float64
+    # float32 weights that sum to 1 exceed it by ~1e-8 after conversion: not a constraint broken
+    slack = max(WEIGHT_TOLERANCE, 4 * len(assets) * float(np.finfo(precision).eps))
+    return (weights[None, :] if one_date else weights), slack
+
+
+def _short(value: object) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _fit(strategy: Strategy, panel: Panel, t: int) -> None:
     """Fit on all history up to and including t, for the assets eligible at t."""
     fit = getattr(strategy, "fit", None)
@@ -482,16 +560,29 @@ def name_strategies(strategies: Sequence[Strategy] | Mapping[str, Strategy]) -> 
     have an `allocate` method; ConfigError for none, or for two with one name."""
     if isinstance(strategies, Mapping):
         named = dict(strategies)
-    else:
+    elif isinstance(strategies, Sequence | set | frozenset) and not isinstance(strategies, str):
         named = {}
         for s in strategies:
+            if isinstance(s, type):
+                raise ConfigError(
+                    f"{s.__name__} is a class, not a strategy; pass an instance: {s.__name__}()"
+                )
             name = getattr(s, "name", type(s).__name__)
             if name in named:
                 raise ConfigError(f"two strategies are named {name!r}; give each a distinct label")
             named[name] = s
+    else:
+        raise ConfigError(
+            f"strategies = {strategies!r}: expected a list of strategies (e.g. [EqualWeight()]) "
+            "or a mapping of label to strategy"
+        )
     if not named:
         raise ConfigError("no strategies to backtest; add at least one")
     for name, s in named.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"strategy label {name!r}: expected a non-empty string")
+        if isinstance(s, type):
+            raise ConfigError(f"{name!r} is a class, not a strategy; pass an instance")
         if not callable(getattr(s, "allocate", None)):
             raise ConfigError(f"{name!r} is not a strategy (it has no allocate method)")
     return named

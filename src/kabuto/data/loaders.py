@@ -36,6 +36,12 @@ SP500_CAVEAT = (
     "companies known to have survived and grown since 1990; backtest returns on them are biased "
     "upward and must not be read as achievable."
 )
+# The stocks' closes are dividend-adjusted, the bundled index is not: said wherever the index is.
+PRICE_INDEX_CAVEAT = (
+    " The benchmark index is the S&P 500 price index, without dividends, while the stocks' "
+    "prices are dividend-adjusted: beta and the information ratio against it count the index's "
+    "dividends (about 2% a year) as active return."
+)
 
 
 def load_sp500(*, with_benchmark: bool = True) -> Panel:
@@ -46,7 +52,8 @@ def load_sp500(*, with_benchmark: bool = True) -> Panel:
     Parameters
     ----------
     with_benchmark : bool, default True
-        Attach the S&P 500 index as the panel's benchmark.
+        Attach the S&P 500 price index (without dividends; the caveat says so) as the panel's
+        benchmark.
 
     Returns
     -------
@@ -72,7 +79,7 @@ def load_sp500(*, with_benchmark: bool = True) -> Panel:
         source=source,
         max_ffill=0,  # the sample has no gaps; any would be a packaging error worth seeing
         benchmark=benchmark,
-        survivorship_caveat=SP500_CAVEAT,
+        survivorship_caveat=SP500_CAVEAT + (PRICE_INDEX_CAVEAT if with_benchmark else ""),
     )
 
 

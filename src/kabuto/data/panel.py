@@ -22,13 +22,19 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from kabuto.errors import DataError
+from kabuto.errors import ArgumentError, DataError
 
 #: Price features a panel may carry, in the order `Panel.price_features` stacks them.
 PRICE_FEATURES = ("close", "high", "low")
 
 #: What to do when the prices given to `Panel` are not clean yet.
 FROM_FRAME_HINT = "build the panel with Panel.from_frame, which parses, sorts and checks raw prices"
+
+#: What to pass instead of something that is not a table of prices.
+PRICES_HINT = (
+    "pass a DataFrame of prices indexed by date (one column per asset), or use "
+    "Panel.from_frame / load_prices"
+)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -49,13 +55,25 @@ class Panel:
     source : str
         Provenance shown in reports ("bundled S&P 500 (skfolio)", a file path, "GBM seed=3").
     benchmark : Series, optional
-        Prices of a benchmark index on the same dates (for beta and information ratio).
+        Prices of a benchmark index (for beta and information ratio), indexed by date. It is
+        reindexed to the panel's dates (dates the panel lacks are dropped) and must then hold a
+        finite positive price on every one of them, else a `DataError` names the first bad
+        date: a gap at the start would leave the benchmark returns of an early backtest
+        undefined.
     survivorship_caveat : str, optional
         Printed in every report made from this panel.
     highs, lows : DataFrame, optional
         Each date's high and low price, same index and columns as `prices` (both or neither).
         Missing exactly where the close is; ``low <= close <= high``. `Panel.from_frame`
         aligns and repairs raw ones.
+
+    Raises
+    ------
+    DataError
+        If `prices` is not a DataFrame, has fewer than 2 dates, an index that is not unique
+        increasing dates, duplicate asset names, values that are not numbers, or prices that
+        are not finite and positive where given; for bad highs and lows; for a `benchmark`
+        that is not a Series of finite positive prices on the panel's dates.
 
     Attributes
     ----------
@@ -64,6 +82,8 @@ class Panel:
         ``returns[t] = prices[t] / prices[t-1] - 1``; NaN on the first date and wherever either
         price is missing.
     highs, lows : ndarray of shape (T, N) or None
+    benchmark : Series or None
+        The benchmark's prices (float64) on `dates`.
     dates : DatetimeIndex of length T
     assets : tuple of N str
     first_valid, last_valid : ndarray of shape (N,)
@@ -80,14 +100,18 @@ class Panel:
         highs: pd.DataFrame | None = None,
         lows: pd.DataFrame | None = None,
     ) -> None:
-        values = np.ascontiguousarray(prices.to_numpy(dtype=np.float64))
-        if values.ndim != 2 or values.shape[0] < 2 or values.shape[1] < 1:
+        if not isinstance(prices, pd.DataFrame):
             raise DataError(
-                f"{source}: a panel needs at least 2 dates and 1 asset, got shape {values.shape}"
+                f"{source}: prices must be a DataFrame, got {type(prices).__name__}; {PRICES_HINT}"
+            )
+        if prices.shape[0] < 2 or prices.shape[1] < 1:
+            raise DataError(
+                f"{source}: a panel needs at least 2 dates and 1 asset, got shape {prices.shape}"
             )
         self.dates = _checked_dates(prices.index, source)
         self.assets = tuple(str(c) for c in prices.columns)
         self.source = source
+        values = _checked_values(prices, self.dates, self.assets, source)
         self.survivorship_caveat = survivorship_caveat
         # how many prices validation forward-filled, per asset (set by `clean_prices`)
         self.ffilled = {str(k): int(v) for k, v in prices.attrs.get("ffilled", {}).items()}
@@ -122,9 +146,7 @@ class Panel:
         _check_returns(self, values, returns)
         self.returns = _readonly(returns)
         self.highs, self.lows = _check_range(self, values, highs, lows)
-        if benchmark is not None:
-            benchmark = benchmark.reindex(self.dates).astype(np.float64)
-        self.benchmark = benchmark
+        self.benchmark = None if benchmark is None else _checked_benchmark(self, benchmark)
 
     @classmethod
     def from_frame(
@@ -198,12 +220,26 @@ class Panel:
         return self.benchmark.pct_change(fill_method=None)
 
     def index_of(self, date: str | pd.Timestamp) -> int:
-        """Index of the last date <= `date` (the decision date a calendar date falls on)."""
-        pos = int(self.dates.searchsorted(pd.Timestamp(date), side="right")) - 1
+        """Index of the last date <= `date` (the decision date a calendar date falls on).
+
+        Raises `ArgumentError` for a value that is not a date, `DataError` for a date before
+        the panel's first.
+        """
+        try:
+            when = pd.Timestamp(date)
+        except (TypeError, ValueError):
+            when = pd.NaT
+        if when is pd.NaT:
+            raise ArgumentError(
+                f"{self.source}: date={date!r} is not a date; give one like '2020-01-31' or a "
+                "pandas Timestamp"
+            )
+        if when.tz is not None and self.dates.tz is None:  # naive, as `Panel.from_frame` makes
+            when = when.tz_localize(None)
+        pos = int(self.dates.searchsorted(when, side="right")) - 1
         if pos < 0:
             raise DataError(
-                f"{self.source}: date {pd.Timestamp(date).date()} is before the first date "
-                f"{self.dates[0].date()}"
+                f"{self.source}: date {when.date()} is before the first date {self.dates[0].date()}"
             )
         return pos
 
@@ -216,7 +252,12 @@ class Panel:
         return (self.first_valid <= t - lookback) & (self.last_valid >= t)
 
     def window(self, t: int, length: int, columns: np.ndarray | None = None) -> Window:
-        """The `length` returns ending at index t (inclusive), for the given asset columns."""
+        """The `length` returns ending at index t (inclusive), for the given asset columns.
+
+        `t` is a position in `dates`, from 0 to T - 1 (negative positions are not read from the
+        end): anything else raises `ArgumentError`.
+        """
+        t = self._position(t)
         if t - length + 1 < 1:
             raise DataError(
                 f"{self.source}: a window of {length} returns ending at "
@@ -242,6 +283,17 @@ class Panel:
             lows=take(self.lows),
         )
 
+    def _position(self, t: object, name: str = "t") -> int:
+        """`t` as a position in `dates` (0..T - 1), or an `ArgumentError` naming it."""
+        ok = isinstance(t, int | np.integer) and not isinstance(t, bool | np.bool_)
+        if not ok or not 0 <= t < self.n_dates:
+            raise ArgumentError(
+                f"{self.source}: {name}={t!r} is not a date position of this panel; use an "
+                f"integer from 0 to {self.n_dates - 1} ({self.dates[0].date()}.."
+                f"{self.dates[-1].date()}), e.g. from Panel.index_of(date)"
+            )
+        return int(t)
+
     def batch(
         self, ts: Sequence[int], length: int, columns: np.ndarray | None = None
     ) -> WindowBatch:
@@ -252,6 +304,9 @@ class Panel:
         share one copy of the rows through a strided view.
         """
         ts = np.asarray(ts, dtype=np.int64)
+        if len(ts):
+            self._position(int(ts.min()), "ts")
+            self._position(int(ts.max()), "ts")
         if len(ts) and ts.min() - length + 1 < 1:
             self.window(int(ts.min()), length)  # raises the explanatory error
         # Slice the panel at the last decision date first: no window can reach past its own end,
@@ -428,6 +483,89 @@ def _checked_dates(index: pd.Index, source: str) -> pd.DatetimeIndex:
             f"{i + 2}) follows {index[i].date()} (row {i + 1}); {FROM_FRAME_HINT}"
         )
     return index
+
+
+def _checked_values(
+    prices: pd.DataFrame, dates: pd.DatetimeIndex, assets: tuple[str, ...], source: str
+) -> np.ndarray:
+    """The prices as a float64 (T, N) array: unique asset names, numbers (NaN where missing).
+
+    Columns that are not plain numbers go through the cell-by-cell conversion of
+    `Panel.from_frame`, which names the first cell that is not a price.
+    """
+    from kabuto.data.validation import _check_unique_assets, _is_plain_number, to_prices
+
+    _check_unique_assets(list(assets), source)
+    if all(_is_plain_number(t) for t in prices.dtypes):
+        values = prices.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+
+        def where(i: int, j: int) -> str:
+            return f"asset {assets[j]!r} on {dates[i].date()}"
+
+        values = np.column_stack(
+            [
+                to_prices(prices.iloc[:, j], source=source, where=lambda i, j=j: where(i, j))
+                for j in range(len(assets))
+            ]
+        )
+    return np.ascontiguousarray(values)
+
+
+def _checked_benchmark(panel: Panel, benchmark: object) -> pd.Series:
+    """The benchmark's prices reindexed to the panel's dates, each finite and positive."""
+    source = panel.source
+    fix = "pass the index's prices as a pandas Series of numbers indexed by date"
+    if not isinstance(benchmark, pd.Series):
+        raise DataError(
+            f"{source}: benchmark must be a pandas Series of prices, got "
+            f"{type(benchmark).__name__}; {fix}"
+        )
+    label = "benchmark" if benchmark.name is None else f"benchmark {str(benchmark.name)!r}"
+    index = benchmark.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(
+            f"{source}: the {label}'s index holds {index.dtype} values "
+            f"({type(index).__name__}), not dates; {fix} (a DatetimeIndex)"
+        )
+    if index.tz is not None and panel.dates.tz is None:  # as `Panel.from_frame` does
+        benchmark = benchmark.set_axis(index.tz_localize(None))
+    if benchmark.index.has_duplicates:
+        day = benchmark.index[benchmark.index.duplicated()][0]
+        raise DataError(
+            f"{source}: the {label} has date {day.date()} more than once; keep one price per date"
+        )
+    aligned = benchmark.reindex(panel.dates)
+    if pd.api.types.is_bool_dtype(aligned.dtype):
+        raise DataError(f"{source}: the {label} holds true/false values, not prices; {fix}")
+    numeric = pd.to_numeric(aligned, errors="coerce")
+    values = np.asarray(numeric.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    given = ~np.asarray(pd.isna(aligned))
+    not_number = np.isnan(values) & given
+    if not_number.any():
+        t = int(np.argmax(not_number))
+        raise DataError(
+            f"{source}: the {label} on {panel.dates[t].date()} holds {aligned.iloc[t]!r}, "
+            f"which is not a number; {fix}"
+        )
+    if not given.all():
+        t = int(np.argmax(~given))
+        raise DataError(
+            f"{source}: the {label} has no price on {panel.dates[t].date()}, a date of the "
+            f"panel ({int((~given).sum())} of its {panel.n_dates} dates have none: the "
+            f"benchmark is reindexed to the panel's dates, {panel.dates[0].date()}.."
+            f"{panel.dates[-1].date()}); give it a price on every date of the panel, or trim "
+            "the prices to the benchmark's dates"
+        )
+    bad = ~(values > 0) | np.isinf(values)
+    if bad.any():
+        t = int(np.argmax(bad))
+        raise DataError(
+            f"{source}: the {label} on {panel.dates[t].date()} is {float(values[t])!r}; "
+            "benchmark prices must be finite and positive (pass the index's level, not its "
+            "returns)"
+        )
+    return pd.Series(values, index=panel.dates, name=benchmark.name)
 
 
 def _check_returns(panel: Panel, prices: np.ndarray, returns: np.ndarray) -> None:

@@ -10,7 +10,10 @@ one. The inference columns come from `kabuto.evaluation.statistics`:
   (one index draw, mean block length the largest Politis-White length among the strategies'
   net returns unless given), so the interval of any one strategy is reproduced by
   ``sharpe_confidence_interval(net, mean_block=board.attrs["mean_block"], n_boot=n_boot,
-  seed=seed)``.
+  seed=seed)``. Resamples with zero variance have no Sharpe ratio and are left out; the interval
+  is ``nan`` for constant net returns (e.g. a cash strategy) and where more than 5% of the
+  resamples have zero variance (a strategy with too few non-zero days), where
+  `sharpe_confidence_interval` raises: one such strategy does not fail the whole board.
 * ``psr``: probabilistic Sharpe ratio against a zero Sharpe ratio.
 * ``dsr``: deflated Sharpe ratio with ``n_trials`` = the number of strategies in the result and
   ``V`` the sample variance (ddof=1) of their daily, non-annualized net Sharpe ratios (those
@@ -22,8 +25,9 @@ one. The inference columns come from `kabuto.evaluation.statistics`:
   finite Sharpe ratio, ``V`` is undefined and the column is ``nan``.
 * ``sharpe_diff`` / ``sharpe_diff_pvalue``: annualized net Sharpe minus the benchmark
   strategy's and the two-sided p-value of the paired centered stationary-bootstrap test
-  (`sharpe_difference_test`) on the same bootstrap days; ``nan`` on the benchmark's own row and
-  when there is no benchmark strategy.
+  (`sharpe_difference_test`) on the same bootstrap days, over the resamples where both Sharpe
+  ratios are defined; ``nan`` on the benchmark's own row, when there is no benchmark strategy,
+  and (the p-value) where `sharpe_difference_test` would raise for too many undefined resamples.
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ from kabuto.evaluation.statistics import (
     SeedLike,
     _centered_bootstrap_test,
     _check_level,
+    _check_seed,
     _deflation_benchmark,
+    _percentile_interval,
     _psr,
     bootstrap_sharpes,
     optimal_block_length,
@@ -96,6 +102,26 @@ def _board_deflation(daily_sharpes: np.ndarray) -> tuple[float, float]:
         return _deflation_benchmark(daily_sharpes)
     except ArgumentError:
         return np.nan, np.nan
+
+
+def _board_interval(observed: float, replicates: np.ndarray, level: float) -> tuple[float, float]:
+    """`_percentile_interval`, ``(nan, nan)`` where it raises for too many undefined replicates.
+
+    Like `_board_deflation`: a strategy that rarely trades leaves its own cells undefined rather
+    than failing the whole board.
+    """
+    try:
+        return _percentile_interval(observed, replicates, level)
+    except ArgumentError:
+        return np.nan, np.nan
+
+
+def _board_pvalue(observed: float, replicates: np.ndarray, level: float) -> float:
+    """`_centered_bootstrap_test`'s p-value, ``nan`` where it raises (see `_board_interval`)."""
+    try:
+        return _centered_bootstrap_test(observed, replicates, level)[0]
+    except ArgumentError:
+        return np.nan
 
 
 def check_benchmark_strategy(benchmark_strategy: str, names: Sequence[str]) -> None:
@@ -150,9 +176,10 @@ def leaderboard(
         ``report.benchmark_strategy``) is not one of them.
     ArgumentError
         If the strategies' net returns are not on the same dates or contain NaN, or ``level``,
-        ``n_boot`` or ``mean_block`` is out of range.
+        ``n_boot``, ``mean_block`` or ``seed`` is out of range.
     """
     _check_level(level)
+    _check_seed(seed)  # before the metrics, not after them
     names = result.names
     if not names:
         raise ConfigError("the backtest result has no strategies to rank")
@@ -179,7 +206,6 @@ def leaderboard(
     if mean_block is None:
         mean_block = max(optimal_block_length(net[:, j]) for j in range(net.shape[1]))
     boot = bootstrap_sharpes(net, n_boot=n_boot, mean_block=mean_block, seed=seed)
-    quantiles = np.quantile(boot, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=0)
 
     # Deflation: the strategies on the board are the trials.
     variance, sr0 = _board_deflation(_sharpe_along(net, axis=0, periods=1))
@@ -187,17 +213,19 @@ def leaderboard(
     bench_j = names.index(benchmark_strategy) if benchmark_strategy is not None else None
     for j, n in enumerate(names):
         row = rows[n]
-        row["sharpe_ci_low"] = float(quantiles[0, j])
-        row["sharpe_ci_high"] = float(quantiles[1, j])
+        row["sharpe_ci_low"], row["sharpe_ci_high"] = _board_interval(
+            row["sharpe"], boot[:, j], level
+        )
         row["psr"] = probabilistic_sharpe_ratio(net[:, j], 0.0)
         row["dsr"] = _psr(net[:, j], sr0)
         row["sharpe_diff"] = np.nan
         row["sharpe_diff_pvalue"] = np.nan
         if bench_j is not None and j != bench_j:
             diff = row["sharpe"] - rows[benchmark_strategy]["sharpe"]
-            p, _, _ = _centered_bootstrap_test(diff, boot[:, j] - boot[:, bench_j], level)
+            with np.errstate(invalid="ignore"):  # inf - inf: undefined, left out by the test
+                replicates = boot[:, j] - boot[:, bench_j]
             row["sharpe_diff"] = float(diff)
-            row["sharpe_diff_pvalue"] = p
+            row["sharpe_diff_pvalue"] = _board_pvalue(diff, replicates, level)
 
     board = pd.DataFrame.from_dict(rows, orient="index").loc[:, list(LEADERBOARD_COLUMNS)]
     board.index.name = "strategy"

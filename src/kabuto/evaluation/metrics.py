@@ -54,10 +54,11 @@ annualize it). Degenerate inputs follow empyrical too: a ratio whose denominator
 (constant returns, no downside) is ``+-inf`` (``nan`` for ``0 / 0``); too few observations give
 ``nan`` (fewer than 2 for dispersion-based metrics, fewer than 1 for the rest).
 
-Inputs are 1-D numpy arrays or pandas Series without NaN or infinities (a
-`kabuto.errors.ArgumentError`, also a `ValueError`, names the first bad position otherwise);
-so are bad arguments. A benchmark, risk-free rate or ``mar`` given as a Series next to Series
-returns is aligned on the returns' dates (a missing date is an error); otherwise series are
+Inputs are 1-D numpy arrays or pandas Series of integers or floats without NaN or infinities (a
+`kabuto.errors.ArgumentError`, also a `ValueError`, names the first bad position otherwise); bool,
+datetime, timedelta, complex and string values are refused rather than read as numbers. Bad
+arguments raise the same error. A benchmark, risk-free rate or ``mar`` given as a Series next to
+Series returns is aligned on the returns' dates (a missing date is an error); otherwise series are
 paired by position.
 """
 
@@ -70,6 +71,7 @@ import numpy as np
 import pandas as pd
 
 from kabuto.errors import ArgumentError
+from kabuto.settings import is_integer, is_real
 
 if TYPE_CHECKING:
     from kabuto.backtest.result import StrategyResult
@@ -158,7 +160,10 @@ METRIC_DEFINITIONS: dict[str, str] = {
         "Deflated Sharpe ratio: PSR against the best Sharpe expected by luck among the "
         "strategies on the board (n_trials = their number)."
     ),
-    "sharpe_diff": "Sharpe ratio minus the benchmark strategy's (EqualWeight by default).",
+    "sharpe_diff": (
+        "Sharpe ratio minus the benchmark strategy's (report.benchmark_strategy; by default the "
+        "equal-weight strategy when one is run; named in the run's settings)."
+    ),
     "sharpe_diff_pvalue": (
         "Two-sided p-value of equal Sharpe ratios vs the benchmark strategy "
         "(paired stationary bootstrap, centered)."
@@ -176,6 +181,44 @@ _SQRT_A = np.sqrt(ANNUALIZATION)
 # validation and shared kernels
 
 
+# What pandas infers for an object array of numbers (None and NaN skipped: the NaN check names
+# them by position).
+_NUMERIC_OBJECTS = frozenset({"integer", "floating", "mixed-integer-float", "decimal", "empty"})
+
+
+def _numeric_array(values: object, name: str = "returns") -> np.ndarray:
+    """``values`` as a float array, or ArgumentError unless they are integers or floats.
+
+    numpy converts bool (True as 1), datetime and timedelta (nanoseconds) and complex (imaginary
+    part dropped) to float without complaint, which would turn a wrong column into plausible
+    returns; the dtype is checked before converting.
+    """
+    try:
+        raw = np.asarray(values)
+    except (TypeError, ValueError) as exc:  # e.g. a ragged list
+        raise ArgumentError(f"{name} must be numeric daily returns ({exc})") from None
+    # Named as the caller knows it: a Series' own dtype (a time-zone-aware one reaches numpy as
+    # object), and for plain objects what they hold.
+    dtype = str(getattr(values, "dtype", raw.dtype))
+    if raw.dtype.kind == "O":
+        inferred = pd.api.types.infer_dtype(raw, skipna=True)
+        numeric = inferred in _NUMERIC_OBJECTS
+        if dtype == "object":
+            dtype = f"object holding {inferred} values"
+    else:
+        numeric = raw.dtype.kind in "iuf"
+    if not numeric:
+        raise ArgumentError(
+            f"{name} must be numeric (got dtype {dtype}); pass daily returns as integers or floats"
+        )
+    try:
+        return np.asarray(raw, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(
+            f"{name} must be numeric daily returns ({exc}); convert it to floats first"
+        ) from None
+
+
 def _as_returns(values: ReturnsLike, name: str = "returns") -> np.ndarray:
     """Return ``values`` as a 1-D float array, or raise ArgumentError naming what is wrong."""
     if isinstance(values, pd.DataFrame):
@@ -183,12 +226,7 @@ def _as_returns(values: ReturnsLike, name: str = "returns") -> np.ndarray:
             f"{name} must be 1-D (a Series or 1-D array), got a DataFrame with columns "
             f"{list(values.columns)[:5]}; pass one column at a time"
         )
-    try:
-        arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ArgumentError(
-            f"{name} must be numeric daily returns ({exc}); convert it to floats first"
-        ) from None
+    arr = _numeric_array(values, name)
     if arr.ndim != 1:
         raise ArgumentError(
             f"{name} must be 1-D, got an array of shape {arr.shape}; pass one series at a time"
@@ -534,7 +572,7 @@ def cvar(returns: ReturnsLike, cutoff: float = 0.05) -> float:
     float
         A daily return, negative for a loss; ``nan`` for an empty series.
     """
-    if not 0.0 <= cutoff < 1.0:
+    if not (is_real(cutoff) and 0.0 <= cutoff < 1.0):
         raise ArgumentError(
             f"cutoff must be a tail probability in [0, 1), got {cutoff!r}; use 0.05 for CVaR 95%"
         )
@@ -586,10 +624,11 @@ def information_ratio(returns: ReturnsLike, benchmark: ReturnsLike) -> float:
 
 
 def _check_n_days(n_days: int) -> None:
-    if n_days < 0:
+    # A count of days: 1.5 or "252" is a caller's mistake, not something to round.
+    if not (is_integer(n_days) and n_days >= 0):
         raise ArgumentError(
-            f"n_days must be >= 0, got {n_days}; pass the number of daily returns the "
-            "backtest spans"
+            f"n_days must be a whole number >= 0, got {n_days!r}; pass the number of daily "
+            "returns the backtest spans"
         )
 
 

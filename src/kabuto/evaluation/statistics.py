@@ -14,20 +14,32 @@ Conventions
   block length of Politis and White (2004) with the correction of Patton, Politis and White
   (2009) (`optimal_block_length`), computed on the returns (for two or more series, the largest
   of theirs); `stationary_bootstrap_indices`, which sees only ``n``, falls back to ``n ** (1/3)``.
-* Randomness comes from ``seed`` (an int, a `numpy.random.Generator`, or None for fresh entropy);
-  the same seed gives the same numbers. Bootstrap indices are drawn in chunks of
-  ``max(1, 2**21 // n)`` replicates (the last chunk takes the rest), a size that depends only on
-  ``n``, so every function here draws the same indices for the same
-  ``(n, n_boot, mean_block, seed)``: a leaderboard's intervals are reproducible one strategy at a
-  time. A different ``n_boot`` gives different replicates, not a prefix or extension of them.
+* Randomness comes from ``seed`` (an int >= 0, a `numpy.random.Generator`, or None for fresh
+  entropy; anything else is an ArgumentError); the same seed gives the same numbers. Bootstrap
+  indices are drawn in chunks of ``max(1, 2**21 // n)`` replicates (the last chunk takes the
+  rest), a size that depends only on ``n``, so every function here draws the same indices for
+  the same ``(n, n_boot, mean_block, seed)``: a leaderboard's intervals are reproducible one
+  strategy at a time. A different ``n_boot`` gives different replicates, not a prefix or
+  extension of them.
 * The paired bootstrap test of equal Sharpe ratios (`sharpe_difference_test`) resamples the same
   days for both series and uses the centered (basic) bootstrap: with ``d`` the observed
-  difference and ``d*_b`` its bootstrap replicates, the two-sided p-value is
-  ``(1 + #{|d*_b - d| >= |d|}) / (n_boot + 1)`` -- the bootstrap distribution of ``d* - d``
+  difference and ``d*_b`` its ``B`` defined bootstrap replicates (below), the two-sided p-value
+  is ``(1 + #{|d*_b - d| >= |d|}) / (B + 1)`` -- the bootstrap distribution of ``d* - d``
   stands in for the null distribution of ``d`` -- and the interval is the matching symmetric
   one, ``d +- q_level(|d* - d|)``, so that it excludes 0 exactly when the p-value (up to the
   ``+1`` correction) is below ``1 - level``. This is the non-studentized simplification of
   Ledoit and Wolf (2008).
+* Undefined replicates. A resample with zero variance (all its days equal, e.g. only the zero
+  days of a strategy that rarely trades) has no Sharpe ratio: `bootstrap_sharpes` reports it as
+  ``+-inf`` or ``nan``, as `metrics.sharpe` does for constant returns. Intervals, p-values and
+  standard errors are computed over the finite (defined) replicates only, the p-value's
+  denominator being their count + 1. Dropping a few is harmless; dropping many would describe
+  only the resamples that happened to catch the rare non-zero days, so when more than 5% of the
+  replicates are undefined (`_MAX_UNDEFINED_SHARE`) the functions raise ArgumentError saying how
+  many and why (the returns have too few non-zero days for a bootstrap) instead of reporting a
+  number; the leaderboard shows ``nan`` in those cells. Returns with zero variance overall have
+  no Sharpe ratio to infer about (``+-inf`` or ``nan`` in `metrics.sharpe`): their interval, and
+  any difference test involving them, is ``nan``, without an error or a warning.
 
 References
 ----------
@@ -59,6 +71,7 @@ from kabuto.evaluation.metrics import (
     ANNUALIZATION,
     ReturnsLike,
     _as_returns,
+    _numeric_array,
     _sharpe_along,
 )
 from kabuto.settings import is_integer, is_real
@@ -91,7 +104,27 @@ is about 16 annualized, beyond any real strategy, so such a value (typically an 
 of 1 or 2) was annualized by mistake -- and would make PSR/DSR about 0 or 1 whatever the data."""
 
 
-def _rng(seed: SeedLike) -> np.random.Generator:
+_MAX_UNDEFINED_SHARE = 0.05
+"""Largest share of bootstrap replicates that may have no Sharpe ratio (a zero-variance resample)
+before inference gives up (module docstring, *Undefined replicates*)."""
+
+
+def _check_seed(seed: object, name: str = "seed") -> None:
+    """ArgumentError unless ``seed`` is an int >= 0, a numpy Generator or None.
+
+    numpy's own errors for a bad seed (a SeedSequence TypeError or ValueError) name neither the
+    argument nor what is allowed; a float such as 1.5 is refused rather than truncated.
+    """
+    if seed is None or isinstance(seed, np.random.Generator):
+        return
+    if not (is_integer(seed) and seed >= 0):
+        raise ArgumentError(
+            f"{name} must be a non-negative integer, a numpy Generator or None, got {seed!r}"
+        )
+
+
+def _rng(seed: SeedLike, name: str = "seed") -> np.random.Generator:
+    _check_seed(seed, name)
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
@@ -232,7 +265,7 @@ def stationary_bootstrap_indices(
         Mean block length in days, >= 1 (1 gives the iid bootstrap). Default ``n ** (1/3)``;
         prefer `optimal_block_length` of the data when you have it.
     rng : int, Generator or None
-        Seed or generator.
+        Seed (an int >= 0) or generator.
 
     Returns
     -------
@@ -243,7 +276,7 @@ def stationary_bootstrap_indices(
         n = _check_count(n, "the number of days to resample (n)", 1)
         mean_block = max(1.0, n ** (1.0 / 3.0))
     n, n_boot, mean_block = _check_bootstrap_args(n, n_boot, mean_block)
-    return np.concatenate(list(_index_chunks(n, n_boot, mean_block, _rng(rng))), axis=0)
+    return np.concatenate(list(_index_chunks(n, n_boot, mean_block, _rng(rng, "rng"))), axis=0)
 
 
 def bootstrap_sharpes(
@@ -266,13 +299,20 @@ def bootstrap_sharpes(
         Mean block length; default the largest `optimal_block_length` of the columns.
     seed : int, Generator or None
     periods : float, default 252
-        Annualization factor (1 for per-period Sharpe ratios).
+        Annualization factor, a finite number > 0 (1 for per-period Sharpe ratios).
 
     Returns
     -------
     ndarray, shape (n_boot, n_series)
+        ``+-inf`` or ``nan`` where a resample of a column has zero variance (no Sharpe ratio;
+        see the module docstring on undefined replicates).
     """
-    data = np.asarray(returns, dtype=float)
+    data = _numeric_array(returns)
+    if not (is_real(periods) and periods > 0.0):
+        raise ArgumentError(
+            f"periods must be a finite number > 0, got {periods!r}; use 252 for annualized "
+            "daily Sharpe ratios, 1 for per-period ones"
+        )
     if data.ndim != 2:
         raise ArgumentError(
             f"returns must be 2-D (days x series), got shape {data.shape}; stack the series "
@@ -300,6 +340,35 @@ def _check_level(level: float) -> None:
         raise ArgumentError(f"level must be in (0, 1), got {level!r}; use 0.95 for 95%")
 
 
+def _defined_replicates(replicates: np.ndarray, what: str) -> np.ndarray:
+    """The finite replicates, or ArgumentError when more than `_MAX_UNDEFINED_SHARE` are not.
+
+    Never empty: with every replicate undefined the share is 1.
+    """
+    defined = replicates[np.isfinite(replicates)]
+    undefined, total = replicates.size - defined.size, replicates.size
+    if undefined > _MAX_UNDEFINED_SHARE * total:
+        raise ArgumentError(
+            f"{undefined} of {total} bootstrap resamples ({undefined / total:.1%}) "
+            "have zero variance and so no Sharpe ratio, more than the "
+            f"{_MAX_UNDEFINED_SHARE:.0%} allowed for {what}: the returns have too few non-zero "
+            "(non-constant) days for a bootstrap; evaluate them over a longer period or report "
+            "the Sharpe ratio without bootstrap inference"
+        )
+    return defined
+
+
+def _percentile_interval(
+    observed: float, replicates: np.ndarray, level: float
+) -> tuple[float, float]:
+    """Percentile interval of the defined replicates; ``nan`` for an undefined ``observed``."""
+    if not np.isfinite(observed):  # zero-variance returns: nothing to infer about
+        return np.nan, np.nan
+    defined = _defined_replicates(replicates, "a Sharpe-ratio interval")
+    low, high = np.quantile(defined, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return float(low), float(high)
+
+
 def sharpe_confidence_interval(
     returns: ReturnsLike,
     *,
@@ -325,28 +394,40 @@ def sharpe_confidence_interval(
     Returns
     -------
     (low, high) : tuple of float
-        Annualized Sharpe ratios.
+        Annualized Sharpe ratios, quantiles of the finite bootstrap replicates (resamples with
+        zero variance have none and are left out). ``(nan, nan)`` when the returns have zero
+        variance (constant, so `metrics.sharpe` is ``+-inf`` or ``nan``) or fewer than 2 days.
+
+    Raises
+    ------
+    ArgumentError
+        For bad returns or arguments, or when more than 5% of the resamples have zero variance
+        (the returns have too few non-zero days for a bootstrap; module docstring).
     """
     _check_level(level)
     r = _as_returns(returns)
+    # Resampled first, so that bad n_boot, mean_block or seed is an error even for constant returns.
     sharpes = bootstrap_sharpes(r[:, None], n_boot=n_boot, mean_block=mean_block, seed=seed)
-    low, high = np.quantile(sharpes[:, 0], [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return float(low), float(high)
+    return _percentile_interval(float(_sharpe_along(r)), sharpes[:, 0], level)
 
 
 def _centered_bootstrap_test(
     observed: float, replicates: np.ndarray, level: float
-) -> tuple[float, float, float]:
-    """Two-sided p-value and symmetric interval from the centered bootstrap.
+) -> tuple[float, float, float, float]:
+    """Two-sided p-value, symmetric interval and standard error from the centered bootstrap.
 
-    Returns ``(p_value, ci_low, ci_high)``; see the module docstring.
+    Returns ``(p_value, ci_low, ci_high, se)`` over the defined replicates, all ``nan`` for an
+    undefined ``observed``; see the module docstring. Counting an undefined replicate as "not
+    beyond ``|d|``" would bias the p-value down, so they are left out of the denominator too.
     """
-    if not np.isfinite(observed):
-        return np.nan, np.nan, np.nan
-    dev = np.abs(replicates - observed)
-    p = (1.0 + np.count_nonzero(dev >= abs(observed))) / (replicates.size + 1.0)
+    if not np.isfinite(observed):  # a zero-variance series: nothing to test
+        return np.nan, np.nan, np.nan, np.nan
+    defined = _defined_replicates(replicates, "a Sharpe-ratio difference test")
+    dev = np.abs(defined - observed)
+    p = (1.0 + np.count_nonzero(dev >= abs(observed))) / (defined.size + 1.0)
     half = float(np.quantile(dev, level))
-    return float(p), observed - half, observed + half
+    se = float(np.std(defined, ddof=1)) if defined.size > 1 else np.nan
+    return float(p), observed - half, observed + half, se
 
 
 def _paired(a: ReturnsLike, b: ReturnsLike) -> tuple[np.ndarray, np.ndarray]:
@@ -378,8 +459,9 @@ def sharpe_difference_test(
 
     Both series are resampled on the same days (keeping their correlation). The p-value and
     interval come from the centered bootstrap (module docstring): with ``d`` the observed
-    difference of annualized Sharpe ratios and ``d*`` its replicates,
-    ``p = (1 + #{|d* - d| >= |d|}) / (n_boot + 1)`` and ``CI = d +- q_level(|d* - d|)``.
+    difference of annualized Sharpe ratios and ``d*`` its ``B`` finite replicates (a resample in
+    which either series has zero variance has no difference and is left out),
+    ``p = (1 + #{|d* - d| >= |d|}) / (B + 1)`` and ``CI = d +- q_level(|d* - d|)``.
 
     Parameters
     ----------
@@ -397,7 +479,15 @@ def sharpe_difference_test(
     dict
         ``sharpe_a``, ``sharpe_b``, ``difference`` (a - b, annualized), ``ci_low``,
         ``ci_high``, ``se`` (bootstrap standard deviation of the difference), ``p_value``,
-        ``mean_block``.
+        ``mean_block``. When either series has zero variance (its `metrics.sharpe` is ``+-inf``
+        or ``nan``) the difference is not finite and ``ci_low``, ``ci_high``, ``se`` and
+        ``p_value`` are ``nan``.
+
+    Raises
+    ------
+    ArgumentError
+        For bad returns or arguments, or when more than 5% of the resamples have zero variance
+        in either series (too few non-zero days for a bootstrap; module docstring).
     """
     _check_level(level)
     ra, rb = _paired(returns_a, returns_b)
@@ -406,16 +496,18 @@ def sharpe_difference_test(
         mean_block = max(optimal_block_length(ra), optimal_block_length(rb))
     observed = _sharpe_along(data, axis=0)
     boot = bootstrap_sharpes(data, n_boot=n_boot, mean_block=mean_block, seed=seed)
-    diff = float(observed[0] - observed[1])
-    replicates = boot[:, 0] - boot[:, 1]
-    p, low, high = _centered_bootstrap_test(diff, replicates, level)
+    # Python floats: inf - inf is nan without a numpy warning (two constant series).
+    diff = float(observed[0]) - float(observed[1])
+    with np.errstate(invalid="ignore"):  # inf - inf: an undefined replicate, left out below
+        replicates = boot[:, 0] - boot[:, 1]
+    p, low, high, se = _centered_bootstrap_test(diff, replicates, level)
     return {
         "sharpe_a": float(observed[0]),
         "sharpe_b": float(observed[1]),
         "difference": diff,
         "ci_low": low,
         "ci_high": high,
-        "se": float(np.std(replicates, ddof=1)) if n_boot > 1 else np.nan,
+        "se": se,
         "p_value": p,
         "mean_block": float(mean_block),
     }
@@ -461,7 +553,7 @@ def jobson_korkie_test(returns_a: ReturnsLike, returns_b: ReturnsLike) -> dict[s
     out = {
         "sharpe_a": float(observed[0]),
         "sharpe_b": float(observed[1]),
-        "difference": float(observed[0] - observed[1]),
+        "difference": float(observed[0]) - float(observed[1]),  # no warning for inf - inf
         "z": np.nan,
         "p_value": np.nan,
     }

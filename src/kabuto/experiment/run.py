@@ -156,7 +156,7 @@ def write_outputs(
     """Write the run's files into `out_dir`, atomically (all of them or none)."""
     out_dir = out_dir.resolve()
     with staged_dir(out_dir) as staging:
-        _metrics_json(staging / "metrics.json", board)
+        _metrics_json(staging / "metrics.json", board, result)
         _returns_table(result).to_parquet(staging / "returns.parquet", index=False)
         _weights_table(result).to_parquet(staging / "weights.parquet", index=False)
         (staging / "config.toml").write_text(config.to_toml(), encoding="utf-8")
@@ -184,12 +184,21 @@ def _finite_or_none(value):
     return value
 
 
-def _metrics_json(path: Path, board: pd.DataFrame) -> None:
+def _metrics_json(path: Path, board: pd.DataFrame, result: BacktestResult) -> None:
     rows = {
         str(name): {k: _finite_or_none(v) for k, v in row.items()}
         for name, row in board.to_dict(orient="index").items()
     }
-    payload = {"strategies": rows, "definitions": METRIC_DEFINITIONS}
+    # What the numbers need to be read on their own: the caveat of the data, the costs charged
+    # and the inference settings (benchmark strategy, trials behind the DSR, bootstrap, seed).
+    payload = {
+        "strategies": rows,
+        "definitions": METRIC_DEFINITIONS,
+        "data_source": result.data_source,
+        "survivorship_caveat": result.survivorship_caveat,
+        "costs_bps": result.settings["backtest"]["costs_bps"],
+        "statistics": {k: _finite_or_none(v) for k, v in board.attrs.items()},
+    }
     path.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
 
 

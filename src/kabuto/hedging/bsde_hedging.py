@@ -283,4 +283,12 @@ def _check_prices(owner: str, problem: BasketOptionProblem, prices: object) -> T
             f"{owner}: prices has shape {shape}; use a floating-point tensor of shape "
             f"(n_paths, {dates}, {d}): the problem's N + 1 = {dates} dates and d = {d} assets"
         )
+    # As `DeepHedger.fit` checks its prices (`kabuto.hedging.hedger`), for (M, N + 1, d).
+    bad = ~((prices > 0) & prices.isfinite())
+    if bool(bad.any()):
+        path, date, asset = (int(i) for i in bad.nonzero()[0])
+        raise ConfigError(
+            f"{owner}: prices[{path}, {date}, {asset}] = {float(prices[path, date, asset])!r}; "
+            "prices must be finite and positive"
+        )
     return prices

@@ -129,7 +129,15 @@ def gbm_paths(
     if root is not None:
         z = z @ root.to(dtype=dtype, device=device).T
     increments = (drift_t - 0.5 * vol_t**2) * dt + vol_t * math.sqrt(dt) * z
-    return _from_log_increments(spot_t.expand(d), increments)
+    paths = _from_log_increments(spot_t.expand(d), increments)
+    _check_in_range(
+        owner,
+        paths,
+        dtype,
+        {"drift": drift_t, "volatility": vol_t, "maturity": maturity},
+        "a drift nearer 0, a smaller volatility or a shorter maturity",
+    )
+    return paths
 
 
 def heston_paths(
@@ -244,7 +252,12 @@ def heston_paths(
     # Full truncation carries a possibly negative auxiliary variance; its positive part is
     # the variance the dynamics actually use, so that is what is reported.
     variance = torch.stack(var_path, dim=1).clamp_(min=0.0)
-    return s0 * torch.exp(torch.stack(log_path, dim=1)), variance
+    prices = s0 * torch.exp(torch.stack(log_path, dim=1))
+    params = {"drift": mu, "v0": v0, "theta": theta, "xi": xi, "maturity": maturity}
+    fix = "a drift nearer 0, a smaller variance (v0, theta, xi) or a shorter maturity"
+    _check_in_range(owner, prices, dtype, params, fix)
+    _check_in_range(owner, variance, dtype, params, fix, what="variance", positive=False)
+    return prices, variance
 
 
 class _HestonStep:
@@ -466,7 +479,22 @@ def merton_paths(
         + torch.sqrt(counts) * s_j * z_jump
     )
     spot_t = torch.tensor([s0], dtype=dtype, device=device)
-    return _from_log_increments(spot_t, increments.unsqueeze(-1)).squeeze(-1)
+    paths = _from_log_increments(spot_t, increments.unsqueeze(-1)).squeeze(-1)
+    _check_in_range(
+        owner,
+        paths,
+        dtype,
+        {
+            "drift": mu,
+            "volatility": sigma,
+            "jump_intensity": lam,
+            "jump_mean": m_j,
+            "jump_std": s_j,
+            "maturity": maturity,
+        },
+        "a drift nearer 0, a smaller volatility or jumps, or a shorter maturity",
+    )
+    return paths
 
 
 def bootstrap_paths(
@@ -543,7 +571,17 @@ def bootstrap_paths(
     table_t = torch.tensor(table, dtype=dtype, device=device)  # a copy: the table may be read-only
     growth = torch.cumprod(1.0 + table_t[rows.to(device)], dim=1)
     ones = torch.ones(n, 1, d, dtype=dtype, device=device)
-    return spot_t.expand(d) * torch.cat([ones, growth], dim=1)
+    paths = spot_t.expand(d) * torch.cat([ones, growth], dim=1)
+    # A return of -1 makes a price 0 legitimately; only an overflow is an error here.
+    _check_in_range(
+        owner,
+        paths,
+        dtype,
+        {"max(returns)": float(table.max()), "n_steps": steps},
+        "fewer n_steps",
+        positive=False,
+    )
+    return paths
 
 
 def _from_log_increments(spot: Tensor, increments: Tensor) -> Tensor:
@@ -553,6 +591,47 @@ def _from_log_increments(spot: Tensor, increments: Tensor) -> Tensor:
     """
     zeros = torch.zeros_like(increments[:, :1])
     return spot * torch.exp(torch.cat([zeros, increments.cumsum(dim=1)], dim=1))
+
+
+def _check_in_range(
+    owner: str,
+    paths: Tensor,
+    dtype: torch.dtype,
+    params: dict[str, object],
+    smaller: str,
+    *,
+    what: str = "prices",
+    positive: bool = True,
+) -> None:
+    """Raise a ConfigError when `paths` overflowed to inf (or, if `positive`, underflowed to 0).
+
+    The parameters are in range one by one, but together (large drift times a long maturity,
+    say) they can drive the paths beyond what `dtype` holds; the message names them.
+    """
+    values = paths.detach()
+    ok = values < math.inf
+    ok &= values > 0 if positive else values > -math.inf
+    if bool(ok.all()):
+        return
+    shown = ", ".join(f"{name}={_shown(value)}" for name, value in params.items())
+    problem = "overflow to inf or underflow to 0" if positive else "overflow to inf"
+    use = f"use dtype=torch.float64 or {smaller}" if dtype != torch.float64 else f"use {smaller}"
+    raise ConfigError(
+        f"{owner}: with {shown} and dtype={dtype} the {what} {problem}, beyond the range of "
+        f"{dtype} (a parameter in range can still do so over the whole path); {use}"
+    )
+
+
+def _shown(value: object) -> str:
+    """A parameter for a message: a number, a short list, or its range."""
+    if isinstance(value, Tensor):
+        value = value.detach().cpu().double().numpy()
+    a = np.asarray(value, dtype=np.float64).reshape(-1)
+    if a.size == 1:
+        return f"{a[0]:g}"
+    if a.size <= 4:
+        return "[" + ", ".join(f"{v:g}" for v in a) + "]"
+    return f"[{a.min():g}..{a.max():g}] ({a.size} values)"
 
 
 def _grid(owner: str, n_paths: int, n_steps: int, maturity: float) -> tuple[int, int, float]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import ClassVar, Self
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 
 from kabuto.data.panel import Window, WindowBatch
@@ -72,8 +73,16 @@ class Strategy(BaseEstimator):
         """Target weights of shape (D, n) for every decision date in the batch.
 
         The default calls `allocate` per date; stateless strategies override it to vectorise.
+        Weights given as pandas Series indexed by asset come back as a DataFrame (dates x
+        assets), which the engine aligns by label.
         """
-        return np.stack([self.allocate(batch.window(d)) for d in range(len(batch))])
+        chosen = [self.allocate(batch.window(d)) for d in range(len(batch))]
+        if chosen and all(isinstance(w, pd.Series) for w in chosen):
+            return pd.DataFrame(chosen)
+        try:
+            return np.stack(chosen)
+        except (TypeError, ValueError):  # mixed shapes or types: the engine says what is wrong
+            return chosen
 
 
 def held_weights(owner: str, prev_weights: np.ndarray | None, window: Window) -> np.ndarray | None:
