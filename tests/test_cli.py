@@ -298,6 +298,7 @@ def test_demo_runs_every_classical_strategy_with_costs(tmp_path):
     assert resolved["backtest"]["costs_bps"] == 10.0
     assert resolved["backtest"]["start"] == "2000-01-03"
     assert "Survivorship bias" in result.stdout
+    assert "Net of transaction costs (10 bps of traded notional)." in result.stdout
     assert "Survivorship bias" in (out / "report.html").read_text()
     caveat = json.loads((out / "metrics.json").read_text())["survivorship_caveat"]
     assert "Survivorship bias" in caveat and "without dividends" in caveat

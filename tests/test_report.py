@@ -439,3 +439,18 @@ def test_report_renders_in_headless_chromium(
     assert pixels.std() > 20
     colors = np.unique(pixels.reshape(-1, 3)[::7], axis=0)
     assert len(colors) > 50
+
+
+def test_the_leaderboard_says_what_its_tests_compare_against(result: BacktestResult) -> None:
+    from kabuto.evaluation import leaderboard as make_board
+
+    board = make_board(result, n_boot=100)
+    text = " ".join(re.sub("<[^>]+>", " ", render_report(result, board)).split())
+    bench = board.attrs["benchmark_strategy"]
+    assert bench is not None
+    assert f"compare each strategy with {escape(bench)}; the {len(board) - 1} p-values" in text
+    sr0 = board.attrs["expected_max_sharpe"] * np.sqrt(252)
+    assert f"DSR deflates for the {len(board)} strategies tried" in text
+    assert f"expected best Sharpe under no skill {sr0:.2f} (annualised)" in text
+    plain = make_leaderboard(result)  # a board without attrs: no such sentence
+    assert "compare each strategy with" not in render_report(result, plain)

@@ -25,6 +25,7 @@ import plotly.offline
 
 import kabuto
 from kabuto.errors import KabutoError
+from kabuto.evaluation.metrics import ANNUALIZATION
 from kabuto.report import figures, tables
 
 if TYPE_CHECKING:
@@ -233,6 +234,11 @@ def _cost_caveat(costs: float | Mapping[str, float] | None) -> str:
     )
 
 
+def cost_note(result: BacktestResult) -> str:
+    """What a backtest's net returns are net of, in one sentence (the CLI prints it too)."""
+    return _cost_note(_costs_bps(result))
+
+
 def _cost_note(costs: float | Mapping[str, float] | None) -> str:
     """The leaderboard's first sentence: what its net returns are net of."""
     if costs is None:
@@ -240,6 +246,28 @@ def _cost_note(costs: float | Mapping[str, float] | None) -> str:
     if _costs_are_zero(costs):
         return "No transaction costs were charged (0 bps): net equals gross."
     return f"Net of transaction costs ({_cost_text(costs)})."
+
+
+def _inference_note(leaderboard: pd.DataFrame) -> str:
+    """What the leaderboard's tests compare against, from its `attrs` (empty if not recorded)."""
+    attrs = leaderboard.attrs
+    note = ""
+    if attrs.get("benchmark_strategy") is not None and "sharpe_diff" in leaderboard.columns:
+        others = len(leaderboard) - 1
+        note += (
+            f" Sharpe diff and its p-value compare each strategy with "
+            f"{attrs['benchmark_strategy']}; the {others} p-values are not adjusted for "
+            "multiple comparisons."
+        )
+    if attrs.get("n_trials") is not None and "dsr" in leaderboard.columns:
+        sr0 = attrs.get("expected_max_sharpe")
+        yearly = None if sr0 is None else sr0 * ANNUALIZATION**0.5
+        shown = "" if yearly is None else f", expected best Sharpe under no skill {yearly:.2f}"
+        note += (
+            f" The DSR deflates for the {attrs['n_trials']} strategies tried{shown} "
+            "(annualised); it is meant for the strategy picked, the top row."
+        )
+    return note
 
 
 def _period(result: BacktestResult) -> tuple[pd.Timestamp, pd.Timestamp, int]:
@@ -367,7 +395,9 @@ def render_report(
             "Leaderboard",
             '<div class="card">'
             + tables.leaderboard_table(leaderboard, colors)
-            + f'<p class="note">{escape(_cost_note(_costs_bps(result)))} Definitions below.'
+            + f'<p class="note">{escape(cost_note(result))}'
+            + escape(_inference_note(leaderboard))
+            + " Definitions below."
             + (" Scroll the table sideways for more columns." * (len(leaderboard.columns) > 12))
             + "</p></div>"
             + '<h3 id="definitions">Metric definitions</h3>'
