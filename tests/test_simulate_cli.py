@@ -149,6 +149,10 @@ def test_ci2002_report_is_self_contained_with_the_facts_table(ci2002_run):
     assert 'id="zero-returns"' in page and "nonzero returns only" in page
     assert "FCNAgents" in page and ">100<" in page  # the agent group and its count
     assert page.count('class="kabuto-fig"') == 4
+    # what the numbers rest on: the seed given, the mean's error, the Hill estimate's sample
+    assert "seed (the run seeds come from it)</th><td>7</td>" in page
+    assert '<th scope="col">s.e.</th>' in page
+    assert "at most 2 order statistics a run, too few for a stable estimate" in page
     assert_offline(page)
 
 

@@ -297,7 +297,7 @@ def test_summary_table_is_nan_aware() -> None:
     facts = stylized_facts(prices, bar=1, tail_fraction=0.05)
     table = facts.summary()
     assert isinstance(table, pd.DataFrame)
-    assert list(table.columns) == ["mean", "std", "q05", "q95", "n_runs", "n_nan"]
+    assert list(table.columns) == ["mean", "se", "std", "q05", "q95", "n_runs", "n_nan"]
     for name in ("return_acf", "abs_acf", "sq_acf"):
         for k in (1, 5, 10, 20):
             assert f"{name}_lag{k}" in table.index
@@ -313,6 +313,7 @@ def test_summary_table_is_nan_aware() -> None:
     row = table.loc["abs_acf_lag1"]
     np.testing.assert_allclose(row["mean"], ok.mean())
     np.testing.assert_allclose(row["std"], ok.std(ddof=1))
+    np.testing.assert_allclose(row["se"], ok.std(ddof=1) / np.sqrt(4))  # 4 defined runs
     np.testing.assert_allclose([row["q05"], row["q95"]], np.quantile(ok, [0.05, 0.95]))
     np.testing.assert_allclose(table.loc["zero_share", "mean"], 1 / 5)
     # The facts are frozen, arrays included.

@@ -237,11 +237,12 @@ def _facts_table(summary: pd.DataFrame, title: str) -> Table:
     """A market's stylized facts across runs, as printed after `kabuto simulate`."""
     table = Table(title=title)
     table.add_column("statistic", no_wrap=True)
-    for column in ("mean", "std", "q05", "q95"):
-        table.add_column(column, justify="right")
+    shown = {"mean": "mean", "se": "s.e.", "std": "std", "q05": "q05", "q95": "q95"}
+    for header in shown.values():
+        table.add_column(header, justify="right")
     table.add_column("undefined", justify="right")
     for statistic, row in summary.iterrows():
-        cells = ["-" if pd.isna(row[c]) else f"{row[c]:.4g}" for c in ("mean", "std", "q05", "q95")]
+        cells = ["-" if pd.isna(row[c]) else f"{row[c]:.4g}" for c in shown]
         table.add_row(str(statistic), *cells, f"{int(row['n_nan'])}/{int(row['n_runs'])}")
     return table
 
@@ -297,7 +298,9 @@ def simulate_command(
             if progress is not None:
                 progress.stage("report")
             facts = facts_by_market(result, bar=bar, start_step=start_step)
-            page = render_report(result, bar=bar, start_step=start_step, source=str(config))
+            page = render_report(
+                result, bar=bar, start_step=start_step, source=str(config), seed=seed
+            )
             written = write_outputs(
                 result,
                 out,
@@ -334,7 +337,9 @@ def _risk_table(run) -> Table:
     table = Table(
         title=f"Hedging a short {config.claim.kind}: {run.prices.shape[0]:,} fresh "
         f"{config.market.model} paths, cost {h.cost:g}",
-        caption=f"price: {measure} of the hedged P&L; reference price {run.reference_price:.6f}",
+        caption=f"price: {measure} of the hedged P&L; reference price {run.reference_price:.6f}; "
+        f"s.e.: Monte Carlo error of the evaluation paths only (the deep hedger is one training, "
+        f"seed {h.seed})",
         caption_justify="left",
     )
     levels = sorted(config.evaluation.risk_levels)

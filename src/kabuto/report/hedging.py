@@ -193,7 +193,12 @@ def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
             f"Indifference price: the training risk measure ({_risk_name(run)}) of the hedged "
             "short P&L X; the lowest price is the best hedge for that measure.",
         ),
-        ("\u00b1 s.e.", "Monte Carlo standard error of the price (delta method)."),
+        (
+            "\u00b1 s.e.",
+            "Monte Carlo standard error of the price (delta method) over the evaluation paths; "
+            f"the deep hedger is one training (seed {run.config.hedger.seed}), and another seed "
+            "moves its price and tail risk by more than this error can show.",
+        ),
         ("mean P&L", "Mean of X = gains - costs - payoff per path."),
         ("std P&L", "Standard deviation of X (ddof 1)."),
         *(

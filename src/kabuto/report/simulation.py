@@ -207,6 +207,15 @@ def facts_by_market(
     }
 
 
+def _hill_k(facts: StylizedFacts) -> int:
+    """The most order statistics the Hill estimate uses in a run (all returns nonzero)."""
+    return max(2, int(facts.tail_fraction * facts.n_returns + 1e-9))
+
+
+def _rough(k: int) -> str:
+    return ", too few for a stable estimate: use longer runs or shorter bars" if k < 10 else ""
+
+
 def describe_statistic(name: str, facts: StylizedFacts) -> str:
     """A plain-text definition of a row of `StylizedFacts.summary`."""
     for prefix, what in (("return_acf", "r"), ("abs_acf", "|r|"), ("sq_acf", "r\u00b2")):
@@ -218,8 +227,9 @@ def describe_statistic(name: str, facts: StylizedFacts) -> str:
         "kurtosis_nonzero": "excess kurtosis of r, nonzero returns only",
         "zero_share": "share of returns exactly 0",
         "hill": (
-            f"Hill tail index of |r| (nonzero returns, top {facts.tail_fraction:.0%}); "
-            "smaller = fatter tails"
+            f"Hill tail index of |r| (nonzero returns, top {facts.tail_fraction:.0%}: at most "
+            f"{_hill_k(facts)} order statistics a run{_rough(_hill_k(facts))}); smaller = fatter "
+            "tails"
         ),
         "abs_decay": (
             f"power-law decay exponent of the |r| autocorrelation, lags {min(lags)}-{max(lags)} "
@@ -256,13 +266,13 @@ def facts_table(facts: StylizedFacts) -> str:
         [
             f"<code>{escape(str(name))}</code>",
             escape(describe_statistic(str(name), facts)),
-            *(escape(_num(row[c])) for c in ("mean", "std", "q05", "q95")),
+            *(escape(_num(row[c])) for c in ("mean", "se", "std", "q05", "q95")),
             escape(_num(int(row["n_runs"]))),
             escape(_num(int(row["n_nan"]))),
         ]
         for name, row in summary.iterrows()
     ]
-    header = ["statistic", "definition", "mean", "std", "q05", "q95", "n_runs", "n_nan"]
+    header = ["statistic", "definition", "mean", "s.e.", "std", "q05", "q95", "n_runs", "n_nan"]
     return _table(header, rows, "numeric facts")
 
 
@@ -382,15 +392,21 @@ def config_section(config: SimulationConfig, start_step: int) -> str:
 
 
 def _run_table(
-    result: SimulationResult, bar: int, start_step: int, n_returns: int, lags: list[int]
+    result: SimulationResult,
+    bar: int,
+    start_step: int,
+    n_returns: int,
+    lags: list[int],
+    seed: int | None,
 ) -> str:
     seeds = result.seeds
     shown = ", ".join(str(s) for s in seeds[:10]) + (
-        f", ... ({len(seeds)} in all)" * (len(seeds) > 10)
+        f", ... ({len(seeds)} in all, in the data files)" * (len(seeds) > 10)
     )
     counts = result.counts
     rows = [
         ["runs", escape(_num(len(seeds)))],
+        *([["seed (the run seeds come from it)", escape(str(seed))]] if seed is not None else []),
         ["run seeds", escape(shown)],
         ["steps per run", escape(_num(result.prices.shape[1]))],
         ["bar (steps)", escape(_num(bar))],
@@ -772,6 +788,7 @@ def render_report(
     market: int | str = 0,
     title: str = DEFAULT_TITLE,
     source: str | None = None,
+    seed: int | None = None,
 ) -> str:
     """Render the stylized-facts report of a simulation as one self-contained HTML page.
 
@@ -789,6 +806,8 @@ def render_report(
         Page title and heading.
     source : str, optional
         Where the config came from (a file path), printed in the header.
+    seed : int, optional
+        The seed `simulate` was given (the run seeds come from it), printed with them.
 
     Returns
     -------
@@ -830,7 +849,8 @@ def render_report(
         + escape(
             f"Bar returns r = log close[start + (j+1) bar] - log close[start + j bar], bars of "
             f"{bar} steps from step {start_step}: {n_returns} returns a run. Each statistic is "
-            f"computed per run; mean, std (across runs, ddof 1), q05 and q95 are over the "
+            f"computed per run; mean, its standard error (s.e. = std / sqrt(runs)), std "
+            f"(across runs, ddof 1), q05 and q95 are over the "
             f"{result.prices.shape[0]} run(s), leaving out runs where it is undefined (n_nan)."
         )
         + "</p>"
@@ -844,7 +864,7 @@ def render_report(
             "Configuration",
             config_section(config, start_step)
             + '<div class="card"><h3>Runs</h3>'
-            + _run_table(result, bar, start_step, n_returns, lags)
+            + _run_table(result, bar, start_step, n_returns, lags, seed)
             + "</div>",
         ),
     ]

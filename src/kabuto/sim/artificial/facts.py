@@ -464,17 +464,21 @@ class StylizedFacts:
         Returns
         -------
         DataFrame
-            One row per statistic (index ``statistic``); columns ``mean``, ``std`` (sample
-            standard deviation across runs, ddof=1; nan with fewer than 2 defined runs),
-            ``q05``, ``q95``, ``n_runs`` (all runs) and ``n_nan`` (runs where it is undefined).
+            One row per statistic (index ``statistic``); columns ``mean``, ``se`` (its
+            standard error, ``std / sqrt(defined runs)``: what a claim about the mean rests
+            on), ``std`` (sample standard deviation across runs, ddof=1; nan with fewer than 2
+            defined runs), ``q05``, ``q95``, ``n_runs`` (all runs) and ``n_nan`` (runs where it
+            is undefined).
         """
         rows = {}
         for name, values in self.per_statistic().items():
             ok = values[np.isfinite(values)]
             n_ok = ok.size
+            std = float(ok.std(ddof=1)) if n_ok >= 2 else np.nan
             rows[name] = {
                 "mean": float(ok.mean()) if n_ok else np.nan,
-                "std": float(ok.std(ddof=1)) if n_ok >= 2 else np.nan,
+                "se": std / np.sqrt(n_ok) if n_ok >= 2 else np.nan,
+                "std": std,
                 "q05": float(np.quantile(ok, 0.05)) if n_ok else np.nan,
                 "q95": float(np.quantile(ok, 0.95)) if n_ok else np.nan,
                 "n_runs": self.n_runs,
