@@ -518,6 +518,26 @@ def test_a_fundamental_shock_on_an_index_market_is_rejected():
     small_config(markets=markets, agents=[fcn], events=[shock | {"market": "A"}])
 
 
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        ({"runs": "2"}, "runs = '2': give a whole number"),
+        ({"runs": 2.5}, "runs = 2.5"),
+        ({"n_jobs": 0}, "n_jobs = 0"),
+        ({"log_trades": "yes"}, "log_trades = 'yes': give True or False"),
+    ],
+)
+def test_bad_simulate_arguments_are_named(setting, match):
+    with pytest.raises(ConfigError, match=match):
+        simulate(small_config(), **setting)
+
+
+def test_agent_group_names_are_unique():
+    group = small_config().model_dump()["agents"][0]
+    with pytest.raises(ConfigError, match=r"agent group names must be unique; \['fcn'\]"):
+        small_config(agents=[group, group])
+
+
 def test_a_simulation_too_large_to_keep_is_refused_up_front():
     with pytest.raises(ConfigError, match=r"runs = 1000000000000 of 320 steps .* GiB of results"):
         simulate(small_config(), runs=10**12)

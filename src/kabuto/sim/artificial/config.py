@@ -431,6 +431,10 @@ class SimulationConfig(StrictValues):
         markets = {m.name: m for m in self.markets}
         if len(markets) != len(self.markets):
             raise ValueError("market names must be unique")
+        groups = [g.name for g in self.agents]
+        if len(set(groups)) != len(groups):  # policies and outputs name groups
+            twice = sorted({g for g in groups if groups.count(g) > 1})
+            raise ValueError(f"agent group names must be unique; {twice} appear more than once")
         for group in self.agents:
             unknown = [m for m in group.markets if m not in markets]
             if unknown:

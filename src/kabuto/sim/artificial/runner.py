@@ -23,6 +23,7 @@ from numba import njit
 
 from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError
+from kabuto.settings import is_integer
 from kabuto.sim.artificial.book import (
     BUY,
     MARKET_ORDER,
@@ -687,8 +688,12 @@ def simulate(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
         # (the outputs store run seeds as int64)
         raise ConfigError(f"seed = {seed!r}: give an integer from 0 to 2**63 - 1 (e.g. seed=0)")
-    if runs < 1 or n_jobs < 1:
-        raise ConfigError(f"runs = {runs}, n_jobs = {n_jobs}: both must be at least 1")
+    for key, value in (("runs", runs), ("n_jobs", n_jobs)):
+        if not is_integer(value) or value < 1:
+            raise ConfigError(f"{key} = {value!r}: give a whole number, at least 1")
+    for key, value in (("log_trades", log_trades), ("log_orders", log_orders)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} = {value!r}: give True or False")
     # The results keep 4 prices and 5 counts per run, step and market: refuse a simulation
     # whose results alone could not fit, rather than fail for memory hours into it.
     kept = runs * config.n_steps * len(config.markets) * 9 * 8

@@ -1113,7 +1113,8 @@ class TraderCompany(BaseEstimator):
         """A readable report of the `k` best Traders (score and formula, one per line)."""
         lines = [
             f"TraderCompany: {self.n_traders} traders, aggregation={self.aggregation!r}, "
-            f"{len(self.score_history_)} rounds"
+            f"{len(self.score_history_)} rounds; score: in-sample cumulative directional return "
+            "(sum of sign(prediction) x target) on the last fit window"
         ]
         for s in self.best_traders(k):
             noise = "" if s.noise_std is None else f" noise_std={s.noise_std:.4g}"
