@@ -517,3 +517,50 @@ def test_bad_run_arguments_are_config_errors(panel, strategies, match):
         WalkForward().run(given, strategies)
     with pytest.raises(ConfigError, match="progress = 3"):
         WalkForward().run(prices, [Duck()], progress=3)
+
+
+class FitCounter(Strategy):
+    """Equal weight that records the dates of its fits (date by date when `stateful`)."""
+
+    lookback = 5
+
+    def __init__(self, stateful=False):
+        self.stateful = stateful
+        self.fits = []
+
+    def fit(self, history):
+        assert history.n_assets > 0, "fitted on an empty universe"
+        self.fits.append(history.dates[-1])
+        return self
+
+    def allocate(self, window, prev_weights=None):
+        assert window.n_assets > 0, "asked to allocate an empty universe"
+        return np.full(window.n_assets, 1.0 / window.n_assets)
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_dates_with_nothing_listed_hold_cash_and_fit_when_assets_appear(stateful):
+    # Every asset lists on row 40 and delists after row 120: before and after, the book is cash,
+    # and strategies are neither fitted nor asked on an empty universe.
+    r = _noise(160, 3)
+    r[:40] = np.nan
+    r[121:] = np.nan
+    panel = panel_from_returns(r)
+    counter = FitCounter(stateful)
+    rec = WalkForward(rebalance=5, retrain="monthly").run(panel, [counter])["FitCounter"]
+    held = rec.target_weights.sum(axis=1)
+    listed = (held.index >= panel.dates[45]) & (held.index <= panel.dates[120])
+    assert (held[~listed] == 0).all() and np.allclose(held[listed], 1.0)
+    assert counter.fits[0] == held.index[listed][0]  # the first fit waits for an asset
+    assert all(panel.dates[45] <= d <= panel.dates[120] for d in counter.fits)
+
+
+def test_an_error_inside_fit_says_which_strategy_and_when():
+    class Broken(FitCounter):
+        def fit(self, history):
+            raise ValueError("no good")
+
+    panel = panel_from_returns(_noise(60, 3))
+    with pytest.raises(ValueError, match="no good") as error:
+        WalkForward(rebalance=20).run(panel, [Broken()])
+    assert "raised by strategy 'Broken' deciding on 2000-" in "".join(error.value.__notes__)

@@ -195,3 +195,15 @@ def test_residuals_the_components_explain_entirely_are_data_errors():
         ResidualReversal(lookback=60, n_components=1).allocate(window)
     book = ResidualReversal(lookback=60, n_components=0).allocate(window)  # nothing removed
     np.testing.assert_allclose(np.abs(book).sum(), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", [ResidualReversal, ResidualMomentum])
+def test_the_default_components_fit_a_universe_of_one_asset(make):
+    # One per ten assets, at least one, would be every direction of a single asset.
+    assert [default_components(n) for n in (1, 2, 10, 25)] == [0, 1, 1, 2]
+    panel = panel_from_returns(np.random.default_rng(4).normal(0, 0.01, (120, 1)))
+    strategy = (
+        make(lookback=30) if make is ResidualReversal else make(horizon=20, skip=5, lookback=30)
+    )
+    rec = WalkForward(rebalance=5, long_only=False).run(panel, [strategy])[strategy.name]
+    assert np.allclose(rec.target_weights.abs().sum(axis=1), 1.0)  # gross one, as documented

@@ -14,6 +14,7 @@ from scipy.spatial.distance import squareform
 from sklearn.base import BaseEstimator, clone
 from sklearn.covariance import LedoitWolf
 
+from kabuto.backtest import WalkForward
 from kabuto.data import Panel
 from kabuto.errors import ConfigError, DataError
 from kabuto.strategies import (
@@ -34,6 +35,8 @@ from kabuto.strategies import (
 )
 from kabuto.strategies.covariance import ledoit_wolf, sample_covariance
 from kabuto.strategies.seriation import leaf_order, optimal_leaf_ordering
+
+from helpers import panel_from_returns
 
 LOOKBACK = 252
 DATES = [300, 1500, 3000, 4500, 6000, 7500, 8300]
@@ -465,3 +468,17 @@ def test_unconstrained_minimum_variance_is_the_closed_form(covariance):
     assert (ours < 0).any()  # it does short here: the constraint matters
     long_only = MinimumVariance(covariance=covariance).allocate(window)
     assert ours @ cov @ ours <= long_only @ cov @ long_only
+
+
+@pytest.mark.parametrize(("n_assets", "lookback", "longer"), [(3, 60, False), (30, 20, True)])
+def test_a_singular_covariance_suggests_what_can_fix_it(n_assets, lookback, longer):
+    # Two assets in lockstep: no lookback makes the sample covariance invertible, so a longer
+    # one is suggested only when the window is short of the assets.
+    returns = np.random.default_rng(5).normal(0, 0.01, (lookback + 30, n_assets))
+    returns[:, 1] = returns[:, 0]
+    panel = panel_from_returns(returns)
+    strategy = MinimumVariance(lookback=lookback, covariance="sample", long_only=False)
+    with pytest.raises(DataError, match="is singular") as error:
+        WalkForward(rebalance=5, long_only=False).run(panel, [strategy])
+    assert "move in lockstep" in str(error.value)
+    assert ("longer lookback" in str(error.value)) == longer

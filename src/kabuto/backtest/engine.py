@@ -118,18 +118,23 @@ class WalkForward:
 
         targets: dict[str, np.ndarray] = {}
         batched = {n: s for n, s in named.items() if _decides_in_batches(s)}
+        unfitted = set(batched)  # due a fit at their next decision with an asset to hold
         for chunk in plan.chunks(sorted({s.lookback for s in batched.values()})):
             for name, strategy in batched.items():
                 ts = decisions[chunk]
-                if refit[chunk.start]:
-                    _fit(strategy, panel, int(ts[0]))
-                batch, columns = plan.batch(chunk, strategy.lookback)
-                with _blamed(name, batch.dates):
-                    chosen = strategy.allocate_batch(batch)
-                weights, slack = _as_weights(chosen, name, batch.dates, batch.assets)
-                self._check_weights(strategy, name, weights, batch.dates, batch.assets, slack)
                 full = targets.setdefault(name, np.zeros((len(decisions), panel.n_assets)))
-                full[chunk.start : chunk.stop, columns] = weights
+                batch, columns = plan.batch(chunk, strategy.lookback)
+                if refit[chunk.start]:
+                    unfitted.add(name)
+                if len(columns):  # else nothing is listed (yet, or any more): the book is cash
+                    if name in unfitted:
+                        _fit(strategy, name, panel, int(ts[0]))
+                        unfitted.discard(name)
+                    with _blamed(name, batch.dates):
+                        chosen = strategy.allocate_batch(batch)
+                    weights, slack = _as_weights(chosen, name, batch.dates, batch.assets)
+                    self._check_weights(strategy, name, weights, batch.dates, batch.assets, slack)
+                    full[chunk.start : chunk.stop, columns] = weights
                 if progress:
                     progress(len(ts))
 
@@ -335,22 +340,26 @@ class WalkForward:
         drifted_hist = np.zeros_like(target_hist)
         delisted = np.zeros(len(decisions))  # notional sold on delisting, per segment
         held = np.zeros(panel.n_assets)  # weights right after the last trade (all cash at start)
+        unfitted = True  # a fit is due at the next decision with an asset to hold
 
         for k, t in enumerate(decisions):
             t = int(t)
             drifted = held  # `held` was drifted to t at the end of the previous segment
             if targets is None:  # date by date: decide now, with the weights actually held
                 columns = np.flatnonzero(panel.eligible(t, strategy.lookback))
-                if refit[k]:
-                    _fit(strategy, panel, t)
-                window = panel.window(t, strategy.lookback, columns)
-                dates = panel.dates[[t]]
-                with _blamed(name, dates):
-                    chosen = strategy.allocate(window, prev_weights=drifted[columns].copy())
-                w, slack = _as_weights(chosen, name, dates, window.assets, one_date=True)
-                self._check_weights(strategy, name, w, dates, window.assets, slack)
-                target = np.zeros(panel.n_assets)
-                target[columns] = w[0]
+                unfitted = unfitted or bool(refit[k])
+                target = np.zeros(panel.n_assets)  # nothing listed (yet, or any more): cash
+                if len(columns):
+                    if unfitted:
+                        _fit(strategy, name, panel, t)
+                        unfitted = False
+                    window = panel.window(t, strategy.lookback, columns)
+                    dates = panel.dates[[t]]
+                    with _blamed(name, dates):
+                        chosen = strategy.allocate(window, prev_weights=drifted[columns].copy())
+                    w, slack = _as_weights(chosen, name, dates, window.assets, one_date=True)
+                    self._check_weights(strategy, name, w, dates, window.assets, slack)
+                    target[columns] = w[0]
                 if progress:
                     progress(1)
             else:
@@ -547,12 +556,13 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _fit(strategy: Strategy, panel: Panel, t: int) -> None:
+def _fit(strategy: Strategy, name: str, panel: Panel, t: int) -> None:
     """Fit on all history up to and including t, for the assets eligible at t."""
     fit = getattr(strategy, "fit", None)
     if callable(fit):  # a duck-typed strategy may have nothing to learn
         columns = np.flatnonzero(panel.eligible(t, strategy.lookback))
-        fit(panel.window(t, t, columns))
+        with _blamed(name, panel.dates[[t]]):
+            fit(panel.window(t, t, columns))
 
 
 def name_strategies(strategies: Sequence[Strategy] | Mapping[str, Strategy]) -> dict:

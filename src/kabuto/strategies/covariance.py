@@ -165,10 +165,15 @@ def batch_cholesky(batch: WindowBatch, returns: np.ndarray, kind: str, owner: st
             try:
                 np.linalg.cholesky(cov[d])
             except np.linalg.LinAlgError:
+                # More returns than assets cannot fix a constant asset or an exact linear
+                # dependence: suggest a longer lookback only when it is short of the assets.
+                n_assets, n_returns = returns.shape[2], returns.shape[1]
+                longer = " or a longer lookback" if n_returns <= n_assets else ""
                 remedy = (
-                    "drop assets whose prices never move, or use a longer lookback"
+                    f"drop assets whose prices never move or that move in lockstep{longer}"
                     if kind == "ledoit_wolf"
-                    else "use covariance='ledoit_wolf' or a longer lookback"
+                    else f"use covariance='ledoit_wolf'{longer}, or drop assets whose prices "
+                    "never move or that move in lockstep"
                 )
                 raise DataError(
                     f"{owner}: the {kind} covariance of the window ending "

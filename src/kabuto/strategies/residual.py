@@ -14,8 +14,9 @@ from kabuto.errors import ConfigError
 
 
 def default_components(n_assets: int) -> int:
-    """A number of components well below the universe: about one per ten assets, at least 1."""
-    return max(1, n_assets // 10)
+    """A number of components well below the universe: about one per ten assets, at least 1,
+    and below the number of assets (a single asset gets 0: its residual is its own return)."""
+    return min(max(1, n_assets // 10), max(n_assets - 1, 0))
 
 
 def check_components(
@@ -60,7 +61,7 @@ def check_components(
     if n_assets is not None and c >= n_assets:
         raise ConfigError(
             f"{owner}: n_components={c}{source} is not allowed for {n_assets} assets; use an "
-            f"integer below {n_assets}, e.g. {default_components(n_assets)}"
+            f"integer below {n_assets}, e.g. {default_components(n_assets)} (the default)"
         )
     if c > lookback - 2:
         fewer = f"n_components <= {lookback - 2} or " if lookback >= 2 else ""
