@@ -537,7 +537,7 @@ def _as_weights(
         chosen = chosen.reindex(assets) if isinstance(chosen, pd.Series) else chosen[list(assets)]
     try:  # (a tensor that requires grad raises a RuntimeError: detach it first)
         raw = np.asarray(chosen)
-        weights = None if raw.dtype.kind not in "iuf" else raw.astype(np.float64)
+        weights = None if raw.dtype.kind not in "iuf" else raw.astype(np.float64, copy=False)
     except (TypeError, ValueError, RuntimeError):
         weights = None
     if weights is None or weights.ndim != (1 if one_date else 2):
