@@ -13,7 +13,7 @@ import pytest
 
 from kabuto.backtest.canary import leak_canary
 from kabuto.backtest.engine import WalkForward
-from kabuto.errors import ConfigError, DataError
+from kabuto.errors import ConfigError, DataError, KabutoWarning
 from kabuto.evaluation.metrics import sharpe
 from kabuto.sim.factor_market import factor_market
 from kabuto.strategies import make_strategy
@@ -572,3 +572,10 @@ def test_learns_the_planted_residual_reversal(seed):
             assert edge > 2e-4  # leans against the planted reversal (6-8e-4 a day seen)
     assert sharpes[0.035] > 0.3
     assert sharpes[0.035] > sharpes[0.0] + 0.2
+
+
+def test_a_single_asset_universe_is_said_to_hold_nothing():
+    one = panel_from_returns(noise_returns(3, n_assets=1))
+    with pytest.warns(KabutoWarning, match=r"1 asset\(s\) eligible on .*holds nothing"):
+        rec = WalkForward(rebalance=20, long_only=False).run(one, [TraderCompanyStrategy(**SMALL)])
+    assert (rec["TraderCompanyStrategy"].target_weights == 0).all().all()

@@ -22,13 +22,14 @@ always dollar neutral with gross leverage 1 (all zero when the predictions do no
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import ClassVar, Self
 
 import numpy as np
 
 from kabuto.data.panel import Window, WindowBatch
-from kabuto.errors import ConfigError, DataError
+from kabuto.errors import ConfigError, DataError, KabutoWarning
 from kabuto.strategies.batched import (
     TRAINING_YEAR,
     BatchedStrategy,
@@ -275,6 +276,14 @@ class TraderCompanyStrategy(BatchedStrategy):
                 f"{type(self).__name__}: the history ending {history.date.date()} has "
                 f"{returns.shape[0]} days; training needs at least {self._rows_needed + 2} "
                 "(features of one row and a next-day target); start the backtest later"
+            )
+        if returns.shape[1] < 2:
+            warnings.warn(
+                f"{type(self).__name__}: {returns.shape[1]} asset(s) eligible on "
+                f"{history.date.date()}; its dollar-neutral book holds nothing (all cash) until "
+                "at least two are",
+                KabutoWarning,
+                stacklevel=2,
             )
         features, vol = return_features(returns, self.features, self.vol_window)
         # The book is dollar neutral, so what matters is each asset's next-day return relative
