@@ -100,6 +100,11 @@ def is_integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
+def is_seed(value: object) -> bool:
+    """Whether `value` is a seed: a non-negative integer (Python or numpy), not a bool."""
+    return is_integer(value) and value >= 0  # type: ignore[operator]
+
+
 def check_positive(owner: str, parameter: str, value: object) -> float:
     """Return `value` as float if it is a finite number > 0, else raise `ConfigError`."""
     if not is_real(value) or float(value) <= 0:  # type: ignore[arg-type]

@@ -74,7 +74,7 @@ from kabuto.evaluation.metrics import (
     _numeric_array,
     _sharpe_along,
 )
-from kabuto.settings import is_integer, is_real
+from kabuto.settings import is_integer, is_real, is_seed
 
 __all__ = [
     "EULER_GAMMA",
@@ -117,7 +117,7 @@ def _check_seed(seed: object, name: str = "seed") -> None:
     """
     if seed is None or isinstance(seed, np.random.Generator):
         return
-    if not (is_integer(seed) and seed >= 0):
+    if not is_seed(seed):
         raise ArgumentError(
             f"{name} must be a non-negative integer, a numpy Generator or None, got {seed!r}"
         )

@@ -36,6 +36,7 @@ from kabuto.settings import (
     check_correlation_matrix,
     check_int,
     check_lognormal_jumps,
+    is_seed,
 )
 
 __all__ = ["bootstrap_paths", "gbm_paths", "heston_paths", "merton_paths"]
@@ -807,7 +808,7 @@ def _device(owner: str, device: Device) -> torch.device:
 def _generator(owner: str, seed: Seed, device: torch.device) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+    if not is_seed(seed):
         raise ConfigError(
             f"{owner}: seed={seed!r} is not allowed; it must be a non-negative integer or a "
             "torch.Generator"

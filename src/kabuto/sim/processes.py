@@ -18,7 +18,7 @@ import pandas as pd
 
 from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError
-from kabuto.settings import check_common_correlation, check_correlation_matrix, is_real
+from kabuto.settings import check_common_correlation, check_correlation_matrix, is_real, is_seed
 
 __all__ = ["correlated_gbm", "garch_panel", "mean_reverting_prices"]
 
@@ -347,7 +347,7 @@ def _rng(seed: SeedLike) -> tuple[np.random.Generator, str]:
     if seed is None:
         # Draw the seed ourselves so the provenance line can still reproduce the panel.
         seed = int(np.random.SeedSequence().entropy)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+    if not is_seed(seed):
         raise ConfigError(
             f"seed must be a non-negative integer, a numpy Generator or None, got {seed!r}"
         )

@@ -23,7 +23,7 @@ from numba import njit
 
 from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError
-from kabuto.settings import is_integer
+from kabuto.settings import is_integer, is_seed
 from kabuto.sim.artificial.book import (
     BUY,
     MARKET_ORDER,
@@ -685,7 +685,7 @@ def simulate(
         The decision function of each ``type = "policy"`` agent group, by group name
         (`kabuto.sim.artificial.policy`).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+    if not is_seed(seed) or seed >= 2**63:
         # (the outputs store run seeds as int64)
         raise ConfigError(f"seed = {seed!r}: give an integer from 0 to 2**63 - 1 (e.g. seed=0)")
     for key, value in (("runs", runs), ("n_jobs", n_jobs)):
