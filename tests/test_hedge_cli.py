@@ -1,8 +1,9 @@
 """`kabuto hedge`: outputs, the risk table against independent computations, one-line errors.
 
-Tiny runs (2,000 evaluation paths, 20 Adam steps of 200 paths) on each market model; the
-baselines' rows are recomputed here from the path generators and the hedging primitives on the
-same seeded paths, and the risk measures of the written P&L reproduce the written prices.
+Tiny runs (2,000 evaluation paths, 20 Adam steps of 200 paths; two trainings on GBM, one on
+the others) on each market model; the baselines' rows are recomputed here from the path
+generators and the hedging primitives on the same seeded paths, the trainings from DeepHedger
+itself, and the risk measures of the written P&L reproduce the written prices.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 
 from kabuto.cli.main import app
 from kabuto.errors import OutputDirError
-from kabuto.experiment.hedge import price_standard_error, run_hedge
+from kabuto.experiment.hedge import deep_names, price_standard_error, run_hedge, simulate_market
 from kabuto.experiment.hedge_config import (
     HedgeConfig,
     estimated_memory,
@@ -28,8 +29,10 @@ from kabuto.experiment.hedge_config import (
     parse_hedge_config,
 )
 from kabuto.hedging import closed_form
-from kabuto.hedging.hedger import BlackScholesDelta, WhalleyWilmott, hedge_with
+from kabuto.hedging.hedger import BlackScholesDelta, DeepHedger, WhalleyWilmott, hedge_with
 from kabuto.hedging.risk import entropic_risk, expected_shortfall
+from kabuto.report.hedging import training_spread
+from kabuto.settings import derived_seed
 from kabuto.sim.paths import gbm_paths, heston_paths, merton_paths
 from kabuto.staging import MARKER
 
@@ -41,7 +44,13 @@ torch.set_num_threads(1)
 
 N_EVAL = 2000
 EVAL_SEED = 7
-TRAIN = {"train_steps": 20, "batch_paths": 200, "hidden_sizes": [16, 16], "num_threads": 1}
+TRAIN = {
+    "train_steps": 20,
+    "batch_paths": 200,
+    "hidden_sizes": [16, 16],
+    "num_threads": 1,
+    "trainings": 1,
+}
 EVAL = f"[evaluation]\npaths = {N_EVAL}\nseed = {EVAL_SEED}\n"
 
 # One run per model, each with another risk measure and cost, so that the command's every
@@ -49,7 +58,7 @@ EVAL = f"[evaluation]\npaths = {N_EVAL}\nseed = {EVAL_SEED}\n"
 CONFIGS = {
     "gbm": (
         '[market]\nmodel = "gbm"\nvolatility = 0.25\n',
-        'risk = "cvar"\nrisk_level = 0.9\ncost = 1e-3\n',
+        'risk = "cvar"\nrisk_level = 0.9\ncost = 1e-3\ntrainings = 2\n',
     ),
     "heston": (
         '[market]\nmodel = "heston"\nv0 = 0.05\nkappa = 2.0\ntheta = 0.04\nxi = 0.5\nrho = -0.6\n',
@@ -65,7 +74,7 @@ FILES = ["config.toml", "pnl.parquet", "report.html", "risk.csv"]
 
 
 def _hedger_table(extra: str) -> str:
-    lines = [f"{key} = {value}" for key, value in TRAIN.items()]
+    lines = [f"{key} = {value}" for key, value in TRAIN.items() if key not in extra]
     return "[hedger]\n" + "\n".join(lines) + "\n" + extra
 
 
@@ -149,9 +158,10 @@ def test_writes_every_output_and_prints_the_table(cli_run):
 
 
 def test_risk_table_rows_and_columns(cli_run):
-    out = cli_run[2]
+    _, config, out, _ = cli_run
     table = pd.read_csv(out / "risk.csv", index_col="hedger")
-    assert list(table.index) == ["deep", "delta", "whalley_wilmott", "no_hedge"]
+    deep = deep_names(config.hedger.trainings)
+    assert list(table.index) == [*deep, "delta", "whalley_wilmott", "no_hedge"]
     levels = ["0.5", "0.9", "0.99"]
     assert list(table.columns) == [
         "price",
@@ -209,14 +219,24 @@ def test_baseline_rows_match_an_independent_computation(cli_run):
 
 
 def test_deep_pnl_reproduces_its_price(cli_run):
-    _, config, out, _ = cli_run
+    _, config, out, result = cli_run
     table = pd.read_csv(out / "risk.csv", index_col="hedger")
     written = pd.read_parquet(out / "pnl.parquet")
-    assert list(written.columns) == ["path", "deep", "delta", "whalley_wilmott", "no_hedge"]
+    names = deep_names(config.hedger.trainings)
+    assert list(written.columns) == ["path", *names, "delta", "whalley_wilmott", "no_hedge"]
     assert written["path"].tolist() == list(range(N_EVAL))
-    deep = torch.tensor(written["deep"].to_numpy())
-    assert table.loc["deep", "price"] == pytest.approx(_risk(config, deep), rel=1e-12)
-    assert table.loc["deep", "std_pnl"] == pytest.approx(float(deep.std()), rel=1e-12)
+    for name in names:
+        deep = torch.tensor(written[name].to_numpy())
+        assert table.loc[name, "price"] == pytest.approx(_risk(config, deep), rel=1e-12)
+        assert table.loc[name, "std_pnl"] == pytest.approx(float(deep.std()), rel=1e-12)
+    printed = " ".join(result.stdout.split())
+    if len(names) > 1:  # the seed's part of the error, printed and in the report
+        spread = float(np.std(table.loc[names, "price"], ddof=1))
+        assert f"s.d. {spread:.2g}" in printed
+        assert f"s.d. {spread:.2g}" in (out / "report.html").read_text()
+        assert "deep (band) #2" in printed
+    else:
+        assert "is one training (seed 0)" in printed and "#1" not in printed
 
 
 def test_mean_pnl_is_minus_the_reference_price(cli_run):
@@ -285,11 +305,49 @@ def test_progress_and_step_losses(risk):
     steps = TRAIN["train_steps"]
     assert ("train", steps) in progress.stages and progress.advanced["train"] == steps
     assert progress.advanced["evaluate"] == 2  # the deep hedger and the delta baseline
-    assert len(run.losses) == steps and run.out_dir is None
+    losses = run.losses["deep"]
+    assert list(run.losses) == ["deep"] and len(losses) == steps and run.out_dir is None
     if risk != "oce":  # DeepHedger's one epoch loss is the mean of its equal-sized batches
-        assert np.mean(run.losses) == pytest.approx(run.hedger.losses_[0], rel=1e-6)
+        assert np.mean(losses) == pytest.approx(run.hedgers["deep"].losses_[0], rel=1e-6)
     else:  # the OCE objective at w bounds the batch's expected shortfall from above
-        assert min(run.losses) > 0
+        assert min(losses) > 0
+
+
+def test_each_training_is_deep_hedger_on_its_own_seed():
+    """Three trainings: the first is the one-training run, and each is DeepHedger trained on
+    the paths of its seed (`hedger.seed`, then seeds derived from it), rebuilt here."""
+    config = _small(trainings=3, seed=11, policy="mlp")
+    progress = _Recorder()
+    run = run_hedge(config, None, progress)
+    seeds = [11, derived_seed(11, 1), derived_seed(11, 2)]
+    assert len(set(seeds)) == 3 and all(0 <= s < 2**63 for s in seeds)
+    assert list(run.hedgers) == ["deep", "deep_2", "deep_3"] == deep_names(3)
+    assert [hedger.seed for hedger in run.hedgers.values()] == seeds
+    assert [stage for stage, _ in progress.stages if stage.startswith("train")] == [
+        "train 1 of 3",
+        "train 2 of 3",
+        "train 3 of 3",
+    ]
+    assert progress.advanced["evaluate"] == 4
+    h = config.hedger
+    prices, _ = simulate_market(config.market, config.evaluation.paths, config.evaluation.seed)
+    for name, seed in zip(run.hedgers, seeds, strict=True):
+        train, vol = simulate_market(config.market, h.train_steps * h.batch_paths, seed)
+        same = {key: getattr(h, key) for key in ("risk", "aversion", "cost", "unwind")}
+        network = {"hidden_sizes": (16, 16), "batch_size": 200, "learning_rate": h.learning_rate}
+        mine = DeepHedger(1.0, 0.08, policy="mlp", epochs=1, seed=seed, **same, **network)
+        mine.fit(train, volatility=vol)
+        assert run.losses[name] == mine.step_losses_
+        torch.testing.assert_close(run.results[name].pnl, mine.hedge(prices, volatility=vol).pnl)
+    single = run_hedge(_small(trainings=1, seed=11, policy="mlp"), None)
+    torch.testing.assert_close(single.results["deep"].pnl, run.results["deep"].pnl)
+    spread = training_spread(run.risk_table, list(run.hedgers))
+    deep = run.risk_table.loc[["deep", "deep_2", "deep_3"], "price"]
+    assert spread.n == 3 and spread.sd == pytest.approx(float(np.std(deep, ddof=1)), rel=1e-12)
+    assert (spread.low, spread.mean, spread.high) == pytest.approx(
+        (deep.min(), deep.mean(), deep.max()), rel=1e-12
+    )
+    assert math.isnan(training_spread(single.risk_table, ["deep"]).sd)
 
 
 def test_delta_hedge_price_is_black_scholes_with_many_steps():
@@ -376,6 +434,12 @@ GOOD = _config_text("gbm")
         (GOOD.replace("volatility = 0.25", "kappa = 1.0"), ["market.kappa", "'heston'"]),
         (GOOD.replace("[market]", "[market]\nsteps = 2.5"), ["market.steps", "integer"]),
         (GOOD.replace("seed = 7", "seed = 0"), ["evaluation.seed", "fresh"]),
+        (  # the second training's seed, derived from hedger.seed = 0, draws paths too
+            GOOD.replace("seed = 7", f"seed = {derived_seed(0, 1)}"),
+            [f"evaluation.seed = {derived_seed(0, 1)}", "seed of a training", "fresh"],
+        ),
+        (GOOD.replace("trainings = 2", "trainings = 0"), ["hedger.trainings", "greater"]),
+        (GOOD.replace("trainings = 2", "trainings = 101"), ["hedger.trainings", "less"]),
         (GOOD + "[extra]\n", ["unknown key 'extra'"]),
         ("[market\n", ["not valid TOML"]),
         # values no run can use: errors naming the key, not overflows, NaN or MemoryError

@@ -1,20 +1,30 @@
-"""The hedging report's risk table: a hedger is bolded only when it is best beyond its noise.
+"""The hedging report's risk table: a hedger is bolded only when it is best beyond its noise;
+several trainings are each reported, with the spread of their prices.
 
 Reference: the rule written out (a price below every other by more than 2 combined standard
-errors, sqrt(se_a^2 + se_b^2)) on hand-made tables, and the rendered table of a tiny run.
+errors, sqrt(se_a^2 + se_b^2)) on hand-made tables, and the rendered table of a tiny run; the
+spread recomputed from the table.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from kabuto.experiment.hedge import run_hedge
 from kabuto.experiment.hedge_config import parse_hedge_config
-from kabuto.report.hedging import best_hedger, render_report
+from kabuto.report.hedging import (
+    best_hedger,
+    hedger_label,
+    loss_figure,
+    pnl_figures,
+    render_report,
+    spread_note,
+)
 
 torch.set_num_threads(1)
 
@@ -42,13 +52,45 @@ def test_best_hedger_needs_a_lead_of_two_combined_standard_errors(prices, errors
 
 @pytest.fixture(scope="module")
 def run():
+    return _run(trainings=1)
+
+
+def _run(trainings: int):
     config = parse_hedge_config(
         {
-            "hedger": {"train_steps": 5, "batch_paths": 100, "hidden_sizes": [8], "num_threads": 1},
+            "hedger": {
+                "train_steps": 5,
+                "batch_paths": 100,
+                "hidden_sizes": [8],
+                "num_threads": 1,
+                "trainings": trainings,
+            },
             "evaluation": {"paths": 300, "seed": 3, "baselines": ["delta", "no_hedge"]},
         }
     )
     return run_hedge(config, None)
+
+
+def test_several_trainings_are_each_shown_with_their_spread():
+    run = _run(trainings=3)
+    names = ["deep", "deep_2", "deep_3"]
+    assert [hedger_label(n, run) for n in names] == [f"deep hedger (band) #{k}" for k in (1, 2, 3)]
+    assert hedger_label("delta", run) == "Black-Scholes delta"
+    prices = run.risk_table.loc[names, "price"]
+    note = spread_note(run)
+    assert f"s.d. {np.std(prices, ddof=1):.2g}" in note and "3 trainings" in note
+    assert f"from {prices.min():.6f} to {prices.max():.6f}" in note
+    page = render_report(run)
+    for k in (1, 2, 3):
+        assert f"deep hedger (band) #{k}</th>" in page  # a row of the risk table each
+    # the loss of every training is drawn; the P&L histograms keep to the first training
+    drawn = {trace.legendgroup for trace in loss_figure(run).figure.data if trace.legendgroup}
+    assert drawn == set(names)
+    histogram = {trace.name for trace in pnl_figures(run)[0].figure.data}
+    assert histogram == {"deep hedger (band) #1", "Black-Scholes delta", "no hedge"}
+    single = _run(trainings=1)
+    assert hedger_label("deep", single) == "deep hedger (band)"
+    assert "is one training (seed 0)" in spread_note(single)
 
 
 def _section(run, prices: list[float], errors: list[float]) -> str:

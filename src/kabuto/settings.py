@@ -29,8 +29,10 @@ __all__ = [
     "check_lognormal_jumps",
     "check_non_negative",
     "check_positive",
+    "derived_seed",
     "is_integer",
     "is_real",
+    "is_seed",
 ]
 
 # How far a correlation matrix may miss symmetry, a unit diagonal or positive semi-definiteness
@@ -103,6 +105,14 @@ def is_integer(value: object) -> bool:
 def is_seed(value: object) -> bool:
     """Whether `value` is a seed: a non-negative integer (Python or numpy), not a bool."""
     return is_integer(value) and value >= 0  # type: ignore[operator]
+
+
+def derived_seed(seed: int, k: int) -> int:
+    """Seed of run number `k` of several from one `seed`: `seed` itself for run 0 (so a single
+    run is the run of that seed), below 2**63 from ``SeedSequence([seed, k])`` for later ones."""
+    if k == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0] >> 1)
 
 
 def check_positive(owner: str, parameter: str, value: object) -> float:

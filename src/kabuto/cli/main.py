@@ -325,7 +325,7 @@ def simulate_command(
 
 def _risk_table(run) -> Table:
     """The risk table of a `kabuto hedge` run, one column per hedger, as printed after it."""
-    from kabuto.report.hedging import HEDGER_LABELS
+    from kabuto.report.hedging import hedger_label, spread_note
 
     config = run.config
     h = config.hedger
@@ -338,8 +338,7 @@ def _risk_table(run) -> Table:
         title=f"Hedging a short {config.claim.kind}: {run.prices.shape[0]:,} fresh "
         f"{config.market.model} paths, cost {h.cost:g}",
         caption=f"price: {measure} of the hedged P&L; reference price {run.reference_price:.6f}; "
-        f"s.e.: Monte Carlo error of the evaluation paths only (the deep hedger is one training, "
-        f"seed {h.seed})",
+        f"{spread_note(run)}",
         caption_justify="left",
     )
     levels = sorted(config.evaluation.risk_levels)
@@ -358,8 +357,7 @@ def _risk_table(run) -> Table:
     hedgers = run.risk_table.index
     table.add_column("", no_wrap=True)
     for name in hedgers:
-        label = f"deep ({h.policy})" if name == "deep" else HEDGER_LABELS.get(name, name)
-        table.add_column(label, justify="right")
+        table.add_column(hedger_label(name, run, short=True), justify="right")
     for key, header, fmt in rows:
         values = run.risk_table[key]
         table.add_row(header, *(fmt.format(values[name] + 0.0) for name in hedgers))

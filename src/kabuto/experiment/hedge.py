@@ -2,14 +2,18 @@
 
 `run_hedge` takes a `HedgeConfig` (`kabuto.experiment.hedge_config`) and
 
-1. simulates ``train_steps * batch_paths`` training paths of the market with seed
-   ``hedger.seed`` and trains a `DeepHedger` on them, one Adam step per batch of fresh paths;
+1. for each of the ``hedger.trainings`` seeds (``HedgerConfig.training_seeds``: ``hedger.seed``
+   first), simulates ``train_steps * batch_paths`` training paths of the market with that seed
+   and trains a `DeepHedger` on them from initial weights of that seed, one Adam step per batch
+   of fresh paths;
 2. simulates ``evaluation.paths`` held-out paths with seed ``evaluation.seed`` and hedges the
-   short claim on them with the trained hedger and each baseline: the Black-Scholes delta
+   short claim on them with every trained hedger (``deep``, then ``deep_2``, ...: see
+   `deep_names`) and each baseline: the Black-Scholes delta
    (``delta``), the Whalley-Wilmott band (``whalley_wilmott``, with the hedger's cost and
    aversion) and no hedge at all (``no_hedge``);
-3. tabulates the risk of each hedger's P&L (`risk_table`) and, given an output directory,
-   writes it all atomically.
+3. tabulates the risk of each hedger's P&L (`risk_table`; the spread of the trained hedgers'
+   prices is `kabuto.report.hedging.training_spread`) and, given an output directory, writes
+   it all atomically.
 
 Paths (float32, zero drift and rate, so prices are martingales and the optimal risk of the
 hedged short position is an indifference price; see `kabuto.hedging.hedger`) come from
@@ -31,7 +35,8 @@ Output directory layout::
     report.html   the self-contained report (`kabuto.report.hedging`)
     risk.csv      the risk table, one row per hedger (`risk_table` for the columns)
     pnl.parquet   the P&L of every evaluation path: column ``path`` (0..N-1) and one float64
-                  column per hedger (``deep`` and the baselines), in the risk table's order
+                  column per hedger (``deep``, ``deep_2``, ... and the baselines), in the risk
+                  table's order
     config.toml   the resolved config (defaults filled in)
 
 Everything is written into a temporary sibling directory and renamed into place at the end
@@ -74,6 +79,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HedgeRun",
     "NoHedge",
+    "deep_names",
     "pnl_table",
     "price_standard_error",
     "reference_price",
@@ -96,16 +102,18 @@ class HedgeRun:
     ----------
     config : HedgeConfig
         The resolved config.
-    hedger : DeepHedger
-        The trained hedger.
+    hedgers : dict of str -> DeepHedger
+        The trained hedgers by name (`deep_names`), in the order of their seeds
+        (``config.hedger.training_seeds()``).
     results : dict of str -> HedgeResult
-        Each hedger's holdings and P&L on the evaluation paths (on the CPU), ``"deep"`` first,
-        then the baselines in the config's order.
+        Each hedger's holdings and P&L on the evaluation paths (on the CPU): the trained ones
+        first, then the baselines in the config's order.
     risk_table : DataFrame
         `risk_table` of `results`.
-    losses : list of float
-        The training loss of every Adam step: the training risk measure of the step's batch
-        P&L (for ``risk = "oce"`` the OCE objective at the step's cash amount ``w``).
+    losses : dict of str -> list of float
+        Each trained hedger's training loss of every Adam step: the training risk measure of
+        the step's batch P&L (for ``risk = "oce"`` the OCE objective at the step's cash amount
+        ``w``).
     reference_price : float
         The model's price of the claim (`reference_price`).
     prices : Tensor
@@ -113,21 +121,27 @@ class HedgeRun:
     volatility : float or Tensor
         The volatility feature on them: a number, or shape (N, steps + 1) for Heston.
     train_paths : int
-        Paths trained on (``train_steps * batch_paths``).
+        Paths each training trains on (``train_steps * batch_paths``).
     out_dir : Path or None
         Where the outputs were written.
     """
 
     config: HedgeConfig
-    hedger: DeepHedger
+    hedgers: dict[str, DeepHedger]
     results: dict[str, HedgeResult]
     risk_table: pd.DataFrame
-    losses: list[float]
+    losses: dict[str, list[float]]
     reference_price: float
     prices: Tensor
     volatility: float | Tensor
     train_paths: int
     out_dir: Path | None
+
+
+def deep_names(trainings: int) -> list[str]:
+    """Names of the trained hedgers: ``deep`` for the first (the only one of a single
+    training), then ``deep_2``, ``deep_3``, ..."""
+    return ["deep", *(f"deep_{k}" for k in range(2, trainings + 1))]
 
 
 class NoHedge(HedgePolicy):
@@ -269,7 +283,7 @@ def _stage(progress: RunProgress | None, description: str, total: int | None = N
         progress.stage(description, total)
 
 
-def _build_hedger(config: HedgeConfig) -> DeepHedger:
+def _build_hedger(config: HedgeConfig, seed: int) -> DeepHedger:
     h, claim = config.hedger, config.claim
     return DeepHedger(
         claim.strike,
@@ -286,7 +300,7 @@ def _build_hedger(config: HedgeConfig) -> DeepHedger:
         epochs=1,
         batch_size=h.batch_paths,
         learning_rate=h.learning_rate,
-        seed=h.seed,
+        seed=seed,
         device=h.device,
         num_threads=h.num_threads,
     )
@@ -339,24 +353,32 @@ def run_hedge(
     if target is not None:
         check_out_dir(target)
     h, market = config.hedger, config.market
-    hedger = _build_hedger(config)  # checks the settings before any work
+    seeds = h.training_seeds()
+    # Built before any work: the constructor checks the settings.
+    hedgers = {
+        name: _build_hedger(config, seed)
+        for name, seed in zip(deep_names(h.trainings), seeds, strict=True)
+    }
     reference = reference_price(config)
-    with hedger._threads():  # the hedger's thread count for the whole run, paths included
-        _stage(progress, "simulate training paths")
-        n_train = h.train_steps * h.batch_paths
-        train, train_vol = simulate_market(market, n_train, h.seed)
-        _stage(progress, "train", h.train_steps)
-        on_step = None if progress is None else (lambda _loss: progress.advance(1))
-        hedger.fit(train, volatility=train_vol, on_step=on_step)
-        del train, train_vol
+    n_train = h.train_steps * h.batch_paths
+    with hedgers["deep"]._threads():  # the hedgers' thread count for the whole run
+        for k, hedger in enumerate(hedgers.values(), start=1):
+            of = f" {k} of {h.trainings}" if h.trainings > 1 else ""
+            _stage(progress, f"simulate training paths{of}")
+            train, train_vol = simulate_market(market, n_train, hedger.seed)
+            _stage(progress, f"train{of}", h.train_steps)
+            on_step = None if progress is None else (lambda _loss: progress.advance(1))
+            hedger.fit(train, volatility=train_vol, on_step=on_step)
+            del train, train_vol
 
         _stage(progress, "simulate evaluation paths")
         prices, vol = simulate_market(market, config.evaluation.paths, config.evaluation.seed)
-        names = ["deep", *config.evaluation.baselines]
-        _stage(progress, "evaluate", len(names))
-        results = {"deep": _on_cpu(hedger.hedge(prices, volatility=vol))}
-        if progress is not None:
-            progress.advance(1)
+        _stage(progress, "evaluate", len(hedgers) + len(config.evaluation.baselines))
+        results = {}
+        for name, hedger in hedgers.items():
+            results[name] = _on_cpu(hedger.hedge(prices, volatility=vol))
+            if progress is not None:
+                progress.advance(1)
         for name in config.evaluation.baselines:
             results[name] = hedge_with(
                 _baseline(name, config),
@@ -380,10 +402,10 @@ def run_hedge(
         )
     run = HedgeRun(
         config=config,
-        hedger=hedger,
+        hedgers=hedgers,
         results=results,
         risk_table=table,
-        losses=hedger.step_losses_,
+        losses={name: hedger.step_losses_ for name, hedger in hedgers.items()},
         reference_price=reference,
         prices=prices,
         volatility=vol,

@@ -23,6 +23,7 @@ entropic risk with aversion 1, and 200 Adam steps of 10,000 fresh paths each. Ex
     cost = 1e-4
     train_steps = 200      # Adam steps, each on batch_paths fresh paths
     batch_paths = 10000
+    trainings = 3          # independent trainings (seeds derived from seed), each reported
 
     [evaluation]
     paths = 100000
@@ -44,7 +45,7 @@ A parameter of another model (``kappa`` with ``model = "gbm"``) is an error, not
 Upper bounds turn values no run can use into errors naming the key, rather than overflows,
 NaN results or a torch allocation failure: ``cost < 1`` (a fraction of the traded notional),
 ``aversion <= 1e6``, seeds in [0, 2**63 - 1], ``num_threads <= 1024``, ``train_steps <= 1e7``,
-and an estimate of the run's memory (`estimated_memory`) of at most 1 TiB.
+``trainings <= 100``, and an estimate of the run's memory (`estimated_memory`) of at most 1 TiB.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from kabuto.settings import derived_seed
 from kabuto.strict_config import StrictValues, read_toml, validate
 
 __all__ = [
@@ -93,6 +95,8 @@ MAX_AVERSION = 1e6
 MAX_THREADS = 1024
 # Each Adam step is a Python iteration of at least a millisecond: 1e7 of them are days of work.
 MAX_TRAIN_STEPS = 10_000_000
+# Enough trainings to see the spread a seed makes; each is a whole training's time.
+MAX_TRAININGS = 100
 
 #: The most memory `estimated_memory` may give a run: far more than a realistic run needs (the
 #: defaults need about 2.5 GB), so that only absurd sizes fail, and with the sizes named rather
@@ -101,9 +105,9 @@ MEMORY_LIMIT = 2**40
 # Bytes per path and date (steps + 1) a run holds at once, measured (peak RSS of `run_hedge` on
 # a million paths of 20 steps, rounded up): the training paths with their features and the
 # band's delta and gamma (about 45), and the evaluation paths with every hedger's holdings,
-# trades and costs (about 150).
+# trades and costs (about 150 for four hedgers).
 _TRAIN_BYTES = 64
-_EVALUATION_BYTES = 192
+_EVALUATION_BYTES_PER_HEDGER = 48
 # Bytes per hidden unit of a training batch row and date: the float32 activation kept for the
 # backward pass (measured: about 3.8 on a batch of a million paths of 20 steps).
 _ACTIVATION_BYTES = 4
@@ -147,6 +151,9 @@ class HedgerConfig(StrictValues):
     ``DeepHedger.fit`` on ``train_steps * batch_paths`` paths with ``batch_size=batch_paths,
     epochs=1`` (see DeepHedger's Notes). All of them are simulated at once, so memory grows
     with their product: about 1.2 GB per million paths of 20 steps (2.5 GB at the defaults).
+    It is done `trainings` times, one after another, with the seeds of `training_seeds`, and
+    every trained hedger is evaluated: the spread of their prices is the part of a deep
+    hedger's price that the seed decides, which one training cannot show.
     The other keys are DeepHedger's settings of the same names; ``num_threads`` also bounds
     the torch threads of the path simulation and the baselines, and ``device`` ("cpu", "cuda"
     or "auto") is where the network trains and hedges (paths are simulated on the CPU).
@@ -170,6 +177,12 @@ class HedgerConfig(StrictValues):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     train_steps: int = Field(200, ge=1, le=MAX_TRAIN_STEPS)
     batch_paths: int = Field(10_000, ge=1)
+    trainings: int = Field(3, ge=1, le=MAX_TRAININGS)
+
+    def training_seeds(self) -> list[int]:
+        """The seed of each training (its paths and initial weights): `seed` for the first,
+        derived from (`seed`, k) for training k (`kabuto.settings.derived_seed`)."""
+        return [derived_seed(self.seed, k) for k in range(self.trainings)]
 
 
 class EvaluationConfig(StrictValues):
@@ -213,10 +226,11 @@ class HedgeConfig(StrictValues):
         for name, default in own.items():
             if getattr(market, name) is None:
                 setattr(market, name, default)
-        if self.evaluation.seed == self.hedger.seed:
+        if self.evaluation.seed in self.hedger.training_seeds():
             raise ValueError(
-                f"evaluation.seed = {self.evaluation.seed} is hedger.seed, which draws the "
-                "training paths; use another seed so that the evaluation paths are fresh"
+                f"evaluation.seed = {self.evaluation.seed} is the seed of a training (hedger.seed "
+                "or one derived from it), which draws training paths; use another seed so that "
+                "the evaluation paths are fresh"
             )
         _check_memory(self)
         return self
@@ -225,24 +239,26 @@ class HedgeConfig(StrictValues):
 def estimated_memory(config: HedgeConfig) -> dict[str, tuple[int, list[str]]]:
     """Rough peak memory in bytes of each part of a run, with the keys that set it.
 
-    ``training``: the ``train_steps * batch_paths`` training paths, simulated at once, and the
-    activations of one batch; ``evaluation``: the ``evaluation.paths`` paths and every hedger's
-    holdings on them; ``network``: the weights with their gradients and Adam's moments. Each
-    part is a measured bytes-per-element factor times its tensors' elements, rounded up: good
-    to a factor of about two, enough to reject sizes no machine holds, not to plan a run.
+    ``training``: the ``train_steps * batch_paths`` training paths of one training, simulated
+    at once, and the activations of one batch; ``evaluation``: the ``evaluation.paths`` paths
+    and the holdings of every hedger (each training's and the baselines) on them;
+    ``network``: the weights with their gradients and Adam's moments. Each part is a measured
+    bytes-per-element factor times its tensors' elements, rounded up: good to a factor of about
+    two, enough to reject sizes no machine holds, not to plan a run.
     """
     h, dates = config.hedger, config.market.steps + 1
     sizes = [4, *h.hidden_sizes, 2]  # 3 market inputs and the previous holding; two band widths
     parameters = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
     activations = h.batch_paths * dates * sum(h.hidden_sizes) * _ACTIVATION_BYTES
+    hedgers = max(h.trainings + len(config.evaluation.baselines), 4)  # measured with four
     return {
         "training": (
             h.train_steps * h.batch_paths * dates * _TRAIN_BYTES + activations,
             ["hedger.train_steps", "hedger.batch_paths", "market.steps", "hedger.hidden_sizes"],
         ),
         "evaluation": (
-            config.evaluation.paths * dates * _EVALUATION_BYTES,
-            ["evaluation.paths", "market.steps"],
+            config.evaluation.paths * dates * _EVALUATION_BYTES_PER_HEDGER * hedgers,
+            ["evaluation.paths", "market.steps", "hedger.trainings"],
         ),
         "network": (parameters * _PARAMETER_BYTES, ["hedger.hidden_sizes"]),
     }

@@ -6,16 +6,18 @@ drawn from inline JSON, nothing loaded from the network), it shows:
 - the setting: market model and parameters, claim, reference price, hedger, training protocol,
   evaluation paths and seeds, with the caveat that every number comes from paths simulated
   from the stated model;
-- the risk table of every hedger on the same evaluation paths, with the definitions;
-- the P&L distributions of the hedgers, overlaid;
+- the risk table of every hedger (each training of the deep hedger and each baseline) on the
+  same evaluation paths, with the definitions and the spread of the trainings' prices;
+- the P&L distributions of the hedgers, overlaid (the deep hedger's first training);
 - the deep hedger's holding against the spot at a few dates, with the Black-Scholes delta;
-- the training loss of every Adam step.
+- the training loss of every Adam step of every training.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -40,12 +42,16 @@ if TYPE_CHECKING:  # the run is built by kabuto.experiment, a layer below this o
 __all__ = [
     "DEFAULT_TITLE",
     "HEDGER_LABELS",
+    "TrainingSpread",
     "best_hedger",
     "hedge_ratio_figure",
+    "hedger_label",
     "loss_figure",
     "pnl_figures",
     "render_report",
     "risk_definitions",
+    "spread_note",
+    "training_spread",
 ]
 
 DEFAULT_TITLE = "kabuto deep hedging"
@@ -99,10 +105,73 @@ def _color(name: str, names: Sequence[str]) -> str:
     return strategy_color(list(names).index(name))
 
 
+def hedger_label(name: str, run: HedgeRun, *, short: bool = False) -> str:
+    """How a hedger of `run` is named: ``deep hedger (band)``, numbered ``#1``, ``#2``, ...
+    when there are several trainings (``deep (band) #2`` if `short`), or the baseline's name."""
+    if name not in run.hedgers:
+        return HEDGER_LABELS.get(name, name)
+    label = f"deep{'' if short else ' hedger'} ({run.config.hedger.policy})"
+    if len(run.hedgers) > 1:
+        label += f" #{list(run.hedgers).index(name) + 1}"
+    return label
+
+
+@dataclass(frozen=True)
+class TrainingSpread:
+    """The prices of several trainings of one hedger on the same evaluation paths.
+
+    ``sd`` (ddof 1) is how far the seed alone moves a training's price: the error that each
+    price's ``price_se`` (evaluation paths only) leaves out. NaN for one training.
+    """
+
+    n: int
+    mean: float
+    sd: float
+    low: float
+    high: float
+
+
+def training_spread(table: pd.DataFrame, names: Sequence[str]) -> TrainingSpread:
+    """Spread of the ``price`` column of `table` over the rows `names` (the trained hedgers)."""
+    prices = table.loc[list(names), "price"].to_numpy(dtype=float)
+    sd = float(prices.std(ddof=1)) if prices.size > 1 else math.nan
+    return TrainingSpread(
+        prices.size, float(prices.mean()), sd, float(prices.min()), float(prices.max())
+    )
+
+
 def _label(name: str, run: HedgeRun) -> str:
-    if name == "deep":
-        return f"deep hedger ({run.config.hedger.policy})"
-    return HEDGER_LABELS.get(name, name)
+    return hedger_label(name, run)
+
+
+def _first_training(run: HedgeRun) -> str:
+    """Who a figure of one deep hedger shows: with several trainings, the first."""
+    if len(run.hedgers) == 1:
+        return "the deep hedger"
+    return f"the deep hedger's first training (#1, seed {run.hedgers['deep'].seed})"
+
+
+def _seeds(run: HedgeRun) -> str:
+    h = run.config.hedger
+    if h.trainings == 1:
+        return f"seed {h.seed}"
+    return f"seed {h.seed} and {h.trainings - 1} derived from it"
+
+
+def spread_note(run: HedgeRun) -> str:
+    """What the price s.e. covers and, for several trainings, how far the seed moved the price."""
+    if len(run.hedgers) == 1:
+        return (
+            f"s.e.: Monte Carlo error of the evaluation paths only; the deep hedger is one "
+            f"training ({_seeds(run)}), and another seed moves its price by more than this "
+            "error shows (set hedger.trainings to measure it)"
+        )
+    spread = training_spread(run.risk_table, list(run.hedgers))
+    return (
+        f"s.e.: Monte Carlo error of the evaluation paths only; the seed's part is the spread "
+        f"of the {spread.n} trainings' prices ({_seeds(run)}): mean {spread.mean:.6f}, "
+        f"s.d. {spread.sd:.2g}, from {spread.low:.6f} to {spread.high:.6f}"
+    )
 
 
 def _risk_name(run: HedgeRun) -> str:
@@ -168,7 +237,10 @@ def _setting_section(run: HedgeRun) -> str:
             f"{h.train_steps:,} Adam steps of {h.batch_paths:,} fresh paths each "
             f"({run.train_paths:,} paths), learning rate {h.learning_rate:g}",
         ),
-        ("training seed", f"{h.seed} (paths and initial weights)"),
+        (
+            "trainings",
+            f"{h.trainings} ({_seeds(run)}; a training's seed draws its paths and initial weights)",
+        ),
     ]
     evaluation = [
         ("paths", f"{run.prices.shape[0]:,} fresh paths, not trained on"),
@@ -195,9 +267,10 @@ def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
         ),
         (
             "\u00b1 s.e.",
-            "Monte Carlo standard error of the price (delta method) over the evaluation paths; "
-            f"the deep hedger is one training (seed {run.config.hedger.seed}), and another seed "
-            "moves its price and tail risk by more than this error can show.",
+            "Monte Carlo standard error of the price (delta method) over the evaluation paths, "
+            "for the trained network as it is: how much another seed moves a deep hedger's "
+            "price is the spread between trainings (below the table), which this error leaves "
+            "out.",
         ),
         ("mean P&L", "Mean of X = gains - costs - payoff per path."),
         ("std P&L", "Standard deviation of X (ddof 1)."),
@@ -305,7 +378,7 @@ def _risk_section(run: HedgeRun) -> str:
         f"On the same {run.prices.shape[0]:,} evaluation paths for every hedger; {verdict} "
         "(sqrt(se_a^2 + se_b^2), the error of independent prices: the shared paths make the "
         "prices correlate, so the test is conservative). Reference price of the claim: "
-        f"{run.reference_price:.6g}."
+        f"{run.reference_price:.6g}. {spread_note(run)[0].upper()}{spread_note(run)[1:]}."
     )
     return (
         '<div class="card">'
@@ -384,13 +457,19 @@ def _pnl_figure(run: HedgeRun, names: Sequence[str], key: str, heading: str) -> 
         "outside it are left out of the drawing (not of the risk table). Dashed: minus the "
         "reference price, the P&L of a perfect replication sold at that price."
     )
+    if len(run.hedgers) > 1:
+        caption += (
+            f" Of the deep hedger's trainings only the first (#1, seed {run.hedgers['deep'].seed}) "
+            "is drawn; every training's P&L is in pnl.parquet."
+        )
     return ReportFigure(key, heading, caption, fig)
 
 
 def pnl_figures(run: HedgeRun) -> list[ReportFigure]:
-    """The P&L distributions of every hedger; zoomed on the hedged ones when there is a
-    ``no_hedge`` baseline, whose spread would squeeze the others into a few bins."""
-    names = list(run.results)
+    """The P&L distributions of the deep hedger's first training and every baseline; zoomed on
+    the hedged ones when there is a ``no_hedge`` baseline, whose spread would squeeze the others
+    into a few bins."""
+    names = [name for name in run.results if name == "deep" or name not in run.hedgers]
     figs = [_pnl_figure(run, names, "pnl-all", "P&L distribution, every hedger")]
     hedged = [n for n in names if n != "no_hedge"]
     if len(hedged) < len(names) and hedged:
@@ -477,7 +556,8 @@ def hedge_ratio_figure(run: HedgeRun) -> ReportFigure:
     else:
         vol_note = f"The delta curve is at volatility {vols[dates[0]]:g}."
     caption = (
-        f"The deep hedger's holding of the underlying chosen at date t against the spot S_t, "
+        f"The holding of the underlying that {_first_training(run)} chose at date t against "
+        "the spot S_t, "
         f"on the first {k:,} evaluation paths, and the Black-Scholes delta of the {claim.kind} "
         f"(strike {claim.strike:g}) at that date, dashed. {vol_note} Spot range: 0.5% to 99.5% "
         f"quantiles of S at t = {dates[-1]}."
@@ -486,40 +566,48 @@ def hedge_ratio_figure(run: HedgeRun) -> ReportFigure:
 
 
 def loss_figure(run: HedgeRun) -> ReportFigure:
-    """The training loss of every Adam step, a moving average, and evaluation prices."""
-    losses = np.asarray(run.losses, dtype=float)
-    step = np.arange(1, losses.size + 1)
-    window = max(1, losses.size // 20)
-    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    """The training loss of every Adam step of every training, moving averages, and
+    evaluation prices."""
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=step,
-            y=losses,
-            mode="lines",
-            line=dict(color=strategy_color(0), width=1),
-            opacity=0.45,
-            name="loss of the step's batch",
-        )
-    )
-    if window > 1:
+    names = list(run.results)
+    steps = 0
+    for name, losses in run.losses.items():
+        losses = np.asarray(losses, dtype=float)
+        steps = losses.size
+        step = np.arange(1, steps + 1)
+        window = max(1, steps // 20)
+        color = _color(name, names)
+        label = hedger_label(name, run)
         fig.add_trace(
             go.Scatter(
-                x=step[window - 1 :],
-                y=smooth,
+                x=step,
+                y=losses,
                 mode="lines",
-                line=dict(color=strategy_color(0), width=2.2),
-                name=f"moving average of {window} steps",
+                line=dict(color=color, width=1),
+                opacity=0.45,
+                name=f"{label}: loss of the step's batch",
+                legendgroup=name,
             )
         )
-    names = list(run.results)
+        if window > 1:
+            smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+            fig.add_trace(
+                go.Scatter(
+                    x=step[window - 1 :],
+                    y=smooth,
+                    mode="lines",
+                    line=dict(color=color, width=2.2),
+                    name=f"{label}: moving average of {window} steps",
+                    legendgroup=name,
+                )
+            )
     for name in names:
         if name == "no_hedge":
             continue  # its price would stretch the axis far above the hedged ones
         price = float(run.risk_table.loc[name, "price"])
         fig.add_trace(
             go.Scatter(
-                x=[step[0], step[-1]],
+                x=[1, steps],
                 y=[price, price],
                 mode="lines",
                 line=dict(color=_color(name, names), width=1.2, dash="dash"),
@@ -542,9 +630,11 @@ def loss_figure(run: HedgeRun) -> ReportFigure:
         if h.risk == "oce"
         else _risk_name(run)
     )
+    window = max(1, steps // 20)
+    trainings = f" of each of the {h.trainings} trainings" if h.trainings > 1 else ""
     caption = (
-        f"Training loss of each of the {losses.size:,} Adam steps: {measured} of the P&L on "
-        f"the step's batch of {h.batch_paths:,} paths, which the hedger had not seen before "
+        f"Training loss of each of the {steps:,} Adam steps{trainings}: {measured} of the P&L "
+        f"on the step's batch of {h.batch_paths:,} paths, which the hedger had not seen before "
         "the step."
         + (f" Thick: the moving average of {window} steps." if window > 1 else "")
         + " Dashed: each hedger's price on the evaluation paths (the risk table's price), for "
@@ -590,8 +680,9 @@ def render_report(run: HedgeRun, *, title: str = DEFAULT_TITLE, source: str | No
         f"short {escape(c.claim.kind)}, strike {c.claim.strike:g}, {c.market.steps} dates to "
         f"T = {c.market.maturity:g} &middot; <b>Reference price:</b> "
         f"{run.reference_price:.6g}</p>"
-        f'<p class="meta"><b>Paths:</b> {run.train_paths:,} for training (seed '
-        f"{c.hedger.seed}), {run.prices.shape[0]:,} for evaluation (seed "
+        f'<p class="meta"><b>Paths:</b> {run.train_paths:,} for each of {c.hedger.trainings} '
+        f"training{'s' * (c.hedger.trainings > 1)} ({_seeds(run)}), "
+        f"{run.prices.shape[0]:,} for evaluation (seed "
         f"{c.evaluation.seed}) &middot; <b>Risk measure:</b> {escape(_risk_name(run))} "
         f"&middot; <b>Cost:</b> {c.hedger.cost:g}</p>"
     )

@@ -90,6 +90,7 @@ import torch
 from kabuto.costs import cost_rates
 from kabuto.data.panel import Panel, Window
 from kabuto.errors import ConfigError, DataError
+from kabuto.settings import derived_seed
 from kabuto.strategies.base import Strategy, held_weights
 from kabuto.strategies.batched import (
     check_bool,
@@ -473,9 +474,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
 
     def _fit_seed(self, k: int) -> int:
         """Seed of fit number k: `seed` for the first, derived from (seed, k) for later ones."""
-        if k == 0:
-            return int(self.seed)
-        return int(np.random.SeedSequence([int(self.seed), k]).generate_state(1)[0] >> 1)
+        return derived_seed(self.seed, k)
 
     def _model_settings(self) -> dict[str, Any]:
         """The settings a model is built and trained with: a change means a new model."""
