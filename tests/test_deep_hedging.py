@@ -510,3 +510,23 @@ def test_a_diverging_training_raises_naming_the_step_and_the_fix(settings, fix):
     assert "(non-finite loss): the training diverged" in message and fix in message
     assert " of 8 " in message  # Adam steps: 4 epochs of 2 batches
     assert not hasattr(hedger, "policy_")  # nothing of the diverged training is kept
+
+
+def test_a_loss_that_rises_far_above_its_start_is_a_divergence_too():
+    """A learning rate far too large can leave the loss finite but far above where it began:
+    the fit is refused rather than pricing the claim at hundreds of times its payoff."""
+    prices = standard_paths(20_000, seed=0)
+    settings = dict(policy="mlp", epochs=1, batch_size=200, cost=1e-4, seed=0, num_threads=1)
+    hedger = DeepHedger(STRIKE, MATURITY, learning_rate=10.0, **settings)
+    with pytest.raises(ConfigError) as raised:
+        hedger.fit(prices, volatility=SIGMA)
+    message = str(raised.value)
+    assert message.startswith("DeepHedger.fit: the loss rose from 0.022")
+    assert "over the last 10, more than 10 times the price scale" in message
+    assert "the training diverged; lower learning_rate=10.0" in message
+    assert not hasattr(hedger, "policy_")
+    # the same training at a sound rate lowers its loss and passes
+    sound = DeepHedger(STRIKE, MATURITY, learning_rate=1e-3, **settings).fit(
+        prices, volatility=SIGMA
+    )
+    assert sound.step_losses_[-1] < sound.step_losses_[0]

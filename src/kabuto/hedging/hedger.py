@@ -102,6 +102,9 @@ RISKS = ("entropic", "cvar", "oce")
 KINDS = ("call", "put")
 
 DEFAULT_HIDDEN = (32, 32, 32, 32)
+# How far above its start (in units of the larger of the first loss and the claim's mean
+# payoff) a training's final loss may end before fit calls it diverged.
+_LOSS_RISE_LIMIT = 10.0
 # The band networks start with widths of about this much (softplus of the output bias), so that
 # training starts near the delta hedge and the gradient reaches the band edges on most paths.
 INITIAL_BAND_WIDTH = 0.05
@@ -852,6 +855,7 @@ class DeepHedger(TorchSettingsMixin):
                     on_step(step_losses[-1])
             losses.append(total / n)
         policy.eval()
+        self._check_loss_fell(step_losses, float(payoff.abs().mean()))
 
         self.policy_ = policy
         self.losses_ = losses
@@ -871,6 +875,25 @@ class DeepHedger(TorchSettingsMixin):
             f"{type(self).__name__}.fit: the loss became {loss} at Adam step {step} of {steps} "
             f"(non-finite loss): the training diverged; {fixes}"
         )
+
+    def _check_loss_fell(self, step_losses: list[float], price_scale: float) -> None:
+        """Raise a ConfigError if the loss ended far above where it started.
+
+        A learning rate far too large (1e12) can leave the loss finite but astronomically high
+        (a "price" of 7e21). A training that fails to help leaves its loss near the start;
+        only divergence lifts it by more than `_LOSS_RISE_LIMIT` times the larger of the first
+        loss and the claim's mean payoff (the price scale), which no sound run does.
+        """
+        tail = sorted(step_losses[-max(1, len(step_losses) // 10) :])
+        start, end = step_losses[0], tail[len(tail) // 2]
+        scale = max(abs(start), price_scale)
+        if scale > 0 and end - start > _LOSS_RISE_LIMIT * scale:
+            raise ConfigError(
+                f"{type(self).__name__}.fit: the loss rose from {start:.4g} at the first Adam "
+                f"step to {end:.4g} over the last {len(tail)}, more than {_LOSS_RISE_LIMIT:g} "
+                f"times the price scale {scale:.4g}: the training diverged; lower "
+                f"learning_rate={self.learning_rate!r}"
+            )
 
     # ----------------------------------------------------------------- use
 
