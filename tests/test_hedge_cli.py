@@ -21,7 +21,13 @@ from typer.testing import CliRunner
 
 from kabuto.cli.main import app
 from kabuto.errors import OutputDirError
-from kabuto.experiment.hedge import deep_names, price_standard_error, run_hedge, simulate_market
+from kabuto.experiment.hedge import (
+    deep_names,
+    price_standard_error,
+    quantile_standard_error,
+    run_hedge,
+    simulate_market,
+)
 from kabuto.experiment.hedge_config import (
     HedgeConfig,
     estimated_memory,
@@ -168,8 +174,8 @@ def test_risk_table_rows_and_columns(cli_run):
         "price_se",
         "mean_pnl",
         "std_pnl",
-        *(f"var_{q}" for q in levels),
-        *(f"es_{q}" for q in levels),
+        *(f"var_{q}{se}" for q in levels for se in ("", "_se")),
+        *(f"es_{q}{se}" for q in levels for se in ("", "_se")),
         "entropic",
         "mean_cost",
         "mean_turnover",
@@ -209,6 +215,9 @@ def test_baseline_rows_match_an_independent_computation(cli_run):
         row = table.loc[name]
         assert row["price"] == pytest.approx(_risk(config, pnl), rel=1e-12)
         assert row["es_0.99"] == pytest.approx(float(expected_shortfall(pnl, 0.99)), rel=1e-12)
+        excess = np.maximum(-pnl.numpy() - np.quantile(-pnl.numpy(), 0.99), 0.0)  # (L - VaR)^+
+        es_se = excess.std(ddof=1) / (0.01 * math.sqrt(N_EVAL))
+        assert row["es_0.99_se"] == pytest.approx(es_se, rel=1e-9)
         assert row["var_0.9"] == pytest.approx(-float(np.quantile(pnl.numpy(), 0.1)), rel=1e-12)
         assert row["entropic"] == pytest.approx(float(entropic_risk(pnl, h.aversion)), rel=1e-12)
         assert row["mean_pnl"] == pytest.approx(float(pnl.mean()), rel=1e-12)
@@ -371,20 +380,30 @@ def test_delta_hedge_price_is_black_scholes_with_many_steps():
 
 
 def test_standard_error_matches_the_spread_over_replications():
-    """The delta-method standard errors against the spread of 300 independent estimates.
+    """The standard errors against the spread of 300 independent estimates: the delta method's
+    for the entropic risk and the expected shortfall (at 0.9 and 0.99), the quantile's for the
+    value at risk (at 0.5 and 0.9; at 0.99 the 10 tail paths of 1,000 are too few for it).
 
     Losses Gamma(2, scale 1/40): skewed, and with aversion 5 the weights exp(5 L) have the
     finite variance the delta method needs.
     """
     rng = np.random.default_rng(0)
     pnl = -torch.from_numpy(rng.gamma(2.0, 1 / 40, size=(300, 1000)))
-    for risk in ("entropic", "cvar"):
-        estimates = [
-            float(entropic_risk(x, 5.0) if risk == "entropic" else expected_shortfall(x, 0.9))
-            for x in pnl
-        ]
-        errors = [price_standard_error(x, risk, 5.0, 0.9) for x in pnl]
-        assert np.mean(errors) == pytest.approx(np.std(estimates, ddof=1), rel=0.15), risk
+
+    def se(risk: str, level: float):
+        return lambda x: price_standard_error(x, risk, 5.0, level)
+
+    cases = {
+        "entropic": (lambda x: entropic_risk(x, 5.0), se("entropic", 0.9)),
+        "es 0.9": (lambda x: expected_shortfall(x, 0.9), se("cvar", 0.9)),
+        "es 0.99": (lambda x: expected_shortfall(x, 0.99), se("cvar", 0.99)),
+        "var 0.5": (lambda x: np.quantile(x, 0.5), lambda x: quantile_standard_error(x, 0.5)),
+        "var 0.9": (lambda x: np.quantile(x, 0.1), lambda x: quantile_standard_error(x, 0.1)),
+    }
+    for name, (statistic, error) in cases.items():
+        estimates = [float(statistic(x)) for x in pnl]
+        errors = [error(x) for x in pnl]
+        assert np.mean(errors) == pytest.approx(np.std(estimates, ddof=1), rel=0.15), name
 
 
 def test_a_failed_write_leaves_the_earlier_run_intact(tmp_path, monkeypatch):

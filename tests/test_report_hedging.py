@@ -83,6 +83,10 @@ def test_several_trainings_are_each_shown_with_their_spread():
     page = render_report(run)
     for k in (1, 2, 3):
         assert f"deep hedger (band) #{k}</th>" in page  # a row of the risk table each
+    for name in ("deep_3", "delta"):  # VaR and ES carry their standard errors
+        row = run.risk_table.loc[name]
+        for column in ("var_0.9", "es_0.99"):
+            assert f'{row[column]:.6f}<span class="se"> \u00b1 {row[column + "_se"]:.1g}' in page
     # the loss of every training is drawn; the P&L histograms keep to the first training
     drawn = {trace.legendgroup for trace in loss_figure(run).figure.data if trace.legendgroup}
     assert drawn == set(names)

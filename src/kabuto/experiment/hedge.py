@@ -82,12 +82,16 @@ __all__ = [
     "deep_names",
     "pnl_table",
     "price_standard_error",
+    "quantile_standard_error",
     "reference_price",
     "risk_table",
     "run_hedge",
     "simulate_market",
     "turnover",
 ]
+
+# The standard normal 0.975 quantile: the Hall-Sheather bandwidth's 95% level.
+_Z_975 = 1.959963984540054
 
 # Extra Merton series terms beyond the jump count's mean + 12 standard deviations, so that the
 # series' truncation check passes for any intensity (the left-out mass is then far below 1e-12).
@@ -228,6 +232,26 @@ def price_standard_error(pnl: Tensor, risk: str, aversion: float, risk_level: fl
     return float((loss - var).clamp(min=0.0).std() / ((1.0 - risk_level) * math.sqrt(n)))
 
 
+def quantile_standard_error(pnl: Tensor, p: float) -> float:
+    """Standard error of the sample ``p`` quantile of `pnl` (N,), hence of a value at risk.
+
+    The quantile's asymptotic standard deviation ``sqrt(p (1 - p) / N) / f(Q(p))`` with the
+    sparsity ``1 / f`` estimated by the difference quotient of sample quantiles,
+    ``(Q(p + h) - Q(p - h)) / (2 h)`` (Siddiqui 1960), at the Hall and Sheather (1988)
+    bandwidth ``h = N^(-1/3) z^(2/3) (1.5 phi(z_p)^2 / (2 z_p^2 + 1))^(1/3)``, ``z`` the
+    standard normal 0.975 quantile and ``z_p`` the ``p`` one (Koenker 2005, section 3.4).
+    """
+    x = pnl.detach().double().cpu().numpy()
+    n = x.size
+    normal = torch.distributions.Normal(0.0, 1.0)
+    z_p = float(normal.icdf(torch.tensor(p, dtype=torch.float64)))
+    density = math.exp(-0.5 * z_p**2) / math.sqrt(2.0 * math.pi)
+    h = n ** (-1 / 3) * _Z_975 ** (2 / 3) * (1.5 * density**2 / (2.0 * z_p**2 + 1.0)) ** (1 / 3)
+    low, high = max(p - h, 0.0), min(p + h, 1.0)
+    sparsity = (np.quantile(x, high) - np.quantile(x, low)) / (high - low)
+    return float(sparsity * math.sqrt(p * (1.0 - p) / n))
+
+
 def risk_table(
     results: Mapping[str, HedgeResult],
     *,
@@ -247,8 +271,10 @@ def risk_table(
       ``price_se`` its Monte Carlo standard error (`price_standard_error`);
     * ``mean_pnl`` and ``std_pnl`` (ddof 1);
     * ``var_<q>`` for each of `risk_levels`: value at risk, minus the ``1 - q`` quantile of
-      ``X`` (linear interpolation between order statistics); ``es_<q>``: expected shortfall,
-      minus the mean of the worst ``1 - q`` fraction (`expected_shortfall`);
+      ``X`` (linear interpolation between order statistics), and ``var_<q>_se`` its standard
+      error (`quantile_standard_error`); ``es_<q>``: expected shortfall, minus the mean of the
+      worst ``1 - q`` fraction (`expected_shortfall`), and ``es_<q>_se`` its standard error
+      (`price_standard_error` at level ``q``);
     * ``entropic``: the entropic risk with `aversion`;
     * ``mean_cost``: mean transaction costs paid; ``mean_turnover``: mean units traded
       (`turnover`).
@@ -264,8 +290,10 @@ def risk_table(
         }
         for q in sorted(risk_levels):
             row[f"var_{q:g}"] = 0.0 - float(np.quantile(x.numpy(), 1.0 - q))  # never -0.0
+            row[f"var_{q:g}_se"] = quantile_standard_error(x, 1.0 - q)
         for q in sorted(risk_levels):
             row[f"es_{q:g}"] = float(expected_shortfall(x, q))
+            row[f"es_{q:g}_se"] = price_standard_error(x, "cvar", aversion, q)
         row["entropic"] = float(entropic_risk(x, aversion))
         row["mean_cost"] = float(result.costs.double().mean())
         row["mean_turnover"] = float(turnover(result, unwind).double().mean())

@@ -75,6 +75,7 @@ EXTRA_CSS = (
     "table.risk{font-size:.8rem}"
     "table.risk th,table.risk td{padding:.34rem .45rem}"
     "table.risk td.best{font-weight:700}"
+    "table.risk .se{color:#777;font-size:.68rem;white-space:nowrap}"
     ".setting-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));"
     "gap:4px 28px}"
     ".card h3:not(:first-child){margin-top:1.2rem}"
@@ -200,6 +201,11 @@ def _cell(text: str, css: str = "") -> str:
     return f'<td class="{css}">{escape(text)}</td>' if css else f"<td>{escape(text)}</td>"
 
 
+def _with_se(value: str, se: float) -> str:
+    """A cell of a statistic with its standard error in small print after it."""
+    return f'<td>{escape(value)}<span class="se"> \u00b1 {se:.1g}</span></td>'
+
+
 def _pairs(title: str, pairs: Iterable[tuple[str, str]]) -> str:
     rows = ([escape(key), _cell(value)] for key, value in pairs)
     return f"<h3>{escape(title)}</h3>" + _table(["setting", "value"], rows, "setting")
@@ -277,14 +283,18 @@ def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
         *(
             (
                 f"VaR {q:g}",
-                f"Value at risk: minus the {1 - q:.3g} quantile of X (linear interpolation).",
+                f"Value at risk: minus the {1 - q:.3g} quantile of X (linear interpolation); "
+                "\u00b1 its standard error over the evaluation paths (the quantile's asymptotic "
+                "error, density by the Siddiqui difference quotient at the Hall-Sheather "
+                "bandwidth).",
             )
             for q in levels
         ),
         *(
             (
                 f"ES {q:g}",
-                f"Expected shortfall: minus the mean of the worst {1 - q:.3g} fraction of X.",
+                f"Expected shortfall: minus the mean of the worst {1 - q:.3g} fraction of X; "
+                "\u00b1 its standard error over the evaluation paths (delta method).",
             )
             for q in levels
         ),
@@ -356,8 +366,8 @@ def _risk_section(run: HedgeRun) -> str:
             _cell(f"{row['price_se']:.2g}"),
             _cell(money(row["mean_pnl"])),
             _cell(money(row["std_pnl"])),
-            *(_cell(money(row[f"var_{q:g}"])) for q in levels),
-            *(_cell(money(row[f"es_{q:g}"])) for q in levels),
+            *(_with_se(money(row[f"var_{q:g}"]), row[f"var_{q:g}_se"]) for q in levels),
+            *(_with_se(money(row[f"es_{q:g}"]), row[f"es_{q:g}_se"]) for q in levels),
             *([_cell(money(row["entropic"]))] * show_entropic),
             _cell(f"{row['mean_cost']:.3g}"),
             _cell(f"{row['mean_turnover']:.3f}"),
