@@ -45,6 +45,13 @@ pfhedge's by more than two standard errors of the gap (Monte Carlo error on the 
 the delta method, paired, and the spread over trainings). A policy that is there after one step
 starts there: that measures its initialisation, not training, and gets no ratio.
 
+A floor puts the per-step ratio in scale: the matrix products of one Adam step of the network
+(forward, weight gradients and the gradients passed down, on every row a step evaluates: 20
+dates x 10,000 paths, in blocks of 8,192 rows, each product in its faster orientation), timed
+alone at the rate this machine's BLAS reaches on those shapes with random data (median of five
+steps). No float32 implementation of the same work trains a step faster than these products, so
+pfhedge's step time over the floor is the most any implementation could gain on pfhedge here.
+
 Each library first trains once on a tiny problem (not timed), so that neither pays one-off
 start-up costs in its timings. Then every trained hedger hedges the same fresh evaluation paths,
 kabuto's (`gbm_paths`, seed 1,000,003): pfhedge's derivative is simulated for that many paths and
@@ -78,6 +85,7 @@ os.environ["MKL_NUM_THREADS"] = "1"
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -305,6 +313,53 @@ def influence(pnl: torch.Tensor) -> torch.Tensor:
     return (weight / weight.mean() - 1.0) / AVERSION
 
 
+# Rows per block of the floor's products: kabuto's (`kabuto.hedging.hedger`), where the
+# BLAS's rate for these narrow shapes has levelled off.
+FLOOR_BLOCK = 8192
+# The network of each policy: (inputs, outputs, network calls per step, whether the gradient
+# must reach the inputs): the recurrent network is called once per date on 10,000 rows and its
+# input includes the previous holding; the others run all dates at once.
+FLOOR_NETWORKS = {
+    "mlp": (3, 1, 1, False),
+    "recurrent": (4, 1, STEPS, True),
+    "band": (3, 2, 1, False),
+}
+
+
+def product_floor(policy: str, paths: int, hidden: tuple[int, ...] = (32, 32, 32, 32)) -> float:
+    """Seconds of the matrix products alone in one Adam step of `policy`'s network (the floor
+    of the module docstring): median of five steps, after one untimed."""
+    n_in, n_out, calls, input_grad = FLOOR_NETWORKS[policy]
+    rows = paths * STEPS // calls
+    widths = [n_in, *hidden, n_out]
+    blocks = [min(FLOOR_BLOCK, rows - lo) for lo in range(0, rows, FLOOR_BLOCK)]
+    layers = list(itertools.pairwise(widths))
+    data = {m: [torch.randn(m, w) for w in widths] for m in set(blocks)}
+    weights = [torch.randn(b, a) for a, b in layers]
+
+    def weight_grad(g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return torch.mm(h.t(), g).t() if h.shape[1] < g.shape[1] else torch.mm(g.t(), h)
+
+    def one_step() -> None:
+        for _ in range(calls):
+            for m in blocks:
+                acts = data[m]
+                for i, w in enumerate(weights):  # forward
+                    torch.mm(acts[i], w.t())
+                for i, w in enumerate(weights):  # backward: weight, then downward gradient
+                    weight_grad(acts[i + 1], acts[i])
+                    if i > 0 or input_grad:
+                        torch.mm(acts[i + 1], w)
+
+    one_step()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        one_step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def paired_gap(mine: list[torch.Tensor], theirs: list[torch.Tensor]) -> tuple[float, float]:
     """Mean price of the trainings `mine` minus that of `theirs`, from their P&L on the same
     evaluation paths, and its standard error: the Monte Carlo part (paired, by the delta method)
@@ -461,7 +516,7 @@ def compare(
         f"{'train s (median)':>19}{'repeats':>9}   prices of the trainings"
     )
     print("\n" + header)
-    ratios, to_quality = {}, {}
+    ratios, to_quality, steps = {}, {}, {}
     for cost, policy in CASES:
         setting = f"cost {COST_LABELS[cost]}"
         runs = {"kabuto": kabuto_run(cost, policy, args, eval_prices)}
@@ -488,11 +543,25 @@ def compare(
                 f"{delta_prices[cost]:.6f})"
             )
             ratios[f"{setting} {policy}"] = medians["pfhedge"] / medians["kabuto"]
+            steps[f"{setting} {policy}"] = (
+                policy,
+                {library: seconds * 1000 / args.epochs for library, seconds in medians.items()},
+            )
             to_quality[f"{setting} {policy}"] = time_to_price(cost, policy, args, eval_prices, pf)
 
     if ratios:
         listed = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items())
         print(f"\nper step (same work), pfhedge / kabuto: {listed}  (target: >= 3x)")
+        print(
+            "floor: the network's matrix products alone, ms per Adam step (module docstring), "
+            "against each library's step; pfhedge's step over the floor bounds any speed-up:"
+        )
+        for name, (policy, step) in steps.items():
+            floor = product_floor(policy, args.paths) * 1000
+            print(
+                f"  {name}: floor {floor:.0f} ms; kabuto {step['kabuto']:.0f} ms, pfhedge "
+                f"{step['pfhedge']:.0f} ms; at most {step['pfhedge'] / floor:.1f}x"
+            )
         print(f"time to pfhedge's {args.epochs}-step mean price, pfhedge / kabuto:")
         for name, text in to_quality.items():
             print(f"  {name}: {text}")
