@@ -10,7 +10,9 @@ from the network) and shows:
 - a sample price path with its fundamental (run 0, every market);
 - the autocorrelation of r, |r| and r^2 at each lag, mean and 5-95% band across runs;
 - the distribution of the bar returns pooled over runs against a normal of the same variance;
-- the volume traded per step.
+- the volume traded per step;
+- a caveat in the header when a market ran off the prices the book can hold
+  (`kabuto.sim.artificial.runner.runaway_note`, the warning `simulate` gives).
 
 Returns are bar returns ``r = log close[start + (j + 1) bar] - log close[start + j bar]`` of
 one market (`market`, the first by default) for the figures; every market gets a table.
@@ -56,7 +58,7 @@ from kabuto.sim.artificial.facts import (
     excess_kurtosis,
     stylized_facts,
 )
-from kabuto.sim.artificial.runner import SimulationResult
+from kabuto.sim.artificial.runner import SimulationResult, runaway_note
 
 __all__ = [
     "DEFAULT_TITLE",
@@ -877,6 +879,12 @@ def render_report(
         f'<p class="meta"><b>Bars:</b> every {bar} step(s) from step {start_step}, '
         f"{n_returns} returns a run &middot; <b>Figures:</b> market {escape(primary_name)}</p>"
     )
+    runaway = runaway_note(result)  # the warning `simulate` gave, where the facts are read
+    if runaway is not None:
+        meta += (
+            '<div class="caveat" role="note" id="runaway-caveat"><strong>Runaway prices'
+            f"</strong>{escape(runaway)}</div>"
+        )
     return sectioned_page(title, text_sections, figs, meta, source=source, extra_css=EXTRA_CSS)
 
 

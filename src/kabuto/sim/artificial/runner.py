@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import pandas as pd
 from numba import njit
 
 from kabuto.data.panel import Panel
-from kabuto.errors import ConfigError
+from kabuto.errors import ConfigError, KabutoWarning
 from kabuto.settings import is_integer, is_seed
 from kabuto.sim.artificial.book import (
     BUY,
@@ -77,6 +78,7 @@ from kabuto.sim.artificial.engine import (
     FLOW_P2,
     FLOW_UNIT,
     FLOW_VOLUME,
+    FUNDAMENTAL,
     HALT_RATE,
     HALT_REFERENCE,
     HALT_STEPS,
@@ -99,7 +101,7 @@ from kabuto.sim.artificial.engine import (
 from kabuto.sim.artificial.garch_agents import mean_demand
 from kabuto.sim.artificial.policy import Observation, Policy, check_order
 
-__all__ = ["RunInputs", "SimulationResult", "draw_run", "simulate"]
+__all__ = ["RunInputs", "SimulationResult", "draw_run", "runaway_note", "simulate"]
 
 TRADE_FIELDS = ("step", "market", "price", "volume", "buyer", "seller")
 ORDER_FIELDS = ("step", "market", "agent", "side", "price", "volume", "lifetime")
@@ -722,7 +724,7 @@ def simulate(
     else:
         with ThreadPoolExecutor(max_workers=n_jobs) as pool:
             results = list(pool.map(one, seeds))
-    return SimulationResult(
+    result = SimulationResult(
         config=config,
         seeds=seeds,
         prices=np.stack([r[0] for r in results]),
@@ -731,4 +733,104 @@ def simulate(
         orders=[r[3] for r in results] if log_orders else None,
         cash=np.stack([r[4] for r in results]),
         holdings=np.stack([r[5] for r in results]),
+    )
+    note = runaway_note(result)
+    if note is not None:
+        warnings.warn(note, KabutoWarning, stacklevel=2)
+    return result
+
+
+#: A close or mid within this factor of the book's price limit (`NO_BAND` ticks) counts as
+#: having reached it; a fundamental above the same level counts as out of the book's range.
+RUNAWAY_FACTOR = 4.0
+
+#: The per-step volatility of the shipped example (examples/artificial_market.toml), quoted in
+#: the runaway note as a sane scale.
+EXAMPLE_VOLATILITY = 0.0001
+
+
+def runaway_note(result: SimulationResult) -> str | None:
+    """Why some runs are meaningless, when a market ran off the prices the book can hold; else None.
+
+    The book keeps prices as int64 ticks and clips every limit price to `NO_BAND` (2**62) ticks
+    instead of failing, and an order priced below one tick is dropped. So a market whose
+    fundamental explodes (typically a ``volatility`` set like an annual one, 1.0, when it is per
+    step: the example uses 0.0001) does not stop the run: its prices saturate at the clip
+    (4.6e16 at a 0.01 tick) or its fundamental leaves the quotable range, and every return and
+    stylized fact computed from those runs is an artefact that still looks like numbers. This
+    check makes that loud; it runs once, vectorised over the result arrays after the runs (not in
+    the compiled loop), at the cost of a few passes over the prices.
+
+    A market counts as run away in a run when, at some step, its close or its mid (best bid and
+    ask) is at least ``NO_BAND * tick / RUNAWAY_FACTOR`` (within a small factor of the clip:
+    trades land just under it, a maker's half spread or an agent's margin below, and 2**60 ticks
+    is far beyond any sane price anyway), or its fundamental is not finite, above that same
+    level or below one tick. (A close at one tick is not flagged: a mistaken sell order can
+    trade there in a sane run.) Returns one note for all such markets (the `simulate` warning and
+    the report's caveat), or None when no market ran away in any run.
+    """
+    prices = result.prices
+    n_runs = prices.shape[0]
+    markets = result.config.markets
+    parts = []
+    for m, market in enumerate(markets):
+        tick = market.tick_size
+        top = NO_BAND * tick / RUNAWAY_FACTOR
+        p = prices[:, :, m]  # (R, T, 4)
+        fundamental = p[..., FUNDAMENTAL]
+        # NaN compares False: an empty side never counts, a NaN fundamental always does
+        price_hit = (p[..., CLOSE] >= top) | ((p[..., BEST_BID] + p[..., BEST_ASK]) / 2 >= top)
+        fundamental_hit = ~((fundamental >= tick) & (fundamental <= top))
+        hit = price_hit | fundamental_hit
+        runs = hit.any(axis=1)
+        if not runs.any():
+            continue
+        first = int(np.argmax(runs))
+        step = int(np.argmax(hit[first]))
+        what = []
+        if fundamental_hit.any():
+            low, high = np.nanmin(fundamental), np.nanmax(fundamental)
+            what.append(
+                f"its fundamental left the range the order book can represent (one tick, "
+                f"{tick:g}, to {top:.3g}; it went from {low:.3g} to {high:.3g})"
+            )
+        if price_hit.any():
+            what.append(
+                f"its price reached (or came within a factor {RUNAWAY_FACTOR:g} of) the engine's "
+                f"price limit ({NO_BAND * tick:.3g} = 2**62 ticks; higher orders are clipped to it)"
+            )
+        example = (
+            f"examples/artificial_market.toml uses volatility = {EXAMPLE_VOLATILITY:g}; an "
+            "annual volatility s is about s / sqrt(steps a year) per step"
+        )
+        if not fundamental_hit.any():  # the agents drove the price off a sane fundamental
+            cause = (
+                "its fundamental stayed in range, so the agents pushed the price off it: tame them "
+                "(chart weights, orders_per_step, a market maker's spread), or check the "
+                f"market's volatility = {market.volatility:g}, which is per step ({example})"
+            )
+        elif market.components:  # an index: no process of its own
+            cause = (
+                f"its fundamental follows its components {market.components}: lower their "
+                f"volatility, which is per step, not annual ({example})"
+            )
+        else:
+            cause = f"volatility = {market.volatility:g} is per step, not annual: lower it"
+            if market.drift:
+                cause = (
+                    f"volatility = {market.volatility:g} and drift = {market.drift:g} are per "
+                    "step, not annual: lower them"
+                )
+            cause += f" ({example})"
+        parts.append(
+            f"Market {market.name!r} ran away in {int(runs.sum())} of {n_runs} run(s) (first in "
+            f"run {first}, seed {result.seeds[first]}, at step {step}): "
+            + " and ".join(what)
+            + f"; {cause}"
+        )
+    if not parts:
+        return None
+    return (
+        ". ".join(parts) + ". The prices, returns and stylized facts of those runs are "
+        "meaningless; do not use their statistics."
     )
