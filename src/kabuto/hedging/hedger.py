@@ -102,8 +102,8 @@ RISKS = ("entropic", "cvar", "oce")
 KINDS = ("call", "put")
 
 DEFAULT_HIDDEN = (32, 32, 32, 32)
-# How far above its start (in units of the larger of the first loss and the claim's mean
-# payoff) a training's final loss may end before fit calls it diverged.
+# How far above its start (in units of the larger of the first loss, the claim's mean payoff
+# and the spot) a training's final loss may end before fit calls it diverged.
 _LOSS_RISE_LIMIT = 10.0
 # The band networks start with widths of about this much (softplus of the output bias), so that
 # training starts near the delta hedge and the gradient reaches the band edges on most paths.
@@ -790,7 +790,9 @@ class DeepHedger(TorchSettingsMixin):
         ------
         ConfigError
             For bad settings or data, or if the training diverges (a step's loss is NaN or
-            infinite, e.g. for too large a learning rate); nothing of that training is kept.
+            infinite, or the loss ends more than 10 times the larger of the first loss, the
+            claim's mean payoff and the spot above where it started: too large a learning
+            rate); nothing of that training is kept.
         """
         self._validate()
         if instruments is not None and self.policy == "band":
@@ -855,7 +857,8 @@ class DeepHedger(TorchSettingsMixin):
                     on_step(step_losses[-1])
             losses.append(total / n)
         policy.eval()
-        self._check_loss_fell(step_losses, float(payoff.abs().mean()))
+        scale = max(float(payoff.abs().mean()), float(s[:, 0].abs().mean()))
+        self._check_loss_fell(step_losses, scale)
 
         self.policy_ = policy
         self.losses_ = losses
@@ -876,22 +879,25 @@ class DeepHedger(TorchSettingsMixin):
             f"(non-finite loss): the training diverged; {fixes}"
         )
 
-    def _check_loss_fell(self, step_losses: list[float], price_scale: float) -> None:
-        """Raise a ConfigError if the loss ended far above where it started.
+    def _check_loss_fell(self, step_losses: list[float], scale: float) -> None:
+        """Raise a ConfigError if the loss ended absurdly far above where it started.
 
         A learning rate far too large (1e12) can leave the loss finite but astronomically high
-        (a "price" of 7e21). A training that fails to help leaves its loss near the start;
-        only divergence lifts it by more than `_LOSS_RISE_LIMIT` times the larger of the first
-        loss and the claim's mean payoff (the price scale), which no sound run does.
+        (a "price" of 7e21). The test is for such absurd ends only: a rise of more than
+        `_LOSS_RISE_LIMIT` times the larger of the first loss and `scale` (the claim's mean
+        payoff or the spot, whichever is larger), losses no hedge of the claim comes near. A
+        finer test would fire on noise: a far out-of-the-money claim's losses start at 0 and
+        jump between batches that do or do not hold a path in the money.
         """
         tail = sorted(step_losses[-max(1, len(step_losses) // 10) :])
         start, end = step_losses[0], tail[len(tail) // 2]
-        scale = max(abs(start), price_scale)
-        if scale > 0 and end - start > _LOSS_RISE_LIMIT * scale:
+        scale = max(abs(start), scale)
+        if end - start > _LOSS_RISE_LIMIT * scale:
             raise ConfigError(
                 f"{type(self).__name__}.fit: the loss rose from {start:.4g} at the first Adam "
-                f"step to {end:.4g} over the last {len(tail)}, more than {_LOSS_RISE_LIMIT:g} "
-                f"times the price scale {scale:.4g}: the training diverged; lower "
+                f"step to {end:.4g} (the median of the last {len(tail)} steps), more than "
+                f"{_LOSS_RISE_LIMIT:g} times {scale:.4g} (the larger of the first loss, the "
+                "claim's mean payoff and the spot): the training diverged; lower "
                 f"learning_rate={self.learning_rate!r}"
             )
 
