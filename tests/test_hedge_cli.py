@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import tomllib
 from pathlib import Path
 
@@ -218,6 +219,8 @@ def test_baseline_rows_match_an_independent_computation(cli_run):
         excess = np.maximum(-pnl.numpy() - np.quantile(-pnl.numpy(), 0.99), 0.0)  # (L - VaR)^+
         es_se = excess.std(ddof=1) / (0.01 * math.sqrt(N_EVAL))
         assert row["es_0.99_se"] == pytest.approx(es_se, rel=1e-9)
+        # the VaR at 0.9 is minus the 0.1 quantile of X: its error is that quantile's
+        assert row["var_0.9_se"] == pytest.approx(quantile_standard_error(pnl, 0.1), rel=1e-12)
         assert row["var_0.9"] == pytest.approx(-float(np.quantile(pnl.numpy(), 0.1)), rel=1e-12)
         assert row["entropic"] == pytest.approx(float(entropic_risk(pnl, h.aversion)), rel=1e-12)
         assert row["mean_pnl"] == pytest.approx(float(pnl.mean()), rel=1e-12)
@@ -377,6 +380,22 @@ def test_delta_hedge_price_is_black_scholes_with_many_steps():
     bias = 0.5 * delta["std_pnl"] ** 2 / 2
     assert abs(delta["price"] - bs) < 4 * delta["price_se"] + bias
     assert delta["price_se"] < 0.1 * run.risk_table.loc["no_hedge", "price_se"]  # it hedges
+
+
+@pytest.mark.parametrize(("p", "n"), [(0.1, 1000), (0.5, 20_000), (0.01, 5000), (0.9, 300)])
+def test_value_at_risk_error_is_the_siddiqui_estimate_at_the_hall_sheather_bandwidth(p, n):
+    """Written out from Koenker (2005), section 3.4 (R quantreg's ``bandwidth.rq(p, n,
+    hs=TRUE)`` with alpha 0.05): ``h = n^(-1/3) z_0.975^(2/3) (1.5 phi(z_p)^2 / (2 z_p^2 +
+    1))^(1/3)``, sparsity ``(Q(p + h) - Q(p - h)) / (2 h)``, error ``sparsity sqrt(p (1 - p) /
+    n)``; p is the quantile's probability (0.1 for the VaR at 0.9), not the VaR's level."""
+    normal = statistics.NormalDist()
+    z_p = normal.inv_cdf(p)
+    h = n ** (-1 / 3) * normal.inv_cdf(0.975) ** (2 / 3)
+    h *= (1.5 * normal.pdf(z_p) ** 2 / (2 * z_p**2 + 1)) ** (1 / 3)
+    x = np.random.default_rng(3).standard_t(5, size=n)
+    sparsity = (np.quantile(x, p + h) - np.quantile(x, p - h)) / (2 * h)
+    expected = sparsity * math.sqrt(p * (1 - p) / n)
+    assert quantile_standard_error(torch.from_numpy(x), p) == pytest.approx(expected, rel=1e-12)
 
 
 def test_standard_error_matches_the_spread_over_replications():

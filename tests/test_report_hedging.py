@@ -50,6 +50,25 @@ def test_best_hedger_needs_a_lead_of_two_combined_standard_errors(prices, errors
     assert best_hedger(_table(prices, errors)) == best
 
 
+def test_a_training_is_not_the_rival_of_another_training_of_the_same_hedger():
+    """Three trainings within noise of each other and well below the baselines: the lowest is
+    best (its sibling trainings are not what it is tested against); a baseline that wins must
+    still beat every training."""
+    names = ["deep", "deep_2", "deep_3", "delta", "no_hedge"]
+    errors = [0.05] * 5
+    trainings = names[:3]
+    table = pd.DataFrame({"price": [1.01, 1.0, 1.02, 1.5, 2.0], "price_se": errors}, names)
+    assert best_hedger(table) is None  # the siblings within noise hid the lead
+    assert best_hedger(table, trainings) == "deep_2"
+    table["price"] = [1.0, 1.01, 1.3, 1.2, 2.0]
+    assert best_hedger(table, trainings) == "deep"  # 0.2 below delta: 2 s.e. is 0.14
+    table["price"] = [1.5, 1.05, 1.6, 1.0, 2.0]  # delta wins, but deep_2 is within noise
+    assert best_hedger(table, trainings) is None
+    table["price"] = [1.5, 1.2, 1.6, 1.0, 2.0]
+    assert best_hedger(table, trainings) == "delta"
+    assert best_hedger(table.loc[trainings], trainings) is None  # no rival at all
+
+
 @pytest.fixture(scope="module")
 def run():
     return _run(trainings=1)
@@ -83,6 +102,11 @@ def test_several_trainings_are_each_shown_with_their_spread():
     page = render_report(run)
     for k in (1, 2, 3):
         assert f"deep hedger (band) #{k}</th>" in page  # a row of the risk table each
+    seeds = ", ".join(str(hedger.seed) for hedger in run.hedgers.values())
+    assert f"3: seeds {seeds} (hedger.seed, then seeds derived from it)" in page  # reproducible
+    html = _section(run, [1.01, 1.0, 1.02, 1.5, 2.0], [0.05] * 5)
+    assert html.count('class="best"') == 1
+    assert "(the deep hedger&#x27;s other trainings aside)" in html
     for name in ("deep_3", "delta"):  # VaR and ES carry their standard errors
         row = run.risk_table.loc[name]
         for column in ("var_0.9", "es_0.99"):

@@ -164,8 +164,8 @@ def spread_note(run: HedgeRun) -> str:
     if len(run.hedgers) == 1:
         return (
             f"s.e.: Monte Carlo error of the evaluation paths only; the deep hedger is one "
-            f"training ({_seeds(run)}), and another seed moves its price by more than this "
-            "error shows (set hedger.trainings to measure it)"
+            f"training ({_seeds(run)}), and the s.e. leaves out how far another seed would move "
+            "its price (set hedger.trainings to measure it)"
         )
     spread = training_spread(run.risk_table, list(run.hedgers))
     return (
@@ -245,7 +245,10 @@ def _setting_section(run: HedgeRun) -> str:
         ),
         (
             "trainings",
-            f"{h.trainings} ({_seeds(run)}; a training's seed draws its paths and initial weights)",
+            f"{h.trainings}: seed{'s' * (h.trainings > 1)} "
+            + ", ".join(str(hedger.seed) for hedger in run.hedgers.values())
+            + (" (hedger.seed, then seeds derived from it)" if h.trainings > 1 else "")
+            + "; a training's seed draws its paths and initial weights",
         ),
     ]
     evaluation = [
@@ -274,9 +277,13 @@ def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
         (
             "\u00b1 s.e.",
             "Monte Carlo standard error of the price (delta method) over the evaluation paths, "
-            "for the trained network as it is: how much another seed moves a deep hedger's "
-            "price is the spread between trainings (below the table), which this error leaves "
-            "out.",
+            "for the trained network as it is; it leaves out how far another seed moves a deep "
+            "hedger's price"
+            + (
+                ", which is the spread between the trainings (below the table)."
+                if len(run.hedgers) > 1
+                else " (set hedger.trainings to measure that)."
+            ),
         ),
         ("mean P&L", "Mean of X = gains - costs - payoff per path."),
         ("std P&L", "Standard deviation of X (ddof 1)."),
@@ -320,18 +327,21 @@ def _money_decimals(scale: float) -> int:
     return max(0, 4 - math.floor(math.log10(scale)))
 
 
-def best_hedger(table: pd.DataFrame) -> str | None:
+def best_hedger(table: pd.DataFrame, trainings: Sequence[str] = ()) -> str | None:
     """The hedger whose price is below every other's by more than 2 combined standard errors.
 
     The combined error of two prices is ``sqrt(se_a^2 + se_b^2)`` (the ``price_se`` column),
     that of independent estimates. The hedgers share their evaluation paths, so their prices
     are positively correlated and this overstates the error of a difference: the test is
-    conservative. None when no hedger clears it, or there is only one.
+    conservative. When the lowest price is one of `trainings` (the rows of several trainings
+    of one hedger), the other trainings are not its rivals and are left out of the test. None
+    when no hedger clears it, or there is no rival.
     """
-    if len(table) < 2:
-        return None
     best = table["price"].idxmin()
-    others = table.drop(index=best)
+    siblings = list(trainings) if best in trainings else [best]
+    others = table.drop(index=siblings)
+    if others.empty:
+        return None
     gap = others["price"] - table.at[best, "price"]
     combined = np.sqrt(others["price_se"] ** 2 + table.at[best, "price_se"] ** 2)
     return str(best) if bool((gap > 2 * combined).all()) else None
@@ -340,7 +350,7 @@ def best_hedger(table: pd.DataFrame) -> str | None:
 def _risk_section(run: HedgeRun) -> str:
     table = run.risk_table
     levels = sorted(run.config.evaluation.risk_levels)
-    best = best_hedger(table)
+    best = best_hedger(table, list(run.hedgers))
     show_entropic = run.config.hedger.risk != "entropic"  # else it is the price column
     header = [
         "hedger",
@@ -378,12 +388,15 @@ def _risk_section(run: HedgeRun) -> str:
         ([escape(k), _cell(v)] for k, v in risk_definitions(run)),
         "setting",
     )
-    verdict = (
-        "the lowest price is in bold: below every other hedger's by more than 2 combined "
-        "standard errors"
-        if best is not None
-        else "no hedger is best beyond 2 standard errors"
-    )
+    if best is None:
+        verdict = "no hedger is best beyond 2 standard errors"
+    else:
+        verdict = (
+            "the lowest price is in bold: below every other hedger's by more than 2 combined "
+            "standard errors"
+        )
+        if best in run.hedgers and len(run.hedgers) > 1:
+            verdict += " (the deep hedger's other trainings aside)"
     note = (
         f"On the same {run.prices.shape[0]:,} evaluation paths for every hedger; {verdict} "
         "(sqrt(se_a^2 + se_b^2), the error of independent prices: the shared paths make the "
