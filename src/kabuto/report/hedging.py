@@ -642,7 +642,8 @@ def loss_figure(run: HedgeRun) -> ReportFigure:
         base_layout(
             height=400,
             hovermode="x unified",
-            margin=dict(l=64, r=24, t=64, b=44),  # room for a legend of two rows
+            # room for the legend above: two rows, and about one more per further training
+            margin=dict(l=64, r=24, t=64 + 24 * (len(run.hedgers) - 1), b=44),
             xaxis=_axis(title=dict(text="Adam step")),
             yaxis=_axis(title=dict(text="risk of the hedged short P&L")),
         )
