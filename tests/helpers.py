@@ -9,6 +9,7 @@ import pandas as pd
 import plotly
 import pytest
 
+from kabuto.backtest.result import BacktestResult, StrategyResult
 from kabuto.data import Panel
 from kabuto.errors import ConfigError
 from kabuto.strategies.base import Strategy
@@ -195,3 +196,36 @@ def assert_offline(page: str) -> None:
     rest = page.replace(plotly_js, "")
     for needle in ("http://", "https://", "@import", "url("):
         assert needle not in rest
+
+
+def fake_backtest_result(with_equal_weight: bool = True, cash: bool = False) -> BacktestResult:
+    """Four (or three, or five with a cash strategy) strategies of a factor model over 756 days,
+    with monthly turnover and 10 bps costs: a backtest result for the statistics' tests."""
+    n = 756
+    idx = pd.bdate_range("2018-01-01", periods=n)
+    rng = np.random.default_rng(100)
+    market = rng.normal(0.0004, 0.01, n)
+    # name: (daily alpha, market beta, one-way turnover per year)
+    specs = {
+        "EqualWeight": (0.0, 1.0, 0.2),
+        "Momentum": (0.0006, 1.1, 1.5),
+        "MinVar": (0.0001, 0.6, 0.4),
+        "Noise": (-0.0004, 0.2, 3.0),
+    }
+    if not with_equal_weight:
+        specs.pop("EqualWeight")
+    if cash:  # constant zero returns, no costs
+        specs["Cash"] = (0.0, 0.0, 0.0)
+    strategies = {}
+    rebalance = idx[::21]
+    for k, (name, (alpha, beta, yearly_turnover)) in enumerate(specs.items()):
+        noise = np.random.default_rng(k).normal(0, 0.004 if name != "Cash" else 0.0, n)
+        gross = pd.Series(alpha + beta * market + noise, index=idx)
+        # Two-way notional per monthly rebalance.
+        turnover = pd.Series(2.0 * yearly_turnover / 12.0, index=rebalance)
+        costs = pd.Series(0.0, index=idx)
+        costs[rebalance] = turnover.to_numpy() * 0.001
+        net = (1.0 + gross) * (1.0 - costs) - 1.0
+        weights = pd.DataFrame(0.5, index=rebalance, columns=["X", "Y"])
+        strategies[name] = StrategyResult(name, gross, net, costs, turnover, weights, weights)
+    return BacktestResult(strategies, benchmark_returns=pd.Series(market, index=idx))

@@ -13,7 +13,7 @@ import pytest
 from scipy import integrate, signal
 from scipy import stats as sps
 
-from kabuto.backtest.result import BacktestResult, StrategyResult
+from kabuto.backtest.result import BacktestResult
 from kabuto.errors import ArgumentError, ConfigError, KabutoError
 from kabuto.evaluation import (
     LEADERBOARD_COLUMNS,
@@ -31,6 +31,8 @@ from kabuto.evaluation import (
     sharpe_difference_test,
     stationary_bootstrap_indices,
 )
+
+from helpers import fake_backtest_result
 
 SQRT252 = math.sqrt(252.0)
 
@@ -104,7 +106,7 @@ def test_counts_and_arguments_are_validated(call, match: str) -> None:
         (lambda seed: sharpe_confidence_interval(np.arange(30.0), n_boot=5, seed=seed), "seed"),
         (lambda seed: bootstrap_sharpes(np.ones((30, 1)), n_boot=5, seed=seed), "seed"),
         (lambda seed: stationary_bootstrap_indices(10, 5, 2.0, rng=seed), "rng"),
-        (lambda seed: leaderboard(_fake_result(), n_boot=5, seed=seed), "seed"),
+        (lambda seed: leaderboard(fake_backtest_result(), n_boot=5, seed=seed), "seed"),
     ],
 )
 def test_bad_seed_is_an_argument_error_naming_it(call, name: str, seed: object) -> None:
@@ -519,39 +521,8 @@ def test_constant_returns_have_no_interval_or_test(daily: float) -> None:
 # leaderboard
 
 
-def _fake_result(with_equal_weight: bool = True, cash: bool = False) -> BacktestResult:
-    n = 756
-    idx = pd.bdate_range("2018-01-01", periods=n)
-    rng = np.random.default_rng(100)
-    market = rng.normal(0.0004, 0.01, n)
-    # name: (daily alpha, market beta, one-way turnover per year)
-    specs = {
-        "EqualWeight": (0.0, 1.0, 0.2),
-        "Momentum": (0.0006, 1.1, 1.5),
-        "MinVar": (0.0001, 0.6, 0.4),
-        "Noise": (-0.0004, 0.2, 3.0),
-    }
-    if not with_equal_weight:
-        specs.pop("EqualWeight")
-    if cash:  # constant zero returns, no costs
-        specs["Cash"] = (0.0, 0.0, 0.0)
-    strategies = {}
-    rebalance = idx[::21]
-    for k, (name, (alpha, beta, yearly_turnover)) in enumerate(specs.items()):
-        noise = np.random.default_rng(k).normal(0, 0.004 if name != "Cash" else 0.0, n)
-        gross = pd.Series(alpha + beta * market + noise, index=idx)
-        # Two-way notional per monthly rebalance.
-        turnover = pd.Series(2.0 * yearly_turnover / 12.0, index=rebalance)
-        costs = pd.Series(0.0, index=idx)
-        costs[rebalance] = turnover.to_numpy() * 0.001
-        net = (1.0 + gross) * (1.0 - costs) - 1.0
-        weights = pd.DataFrame(0.5, index=rebalance, columns=["X", "Y"])
-        strategies[name] = StrategyResult(name, gross, net, costs, turnover, weights, weights)
-    return BacktestResult(strategies, benchmark_returns=pd.Series(market, index=idx))
-
-
 def test_leaderboard_table() -> None:
-    result = _fake_result()
+    result = fake_backtest_result()
     board = leaderboard(result, n_boot=400, seed=3)
     assert list(board.columns) == list(LEADERBOARD_COLUMNS)
     assert set(LEADERBOARD_COLUMNS) <= set(METRIC_DEFINITIONS)
@@ -599,10 +570,10 @@ def test_leaderboard_table() -> None:
 
 
 def test_leaderboard_benchmark_choice() -> None:
-    no_ew = leaderboard(_fake_result(with_equal_weight=False), n_boot=100)
+    no_ew = leaderboard(fake_backtest_result(with_equal_weight=False), n_boot=100)
     assert no_ew.attrs["benchmark_strategy"] is None
     assert no_ew["sharpe_diff"].isna().all()
-    result = _fake_result()
+    result = fake_backtest_result()
     vs_minvar = leaderboard(result, benchmark_strategy="MinVar", n_boot=100)
     assert np.isnan(vs_minvar.loc["MinVar", "sharpe_diff"])
     assert vs_minvar["sharpe_diff"].notna().sum() == 3
@@ -611,7 +582,7 @@ def test_leaderboard_benchmark_choice() -> None:
 
 
 def test_leaderboard_dsr_matches_dsr_from_trials_with_a_cash_strategy() -> None:
-    result = _fake_result(cash=True)
+    result = fake_backtest_result(cash=True)
     board = leaderboard(result, n_boot=100)
     net = pd.DataFrame({n: result[n].net_returns for n in result.names})
     top = board.index[0]
@@ -623,7 +594,7 @@ def test_leaderboard_dsr_matches_dsr_from_trials_with_a_cash_strategy() -> None:
 
 
 def test_leaderboard_without_two_finite_sharpes_has_no_dsr() -> None:
-    full = _fake_result(cash=True)
+    full = fake_backtest_result(cash=True)
     result = BacktestResult({n: full[n] for n in ("Cash", "Momentum")}, full.benchmark_returns)
     board = leaderboard(result, n_boot=100)
     assert board["dsr"].isna().all()
@@ -632,7 +603,7 @@ def test_leaderboard_without_two_finite_sharpes_has_no_dsr() -> None:
 
 
 def test_leaderboard_bad_input_is_a_kabuto_error() -> None:
-    full = _fake_result()
+    full = fake_backtest_result()
     moved = dataclasses.replace(
         full["Momentum"],
         gross_returns=full["Momentum"].gross_returns.shift(1, freq="B"),
@@ -647,16 +618,15 @@ def test_leaderboard_bad_input_is_a_kabuto_error() -> None:
 
 
 def test_leaderboard_records_a_numpy_integer_seed() -> None:
-    board = leaderboard(_fake_result(), n_boot=100, seed=np.int64(3))
+    board = leaderboard(fake_backtest_result(), n_boot=100, seed=np.int64(3))
     assert board.attrs["seed"] == 3 and type(board.attrs["seed"]) is int
-    assert board.equals(leaderboard(_fake_result(), n_boot=100, seed=3))
-    assert (
-        leaderboard(_fake_result(), n_boot=100, seed=np.random.default_rng(3)).attrs["seed"] is None
-    )
+    assert board.equals(leaderboard(fake_backtest_result(), n_boot=100, seed=3))
+    generator = np.random.default_rng(3)
+    assert leaderboard(fake_backtest_result(), n_boot=100, seed=generator).attrs["seed"] is None
 
 
 def test_leaderboard_survives_strategies_that_rarely_trade() -> None:
-    full = _fake_result(cash=True)
+    full = fake_backtest_result(cash=True)
     idx = full["EqualWeight"].net_returns.index
     strategies = {n: full[n] for n in full.names}
     for name, active in [("Rare", 2), ("Occasional", 6)]:

@@ -117,12 +117,14 @@ def _leaderboard_table(board: pd.DataFrame, caveat: str | None) -> Table:
 
 def _run_and_report(config, out: Path) -> None:
     from kabuto.experiment.run import run_config
-    from kabuto.report.html import cost_note
+    from kabuto.report.html import cost_note, overfitting_note
 
     with _progress() as progress:
         outputs = run_config(config, out, progress=progress)
     console.print(_leaderboard_table(outputs.leaderboard, outputs.result.survivorship_caveat))
     console.print(cost_note(outputs.result), highlight=False)
+    if pbo := overfitting_note(outputs.leaderboard):
+        console.print(pbo, highlight=False)
     console.print(f"report: {outputs.out_dir / 'report.html'}")
 
 

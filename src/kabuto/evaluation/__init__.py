@@ -1,7 +1,8 @@
 """Performance metrics, statistical tests and leaderboards.
 
 Metric definitions live in `kabuto.evaluation.metrics` (documented once, in its docstring);
-inference on Sharpe ratios in `kabuto.evaluation.statistics`; the per-strategy table in
+inference on Sharpe ratios in `kabuto.evaluation.statistics`; the probability of backtest
+overfitting in `kabuto.evaluation.overfitting`; the per-strategy table in
 `kabuto.evaluation.leaderboard`.
 """
 
@@ -30,6 +31,10 @@ from kabuto.evaluation.metrics import (
     turnover_per_year,
     volatility,
 )
+from kabuto.evaluation.overfitting import (
+    BacktestOverfitting,
+    probability_of_backtest_overfitting,
+)
 from kabuto.evaluation.statistics import (
     bootstrap_sharpes,
     deflated_sharpe_ratio,
@@ -48,6 +53,7 @@ __all__ = [
     "LEADERBOARD_COLUMNS",
     "METRIC_DEFINITIONS",
     "SUMMARY_KEYS",
+    "BacktestOverfitting",
     "beta",
     "bootstrap_sharpes",
     "cagr",
@@ -66,6 +72,7 @@ __all__ = [
     "max_drawdown",
     "optimal_block_length",
     "probabilistic_sharpe_ratio",
+    "probability_of_backtest_overfitting",
     "sharpe",
     "sharpe_confidence_interval",
     "sharpe_difference_test",

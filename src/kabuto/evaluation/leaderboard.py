@@ -28,6 +28,12 @@ one. The inference columns come from `kabuto.evaluation.statistics`:
   (`sharpe_difference_test`) on the same bootstrap days, over the resamples where both Sharpe
   ratios are defined; ``nan`` on the benchmark's own row, when there is no benchmark strategy,
   and (the p-value) where `sharpe_difference_test` would raise for too many undefined resamples.
+
+One number is for the board as a whole: ``attrs["pbo"]``, the probability of backtest
+overfitting of picking its best strategy by Sharpe ratio (`probability_of_backtest_overfitting`
+on the net returns, the strategies on the board again the trials), with ``attrs["pbo_blocks"]``
+blocks: 16, or for a backtest shorter than 32 days the largest even number giving 2 days a
+block. ``nan`` (blocks None) with one strategy or fewer than 4 days.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from kabuto.evaluation.metrics import (
     _sharpe_along,
     summary,
 )
+from kabuto.evaluation.overfitting import probability_of_backtest_overfitting
 from kabuto.evaluation.statistics import (
     SeedLike,
     _centered_bootstrap_test,
@@ -124,6 +131,18 @@ def _board_pvalue(observed: float, replicates: np.ndarray, level: float) -> floa
         return np.nan
 
 
+# Blocks of the board's PBO: C(16, 8) = 12,870 splits, the paper's choice.
+PBO_BLOCKS = 16
+
+
+def _board_pbo(net: np.ndarray) -> tuple[float, int | None]:
+    """The board's PBO and its number of blocks (see the module docstring)."""
+    blocks = min(PBO_BLOCKS, net.shape[0] // 4 * 2)
+    if net.shape[1] < 2 or blocks < 2:
+        return float("nan"), None
+    return probability_of_backtest_overfitting(net, blocks).pbo, blocks
+
+
 def check_benchmark_strategy(benchmark_strategy: str, names: Sequence[str]) -> None:
     """ConfigError unless `benchmark_strategy` is one of the backtest's strategy `names`."""
     if benchmark_strategy not in names:
@@ -166,8 +185,8 @@ def leaderboard(
         Index ``strategy``, columns `LEADERBOARD_COLUMNS` (definitions in
         `metrics.METRIC_DEFINITIONS`), sorted by net Sharpe ratio descending (NaN last). ``attrs``
         holds ``benchmark_strategy``, ``n_trials``, ``trial_sharpe_variance`` (daily),
-        ``expected_max_sharpe`` (daily SR0), ``mean_block``, ``n_boot``, ``level`` and ``seed``
-        (an int seed, else None).
+        ``expected_max_sharpe`` (daily SR0), ``mean_block``, ``n_boot``, ``level``, ``seed``
+        (an int seed, else None), ``pbo`` and ``pbo_blocks``.
 
     Raises
     ------
@@ -230,6 +249,7 @@ def leaderboard(
     board = pd.DataFrame.from_dict(rows, orient="index").loc[:, list(LEADERBOARD_COLUMNS)]
     board.index.name = "strategy"
     board = board.sort_values("sharpe", ascending=False, kind="mergesort", na_position="last")
+    pbo, pbo_blocks = _board_pbo(net)
     board.attrs.update(
         benchmark_strategy=benchmark_strategy,
         n_trials=len(names),
@@ -240,5 +260,7 @@ def leaderboard(
         level=level,
         # numbers.Integral, so a numpy integer seed is recorded too (as a plain int for JSON).
         seed=int(seed) if isinstance(seed, numbers.Integral) else None,
+        pbo=pbo,
+        pbo_blocks=pbo_blocks,
     )
     return board

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -248,6 +250,20 @@ def _cost_note(costs: float | Mapping[str, float] | None) -> str:
     return f"Net of transaction costs ({_cost_text(costs)})."
 
 
+def overfitting_note(leaderboard: pd.DataFrame) -> str:
+    """The board's probability of backtest overfitting in one sentence ("" if not recorded)."""
+    attrs = leaderboard.attrs
+    pbo, blocks = attrs.get("pbo"), attrs.get("pbo_blocks")
+    if pbo is None or blocks is None or not np.isfinite(pbo):
+        return ""
+    splits = math.comb(blocks, blocks // 2)
+    return (
+        f"PBO {pbo:.2f}: in {pbo:.0%} of {splits:,} splits of the days into halves ({blocks} "
+        f"blocks, CSCV), the strategy with the best Sharpe on one half ranked in the bottom half "
+        f"of the {len(leaderboard)} on the other (about 0.5 when the ranking is noise)."
+    )
+
+
 def _inference_note(leaderboard: pd.DataFrame) -> str:
     """What the leaderboard's tests compare against, from its `attrs` (empty if not recorded)."""
     attrs = leaderboard.attrs
@@ -267,7 +283,8 @@ def _inference_note(leaderboard: pd.DataFrame) -> str:
             f" The DSR deflates for the {attrs['n_trials']} strategies tried{shown} "
             "(annualised); it is meant for the strategy picked, the top row."
         )
-    return note
+    pbo = overfitting_note(leaderboard)
+    return note + (f" {pbo}" if pbo else "")
 
 
 def _period(result: BacktestResult) -> tuple[pd.Timestamp, pd.Timestamp, int]:
