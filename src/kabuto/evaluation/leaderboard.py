@@ -33,7 +33,8 @@ One number is for the board as a whole: ``attrs["pbo"]``, the probability of bac
 overfitting of picking its best strategy by Sharpe ratio (`probability_of_backtest_overfitting`
 on the net returns, the strategies on the board again the trials), with ``attrs["pbo_blocks"]``
 blocks: 16, or for a backtest shorter than 32 days the largest even number giving 2 days a
-block. ``nan`` (blocks None) with one strategy or fewer than 4 days.
+block; ``attrs["pbo_strategies"]`` is how many strategies it ranked. ``nan`` (blocks None) with
+one strategy or fewer than 4 days.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def leaderboard(
         `metrics.METRIC_DEFINITIONS`), sorted by net Sharpe ratio descending (NaN last). ``attrs``
         holds ``benchmark_strategy``, ``n_trials``, ``trial_sharpe_variance`` (daily),
         ``expected_max_sharpe`` (daily SR0), ``mean_block``, ``n_boot``, ``level``, ``seed``
-        (an int seed, else None), ``pbo`` and ``pbo_blocks``.
+        (an int seed, else None), ``pbo``, ``pbo_blocks`` and ``pbo_strategies``.
 
     Raises
     ------
@@ -262,5 +263,6 @@ def leaderboard(
         seed=int(seed) if isinstance(seed, numbers.Integral) else None,
         pbo=pbo,
         pbo_blocks=pbo_blocks,
+        pbo_strategies=len(names),
     )
     return board

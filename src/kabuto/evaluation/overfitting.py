@@ -15,11 +15,14 @@ one) and keeps the best. CSCV asks how often that choice generalises:
 4. PBO is the share of splits with ``lambda <= 0``: the in-sample winner ranked at or below
    the median out of sample.
 
-A PBO near 0 means picking by backtest found what also wins out of sample; near 0.5 (or
-above), that the ranking is noise the backtest overfitted. Sharpe ratios here are of daily
-returns with the sample standard deviation (ddof 1); a set of days with zero variance gives
-``+inf``, ``-inf`` or 0 by the sign of its mean (as for a cash strategy), so it ranks rather
-than failing.
+A PBO near 0 means picking by backtest found what also wins out of sample. When the ranking is
+pure noise the winner's out-of-sample rank is uniform, and the expected PBO is 0.5 for an even
+N and ``(N + 1) / (2 N)`` for an odd one (the median rank, ``lambda = 0``, counts): the
+`noise_level`. One PBO varies widely around it, as its splits share their days. Sharpe ratios
+here are of daily returns with the sample standard deviation (ddof 1); a set of days that all
+have one return gives ``+inf``, ``-inf`` or 0 (a strategy in cash) by its sign, so it ranks
+rather than failing. Identical strategies tie, share the average rank and so sit at the
+median: two copies of one strategy alone give PBO 1 (the convention of the paper's rank).
 """
 
 from __future__ import annotations
@@ -34,7 +37,12 @@ import pandas as pd
 from kabuto.errors import ArgumentError
 from kabuto.evaluation.metrics import _as_returns
 
-__all__ = ["MAX_BLOCKS", "BacktestOverfitting", "probability_of_backtest_overfitting"]
+__all__ = [
+    "MAX_BLOCKS",
+    "BacktestOverfitting",
+    "noise_level",
+    "probability_of_backtest_overfitting",
+]
 
 #: The most blocks allowed: C(20, 10) = 184,756 splits; 22 would be 705,432.
 MAX_BLOCKS = 20
@@ -66,6 +74,12 @@ class BacktestOverfitting:
     n_strategies: int
 
 
+def noise_level(n_strategies: int) -> float:
+    """The expected PBO of `n_strategies` whose ranking is noise (module docstring)."""
+    n = n_strategies
+    return 0.5 if n % 2 == 0 else (n + 1) / (2 * n)
+
+
 def probability_of_backtest_overfitting(
     returns: pd.DataFrame | np.ndarray, n_blocks: int = 16
 ) -> BacktestOverfitting:
@@ -93,18 +107,26 @@ def probability_of_backtest_overfitting(
     s = _check_blocks(n_blocks, days)
     block = days // s
     kept = matrix[days - s * block :]
-    # Centred per strategy, so that the sums of squares below do not cancel: the variance is
-    # unchanged, and the mean is the centre plus the mean of the centred returns.
-    centre = kept.mean(axis=0)
-    centred = (kept - centre).reshape(s, block, n)
-    sums, squares = centred.sum(axis=1), (centred**2).sum(axis=1)  # (S, N) each
+    # A Sharpe ratio does not change when a column is scaled: scaling each to at most 1 keeps
+    # the squares below from under- or overflowing at any scale of returns.
+    scale = np.abs(kept).max(axis=0)
+    kept = kept / np.where(scale > 0, scale, 1.0)
+    blocks = kept.reshape(s, block, n)
+    # Each half's mean comes from the raw sums (exactly 0 for days in cash) and its variance
+    # from sums centred on the column's mean (no cancellation); a half is flat exactly when
+    # all of its blocks hold one value.
+    raw = blocks.sum(axis=1)  # (S, N)
+    centred = blocks - kept.mean(axis=0)
+    sums, squares = centred.sum(axis=1), (centred**2).sum(axis=1)
+    low, high = blocks.min(axis=1), blocks.max(axis=1)
 
     chosen = np.array(list(itertools.combinations(range(s), s // 2)))
-    in_sample = np.zeros((len(chosen), s))
-    np.put_along_axis(in_sample, chosen, 1.0, axis=1)
-    half = block * (s // 2)
-    sharpe_in = _sharpe(in_sample @ sums, in_sample @ squares, half, centre)
-    sharpe_out = _sharpe((1 - in_sample) @ sums, (1 - in_sample) @ squares, half, centre)
+    others = np.array([sorted(set(range(s)) - set(c)) for c in chosen])
+    sharpe_in, sharpe_out = (
+        _sharpe(raw[half].sum(axis=1), sums[half].sum(axis=1), squares[half].sum(axis=1),
+                low[half].min(axis=1), high[half].max(axis=1), block * (s // 2))
+        for half in (chosen, others)
+    )  # fmt: skip
 
     best = np.argmax(sharpe_in, axis=1)  # the first of tied winners
     winner = np.take_along_axis(sharpe_out, best[:, None], axis=1)
@@ -122,24 +144,35 @@ def probability_of_backtest_overfitting(
     )
 
 
-def _sharpe(sums: np.ndarray, squares: np.ndarray, count: int, centre: np.ndarray) -> np.ndarray:
-    """Per-period Sharpe ratios of sets of `count` days from the sums of centred returns and of
-    their squares, shape (splits, N); zero variance gives +-inf or 0 by the mean's sign."""
-    mean = centre + sums / count
+def _sharpe(
+    raw: np.ndarray,
+    sums: np.ndarray,
+    squares: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    count: int,
+) -> np.ndarray:
+    """Per-period Sharpe ratios of sets of `count` days, shape (splits, N), from the sums of
+    their returns (`raw`), of the centred returns and their squares, and their least and
+    greatest return; a set of one value gives +-inf, or 0 for zeros."""
+    mean = raw / count
     variance = np.maximum(squares - sums**2 / count, 0.0) / (count - 1)
-    sd = np.sqrt(variance)
-    flat = sd <= 1e-15 * np.abs(mean)  # zero variance, up to the rounding of the centring
-    limit = np.where(mean == 0, 0.0, np.copysign(np.inf, mean))
-    return np.divide(mean, sd, out=limit, where=~flat & (sd > 0))
+    flat = low == high
+    limit = np.where(flat & (low == 0), 0.0, np.copysign(np.inf, low))
+    return np.divide(mean, np.sqrt(variance), out=limit, where=~flat & (variance > 0))
 
 
 def _as_matrix(returns: pd.DataFrame | np.ndarray) -> np.ndarray:
     if isinstance(returns, pd.DataFrame):
-        columns = [_as_returns(returns[c], f"returns[{c!r}]") for c in returns.columns]
+        columns = [
+            _as_returns(returns.iloc[:, j], f"returns[{c!r}]")
+            for j, c in enumerate(returns.columns)
+        ]
         matrix = np.column_stack(columns) if columns else np.empty((len(returns), 0))
     else:
         matrix = np.asarray(returns)
-        if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
+        numeric = np.issubdtype(matrix.dtype, np.number) and not np.iscomplexobj(matrix)
+        if matrix.ndim != 2 or not numeric:
             raise ArgumentError(
                 f"returns must be a 2-D numeric array (days x strategies), got shape "
                 f"{matrix.shape} and dtype {matrix.dtype}"

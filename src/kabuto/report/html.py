@@ -28,6 +28,7 @@ import plotly.offline
 import kabuto
 from kabuto.errors import KabutoError
 from kabuto.evaluation.metrics import ANNUALIZATION
+from kabuto.evaluation.overfitting import noise_level
 from kabuto.report import figures, tables
 
 if TYPE_CHECKING:
@@ -253,14 +254,15 @@ def _cost_note(costs: float | Mapping[str, float] | None) -> str:
 def overfitting_note(leaderboard: pd.DataFrame) -> str:
     """The board's probability of backtest overfitting in one sentence ("" if not recorded)."""
     attrs = leaderboard.attrs
-    pbo, blocks = attrs.get("pbo"), attrs.get("pbo_blocks")
-    if pbo is None or blocks is None or not np.isfinite(pbo):
+    pbo, blocks, n = attrs.get("pbo"), attrs.get("pbo_blocks"), attrs.get("pbo_strategies")
+    if pbo is None or blocks is None or n is None or not np.isfinite(pbo):
         return ""
     splits = math.comb(blocks, blocks // 2)
     return (
         f"PBO {pbo:.2f}: in {pbo:.0%} of {splits:,} splits of the days into halves ({blocks} "
-        f"blocks, CSCV), the strategy with the best Sharpe on one half ranked in the bottom half "
-        f"of the {len(leaderboard)} on the other (about 0.5 when the ranking is noise)."
+        f"blocks, CSCV), the strategy with the best Sharpe on one half ranked at or below the "
+        f"median of the {n} on the other; a ranking that is pure noise gives "
+        f"{noise_level(n):.2f} on average, and one PBO varies widely around that."
     )
 
 
