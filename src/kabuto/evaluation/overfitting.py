@@ -44,6 +44,8 @@ __all__ = [
     "probability_of_backtest_overfitting",
 ]
 
+_SPLITS_PER_CHUNK = 2048
+
 #: The most blocks allowed: C(20, 10) = 184,756 splits; 22 would be 705,432.
 MAX_BLOCKS = 20
 
@@ -120,19 +122,23 @@ def probability_of_backtest_overfitting(
     sums, squares = centred.sum(axis=1), (centred**2).sum(axis=1)
     low, high = blocks.min(axis=1), blocks.max(axis=1)
 
-    chosen = np.array(list(itertools.combinations(range(s), s // 2)))
-    others = np.array([sorted(set(range(s)) - set(c)) for c in chosen])
-    sharpe_in, sharpe_out = (
-        _sharpe(raw[half].sum(axis=1), sums[half].sum(axis=1), squares[half].sum(axis=1),
-                low[half].min(axis=1), high[half].max(axis=1), block * (s // 2))
-        for half in (chosen, others)
-    )  # fmt: skip
-
-    best = np.argmax(sharpe_in, axis=1)  # the first of tied winners
-    winner = np.take_along_axis(sharpe_out, best[:, None], axis=1)
-    below = (sharpe_out < winner).sum(axis=1)
-    tied = (sharpe_out == winner).sum(axis=1)  # the winner itself included
-    rank = below + (tied + 1) / 2  # 1 = worst; ties share the average rank
+    splits = itertools.combinations(range(s), s // 2)
+    rank = np.empty(math.comb(s, s // 2))
+    # Splits in chunks: each holds (splits, S / 2, N) arrays, which for all 184,756 splits of
+    # 20 blocks would take gigabytes at a few hundred strategies.
+    for first in range(0, rank.size, _SPLITS_PER_CHUNK):
+        chosen = np.array(list(itertools.islice(splits, _SPLITS_PER_CHUNK)))
+        others = np.array([sorted(set(range(s)) - set(c)) for c in chosen])
+        sharpe_in, sharpe_out = (
+            _sharpe(raw[half].sum(axis=1), sums[half].sum(axis=1), squares[half].sum(axis=1),
+                    low[half].min(axis=1), high[half].max(axis=1), block * (s // 2))
+            for half in (chosen, others)
+        )  # fmt: skip
+        best = np.argmax(sharpe_in, axis=1)  # the first of tied winners
+        winner = np.take_along_axis(sharpe_out, best[:, None], axis=1)
+        below = (sharpe_out < winner).sum(axis=1)
+        tied = (sharpe_out == winner).sum(axis=1)  # the winner itself included
+        rank[first : first + len(chosen)] = below + (tied + 1) / 2  # 1 = worst; ties average
     share = rank / (n + 1)
     logits = np.log(share / (1 - share))
     return BacktestOverfitting(
