@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -89,9 +90,6 @@ __all__ = [
     "simulate_market",
     "turnover",
 ]
-
-# The standard normal 0.975 quantile: the Hall-Sheather bandwidth's 95% level.
-_Z_975 = 1.959963984540054
 
 # Extra Merton series terms beyond the jump count's mean + 12 standard deviations, so that the
 # series' truncation check passes for any intensity (the left-out mass is then far below 1e-12).
@@ -243,10 +241,13 @@ def quantile_standard_error(pnl: Tensor, p: float) -> float:
     """
     x = pnl.detach().double().cpu().numpy()
     n = x.size
-    normal = torch.distributions.Normal(0.0, 1.0)
-    z_p = float(normal.icdf(torch.tensor(p, dtype=torch.float64)))
-    density = math.exp(-0.5 * z_p**2) / math.sqrt(2.0 * math.pi)
-    h = n ** (-1 / 3) * _Z_975 ** (2 / 3) * (1.5 * density**2 / (2.0 * z_p**2 + 1.0)) ** (1 / 3)
+    normal = statistics.NormalDist()
+    z, z_p = normal.inv_cdf(0.975), normal.inv_cdf(p)
+    h = (
+        n ** (-1 / 3)
+        * z ** (2 / 3)
+        * (1.5 * normal.pdf(z_p) ** 2 / (2.0 * z_p**2 + 1.0)) ** (1 / 3)
+    )
     low, high = max(p - h, 0.0), min(p + h, 1.0)
     sparsity = (np.quantile(x, high) - np.quantile(x, low)) / (high - low)
     return float(sparsity * math.sqrt(p * (1.0 - p) / n))

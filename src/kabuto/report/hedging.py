@@ -141,10 +141,6 @@ def training_spread(table: pd.DataFrame, names: Sequence[str]) -> TrainingSpread
     )
 
 
-def _label(name: str, run: HedgeRun) -> str:
-    return hedger_label(name, run)
-
-
 def _first_training(run: HedgeRun) -> str:
     """Who a figure of one deep hedger shows: with several trainings, the first."""
     if len(run.hedgers) == 1:
@@ -382,7 +378,7 @@ def _risk_section(run: HedgeRun) -> str:
             _cell(f"{row['mean_cost']:.3g}"),
             _cell(f"{row['mean_turnover']:.3f}"),
         ]
-        rows.append([escape(_label(str(name), run)), *cells])
+        rows.append([escape(hedger_label(str(name), run)), *cells])
     definitions = _table(
         ["column", "definition"],
         ([escape(k), _cell(v)] for k, v in risk_definitions(run)),
@@ -397,11 +393,12 @@ def _risk_section(run: HedgeRun) -> str:
         )
         if best in run.hedgers and len(run.hedgers) > 1:
             verdict += " (the deep hedger's other trainings aside)"
+    spread = spread_note(run)
     note = (
         f"On the same {run.prices.shape[0]:,} evaluation paths for every hedger; {verdict} "
         "(sqrt(se_a^2 + se_b^2), the error of independent prices: the shared paths make the "
         "prices correlate, so the test is conservative). Reference price of the claim: "
-        f"{run.reference_price:.6g}. {spread_note(run)[0].upper()}{spread_note(run)[1:]}."
+        f"{run.reference_price:.6g}. {spread[0].upper()}{spread[1:]}."
     )
     return (
         '<div class="card">'
@@ -441,7 +438,7 @@ def _pnl_figure(run: HedgeRun, names: Sequence[str], key: str, heading: str) -> 
                 y=y,
                 mode="lines",
                 line=dict(color=color, width=1.6, shape="hv"),
-                name=_label(name, run),
+                name=hedger_label(name, run),
                 hovertemplate="P&L %{x:.4g}: density %{y:.4g}<extra>" + name + "</extra>",
             )
         )
@@ -530,7 +527,7 @@ def hedge_ratio_figure(run: HedgeRun) -> ReportFigure:
                 y=held[:, t],
                 mode="markers",
                 marker=dict(color=color, size=4, opacity=0.45),
-                name=_label("deep", run),
+                name=hedger_label("deep", run),
                 legendgroup="deep",
                 showlegend=i == 1,
                 hovertemplate="spot %{x:.4g}: holding %{y:.4g}<extra></extra>",
@@ -634,7 +631,7 @@ def loss_figure(run: HedgeRun) -> ReportFigure:
                 y=[price, price],
                 mode="lines",
                 line=dict(color=_color(name, names), width=1.2, dash="dash"),
-                name=f"{_label(name, run)}, evaluation",
+                name=f"{hedger_label(name, run)}, evaluation",
                 hoverinfo="skip",
             )
         )
