@@ -34,6 +34,7 @@ def test_an_integer_is_a_number():
         (_backtest(costs_bps="10"), ["backtest.costs_bps = '10'", "valid number"]),
         (_backtest(long_only="yes"), ["backtest.long_only = 'yes'", "boolean"]),
         ({"report": {"n_boot": "200"}, "strategies": STRATEGIES}, ["report.n_boot", "integer"]),
+        ({"report": {"n_boot": 10**12}, "strategies": STRATEGIES}, ["report.n_boot", "100000"]),
         ({"data": {"n_days": 700.0}, "strategies": STRATEGIES}, ["data.n_days", "integer"]),
         (_backtest(max_leverage=float("inf")), ["backtest.max_leverage = inf", "finite"]),
         (_backtest(costs_bps=float("nan")), ["backtest.costs_bps = nan", "finite"]),

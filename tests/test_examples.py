@@ -12,6 +12,7 @@ from kabuto.experiment.config import load_config
 from kabuto.experiment.hedge import run_hedge
 from kabuto.experiment.hedge_config import load_hedge_config
 from kabuto.experiment.run import build_strategies, walk_forward
+from kabuto.experiment.sweep import load_sweep_config, plan_trials
 from kabuto.sim.artificial import load_simulation, simulate
 from kabuto.sim.artificial.facts import stylized_facts
 
@@ -24,7 +25,8 @@ def _with_table(table: str) -> list[Path]:
 
 SIMULATIONS = _with_table("markets")
 HEDGES = _with_table("hedger")
-EXAMPLES = sorted(set(FOLDER.glob("*.toml")) - set(SIMULATIONS) - set(HEDGES))
+SWEEPS = _with_table("sweep")
+EXAMPLES = sorted(set(FOLDER.glob("*.toml")) - set(SIMULATIONS) - set(HEDGES) - set(SWEEPS))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -36,6 +38,14 @@ def test_example_config_builds(path):
     assert engine.costs_bps != 0  # examples never run without costs
     if any(not s.long_only for s in strategies):
         assert not engine.long_only
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.name for p in SWEEPS])
+def test_sweep_example_plans_its_trials(path):
+    trials = plan_trials(load_sweep_config(path))
+    assert len(trials) > 1 and len({t.name for t in trials}) == len(trials)
+    for trial in trials:
+        assert walk_forward(trial.config).costs_bps != 0  # examples never run without costs
 
 
 def test_there_are_examples():

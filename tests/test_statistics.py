@@ -87,6 +87,7 @@ def test_blocks_wrap_around_the_end() -> None:
         (lambda: stationary_bootstrap_indices(10.5, 2, None, 0), r"\(n\)"),
         (lambda: stationary_bootstrap_indices(10, 2, "3", 0), "mean_block"),
         (lambda: sharpe_confidence_interval(np.zeros(20), n_boot=99.5), "n_boot"),
+        (lambda: sharpe_confidence_interval(np.zeros(20), n_boot=10**12), "more than 100,000"),
         (lambda: bootstrap_sharpes(np.zeros(20), n_boot=10), "2-D"),
         (lambda: expected_maximum_sharpe(2.5, 1.0), "n_trials"),
         (lambda: expected_maximum_sharpe(3, "1"), "trial_sharpe_variance"),

@@ -179,7 +179,7 @@ class WalkForward:
 
     def _decisions(self, panel: Panel, named: Mapping[str, Strategy]):
         """First and last index of the backtest, and the decision indices."""
-        first, last = self._date_range(panel, max(_history(s) for s in named.values()))
+        first, last = self._date_range(panel, max(required_history(s) for s in named.values()))
         decisions = schedule_indices(
             panel.dates, self.rebalance, first, last - 1, field="rebalance"
         )
@@ -486,7 +486,7 @@ def _decides_in_batches(strategy: Strategy) -> bool:
     return not stateful and callable(getattr(strategy, "allocate_batch", None))
 
 
-def _history(strategy: Strategy) -> int:
+def required_history(strategy: Strategy) -> int:
     """Returns a strategy needs before its first decision (duck-typed strategies: lookback)."""
     return max(strategy.lookback, getattr(strategy, "min_history", strategy.lookback))
 

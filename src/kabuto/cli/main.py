@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from kabuto.errors import ConfigError, KabutoError, OutputDirError
 from kabuto.staging import MARKER, check_out_dir
@@ -88,7 +89,13 @@ def _progress():
         yield _Bar(bar)
 
 
-def _leaderboard_table(board: pd.DataFrame, caveat: str | None) -> Table:
+def _leaderboard_table(
+    board: pd.DataFrame, caveat: str | None, *, rows: int | None = None, more: str = ""
+) -> Table:
+    """The board's first `rows` rows (all by default); `more` says where the rest are."""
+    if rows is not None and len(board) > rows:
+        caveat = " ".join(filter(None, [f"{len(board) - rows} more in {more}.", caveat]))
+        board = board.iloc[:rows]
     table = Table(title="Leaderboard (net of costs)", caption=caveat, caption_justify="left")
     table.add_column("strategy", no_wrap=True)
     columns = [
@@ -111,7 +118,7 @@ def _leaderboard_table(board: pd.DataFrame, caveat: str | None) -> Table:
                 cells.append(f"{row['sharpe_ci_low']:.2f} to {row['sharpe_ci_high']:.2f}")
             else:
                 cells.append(fmt.format(row[key]) if key in row and pd.notna(row[key]) else "-")
-        table.add_row(str(name), *cells)
+        table.add_row(Text(str(name)), *cells)  # a label's "[...]" is not markup
     return table
 
 
@@ -366,6 +373,82 @@ def _risk_table(run) -> Table:
     return table
 
 
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="TOML config file with a [sweep] table.")],
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("kabuto-sweep"),
+    store: Annotated[
+        Path, typer.Option(help="Run store: trials are read from it and filed in it.")
+    ] = Path("kabuto-runs"),
+    jobs: Annotated[
+        int | None, typer.Option(help="Trials at once (default: the config's sweep.jobs).")
+    ] = None,
+) -> None:
+    """Backtest every trial of a config's grid and rank the trials together.
+
+    Trials already in the run store are read, not run again; each trial run is filed there as
+    it finishes. Writes sweep.csv (each trial's grid values, run key and metrics) and the
+    outputs of `kabuto backtest` for all trials together.
+    """
+    from kabuto.experiment.sweep import load_sweep_config, run_sweep
+    from kabuto.report.html import cost_note, overfitting_note, scenario_note
+
+    def run() -> None:
+        check_out_dir(out)  # before the work, not after it
+        with _naming(config):
+            sweep_config = load_sweep_config(config)
+            with _progress() as progress:
+                outputs = run_sweep(sweep_config, out, store=store, jobs=jobs, progress=progress)
+        board, result = outputs.leaderboard, outputs.result
+        sweep_csv = outputs.out_dir / "sweep.csv"
+        console.print(
+            _leaderboard_table(board, result.survivorship_caveat, rows=30, more=str(sweep_csv))
+        )
+        console.print(cost_note(result), highlight=False)
+        if pbo := overfitting_note(board) or scenario_note(board):
+            console.print(pbo, highlight=False)
+        for name, first in outputs.same_as.items():
+            console.print(Text(f"{name} repeats {first} exactly: ranked once"))
+        ran = len(outputs.trials) - outputs.reused
+        console.print(
+            f"trials: {len(outputs.trials)} ({outputs.reused} from the store {store}, {ran} run)",
+            highlight=False,
+        )
+        console.print(f"report: {outputs.out_dir / 'report.html'}", highlight=False)
+
+    _guarded(run)
+
+
+@app.command()
+def runs(
+    store: Annotated[Path, typer.Option(help="Run store to list.")] = Path("kabuto-runs"),
+) -> None:
+    """List the runs filed in a run store, newest first, with each strategy's net Sharpe."""
+    from kabuto.experiment.store import RunStore
+
+    def run() -> None:
+        if not store.is_dir():
+            raise ConfigError(f"{store}: no run store here; `kabuto sweep` makes one (--store)")
+        table = RunStore(store).runs()
+        listing = Table(title=Text(f"Runs in {store}"), caption="Sharpe: net, annualised")
+        for column in ("key", "name", "strategy", "Sharpe", "seconds", "created"):
+            listing.add_column(
+                column, justify="right" if column in ("Sharpe", "seconds") else "left"
+            )
+        for row in table.itertuples():
+            listing.add_row(
+                row.key,
+                Text(row.name),
+                Text(row.strategy),
+                f"{row.sharpe:.2f}",
+                f"{row.seconds:.2f}",
+                row.created,
+            )
+        console.print(listing)
+
+    _guarded(run)
+
+
 @app.command("hedge")
 def hedge_command(
     config: Annotated[Path, typer.Argument(help="Deep hedging config (TOML).")],
@@ -404,13 +487,13 @@ def data_info(
     def run() -> None:
         summary = summarize(load_prices(path, max_ffill=max_ffill))
         assets = summary.pop("assets")
-        table = Table(title=str(path), show_header=False)
+        table = Table(title=Text(str(path)), show_header=False)
         for key, value in summary.items():
-            table.add_row(str(key), str(value))
+            table.add_row(str(key), Text(str(value)))
         console.print(table)
         per_asset = Table(*assets[0].keys(), title="assets") if assets else None
         for row in assets:
-            per_asset.add_row(*(str(v) for v in row.values()))
+            per_asset.add_row(*(Text(str(v)) for v in row.values()))
         if per_asset is not None:
             console.print(per_asset)
 

@@ -78,6 +78,7 @@ from kabuto.settings import is_integer, is_real, is_seed
 
 __all__ = [
     "EULER_GAMMA",
+    "MAX_BOOT",
     "bootstrap_sharpes",
     "deflated_sharpe_ratio",
     "deflated_sharpe_ratio_from_trials",
@@ -198,6 +199,10 @@ def optimal_block_length(returns: ReturnsLike) -> float:
     return float(np.clip(b, 1.0, b_max))
 
 
+#: The most bootstrap replicates a call takes.
+MAX_BOOT = 100_000
+
+
 def _check_count(value: object, name: str, minimum: int) -> int:
     """``value`` as an int, or ArgumentError: counts (days, replicates, trials) are whole."""
     if not (is_integer(value) and value >= minimum):
@@ -209,6 +214,11 @@ def _check_bootstrap_args(n: int, n_boot: int, mean_block: float) -> tuple[int, 
     """Validated ``(n, n_boot, mean_block)`` as int, int, float."""
     n = _check_count(n, "the number of days to resample (n)", 1)
     n_boot = _check_count(n_boot, "n_boot", 1)
+    if n_boot > MAX_BOOT:  # more would take hours (or all memory) for no visible change
+        raise ArgumentError(
+            f"n_boot = {n_boot:,} is more than {MAX_BOOT:,} bootstrap replicates; intervals "
+            "settle by about 10,000 (the default 2,000 is enough for two decimals): use fewer"
+        )
     if not (is_real(mean_block) and mean_block >= 1.0):
         raise ArgumentError(
             f"mean_block must be a finite number of days >= 1, got {mean_block!r}; leave it "

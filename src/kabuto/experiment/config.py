@@ -24,7 +24,7 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     Field,
@@ -35,6 +35,8 @@ from pydantic import (
 )
 
 from kabuto.backtest.schedule import CALENDARS
+from kabuto.errors import ConfigError
+from kabuto.evaluation.statistics import MAX_BOOT
 from kabuto.strict_config import StrictValues, read_toml, validate
 
 #: The keys of the data table each source takes besides ``source``; a key of another source is
@@ -133,7 +135,7 @@ class ReportConfig(StrictValues):
 
     title: str = "kabuto backtest"
     benchmark_strategy: str | None = None
-    n_boot: int = Field(2000, ge=100)
+    n_boot: int = Field(2000, ge=100, le=MAX_BOOT)
     seed: int = 0
 
 
@@ -166,6 +168,9 @@ class RunConfig(StrictValues):
         return self
 
 
+C = TypeVar("C", bound=RunConfig)
+
+
 def parse_config(raw: dict[str, Any], *, source: str = "config") -> RunConfig:
     """Validate a config mapping; errors name the key and the allowed values."""
     return validate(RunConfig, raw, source=source)
@@ -175,7 +180,13 @@ def load_config(path: str | Path) -> RunConfig:
     """Read and validate a TOML config file."""
     path = Path(path)
     raw = read_toml(path)
-    config = parse_config(raw, source=str(path))
+    if "sweep" in raw:  # not "unknown key": say which command runs it
+        raise ConfigError(f"{path}: has a [sweep] table; run it with `kabuto sweep {path}`")
+    return resolve_data_path(parse_config(raw, source=str(path)), path)
+
+
+def resolve_data_path(config: C, path: Path) -> C:
+    """`config` with a relative data path taken as relative to its file at `path`."""
     data_path = config.data.path
     if data_path is not None and not Path(data_path).is_absolute():
         # a data file named in a config is found beside the config, wherever kabuto runs from

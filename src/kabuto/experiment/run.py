@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -152,13 +153,22 @@ def write_outputs(
     result: BacktestResult,
     board: pd.DataFrame,
     explanations: dict[str, str] | None = None,
+    *,
+    extra_sections: Sequence[tuple[str, str]] = (),
+    extra_files: Mapping[str, Callable[[Path], object]] | None = None,
 ) -> Path:
-    """Write the run's files into `out_dir`, atomically (all of them or none)."""
+    """Write the run's files into `out_dir`, atomically (all of them or none).
+
+    `extra_sections` are further (heading, HTML) sections of the report; `extra_files` maps
+    further file names to functions writing them, each given its path.
+    """
     out_dir = out_dir.resolve()
     with staged_dir(out_dir) as staging:
+        for name, write in (extra_files or {}).items():
+            write(staging / name)
         _metrics_json(staging / "metrics.json", board, result)
-        _returns_table(result).to_parquet(staging / "returns.parquet", index=False)
-        _weights_table(result).to_parquet(staging / "weights.parquet", index=False)
+        returns_table(result).to_parquet(staging / "returns.parquet", index=False)
+        weights_table(result).to_parquet(staging / "weights.parquet", index=False)
         (staging / "config.toml").write_text(config.to_toml(), encoding="utf-8")
         explanations = explanations or {}
         (staging / "explanations.json").write_text(
@@ -171,16 +181,24 @@ def write_outputs(
             title=config.report.title,
             metric_definitions=METRIC_DEFINITIONS,
             extra_sections=[
-                (f"What {name} learned", f"<pre>{html.escape(text)}</pre>")
-                for name, text in explanations.items()
+                *extra_sections,
+                *(
+                    (f"What {name} learned", f"<pre>{html.escape(text)}</pre>")
+                    for name, text in explanations.items()
+                ),
             ],
         )
     return out_dir
 
 
 def _finite_or_none(value):
+    """`value` with every non-finite float in it (nested in lists and dicts too) as None."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
     return value
 
 
@@ -202,7 +220,7 @@ def _metrics_json(path: Path, board: pd.DataFrame, result: BacktestResult) -> No
     path.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
 
 
-def _returns_table(result: BacktestResult) -> pd.DataFrame:
+def returns_table(result: BacktestResult) -> pd.DataFrame:
     frames = [
         pd.DataFrame(
             {
@@ -218,7 +236,7 @@ def _returns_table(result: BacktestResult) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _weights_table(result: BacktestResult) -> pd.DataFrame:
+def weights_table(result: BacktestResult) -> pd.DataFrame:
     frames = []
     for name, r in result.strategies.items():
         tidy = r.target_weights.rename_axis("date").reset_index()

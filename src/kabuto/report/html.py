@@ -203,37 +203,49 @@ def _caveat_box(caveat: str | None) -> str:
     )
 
 
-def _costs_bps(result: BacktestResult) -> float | Mapping[str, float] | None:
-    """The cost rate the backtest charged, from its settings (None when not recorded)."""
+def _costs_bps(result: BacktestResult) -> float | Mapping[str, float] | list | None:
+    """The cost rate the backtest charged, from its settings (None when not recorded; a list
+    of rates for a sweep whose trials charged different ones)."""
     backtest = (result.settings or {}).get("backtest")
     return backtest.get("costs_bps") if isinstance(backtest, Mapping) else None
 
 
-def _cost_text(costs: float | Mapping[str, float] | None) -> str:
-    """The cost level in words: a global rate, or each asset's (``default`` included)."""
+def _cost_text(costs: float | Mapping[str, float] | list | None) -> str:
+    """The cost level in words: a global rate, or each asset's (``default`` included), or the
+    levels of a sweep's trials (a list)."""
     if costs is None:
         return "not recorded in the result's settings"
+    if isinstance(costs, list):
+        levels = "; ".join(_cost_text(level) for level in costs)
+        return f"by trial, each trial's name gives its level: {levels}"
     if isinstance(costs, Mapping):
         rates = ", ".join(f"{asset} {bps:g}" for asset, bps in costs.items())
         return f"per asset: {rates} bps of traded notional"
     return f"{costs:g} bps of traded notional"
 
 
-def _costs_are_zero(costs: float | Mapping[str, float] | None) -> bool:
+def _costs_are_zero(costs: float | Mapping[str, float] | list | None) -> bool:
     if costs is None:
         return False
+    if isinstance(costs, list):  # a sweep's levels: zero only if every trial's is
+        return all(_costs_are_zero(level) for level in costs)
     return all(bps == 0 for bps in (costs.values() if isinstance(costs, Mapping) else [costs]))
 
 
-def _cost_caveat(costs: float | Mapping[str, float] | None) -> str:
+def _cost_caveat(costs: float | Mapping[str, float] | list | None) -> str:
     # a frictionless backtest flatters every strategy that trades: say so where it is seen first
-    if not _costs_are_zero(costs):
+    if isinstance(costs, list) and not _costs_are_zero(costs):
+        if not any(_costs_are_zero(level) for level in costs):
+            return ""
+        which = "The trials at 0 bps were charged nothing on any trade, so their returns are"
+    elif _costs_are_zero(costs):
+        which = "This backtest charged 0 bps on every trade, so its returns are"
+    else:
         return ""
     return (
         '<div class="caveat" role="note" id="cost-caveat"><strong>No transaction costs'
-        "</strong>This backtest charged 0 bps on every trade, so its returns are frictionless "
-        "and overstate what trading the strategies would earn; set costs_bps above 0 (e.g. 10) "
-        "for a realistic comparison.</div>"
+        f"</strong>{which} frictionless and overstate what trading the strategies would earn; "
+        "set costs_bps above 0 (e.g. 10) for a realistic comparison.</div>"
     )
 
 
@@ -242,7 +254,7 @@ def cost_note(result: BacktestResult) -> str:
     return _cost_note(_costs_bps(result))
 
 
-def _cost_note(costs: float | Mapping[str, float] | None) -> str:
+def _cost_note(costs: float | Mapping[str, float] | list | None) -> str:
     """The leaderboard's first sentence: what its net returns are net of."""
     if costs is None:
         return "Net of the transaction costs the backtest charged (the level is not recorded)."
@@ -266,9 +278,35 @@ def overfitting_note(leaderboard: pd.DataFrame) -> str:
     )
 
 
+def scenario_note(leaderboard: pd.DataFrame) -> str:
+    """How a sweep's board ranked scenario by scenario reads, with each scenario's PBO ("" for
+    a board ranked as one; `kabuto.experiment.sweep`)."""
+    attrs = leaderboard.attrs
+    scenarios = attrs.get("scenarios")
+    if not scenarios:
+        return ""
+    parts = []
+    for scenario in scenarios:
+        values = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in scenario["values"].items())
+        pbo, n = scenario.get("pbo"), scenario["pbo_strategies"]
+        shown = "no PBO"
+        if pbo is not None and np.isfinite(pbo):
+            shown = f"PBO {pbo:.2f} (pure noise: {noise_level(n):.2f})"
+        parts.append(f"{values}: {n} trials, {shown}")
+    return (
+        f"Trials are ranked within each scenario of {', '.join(attrs['scenario_keys'])} (the "
+        "market a strategy meets, not a setting to pick): the DSR deflates for a scenario's "
+        "trials, the Sharpe diff compares with the benchmark's trial in the same scenario, and "
+        "the probability of backtest overfitting (CSCV) is per scenario, against the average "
+        "of a ranking of pure noise: " + "; ".join(parts) + "."
+    )
+
+
 def _inference_note(leaderboard: pd.DataFrame) -> str:
     """What the leaderboard's tests compare against, from its `attrs` (empty if not recorded)."""
     attrs = leaderboard.attrs
+    if attrs.get("scenarios"):
+        return " " + scenario_note(leaderboard)
     note = ""
     if attrs.get("benchmark_strategy") is not None and "sharpe_diff" in leaderboard.columns:
         others = len(leaderboard) - 1

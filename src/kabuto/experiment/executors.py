@@ -1,0 +1,141 @@
+"""Where a sweep's trials run: in this process, in local processes, or as Ray tasks.
+
+Every trial runs on the same number of threads whichever executor runs it (torch, and the BLAS
+and OpenMP pools through threadpoolctl), so its numbers, and so its run-store key, do not
+depend on the executor. A trial's error stops the sweep with the trial's name in the message;
+the trials finished before it are in the store already.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from kabuto.errors import ConfigError, KabutoError
+from kabuto.experiment.config import RunConfig
+from kabuto.experiment.run import build_strategies, load_panel, walk_forward
+from kabuto.experiment.store import RunStore
+
+__all__ = ["TrialCall", "execute", "run_trial"]
+
+
+@dataclass(frozen=True)
+class TrialCall:
+    """What a worker needs to run one trial and file it."""
+
+    store: str  # the store's absolute path: a Ray worker may run elsewhere
+    key: str
+    name: str
+    config: RunConfig
+    threads: int
+
+
+def run_trial(call: TrialCall) -> str:
+    """Backtest one trial on `call.threads` threads and file it in the store; returns its key."""
+    start = time.perf_counter()
+    try:
+        with _threads(call.threads):
+            panel = load_panel(call.config.data)
+            result = walk_forward(call.config).run(panel, build_strategies(call.config))
+    except KabutoError as exc:  # the same type, its message starting with the trial
+        raise type(exc)(f"sweep trial {call.name!r}: {exc}") from None
+    RunStore(call.store).save(
+        call.key,
+        call.config,
+        result,
+        name=call.name,
+        threads=call.threads,
+        seconds=time.perf_counter() - start,
+    )
+    return call.key
+
+
+@contextmanager
+def _threads(threads: int) -> Iterator[None]:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def execute(calls: list[TrialCall], executor: str, jobs: int, done: Callable[[], None]) -> None:
+    """Run every call, at most `jobs` at once, calling `done` after each."""
+    if executor == "ray":
+        _on_ray(calls, jobs, done)
+    elif jobs == 1 or len(calls) <= 1:
+        for call in calls:
+            run_trial(call)
+            done()
+    else:
+        _in_processes(calls, min(jobs, len(calls)), done)
+
+
+def _in_processes(calls: list[TrialCall], jobs: int, done: Callable[[], None]) -> None:
+    # spawn, not fork: a forked child of a process that has run torch can deadlock in it
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    finished_cleanly = False
+    try:
+        pending: dict[Future, TrialCall] = {pool.submit(run_trial, c): c for c in calls}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                call = pending.pop(future)
+                try:
+                    future.result()  # a trial's error stops the sweep here
+                except BrokenProcessPool:
+                    raise KabutoError(
+                        f"a worker process died (killed, or out of memory?) while sweep trial "
+                        f"{call.name!r} or one beside it ran; the trials finished before are in "
+                        "the store: run the sweep again, with fewer jobs if memory is short"
+                    ) from None
+                done()
+        finished_cleanly = True
+    finally:
+        if not finished_cleanly:  # an error or Ctrl-C: stop the running trials too
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _on_ray(calls: list[TrialCall], jobs: int, done: Callable[[], None]) -> None:
+    """Ray tasks of one CPU each, at most `jobs` at once, on the cluster ``RAY_ADDRESS``
+    names (else a local one). Its workers need kabuto installed and the store on a file
+    system they share."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "sweep.executor = 'ray' needs Ray, which is not installed: pip install ray (or use "
+            "executor = 'processes')"
+        ) from None
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False, logging_level="ERROR")
+    remote = ray.remote(num_cpus=1)(run_trial)
+    waiting, running = list(reversed(calls)), []
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                running.append(remote.remote(waiting.pop()))
+            finished, running = ray.wait(running, num_returns=1)
+            try:
+                ray.get(finished)
+            except ray.exceptions.RayTaskError as exc:
+                if isinstance(exc.cause, KabutoError):  # the trial's own error, as one line
+                    raise exc.cause from None
+                raise
+            done()
+    finally:
+        for ref in running:
+            ray.cancel(ref)

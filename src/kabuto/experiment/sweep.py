@@ -1,0 +1,653 @@
+"""A grid of backtests run as one experiment and ranked together, every trial counted.
+
+A sweep config is a run config (`kabuto.experiment.config`) with a ``[sweep]`` table::
+
+    [sweep]
+    jobs = 2                    # trials at once (default 1)
+    executor = "processes"      # local processes, or "ray" (a Ray cluster; pip install ray)
+    threads = 1                 # threads each trial runs on (default 1)
+
+    [sweep.grid]
+    backtest.costs_bps = [5.0, 20.0]
+    strategies.min_variance.lookback = [126, 252, 504]
+
+A grid key names a data or backtest setting, which every strategy's trials vary with, or a
+setting of one strategy (``strategies.<strategy>.<setting>``, the strategy named by its label,
+its registry name or its own name), which only that strategy's trials vary with. A trial is one
+strategy under one combination of the values that reach it: the grid above makes 6 trials of
+the minimum-variance strategy and 2 of each other strategy. Each trial is its own backtest and
+is filed in a run store (`kabuto.experiment.store`) as it finishes, so a sweep run again runs
+only the trials the store lacks.
+
+Why the trials are ranked together: the best of many backtests overstates what its settings
+would earn (Bailey and Lopez de Prado). The leaderboard holds every trial, so the deflated
+Sharpe ratio counts them as trials and the probability of backtest overfitting (CSCV) is
+computed over them. But the data and the cost level are the market a strategy meets, not a
+setting a researcher picks: a low-cost copy of every strategy would rank first in and out of
+sample and make any ranking look robust. So the trials are ranked within each scenario (one
+combination of the grid's ``data.*`` and ``backtest.costs_bps`` values): each scenario gets its
+own trial count, benchmark trial and PBO. Trials whose net returns are identical to another's in
+the same scenario (a key that changes nothing for that strategy, such as ``backtest.retrain``
+for one that never learns) are one trial, ranked once. All trials must run on the same dates:
+a grid that moves the backtest's start or the data's calendar is refused before any trial runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import Field
+
+from kabuto.backtest import BacktestResult
+from kabuto.backtest.engine import required_history
+from kabuto.errors import ConfigError
+from kabuto.evaluation import leaderboard
+from kabuto.evaluation.leaderboard import check_benchmark_strategy
+from kabuto.experiment.config import (
+    BacktestConfig,
+    DataConfig,
+    RunConfig,
+    parse_config,
+    resolve_data_path,
+)
+from kabuto.experiment.executors import TrialCall, execute
+from kabuto.experiment.run import RunProgress, build_strategies, load_panel, write_outputs
+from kabuto.experiment.store import RunStore, run_key
+from kabuto.staging import check_out_dir
+from kabuto.strict_config import StrictValues, read_toml, validate
+
+__all__ = [
+    "MAX_TRIALS",
+    "SweepConfig",
+    "SweepOutputs",
+    "SweepSettings",
+    "Trial",
+    "grid_paths",
+    "load_sweep_config",
+    "plan_trials",
+    "run_sweep",
+]
+
+#: The most trials one sweep may have (the leaderboard's bootstrap and PBO grow with them).
+MAX_TRIALS = 1000
+
+_SECTIONS = {"data": DataConfig, "backtest": BacktestConfig}
+
+KeyPath = tuple[str, ...]
+
+
+class SweepSettings(StrictValues):
+    """The ``[sweep]`` table: the grid and how its trials run."""
+
+    grid: dict[str, Any] = Field(min_length=1)
+    jobs: int = Field(1, ge=1, le=256)
+    executor: Literal["processes", "ray"] = "processes"
+    threads: int = Field(1, ge=1, le=256)
+
+
+class SweepConfig(RunConfig):
+    """A run config with a ``[sweep]`` table (module docstring)."""
+
+    sweep: SweepSettings
+
+
+def is_scenario(path: KeyPath) -> bool:
+    """Whether a grid key sets the market the strategies meet (the data or the cost level)."""
+    return path[0] == "data" or path == ("backtest", "costs_bps")
+
+
+def grid_paths(grid: dict[str, Any]) -> dict[KeyPath, list]:
+    """The grid's keys as paths (``("backtest", "costs_bps")``) with their lists of values.
+
+    A top-level key may be written dotted in quotes (``"backtest.costs_bps" = [...]``) or as
+    TOML's dotted keys (nested tables); a key below the top level is taken whole, so a strategy
+    label with a dot in it is written quoted: ``strategies."v1.2".lookback``.
+
+    Raises
+    ------
+    ConfigError
+        For a value that is not a non-empty list of distinct values, a key that is not a data,
+        backtest or strategy setting, or one key written twice.
+    """
+    out: dict[KeyPath, list] = {}
+
+    def walk(prefix: KeyPath, value: object) -> None:
+        key = ".".join(prefix)
+        if isinstance(value, dict):
+            if not value:
+                raise ConfigError(f"sweep.grid.{key} is an empty table; give it values to try")
+            for k, v in value.items():
+                walk((*prefix, k), v)
+            return
+        if not isinstance(value, list) or not value:
+            raise ConfigError(
+                f"sweep.grid.{key} = {value!r}: expected a non-empty list of values to try "
+                f"(e.g. {key} = [{value!r}])"
+            )
+        seen = [json.dumps(v, sort_keys=True, default=str) for v in value]
+        if len(set(seen)) < len(seen):
+            raise ConfigError(f"sweep.grid.{key} lists a value twice ({value!r}); list each once")
+        if prefix in out:
+            raise ConfigError(f"sweep.grid.{key} is written twice (dotted and nested); keep one")
+        out[prefix] = value
+
+    for top, value in grid.items():
+        walk(tuple(top.split(".")), value)
+    for path in out:
+        _check_path(path)
+    return out
+
+
+def _check_path(path: KeyPath) -> None:
+    key = ".".join(path)
+    root = path[0]
+    if root in _SECTIONS:
+        fields = [f for f in _SECTIONS[root].model_fields if f != "source" or root != "data"]
+        if len(path) != 2 or path[1] not in fields:
+            raise ConfigError(
+                f"sweep.grid.{key} is not a {root} setting; the {root} settings a sweep can "
+                f"vary: {', '.join(fields)}"
+            )
+    elif root == "strategies":
+        if len(path) != 3:
+            raise ConfigError(
+                f"sweep.grid.{key}: a strategy setting is written "
+                "strategies.<strategy>.<setting> (e.g. strategies.min_variance.lookback)"
+            )
+        if path[2] in ("name", "label"):
+            raise ConfigError(
+                f"sweep.grid.{key}: a strategy's {path[2]} cannot be swept; list each "
+                "strategy as its own [[strategies]] entry"
+            )
+    elif root == "report":
+        raise ConfigError(
+            f"sweep.grid.{key}: report settings change no trial's returns; sweep data, "
+            "backtest or strategy settings"
+        )
+    else:
+        raise ConfigError(
+            f"sweep.grid.{key}: a grid key starts with data, backtest or strategies (e.g. "
+            "backtest.costs_bps or strategies.min_variance.lookback)"
+        )
+
+
+def load_sweep_config(path: str | Path) -> SweepConfig:
+    """Read and validate a sweep config file; data files it names, in its data table or its
+    grid, are found beside it."""
+    path = Path(path)
+    raw = read_toml(path)
+    if "sweep" not in raw:
+        raise ConfigError(
+            f"{path}: has no [sweep] table; add one with a grid (e.g. [sweep.grid] "
+            f"backtest.costs_bps = [5.0, 10.0]) or run it with `kabuto backtest {path}`"
+        )
+    config = resolve_data_path(validate(SweepConfig, raw, source=str(path)), path)
+    files = grid_paths(config.sweep.grid).get(("data", "path"))
+    if files is not None:  # written back in the grid's own form: dotted or nested
+        resolved = [str((path.parent / f).resolve()) if isinstance(f, str) else f for f in files]
+        grid = config.sweep.grid
+        if "data.path" in grid:
+            grid["data.path"] = resolved
+        else:
+            grid["data"]["path"] = resolved
+    return config
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One strategy under one combination of the grid's values.
+
+    Attributes
+    ----------
+    name : str
+        Its name in the sweep's leaderboard: the strategy's, then the values that reach it
+        (``MinimumVariance [costs_bps=5.0, lookback=126]``).
+    strategy : str
+        The strategy's name in its own run (its label, or its own name).
+    values : dict
+        The grid's values for this trial, by dotted grid key.
+    scenario : dict
+        The values of the grid's data and cost keys (those it is ranked within).
+    config : RunConfig
+        The trial's run: the base config with the values set and this strategy alone.
+    """
+
+    name: str
+    strategy: str
+    values: dict[str, Any]
+    scenario: dict[str, Any]
+    config: RunConfig
+
+
+def plan_trials(config: SweepConfig) -> list[Trial]:
+    """Every trial of the sweep, in grid order (shared settings outermost).
+
+    When ``backtest.start`` is set by neither the config nor the grid, every trial starts on
+    the first date on which all of them have their history, as one backtest of all the
+    strategies would (alone, each would start as soon as its own history allows).
+
+    Raises
+    ------
+    ConfigError
+        If two strategies share a name, a grid key names no strategy or several, or one
+        setting twice, a trial's config is invalid (naming the trial), two trials are the same
+        backtest, the trials' data differ in dates, or there are more than `MAX_TRIALS` trials.
+    """
+    paths = grid_paths(config.sweep.grid)
+    base = config.model_dump(mode="python", exclude={"sweep"}, exclude_none=True)
+    entries = base.pop("strategies")
+    names = [strategy.name for strategy in build_strategies(config)]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"two strategies are named {name!r}; give each a distinct label")
+    own: dict[int, list[KeyPath]] = {i: [] for i in range(len(entries))}
+    shared = []
+    for path in paths:
+        if path[0] != "strategies":
+            shared.append(path)
+            continue
+        index = _strategy_index(path, entries, names)
+        if any(p[2] == path[2] for p in own[index]):
+            raise ConfigError(
+                f"sweep.grid.{'.'.join(path)}: {names[index]}'s {path[2]} is already swept "
+                "under another of its names; keep one"
+            )
+        own[index].append(path)
+
+    def count(keys: list[KeyPath]) -> int:
+        return math.prod(len(paths[k]) for k in keys)
+
+    total = count(shared) * sum(count(keys) for keys in own.values())
+    if total > MAX_TRIALS:
+        raise ConfigError(
+            f"sweep.grid makes {total:,} trials, more than {MAX_TRIALS:,}; use fewer values"
+        )
+
+    def combinations(keys: list[KeyPath]) -> list[dict[KeyPath, Any]]:
+        product = itertools.product(*(paths[k] for k in keys))
+        return [dict(zip(keys, values, strict=True)) for values in product]
+
+    short = _short_keys(list(paths))
+    trials, history, seen = [], 0, {}
+    for outer in combinations(shared):
+        for i, entry in enumerate(entries):
+            for inner in combinations(own[i]):
+                values = outer | inner
+                raw = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+                for path, value in outer.items():
+                    raw.setdefault(path[0], {})[path[1]] = value
+                strategy = dict(entry) | {path[2]: value for path, value in inner.items()}
+                strategy["label"] = names[i]
+                raw["strategies"] = [strategy]
+                label = ", ".join(f"{short[p]}={_text(v)}" for p, v in values.items())
+                name = f"{names[i]} [{label}]" if label else names[i]
+                trial_config = parse_config(raw, source=f"sweep trial {name!r}")
+                (built,) = build_strategies(trial_config)  # a bad value fails now
+                history = max(history, required_history(built))
+                same = seen.setdefault(trial_config.model_dump_json(), name)
+                if same != name:
+                    raise ConfigError(
+                        f"sweep trials {same!r} and {name!r} are the same backtest (their grid "
+                        "values are equal once read, e.g. 1 and 1.0); list each value once"
+                    )
+                dotted = {".".join(p): v for p, v in values.items()}
+                scenario = {".".join(p): v for p, v in outer.items() if is_scenario(p)}
+                trials.append(Trial(name, names[i], dotted, scenario, trial_config))
+    _same_dates(trials, history, start_together=config.backtest.start is None)
+    return trials
+
+
+def _same_dates(trials: list[Trial], history: int, *, start_together: bool) -> None:
+    """Refuse trials whose data differ in dates; start them together if asked (and the grid
+    does not set the start)."""
+    dates = load_panel(trials[0].config.data).dates
+    loaded = {trials[0].config.data.model_dump_json()}
+    for trial in trials:
+        data = trial.config.data.model_dump_json()
+        if data in loaded:
+            continue
+        loaded.add(data)
+        other = load_panel(trial.config.data).dates
+        if not other.equals(dates):
+            raise ConfigError(
+                f"sweep trials {trials[0].name!r} and {trial.name!r} run on data with different "
+                f"dates ({_span(dates)} against {_span(other)}); a sweep ranks trials on the "
+                "same dates: sweep data settings that keep the calendar"
+            )
+    if start_together and "backtest.start" not in trials[0].values:
+        start = str(dates[history].date()) if history < len(dates) else None
+        for trial in trials:  # None: too little data, the trial will say so
+            trial.config.backtest.start = start
+
+
+def _strategy_index(path: KeyPath, entries: list[dict], names: list[str]) -> int:
+    """The entry ``path[1]`` names: by label, else by its own name or its registry name."""
+    wanted = path[1]
+    found = [
+        i
+        for i, entry in enumerate(entries)
+        if wanted == names[i] or ("label" not in entry and wanted == entry["name"])
+    ]
+    key = "sweep.grid." + ".".join(path)
+    if not found:
+        raise ConfigError(
+            f"{key}: no strategy is called {wanted!r}; the strategies are "
+            + ", ".join(repr(n) for n in names)
+        )
+    if len(found) > 1:
+        raise ConfigError(
+            f"{key}: {wanted!r} names {len(found)} strategies ("
+            + ", ".join(repr(names[i]) for i in found)
+            + "); name one by its label"
+        )
+    return found[0]
+
+
+def _short_keys(paths: list[KeyPath]) -> dict[KeyPath, str]:
+    """Each path's last part, or the whole dotted path where two paths end alike."""
+    ends = [p[-1] for p in paths]
+    return {p: p[-1] if ends.count(p[-1]) == 1 else ".".join(p) for p in paths}
+
+
+def _text(value: object) -> str:
+    """A value as a trial name shows it: exactly (``repr`` of a float), strings bare."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class SweepOutputs:
+    """What a sweep produced.
+
+    Attributes
+    ----------
+    trials : list of Trial
+    keys : list of str
+        Each trial's key in the run store.
+    reused : int
+        How many trials were read from the store rather than run.
+    same_as : dict
+        Trials left out of the ranking, each with the trial of its scenario whose net returns
+        it repeats exactly.
+    result : BacktestResult
+        The ranked trials as one result, each strategy under its trial's name.
+    leaderboard : DataFrame
+        The ranked trials (`kabuto.evaluation.leaderboard`, scenario by scenario).
+    table : DataFrame
+        One row per trial: its grid values, store key, ``same_as`` and leaderboard metrics.
+    out_dir : Path or None
+    """
+
+    trials: list[Trial]
+    keys: list[str]
+    reused: int
+    same_as: dict[str, str]
+    result: BacktestResult
+    leaderboard: pd.DataFrame
+    table: pd.DataFrame
+    out_dir: Path | None
+
+
+def run_sweep(
+    config: SweepConfig,
+    out_dir: str | Path | None = None,
+    *,
+    store: RunStore | str | Path,
+    jobs: int | None = None,
+    progress: RunProgress | None = None,
+) -> SweepOutputs:
+    """Run the trials the store lacks, then rank every trial and write the outputs.
+
+    Parameters
+    ----------
+    config : SweepConfig
+    out_dir : str or Path, optional
+        Where to write ``sweep.csv`` and the outputs of `kabuto.experiment.run.write_outputs`
+        for the ranked trials (atomically: all of them or none).
+    store : RunStore, str or Path
+        The run store trials are read from and filed in.
+    jobs : int, optional
+        Trials at once; default ``config.sweep.jobs``.
+    progress : RunProgress, optional
+        Told of each trial as it is done (the ones from the store at once).
+
+    Raises
+    ------
+    KabutoError
+        For a bad grid, trial, benchmark strategy, output directory or store, before any trial
+        runs; or a trial that fails (its name first; the trials finished before it stay in the
+        store).
+    """
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    store = store if isinstance(store, RunStore) else RunStore(store)
+    jobs = config.sweep.jobs if jobs is None else jobs
+    if not (isinstance(jobs, int) and not isinstance(jobs, bool) and 1 <= jobs <= 256):
+        raise ConfigError(f"jobs = {jobs!r}: expected a whole number from 1 to 256")
+    trials = plan_trials(config)
+    benchmark = config.report.benchmark_strategy
+    if benchmark is not None:  # a misspelling fails before the trials run
+        check_benchmark_strategy(benchmark, list(dict.fromkeys(t.strategy for t in trials)))
+    store.check_writable()
+    threads = config.sweep.threads
+    keys = [run_key(t.config, threads) for t in trials]
+    root = str(store.root.resolve())
+    calls = [
+        TrialCall(root, key, trial.name, trial.config, threads)
+        for trial, key in zip(trials, keys, strict=True)
+        if not store.has(key)
+    ]
+    if progress is not None:
+        progress.stage("trials", len(trials))
+        progress.advance(len(trials) - len(calls))
+    execute(calls, config.sweep.executor, jobs, lambda: _advance(progress))
+    if progress is not None:
+        progress.stage("statistics")
+    results = [store.load(key) for key in keys]
+    combined, board, same_as = rank_trials(
+        trials, results, benchmark, n_boot=config.report.n_boot, seed=config.report.seed
+    )
+    table = _trial_table(trials, keys, same_as, board)
+    reused = len(trials) - len(calls)
+    written = None
+    if out_dir is not None:
+        if progress is not None:
+            progress.stage("report")
+        section = ("Sweep", _sweep_section(config, trials, reused, same_as, store))
+        written = write_outputs(
+            Path(out_dir),
+            config,
+            combined,
+            board,
+            extra_sections=[section],
+            extra_files={"sweep.csv": lambda path: table.to_csv(path, index=False)},
+        )
+    return SweepOutputs(trials, keys, reused, same_as, combined, board, table, written)
+
+
+def _advance(progress: RunProgress | None) -> None:
+    if progress is not None:
+        progress.advance(1)
+
+
+def rank_trials(
+    trials: list[Trial],
+    results: list[BacktestResult],
+    benchmark: str | None,
+    *,
+    n_boot: int,
+    seed: int,
+) -> tuple[BacktestResult, pd.DataFrame, dict[str, str]]:
+    """The ranked trials as one result, their leaderboard, and the trials left out as exact
+    repeats (module docstring): each scenario's trials are ranked on their own, with the
+    benchmark strategy's first trial of the scenario as its benchmark."""
+    groups: dict[str, list[int]] = {}
+    for i, trial in enumerate(trials):
+        groups.setdefault(json.dumps(trial.scenario, sort_keys=True, default=str), []).append(i)
+    boards, same_as, ranked = [], {}, []
+    for members in groups.values():
+        seen: dict[bytes, str] = {}
+        kept = []
+        for i in members:
+            returns = results[i][trials[i].strategy].net_returns.to_numpy()
+            first = seen.setdefault(returns.tobytes(), trials[i].name)
+            if first != trials[i].name:
+                same_as[trials[i].name] = first
+            else:
+                kept.append(i)
+        scenario = combine_trials([trials[i] for i in kept], [results[i] for i in kept])
+        named = next((trials[i].name for i in members if trials[i].strategy == benchmark), None)
+        boards.append(
+            leaderboard(
+                scenario,
+                benchmark_strategy=same_as.get(named, named),
+                n_boot=n_boot,
+                seed=seed,
+            )
+        )
+        ranked.extend(kept)
+    combined = combine_trials([trials[i] for i in ranked], [results[i] for i in ranked])
+    if len(boards) == 1:
+        return combined, boards[0], same_as
+    board = pd.concat(boards)
+    board.attrs = _scenario_attrs(trials, list(groups.values()), boards)
+    return combined, board, same_as
+
+
+def _scenario_attrs(
+    trials: list[Trial], groups: list[list[int]], boards: list[pd.DataFrame]
+) -> dict[str, Any]:
+    """The attrs of a board ranked scenario by scenario: what all share, and per scenario its
+    values, benchmark, trial count, SR0 and PBO (`kabuto.report.html.scenario_note`)."""
+    first = boards[0].attrs
+    per = ("benchmark_strategy", "n_trials", "expected_max_sharpe", "pbo", "pbo_blocks")
+    scenarios = [
+        {"values": trials[members[0]].scenario, "pbo_strategies": len(board)}
+        | {k: board.attrs.get(k) for k in per}
+        for members, board in zip(groups, boards, strict=True)
+    ]
+    return {
+        "scenario_keys": list(trials[0].scenario),
+        "scenarios": scenarios,
+        **{k: first.get(k) for k in ("n_boot", "level", "seed")},
+    }
+
+
+def combine_trials(trials: list[Trial], results: list[BacktestResult]) -> BacktestResult:
+    """The trials as one result, each strategy renamed to its trial's name.
+
+    Raises
+    ------
+    ConfigError
+        If two trials' returns are not on the same dates.
+    """
+    first_trial, first = trials[0], results[0]
+    dates = first[first_trial.strategy].net_returns.index
+    records = {}
+    for trial, result in zip(trials, results, strict=True):
+        record = result[trial.strategy]
+        if not record.net_returns.index.equals(dates):
+            raise ConfigError(
+                f"sweep trials {first_trial.name!r} and {trial.name!r} earn returns on different "
+                f"dates ({_span(dates)} against {_span(record.net_returns.index)}); a sweep "
+                "ranks trials on the same dates: keep backtest.start, backtest.end and the data's "
+                "dates out of the grid, and give every strategy the history it needs by the start"
+            )
+        records[trial.name] = dataclasses.replace(record, name=trial.name)
+    return BacktestResult(
+        strategies=records,
+        settings=_swept_settings(trials, results),
+        data_source=_joined(r.data_source for r in results),
+        survivorship_caveat=_joined(r.survivorship_caveat for r in results) or None,
+        benchmark_returns=_common_benchmark(results),
+    )
+
+
+def _span(dates: pd.Index) -> str:
+    if len(dates) == 0:
+        return "no dates"
+    return f"{len(dates)} days, {dates[0].date()} to {dates[-1].date()}"
+
+
+def _joined(texts: Any) -> str:
+    return "; ".join(dict.fromkeys(t for t in texts if t))
+
+
+def _swept_settings(trials: list[Trial], results: list[BacktestResult]) -> dict:
+    """The backtest settings, a swept one as the list of its values; each trial's strategy
+    settings under its name."""
+    backtests = [r.settings.get("backtest", {}) for r in results]
+    merged = {}
+    for key in backtests[0]:
+        values = []
+        for settings in backtests:
+            if settings.get(key) not in values:
+                values.append(settings.get(key))
+        merged[key] = values[0] if len(values) == 1 else values
+    strategies = {
+        t.name: r.settings.get("strategies", {}).get(t.strategy, {})
+        for t, r in zip(trials, results, strict=True)
+    }
+    return {"backtest": merged, "strategies": strategies}
+
+
+def _common_benchmark(results: list[BacktestResult]) -> pd.Series | None:
+    first = results[0].benchmark_returns
+    for result in results[1:]:
+        other = result.benchmark_returns
+        if (first is None) != (other is None) or (first is not None and not first.equals(other)):
+            return None  # trials on different data: no one benchmark
+    return first
+
+
+def _trial_table(
+    trials: list[Trial], keys: list[str], same_as: dict[str, str], board: pd.DataFrame
+) -> pd.DataFrame:
+    grid = list(dict.fromkeys(k for t in trials for k in t.values))
+    rows = [
+        {"trial": t.name, "strategy": t.strategy, **t.values, "run": key}
+        | {"same_as": same_as.get(t.name)}
+        for t, key in zip(trials, keys, strict=True)
+    ]
+    table = pd.DataFrame(rows, columns=["trial", "strategy", *grid, "run", "same_as"])
+    table[grid] = table[grid].convert_dtypes()  # whole numbers stay whole beside blanks
+    metrics = board.reset_index().rename(columns={"strategy": "trial"})
+    return table.merge(metrics, on="trial", how="left")
+
+
+def _sweep_section(
+    config: SweepConfig,
+    trials: list[Trial],
+    reused: int,
+    same_as: dict[str, str],
+    store: RunStore,
+) -> str:
+    grid = "".join(
+        f"<li><code>{escape('.'.join(path))}</code>: "
+        f"{escape(', '.join(_text(v) for v in values))}</li>"
+        for path, values in grid_paths(config.sweep.grid).items()
+    )
+    repeats = "".join(
+        f"<li>{escape(name)} repeats {escape(first)} exactly: ranked once</li>"
+        for name, first in same_as.items()
+    )
+    return (
+        f"<p>{len(trials)} trials ({reused} read from the run store "
+        f"{escape(str(store.root))}, {len(trials) - reused} run, each on "
+        f"{config.sweep.threads} thread(s)), ranked together in the leaderboard (within each "
+        "scenario of data and cost level, if the grid has several): the deflated Sharpe ratio "
+        "counts them as trials, and the probability of backtest overfitting is computed over "
+        "them. Each trial's grid values and run key are in sweep.csv.</p>"
+        f"<ul>{grid}</ul>" + (f"<ul>{repeats}</ul>" if repeats else "")
+    )
