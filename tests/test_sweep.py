@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import shutil
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -83,7 +87,9 @@ def test_grid_written_nested_or_dotted_gives_the_same_paths():
         ({"backtest": {}}, "empty table"),
         ({"backtest.costs_bps": [5.0, 5.0]}, "lists a value twice"),
         ({"backtest.cost": [5.0]}, "not a backtest setting"),
-        ({"data.source": ["gbm", "garch"]}, "not a data setting"),
+        ({"data.source": ["gbm", "garch"]}, "cannot be swept"),
+        ({"backtest.start": ["2001-01-02", "2001-02-01"]}, "cannot be swept"),
+        ({"backtest": {"end": ["2001-06-01"]}}, "on the same dates"),
         ({"report.n_boot": [100, 200]}, "report settings change no trial"),
         ({"strategies.min_variance": [1, 2]}, "strategies.<strategy>.<setting>"),
         ({"strategies.min_variance.label": ["a", "b"]}, "cannot be swept"),
@@ -140,13 +146,6 @@ def test_a_strategy_is_named_by_label_own_name_or_registry_name_and_only_one():
     )
     with pytest.raises(ConfigError, match="'min_variance' names 2 strategies"):
         plan_trials(config)
-
-
-def test_a_bad_trial_value_fails_before_any_trial_runs(tmp_path):
-    config = sweep_config({"strategies.min_variance.lookback": [60, -3]})
-    with pytest.raises(ConfigError, match="MinimumVariance"):
-        run_sweep(config, store=tmp_path / "store")
-    assert not (tmp_path / "store").exists()
 
 
 def test_too_many_trials_are_refused(monkeypatch):
@@ -217,7 +216,8 @@ def test_trials_are_ranked_within_each_cost_level_every_trial_counted(tmp_path):
     assert pd.isna(table.loc["EqualWeight [costs_bps=5.0]", "strategies.min_variance.lookback"])
     assert table["sharpe"].to_dict() == board["sharpe"].to_dict()
     note = scenario_note(board)
-    assert "costs_bps=5.0: 4 trials, PBO" in note and "(pure noise: 0.50)" in note
+    pbo = board.attrs["scenarios"][0]["pbo"]
+    assert f"PBO {pbo:.2f} (pure noise: 0.50); costs_bps=20.0: 4 trials" in note
 
 
 def test_one_scenario_is_one_board_counting_every_trial(tmp_path):
@@ -344,19 +344,24 @@ def test_a_damaged_stored_run_names_the_directory_to_delete(tmp_path):
         store.runs()
 
 
+#: A sweep whose last trial fails when it runs, not before: the eigen portfolio checks its
+#: component against the number of assets when it fits.
+FAILS_LATE = BASE | {
+    "backtest": BASE["backtest"] | {"long_only": False},
+    "strategies": [{"name": "equal_weight"}, {"name": "eigen"}],
+    "sweep": {"grid": {"strategies.eigen.component": [0, 7]}},
+}
+
+
 def test_a_failing_trial_keeps_the_finished_ones_and_writes_no_outputs(tmp_path):
-    # the start leaves no dates for the second value's trials
-    config = sweep_config({"backtest.start": ["2001-06-01", "2030-01-02"]})
-    with pytest.raises(ConfigError, match=r"sweep trial 'EqualWeight \[start=2030-01-02\]'"):
+    config = validate(SweepConfig, FAILS_LATE)
+    with pytest.raises(ConfigError, match=r"sweep trial 'EigenPortfolio \[component=7\]': "):
         run_sweep(config, tmp_path / "out", store=tmp_path / "store")
-    assert len(RunStore(tmp_path / "store").runs()) == 3
+    assert set(RunStore(tmp_path / "store").runs()["name"]) == {
+        "EqualWeight",
+        "EigenPortfolio [component=0]",
+    }
     assert not (tmp_path / "out").exists()
-
-
-def test_trials_on_different_dates_are_refused(tmp_path):
-    config = sweep_config({"backtest.start": ["2001-06-01", "2001-09-03"]})
-    with pytest.raises(ConfigError, match="earn returns on different dates"):
-        run_sweep(config, store=tmp_path / "store")
 
 
 @pytest.mark.parametrize(
@@ -389,6 +394,37 @@ def test_trials_on_different_dates_are_refused(tmp_path):
             {"backtest.costs_bps": [5.0]},
             BASE | {"report": {"benchmark_strategy": "EqualWeigth"}},
             "EqualWeigth",
+        ),
+        (
+            {"strategies.min_variance.lookback": [60, 300]},
+            BASE | {"backtest": BASE["backtest"] | {"start": "2001-01-02"}},
+            "fewer than the 300 returns of history",
+        ),
+        (
+            {"strategies.min_variance.lookback": [60, 499]},
+            BASE,
+            "need 499 returns of history, and its data has 500 dates",
+        ),
+        (
+            {"strategies.MV.lookback": [60, 120]},
+            BASE
+            | {
+                "strategies": [
+                    {"name": "min_variance", "lookback": 40, "label": "MV [lookback=60]"},
+                    {"name": "min_variance", "label": "MV"},
+                ]
+            },
+            "two sweep trials are named 'MV \\[lookback=60\\]'",
+        ),
+        (
+            {"backtest.costs_bps": [5.0, {"AAPL": 5.0}]},
+            BASE,
+            r"sweep trial 'EqualWeight \[costs_bps=\{\"AAPL\":5.0\}\]': costs_bps names unknown",
+        ),
+        (
+            {"strategies.min_variance.lookback": [60, -3]},
+            BASE,
+            "sweep trial 'MinimumVariance \\[lookback=-3\\]': MinimumVariance: lookback=-3",
         ),
     ],
 )
@@ -438,10 +474,17 @@ def test_a_trial_runs_on_the_sweeps_threads_and_the_process_keeps_its_own(tmp_pa
     assert torch.get_num_threads() == before
 
 
+def _run_info(store: RunStore, key: str) -> dict:
+    return json.loads((store.path(key) / "run.json").read_text())
+
+
 def test_processes_give_the_same_trials_as_one_at_a_time(tmp_path):
     one = run_sweep(sweep_config(GRID), store=tmp_path / "one")
     two = run_sweep(sweep_config(GRID, jobs=2), store=tmp_path / "two")
     assert two.reused == 0
+    infos = [_run_info(RunStore(tmp_path / "two"), key) for key in two.keys]
+    assert {info["pid"] for info in infos} - {os.getpid()} == {info["pid"] for info in infos}
+    assert {info["threads"] for info in infos} == {1}  # as found inside each worker
     for name in one.result.names:
         pd.testing.assert_series_equal(
             two.result[name].net_returns, one.result[name].net_returns, check_exact=True
@@ -484,10 +527,10 @@ def test_ray_gives_the_same_trials_and_errors_as_processes(tmp_path, ray):
     on_ray = run_sweep(sweep_config(grid, executor="ray", jobs=2), store=tmp_path / "ray")
     assert ray.is_initialized()
     pd.testing.assert_frame_equal(on_ray.leaderboard, one.leaderboard)
-    bad = sweep_config({"backtest.start": ["2001-06-01", "2030-01-02"]}, executor="ray")
-    with pytest.raises(ConfigError, match=r"sweep trial 'EqualWeight \[start=2030-01-02\]'"):
+    bad = validate(SweepConfig, FAILS_LATE | {"sweep": FAILS_LATE["sweep"] | {"executor": "ray"}})
+    with pytest.raises(ConfigError, match=r"sweep trial 'EigenPortfolio \[component=7\]': "):
         run_sweep(bad, store=tmp_path / "bad")
-    assert len(RunStore(tmp_path / "bad").runs()) == 3  # the finished trials are kept
+    assert len(RunStore(tmp_path / "bad").runs()) == 2  # the finished trials are kept
 
 
 def test_swept_costs_are_named_in_the_report_and_zero_costs_get_the_caveat(tmp_path):
@@ -539,6 +582,8 @@ def test_cli_sweeps_lists_the_store_and_prints_bracketed_names(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "MV [60d] [costs_bps=5.0]" in result.stdout  # not eaten as markup
+    out_text = " ".join(result.stdout.split())
+    assert "costs_bps=5.0: 2 trials, benchmark EqualWeight [costs_bps=5.0]," in out_text
     assert "trials: 4 (0 from the store" in result.stdout
     assert {"sweep.csv", "report.html", "metrics.json", "config.toml"} <= {
         p.name for p in out.iterdir()
@@ -584,3 +629,94 @@ def test_cli_backtest_of_a_sweep_config_points_to_kabuto_sweep(tmp_path):
     assert result.exit_code == 2 and "run it with `kabuto sweep" in result.stderr
     missing = runner.invoke(app, ["runs", "--store", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no run store here" in missing.stderr
+
+
+def test_worker_threads_follow_the_sweep_setting(tmp_path):
+    grid = {"backtest.costs_bps": [5.0, 20.0]}
+    outputs = run_sweep(sweep_config(grid, jobs=2, threads=2), store=tmp_path / "store")
+    infos = [_run_info(RunStore(tmp_path / "store"), key) for key in outputs.keys]
+    assert {info["threads"] for info in infos} == {2}
+
+
+def test_a_store_inside_the_output_directory_is_refused_before_any_trial(tmp_path):
+    config = sweep_config({"backtest.costs_bps": [5.0]})
+    for store in (tmp_path / "out", tmp_path / "out" / "store"):
+        with pytest.raises(ConfigError, match="inside the output directory"):
+            run_sweep(config, tmp_path / "out", store=store)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_listing_refuses_a_mistyped_run_record(tmp_path):
+    store = RunStore(tmp_path / "store")
+    outputs = run_sweep(sweep_config({"backtest.costs_bps": [5.0]}), store=store)
+    key = outputs.keys[0]
+    info = _run_info(store, key)
+    for field, value in (("seconds", "fast"), ("name", None), ("threads", True)):
+        (store.path(key) / "run.json").write_text(json.dumps(info | {field: value}))
+        with pytest.raises(ConfigError, match=f"{field} = "):
+            store.runs()
+    (store.path(key) / "run.json").write_text(json.dumps(info))
+    # a hidden copy (a run being written, or left by a killed writer) is not listed
+    shutil.copytree(store.path(key), store.root / f".{key}.leftover")
+    assert sorted(store.runs()["key"]) == sorted(outputs.keys)  # each run once
+
+
+def test_the_code_fingerprint_changes_with_any_file_of_the_package(tmp_path, monkeypatch):
+    import kabuto
+
+    package = Path(kabuto.__file__).parent
+    copy = tmp_path / "kabuto"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def fingerprint() -> bytes:
+        store_module._code_fingerprint.cache_clear()
+        return store_module._code_fingerprint()
+
+    original = fingerprint()
+    monkeypatch.setattr(kabuto, "__file__", str(copy / "__init__.py"))
+    try:
+        assert fingerprint() == original  # the same files elsewhere: the same code
+        engine = copy / "backtest" / "engine.py"
+        engine.write_text(engine.read_text() + "\n# an edit\n")
+        assert fingerprint() != original
+    finally:
+        monkeypatch.undo()
+        store_module._code_fingerprint.cache_clear()
+
+
+def test_a_report_ranked_by_scenario_says_so_for_each(tmp_path):
+    outputs = run_sweep(sweep_config(GRID), tmp_path / "out", store=tmp_path / "s")
+    page = " ".join((tmp_path / "out" / "report.html").read_text().split())
+    for cost in ("5.0", "20.0"):
+        assert f"costs_bps={cost}: 4 trials, benchmark EqualWeight [costs_bps={cost}]" in page
+    assert "the p-values not adjusted for multiple comparisons" in page
+    assert "is meant for the trial picked in each, its top row" in page
+    assert "among the trials of the scenario" in page  # the DSR's definition
+    metrics = json.loads(
+        (tmp_path / "out" / "metrics.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"),
+    )
+    scenarios = metrics["statistics"]["scenarios"]
+    assert [s["n_trials"] for s in scenarios] == [4, 4]
+    assert all(s["mean_block"] >= 1 for s in scenarios)  # to reproduce the intervals
+    assert scenarios[0]["pbo"] == outputs.leaderboard.attrs["scenarios"][0]["pbo"]
+    # without a benchmark strategy, each scenario says it has none
+    base = BASE | {"report": {"n_boot": 200}, "strategies": BASE["strategies"][1:]}
+    config = validate(SweepConfig, base | {"sweep": {"grid": GRID}})
+    note = scenario_note(run_sweep(config, store=tmp_path / "s").leaderboard)
+    assert "costs_bps=5.0: 3 trials, benchmark none" in note
+
+
+def test_sweep_csv_keeps_each_values_type(tmp_path):
+    grid = {"backtest.costs_bps": [5.0, {"asset_000": 5.0, "default": 10.0}]} | {
+        "strategies": {"min_variance": {"lookback": [60, 120]}}
+    }
+    run_sweep(sweep_config(grid), tmp_path / "out", store=tmp_path / "s")
+    written = pd.read_csv(tmp_path / "out" / "sweep.csv", dtype=str).set_index("trial")
+    row = written.loc["MinimumVariance [costs_bps=5.0, lookback=60]"]
+    assert row["backtest.costs_bps"] == "5.0" and row["strategies.min_variance.lookback"] == "60"
+    per_asset = 'MinimumVariance [costs_bps={"asset_000":5.0,"default":10.0}, lookback=120]'
+    assert json.loads(written.loc[per_asset, "backtest.costs_bps"]) == {
+        "asset_000": 5.0,
+        "default": 10.0,
+    }

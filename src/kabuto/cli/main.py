@@ -96,7 +96,8 @@ def _leaderboard_table(
     if rows is not None and len(board) > rows:
         caveat = " ".join(filter(None, [f"{len(board) - rows} more in {more}.", caveat]))
         board = board.iloc[:rows]
-    table = Table(title="Leaderboard (net of costs)", caption=caveat, caption_justify="left")
+    caption = Text(caveat) if caveat else None  # a path's or a label's "[...]" is not markup
+    table = Table(title="Leaderboard (net of costs)", caption=caption, caption_justify="left")
     table.add_column("strategy", no_wrap=True)
     columns = [
         ("cagr", "CAGR", "{:.1%}"),
@@ -129,10 +130,10 @@ def _run_and_report(config, out: Path) -> None:
     with _progress() as progress:
         outputs = run_config(config, out, progress=progress)
     console.print(_leaderboard_table(outputs.leaderboard, outputs.result.survivorship_caveat))
-    console.print(cost_note(outputs.result), highlight=False)
+    console.print(cost_note(outputs.result), markup=False, highlight=False)
     if pbo := overfitting_note(outputs.leaderboard):
-        console.print(pbo, highlight=False)
-    console.print(f"report: {outputs.out_dir / 'report.html'}")
+        console.print(pbo, markup=False, highlight=False)
+    console.print(f"report: {outputs.out_dir / 'report.html'}", markup=False, highlight=False)
 
 
 def _guarded(run: Callable[[], None]) -> None:
@@ -327,7 +328,7 @@ def simulate_command(
             console.print(_facts_table(market_facts.summary(), title))
         for path in sorted(written.iterdir()):
             if path.name != MARKER:
-                console.print(f"{path.stem}: {path}", highlight=False)
+                console.print(f"{path.stem}: {path}", markup=False, highlight=False)
 
     _guarded(run)
 
@@ -401,20 +402,34 @@ def sweep(
                 outputs = run_sweep(sweep_config, out, store=store, jobs=jobs, progress=progress)
         board, result = outputs.leaderboard, outputs.result
         sweep_csv = outputs.out_dir / "sweep.csv"
-        console.print(
-            _leaderboard_table(board, result.survivorship_caveat, rows=30, more=str(sweep_csv))
-        )
-        console.print(cost_note(result), highlight=False)
+        shown, more = board, ""
+        if scenarios := board.attrs.get("scenarios"):  # the top rows of every scenario
+            top = max(5, 30 // len(scenarios))
+            sizes = [s["pbo_strategies"] for s in scenarios]
+            starts = [sum(sizes[:i]) for i in range(len(sizes))]
+            rows = [
+                i
+                for first, n in zip(starts, sizes, strict=True)
+                for i in range(first, first + min(n, top))
+            ]
+            shown = board.iloc[rows]
+            if len(shown) < len(board):
+                more = f"Top {top} of each scenario; {len(board) - len(shown)} more in {sweep_csv}."
+        caption = " ".join(filter(None, [more, result.survivorship_caveat]))
+        limit = None if scenarios else 30
+        console.print(_leaderboard_table(shown, caption, rows=limit, more=str(sweep_csv)))
+        console.print(cost_note(result), markup=False, highlight=False)
         if pbo := overfitting_note(board) or scenario_note(board):
-            console.print(pbo, highlight=False)
+            console.print(pbo, markup=False, highlight=False)
         for name, first in outputs.same_as.items():
             console.print(Text(f"{name} repeats {first} exactly: ranked once"))
         ran = len(outputs.trials) - outputs.reused
         console.print(
             f"trials: {len(outputs.trials)} ({outputs.reused} from the store {store}, {ran} run)",
+            markup=False,
             highlight=False,
         )
-        console.print(f"report: {outputs.out_dir / 'report.html'}", highlight=False)
+        console.print(f"report: {outputs.out_dir / 'report.html'}", markup=False, highlight=False)
 
     _guarded(run)
 
@@ -471,7 +486,9 @@ def hedge_command(
                 outputs = run_hedge(hedge_config, out, progress, source=str(config))
         console.print(_risk_table(outputs))
         for name in ("report.html", "risk.csv", "pnl.parquet", "config.toml"):
-            console.print(f"{name.split('.')[0]}: {outputs.out_dir / name}", highlight=False)
+            console.print(
+                f"{name.split('.')[0]}: {outputs.out_dir / name}", markup=False, highlight=False
+            )
 
     _guarded(run)
 

@@ -17,6 +17,9 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import torch
+from threadpoolctl import threadpool_limits
+
 from kabuto.errors import ConfigError, KabutoError
 from kabuto.experiment.config import RunConfig
 from kabuto.experiment.run import build_strategies, load_panel, walk_forward
@@ -41,6 +44,7 @@ def run_trial(call: TrialCall) -> str:
     start = time.perf_counter()
     try:
         with _threads(call.threads):
+            threads = torch.get_num_threads()  # recorded as found, a check on the setting
             panel = load_panel(call.config.data)
             result = walk_forward(call.config).run(panel, build_strategies(call.config))
     except KabutoError as exc:  # the same type, its message starting with the trial
@@ -50,7 +54,7 @@ def run_trial(call: TrialCall) -> str:
         call.config,
         result,
         name=call.name,
-        threads=call.threads,
+        threads=threads,
         seconds=time.perf_counter() - start,
     )
     return call.key
@@ -58,9 +62,6 @@ def run_trial(call: TrialCall) -> str:
 
 @contextmanager
 def _threads(threads: int) -> Iterator[None]:
-    import torch
-    from threadpoolctl import threadpool_limits
-
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -72,6 +73,8 @@ def _threads(threads: int) -> Iterator[None]:
 
 def execute(calls: list[TrialCall], executor: str, jobs: int, done: Callable[[], None]) -> None:
     """Run every call, at most `jobs` at once, calling `done` after each."""
+    if not calls:
+        return
     if executor == "ray":
         _on_ray(calls, jobs, done)
     elif jobs == 1 or len(calls) <= 1:
@@ -110,7 +113,7 @@ def _in_processes(calls: list[TrialCall], jobs: int, done: Callable[[], None]) -
 
 
 def _on_ray(calls: list[TrialCall], jobs: int, done: Callable[[], None]) -> None:
-    """Ray tasks of one CPU each, at most `jobs` at once, on the cluster ``RAY_ADDRESS``
+    """Ray tasks of `threads` CPUs each, at most `jobs` at once, on the cluster ``RAY_ADDRESS``
     names (else a local one). Its workers need kabuto installed and the store on a file
     system they share."""
     try:
@@ -122,7 +125,7 @@ def _on_ray(calls: list[TrialCall], jobs: int, done: Callable[[], None]) -> None
         ) from None
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False, logging_level="ERROR")
-    remote = ray.remote(num_cpus=1)(run_trial)
+    remote = ray.remote(num_cpus=calls[0].threads)(run_trial)
     waiting, running = list(reversed(calls)), []
     try:
         while waiting or running:

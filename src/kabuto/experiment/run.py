@@ -156,17 +156,19 @@ def write_outputs(
     *,
     extra_sections: Sequence[tuple[str, str]] = (),
     extra_files: Mapping[str, Callable[[Path], object]] | None = None,
+    definitions: Mapping[str, str] = METRIC_DEFINITIONS,
 ) -> Path:
     """Write the run's files into `out_dir`, atomically (all of them or none).
 
     `extra_sections` are further (heading, HTML) sections of the report; `extra_files` maps
-    further file names to functions writing them, each given its path.
+    further file names to functions writing them, each given its path; `definitions` are the
+    metrics' definitions printed in the report and metrics.json.
     """
     out_dir = out_dir.resolve()
     with staged_dir(out_dir) as staging:
         for name, write in (extra_files or {}).items():
             write(staging / name)
-        _metrics_json(staging / "metrics.json", board, result)
+        _metrics_json(staging / "metrics.json", board, result, definitions)
         returns_table(result).to_parquet(staging / "returns.parquet", index=False)
         weights_table(result).to_parquet(staging / "weights.parquet", index=False)
         (staging / "config.toml").write_text(config.to_toml(), encoding="utf-8")
@@ -179,7 +181,7 @@ def write_outputs(
             board,
             staging / "report.html",
             title=config.report.title,
-            metric_definitions=METRIC_DEFINITIONS,
+            metric_definitions=definitions,
             extra_sections=[
                 *extra_sections,
                 *(
@@ -202,7 +204,9 @@ def _finite_or_none(value):
     return value
 
 
-def _metrics_json(path: Path, board: pd.DataFrame, result: BacktestResult) -> None:
+def _metrics_json(
+    path: Path, board: pd.DataFrame, result: BacktestResult, definitions: Mapping[str, str]
+) -> None:
     rows = {
         str(name): {k: _finite_or_none(v) for k, v in row.items()}
         for name, row in board.to_dict(orient="index").items()
@@ -211,7 +215,7 @@ def _metrics_json(path: Path, board: pd.DataFrame, result: BacktestResult) -> No
     # and the inference settings (benchmark strategy, trials behind the DSR, bootstrap, seed).
     payload = {
         "strategies": rows,
-        "definitions": METRIC_DEFINITIONS,
+        "definitions": dict(definitions),
         "data_source": result.data_source,
         "survivorship_caveat": result.survivorship_caveat,
         "costs_bps": result.settings["backtest"]["costs_bps"],

@@ -12,7 +12,7 @@ new key) and the versions of the libraries the numbers come from (numpy, pandas,
 scikit-learn, skfolio, torch, ...). Layout::
 
     <root>/<key>/config.toml       the run's resolved config
-                 run.json          key, name, kabuto version, data source, threads, time taken
+                 run.json          key, name, kabuto version, data source, threads, pid, time
                  returns.parquet   tidy: date, strategy, gross, net, cost
                  weights.parquet   tidy: date, strategy, asset, weight
                  result.pickle     the whole `BacktestResult`, read back by `load`
@@ -51,6 +51,15 @@ __all__ = ["RunStore", "run_key"]
 
 _RESULT = "result.pickle"
 _INFO = "run.json"
+#: The fields of run.json a listing shows, and their types.
+_INFO_TYPES = {
+    "key": str,
+    "name": str,
+    "data_source": str,
+    "threads": int,
+    "seconds": int | float,
+    "created": str,
+}
 #: The libraries whose versions are part of a key: a run's numbers come from them.
 _LIBRARIES = (
     "numpy",
@@ -98,6 +107,9 @@ def _code_fingerprint() -> bytes:
         except importlib.metadata.PackageNotFoundError:
             version = "absent"
         digest.update(f"{library}={version}".encode())
+    import torch  # a learned strategy's device="auto" trains on a GPU where there is one
+
+    digest.update(f"cuda={torch.cuda.is_available()}".encode())
     return digest.digest()
 
 
@@ -166,6 +178,7 @@ class RunStore:
             "kabuto_version": kabuto.__version__,
             "data_source": result.data_source,
             "threads": threads,
+            "pid": os.getpid(),
             "seconds": round(seconds, 3),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -229,13 +242,16 @@ class RunStore:
         was filed, newest first."""
         rows = []
         for info_path in sorted(self.root.glob(f"*/{_INFO}")):
-            if not self.has(info_path.parent.name):
+            # a hidden directory is a run being written (or left by a killed writer)
+            if info_path.parent.name.startswith(".") or not self.has(info_path.parent.name):
                 continue
             try:
                 info = json.loads(info_path.read_text(encoding="utf-8"))
                 returns = pd.read_parquet(info_path.parent / "returns.parquet")
-                fields = {k: info[k] for k in ("key", "name", "data_source", "seconds")}
-                fields |= {"threads": info.get("threads"), "created": info["created"]}
+                fields = {k: info[k] for k in _INFO_TYPES}
+                for key, kinds in _INFO_TYPES.items():
+                    if not isinstance(fields[key], kinds) or isinstance(fields[key], bool):
+                        raise TypeError(f"{key} = {fields[key]!r} in {_INFO}")
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(
                     f"{info_path.parent}: cannot read this stored run ({type(exc).__name__}: "

@@ -48,8 +48,9 @@ from pydantic import Field
 
 from kabuto.backtest import BacktestResult
 from kabuto.backtest.engine import required_history
+from kabuto.costs import cost_rates
 from kabuto.errors import ConfigError
-from kabuto.evaluation import leaderboard
+from kabuto.evaluation import METRIC_DEFINITIONS, leaderboard
 from kabuto.evaluation.leaderboard import check_benchmark_strategy
 from kabuto.experiment.config import (
     BacktestConfig,
@@ -99,9 +100,29 @@ class SweepConfig(RunConfig):
     sweep: SweepSettings
 
 
-def is_scenario(path: KeyPath) -> bool:
-    """Whether a grid key sets the market the strategies meet (the data or the cost level)."""
-    return path[0] == "data" or path == ("backtest", "costs_bps")
+#: The grid keys that set the market the strategies meet, not a setting a researcher picks:
+#: the data (its file, size or seed) and the cost level. Trials are ranked within each
+#: combination of their values (module docstring).
+SCENARIO_KEYS = (
+    ("data", "path"),
+    ("data", "seed"),
+    ("data", "n_assets"),
+    ("data", "n_days"),
+    ("backtest", "costs_bps"),
+)
+
+#: The metric definitions of a sweep's report: its DSR counts the trials of a scenario.
+SWEEP_DEFINITIONS = METRIC_DEFINITIONS | {
+    "dsr": (
+        "Deflated Sharpe ratio: PSR against the best Sharpe expected by luck among the trials "
+        "of the scenario (n_trials = their number; the whole board when the grid sets no data "
+        "or cost level)."
+    ),
+    "sharpe_diff": (
+        "Sharpe ratio minus the benchmark strategy's trial in the same scenario "
+        "(report.benchmark_strategy; by default the equal-weight strategy when one is run)."
+    ),
+}
 
 
 def grid_paths(grid: dict[str, Any]) -> dict[KeyPath, list]:
@@ -150,7 +171,13 @@ def _check_path(path: KeyPath) -> None:
     key = ".".join(path)
     root = path[0]
     if root in _SECTIONS:
-        fields = [f for f in _SECTIONS[root].model_fields if f != "source" or root != "data"]
+        fixed = {"data": ("source",), "backtest": ("start", "end")}[root]
+        fields = [f for f in _SECTIONS[root].model_fields if f not in fixed]
+        if len(path) == 2 and path[1] in fixed:
+            raise ConfigError(
+                f"sweep.grid.{key} cannot be swept: a sweep ranks its trials on the same "
+                f"dates and data source; run a sweep for each {path[1]}"
+            )
         if len(path) != 2 or path[1] not in fields:
             raise ConfigError(
                 f"sweep.grid.{key} is not a {root} setting; the {root} settings a sweep can "
@@ -290,7 +317,11 @@ def plan_trials(config: SweepConfig) -> list[Trial]:
                 label = ", ".join(f"{short[p]}={_text(v)}" for p, v in values.items())
                 name = f"{names[i]} [{label}]" if label else names[i]
                 trial_config = parse_config(raw, source=f"sweep trial {name!r}")
-                (built,) = build_strategies(trial_config)  # a bad value fails now
+                try:
+                    (built,) = build_strategies(trial_config)  # a bad value fails now
+                except ConfigError as exc:
+                    message = str(exc).removeprefix("strategies[0]: ")
+                    raise ConfigError(f"sweep trial {name!r}: {message}") from None
                 history = max(history, required_history(built))
                 same = seen.setdefault(trial_config.model_dump_json(), name)
                 if same != name:
@@ -298,34 +329,54 @@ def plan_trials(config: SweepConfig) -> list[Trial]:
                         f"sweep trials {same!r} and {name!r} are the same backtest (their grid "
                         "values are equal once read, e.g. 1 and 1.0); list each value once"
                     )
+                if any(t.name == name for t in trials):
+                    raise ConfigError(
+                        f"two sweep trials are named {name!r}; give the strategies labels "
+                        "that do not look like another's trial names"
+                    )
                 dotted = {".".join(p): v for p, v in values.items()}
-                scenario = {".".join(p): v for p, v in outer.items() if is_scenario(p)}
+                scenario = {".".join(p): v for p, v in outer.items() if p in SCENARIO_KEYS}
                 trials.append(Trial(name, names[i], dotted, scenario, trial_config))
     _same_dates(trials, history, start_together=config.backtest.start is None)
     return trials
 
 
 def _same_dates(trials: list[Trial], history: int, *, start_together: bool) -> None:
-    """Refuse trials whose data differ in dates; start them together if asked (and the grid
-    does not set the start)."""
-    dates = load_panel(trials[0].config.data).dates
-    loaded = {trials[0].config.data.model_dump_json()}
+    """Refuse trials whose data differ in dates, leave too little history or charge costs to
+    assets the data lacks; start them together if asked."""
+    panel = load_panel(trials[0].config.data)
+    dates = panel.dates
+    assets = {trials[0].config.data.model_dump_json(): panel.assets}
     for trial in trials:
         data = trial.config.data.model_dump_json()
-        if data in loaded:
-            continue
-        loaded.add(data)
-        other = load_panel(trial.config.data).dates
-        if not other.equals(dates):
-            raise ConfigError(
-                f"sweep trials {trials[0].name!r} and {trial.name!r} run on data with different "
-                f"dates ({_span(dates)} against {_span(other)}); a sweep ranks trials on the "
-                "same dates: sweep data settings that keep the calendar"
-            )
-    if start_together and "backtest.start" not in trials[0].values:
-        start = str(dates[history].date()) if history < len(dates) else None
-        for trial in trials:  # None: too little data, the trial will say so
-            trial.config.backtest.start = start
+        if data not in assets:
+            other = load_panel(trial.config.data)
+            assets[data] = other.assets
+            if not other.dates.equals(dates):
+                raise ConfigError(
+                    f"sweep trials {trials[0].name!r} and {trial.name!r} run on data with "
+                    f"different dates ({_span(dates)} against {_span(other.dates)}); a sweep "
+                    "ranks trials on the same dates: sweep data settings that keep the calendar"
+                )
+        try:  # per-asset rates name the data's assets
+            cost_rates(trial.config.backtest.costs_bps, assets[data])
+        except ConfigError as exc:
+            raise ConfigError(f"sweep trial {trial.name!r}: {exc}") from None
+    if history >= len(dates) - 1:
+        raise ConfigError(
+            f"the sweep's strategies need {history} returns of history, and its data has "
+            f"{len(dates)} dates ({_span(dates)}); use more data or shorter lookbacks"
+        )
+    start = trials[0].config.backtest.start
+    if start_together:
+        for trial in trials:
+            trial.config.backtest.start = str(dates[history].date())
+    elif dates.searchsorted(pd.Timestamp(start)) < history:
+        raise ConfigError(
+            f"backtest.start = {start} leaves fewer than the {history} returns of history the "
+            f"sweep's longest lookback needs; start on or after {dates[history].date()} or "
+            "shorten the lookbacks"
+        )
 
 
 def _strategy_index(path: KeyPath, entries: list[dict], names: list[str]) -> int:
@@ -439,6 +490,13 @@ def run_sweep(
     benchmark = config.report.benchmark_strategy
     if benchmark is not None:  # a misspelling fails before the trials run
         check_benchmark_strategy(benchmark, list(dict.fromkeys(t.strategy for t in trials)))
+    if out_dir is not None:
+        out, root = Path(out_dir).resolve(), store.root.resolve()
+        if root == out or out in root.parents:
+            raise ConfigError(
+                f"the run store {store.root} is inside the output directory {out_dir}, which "
+                "a sweep replaces as a whole; choose a store outside it (--store)"
+            )
     store.check_writable()
     threads = config.sweep.threads
     keys = [run_key(t.config, threads) for t in trials]
@@ -472,6 +530,7 @@ def run_sweep(
             board,
             extra_sections=[section],
             extra_files={"sweep.csv": lambda path: table.to_csv(path, index=False)},
+            definitions=SWEEP_DEFINITIONS,
         )
     return SweepOutputs(trials, keys, reused, same_as, combined, board, table, written)
 
@@ -519,9 +578,11 @@ def rank_trials(
         ranked.extend(kept)
     combined = combine_trials([trials[i] for i in ranked], [results[i] for i in ranked])
     if len(boards) == 1:
-        return combined, boards[0], same_as
-    board = pd.concat(boards)
-    board.attrs = _scenario_attrs(trials, list(groups.values()), boards)
+        board = boards[0]
+    else:
+        board = pd.concat(boards)
+        board.attrs = _scenario_attrs(trials, list(groups.values()), boards)
+    board.attrs["repeated_trials"] = same_as  # each left out, with the trial it repeats
     return combined, board, same_as
 
 
@@ -531,7 +592,15 @@ def _scenario_attrs(
     """The attrs of a board ranked scenario by scenario: what all share, and per scenario its
     values, benchmark, trial count, SR0 and PBO (`kabuto.report.html.scenario_note`)."""
     first = boards[0].attrs
-    per = ("benchmark_strategy", "n_trials", "expected_max_sharpe", "pbo", "pbo_blocks")
+    per = (
+        "benchmark_strategy",
+        "n_trials",
+        "trial_sharpe_variance",
+        "expected_max_sharpe",
+        "mean_block",
+        "pbo",
+        "pbo_blocks",
+    )
     scenarios = [
         {"values": trials[members[0]].scenario, "pbo_strategies": len(board)}
         | {k: board.attrs.get(k) for k in per}
@@ -545,26 +614,12 @@ def _scenario_attrs(
 
 
 def combine_trials(trials: list[Trial], results: list[BacktestResult]) -> BacktestResult:
-    """The trials as one result, each strategy renamed to its trial's name.
-
-    Raises
-    ------
-    ConfigError
-        If two trials' returns are not on the same dates.
-    """
-    first_trial, first = trials[0], results[0]
-    dates = first[first_trial.strategy].net_returns.index
-    records = {}
-    for trial, result in zip(trials, results, strict=True):
-        record = result[trial.strategy]
-        if not record.net_returns.index.equals(dates):
-            raise ConfigError(
-                f"sweep trials {first_trial.name!r} and {trial.name!r} earn returns on different "
-                f"dates ({_span(dates)} against {_span(record.net_returns.index)}); a sweep "
-                "ranks trials on the same dates: keep backtest.start, backtest.end and the data's "
-                "dates out of the grid, and give every strategy the history it needs by the start"
-            )
-        records[trial.name] = dataclasses.replace(record, name=trial.name)
+    """The trials as one result, each strategy renamed to its trial's name (`plan_trials`
+    put them all on the same dates)."""
+    records = {
+        trial.name: dataclasses.replace(result[trial.strategy], name=trial.name)
+        for trial, result in zip(trials, results, strict=True)
+    }
     return BacktestResult(
         strategies=records,
         settings=_swept_settings(trials, results),
@@ -621,7 +676,14 @@ def _trial_table(
         for t, key in zip(trials, keys, strict=True)
     ]
     table = pd.DataFrame(rows, columns=["trial", "strategy", *grid, "run", "same_as"])
-    table[grid] = table[grid].convert_dtypes()  # whole numbers stay whole beside blanks
+    for column in grid:
+        values = [t.values[column] for t in trials if column in t.values]
+        if any(isinstance(v, dict | list) for v in values):  # per-asset costs, as JSON
+            table[column] = [
+                _text(t.values[column]) if column in t.values else None for t in trials
+            ]
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            table[column] = table[column].astype("Int64")  # whole beside blanks, not 60.0
     metrics = board.reset_index().rename(columns={"strategy": "trial"})
     return table.merge(metrics, on="trial", how="left")
 
@@ -645,9 +707,9 @@ def _sweep_section(
     return (
         f"<p>{len(trials)} trials ({reused} read from the run store "
         f"{escape(str(store.root))}, {len(trials) - reused} run, each on "
-        f"{config.sweep.threads} thread(s)), ranked together in the leaderboard (within each "
-        "scenario of data and cost level, if the grid has several): the deflated Sharpe ratio "
-        "counts them as trials, and the probability of backtest overfitting is computed over "
-        "them. Each trial's grid values and run key are in sweep.csv.</p>"
+        f"{config.sweep.threads} thread(s)), ranked in the leaderboard within each scenario "
+        "of data and cost level (one, if the grid sets neither): the deflated Sharpe ratio "
+        "counts the trials of a scenario, and the probability of backtest overfitting is "
+        "computed over them. Each trial's grid values and run key are in sweep.csv.</p>"
         f"<ul>{grid}</ul>" + (f"<ul>{repeats}</ul>" if repeats else "")
     )

@@ -279,8 +279,8 @@ def overfitting_note(leaderboard: pd.DataFrame) -> str:
 
 
 def scenario_note(leaderboard: pd.DataFrame) -> str:
-    """How a sweep's board ranked scenario by scenario reads, with each scenario's PBO ("" for
-    a board ranked as one; `kabuto.experiment.sweep`)."""
+    """How a sweep's board ranked scenario by scenario reads, with each scenario's benchmark,
+    SR0 and PBO ("" for a board ranked as one; `kabuto.experiment.sweep`)."""
     attrs = leaderboard.attrs
     scenarios = attrs.get("scenarios")
     if not scenarios:
@@ -288,17 +288,24 @@ def scenario_note(leaderboard: pd.DataFrame) -> str:
     parts = []
     for scenario in scenarios:
         values = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in scenario["values"].items())
-        pbo, n = scenario.get("pbo"), scenario["pbo_strategies"]
-        shown = "no PBO"
+        n = scenario["pbo_strategies"]
+        facts = [f"{n} trial{'s' if n != 1 else ''}"]
+        facts.append(f"benchmark {scenario.get('benchmark_strategy') or 'none'}")
+        sr0 = scenario.get("expected_max_sharpe")
+        if sr0 is not None and np.isfinite(sr0):
+            facts.append(f"expected best Sharpe under no skill {sr0 * ANNUALIZATION**0.5:.2f}")
+        pbo = scenario.get("pbo")
         if pbo is not None and np.isfinite(pbo):
-            shown = f"PBO {pbo:.2f} (pure noise: {noise_level(n):.2f})"
-        parts.append(f"{values}: {n} trials, {shown}")
+            facts.append(f"PBO {pbo:.2f} (pure noise: {noise_level(n):.2f})")
+        parts.append(f"{values}: " + ", ".join(facts))
     return (
         f"Trials are ranked within each scenario of {', '.join(attrs['scenario_keys'])} (the "
-        "market a strategy meets, not a setting to pick): the DSR deflates for a scenario's "
-        "trials, the Sharpe diff compares with the benchmark's trial in the same scenario, and "
-        "the probability of backtest overfitting (CSCV) is per scenario, against the average "
-        "of a ranking of pure noise: " + "; ".join(parts) + "."
+        "market a strategy meets, not a setting to pick), each scenario on its own: the DSR "
+        "deflates for the trials of its scenario and is meant for the trial picked in each, its "
+        "top row; Sharpe diff and its p-value compare a trial with its scenario's benchmark "
+        "trial, the p-values not adjusted for multiple comparisons; the probability of "
+        "backtest overfitting (CSCV) is per scenario, against the average of a ranking of pure "
+        "noise, and one PBO varies widely around that. " + "; ".join(parts) + "."
     )
 
 
