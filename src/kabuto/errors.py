@@ -39,5 +39,13 @@ class OutputDirError(KabutoError):
     """
 
 
+class StoreError(KabutoError):
+    """A run store (``--store``) that cannot file or give back a run.
+
+    Its message starts with the store's path, so the CLI does not prefix it with the config
+    path.
+    """
+
+
 class KabutoWarning(UserWarning):
     """Something was repaired on the user's behalf (for example, dates sorted)."""

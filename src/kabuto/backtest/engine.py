@@ -162,7 +162,7 @@ class WalkForward:
                     "last_date": str(panel.dates[last].date()),
                     "n_rebalances": len(decisions),
                 },
-                "strategies": {n: _params(s) for n, s in named.items()},
+                "strategies": {n: strategy_params(s) for n, s in named.items()},
             },
             data_source=panel.source,
             survivorship_caveat=panel.survivorship_caveat,
@@ -598,8 +598,9 @@ def name_strategies(strategies: Sequence[Strategy] | Mapping[str, Strategy]) -> 
     return named
 
 
-def _params(strategy: Strategy) -> dict:
-    """A strategy's settings, printable (non-scalar values by their repr)."""
+def strategy_params(strategy: Strategy) -> dict:
+    """A strategy's class and settings, defaults included, printable (non-scalar values by
+    their repr)."""
     params = strategy.get_params(deep=False) if hasattr(strategy, "get_params") else {}
     plain = (int, float, str, bool, type(None))
     return {"class": type(strategy).__name__} | {

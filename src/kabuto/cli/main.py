@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 from rich.text import Text
 
-from kabuto.errors import ConfigError, KabutoError, OutputDirError
+from kabuto.errors import ConfigError, KabutoError, OutputDirError, StoreError
 from kabuto.staging import MARKER, check_out_dir
 
 app = typer.Typer(
@@ -157,8 +157,8 @@ def _naming(config: Path) -> Iterator[None]:
     """Errors raised in the block start with the config file they came from (if not already)."""
     try:
         yield
-    except OutputDirError:
-        raise  # about --out, which the message names, not about the config
+    except (OutputDirError, StoreError):
+        raise  # about --out or --store, which the message names, not about the config
     except KabutoError as exc:
         if str(exc).startswith(str(config)):
             raise
@@ -382,7 +382,8 @@ def sweep(
         Path, typer.Option(help="Run store: trials are read from it and filed in it.")
     ] = Path("kabuto-runs"),
     jobs: Annotated[
-        int | None, typer.Option(help="Trials at once (default: the config's sweep.jobs).")
+        int | None,
+        typer.Option(min=1, max=256, help="Trials at once (default: the config's sweep.jobs)."),
     ] = None,
 ) -> None:
     """Backtest every trial of a config's grid and rank the trials together.
@@ -402,22 +403,9 @@ def sweep(
                 outputs = run_sweep(sweep_config, out, store=store, jobs=jobs, progress=progress)
         board, result = outputs.leaderboard, outputs.result
         sweep_csv = outputs.out_dir / "sweep.csv"
-        shown, more = board, ""
-        if scenarios := board.attrs.get("scenarios"):  # the top rows of every scenario
-            top = max(5, 30 // len(scenarios))
-            sizes = [s["pbo_strategies"] for s in scenarios]
-            starts = [sum(sizes[:i]) for i in range(len(sizes))]
-            rows = [
-                i
-                for first, n in zip(starts, sizes, strict=True)
-                for i in range(first, first + min(n, top))
-            ]
-            shown = board.iloc[rows]
-            if len(shown) < len(board):
-                more = f"Top {top} of each scenario; {len(board) - len(shown)} more in {sweep_csv}."
-        caption = " ".join(filter(None, [more, result.survivorship_caveat]))
-        limit = None if scenarios else 30
-        console.print(_leaderboard_table(shown, caption, rows=limit, more=str(sweep_csv)))
+        shown, caption = _scenario_tops(board, str(sweep_csv))
+        caption = " ".join(filter(None, [caption, result.survivorship_caveat]))
+        console.print(_leaderboard_table(shown, caption, rows=30, more=str(sweep_csv)))
         console.print(cost_note(result), markup=False, highlight=False)
         if pbo := overfitting_note(board) or scenario_note(board):
             console.print(pbo, markup=False, highlight=False)
@@ -432,6 +420,19 @@ def sweep(
         console.print(f"report: {outputs.out_dir / 'report.html'}", markup=False, highlight=False)
 
     _guarded(run)
+
+
+def _scenario_tops(board: pd.DataFrame, more: str, rows: int = 30) -> tuple[pd.DataFrame, str]:
+    """A board ranked scenario by scenario cut to about `rows` rows: the top of every
+    scenario, so that no scenario is hidden below another's trials; and the caption saying so."""
+    scenarios = board.attrs.get("scenarios")
+    if not scenarios or len(board) <= rows:
+        return board, ""
+    top = max(1, rows // len(scenarios))
+    sizes = [s["n_trials"] for s in scenarios]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    kept = [i for s, n in zip(starts, sizes, strict=True) for i in range(s, s + min(n, top))]
+    return board.iloc[kept], f"Top {top} of each scenario; {len(board) - len(kept)} more in {more}."
 
 
 @app.command()

@@ -126,11 +126,13 @@ def _on_ray(calls: list[TrialCall], jobs: int, done: Callable[[], None]) -> None
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False, logging_level="ERROR")
     remote = ray.remote(num_cpus=calls[0].threads)(run_trial)
-    waiting, running = list(reversed(calls)), []
+    waiting, running, names = list(reversed(calls)), [], {}
     try:
         while waiting or running:
             while waiting and len(running) < jobs:
-                running.append(remote.remote(waiting.pop()))
+                call = waiting.pop()
+                running.append(remote.remote(call))
+                names[running[-1]] = call.name
             finished, running = ray.wait(running, num_returns=1)
             try:
                 ray.get(finished)
@@ -138,6 +140,12 @@ def _on_ray(calls: list[TrialCall], jobs: int, done: Callable[[], None]) -> None
                 if isinstance(exc.cause, KabutoError):  # the trial's own error, as one line
                     raise exc.cause from None
                 raise
+            except ray.exceptions.RayError as exc:  # a worker or node lost, not the trial's
+                raise KabutoError(
+                    f"Ray could not run sweep trial {names[finished[0]]!r} "
+                    f"({type(exc).__name__}); the trials finished before are in the store: run "
+                    "the sweep again"
+                ) from None
             done()
     finally:
         for ref in running:

@@ -5,7 +5,8 @@ that stops part way (an error, Ctrl-C, a lost machine) keeps the trials it finis
 sweep run again, or one with more values in its grid, runs only the trials the store lacks.
 
 The key of a run is a hash of everything its numbers depend on: the resolved config (defaults
-filled in, so writing a default out or leaving it implicit gives the same key), the contents of
+filled in, the strategies' too, so writing a default out or leaving it implicit gives the same
+key), the contents of
 the data file it reads, if any, the number of threads it ran on (torch's float sums depend on
 it), kabuto's own code (every file of the installed package, so an edit or a new version is a
 new key) and the versions of the libraries the numbers come from (numpy, pandas, scipy,
@@ -42,12 +43,13 @@ import pandas as pd
 
 import kabuto
 from kabuto.backtest import BacktestResult
-from kabuto.errors import ConfigError, DataError
+from kabuto.backtest.engine import strategy_params
+from kabuto.errors import DataError, StoreError
 from kabuto.evaluation.metrics import sharpe
 from kabuto.experiment.config import RunConfig
-from kabuto.experiment.run import returns_table, weights_table
+from kabuto.experiment.run import build_strategies, returns_table, weights_table
 
-__all__ = ["RunStore", "run_key"]
+__all__ = ["RunStore", "resolved_config", "run_key"]
 
 _RESULT = "result.pickle"
 _INFO = "run.json"
@@ -83,13 +85,32 @@ def run_key(config: RunConfig, threads: int) -> str:
     DataError
         If the config names a data file that cannot be read.
     """
-    resolved = config.model_dump(mode="json", exclude={"report"})
     digest = hashlib.sha256()
-    digest.update(json.dumps([resolved, threads], sort_keys=True).encode())
+    digest.update(json.dumps([resolved_config(config), threads], sort_keys=True).encode())
     digest.update(_code_fingerprint())
     if config.data.source == "file" and config.data.path is not None:
         digest.update(_file_digest(Path(config.data.path)))
     return digest.hexdigest()[:16]
+
+
+def resolved_config(config: RunConfig) -> dict:
+    """What a run's numbers depend on in its config: the data and backtest settings with their
+    defaults, and each strategy as built (its class and every setting, defaults included), not
+    as written; numbers as floats. Raises `ConfigError` for a strategy that cannot be built."""
+    resolved = config.model_dump(mode="json", exclude={"report", "strategies"})
+    resolved["strategies"] = [strategy_params(s) for s in build_strategies(config)]
+    return _numbers_as_floats(resolved)
+
+
+def _numbers_as_floats(value: object) -> object:
+    """`value` with every int (not bool) as a float, at any depth: 1 and 1.0 compute alike."""
+    if isinstance(value, dict):
+        return {k: _numbers_as_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_floats(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 @functools.cache
@@ -145,14 +166,14 @@ class RunStore:
         return (self.path(key) / _RESULT).is_file()
 
     def check_writable(self) -> None:
-        """Raise `ConfigError` unless runs can be filed here (creating the directory if
+        """Raise `StoreError` unless runs can be filed here (creating the directory if
         missing); call it before the work whose results it is to keep."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             os.rmdir(tempfile.mkdtemp(prefix=".kabuto-probe.", dir=self.root))
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            raise ConfigError(
+            raise StoreError(
                 f"{self.root}: cannot file runs in this run store ({reason}); choose another "
                 "store (--store)"
             ) from None
@@ -201,7 +222,7 @@ class RunStore:
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
         except OSError as exc:
-            raise ConfigError(
+            raise StoreError(
                 f"{target}: cannot file this run ({exc.strerror or exc}); choose another "
                 "store (--store)"
             ) from None
@@ -214,23 +235,23 @@ class RunStore:
 
         Raises
         ------
-        ConfigError
+        StoreError
             If no run is filed under `key`, or its result cannot be read (then it names the
             directory to delete so that the run is made again).
         """
         path = self.path(key) / _RESULT
         if not path.is_file():
-            raise ConfigError(f"{self.path(key)}: no run is filed under {key!r} in this store")
+            raise StoreError(f"{self.path(key)}: no run is filed under {key!r} in this store")
         try:
             with open(path, "rb") as stored:
                 result = pickle.load(stored)
         except Exception as exc:  # a truncated or foreign file: say which, and how to recover
-            raise ConfigError(
+            raise StoreError(
                 f"{path}: cannot read this stored run ({type(exc).__name__}: {exc}); delete "
                 f"{self.path(key)} and the run is made again"
             ) from None
         if not isinstance(result, BacktestResult):
-            raise ConfigError(
+            raise StoreError(
                 f"{path}: holds a {type(result).__name__}, not a backtest result; delete "
                 f"{self.path(key)} and the run is made again"
             )
@@ -253,7 +274,7 @@ class RunStore:
                     if not isinstance(fields[key], kinds) or isinstance(fields[key], bool):
                         raise TypeError(f"{key} = {fields[key]!r} in {_INFO}")
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(
+                raise StoreError(
                     f"{info_path.parent}: cannot read this stored run ({type(exc).__name__}: "
                     f"{exc}); delete the directory and the run is made again"
                 ) from None

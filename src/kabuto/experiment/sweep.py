@@ -20,9 +20,9 @@ is filed in a run store (`kabuto.experiment.store`) as it finishes, so a sweep r
 only the trials the store lacks.
 
 Why the trials are ranked together: the best of many backtests overstates what its settings
-would earn (Bailey and Lopez de Prado). The leaderboard holds every trial, so the deflated
-Sharpe ratio counts them as trials and the probability of backtest overfitting (CSCV) is
-computed over them. But the data and the cost level are the market a strategy meets, not a
+would earn (Bailey and Lopez de Prado). The leaderboard holds the trials, so the deflated
+Sharpe ratio counts them and the probability of backtest overfitting (CSCV) is computed over
+them. But the data and the cost level are the market a strategy meets, not a
 setting a researcher picks: a low-cost copy of every strategy would rank first in and out of
 sample and make any ranking look robust. So the trials are ranked within each scenario (one
 combination of the grid's ``data.*`` and ``backtest.costs_bps`` values): each scenario gets its
@@ -61,7 +61,7 @@ from kabuto.experiment.config import (
 )
 from kabuto.experiment.executors import TrialCall, execute
 from kabuto.experiment.run import RunProgress, build_strategies, load_panel, write_outputs
-from kabuto.experiment.store import RunStore, run_key
+from kabuto.experiment.store import RunStore, resolved_config, run_key
 from kabuto.staging import check_out_dir
 from kabuto.strict_config import StrictValues, read_toml, validate
 
@@ -77,8 +77,8 @@ __all__ = [
     "run_sweep",
 ]
 
-#: The most trials one sweep may have (the leaderboard's bootstrap and PBO grow with them).
-MAX_TRIALS = 1000
+#: The most trials one sweep may have: its report draws every trial (about 0.2 MB each).
+MAX_TRIALS = 200
 
 _SECTIONS = {"data": DataConfig, "backtest": BacktestConfig}
 
@@ -88,7 +88,7 @@ KeyPath = tuple[str, ...]
 class SweepSettings(StrictValues):
     """The ``[sweep]`` table: the grid and how its trials run."""
 
-    grid: dict[str, Any] = Field(min_length=1)
+    grid: dict[str, Any]
     jobs: int = Field(1, ge=1, le=256)
     executor: Literal["processes", "ray"] = "processes"
     threads: int = Field(1, ge=1, le=256)
@@ -122,6 +122,10 @@ SWEEP_DEFINITIONS = METRIC_DEFINITIONS | {
         "Sharpe ratio minus the benchmark strategy's trial in the same scenario "
         "(report.benchmark_strategy; by default the equal-weight strategy when one is run)."
     ),
+    "sharpe_diff_pvalue": (
+        "Two-sided p-value of equal Sharpe ratios vs the benchmark strategy's trial in the same "
+        "scenario (paired stationary bootstrap, centered)."
+    ),
 }
 
 
@@ -138,6 +142,11 @@ def grid_paths(grid: dict[str, Any]) -> dict[KeyPath, list]:
         For a value that is not a non-empty list of distinct values, a key that is not a data,
         backtest or strategy setting, or one key written twice.
     """
+    if not grid:
+        raise ConfigError(
+            "sweep.grid is empty; give it a key with values to try (e.g. backtest.costs_bps = "
+            "[5.0, 10.0])"
+        )
     out: dict[KeyPath, list] = {}
 
     def walk(prefix: KeyPath, value: object) -> None:
@@ -149,9 +158,10 @@ def grid_paths(grid: dict[str, Any]) -> dict[KeyPath, list]:
                 walk((*prefix, k), v)
             return
         if not isinstance(value, list) or not value:
+            example = "" if value == [] else f" (e.g. {key} = [{value!r}])"
             raise ConfigError(
-                f"sweep.grid.{key} = {value!r}: expected a non-empty list of values to try "
-                f"(e.g. {key} = [{value!r}])"
+                f"sweep.grid.{key} = {value!r}: expected a non-empty list of values to try"
+                + example
             )
         seen = [json.dumps(v, sort_keys=True, default=str) for v in value]
         if len(set(seen)) < len(seen):
@@ -211,7 +221,7 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     grid, are found beside it."""
     path = Path(path)
     raw = read_toml(path)
-    if "sweep" not in raw:
+    if not isinstance(raw.get("sweep"), dict):
         raise ConfigError(
             f"{path}: has no [sweep] table; add one with a grid (e.g. [sweep.grid] "
             f"backtest.costs_bps = [5.0, 10.0]) or run it with `kabuto backtest {path}`"
@@ -257,16 +267,17 @@ class Trial:
 def plan_trials(config: SweepConfig) -> list[Trial]:
     """Every trial of the sweep, in grid order (shared settings outermost).
 
-    When ``backtest.start`` is set by neither the config nor the grid, every trial starts on
-    the first date on which all of them have their history, as one backtest of all the
-    strategies would (alone, each would start as soon as its own history allows).
+    When ``backtest.start`` is not set, every trial starts on the first date on which all of
+    them have their history, as one backtest of all the strategies would (alone, each would
+    start as soon as its own history allows).
 
     Raises
     ------
     ConfigError
         If two strategies share a name, a grid key names no strategy or several, or one
-        setting twice, a trial's config is invalid (naming the trial), two trials are the same
-        backtest, the trials' data differ in dates, or there are more than `MAX_TRIALS` trials.
+        setting twice, a trial's config is invalid (naming the trial), two trials share a name
+        or are the same backtest, the trials' data differ in dates or leave them no dates, or
+        there are more than `MAX_TRIALS` trials.
     """
     paths = grid_paths(config.sweep.grid)
     base = config.model_dump(mode="python", exclude={"sweep"}, exclude_none=True)
@@ -275,8 +286,40 @@ def plan_trials(config: SweepConfig) -> list[Trial]:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"two strategies are named {name!r}; give each a distinct label")
-    own: dict[int, list[KeyPath]] = {i: [] for i in range(len(entries))}
-    shared = []
+    shared, own = _split_keys(paths, entries, names)
+
+    def count(keys: list[KeyPath]) -> int:
+        return math.prod(len(paths[k]) for k in keys)
+
+    total = count(shared) * sum(count(keys) for keys in own)
+    if total > MAX_TRIALS:
+        raise ConfigError(
+            f"sweep.grid makes {total:,} trials, more than {MAX_TRIALS:,}; use fewer values"
+        )
+
+    def combinations(keys: list[KeyPath]) -> list[dict[KeyPath, Any]]:
+        product = itertools.product(*(paths[k] for k in keys))
+        return [dict(zip(keys, values, strict=True)) for values in product]
+
+    short = _short_keys(list(paths))
+    trials = [
+        _trial(base, entry, names[i], outer, inner, short)
+        for outer in combinations(shared)
+        for i, entry in enumerate(entries)
+        for inner in combinations(own[i])
+    ]
+    _check_distinct(trials)
+    history = max(required_history(s) for t in trials for s in build_strategies(t.config))
+    _same_dates(trials, history, start_together=config.backtest.start is None)
+    return trials
+
+
+def _split_keys(
+    paths: dict[KeyPath, list], entries: list[dict], names: list[str]
+) -> tuple[list[KeyPath], list[list[KeyPath]]]:
+    """The grid's data and backtest keys, and each strategy's own keys."""
+    shared: list[KeyPath] = []
+    own: list[list[KeyPath]] = [[] for _ in entries]
     for path in paths:
         if path[0] != "strategies":
             shared.append(path)
@@ -288,57 +331,57 @@ def plan_trials(config: SweepConfig) -> list[Trial]:
                 "under another of its names; keep one"
             )
         own[index].append(path)
+    return shared, own
 
-    def count(keys: list[KeyPath]) -> int:
-        return math.prod(len(paths[k]) for k in keys)
 
-    total = count(shared) * sum(count(keys) for keys in own.values())
-    if total > MAX_TRIALS:
-        raise ConfigError(
-            f"sweep.grid makes {total:,} trials, more than {MAX_TRIALS:,}; use fewer values"
-        )
+def _trial(
+    base: dict,
+    entry: dict,
+    strategy: str,
+    outer: dict[KeyPath, Any],
+    inner: dict[KeyPath, Any],
+    short: dict[KeyPath, str],
+) -> Trial:
+    """The trial of one strategy (`entry`, named `strategy`) under the grid's shared values
+    `outer` and its own `inner`; its strategy is built here, so that a bad value fails now."""
+    values = outer | inner
+    label = ", ".join(f"{short[p]}={_text(v)}" for p, v in values.items())
+    name = f"{strategy} [{label}]" if label else strategy
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for path, value in outer.items():
+        raw.setdefault(path[0], {})[path[1]] = value
+    own = {path[2]: value for path, value in inner.items()}
+    raw["strategies"] = [entry | own | {"label": strategy}]
+    config = parse_config(raw, source=f"sweep trial {name!r}")
+    try:
+        build_strategies(config)
+    except ConfigError as exc:  # its one strategy is strategies[0]: the trial names it better
+        message = str(exc).removeprefix("strategies[0]: ")
+        raise ConfigError(f"sweep trial {name!r}: {message}") from None
+    dotted = {".".join(p): v for p, v in values.items()}
+    scenario = {".".join(p): v for p, v in outer.items() if p in SCENARIO_KEYS}
+    return Trial(name, strategy, dotted, scenario, config)
 
-    def combinations(keys: list[KeyPath]) -> list[dict[KeyPath, Any]]:
-        product = itertools.product(*(paths[k] for k in keys))
-        return [dict(zip(keys, values, strict=True)) for values in product]
 
-    short = _short_keys(list(paths))
-    trials, history, seen = [], 0, {}
-    for outer in combinations(shared):
-        for i, entry in enumerate(entries):
-            for inner in combinations(own[i]):
-                values = outer | inner
-                raw = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-                for path, value in outer.items():
-                    raw.setdefault(path[0], {})[path[1]] = value
-                strategy = dict(entry) | {path[2]: value for path, value in inner.items()}
-                strategy["label"] = names[i]
-                raw["strategies"] = [strategy]
-                label = ", ".join(f"{short[p]}={_text(v)}" for p, v in values.items())
-                name = f"{names[i]} [{label}]" if label else names[i]
-                trial_config = parse_config(raw, source=f"sweep trial {name!r}")
-                try:
-                    (built,) = build_strategies(trial_config)  # a bad value fails now
-                except ConfigError as exc:
-                    message = str(exc).removeprefix("strategies[0]: ")
-                    raise ConfigError(f"sweep trial {name!r}: {message}") from None
-                history = max(history, required_history(built))
-                same = seen.setdefault(trial_config.model_dump_json(), name)
-                if same != name:
-                    raise ConfigError(
-                        f"sweep trials {same!r} and {name!r} are the same backtest (their grid "
-                        "values are equal once read, e.g. 1 and 1.0); list each value once"
-                    )
-                if any(t.name == name for t in trials):
-                    raise ConfigError(
-                        f"two sweep trials are named {name!r}; give the strategies labels "
-                        "that do not look like another's trial names"
-                    )
-                dotted = {".".join(p): v for p, v in values.items()}
-                scenario = {".".join(p): v for p, v in outer.items() if p in SCENARIO_KEYS}
-                trials.append(Trial(name, names[i], dotted, scenario, trial_config))
-    _same_dates(trials, history, start_together=config.backtest.start is None)
-    return trials
+def _check_distinct(trials: list[Trial]) -> None:
+    """Refuse two trials with one name, or two that are the same backtest once their values
+    are read (1 and 1.0; a strategy's default written out)."""
+    names: set[str] = set()
+    backtests: dict[str, str] = {}
+    for trial in trials:
+        if trial.name in names:
+            raise ConfigError(
+                f"two sweep trials are named {trial.name!r}; give the strategies labels that "
+                "do not look like another's trial names"
+            )
+        names.add(trial.name)
+        same = backtests.setdefault(json.dumps(resolved_config(trial.config)), trial.name)
+        if same != trial.name:
+            raise ConfigError(
+                f"sweep trials {same!r} and {trial.name!r} are the same backtest (their grid "
+                "values are equal once read, e.g. 1 and 1.0, or a default written out); list "
+                "each value once"
+            )
 
 
 def _same_dates(trials: list[Trial], history: int, *, start_together: bool) -> None:
@@ -362,20 +405,32 @@ def _same_dates(trials: list[Trial], history: int, *, start_together: bool) -> N
             cost_rates(trial.config.backtest.costs_bps, assets[data])
         except ConfigError as exc:
             raise ConfigError(f"sweep trial {trial.name!r}: {exc}") from None
+    backtest = trials[0].config.backtest
     if history >= len(dates) - 1:
         raise ConfigError(
             f"the sweep's strategies need {history} returns of history, and its data has "
             f"{len(dates)} dates ({_span(dates)}); use more data or shorter lookbacks"
         )
-    start = trials[0].config.backtest.start
     if start_together:
         for trial in trials:
             trial.config.backtest.start = str(dates[history].date())
-    elif dates.searchsorted(pd.Timestamp(start)) < history:
+    first = int(dates.searchsorted(pd.Timestamp(backtest.start)))
+    if first < history:
         raise ConfigError(
-            f"backtest.start = {start} leaves fewer than the {history} returns of history the "
-            f"sweep's longest lookback needs; start on or after {dates[history].date()} or "
-            "shorten the lookbacks"
+            f"backtest.start = {backtest.start} leaves fewer than the {history} returns of "
+            f"history the sweep's longest lookback needs; start on or after "
+            f"{dates[history].date()} or shorten the lookbacks"
+        )
+    end = backtest.end
+    last = len(dates) - 1
+    if end is not None:
+        last = int(dates.searchsorted(pd.Timestamp(end), side="right")) - 1
+    if last - first < 1:
+        begins = "" if not start_together else " (when every strategy has its history)"
+        raise ConfigError(
+            f"the sweep's backtest would start on {dates[min(first, len(dates) - 1)].date()}"
+            f"{begins} and end on {dates[max(last, 0)].date()}: no dates to trade; move "
+            "backtest.end later (or backtest.start earlier), or shorten the lookbacks"
         )
 
 
@@ -491,8 +546,8 @@ def run_sweep(
     if benchmark is not None:  # a misspelling fails before the trials run
         check_benchmark_strategy(benchmark, list(dict.fromkeys(t.strategy for t in trials)))
     if out_dir is not None:
-        out, root = Path(out_dir).resolve(), store.root.resolve()
-        if root == out or out in root.parents:
+        out, store_dir = Path(out_dir).resolve(), store.root.resolve()
+        if store_dir == out or out in store_dir.parents:
             raise ConfigError(
                 f"the run store {store.root} is inside the output directory {out_dir}, which "
                 "a sweep replaces as a whole; choose a store outside it (--store)"
@@ -582,7 +637,7 @@ def rank_trials(
     else:
         board = pd.concat(boards)
         board.attrs = _scenario_attrs(trials, list(groups.values()), boards)
-    board.attrs["repeated_trials"] = same_as  # each left out, with the trial it repeats
+    board.attrs["repeated_trials"] = same_as  # metrics.json says why they are not ranked
     return combined, board, same_as
 
 
@@ -602,8 +657,7 @@ def _scenario_attrs(
         "pbo_blocks",
     )
     scenarios = [
-        {"values": trials[members[0]].scenario, "pbo_strategies": len(board)}
-        | {k: board.attrs.get(k) for k in per}
+        {"values": trials[members[0]].scenario} | {k: board.attrs.get(k) for k in per}
         for members, board in zip(groups, boards, strict=True)
     ]
     return {

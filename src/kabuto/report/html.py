@@ -288,7 +288,7 @@ def scenario_note(leaderboard: pd.DataFrame) -> str:
     parts = []
     for scenario in scenarios:
         values = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in scenario["values"].items())
-        n = scenario["pbo_strategies"]
+        n = scenario["n_trials"]
         facts = [f"{n} trial{'s' if n != 1 else ''}"]
         facts.append(f"benchmark {scenario.get('benchmark_strategy') or 'none'}")
         sr0 = scenario.get("expected_max_sharpe")
