@@ -598,3 +598,17 @@ def test_an_output_path_that_is_a_file_fails_before_training(tmp_path):
     assert message.startswith(f"error: {out.resolve()}: ") and "not a directory" in message
     assert out.read_text() == "not a directory"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hedge.toml", "taken"]
+
+
+def test_the_console_table_shows_three_trainings_and_says_where_the_rest_are():
+    from rich.console import Console
+
+    from kabuto.cli.main import _risk_table
+
+    run = run_hedge(_small(trainings=5, seed=11, policy="mlp"), None)
+    table = _risk_table(run)
+    headers = [str(column.header) for column in table.columns]
+    assert len(headers) == 1 + 3 + 1  # the row names, trainings 1 to 3, the delta hedge
+    console = Console(width=400, record=True)
+    console.print(table)
+    assert "trainings 4 to 5 are in risk.csv" in " ".join(console.export_text().split())

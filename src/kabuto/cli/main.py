@@ -333,12 +333,20 @@ def simulate_command(
     _guarded(run)
 
 
+#: Trainings a `kabuto hedge` console table shows (the rest are in risk.csv and the report).
+CONSOLE_TRAININGS = 3
+
+
 def _risk_table(run) -> Table:
-    """The risk table of a `kabuto hedge` run, one column per hedger, as printed after it."""
+    """The risk table of a `kabuto hedge` run, one column per hedger (the first
+    `CONSOLE_TRAININGS` trainings), as printed after it."""
+    from kabuto.experiment.hedge import deep_names
     from kabuto.report.hedging import hedger_label, spread_note
 
     config = run.config
     h = config.hedger
+    hidden = deep_names(h.trainings)[CONSOLE_TRAININGS:]
+    more = f"; trainings {CONSOLE_TRAININGS + 1} to {h.trainings} are in risk.csv" if hidden else ""
     measure = (
         f"entropic risk, aversion {h.aversion:g}"
         if h.risk == "entropic"
@@ -348,7 +356,8 @@ def _risk_table(run) -> Table:
         title=f"Hedging a short {config.claim.kind}: {run.prices.shape[0]:,} fresh "
         f"{config.market.model} paths, cost {h.cost:g}",
         caption=f"price: {measure} of the hedged P&L; reference price {run.reference_price:.6f}; "
-        f"{spread_note(run)}; the standard errors of VaR and ES are in risk.csv and the report",
+        f"{spread_note(run)}; the standard errors of VaR and ES are in risk.csv and the "
+        f"report{more}",
         caption_justify="left",
     )
     levels = sorted(config.evaluation.risk_levels)
@@ -364,7 +373,7 @@ def _risk_table(run) -> Table:
         ("mean_cost", "mean cost", "{:.3g}"),
         ("mean_turnover", "mean turnover", "{:.3f}"),
     ]
-    hedgers = run.risk_table.index
+    hedgers = [name for name in run.risk_table.index if name not in hidden]
     table.add_column("", no_wrap=True)
     for name in hedgers:
         table.add_column(hedger_label(name, run, short=True), justify="right")
