@@ -53,7 +53,11 @@ of 2,048, 4,096 and 8,192 rows, the fastest of the three. It is an estimate, not
 holds for this BLAS, these blockings and this run's load (timings here move by 10-30% from run
 to run), but an implementation of the same float32 work that trains a step faster than its
 products alone would need a faster BLAS, so pfhedge's step over the floor estimates the most any
-implementation could gain on pfhedge here.
+implementation could gain on pfhedge here. Beside it, kabuto's network alone: its blocked MLP's
+forward and backward over the same rows (`network_alone`), with the biases, ReLUs and masks
+around the products and the activations going through memory, not a core's cache.
+``--floor-only`` prints the floor, the network alone and kabuto's whole step for each policy in
+a minute, without pfhedge.
 
 Each library first trains once on a tiny problem (not timed), so that neither pays one-off
 start-up costs in its timings. Then every trained hedger hedges the same fresh evaluation paths,
@@ -74,7 +78,7 @@ hedge's 0.022775.
 
     python benchmarks/bench_deep_hedging.py [--repeats 3] [--pfhedge-repeats 3]
         [--quality-seeds 3] [--eval-paths 100000] [--paths 10000] [--epochs 200]
-        [--skip-pfhedge] [--references-only] [--reference-paths 1000000]
+        [--skip-pfhedge] [--references-only] [--reference-paths 1000000] [--floor-only]
 
 (--paths and --epochs shrink the problem for a quick check; the comparison is at the defaults.)
 """
@@ -95,6 +99,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -102,6 +107,8 @@ from peer_env import ensure_venv
 
 from kabuto.experiment.hedge import price_standard_error
 from kabuto.hedging import BlackScholesDelta, DeepHedger, entropic_risk, hedge_with
+from kabuto.hedging.blocked_mlp import ActivationPool, blocked_relu_mlp
+from kabuto.hedging.hedger import CPU_BLOCK
 from kabuto.sim.paths import gbm_paths
 
 PFHEDGE_VENV = Path.home() / ".cache" / "kabuto" / "bench-pfhedge"
@@ -363,13 +370,59 @@ def _product_step(policy: str, paths: int, hidden: tuple[int, ...], block: int) 
                     if i > 0 or input_grad:
                         down_grad(acts[i + 1], w)
 
-    one_step()
+    return median_seconds(one_step)
+
+
+def median_seconds(step: Callable[[], object], runs: int = 5) -> float:
+    """The median wall time of `runs` calls of `step`, after one untimed (warm-up)."""
+    step()
     times = []
-    for _ in range(5):
+    for _ in range(runs):
         start = time.perf_counter()
-        one_step()
+        step()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def network_alone(policy: str, paths: int, hidden: tuple[int, ...] = (32, 32, 32, 32)) -> float:
+    """Seconds of kabuto's network alone in one Adam step of `policy`: `blocked_relu_mlp`
+    forward and backward over the step's rows, as the deep hedger runs it (its block size and
+    activation pool), on random data: the products of the floor plus the work around them
+    (biases, ReLUs, masks, sums) with the activations written to and read back from memory. The
+    median of five steps after one untimed."""
+    n_in, n_out, calls, input_grad = FLOOR_NETWORKS[policy]
+    rows = paths * STEPS // calls
+    widths = [n_in, *hidden, n_out]
+    weights = [torch.randn(b, a).requires_grad_() for a, b in itertools.pairwise(widths)]
+    biases = [torch.zeros(b).requires_grad_() for b in widths[1:]]
+    x = torch.randn(rows, n_in).requires_grad_(input_grad)
+    pool = ActivationPool()
+
+    def one_step() -> None:
+        for _ in range(calls):
+            out = blocked_relu_mlp(x, weights, biases, CPU_BLOCK, pool)
+            out.backward(torch.ones_like(out))
+
+    return median_seconds(one_step)
+
+
+def floor_only(args: argparse.Namespace) -> None:
+    """The floor, kabuto's network alone and kabuto's whole training step, per policy."""
+    print(
+        f"ms per Adam step of {args.paths:,} paths x {STEPS} dates (median of 5; kabuto's step: "
+        f"a {args.floor_steps}-step training / {args.floor_steps}):"
+    )
+    for policy in FLOOR_NETWORKS:
+        floor = product_floor(policy, args.paths) * 1000
+        network = network_alone(policy, args.paths) * 1000
+        kabuto_train(1e-4, policy, 12345, 100, 2)  # warm-up, not timed
+        start = time.perf_counter()
+        kabuto_train(1e-4, policy, 0, args.paths, args.floor_steps)
+        step = (time.perf_counter() - start) * 1000 / args.floor_steps
+        print(
+            f"  {policy}: floor (products alone) {floor:.0f}; kabuto's network alone "
+            f"{network:.0f}; kabuto's whole step {step:.0f}"
+        )
 
 
 def paired_gap(mine: list[torch.Tensor], theirs: list[torch.Tensor]) -> tuple[float, float]:
@@ -497,8 +550,17 @@ def main() -> None:
     parser.add_argument(
         "--references-only", action="store_true", help="only the issue's price references"
     )
+    parser.add_argument(
+        "--floor-only",
+        action="store_true",
+        help="only the floor, kabuto's network alone and kabuto's step, per policy (no pfhedge)",
+    )
+    parser.add_argument("--floor-steps", type=int, default=25, help="kabuto's timed steps there")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.floor_only:
+        floor_only(args)
+        return
 
     python = None if args.skip_pfhedge or args.references_only else ensure_pfhedge()
     print(
@@ -571,9 +633,11 @@ def compare(
         )
         for name, (policy, step) in steps.items():
             floor = product_floor(policy, args.paths) * 1000
+            network = network_alone(policy, args.paths) * 1000
             print(
-                f"  {name}: floor {floor:.0f} ms; kabuto {step['kabuto']:.0f} ms, pfhedge "
-                f"{step['pfhedge']:.0f} ms; pfhedge / floor {step['pfhedge'] / floor:.1f}x"
+                f"  {name}: floor {floor:.0f} ms (kabuto's network alone {network:.0f} ms); "
+                f"kabuto {step['kabuto']:.0f} ms, pfhedge {step['pfhedge']:.0f} ms; pfhedge / "
+                f"floor {step['pfhedge'] / floor:.1f}x"
             )
         print(f"time to pfhedge's {args.epochs}-step mean price, pfhedge / kabuto:")
         for name, text in to_quality.items():

@@ -114,7 +114,7 @@ _TINY_SD = 1e-12
 # An input whose standard deviation is below this times max(|mean|, 1) is treated as constant.
 _CONSTANT_INPUT = 1e-6
 # Rows per block when a network runs over many rows on CPU (see `_Network.forward`).
-_CPU_CHUNK = 8192
+CPU_BLOCK = 8192
 
 
 # ------------------------------------------------------------------------------------ features
@@ -307,11 +307,11 @@ class _Network(nn.Module):
             linear = [layer for layer in self.layers if isinstance(layer, nn.Linear)]
             weights = [layer.weight for layer in linear]
             biases = [layer.bias for layer in linear]
-            out = blocked_relu_mlp(flat, weights, biases, _CPU_CHUNK, self._pool)
-        elif rows <= _CPU_CHUNK:
+            out = blocked_relu_mlp(flat, weights, biases, CPU_BLOCK, self._pool)
+        elif rows <= CPU_BLOCK:
             out = self.layers(flat)
         else:
-            out = torch.cat([self.layers(block) for block in flat.split(_CPU_CHUNK)])
+            out = torch.cat([self.layers(block) for block in flat.split(CPU_BLOCK)])
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
