@@ -34,7 +34,6 @@ a grid that moves the backtest's start or the data's calendar is refused before 
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import math
@@ -50,7 +49,7 @@ from kabuto.backtest import BacktestResult
 from kabuto.backtest.engine import required_history
 from kabuto.costs import cost_rates
 from kabuto.errors import ConfigError
-from kabuto.evaluation import METRIC_DEFINITIONS, leaderboard
+from kabuto.evaluation import METRIC_DEFINITIONS
 from kabuto.evaluation.leaderboard import check_benchmark_strategy
 from kabuto.experiment.config import (
     BacktestConfig,
@@ -60,6 +59,7 @@ from kabuto.experiment.config import (
     resolve_data_path,
 )
 from kabuto.experiment.executors import TrialCall, execute
+from kabuto.experiment.ranking import rank_trials
 from kabuto.experiment.run import RunProgress, build_strategies, load_panel, write_outputs
 from kabuto.experiment.store import RunStore, resolved_config, run_key
 from kabuto.staging import check_out_dir
@@ -434,6 +434,12 @@ def _same_dates(trials: list[Trial], history: int, *, start_together: bool) -> N
         )
 
 
+def _span(dates: pd.Index) -> str:
+    if len(dates) == 0:
+        return "no dates"
+    return f"{len(dates)} days, {dates[0].date()} to {dates[-1].date()}"
+
+
 def _strategy_index(path: KeyPath, entries: list[dict], names: list[str]) -> int:
     """The entry ``path[1]`` names: by label, else by its own name or its registry name."""
     wanted = path[1]
@@ -593,131 +599,6 @@ def run_sweep(
 def _advance(progress: RunProgress | None) -> None:
     if progress is not None:
         progress.advance(1)
-
-
-def rank_trials(
-    trials: list[Trial],
-    results: list[BacktestResult],
-    benchmark: str | None,
-    *,
-    n_boot: int,
-    seed: int,
-) -> tuple[BacktestResult, pd.DataFrame, dict[str, str]]:
-    """The ranked trials as one result, their leaderboard, and the trials left out as exact
-    repeats (module docstring): each scenario's trials are ranked on their own, with the
-    benchmark strategy's first trial of the scenario as its benchmark."""
-    groups: dict[str, list[int]] = {}
-    for i, trial in enumerate(trials):
-        groups.setdefault(json.dumps(trial.scenario, sort_keys=True, default=str), []).append(i)
-    boards, same_as, ranked = [], {}, []
-    for members in groups.values():
-        seen: dict[bytes, str] = {}
-        kept = []
-        for i in members:
-            returns = results[i][trials[i].strategy].net_returns.to_numpy()
-            first = seen.setdefault(returns.tobytes(), trials[i].name)
-            if first != trials[i].name:
-                same_as[trials[i].name] = first
-            else:
-                kept.append(i)
-        scenario = combine_trials([trials[i] for i in kept], [results[i] for i in kept])
-        named = next((trials[i].name for i in members if trials[i].strategy == benchmark), None)
-        boards.append(
-            leaderboard(
-                scenario,
-                benchmark_strategy=same_as.get(named, named),
-                n_boot=n_boot,
-                seed=seed,
-            )
-        )
-        ranked.extend(kept)
-    combined = combine_trials([trials[i] for i in ranked], [results[i] for i in ranked])
-    if len(boards) == 1:
-        board = boards[0]
-    else:
-        board = pd.concat(boards)
-        board.attrs = _scenario_attrs(trials, list(groups.values()), boards)
-    board.attrs["repeated_trials"] = same_as  # metrics.json says why they are not ranked
-    return combined, board, same_as
-
-
-def _scenario_attrs(
-    trials: list[Trial], groups: list[list[int]], boards: list[pd.DataFrame]
-) -> dict[str, Any]:
-    """The attrs of a board ranked scenario by scenario: what all share, and per scenario its
-    values, benchmark, trial count, SR0 and PBO (`kabuto.report.html.scenario_note`)."""
-    first = boards[0].attrs
-    per = (
-        "benchmark_strategy",
-        "n_trials",
-        "trial_sharpe_variance",
-        "expected_max_sharpe",
-        "mean_block",
-        "pbo",
-        "pbo_blocks",
-    )
-    scenarios = [
-        {"values": trials[members[0]].scenario} | {k: board.attrs.get(k) for k in per}
-        for members, board in zip(groups, boards, strict=True)
-    ]
-    return {
-        "scenario_keys": list(trials[0].scenario),
-        "scenarios": scenarios,
-        **{k: first.get(k) for k in ("n_boot", "level", "seed")},
-    }
-
-
-def combine_trials(trials: list[Trial], results: list[BacktestResult]) -> BacktestResult:
-    """The trials as one result, each strategy renamed to its trial's name (`plan_trials`
-    put them all on the same dates)."""
-    records = {
-        trial.name: dataclasses.replace(result[trial.strategy], name=trial.name)
-        for trial, result in zip(trials, results, strict=True)
-    }
-    return BacktestResult(
-        strategies=records,
-        settings=_swept_settings(trials, results),
-        data_source=_joined(r.data_source for r in results),
-        survivorship_caveat=_joined(r.survivorship_caveat for r in results) or None,
-        benchmark_returns=_common_benchmark(results),
-    )
-
-
-def _span(dates: pd.Index) -> str:
-    if len(dates) == 0:
-        return "no dates"
-    return f"{len(dates)} days, {dates[0].date()} to {dates[-1].date()}"
-
-
-def _joined(texts: Any) -> str:
-    return "; ".join(dict.fromkeys(t for t in texts if t))
-
-
-def _swept_settings(trials: list[Trial], results: list[BacktestResult]) -> dict:
-    """The backtest settings, a swept one as the list of its values; each trial's strategy
-    settings under its name."""
-    backtests = [r.settings.get("backtest", {}) for r in results]
-    merged = {}
-    for key in backtests[0]:
-        values = []
-        for settings in backtests:
-            if settings.get(key) not in values:
-                values.append(settings.get(key))
-        merged[key] = values[0] if len(values) == 1 else values
-    strategies = {
-        t.name: r.settings.get("strategies", {}).get(t.strategy, {})
-        for t, r in zip(trials, results, strict=True)
-    }
-    return {"backtest": merged, "strategies": strategies}
-
-
-def _common_benchmark(results: list[BacktestResult]) -> pd.Series | None:
-    first = results[0].benchmark_returns
-    for result in results[1:]:
-        other = result.benchmark_returns
-        if (first is None) != (other is None) or (first is not None and not first.equals(other)):
-            return None  # trials on different data: no one benchmark
-    return first
 
 
 def _trial_table(
