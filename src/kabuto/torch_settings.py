@@ -16,7 +16,7 @@ import torch
 from kabuto.errors import ConfigError
 from kabuto.settings import check_choice, check_int
 
-__all__ = ["DEVICES", "TorchSettingsMixin", "seeded_cpu_rng"]
+__all__ = ["DEVICES", "TorchSettingsMixin", "seeded_cpu_rng", "torch_threads"]
 
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -34,6 +34,18 @@ def seeded_cpu_rng(seed: int) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with `threads` torch threads (None: as they are), then restore the caller's count."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class TorchSettingsMixin:
     """`device` ("cpu", "cuda", "auto") and `num_threads` (None or an int >= 1) settings."""
 
@@ -47,16 +59,9 @@ class TorchSettingsMixin:
         if self.num_threads is not None:
             check_int(owner, "num_threads", self.num_threads, 1)
 
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
+    def _threads(self) -> contextlib.AbstractContextManager[None]:
         """Run with `num_threads` torch threads, restoring the previous count."""
-        before = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+        return torch_threads(self.num_threads)
 
     def _torch_device(self) -> torch.device:
         if self.device == "auto":

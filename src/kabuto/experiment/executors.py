@@ -24,6 +24,7 @@ from kabuto.errors import ConfigError, KabutoError
 from kabuto.experiment.config import RunConfig
 from kabuto.experiment.run import build_strategies, load_panel, walk_forward
 from kabuto.experiment.store import RunStore
+from kabuto.torch_settings import torch_threads
 
 __all__ = ["TrialCall", "execute", "run_trial"]
 
@@ -62,13 +63,9 @@ def run_trial(call: TrialCall) -> str:
 
 @contextmanager
 def _threads(threads: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(threads):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    """Torch's threads and the BLAS and OpenMP pools', restored after."""
+    with torch_threads(threads), threadpool_limits(threads):
+        yield
 
 
 def execute(calls: list[TrialCall], executor: str, jobs: int, done: Callable[[], None]) -> None:
