@@ -603,6 +603,20 @@ def _set(path: str, value):
         ("Mistake.triggerTime", -1, r"Mistake\.triggerTime = -1"),
         ("Mistake.target", ["Market"], r"Mistake\.target = \['Market'\]"),
         ("Halt.targetMarkets", "Market", r"Halt\.targetMarkets = 'Market'"),
+        # values kabuto's own validation refuses are named as the PAMS file spells them
+        (
+            "Market.fundamentalVolatility",
+            -1.0,
+            r"Market\.fundamentalVolatility = -1\.0: .* equal to 0",
+        ),
+        ("Market.tickSize", 0, r"Market\.tickSize = 0: "),
+        ("FCNAgents.numAgents", 0, r"FCNAgents\.numAgents = 0: "),
+        ("FCNAgents.timeWindowSize", [5], r"FCNAgents\.timeWindowSize = \[5\]: "),
+        ("simulation.sessions.0.maxNormalOrders", -1, r"sessions\[0\]\.maxNormalOrders = -1: "),
+        ("Mistake.orderVolume", 0, r"Mistake\.orderVolume = 0: "),
+        ("Halt.haltingTimeLength", 0, r"Halt\.haltingTimeLength = 0: "),
+        # a rule across a group's keys names the group, without dumping the whole table
+        ("FCNAgents.noiseScale", -0.1, r"config: FCNAgents: noise_scale must not be negative$"),
     ],
 )
 def test_malformed_pams_values_are_named(path, value, match):

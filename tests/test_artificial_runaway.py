@@ -9,6 +9,7 @@ report shows it as a caveat.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 import warnings
@@ -23,11 +24,13 @@ from kabuto.errors import KabutoWarning
 from kabuto.report.simulation import first_executing_step, render_report
 from kabuto.sim.artificial import SimulationConfig, parse_simulation, simulate
 from kabuto.sim.artificial.engine import CLOSE, FUNDAMENTAL, NO_BAND
+from kabuto.sim.artificial.pams import read_pams_config
 from kabuto.sim.artificial.runner import runaway_note
 
 runner = CliRunner()
 
 TICK = 0.01
+CI2002 = Path(__file__).resolve().parents[1] / "examples" / "pams_ci2002.json"
 LIMIT = NO_BAND * TICK  # 4.6e16: the price every higher order is clipped to
 
 # Two markets, 20 FCN agents spread over them, a pre-open and 280 continuous steps. "Calm" keeps
@@ -127,3 +130,17 @@ def test_the_cli_prints_one_warning_line_and_still_succeeds(tmp_path: Path):
     assert "volatility = 2 is per step" in lines[0] and "meaningless" in lines[0]
     assert (out / "steps.parquet").exists() and (out / "report.html").exists()
     assert 'id="runaway-caveat"' in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_pams_config_is_told_its_own_key(tmp_path: Path):
+    # PAMS's CI2002 sample with a fundamental volatility of 2.0 a step: the note names the key
+    # the JSON file has (Market.fundamentalVolatility), not kabuto's `volatility`
+    pams = json.loads(CI2002.read_text())
+    pams["Market"]["fundamentalVolatility"] = 2.0
+    pams["simulation"]["sessions"][1]["iterationSteps"] = 200
+    with pytest.warns(KabutoWarning) as record:
+        result = simulate(read_pams_config(pams), seed=0, runs=1)
+    (note,) = _runaway(record)
+    assert "Market.fundamentalVolatility = 2 is per step, not annual" in note, note
+    assert "volatility = 2" not in note.replace("fundamentalVolatility = 2", "")
+    assert runaway_note(result) == note

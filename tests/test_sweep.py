@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shutil
+import socket
 import tomllib
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from kabuto.backtest import WalkForward
 from kabuto.cli.main import app
-from kabuto.errors import ConfigError, StoreError
+from kabuto.errors import ConfigError, KabutoError, StoreError
 from kabuto.evaluation.overfitting import probability_of_backtest_overfitting
 from kabuto.experiment import executors
 from kabuto.experiment import store as store_module
@@ -537,6 +538,18 @@ def test_ray_gives_the_same_trials_and_errors_as_processes(tmp_path, ray):
     with pytest.raises(ConfigError, match=r"sweep trial 'EigenPortfolio \[component=7\]': "):
         run_sweep(bad, store=tmp_path / "bad")
     assert len(RunStore(tmp_path / "bad").runs()) == 2  # the finished trials are kept
+
+
+def test_an_unreachable_ray_address_is_refused_in_seconds(tmp_path, ray, monkeypatch):
+    # Ray itself retries a head that does not answer for minutes; kabuto asks the port first
+    with socket.socket() as probe:  # a port of this machine that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    config = sweep_config({"backtest.costs_bps": [5.0, 20.0]}, executor="ray")
+    with pytest.raises(KabutoError, match=rf"RAY_ADDRESS = '127.0.0.1:{port}': nothing answers"):
+        run_sweep(config, store=tmp_path / "s")
+    assert not ray.is_initialized()
 
 
 def test_swept_costs_are_named_in_the_report_and_zero_costs_get_the_caveat(tmp_path):

@@ -12,6 +12,7 @@ import datetime
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,8 +83,20 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | 
     return tuple(kept), (candidates[0] if len(candidates) == 1 else None)
 
 
-def validate(model: type[M], raw: dict[str, Any], *, source: str = "config") -> M:
-    """Validate a config mapping; errors name the key and the allowed values."""
+def validate(
+    model: type[M],
+    raw: dict[str, Any],
+    *,
+    source: str = "config",
+    spell: Callable[[tuple], str] | None = None,
+) -> M:
+    """Validate a config mapping; errors name the key and the allowed values.
+
+    `spell` writes a key's location (e.g. ``("markets", 0, "volatility")``) as the user's file
+    spells it, for a mapping translated from another format (PAMS's JSON); by default the
+    location is dotted.
+    """
+    spell = spell or _dotted
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -97,7 +110,7 @@ def validate(model: type[M], raw: dict[str, Any], *, source: str = "config") -> 
             allowed = ", ".join(parent.model_fields) if parent is not None else ""
             raise ConfigError(f"{source}: unknown key {key!r}; allowed keys: {allowed}") from None
         loc, _ = _walk(model, first["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
+        key = spell(loc) or "(top level)"
         if first["type"] == "missing":
             raise ConfigError(f"{source}: {key} is required") from None
         # A value may fail every member of a union (a number or a table): say all of them.
@@ -110,7 +123,14 @@ def validate(model: type[M], raw: dict[str, Any], *, source: str = "config") -> 
             raise ConfigError(f"{source}: {_unquoted_date(loc, value)}") from None
         if not loc:  # a rule across keys (a model validator): the message names them
             raise ConfigError(f"{source}: {message}") from None
+        if isinstance(value, dict) and first["type"] == "value_error":
+            # a rule across a table's keys: the message names them; the table is noise
+            raise ConfigError(f"{source}: {key}: {message}") from None
         raise ConfigError(f"{source}: {key} = {first.get('input')!r}: {message}") from None
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
 
 
 def _unquoted_date(loc: tuple, value: datetime.date | datetime.time) -> str:

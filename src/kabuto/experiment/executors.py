@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -109,6 +110,27 @@ def _in_processes(calls: list[TrialCall], jobs: int, done: Callable[[], None]) -
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: Seconds to wait for a TCP answer from ``RAY_ADDRESS`` before refusing it (Ray itself
+#: retries an unreachable head for minutes).
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def _check_reachable(address: str | None) -> None:
+    """Refuse, in seconds, a ``RAY_ADDRESS`` of the form ``[ray://]host:port`` where nothing
+    answers; other forms (unset, ``auto``, ``local``) are Ray's to resolve."""
+    host, _, port = (address or "").removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise KabutoError(
+            f"RAY_ADDRESS = {address!r}: nothing answers there ({exc.strerror or exc}); start the "
+            "cluster's head (ray start --head), fix the address, or unset RAY_ADDRESS to run on a "
+            "local Ray"
+        ) from None
+
+
 def _on_ray(calls: list[TrialCall], jobs: int, done: Callable[[], None]) -> None:
     """Ray tasks of `threads` CPUs each, at most `jobs` at once, on the cluster ``RAY_ADDRESS``
     names (else a local one). Its workers need kabuto installed and the store on a file
@@ -121,7 +143,9 @@ def _on_ray(calls: list[TrialCall], jobs: int, done: Callable[[], None]) -> None
             "executor = 'processes')"
         ) from None
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False, logging_level="ERROR")
+        address = os.environ.get("RAY_ADDRESS")
+        _check_reachable(address)
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     remote = ray.remote(num_cpus=calls[0].threads)(run_trial)
     waiting, running, names = list(reversed(calls)), [], {}
     try:

@@ -54,11 +54,12 @@ Parameter distributions use PAMS's JSON notation: a number (a constant), ``[a, b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
 
 from kabuto.errors import ConfigError
 from kabuto.sim.artificial.garch_agents import GarchMarket, analytic_garch
@@ -417,6 +418,16 @@ class SimulationConfig(StrictValues):
     sessions: list[SessionSpec] = Field(min_length=1)
     correlations: list[tuple[str, str, float]] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
+    # How the file spells a key's location, for configs read from PAMS's JSON (`spelled`).
+    _spell: Callable[[tuple], str] | None = PrivateAttr(default=None)
+
+    def spelled(self, *loc: str | int) -> str:
+        """The key at `loc` (e.g. ``"markets", 0, "volatility"``) as the config file writes it.
+
+        kabuto's own configs: the key's name (``volatility``); a PAMS JSON config: its block and
+        PAMS's key (``Market.fundamentalVolatility``).
+        """
+        return str(loc[-1]) if self._spell is None else self._spell(loc)
 
     @field_validator("correlations", mode="before")
     @classmethod
@@ -519,9 +530,13 @@ class SimulationConfig(StrictValues):
         return corr
 
 
-def parse_simulation(raw: dict[str, Any], *, source: str = "config") -> SimulationConfig:
-    """Validate a simulation config mapping (errors name the key)."""
-    return validate(SimulationConfig, raw, source=source)
+def parse_simulation(
+    raw: dict[str, Any], *, source: str = "config", spell: Callable[[tuple], str] | None = None
+) -> SimulationConfig:
+    """Validate a simulation config mapping (errors name the key, as `spell` writes it)."""
+    config = validate(SimulationConfig, raw, source=source, spell=spell)
+    config._spell = spell
+    return config
 
 
 def load_simulation(path: str | Path) -> SimulationConfig:

@@ -80,6 +80,56 @@ _SESSION_KEYS = {
 }
 _SIMULATION_KEYS = {"markets", "agents", "sessions", "fundamentalCorrelations"}
 
+# kabuto's keys as PAMS spells them, for errors and notes that name a key of the file.
+_MARKET_SPELLING = {
+    "tick_size": "tickSize",
+    "price": "marketPrice",
+    "fundamental": "fundamentalPrice",
+    "drift": "fundamentalDrift",
+    "volatility": "fundamentalVolatility",
+}
+_FCN_SPELLING = {"count": "numAgents"} | {k: p for p, k in _FCN_KEYS.items() if k is not None}
+_SESSION_SPELLING = {
+    "steps": "iterationSteps",
+    "orders": "withOrderPlacement",
+    "execute": "withOrderExecution",
+    "orders_per_step": "maxNormalOrders",
+}
+
+
+class _Spelling:
+    """kabuto's key locations written as the PAMS file's.
+
+    ``("markets", 0, "volatility")`` -> ``Market.fundamentalVolatility``: each item of kabuto's
+    lists comes from one PAMS block (a market group, an agent group, a session, an event),
+    recorded as the reader translates it.
+    """
+
+    def __init__(self) -> None:
+        self.blocks: dict[str, list[tuple[str, dict[str, str]]]] = {
+            "markets": [],
+            "agents": [],
+            "sessions": [],
+            "events": [],
+        }
+
+    def __eq__(self, other: object) -> bool:  # configs read from one file compare equal
+        return isinstance(other, _Spelling) and other.blocks == self.blocks
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __call__(self, loc: tuple) -> str:
+        items = self.blocks.get(loc[0], []) if loc else []
+        if len(loc) >= 2 and isinstance(loc[1], int) and loc[1] < len(items):
+            block, keys = items[loc[1]]
+            rest = [keys.get(loc[2], loc[2]), *loc[3:]] if len(loc) > 2 else []
+            return ".".join(str(p) for p in (block, *rest))
+        if loc[:1] == ("correlations",):
+            return ".".join(
+                str(p) for p in ("simulation.fundamentalCorrelations.pairwise", *loc[1:])
+            )
+        return ".".join(str(p) for p in loc)
+
 
 def _block(raw: dict[str, Any], name: str, source: str, seen: tuple[str, ...] = ()) -> dict:
     """A top-level block with its ``extends`` chain resolved (child keys win)."""
@@ -135,7 +185,9 @@ def _check_keys(block: dict, allowed, where: str, source: str) -> None:
         )
 
 
-def _markets(raw: dict, names: list[str], source: str) -> tuple[list[dict], dict[str, list]]:
+def _markets(
+    raw: dict, names: list[str], source: str, spelling: _Spelling
+) -> tuple[list[dict], dict[str, list]]:
     markets, groups = [], {}
     for group in names:
         block = _block(raw, group, source)
@@ -154,6 +206,7 @@ def _markets(raw: dict, names: list[str], source: str) -> tuple[list[dict], dict
         members = [prefix if count == 1 else f"{prefix}{i}" for i in range(count)]
         groups[group] = members
         for member in members:
+            spelling.blocks["markets"].append((group, _MARKET_SPELLING))
             markets.append(
                 {
                     "name": member,
@@ -167,7 +220,9 @@ def _markets(raw: dict, names: list[str], source: str) -> tuple[list[dict], dict
     return markets, groups
 
 
-def _agents(raw: dict, names: list[str], groups: dict[str, list], source: str) -> list[dict]:
+def _agents(
+    raw: dict, names: list[str], groups: dict[str, list], source: str, spelling: _Spelling
+) -> list[dict]:
     agents = []
     for group in names:
         block = _block(raw, group, source)
@@ -188,6 +243,7 @@ def _agents(raw: dict, names: list[str], groups: dict[str, list], source: str) -
         if unknown:
             raise ConfigError(f"{source}: {group}.markets names unknown market group(s) {unknown}")
         spec["markets"] = [m for g in traded for m in groups[g]]
+        spelling.blocks["agents"].append((group, _FCN_SPELLING))
         agents.append(spec)
     return agents
 
@@ -220,7 +276,9 @@ _EVENTS: dict[str, tuple[str, dict[str, str]]] = {
 _NO_EFFECT_EVENT_KEYS = {"OrderMistakeShock": {"agent"}}
 
 
-def _event(raw: dict, name: str, start: int, groups: dict, source: str) -> dict | None:
+def _event(
+    raw: dict, name: str, start: int, groups: dict, source: str, spelling: _Spelling
+) -> dict | None:
     """A kabuto event from a PAMS event block (None if it is disabled)."""
     block = _block(raw, name, source)
     kind = block.get("class")
@@ -246,6 +304,9 @@ def _event(raw: dict, name: str, start: int, groups: dict, source: str) -> dict 
     if "markets" in event:
         targets = _names(event["markets"], f"{name}.targetMarkets", source)
         event["markets"] = [m for g in targets for m in groups.get(g, [g])]
+    spelling.blocks["events"].append(
+        (name, {k: p for p, k in keys.items()} | {"step": "triggerTime"})
+    )
     return event
 
 
@@ -266,13 +327,18 @@ def read_pams_config(path: str | Path | dict[str, Any]) -> SimulationConfig:
     if not isinstance(simulation, dict):
         raise ConfigError(f"{source}: a PAMS config needs a 'simulation' object")
     _check_keys(simulation, _SIMULATION_KEYS, "simulation", source)
+    spelling = _Spelling()
     markets, groups = _markets(
-        raw, _names(simulation.get("markets", []), "simulation.markets", source), source
+        raw, _names(simulation.get("markets", []), "simulation.markets", source), source, spelling
     )
     agents = _agents(
-        raw, _names(simulation.get("agents", []), "simulation.agents", source), groups, source
+        raw,
+        _names(simulation.get("agents", []), "simulation.agents", source),
+        groups,
+        source,
+        spelling,
     )
-    sessions, events = _sessions(raw, simulation, groups, source)
+    sessions, events = _sessions(raw, simulation, groups, source, spelling)
     config = {
         "markets": markets,
         "agents": agents,
@@ -280,11 +346,11 @@ def read_pams_config(path: str | Path | dict[str, Any]) -> SimulationConfig:
         "correlations": _correlations(simulation, source),
         "events": events,
     }
-    return parse_simulation(config, source=source)
+    return parse_simulation(config, source=source, spell=spelling)
 
 
 def _sessions(
-    raw: dict, simulation: dict, groups: dict, source: str
+    raw: dict, simulation: dict, groups: dict, source: str, spelling: _Spelling
 ) -> tuple[list[dict], list[dict]]:
     """kabuto's sessions and events from ``simulation.sessions`` (event times made absolute)."""
     listed = simulation.get("sessions", [])
@@ -297,11 +363,12 @@ def _sessions(
         where = f"simulation.sessions[{i}]"
         _check_keys(_object(session, where, source), _SESSION_KEYS | {"events"}, where, source)
         for name in _names(session.get("events", []), f"{where}.events", source):
-            event = _event(raw, name, start, groups, source)
+            event = _event(raw, name, start, groups, source, spelling)
             if event is not None:
                 events.append(event)
         steps = _whole(session.get("iterationSteps"), f"{where}.iterationSteps", source, 1)
         start += steps
+        spelling.blocks["sessions"].append((where, _SESSION_SPELLING))
         sessions.append(
             {
                 "name": str(session.get("sessionName", i)),

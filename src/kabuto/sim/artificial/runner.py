@@ -771,7 +771,8 @@ def runaway_note(result: SimulationResult) -> str | None:
     """
     prices = result.prices
     n_runs = prices.shape[0]
-    markets = result.config.markets
+    config = result.config
+    markets = config.markets
     parts = []
     for m, market in enumerate(markets):
         tick = market.tick_size
@@ -799,15 +800,29 @@ def runaway_note(result: SimulationResult) -> str | None:
                 f"its price reached (or came within a factor {RUNAWAY_FACTOR:g} of) the engine's "
                 f"price limit ({NO_BAND * tick:.3g} = 2**62 ticks; higher orders are clipped to it)"
             )
+        # the keys as the user's file writes them (a PAMS JSON config spells them its way)
+        volatility = config.spelled("markets", m, "volatility")
+        drift = config.spelled("markets", m, "drift")
         example = (
             f"examples/artificial_market.toml uses volatility = {EXAMPLE_VOLATILITY:g}; an "
             "annual volatility s is about s / sqrt(steps a year) per step"
         )
         if not fundamental_hit.any():  # the agents drove the price off a sane fundamental
+            tame = ", ".join(
+                dict.fromkeys(
+                    config.spelled(kind, i, key)
+                    for kind, items, key in (
+                        ("agents", config.agents, "chart_weight"),
+                        ("sessions", config.sessions, "orders_per_step"),
+                    )
+                    for i in range(len(items))
+                    if kind == "sessions" or getattr(items[i], key, None) is not None
+                )
+            )
             cause = (
                 "its fundamental stayed in range, so the agents pushed the price off it: tame them "
-                "(chart weights, orders_per_step, a market maker's spread), or check the "
-                f"market's volatility = {market.volatility:g}, which is per step ({example})"
+                f"({tame}, a market maker's spread), or check the market's {volatility} = "
+                f"{market.volatility:g}, which is per step ({example})"
             )
         elif market.components:  # an index: no process of its own
             cause = (
@@ -815,11 +830,11 @@ def runaway_note(result: SimulationResult) -> str | None:
                 f"volatility, which is per step, not annual ({example})"
             )
         else:
-            cause = f"volatility = {market.volatility:g} is per step, not annual: lower it"
+            cause = f"{volatility} = {market.volatility:g} is per step, not annual: lower it"
             if market.drift:
                 cause = (
-                    f"volatility = {market.volatility:g} and drift = {market.drift:g} are per "
-                    "step, not annual: lower them"
+                    f"{volatility} = {market.volatility:g} and {drift} = {market.drift:g} are "
+                    "per step, not annual: lower them"
                 )
             cause += f" ({example})"
         parts.append(
