@@ -109,8 +109,8 @@ def reference_backtest(panel, targets: dict[int, np.ndarray], first, last, rates
     """Day-by-day dollar accounting, written independently of the engine.
 
     Holds dollar positions; at the close of a decision date trades to the target (cost pro rata
-    on the whole book); an asset past its last price is sold at that price (same cost rate).
-    Returns the daily net returns of dates first+1..last.
+    on the whole book); an asset past its last price is sold at that price, the cost (same
+    rate) paid out of the proceeds. Returns the daily net returns of dates first+1..last.
     """
     n = panel.n_assets
     pos, cash = np.zeros(n), 1.0
@@ -129,11 +129,8 @@ def reference_backtest(panel, targets: dict[int, np.ndarray], first, last, rates
             cash = wealth - pos.sum()
         for i in range(n):  # delisting sales at the close of the last priced day
             if panel.last_valid[i] == t and pos[i] != 0:
-                sold = pos[i]
-                cash, pos[i] = cash + sold, 0.0
-                scale = 1.0 - rates[i] * abs(sold) / wealth
-                pos, cash = pos * scale, cash * scale
-                wealth *= scale
+                cash += pos[i] - rates[i] * abs(pos[i])
+                pos[i] = 0.0
         r = panel.returns[t + 1]
         pos = pos * (1.0 + np.where(np.isfinite(r), r, 0.0))
     net.append((cash + pos.sum()) / prev_wealth - 1.0)

@@ -14,6 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 from kabuto.backtest import WalkForward
 from kabuto.backtest.schedule import retrain_flags, schedule_indices
+from kabuto.data import Panel
 from kabuto.errors import ConfigError, ConstraintError, DataError
 from kabuto.strategies.base import Strategy
 
@@ -128,6 +129,48 @@ def test_delisting_sales_count_in_turnover():
     extra = record.turnover - traded
     assert extra[extra > 1e-15].index.tolist() == [panel.dates[59], panel.dates[79]]
     assert extra[panel.dates[79]] == pytest.approx(record.costs[panel.dates[85]] / 25e-4)
+
+
+def test_a_delisting_sale_pays_its_cost_out_of_the_proceeds():
+    # A and B held 50/50; B takes its last price on row 3 and is sold at 1000 bps; A then
+    # rises 50%. By hand: the fee (10% of B's 0.475) comes out of the cash the sale raised, so
+    # A's 0.475 is untouched: wealth 0.475 * 1.5 + 0.4275 = 1.14 (a haircut on the whole book,
+    # as the engine once charged, shrinks A too: 1.128).
+    prices = pd.DataFrame(
+        {"A": [100.0] * 5 + [150.0] * 3, "B": [100.0] * 4 + [np.nan] * 4},
+        index=pd.bdate_range("2021-01-04", periods=8),
+    )
+    panel = Panel(prices)
+    half = EqualWeight()
+    half.lookback = 1  # decides on row 1
+    result = WalkForward(rebalance=100, costs_bps={"A": 0.0, "B": 1000.0}).run(panel, [half])
+    net = result["EqualWeight"].net_returns
+    bought = 1.0 - 0.1 * 0.5  # the first trade pays 10% on B's half
+    assert net.index[0] == panel.dates[2]  # the first return after the decision
+    wealth = np.cumprod(1.0 + net.to_numpy())
+    held, cash = 0.5 * bought, 0.5 * bought * 0.9
+    np.testing.assert_allclose(wealth[:4], [bought, bought, held + cash, 1.5 * held + cash])
+    np.testing.assert_allclose(wealth[-1], 1.14, rtol=1e-14)
+
+
+def test_two_delistings_on_one_day_each_pay_from_their_own_proceeds():
+    # A2 and A3 take their last prices on the same day, at different cost rates
+    r = _noise(120, 5, seed=11)
+    r[70:, 2] = np.nan
+    r[70:, 3] = np.nan
+    panel = panel_from_returns(r)
+    costs = {"A0": 5.0, "A1": 5.0, "A2": 40.0, "A3": 90.0, "A4": 5.0}
+    result = WalkForward(rebalance=10, costs_bps=costs).run(panel, [RandomWeights(lookback=9)])
+    record = result["RandomWeights"]
+    first = panel.dates.get_loc(record.target_weights.index[0])
+    rates = np.array(list(costs.values())) * 1e-4
+    expected = reference_backtest(
+        panel, _targets(result, panel, "RandomWeights"), first, 119, rates
+    )
+    np.testing.assert_allclose(record.net_returns.to_numpy(), expected, rtol=0, atol=1e-13)
+    # the day's cost is the sum of the two sales' (no product term)
+    drifted = record.drifted_weights.loc[panel.dates[79]]
+    assert drifted[["A2", "A3"]].eq(0).all()
 
 
 class Flip(Strategy):

@@ -701,6 +701,56 @@ def test_long_form_row_without_asset(tmp_path):
         load_prices(path)
 
 
+def test_long_form_asset_codes_keep_their_leading_zeros(tmp_path):
+    # Hong Kong and Korean codes: 0700 is not 700, and 0005 and 005 are two assets
+    text = "date,asset,close\n2020-01-02,0700,1\n2020-01-03,0700,2\n2020-01-02,005,5\n"
+    path = write(
+        tmp_path, "l.csv", text + "2020-01-03,005,6\n2020-01-02,0005,7\n2020-01-03,0005,8\n"
+    )
+    panel = load_prices(path)
+    assert panel.assets == ("0005", "005", "0700")
+    np.testing.assert_array_equal(panel.prices[:, 2], [1.0, 2.0])
+
+
+def test_times_of_day_are_dropped_so_a_day_is_one_date(tmp_path):
+    # long form, each asset stamped at its own second: one date a day, not two half-filled
+    rows = "".join(
+        f"2020-01-0{d} 16:00:00,A,{100 + d}\n2020-01-0{d} 16:00:05,B,{50 + d}\n"
+        for d in range(2, 7)
+    )
+    panel = load_prices(write(tmp_path, "l.csv", "date,asset,close\n" + rows))
+    assert list(panel.dates) == list(pd.date_range("2020-01-02", "2020-01-06"))
+    assert panel.ffilled == {"A": 0, "B": 0}
+    # wide form, two stamps on one day: a repeated date, and the message says why
+    path = write(
+        tmp_path, "w.csv", "date,A\n2020-01-02 09:00,1\n2020-01-02 16:00,2\n2020-01-03 16:00,3\n"
+    )
+    with pytest.raises(DataError, match=r"2020-01-02 appears more than once .*times of day"):
+        load_prices(path)
+
+
+def test_utc_offsets_that_change_across_daylight_saving_keep_wall_clock_dates(tmp_path):
+    # pandas reads mixed offsets only as UTC, where 20:00-05:00 would become the next day
+    text = (
+        "date,A\n2020-03-06T20:00:00-05:00,1\n2020-03-09T20:00:00-04:00,2\n"
+        "2020-03-10T20:00:00-04:00,3\n"
+    )
+    panel = load_prices(write(tmp_path, "w.csv", text))
+    assert [d.date().isoformat() for d in panel.dates] == ["2020-03-06", "2020-03-09", "2020-03-10"]
+    path = write(tmp_path, "bad.csv", text.replace("2020-03-09T", "2020-13-09T"))
+    with pytest.raises(DataError, match=r"'2020-13-09T20:00:00-04:00' at data row 2"):
+        load_prices(path)
+
+
+def test_a_second_date_column_is_not_read_as_prices(tmp_path):
+    # to_numeric would read datetimes as nanoseconds since 1970: prices of about 1.6e18
+    dates = pd.date_range("2020-01-01", periods=3)
+    path = tmp_path / "two.parquet"
+    pd.DataFrame({"date": dates, "A": [1.0, 2.0, 3.0], "Date": dates}).to_parquet(path)
+    with pytest.raises(DataError, match=r"asset 'Date' .*holds dates or times"):
+        load_prices(path)
+
+
 def test_single_date_file_is_rejected_by_panel_with_path(tmp_path):
     path = write(tmp_path, "one.csv", "date,A\n2020-01-02,1\n")
     with pytest.raises(DataError, match=r"one\.csv.*at least 2 dates"):

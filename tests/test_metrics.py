@@ -123,6 +123,12 @@ def test_constant_return_closed_forms(daily: float) -> None:
     np.testing.assert_allclose(m.total_return(r), (1.0 + daily) ** 504 - 1.0, rtol=1e-12)
     assert m.volatility(r) == 0.0
     assert m.sharpe(r) == np.sign(daily) * np.inf
+    # constant but for rounding (a net return computed as (1 + g)(1 - c) - 1): the same, not
+    # a Sharpe ratio of about 1e15 from a standard deviation of about 1e-17
+    rounded = r.copy()
+    rounded[::2] *= 1.0 - 2e-14
+    assert np.std(rounded) > 0.0
+    assert m.volatility(rounded) == 0.0 and m.sharpe(rounded) == np.sign(daily) * np.inf
     assert m.hit_rate(r) == (1.0 if daily > 0 else 0.0)
     np.testing.assert_allclose(m.cvar(r), daily, rtol=1e-12)
     if daily > 0:

@@ -502,10 +502,14 @@ def test_too_many_zero_variance_resamples_raise() -> None:
 
 
 @pytest.mark.parametrize("daily", [0.001, 0.0])
-def test_constant_returns_have_no_interval_or_test(daily: float) -> None:
+@pytest.mark.parametrize("rounding", [0.0, 2e-14])
+def test_constant_returns_have_no_interval_or_test(daily: float, rounding: float) -> None:
     # Zero variance overall: sharpe is +-inf (nan for zeros) and there is nothing to infer
-    # about -- nan, without the RuntimeWarnings np.quantile gave on the inf replicates.
+    # about -- nan, without the RuntimeWarnings np.quantile gave on the inf replicates. So also
+    # for returns constant but for rounding (a PSR of 1.000 and a Sharpe of 1e15 before).
     constant = np.full(50, daily)
+    constant[::2] *= 1.0 - rounding
+    assert np.isnan(probabilistic_sharpe_ratio(constant))
     other = np.random.default_rng(1).normal(0.0005, 0.01, 50)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -377,31 +377,37 @@ class WalkForward:
                 # of the assets it would dominate the tiny wealth left and fake a cash position.
                 cash = 0.0
             wealth = cash + values.sum(axis=1)
-            if (wealth <= 0).any():
-                day = t + 1 + int(np.argmax(wealth <= 0))
+
+            # Delisted inside the segment: sold at the last price, paying the same cost rate
+            # out of the proceeds (cash, which earns nothing: the other positions are not
+            # touched). fee[m] is paid at the close of date t + m, per unit of wealth after the
+            # trade at t. The notional sold counts, like a trade's, as a fraction of that
+            # day's wealth before costs, and is turnover of this segment's rebalance.
+            fee = np.zeros(stop - t)
+            gone = np.flatnonzero(
+                (panel.last_valid >= t) & (panel.last_valid < stop) & (target != 0)
+            )
+            for i in sorted(gone, key=lambda i: panel.last_valid[i]):
+                m = int(panel.last_valid[i]) - t
+                value = abs(target[i]) if m == 0 else abs(values[m - 1, i])
+                # that day's wealth before its costs: before the trade on t, else net of the
+                # fees paid on earlier days
+                day_wealth = 1.0 / (1.0 - trade) if m == 0 else wealth[m - 1] - fee[:m].sum()
+                costs[t + m - first] += rates[i] * value / day_wealth
+                delisted[k] += value / day_wealth
+                fee[m] += rates[i] * value
+            paid = np.cumsum(fee)  # paid[m]: the fees paid by the close of date t + m
+            before = wealth - paid  # wealth on dates t+1..stop before that day's fees
+            if (before <= 0).any():
+                day = t + 1 + int(np.argmax(before <= 0))
                 raise ConstraintError(
                     f"strategy {name!r} lost all its wealth on {panel.dates[day].date()} "
                     "(short positions); lower max_leverage"
                 )
-            gross[t - first : stop - first] = wealth / np.concatenate([[1.0], wealth[:-1]]) - 1.0
-            held = values[-1] / wealth[-1]
-
-            # Delisted inside the segment: sold at the last price, paying the same cost rate.
-            # The notional sold counts, like a trade's, as a fraction of that day's wealth
-            # before costs, and is turnover of this segment's rebalance.
-            gone = np.flatnonzero(
-                (panel.last_valid >= t) & (panel.last_valid < stop) & (target != 0)
-            )
-            for i in gone:
-                day = int(panel.last_valid[i])
-                if day == t:
-                    # sold right after the trade: what the wealth left after its cost bought
-                    sold = abs(target[i]) * (1.0 - trade)
-                else:  # the position as drifted to its last price
-                    sold = abs(values[day - t - 1, i] / wealth[day - t - 1])
-                costs[day - first] += rates[i] * sold
-                delisted[k] += sold
-                held[i] = 0.0  # the sale proceeds are cash now
+            after = np.concatenate([[1.0 - paid[0]], before[:-1] - fee[1:]])  # after the fees
+            gross[t - first : stop - first] = before / after - 1.0
+            held = values[-1] / before[-1]
+            held[gone] = 0.0  # the sale proceeds are cash now
 
         _check_costs(name, costs, panel.dates[first:last])
         dates = panel.dates[first + 1 : last + 1]

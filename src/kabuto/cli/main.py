@@ -116,7 +116,8 @@ def _leaderboard_table(
         cells = []
         for key, _, fmt in columns:
             if key == "sharpe_ci":
-                cells.append(f"{row['sharpe_ci_low']:.2f} to {row['sharpe_ci_high']:.2f}")
+                low, high = row["sharpe_ci_low"], row["sharpe_ci_high"]
+                cells.append(f"{low:.2f} to {high:.2f}" if pd.notna(low) else "-")
             else:
                 cells.append(fmt.format(row[key]) if key in row and pd.notna(row[key]) else "-")
         table.add_row(Text(str(name)), *cells)  # a label's "[...]" is not markup

@@ -217,8 +217,10 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
         raise DataError(f"{source}: the file is empty")
     try:
         if format == "csv":
-            _check_header(path)
-            return pd.read_csv(path, skipinitialspace=True)
+            header = _check_header(path)
+            # asset codes are text: 0700 (a Hong Kong code) is not the number 700
+            codes = {name: str for name in header if name.strip().lower() == "asset"}
+            return pd.read_csv(path, skipinitialspace=True, dtype=codes)
         return pd.read_parquet(path).pipe(_index_to_column)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{source}: the file is empty") from exc
@@ -230,13 +232,14 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
         ) from exc
 
 
-def _check_header(path: Path) -> None:
-    """Refuse blank or repeated column names, which pandas would rename (``Unnamed: 2``,
-    ``AAPL.1``) into assets of their own."""
+def _check_header(path: Path) -> list[str]:
+    """The column names as pandas reads them; blank or repeated names, which pandas would
+    rename (``Unnamed: 2``, ``AAPL.1``) into assets of their own, are refused."""
     raw = pd.read_csv(
         path, header=None, nrows=1, dtype=str, keep_default_na=False, skipinitialspace=True
     )
-    names = [str(name).strip() for name in raw.iloc[0]]
+    header = [str(name) for name in raw.iloc[0]]
+    names = [name.strip() for name in header]
     for i, name in enumerate(names):
         if not name:
             raise DataError(
@@ -248,6 +251,7 @@ def _check_header(path: Path) -> None:
                 f"{path}: column name {name!r} appears more than once in the header (columns "
                 f"{names.index(name) + 1} and {i + 1}); give each column its own name"
             )
+    return header
 
 
 def _index_to_column(frame: pd.DataFrame) -> pd.DataFrame:

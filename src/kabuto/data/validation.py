@@ -249,7 +249,9 @@ def parse_dates(
     Strings are parsed with the format inferred from the first date and applied to every row
     (so ``01/02/2020`` cannot silently mean two things in one file); integers, and floats that
     are all whole numbers, are read as ``YYYYMMDD``; other numbers are rejected. Time zones are
-    dropped, keeping local wall-clock dates.
+    dropped, keeping local wall-clock dates (also where the UTC offset changes, e.g. across a
+    daylight-saving change), and so are times of day: a panel holds one row a day, so two stamps
+    on one day are a repeated date.
 
     Parameters
     ----------
@@ -275,7 +277,13 @@ def parse_dates(
             with warnings.catch_warnings():
                 # pandas warns when it cannot infer one format; unparsed rows are reported below.
                 warnings.simplefilter("ignore", UserWarning)
-                dates = pd.DatetimeIndex(pd.to_datetime(raw_for_parse, errors="coerce", format=fmt))
+                try:
+                    parsed = pd.to_datetime(raw_for_parse, errors="coerce", format=fmt)
+                except ValueError as exc:
+                    if "Mixed timezones" not in str(exc):
+                        raise
+                    parsed = _wall_clock(raw_for_parse)
+                dates = pd.DatetimeIndex(parsed)
     except (ValueError, TypeError, OverflowError) as exc:
         raise DataError(
             f"{source}: the dates cannot be parsed ({exc}); write them as YYYY-MM-DD"
@@ -296,15 +304,31 @@ def parse_dates(
         )
     if dates.tz is not None:
         dates = dates.tz_localize(None)
+    timed = bool((dates != dates.normalize()).any())
+    dates = dates.normalize()
     dup = dates.duplicated(keep=False) if unique else None
     if dup is not None and dup.any():
         i = int(np.flatnonzero(dup)[0])
         j = int(np.flatnonzero(np.asarray(dates == dates[i]))[1])
+        times = " (times of day are dropped: a panel holds one row a day)" if timed else ""
         raise DataError(
             f"{source}: date {dates[i].date()} appears more than once (data rows {i + 1} and "
-            f"{j + 1}); keep one row per date"
+            f"{j + 1}){times}; keep one row per date"
         )
     return pd.DatetimeIndex(dates, name="date")
+
+
+def _wall_clock(values: pd.Index) -> pd.DatetimeIndex:
+    """Each stamp's own wall-clock time, for text whose UTC offsets differ (across a DST change),
+    which pandas parses only as UTC (moving late stamps to the next day); unparseable: NaT."""
+    stamps = []
+    for value in values:
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            stamp = pd.NaT
+        stamps.append(stamp.tz_localize(None) if stamp is not pd.NaT and stamp.tz else stamp)
+    return pd.DatetimeIndex(stamps)
 
 
 def _numbers_as_yyyymmdd(raw: pd.Index, source: str) -> tuple[pd.Index, str | None]:
@@ -356,6 +380,11 @@ def to_prices(column: pd.Series, *, source: str, where: Callable[[int], str]) ->
             f"{source}: {where(0)} holds {column.iloc[0]!r}, a true/false value, not a price; "
             "the column must hold numbers"
         )
+    if _is_time(column.dtype):  # to_numeric would read them as nanoseconds since 1970
+        raise DataError(
+            f"{source}: {where(0)} holds {column.iloc[0]!r}: the column holds dates or times "
+            f"({column.dtype}), not prices; keep one date column and drop or rename the others"
+        )
     if _is_plain_number(column.dtype):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
@@ -396,6 +425,14 @@ def _reject_bad_values(values: np.ndarray, source: str, where: Callable[[int, in
 
 def _is_plain_number(dtype: object) -> bool:
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _is_time(dtype: object) -> bool:
+    return (
+        pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or isinstance(dtype, pd.PeriodDtype)
+    )
 
 
 def _check_unique_assets(assets: list[str], source: str) -> None:

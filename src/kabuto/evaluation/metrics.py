@@ -268,18 +268,30 @@ def _aligned_pair(
     return r, b
 
 
+#: Returns whose range is at most this fraction of their largest magnitude are constant: a
+#: series that is constant but for rounding (0.01 computed as 0.009999999999999787) has a
+#: standard deviation of about 1e-16, which would give a Sharpe ratio of about 1e15.
+CONSTANT_RTOL = 1e-10
+
+
+def is_constant(x: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """Whether `x` is constant along `axis` up to rounding (`CONSTANT_RTOL`)."""
+    return np.ptp(x, axis=axis) <= CONSTANT_RTOL * np.abs(x).max(axis=axis)
+
+
 def _sharpe_along(x: np.ndarray, axis: int = -1, periods: float = ANNUALIZATION) -> np.ndarray:
     """``mean / std(ddof=1) * sqrt(periods)`` along ``axis`` (the one Sharpe kernel).
 
-    The standard deviation of a constant slice is exactly 0 (not a rounding residue), so such a
-    slice gives ``+-inf`` or ``nan``; slices shorter than 2 give ``nan``.
+    The standard deviation of a constant slice (`is_constant`: constant up to rounding) is
+    taken as exactly 0, so such a slice gives ``+-inf`` or ``nan``; slices shorter than 2 give
+    ``nan``.
     """
     axis = axis % x.ndim
     if x.shape[axis] < 2:
         return np.full(x.shape[:axis] + x.shape[axis + 1 :], np.nan)
     mean = x.mean(axis=axis)
     std = x.std(axis=axis, ddof=1)
-    std = np.where(x.max(axis=axis) == x.min(axis=axis), 0.0, std)
+    std = np.where(is_constant(x, axis), 0.0, std)
     with np.errstate(divide="ignore", invalid="ignore"):
         return mean / std * np.sqrt(periods)
 
@@ -376,12 +388,13 @@ def volatility(returns: ReturnsLike) -> float:
     Returns
     -------
     float
-        Exactly 0 for constant returns; ``nan`` for fewer than 2 days.
+        Exactly 0 for constant returns (up to rounding, `is_constant`); ``nan`` for fewer than
+        2 days.
     """
     r = _as_returns(returns)
     if r.size < 2:
         return np.nan
-    if r.max() == r.min():
+    if is_constant(r):
         return 0.0
     return float(r.std(ddof=1) * _SQRT_A)
 

@@ -73,6 +73,7 @@ from kabuto.evaluation.metrics import (
     _as_returns,
     _numeric_array,
     _sharpe_along,
+    is_constant,
 )
 from kabuto.settings import is_integer, is_real, is_seed
 
@@ -567,9 +568,9 @@ def jobson_korkie_test(returns_a: ReturnsLike, returns_b: ReturnsLike) -> dict[s
         "z": np.nan,
         "p_value": np.nan,
     }
-    # Exact test like _sharpe_along's: the sample variance of a constant series is a rounding
-    # residue (e.g. 3e-39), not 0, and dividing by it gives a huge spurious z.
-    if ra.max() == ra.min() or rb.max() == rb.min():
+    # As in _sharpe_along: the sample variance of a constant series is a rounding residue (e.g.
+    # 3e-39), not 0, and dividing by it gives a huge spurious z.
+    if is_constant(ra) or is_constant(rb):
         return out
     f = s_b * m_a - s_a * m_b
     theta = (
@@ -644,7 +645,7 @@ def _check_daily_sharpe(value: object, name: str, fix: str) -> float:
 def _psr(r: np.ndarray, sr_star: float) -> float:
     """`probabilistic_sharpe_ratio` of validated returns; a ``nan`` ``sr_star`` gives ``nan``."""
     t = r.size
-    if t < 3 or r.max() == r.min():
+    if t < 3 or is_constant(r):
         return np.nan
     sr = float(_sharpe_along(r, periods=1))
     centered = r - r.mean()
