@@ -400,6 +400,57 @@ def test_bad_configs_name_the_key(change, match):
         small_config(**change)
 
 
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        # every agent of the group would have three zero weights (any notation of 0)
+        (
+            lambda raw: raw["agents"][0].update(
+                fundamental_weight=0, chart_weight={"const": 0}, noise_weight={"expon": 0}
+            ),
+            r"^config: agents\.0: fundamental_weight, chart_weight and noise_weight are all 0",
+        ),
+        # more FCN orders a step than FCN agents (30)
+        (
+            lambda raw: raw["sessions"][1].update(orders_per_step=31),
+            r"^config: sessions\.1\.orders_per_step = 31 but there are only 30 FCN agents",
+        ),
+    ],
+)
+def test_configs_that_cannot_run_are_refused_when_read(edit, match):
+    raw = small_config().model_dump()
+    edit(raw)
+    with pytest.raises(ConfigError, match=match):
+        parse_simulation(raw)
+
+
+@pytest.mark.parametrize(
+    ("assets", "match"),
+    [
+        (50.7, r"agents\.0\.assets = 50\.7: a fixed number of units must be whole"),
+        ({"const": 2.5}, r"agents\.0\.assets.*must be whole"),
+        (1e30, r"agents\.0\.assets = 1e\+30: units must be within \+-2\*\*53"),
+        ({"expon": 1e20}, r"agents\.0\.assets: units must be within"),
+    ],
+)
+def test_units_held_are_whole_and_exact(assets, match):
+    # held as int64 units: 50.7 used to be truncated to 50 silently, 1e30 to overflow
+    raw = small_config().model_dump()
+    raw["agents"][0]["assets"] = assets
+    with pytest.raises(ConfigError, match=match):
+        parse_simulation(raw)
+    raw["agents"][0]["assets"] = {"normal": [50.0, 5.0]}  # draws: truncated toward 0
+    parse_simulation(raw)
+
+
+def test_random_weights_that_may_all_be_0_are_allowed():
+    raw = small_config().model_dump()
+    raw["agents"][0].update(
+        fundamental_weight=[0.0, 1.0], chart_weight={"normal": [0.0, 0.1]}, noise_weight=0
+    )
+    parse_simulation(raw)
+
+
 def test_bad_agent_settings_and_pams_keys_are_named(tmp_path):
     raw = small_config().model_dump()
     raw["agents"][0]["margin"] = {"lognormal": [0, 1]}
@@ -603,6 +654,9 @@ def _set(path: str, value):
         ("Mistake.triggerTime", -1, r"Mistake\.triggerTime = -1"),
         ("Mistake.target", ["Market"], r"Mistake\.target = \['Market'\]"),
         ("Halt.targetMarkets", "Market", r"Halt\.targetMarkets = 'Market'"),
+        ("Mistake.enabled", "false", r"Mistake\.enabled = 'false': expected true or false"),
+        # a group of two markets (Market-0, Market-1): PAMS finds no market named "Market"
+        ("Market.numMarkets", 2, r"Mistake\.target = 'Market' is a group of 2 markets; .*Market-1"),
         # values kabuto's own validation refuses are named as the PAMS file spells them
         (
             "Market.fundamentalVolatility",

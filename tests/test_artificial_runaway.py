@@ -21,11 +21,18 @@ from typer.testing import CliRunner
 
 from kabuto.cli.main import app
 from kabuto.errors import KabutoWarning
-from kabuto.report.simulation import first_executing_step, render_report
+from kabuto.report.simulation import (
+    ALL_RAN_AWAY,
+    DEFAULT_LAGS,
+    facts_by_market,
+    first_executing_step,
+    render_report,
+)
 from kabuto.sim.artificial import SimulationConfig, parse_simulation, simulate
 from kabuto.sim.artificial.engine import CLOSE, FUNDAMENTAL, NO_BAND
+from kabuto.sim.artificial.facts import stylized_facts
 from kabuto.sim.artificial.pams import read_pams_config
-from kabuto.sim.artificial.runner import runaway_note
+from kabuto.sim.artificial.runner import runaway_note, runaway_runs
 
 runner = CliRunner()
 
@@ -144,3 +151,63 @@ def test_a_pams_config_is_told_its_own_key(tmp_path: Path):
     assert "Market.fundamentalVolatility = 2 is per step, not annual" in note, note
     assert "volatility = 2" not in note.replace("fundamentalVolatility = 2", "")
     assert runaway_note(result) == note
+
+
+def chased_market() -> dict:
+    """One market ("Calm") whose chart-following agents (chart weight as large as the
+    fundamental one) push the price off a calm fundamental in some runs and not in others."""
+    raw = tomllib.loads(TOML.format(wild=0.0001))
+    raw["markets"] = raw["markets"][:1]
+    raw["agents"][0].update(
+        markets=["Calm"],
+        count=30,
+        chart_weight={"expon": 1.0},
+        noise_scale=0.001,
+        time_window=[10, 50],
+        margin=[0.0, 0.01],
+    )
+    raw["sessions"][1]["steps"] = 1000
+    return raw
+
+
+def test_the_stylized_facts_leave_out_the_runs_that_ran_away():
+    config = parse_simulation(chased_market())
+    with pytest.warns(KabutoWarning, match="the agents pushed the price off it"):
+        result = simulate(config, seed=7, runs=2)
+    np.testing.assert_array_equal(runaway_runs(result), [[False], [True]])
+    start = first_executing_step(config)
+    facts = facts_by_market(result, bar=5, start_step=start)["Calm"]
+    sane = stylized_facts(result.prices[:1, :, 0, CLOSE], 5, start, DEFAULT_LAGS)
+    assert facts.n_runs == 1
+    np.testing.assert_array_equal(facts.kurtosis, sane.kurtosis)
+    np.testing.assert_array_equal(facts.abs_acf, sane.abs_acf)
+    page = render_report(result, bar=5, start_step=start)
+    assert "leaving out runs where the market ran away" in page
+
+
+def test_a_market_that_ran_away_in_every_run_has_no_facts(tmp_path: Path):
+    with pytest.warns(KabutoWarning):
+        result = simulate(two_markets(wild=2.0), seed=0, runs=2)
+    facts = facts_by_market(result, bar=5, start_step=first_executing_step(result.config))
+    assert facts["Wild"] is None and facts["Calm"].n_runs == 2
+    page = render_report(result, bar=5, start_step=20, market="Wild")
+    assert ALL_RAN_AWAY in page and 'id="autocorrelation"' not in page
+    config = tmp_path / "wild.toml"
+    config.write_text(TOML.format(wild=2.0))
+    shown = runner.invoke(
+        app, ["simulate", str(config), "--out", str(tmp_path / "o"), "--runs", "2", "--bar", "5"]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert f"Stylized facts: Wild: {ALL_RAN_AWAY}" in shown.stdout
+    assert "Stylized facts: Calm, 2 run(s), " in shown.stdout
+
+
+def test_a_time_window_so_long_the_expected_price_overflows_is_flagged():
+    # P_hat = P exp(r tau) overflows for tau = 1e30: such bids used to wrap to negative ticks and
+    # be dropped (and the asks fall below a tick), so nothing traded and a flat close at 300
+    # looked like a calm market; now the bids sit at the price limit and the run is flagged
+    raw = chased_market()
+    raw["agents"][0]["time_window"] = [1e30, 1e31]
+    with pytest.warns(KabutoWarning, match=r"tame them \(chart_weight, time_window"):
+        result = simulate(parse_simulation(raw), seed=0, runs=1)
+    assert runaway_runs(result).all()

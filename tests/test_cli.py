@@ -140,6 +140,18 @@ def test_explain_prints_the_evolved_formulas_of_a_run(tmp_path):
     _fails_cleanly(runner.invoke(app, ["explain", str(out)]), "unreadable")
 
 
+def test_explain_prints_labels_with_brackets_as_written(tmp_path):
+    # rich would read "[/q]" as a closing tag (an error) and "[bold]" as style (eaten)
+    labels = {"TC [/q]": "formula one", "TC [bold]quintile": "formula two"}
+    (tmp_path / "explanations.json").write_text(json.dumps(labels))
+    shown = runner.invoke(app, ["explain", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    assert "TC [/q]" in shown.stdout and "TC [bold]quintile" in shown.stdout
+    only = runner.invoke(app, ["explain", str(tmp_path), "--strategy", "TC [bold]quintile"])
+    assert "TC [bold]quintile" in only.stdout and "formula two" in only.stdout
+    _fails_cleanly(runner.invoke(app, ["explain", str(tmp_path / "nope")]), "no such run directory")
+
+
 @pytest.mark.parametrize("text", ["[1, 2]", '"TC"', '{"TC": 3}'])
 def test_explain_rejects_json_that_is_not_explanations(tmp_path, text):
     (tmp_path / "explanations.json").write_text(text)

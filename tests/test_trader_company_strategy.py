@@ -500,6 +500,10 @@ def test_make_strategy_builds_it_with_settings():
         (dict(uncertainty="yes"), "uncertainty='yes'"),
         (dict(n_traders=1), "n_traders=1"),
         (dict(operators=("add", "pow")), "operators"),
+        # a bare name is not a list of one (it was read letter by letter: 't', 'a', ...)
+        (dict(activations="tanh"), "activations='tanh' is not allowed; use a non-empty list"),
+        (dict(operators="add"), "operators='add' is not allowed; use a non-empty list"),
+        (dict(activations=5), "activations=5 is not allowed"),
     ],
 )
 def test_bad_settings_are_config_errors(settings, pattern):
@@ -536,7 +540,12 @@ def test_explanation_names_the_fit_date_and_formulas_of_the_features(panel):
     assert strategy.explanation() is None
     strategy.fit(panel.window(FIT_AT, FIT_AT))
     text = strategy.explanation(k=4)
-    assert text.splitlines()[0] == f"fitted on history up to {panel.dates[FIT_AT].date()}"
+    first = text.splitlines()[0]
+    assert first.startswith(f"fitted on history up to {panel.dates[FIT_AT].date()}; target: ")
+    # the score's unit: volatility-scaled relative returns, not a return
+    vol_window = strategy.vol_window
+    assert f"in units of its trailing {vol_window}-day volatility" in first
+    assert "not a return" in first
     formulas = [line for line in text.splitlines() if line.startswith("#")]
     assert len(formulas) == 4
     assert all("ret[t" in f or "mkt[t" in f for f in formulas)

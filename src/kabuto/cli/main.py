@@ -226,6 +226,8 @@ def explain(
     """Print what the run's fitted models learned (e.g. the Trader-Company's best formulas)."""
 
     def run() -> None:
+        if not run_dir.is_dir():
+            raise KabutoError(f"{run_dir}: no such run directory (give the --out of a backtest)")
         path = run_dir / "explanations.json"
         explanations = _read_explanations(path)
         if strategy is not None:
@@ -238,7 +240,7 @@ def explain(
         if not explanations:
             console.print("no strategy in this run explains itself (e.g. trader_company does)")
         for name, text in explanations.items():
-            console.rule(name)
+            console.rule(Text(name))  # a label's "[...]" is not markup
             console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     _guarded(run)
@@ -246,7 +248,12 @@ def explain(
 
 def _facts_table(summary: pd.DataFrame, title: str) -> Table:
     """A market's stylized facts across runs, as printed after `kabuto simulate`."""
-    table = Table(title=title)
+    caption = (
+        "Per-run statistics of bar log returns r, summarised across runs: s.e. = std / "
+        "sqrt(runs); each statistic's definition, and the Hill estimate's caveat, are in the "
+        "report (report.html, Stylized facts)."
+    )
+    table = Table(title=title, caption=caption, caption_justify="left")
     table.add_column("statistic", no_wrap=True)
     shown = {"mean": "mean", "se": "s.e.", "std": "std", "q05": "q05", "q95": "q95"}
     for header in shown.values():
@@ -286,6 +293,7 @@ def simulate_command(
         if not 0 <= seed < 2**63:
             raise ConfigError(f"--seed must be an integer from 0 to 2**63 - 1, got {seed}")
         from kabuto.report.simulation import (
+            ALL_RAN_AWAY,
             DEFAULT_LAGS,
             check_bars,
             facts_by_market,
@@ -322,9 +330,14 @@ def simulate_command(
                 extra_files={"report.html": page},
             )
         for name, market_facts in facts.items():
+            if market_facts is None:
+                console.print(f"Stylized facts: {name}: {ALL_RAN_AWAY}", markup=False)
+                continue
+            left_out = runs - market_facts.n_runs
             title = (
-                f"Stylized facts: {name}, {runs} run(s), {market_facts.n_returns} returns of "
-                f"{bar}-step bars from step {start_step}"
+                f"Stylized facts: {name}, {market_facts.n_runs} run(s)"
+                + (f" ({left_out} that ran away left out)" if left_out else "")
+                + f", {market_facts.n_returns} returns of {bar}-step bars from step {start_step}"
             )
             console.print(_facts_table(market_facts.summary(), title))
         for path in sorted(written.iterdir()):

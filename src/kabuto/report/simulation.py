@@ -58,7 +58,7 @@ from kabuto.sim.artificial.facts import (
     excess_kurtosis,
     stylized_facts,
 )
-from kabuto.sim.artificial.runner import SimulationResult, runaway_note
+from kabuto.sim.artificial.runner import SimulationResult, runaway_note, runaway_runs
 
 __all__ = [
     "DEFAULT_TITLE",
@@ -185,8 +185,11 @@ def facts_by_market(
     start_step: int,
     lags: Iterable[int] = DEFAULT_LAGS,
     tail_fraction: float = 0.05,
-) -> dict[str, StylizedFacts]:
+) -> dict[str, StylizedFacts | None]:
     """The stylized facts of every market's bar returns across the runs, by market name.
+
+    Runs in which a market ran away (`runaway_runs`: its prices hit the book's limits, so its
+    returns are artefacts) are left out of that market's facts.
 
     Parameters
     ----------
@@ -197,16 +200,28 @@ def facts_by_market(
 
     Returns
     -------
-    dict of market name -> StylizedFacts
-        In the config's market order; each holds R runs.
+    dict of market name -> StylizedFacts or None
+        In the config's market order; each holds the runs in which that market stayed in
+        range (``n_runs`` of them), None if it ran away in every run.
     """
     lags = list(lags)
+    kept = ~runaway_runs(result)
     return {
         name: stylized_facts(
-            result.prices[:, :, m, CLOSE], bar, start_step, lags, tail_fraction=tail_fraction
+            result.prices[kept[:, m], :, m, CLOSE],
+            bar,
+            start_step,
+            lags,
+            tail_fraction=tail_fraction,
         )
+        if kept[:, m].any()
+        else None
         for m, name in enumerate(result.market_names)
     }
+
+
+#: What the facts show for a market that ran away in every run.
+ALL_RAN_AWAY = "It ran away in every run (see the runaway note): no stylized facts."
 
 
 def _hill_k(facts: StylizedFacts) -> int:
@@ -261,8 +276,10 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], css: str = "") 
     )
 
 
-def facts_table(facts: StylizedFacts) -> str:
+def facts_table(facts: StylizedFacts | None) -> str:
     """The across-run summary of one market's stylized facts as an HTML table."""
+    if facts is None:
+        return f'<p class="note">{escape(ALL_RAN_AWAY)}</p>'
     summary = facts.summary()
     rows = [
         [
@@ -837,13 +854,19 @@ def render_report(
         for m in order
     )
     primary_name = names[primary]
-    returns = bar_returns(result.prices[:, :, primary, CLOSE], bar, start_step)
-    figs = [
-        ("prices", "Prices", [price_figure(result, start_step)]),
-        ("autocorrelation", "Autocorrelation", [acf_figure(facts[primary_name], primary_name)]),
-        ("distribution", "Return distribution", [distribution_figure(returns, primary_name, bar)]),
-        ("volume", "Volume", [volume_figure(result)]),
-    ]
+    kept = ~runaway_runs(result)[:, primary]
+    figs = [("prices", "Prices", [price_figure(result, start_step)])]
+    if kept.any():  # the primary market's facts and returns, without its runaway runs
+        returns = bar_returns(result.prices[kept, :, primary, CLOSE], bar, start_step)
+        figs += [
+            ("autocorrelation", "Autocorrelation", [acf_figure(facts[primary_name], primary_name)]),
+            (
+                "distribution",
+                "Return distribution",
+                [distribution_figure(returns, primary_name, bar)],
+            ),
+        ]
+    figs.append(("volume", "Volume", [volume_figure(result)]))
     facts_body = (
         '<div class="card">'
         + tables_html
@@ -852,8 +875,9 @@ def render_report(
             f"Bar returns r = log close[start + (j+1) bar] - log close[start + j bar], bars of "
             f"{bar} steps from step {start_step}: {n_returns} returns a run. Each statistic is "
             f"computed per run; mean, its standard error (s.e. = std / sqrt(runs)), std "
-            f"(across runs, ddof 1), q05 and q95 are over the "
-            f"{result.prices.shape[0]} run(s), leaving out runs where it is undefined (n_nan)."
+            f"(across runs, ddof 1), q05 and q95 are over the {result.prices.shape[0]} run(s), "
+            "leaving out runs where the market ran away (n_runs counts the others) and runs "
+            "where the statistic is undefined (n_nan)."
         )
         + "</p>"
         + f'<p class="note" id="zero-returns">{escape(ZERO_RETURNS_NOTE)}</p>'

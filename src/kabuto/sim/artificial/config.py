@@ -138,6 +138,19 @@ def _lowest(value: Distribution) -> float:
     return 0.0 if kind == "expon" else args[0]
 
 
+def _highest(value: Distribution) -> float:
+    """The largest value a distribution can take (inf for an exponential or a normal that
+    varies)."""
+    if isinstance(value, float | int):
+        return float(value)
+    if isinstance(value, list):
+        return value[1]
+    kind, args = next(iter(value.items()))
+    if kind in ("expon", "normal"):
+        return args[0] if args[-1] == 0 else np.inf
+    return args[-1]
+
+
 class MarketSpec(StrictValues):
     """One market: its tick, the price before the first trade and its fundamental process.
 
@@ -174,6 +187,10 @@ class MarketSpec(StrictValues):
         return self.price if self.fundamental is None else self.fundamental
 
 
+#: The most units an account may start with (exact in a float64 draw).
+MAX_UNITS = 2.0**53
+
+
 class _AgentGroup(StrictValues):
     """What every agent group has: a name, a size, markets and accounts with optional limits.
 
@@ -193,6 +210,19 @@ class _AgentGroup(StrictValues):
     @classmethod
     def _account(cls, value: Distribution) -> Distribution:
         return _check_distribution(value)
+
+    @field_validator("assets")
+    @classmethod
+    def _units(cls, value: Distribution) -> Distribution:
+        # held as whole units (int64): a fixed number must be one, and no draw may be so large
+        # that it is not exact; random draws are truncated toward 0
+        fixed = value["const"][0] if isinstance(value, dict) and "const" in value else value
+        if isinstance(fixed, float) and fixed != int(fixed):
+            raise ValueError("a fixed number of units must be whole (e.g. 50)")
+        numbers = next(iter(value.values())) if isinstance(value, dict) else value
+        if np.max(np.abs(numbers)) > MAX_UNITS:
+            raise ValueError(f"units must be within +-2**53 ({MAX_UNITS:.3g})")
+        return value
 
 
 class FCNGroup(_AgentGroup):
@@ -230,6 +260,12 @@ class FCNGroup(_AgentGroup):
             value = getattr(self, key)
             if value is not None and _lowest(value) < 1:
                 raise ValueError(f"{key} must be at least 1 step")
+        weights = (self.fundamental_weight, self.chart_weight, self.noise_weight)
+        if all(_lowest(w) == 0 and _highest(w) == 0 for w in weights):
+            raise ValueError(
+                "fundamental_weight, chart_weight and noise_weight are all 0, so an agent "
+                "would have nothing to trade on; give one of them a positive value"
+            )
         return self
 
 
@@ -475,6 +511,13 @@ class SimulationConfig(StrictValues):
                         f"arbitrage group {group.name!r} trades {plain}, which are not index "
                         "markets (give them components)"
                     )
+        n_fcn = sum(g.count for g in self.agents if isinstance(g, FCNGroup))
+        for i, session in enumerate(self.sessions):
+            if session.orders and session.orders_per_step > n_fcn:
+                raise ValueError(
+                    f"sessions.{i}.orders_per_step = {session.orders_per_step} but there are "
+                    f"only {n_fcn} FCN agents, and each acts at most once a step: lower it"
+                )
         if not any(isinstance(g, FCNGroup | OrderFlowGroup) for g in self.agents):
             raise ValueError(
                 "agents: at least one group of FCN agents (or an order-flow crowd) is needed"

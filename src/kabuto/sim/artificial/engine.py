@@ -219,6 +219,7 @@ def fcn_expected_price(
 BAND_LOW, BAND_HIGH, HALT_RATE, HALT_STEPS, HALT_REFERENCE = range(5)
 RULE_FIELDS = 5
 NO_BAND = 2**62
+MAX_TICKS = float(NO_BAND)  # the highest price level (and lifetime) a float is clipped to
 
 # Agents that act after the FCN agents of every step, in order (``fast[j]``, PAMS's
 # high-frequency agents): kind, agent id, market, parameter (a market maker's spread theta, an
@@ -450,18 +451,23 @@ def run_fcn(
             expected = fcn_expected_price(
                 fcn, agent, price, fundamentals[t, m], past, t, noise[t, slot]
             )
+            # Clipped in floats first: a long time window can make the expected price
+            # overflow, and an infinite float has no integer tick (numba wraps it to < 0).
             if expected > price:
                 side = BUY
-                level = math.floor(expected * (1.0 - fcn[agent, MARGIN]) / tick[m] + 1e-9)
+                ticks = expected * (1.0 - fcn[agent, MARGIN]) / tick[m]
+                level = math.floor(min(ticks, MAX_TICKS) + 1e-9)
             elif expected < price:
                 side = SELL
-                level = math.ceil(expected * (1.0 + fcn[agent, MARGIN]) / tick[m] - 1e-9)
+                ticks = expected * (1.0 + fcn[agent, MARGIN]) / tick[m]
+                level = math.ceil(min(ticks, MAX_TICKS) - 1e-9)
             else:
                 continue
             level = _clip(level, rules, m)
             if level <= 0:
                 continue
-            _place(exchange, m, agent, side, level, 1, int(tau), t, tick[m])
+            lifetime = int(min(tau, MAX_TICKS))  # any lifetime past the last step is "for good"
+            _place(exchange, m, agent, side, level, 1, lifetime, t, tick[m])
         for j in range(len(fast)):
             m = int(fast[j, FAST_MARKET])
             agent = int(fast[j, FAST_AGENT])

@@ -289,7 +289,10 @@ def _event(
     target, keys = _EVENTS[kind]
     allowed = {"class", "enabled", "triggerTime", *keys, *_NO_EFFECT_EVENT_KEYS.get(kind, ())}
     _check_keys(block, allowed, name, source)
-    if not block.get("enabled", True):
+    enabled = block.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{source}: {name}.enabled = {enabled!r}: expected true or false")
+    if not enabled:
         return None
     event: dict[str, Any] = {"type": target}
     for key, value in block.items():
@@ -300,7 +303,13 @@ def _event(
     # market group names -> market names
     if "market" in event:
         target = _name(event["market"], f"{name}.target", source)
-        event["market"] = groups.get(target, [target])[0]
+        members = groups.get(target, [target])
+        if len(members) > 1:  # PAMS itself finds no market of that name
+            raise ConfigError(
+                f"{source}: {name}.target = {target!r} is a group of {len(members)} markets; "
+                f"name one of them ({', '.join(members)})"
+            )
+        event["market"] = members[0]
     if "markets" in event:
         targets = _names(event["markets"], f"{name}.targetMarkets", source)
         event["markets"] = [m for g in targets for m in groups.get(g, [g])]

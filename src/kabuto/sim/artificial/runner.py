@@ -101,7 +101,14 @@ from kabuto.sim.artificial.engine import (
 from kabuto.sim.artificial.garch_agents import mean_demand
 from kabuto.sim.artificial.policy import Observation, Policy, check_order
 
-__all__ = ["RunInputs", "SimulationResult", "draw_run", "runaway_note", "simulate"]
+__all__ = [
+    "RunInputs",
+    "SimulationResult",
+    "draw_run",
+    "runaway_note",
+    "runaway_runs",
+    "simulate",
+]
 
 TRADE_FIELDS = ("step", "market", "price", "volume", "buyer", "seller")
 ORDER_FIELDS = ("step", "market", "agent", "side", "price", "volume", "lifetime")
@@ -761,27 +768,21 @@ def runaway_note(result: SimulationResult) -> str | None:
     check makes that loud; it runs once, vectorised over the result arrays after the runs (not in
     the compiled loop), at the cost of a few passes over the prices.
 
-    A market counts as run away in a run when, at some step, its close or its mid (best bid and
-    ask) is at least ``NO_BAND * tick / RUNAWAY_FACTOR`` (within a small factor of the clip:
-    trades land just under it, a maker's half spread or an agent's margin below, and 2**60 ticks
-    is far beyond any sane price anyway), or its fundamental is not finite, above that same
+    A market counts as run away in a run when, at some step, its close or its best bid or ask
+    is at least ``NO_BAND * tick / RUNAWAY_FACTOR`` (within a small factor of the clip: trades
+    land just under it, a maker's half spread or an agent's margin below, and 2**60 ticks is far
+    beyond any sane price anyway), or its fundamental is not finite, above that same
     level or below one tick. (A close at one tick is not flagged: a mistaken sell order can
     trade there in a sane run.) Returns one note for all such markets (the `simulate` warning and
     the report's caveat), or None when no market ran away in any run.
     """
-    prices = result.prices
-    n_runs = prices.shape[0]
+    n_runs = result.prices.shape[0]
     config = result.config
-    markets = config.markets
     parts = []
-    for m, market in enumerate(markets):
+    for m, market in enumerate(config.markets):
         tick = market.tick_size
         top = NO_BAND * tick / RUNAWAY_FACTOR
-        p = prices[:, :, m]  # (R, T, 4)
-        fundamental = p[..., FUNDAMENTAL]
-        # NaN compares False: an empty side never counts, a NaN fundamental always does
-        price_hit = (p[..., CLOSE] >= top) | ((p[..., BEST_BID] + p[..., BEST_ASK]) / 2 >= top)
-        fundamental_hit = ~((fundamental >= tick) & (fundamental <= top))
+        price_hit, fundamental_hit = _out_of_range(result, m)
         hit = price_hit | fundamental_hit
         runs = hit.any(axis=1)
         if not runs.any():
@@ -790,6 +791,7 @@ def runaway_note(result: SimulationResult) -> str | None:
         step = int(np.argmax(hit[first]))
         what = []
         if fundamental_hit.any():
+            fundamental = result.prices[:, :, m, FUNDAMENTAL]
             low, high = np.nanmin(fundamental), np.nanmax(fundamental)
             what.append(
                 f"its fundamental left the range the order book can represent (one tick, "
@@ -797,55 +799,96 @@ def runaway_note(result: SimulationResult) -> str | None:
             )
         if price_hit.any():
             what.append(
-                f"its price reached (or came within a factor {RUNAWAY_FACTOR:g} of) the engine's "
-                f"price limit ({NO_BAND * tick:.3g} = 2**62 ticks; higher orders are clipped to it)"
+                f"its price or a quote reached (or came within a factor {RUNAWAY_FACTOR:g} of) the "
+                f"engine's price limit ({NO_BAND * tick:.3g} = 2**62 ticks; higher orders are "
+                "clipped to it)"
             )
-        # the keys as the user's file writes them (a PAMS JSON config spells them its way)
-        volatility = config.spelled("markets", m, "volatility")
-        drift = config.spelled("markets", m, "drift")
-        example = (
-            f"examples/artificial_market.toml uses volatility = {EXAMPLE_VOLATILITY:g}; an "
-            "annual volatility s is about s / sqrt(steps a year) per step"
-        )
-        if not fundamental_hit.any():  # the agents drove the price off a sane fundamental
-            tame = ", ".join(
-                dict.fromkeys(
-                    config.spelled(kind, i, key)
-                    for kind, items, key in (
-                        ("agents", config.agents, "chart_weight"),
-                        ("sessions", config.sessions, "orders_per_step"),
-                    )
-                    for i in range(len(items))
-                    if kind == "sessions" or getattr(items[i], key, None) is not None
-                )
-            )
-            cause = (
-                "its fundamental stayed in range, so the agents pushed the price off it: tame them "
-                f"({tame}, a market maker's spread), or check the market's {volatility} = "
-                f"{market.volatility:g}, which is per step ({example})"
-            )
-        elif market.components:  # an index: no process of its own
-            cause = (
-                f"its fundamental follows its components {market.components}: lower their "
-                f"volatility, which is per step, not annual ({example})"
-            )
-        else:
-            cause = f"{volatility} = {market.volatility:g} is per step, not annual: lower it"
-            if market.drift:
-                cause = (
-                    f"{volatility} = {market.volatility:g} and {drift} = {market.drift:g} are "
-                    "per step, not annual: lower them"
-                )
-            cause += f" ({example})"
         parts.append(
             f"Market {market.name!r} ran away in {int(runs.sum())} of {n_runs} run(s) (first in "
             f"run {first}, seed {result.seeds[first]}, at step {step}): "
             + " and ".join(what)
-            + f"; {cause}"
+            + f"; {_runaway_cause(config, m, fundamental_hit.any())}"
         )
     if not parts:
         return None
     return (
         ". ".join(parts) + ". The prices, returns and stylized facts of those runs are "
-        "meaningless; do not use their statistics."
+        "meaningless: the stylized facts leave them out."
     )
+
+
+def runaway_runs(result: SimulationResult) -> np.ndarray:
+    """Which runs of which market ran away (`runaway_note`), shape (R, M), bool."""
+    columns = []
+    for m in range(len(result.config.markets)):
+        price_hit, fundamental_hit = _out_of_range(result, m)
+        columns.append((price_hit | fundamental_hit).any(axis=1))
+    return np.stack(columns, axis=1)
+
+
+def _out_of_range(result: SimulationResult, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Steps (R, T) where market m's price, and where its fundamental, left the book's range."""
+    tick = result.config.markets[m].tick_size
+    top = NO_BAND * tick / RUNAWAY_FACTOR
+    p = result.prices[:, :, m]  # (R, T, 4)
+    fundamental = p[..., FUNDAMENTAL]
+    # NaN compares False: an empty side never counts, a NaN fundamental always does; a quote
+    # near the clip on either side counts even with the other side empty (bids at the clip
+    # and no asks: no trade, and a flat close that would look calm)
+    quote = np.fmax(p[..., BEST_BID], p[..., BEST_ASK])
+    price_hit = (p[..., CLOSE] >= top) | (quote >= top)
+    fundamental_hit = ~((fundamental >= tick) & (fundamental <= top))
+    return price_hit, fundamental_hit
+
+
+def _runaway_cause(config: SimulationConfig, m: int, fundamental_left: bool) -> str:
+    """What to change when market m ran away, in the keys of the user's file."""
+    market = config.markets[m]
+    volatility = config.spelled("markets", m, "volatility")
+    drift = config.spelled("markets", m, "drift")
+    example = (
+        f"examples/artificial_market.toml uses volatility = {EXAMPLE_VOLATILITY:g}; an "
+        "annual volatility s is about s / sqrt(steps a year) per step"
+    )
+    if not fundamental_left:  # the agents drove the price off a sane fundamental
+        tame = ", ".join(
+            dict.fromkeys(
+                config.spelled(kind, i, key)
+                for kind, items, key in (
+                    ("agents", config.agents, "chart_weight"),
+                    ("agents", config.agents, "time_window"),
+                    ("sessions", config.sessions, "orders_per_step"),
+                )
+                for i in range(len(items))
+                if kind == "sessions" or getattr(items[i], key, None) is not None
+            )
+        )
+        return (
+            "its fundamental stayed in range, so the agents pushed the price off it: tame them "
+            f"({tame}, a market maker's spread), or check the market's {volatility} = "
+            f"{market.volatility:g}, which is per step ({example})"
+        )
+    if market.components:  # an index: no process of its own
+        return (
+            f"its fundamental follows its components {market.components}: lower their "
+            f"volatility, which is per step, not annual, or their shocks ({example})"
+        )
+    causes = [
+        f"the fundamental shock at step {event.step} ({config.spelled('events', i, 'change')} = "
+        f"{event.change:g} a step for {event.duration} step(s), a factor of "
+        f"{(1.0 + event.change) ** event.duration:.3g}) took it there: soften it"
+        for i, event in enumerate(config.events)
+        if isinstance(event, FundamentalShock) and event.market == market.name
+    ]
+    moving = [
+        f"{key} = {value:g}"
+        for key, value in ((volatility, market.volatility), (drift, market.drift))
+        if value
+    ]
+    if len(moving) == 1:
+        causes.append(f"{moving[0]} is per step, not annual: lower it ({example})")
+    elif moving:
+        causes.append(f"{' and '.join(moving)} are per step, not annual: lower them ({example})")
+    if not causes:  # no process and no shock: it started out of range
+        return "its fundamental starts out of that range: set the market's price within it"
+    return "; or ".join(causes)

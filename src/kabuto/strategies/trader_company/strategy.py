@@ -241,8 +241,8 @@ class TraderCompanyStrategy(BatchedStrategy):
             n_traders=self.n_traders,
             max_terms=self.max_terms,
             max_delay=self.max_delay,
-            operators=tuple(self.operators),
-            activations=tuple(self.activations),
+            operators=_as_tuple(self.operators),
+            activations=_as_tuple(self.activations),
             educate_fraction=self.educate_fraction,
             prune_fraction=self.prune_fraction,
             aggregation=self.aggregation,
@@ -253,7 +253,7 @@ class TraderCompanyStrategy(BatchedStrategy):
             uncertainty=self.uncertainty,
             warm_start=True,
             seed=self.seed,
-            feature_names=tuple(self.features),
+            feature_names=_as_tuple(self.features),
         )
 
     @property
@@ -314,7 +314,12 @@ class TraderCompanyStrategy(BatchedStrategy):
         """The `k` best Traders' formulas, weights and scores after the last fit (None before)."""
         if not hasattr(self, "company_"):
             return None
-        return f"fitted on history up to {self.fit_date_.date()}\n" + self.company_.describe(k)
+        return (
+            f"fitted on history up to {self.fit_date_.date()}; target: each asset's next-day "
+            f"return minus the universe's mean, in units of its trailing {self.vol_window}-day "
+            "volatility (so a score, summed over the fit window's dates and assets, is in those "
+            "units, not a return)\n" + self.company_.describe(k)
+        )
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         name = type(self).__name__
@@ -337,6 +342,12 @@ class TraderCompanyStrategy(BatchedStrategy):
         else:
             score = self.company_.predict(stacked)[-1].reshape(d, n) * scale
         return _long_short_book(score, self.sizing, self.quantile)
+
+
+def _as_tuple(names: object) -> object:
+    """A list of names as a tuple; anything else as it is, for the Company's own check (a
+    string would otherwise become its letters)."""
+    return tuple(names) if isinstance(names, list | tuple) else names
 
 
 def _long_short_book(score: np.ndarray, sizing: str, quantile: float) -> np.ndarray:
