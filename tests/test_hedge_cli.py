@@ -425,6 +425,28 @@ def test_standard_error_matches_the_spread_over_replications():
         assert np.mean(errors) == pytest.approx(np.std(estimates, ddof=1), rel=0.15), name
 
 
+def test_estimates_on_too_few_paths_have_no_standard_error():
+    """Where the delta method's error is far too small, it is NaN ("n/a"), not a number.
+
+    Tail estimates need 10 paths beyond the level (N (1 - q)); the entropic price needs 100
+    effective paths (sum w)^2 / sum w^2 of its weights w = exp(-a X), which a large aversion
+    puts on the worst few paths (there the s.e. was 1/a whatever the data).
+    """
+    x = torch.from_numpy(np.random.default_rng(5).normal(0.0, 0.05, 999))
+    assert math.isnan(price_standard_error(x, "cvar", 1.0, 0.99))  # 9.99 tail paths
+    assert math.isnan(quantile_standard_error(x, 0.01))
+    assert math.isfinite(price_standard_error(torch.cat([x, x[:1]]), "cvar", 1.0, 0.99))
+    assert math.isfinite(quantile_standard_error(torch.cat([x, x[:1]]), 0.01))
+
+    def effective_paths(a: float) -> float:
+        w = np.exp(-a * (x.numpy() - x.numpy().min()))
+        return w.sum() ** 2 / (w**2).sum()
+
+    assert effective_paths(1.0) > 900 and effective_paths(300.0) < 100 < effective_paths(30.0)
+    assert math.isfinite(price_standard_error(x, "entropic", 30.0, 0.9))
+    assert math.isnan(price_standard_error(x, "entropic", 300.0, 0.9))
+
+
 def test_a_failed_write_leaves_the_earlier_run_intact(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
@@ -480,6 +502,31 @@ GOOD = _config_text("gbm")
         (GOOD.replace("trainings = 2", "trainings = 101"), ["hedger.trainings", "less"]),
         (GOOD + "[extra]\n", ["unknown key 'extra'"]),
         ("[market\n", ["not valid TOML"]),
+        # levels: none within 1e-6 of 0 or 1 (1 - 1e-300 is 1), and none named alike
+        (GOOD + "risk_levels = [1e-300]\n", ["evaluation.risk_levels.0 = 1e-300", "greater"]),
+        (
+            GOOD + "risk_levels = [0.9, 0.9000001]\n",
+            ["levels 0.9, 0.9000001 are both named 0.9", "6 significant digits"],
+        ),
+        # prices the float32 training holds, and claims not absurdly far from the money
+        (GOOD + "[claim]\nstrike = 1e300\n", ["claim.strike = 1e+300", "less than or equal"]),
+        (
+            GOOD + "[claim]\nstrike = 1e-9\n",
+            ["claim.strike = 1e-09 is 1e-09 times market.spot = 1", "within 1e-06 to 1e+06"],
+        ),
+        (
+            GOOD.replace("cost = 1e-3", "cost = 1e-3\nlearning_rate = 1e38"),
+            ["hedger.learning_rate = 1e+38", "less than or equal to 1000000000000000"],
+        ),
+        # Merton jumps whose price overflows, or whose series never ends: one line, no warning
+        (
+            _config_text("merton").replace("jump_mean = -0.02", "jump_mean = 800.0"),
+            ["market: jump_mean=800.0 and jump_std=0.05", "below 700"],
+        ),
+        (
+            _config_text("merton").replace("jump_std = 0.05", "jump_std = 5.0"),
+            ["market.jump_intensity = 20, jump_mean = -0.02 and jump_std = 5", "series"],
+        ),
         # values no run can use: errors naming the key, not overflows, NaN or MemoryError
         (
             GOOD.replace("cost = 1e-3", "cost = 1e10"),

@@ -355,7 +355,7 @@ def _risk_table(run) -> Table:
     """The risk table of a `kabuto hedge` run, one column per hedger (the first
     `CONSOLE_TRAININGS` trainings), as printed after it."""
     from kabuto.experiment.hedge import deep_names
-    from kabuto.report.hedging import hedger_label, spread_note
+    from kabuto.report.hedging import hedger_label, money_format, se_text, spread_note
 
     config = run.config
     h = config.hedger
@@ -375,25 +375,25 @@ def _risk_table(run) -> Table:
         caption_justify="left",
     )
     levels = sorted(config.evaluation.risk_levels)
-    money = "{:.6f}"
+    money = money_format(abs(run.reference_price))
     rows = [
         ("price", "price", money),
-        ("price_se", "price s.e.", "{:.2g}"),
+        ("price_se", "price s.e.", se_text),
         ("mean_pnl", "mean P&L", money),
         ("std_pnl", "std P&L", money),
         *((f"var_{q:g}", f"VaR {q:g}", money) for q in levels),
         *((f"es_{q:g}", f"ES {q:g}", money) for q in levels),
-        ("entropic", f"entropic (a = {h.aversion:g})", money),
-        ("mean_cost", "mean cost", "{:.3g}"),
-        ("mean_turnover", "mean turnover", "{:.3f}"),
+        *([("entropic", f"entropic (a = {h.aversion:g})", money)] * (h.risk != "entropic")),
+        ("mean_cost", "mean cost", "{:.3g}".format),
+        ("mean_turnover", "mean turnover", "{:.3f}".format),
     ]
     hedgers = [name for name in run.risk_table.index if name not in hidden]
     table.add_column("", no_wrap=True)
     for name in hedgers:
         table.add_column(hedger_label(name, run, short=True), justify="right")
-    for key, header, fmt in rows:
+    for key, header, text in rows:
         values = run.risk_table[key]
-        table.add_row(header, *(fmt.format(values[name] + 0.0) for name in hedgers))
+        table.add_row(header, *(text(values[name]) for name in hedgers))
     return table
 
 

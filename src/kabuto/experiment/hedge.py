@@ -58,6 +58,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from kabuto.errors import ConfigError
 from kabuto.experiment.hedge_config import HedgeConfig, MarketConfig
 from kabuto.hedging.closed_form import black_scholes_price, heston_price, merton_price
 from kabuto.hedging.hedger import (
@@ -69,8 +70,15 @@ from kabuto.hedging.hedger import (
     hedge_with,
 )
 from kabuto.hedging.pnl import HedgeResult, trades
-from kabuto.hedging.risk import entropic_risk, expected_shortfall, risk_measure
+from kabuto.hedging.risk import (
+    MIN_EFFECTIVE_PATHS,
+    MIN_TAIL_PATHS,
+    entropic_risk,
+    expected_shortfall,
+    risk_measure,
+)
 from kabuto.report.hedging import render_report
+from kabuto.settings import check_lognormal_jumps
 from kabuto.sim.paths import gbm_paths, heston_paths, merton_paths
 from kabuto.staging import check_out_dir, staged_dir
 
@@ -94,6 +102,9 @@ __all__ = [
 # Extra Merton series terms beyond the jump count's mean + 12 standard deviations, so that the
 # series' truncation check passes for any intensity (the left-out mass is then far below 1e-12).
 _MERTON_EXTRA_TERMS = 80
+# Merton's series beyond this many jump counts: jumps so large or frequent that no simulated
+# path resolves them (the terms are evaluated at once, 8 bytes each per claim).
+_MERTON_MAX_TERMS = 100_000
 
 
 @dataclass(frozen=True)
@@ -193,10 +204,24 @@ def reference_price(config: HedgeConfig) -> float:
         return float(black_scholes_price(*args, m.volatility, claim.kind))
     if m.model == "heston":
         return float(heston_price(*args, m.v0, m.kappa, m.theta, m.xi, m.rho, claim.kind))
+    check_lognormal_jumps("market", m.jump_mean, m.jump_std)
     mean = m.jump_intensity * m.maturity * max(1.0, math.exp(m.jump_mean + m.jump_std**2 / 2))
     terms = _MERTON_EXTRA_TERMS + math.ceil(mean + 12 * math.sqrt(mean))
     jumps = (m.jump_intensity, m.jump_mean, m.jump_std)
-    return float(merton_price(*args, m.volatility, *jumps, claim.kind, terms=terms))
+    named = (
+        f"market.jump_intensity = {m.jump_intensity:g}, jump_mean = {m.jump_mean:g} and "
+        f"jump_std = {m.jump_std:g}"
+    )
+    if terms > _MERTON_MAX_TERMS:
+        raise ConfigError(
+            f"{named} give about {mean:.3g} jumps (counted under the share measure) by maturity; "
+            f"the claim's price would need {terms:,} terms of Merton's series: lower them"
+        )
+    with np.errstate(all="ignore"):  # checked below, in one line rather than numpy warnings
+        price = float(merton_price(*args, m.volatility, *jumps, claim.kind, terms=terms))
+    if not math.isfinite(price):
+        raise ConfigError(f"{named}: the claim's Merton price overflows; lower them")
+    return price
 
 
 # --------------------------------------------------------------------------------- risk table
@@ -218,13 +243,22 @@ def price_standard_error(pnl: Tensor, risk: str, aversion: float, risk_level: fl
     sqrt(N))``. Expected shortfall at level ``q`` (``"cvar"``, ``"oce"``), the mean of
     ``VaR + (L - VaR)^+ / (1 - q)`` over losses ``L = -X`` at the estimated VaR (whose own
     error does not move it to first order): ``sd((L - VaR)^+) / ((1 - q) sqrt(N))``.
+
+    NaN where the estimate rests on too few paths for the delta method: fewer than
+    `MIN_TAIL_PATHS` in the tail (``N (1 - q)``), or, for the entropic risk, fewer than
+    `MIN_EFFECTIVE_PATHS` effective paths ``(sum w)^2 / sum w^2`` of the weights
+    ``w = exp(-a X)`` (a large aversion puts all the weight on the worst few paths).
     """
     x = pnl.detach().double().cpu()
     n = x.shape[0]
     if risk == "entropic":
         y = -aversion * x
-        weights = torch.exp(y - y.max())  # scaled by exp(-max): the ratio below is unchanged
+        weights = torch.exp(y - y.max())  # scaled by exp(-max): the ratios below are unchanged
+        if weights.sum() ** 2 / (weights**2).sum() < MIN_EFFECTIVE_PATHS:
+            return math.nan
         return float(weights.std() / (aversion * weights.mean() * math.sqrt(n)))
+    if n * (1.0 - risk_level) < MIN_TAIL_PATHS:
+        return math.nan
     loss = -x
     var = float(np.quantile(loss.numpy(), risk_level))
     return float((loss - var).clamp(min=0.0).std() / ((1.0 - risk_level) * math.sqrt(n)))
@@ -238,9 +272,12 @@ def quantile_standard_error(pnl: Tensor, p: float) -> float:
     ``(Q(p + h) - Q(p - h)) / (2 h)`` (Siddiqui 1960), at the Hall and Sheather (1988)
     bandwidth ``h = N^(-1/3) z^(2/3) (1.5 phi(z_p)^2 / (2 z_p^2 + 1))^(1/3)``, ``z`` the
     standard normal 0.975 quantile and ``z_p`` the ``p`` one (Koenker 2005, section 3.4).
+    NaN with fewer than `MIN_TAIL_PATHS` paths beyond the quantile.
     """
     x = pnl.detach().double().cpu().numpy()
     n = x.size
+    if n * min(p, 1.0 - p) < MIN_TAIL_PATHS:  # as `price_standard_error`'s tail
+        return math.nan
     normal = statistics.NormalDist()
     z, z_p = normal.inv_cdf(0.975), normal.inv_cdf(p)
     h = (

@@ -83,7 +83,16 @@ MODEL_PARAMETERS: dict[str, dict[str, float]] = {
     "merton": {"volatility": 0.2, "jump_intensity": 68.0, "jump_mean": 0.0, "jump_std": 0.01},
 }
 
-Level = Annotated[float, Field(gt=0, lt=1)]
+# Levels within 1e-6 of 0 or 1 have no tail paths on any realistic evaluation (and 1 - q
+# rounds to 1 for q = 1e-300); the table names a level by its 6 significant digits.
+Level = Annotated[float, Field(ge=1e-6, le=1 - 1e-6)]
+# Far beyond any useful rate, but a diverging training is still reported as one: Adam moves a
+# weight by up to the rate a step, and from about 1e37 that overflows float32 inside Adam.
+MAX_LEARNING_RATE = 1e30
+# Spots and strikes the float32 training arithmetic holds with room to spare (squares, costs):
+# 1e300 became inf there and was reported as a diverged training.
+PRICE_RANGE = (1e-12, 1e12)
+MAX_MONEYNESS = 1e6
 # torch seeds its generators with a signed 64-bit integer: a larger seed overflows there.
 Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
@@ -119,7 +128,7 @@ class MarketConfig(StrictValues):
     """The simulated underlying (see the module docstring for each model's parameters)."""
 
     model: Literal["gbm", "heston", "merton"] = "gbm"
-    spot: float = Field(1.0, gt=0)
+    spot: float = Field(1.0, ge=PRICE_RANGE[0], le=PRICE_RANGE[1])
     steps: int = Field(20, ge=1)  # bounded by the memory estimate (`estimated_memory`)
     maturity: float = Field(20 / 250, gt=0)
     volatility: float | None = Field(None, gt=0)
@@ -141,7 +150,7 @@ class ClaimConfig(StrictValues):
     """The European option the hedger is short."""
 
     kind: Literal["call", "put"] = "call"
-    strike: float = Field(1.0, gt=0)
+    strike: float = Field(1.0, ge=PRICE_RANGE[0], le=PRICE_RANGE[1])
 
 
 class HedgerConfig(StrictValues):
@@ -171,7 +180,7 @@ class HedgerConfig(StrictValues):
     # traded notional: 1e10 gave P&L of -1e10 rather than an error.
     cost: float = Field(1e-4, ge=0, lt=1)
     unwind: bool = True
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(1e-3, gt=0, le=MAX_LEARNING_RATE)
     seed: Seed = 0
     num_threads: int | None = Field(None, ge=1, le=MAX_THREADS)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
@@ -201,6 +210,16 @@ class EvaluationConfig(StrictValues):
             raise ValueError(
                 f"lists {', '.join(map(repr, repeated))} more than once; list each once"
             )
+        # a level's columns are named by its 6 significant digits (var_0.9): two that print
+        # alike would share one column
+        names = [f"{v:g}" for v in value if isinstance(v, float)]
+        alike = sorted({n for n in names if names.count(n) > 1})
+        if alike:
+            levels = [v for v in value if f"{v:g}" == alike[0]]
+            raise ValueError(
+                f"levels {', '.join(map(repr, levels))} are both named {alike[0]} in the risk "
+                "table; give levels that differ in their first 6 significant digits"
+            )
         return value
 
 
@@ -226,6 +245,14 @@ class HedgeConfig(StrictValues):
         for name, default in own.items():
             if getattr(market, name) is None:
                 setattr(market, name, default)
+        ratio = self.claim.strike / market.spot
+        if not 1 / MAX_MONEYNESS <= ratio <= MAX_MONEYNESS:
+            raise ValueError(
+                f"claim.strike = {self.claim.strike:g} is {ratio:.3g} times market.spot = "
+                f"{market.spot:g}; keep their ratio within {1 / MAX_MONEYNESS:g} to "
+                f"{MAX_MONEYNESS:g} (a claim that far from the money is worth nothing, or "
+                "the underlying itself)"
+            )
         if self.evaluation.seed in self.hedger.training_seeds():
             raise ValueError(
                 f"evaluation.seed = {self.evaluation.seed} is the seed of a training (hedger.seed "

@@ -36,6 +36,8 @@ from kabuto.errors import ConfigError
 from kabuto.settings import check_positive
 
 __all__ = [
+    "MIN_EFFECTIVE_PATHS",
+    "MIN_TAIL_PATHS",
     "OCERisk",
     "cvar_loss",
     "entropic_loss",
@@ -46,6 +48,15 @@ __all__ = [
 ]
 
 Loss = Callable[[Tensor], Tensor]
+
+
+#: Fewest tail paths (``N (1 - q)``), and fewest effective paths ``(sum w)^2 / sum w^2`` of the
+#: entropic weights ``w = exp(-a X)``, for a Monte Carlo standard error of a risk estimate: with
+#: fewer, the delta method's error is far too small (over replications, +-2 s.e. covered an
+#: expected shortfall 0.99 on 50 paths 53% of the time, an entropic price at a = 300 never) and
+#: the estimate itself is biased.
+MIN_TAIL_PATHS = 10
+MIN_EFFECTIVE_PATHS = 100
 
 
 def risk_measure(pnl: Tensor, risk: str, aversion: float, level: float) -> Tensor:

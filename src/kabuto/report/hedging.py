@@ -16,7 +16,7 @@ drawn from inline JSON, nothing loaded from the network), it shows:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from kabuto.hedging.closed_form import black_scholes_delta
+from kabuto.hedging.risk import MIN_EFFECTIVE_PATHS, MIN_TAIL_PATHS
 from kabuto.report.figures import (
     ReportFigure,
     _axis,
@@ -152,7 +153,8 @@ def _seeds(run: HedgeRun) -> str:
     h = run.config.hedger
     if h.trainings == 1:
         return f"seed {h.seed}"
-    return f"seed {h.seed} and {h.trainings - 1} derived from it"
+    more = h.trainings - 1
+    return f"seed {h.seed} and {more} more seed{'s' * (more > 1)} derived from it"
 
 
 def spread_note(run: HedgeRun) -> str:
@@ -199,7 +201,7 @@ def _cell(text: str, css: str = "") -> str:
 
 def _with_se(value: str, se: float) -> str:
     """A cell of a statistic with its standard error in small print after it."""
-    return f'<td>{escape(value)}<span class="se"> \u00b1 {se:.1g}</span></td>'
+    return f'<td>{escape(value)}<span class="se"> \u00b1 {se_text(se, 1)}</span></td>'
 
 
 def _pairs(title: str, pairs: Iterable[tuple[str, str]]) -> str:
@@ -276,10 +278,12 @@ def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
             "for the trained network as it is; it leaves out how far another seed moves a deep "
             "hedger's price"
             + (
-                ", which is the spread between the trainings (below the table)."
+                ", which is the spread between the trainings (below the table); "
                 if len(run.hedgers) > 1
-                else " (set hedger.trainings to measure that)."
-            ),
+                else " (set hedger.trainings to measure that); "
+            )
+            + SE_UNAVAILABLE
+            + ".",
         ),
         ("mean P&L", "Mean of X = gains - costs - payoff per path."),
         ("std P&L", "Standard deviation of X (ddof 1)."),
@@ -289,7 +293,8 @@ def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
                 f"Value at risk: minus the {1 - q:.3g} quantile of X (linear interpolation); "
                 "\u00b1 its standard error over the evaluation paths (the quantile's asymptotic "
                 "error, density by the Siddiqui difference quotient at the Hall-Sheather "
-                "bandwidth).",
+                "bandwidth; n/a with fewer than "
+                f"{MIN_TAIL_PATHS} paths beyond the quantile).",
             )
             for q in levels
         ),
@@ -297,7 +302,8 @@ def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
             (
                 f"ES {q:g}",
                 f"Expected shortfall: minus the mean of the worst {1 - q:.3g} fraction of X; "
-                "\u00b1 its standard error over the evaluation paths (delta method).",
+                "\u00b1 its standard error over the evaluation paths (delta method; n/a with "
+                f"fewer than {MIN_TAIL_PATHS} paths in the tail).",
             )
             for q in levels
         ),
@@ -316,11 +322,34 @@ def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
     ]
 
 
-def _money_decimals(scale: float) -> int:
-    """Decimals that print amounts of this scale with about 5 significant digits."""
-    if not scale > 0 or not math.isfinite(scale):
-        return 6
-    return max(0, 4 - math.floor(math.log10(scale)))
+def money_format(scale: float) -> Callable[[float], str]:
+    """A formatter of amounts of this scale (e.g. the claim's price) with about 5 significant
+    digits, which prints a value that rounds to zero without a sign ("0.0000", not "-0.0000")."""
+    decimals = (
+        6
+        if not scale > 0 or not math.isfinite(scale)
+        else max(0, 4 - math.floor(math.log10(scale)))
+    )
+
+    def money(value: float) -> str:
+        text = f"{value:.{decimals}f}"
+        return text.lstrip("-") if float(text) == 0.0 else text
+
+    return money
+
+
+def se_text(se: float, digits: int = 2) -> str:
+    """A standard error as text: "n/a" where there is none (too few paths for one)."""
+    return "n/a" if math.isnan(se) else f"{se:.{digits}g}"
+
+
+#: How the tables explain a standard error of "n/a" (`price_standard_error`).
+SE_UNAVAILABLE = (
+    f"n/a where the estimate rests on too few paths for one (fewer than {MIN_TAIL_PATHS} in the "
+    f"tail, or fewer than {MIN_EFFECTIVE_PATHS} effective paths of the entropic weights "
+    "exp(-aX), which a large aversion puts on the worst few paths): the delta method's error "
+    "would be far too small there, and the estimate itself is biased"
+)
 
 
 def best_hedger(table: pd.DataFrame, trainings: Sequence[str] = ()) -> str | None:
@@ -330,17 +359,21 @@ def best_hedger(table: pd.DataFrame, trainings: Sequence[str] = ()) -> str | Non
     that of independent estimates. The hedgers share their evaluation paths, so their prices
     are positively correlated and this overstates the error of a difference: the test is
     conservative. When the lowest price is one of `trainings` (the rows of several trainings
-    of one hedger), the other trainings are not its rivals and are left out of the test. None
-    when no hedger clears it, or there is no rival.
+    of one hedger), the other trainings are not its rivals, but each of them must clear the
+    test: the lowest of several trainings is the luckiest seed, not evidence for the method.
+    None when no hedger clears it, there is no rival, or an error is unknown (NaN).
     """
     best = table["price"].idxmin()
     siblings = list(trainings) if best in trainings else [best]
     others = table.drop(index=siblings)
     if others.empty:
         return None
-    gap = others["price"] - table.at[best, "price"]
-    combined = np.sqrt(others["price_se"] ** 2 + table.at[best, "price_se"] ** 2)
-    return str(best) if bool((gap > 2 * combined).all()) else None
+    for name in siblings:
+        gap = others["price"] - table.at[name, "price"]
+        combined = np.sqrt(others["price_se"] ** 2 + table.at[name, "price_se"] ** 2)
+        if not bool((gap > 2 * combined).all()):
+            return None
+    return str(best)
 
 
 def _risk_section(run: HedgeRun) -> str:
@@ -360,16 +393,13 @@ def _risk_section(run: HedgeRun) -> str:
         "mean cost",
         "mean turnover",
     ]
-    d = _money_decimals(abs(run.reference_price))
-
-    def money(value: float) -> str:
-        return f"{value + 0.0:.{d}f}"  # + 0.0: no "-0.000000"
+    money = money_format(abs(run.reference_price))
 
     rows = []
     for name, row in table.iterrows():
         cells = [
             _cell(money(row["price"]), "best" if name == best else ""),
-            _cell(f"{row['price_se']:.2g}"),
+            _cell(se_text(row["price_se"])),
             _cell(money(row["mean_pnl"])),
             _cell(money(row["std_pnl"])),
             *(_with_se(money(row[f"var_{q:g}"]), row[f"var_{q:g}_se"]) for q in levels),
@@ -392,7 +422,7 @@ def _risk_section(run: HedgeRun) -> str:
             "standard errors"
         )
         if best in run.hedgers and len(run.hedgers) > 1:
-            verdict += " (the deep hedger's other trainings aside)"
+            verdict += ", and so is every other training of the deep hedger"
     spread = spread_note(run)
     note = (
         f"On the same {run.prices.shape[0]:,} evaluation paths for every hedger; {verdict} "
