@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from kabuto.sim.artificial import (
     read_pams_config,
     simulate,
 )
+from kabuto.sim.artificial import runner as runner_module
 from kabuto.sim.artificial.engine import (
     CLOSE,
     DEPTH_BID,
@@ -443,6 +445,17 @@ def test_units_held_are_whole_and_exact(assets, match):
     parse_simulation(raw)
 
 
+def test_an_unknown_agent_type_is_named_without_the_whole_table():
+    raw = small_config().model_dump()
+    raw["agents"][0]["type"] = "momentum"
+    with pytest.raises(ConfigError) as excinfo:
+        parse_simulation(raw)
+    assert str(excinfo.value) == (
+        "config: agents.0: 'momentum' is not a known type; use one of 'fcn', 'market_maker', "
+        "'policy', 'arbitrage', 'order_flow'"
+    )
+
+
 def test_random_weights_that_may_all_be_0_are_allowed():
     raw = small_config().model_dump()
     raw["agents"][0].update(
@@ -600,6 +613,15 @@ def test_a_bad_seed_is_a_config_error(seed):
         simulate(small_config(), seed=seed)
 
 
+def test_results_that_cannot_fit_in_memory_are_refused_before_the_runs(monkeypatch):
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert runner_module.result_limit() == min(runner_module.MAX_RESULT_BYTES, memory)
+    # 72 bytes a run, step and market: 320 steps, so a limit of 1 MiB holds 45 runs
+    monkeypatch.setattr(runner_module, "MAX_RESULT_BYTES", 2**20)
+    with pytest.raises(ConfigError, match=r"runs = 50 of 320 steps in 1 market\(s\) would keep"):
+        simulate(small_config(), seed=0, runs=50)
+
+
 PAMS_MISTAKE = {
     "class": "OrderMistakeShock",
     "target": "Market",
@@ -669,8 +691,16 @@ def _set(path: str, value):
         ("simulation.sessions.0.maxNormalOrders", -1, r"sessions\[0\]\.maxNormalOrders = -1: "),
         ("Mistake.orderVolume", 0, r"Mistake\.orderVolume = 0: "),
         ("Halt.haltingTimeLength", 0, r"Halt\.haltingTimeLength = 0: "),
-        # a rule across a group's keys names the group, without dumping the whole table
-        ("FCNAgents.noiseScale", -0.1, r"config: FCNAgents: noise_scale must not be negative$"),
+        # a rule across a group's keys names the group (and its keys as PAMS spells them),
+        # without dumping the whole table
+        ("FCNAgents.noiseScale", -0.1, r"config: FCNAgents: noiseScale must not be negative$"),
+        ("FCNAgents.orderMargin", [-0.1, 0.1], r"FCNAgents: orderMargin must not be negative$"),
+        ("simulation.sessions", [], r"config: simulation\.sessions = \[\]: "),
+        (
+            "simulation.sessions.1.maxNormalOrders",
+            101,
+            r"simulation\.sessions\[1\]\.maxNormalOrders = 101 but there are only 100 FCN",
+        ),
     ],
 )
 def test_malformed_pams_values_are_named(path, value, match):

@@ -202,12 +202,19 @@ def test_a_market_that_ran_away_in_every_run_has_no_facts(tmp_path: Path):
     assert "Stylized facts: Calm, 2 run(s), " in shown.stdout
 
 
-def test_a_time_window_so_long_the_expected_price_overflows_is_flagged():
-    # P_hat = P exp(r tau) overflows for tau = 1e30: such bids used to wrap to negative ticks and
-    # be dropped (and the asks fall below a tick), so nothing traded and a flat close at 300
-    # looked like a calm market; now the bids sit at the price limit and the run is flagged
+def test_a_time_window_so_long_the_expected_price_overflows_trades_nothing():
+    # P_hat = P exp(r tau) overflows for tau = 1e30: a buy beyond the book's price limit is
+    # dropped (numba used to wrap the infinite price to an integer), as a sell below one tick
+    # is, so nothing trades and the facts are undefined rather than invented
     raw = chased_market()
     raw["agents"][0]["time_window"] = [1e30, 1e31]
-    with pytest.warns(KabutoWarning, match=r"tame them \(chart_weight, time_window"):
-        result = simulate(parse_simulation(raw), seed=0, runs=1)
-    assert runaway_runs(result).all()
+    config = parse_simulation(raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KabutoWarning)
+        result = simulate(config, seed=0, runs=1)
+    assert (result.counts[..., 0] == 0).all()  # no volume
+    assert (result.prices[0, :, 0, CLOSE] == 100.0).all()
+    facts = facts_by_market(result, bar=5, start_step=first_executing_step(config))["Calm"]
+    summary = facts.summary()
+    assert summary.loc["zero_share", "mean"] == 1.0  # every return is 0
+    assert summary["n_nan"].drop("zero_share").eq(1).all()

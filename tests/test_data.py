@@ -751,6 +751,49 @@ def test_a_second_date_column_is_not_read_as_prices(tmp_path):
         load_prices(path)
 
 
+@pytest.mark.parametrize("name", ["r.csv", "r.csv.gz"])
+@pytest.mark.parametrize("row", [1, 2])
+def test_a_row_with_more_fields_than_the_header_is_named(tmp_path, name, row):
+    # on the first row pandas would make the extra field's column the index and read dates
+    # from the wrong one; later, its message names a line of the file, not a data row
+    rows = ["2020-01-01,1,2", "2020-01-02,1,2", "2020-01-03,1,2"]
+    rows[row - 1] += ",3"
+    text = "date,A,B\n" + "\n".join(rows) + "\n"
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    with pytest.raises(DataError, match=rf"data row {row} has 4 fields but the header names 3"):
+        load_prices(path)
+
+
+def test_another_separator_is_named(tmp_path):
+    path = write(tmp_path, "s.csv", "date;A;B\n2020-01-01;1;2\n2020-01-02;1;2\n")
+    with pytest.raises(DataError, match=r"separate its fields with ';'; kabuto reads comma"):
+        load_prices(path)
+
+
+def test_long_columns_named_twice_in_two_cases_are_refused(tmp_path):
+    text = "date,asset,close,Close\n2020-01-01,A,1,2\n2020-01-02,A,1,2\n"
+    with pytest.raises(DataError, match=r"columns 'close' and 'Close' differ only in letter case"):
+        load_prices(write(tmp_path, "l.csv", text))
+    # in wide form they are two assets
+    panel = load_prices(write(tmp_path, "w.csv", "date,abc,ABC\n2020-01-01,1,2\n2020-01-02,1,2\n"))
+    assert panel.assets == ("abc", "ABC")
+
+
+def test_messages_quote_cells_as_python_values(tmp_path):
+    # a bad cell of an integer column is quoted as 1, not np.int64(1)
+    path = tmp_path / "b.parquet"
+    pd.DataFrame({"date": ["2020-01-01", "2020-01-02"], "A": [True, False]}).to_parquet(path)
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    assert "holds True, a true/false value" in message(excinfo)
+    with pytest.raises(DataError, match=r"unknown format 5"):
+        load_prices(path, format=5)
+
+
 def test_single_date_file_is_rejected_by_panel_with_path(tmp_path):
     path = write(tmp_path, "one.csv", "date,A\n2020-01-02,1\n")
     with pytest.raises(DataError, match=r"one\.csv.*at least 2 dates"):

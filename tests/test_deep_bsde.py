@@ -10,6 +10,7 @@ Allen-Cahn-type equation. Every simulation is seeded.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 from scipy import integrate, stats
 from torch import Tensor
 
-from kabuto.errors import ConfigError
+from kabuto.errors import ConfigError, KabutoWarning
 from kabuto.hedging import closed_form
 from kabuto.hedging.bsde import DeepBSDE
 from kabuto.hedging.bsde_problems import (
@@ -182,6 +183,18 @@ def test_hjb_reference_matches_chi_square_quadrature():
         assert estimate == pytest.approx(exact, abs=3e-3)
     # The paper's value is the exact one to its 5 digits.
     assert HJBProblem().reference == pytest.approx(exact_values[100], abs=1e-4)
+
+
+def test_hjb_reference_at_a_large_coupling_warns_instead_of_failing_or_misleading():
+    # at coupling 50 the chi-square quadrature gives 3.72418 and 2e5 draws about 4.16 (12%
+    # high, 4 effective samples); at 200 every exp(-lambda g) underflowed: log(0) failed
+    for coupling in (50.0, 200.0):
+        with pytest.warns(KabutoWarning, match=r"rests on about \d+ effective samples"):
+            estimate = hjb_reference(HJBProblem(coupling=coupling), n_samples=20_000, seed=0)
+        assert math.isfinite(estimate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", KabutoWarning)
+        hjb_reference(HJBProblem(coupling=1.0), n_samples=20_000, seed=0)
 
 
 def test_hjb_reference_at_the_terminal_time_is_the_terminal_condition():
@@ -404,6 +417,9 @@ def test_bad_settings_raise_config_error():
     for setting, value in cases.items():
         with pytest.raises(ConfigError, match=f"DeepBSDE: {setting}="):
             DeepBSDE(**{setting: value})
+    # a final rate above the initial one would make the "decaying" rate grow
+    with pytest.raises(ConfigError, match=r"final_learning_rate=0\.001 is above learning_rate="):
+        DeepBSDE(learning_rate=1e-4)
 
 
 def test_bad_problem_and_inputs_raise_config_error(call_solver):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from kabuto.backtest import WalkForward
+from kabuto.data import Panel
 from kabuto.errors import ConfigError, DataError
 from kabuto.sim import correlated_gbm
 from kabuto.strategies.deep_residual import (
@@ -243,12 +244,16 @@ def test_validation_split_is_the_end_of_the_training_window(gbm):
 def test_nan_before_listing_and_short_history():
     rng = np.random.default_rng(0)
     r = rng.normal(0, 0.01, size=(300, 6))
-    r[:120, 2] = np.nan  # listed late: only rows where every asset trades are used
+    r[:120, 2] = np.nan  # listed late: 5 assets x 266 dates beat 6 x 146
     panel = panel_from_returns(r)
     s = DeepResidual(**TINY | {"train_window": None}).fit(panel.window(299, 299))
-    assert s.sample_ends_[0] - 32 >= 120
-    with pytest.raises(DataError, match="training needs"):
-        DeepResidual(**TINY).fit(panel.window(40, 40))
+    assert s.training_assets_ == ("A0", "A1", "A3", "A4", "A5") and s.sample_ends_[0] == 32
+    r[:20, 2] = np.nan  # listed early: 6 x 246 beat 5 x 266, on rows where every asset trades
+    r[20:120, 2] = 0.001
+    s.fit(panel_from_returns(r).window(299, 299))
+    assert len(s.training_assets_) == 6 and s.sample_ends_[0] - 32 >= 20
+    with pytest.raises(DataError, match="training needs"):  # no asset has 34 days
+        DeepResidual(**TINY).fit(panel.window(33, 33))
 
 
 def test_seed_reproducibility(gbm):
@@ -506,3 +511,24 @@ def test_trains_on_cuda(gbm):
     assert next(strategy.model_.parameters()).device.type == "cuda"
     weights = strategy.allocate_batch(gbm.batch([620, 640], 32))
     np.testing.assert_allclose(np.abs(weights).sum(axis=1), 1.0)
+
+
+def test_a_late_listing_neither_fails_a_retrain_nor_cuts_the_training_history():
+    # asset_005 lists on row 500: right after, training on all six assets would leave a few
+    # dates (a retrain then failed, and every later one shrank); the block of five assets
+    # over the whole train_window gives more samples until the new one has enough days
+    frame = correlated_gbm(6, 800, seed=4).to_frame()
+    frame.iloc[:500, 5] = np.nan
+    panel = Panel(frame)
+    s = DeepResidual(**(TINY | {"epochs": 1, "train_window": 300}), seed=0)
+    for t, trained in ((540, 5), (700, 5), (790, 6)):
+        columns = np.flatnonzero(panel.eligible(t, s.lookback))
+        assert len(columns) == 6
+        history = panel.window(t, t, columns)
+        s.fit(history)
+        assert s.training_assets_ == tuple(frame.columns[:trained])
+        # the last target is the fit date's return
+        assert s.sample_ends_[-1] == history.returns.shape[0] - 2
+    assert len(s.sample_ends_) > 200
+    result = WalkForward(rebalance=5, retrain=21, costs_bps=10, long_only=False).run(panel, [s])
+    assert (result["DeepResidual"].target_weights["asset_005"] != 0).any()  # still scored

@@ -282,6 +282,11 @@ def test_report_sections_and_offline(cli_run):
     assert {"gbm": "Black-Scholes price", "heston": "Heston price", "merton": "Merton price"}[
         model
     ] in page
+    # the band baseline's aversion is the hedger's, and its formula entropic whatever the measure
+    aversion = {"gbm": "1", "heston": "2", "merton": "1"}[model]
+    assert f"with the cost above and risk aversion {aversion} (hedger.aversion" in page
+    entropic = model == "heston"
+    assert ("the band&#x27;s formula is for exponential utility" in page) is not entropic
     assert_offline(page)
 
 

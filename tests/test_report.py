@@ -208,6 +208,14 @@ def test_zero_costs_are_flagged_in_the_header(leaderboard: pd.DataFrame, costs) 
     assert "No transaction costs were charged (0 bps): net equals gross." in page
 
 
+def test_a_backtest_too_short_to_annualize_says_so(page: str) -> None:
+    # 600 days: no warning; 60 days: its annualized figures are mostly extrapolation
+    assert "The backtest covers only" not in page
+    short = make_result(n_days=60)
+    short_page = render_report(short, make_leaderboard(short))
+    assert "The backtest covers only 60 trading days: its annualized figures" in short_page
+
+
 def test_costs_not_recorded_are_said_so(page: str) -> None:
     assert "<b>Transaction costs:</b> not recorded in the result&#x27;s settings" in page
     assert "(the level is not recorded)" in page and "cost-caveat" not in page

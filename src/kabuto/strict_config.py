@@ -12,7 +12,6 @@ import datetime
 import tomllib
 import types
 import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,20 +82,30 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | 
     return tuple(kept), (candidates[0] if len(candidates) == 1 else None)
 
 
+class Spelling:
+    """How the user's file writes kabuto's config keys: kabuto's own files as dotted locations
+    (``markets.0.volatility``). A mapping translated from another format (PAMS's JSON) has a
+    subclass that writes them as that file does."""
+
+    def __call__(self, loc: tuple) -> str:
+        """A key's location (e.g. ``("markets", 0, "volatility")``) as the file writes it."""
+        return ".".join(str(p) for p in loc)
+
+    def reword(self, message: str, loc: tuple) -> str:
+        """A validation message about `loc`, with the keys it names as the file writes them."""
+        return message
+
+
 def validate(
     model: type[M],
     raw: dict[str, Any],
     *,
     source: str = "config",
-    spell: Callable[[tuple], str] | None = None,
+    spell: Spelling | None = None,
 ) -> M:
-    """Validate a config mapping; errors name the key and the allowed values.
-
-    `spell` writes a key's location (e.g. ``("markets", 0, "volatility")``) as the user's file
-    spells it, for a mapping translated from another format (PAMS's JSON); by default the
-    location is dotted.
-    """
-    spell = spell or _dotted
+    """Validate a config mapping; errors name the key and the allowed values, as `spell`
+    writes them (by default, dotted locations)."""
+    spell = spell or Spelling()
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -116,21 +125,23 @@ def validate(
         # A value may fail every member of a union (a number or a table): say all of them.
         messages = [e["msg"].removeprefix("Value error, ") for e in errors]
         messages = [m for i, m in enumerate(messages) if _walk(model, errors[i]["loc"])[0] == loc]
-        message = "; or ".join(dict.fromkeys(messages))
+        message = spell.reword("; or ".join(dict.fromkeys(messages)), loc)
         value = first.get("input")
         here = [e["type"] for e in errors if _walk(model, e["loc"])[0] == loc]
         if isinstance(value, datetime.date | datetime.time) and "string_type" in here:
             raise ConfigError(f"{source}: {_unquoted_date(loc, value)}") from None
         if not loc:  # a rule across keys (a model validator): the message names them
             raise ConfigError(f"{source}: {message}") from None
-        if isinstance(value, dict) and first["type"] == "value_error":
+        if first["type"] == "union_tag_invalid":  # a table of an unknown type (kind)
+            context = first.get("ctx", {})
+            raise ConfigError(
+                f"{source}: {key}: {context.get('tag')!r} is not a known type; use one of "
+                f"{context.get('expected_tags')}"
+            ) from None
+        if isinstance(value, dict):
             # a rule across a table's keys: the message names them; the table is noise
             raise ConfigError(f"{source}: {key}: {message}") from None
         raise ConfigError(f"{source}: {key} = {first.get('input')!r}: {message}") from None
-
-
-def _dotted(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc)
 
 
 def _unquoted_date(loc: tuple, value: datetime.date | datetime.time) -> str:

@@ -272,7 +272,12 @@ def simulate_command(
     ],
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("runs/simulate"),
     runs: Annotated[int, typer.Option(help="Independent runs (Monte Carlo).")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed; run k gets its own seed from it.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed: one run uses it; with several, run k gets a seed derived from it."
+        ),
+    ] = 0,
     bar: Annotated[int, typer.Option(help="Steps per bar for returns and bars.parquet.")] = 10,
     trades: Annotated[bool, typer.Option("--trades", help="Also write every trade.")] = False,
     orders: Annotated[bool, typer.Option("--orders", help="Also write every order.")] = False,

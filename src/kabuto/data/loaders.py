@@ -8,6 +8,8 @@ file path (see `kabuto.data.validation` for the checks on dates and prices).
 
 from __future__ import annotations
 
+import csv
+import gzip
 import os
 from pathlib import Path
 from typing import Any
@@ -136,7 +138,13 @@ def load_prices(
             raise DataError(f"{source}: the file has a header but no data rows")
         raise DataError(f"{source}: the file is empty")
     date_col = _find_date_column(frame, date_column, source)
-    lower = {c.lower(): c for c in frame.columns if c != date_col}
+    lower: dict[str, str] = {}
+    for c in frame.columns:
+        if c != date_col and lower.setdefault(c.lower(), c) != c and c.lower() in LONG_COLUMNS:
+            raise DataError(
+                f"{source}: columns {lower[c.lower()]!r} and {c!r} differ only in letter case; "
+                "keep one of them"
+            )
     highs = lows = None
     if "asset" in lower:
         frame, highs, lows = _long_to_wide(frame, date_col, lower, source)
@@ -205,12 +213,12 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
                 f"or {NAME_FORMAT}"
             )
         format = matches[0]
-    format = format.lower()
-    if format not in ("csv", "parquet"):
+    if not isinstance(format, str) or format.lower() not in ("csv", "parquet"):
         raise DataError(
             f"{source}: unknown format {format!r}; use format='csv' or format='parquet' "
             f"(recognised file endings: {allowed})"
         )
+    format = format.lower()
     if not path.is_file():
         raise DataError(f"{source}: not a regular file; give the path of a price file")
     if path.stat().st_size == 0:
@@ -220,7 +228,17 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
             header = _check_header(path)
             # asset codes are text: 0700 (a Hong Kong code) is not the number 700
             codes = {name: str for name in header if name.strip().lower() == "asset"}
-            return pd.read_csv(path, skipinitialspace=True, dtype=codes)
+            try:
+                frame = pd.read_csv(path, skipinitialspace=True, dtype=codes)
+            except pd.errors.ParserError as exc:
+                if "fields" in str(exc):  # "Expected 3 fields in line 3, saw 4"
+                    _raise_long_row(path, len(header))
+                raise
+            if not isinstance(frame.index, pd.RangeIndex):
+                # pandas makes the first columns the index when rows have more fields than
+                # the header: the dates would then be read from the wrong column
+                _raise_long_row(path, len(header))
+            return frame
         return pd.read_parquet(path).pipe(_index_to_column)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{source}: the file is empty") from exc
@@ -230,6 +248,19 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
             f"{source}: cannot be read as {format.upper()} ({detail}); check that the file is "
             f"a valid {format.upper()} file, or if its name misleads, rename it or {NAME_FORMAT}"
         ) from exc
+
+
+def _raise_long_row(path: Path, width: int) -> None:
+    """Raise a `DataError` naming the first data row with more than `width` fields."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as handle:
+        for i, row in enumerate(csv.reader(handle, skipinitialspace=True)):
+            if i and len(row) > width:
+                raise DataError(
+                    f"{path}: data row {i} has {len(row)} fields but the header names {width} "
+                    "columns; remove the extra fields (a trailing comma counts as one)"
+                )
+    raise DataError(f"{path}: some rows have more fields than the header names columns")
 
 
 def _check_header(path: Path) -> list[str]:
@@ -281,6 +312,15 @@ def _find_date_column(frame: pd.DataFrame, date_column: str | None, source: str)
     for name in DATE_COLUMNS:
         if name in lower:
             return lower[name]
+    separator = next(
+        (sep for sep in (";", "\t", "|") if len(columns) == 1 and sep in columns[0]), None
+    )
+    if separator is not None:
+        raise DataError(
+            f"{source}: the header {columns[0]!r} is one column: the file seems to separate its "
+            f"fields with {separator!r}; kabuto reads comma-separated files, so save it with "
+            "commas (and '.' as the decimal point)"
+        )
     raise DataError(
         f"{source}: no date column; name the date column one of date, Date, datetime, "
         "timestamp or time (any letter case), or pass date_column= to load_prices (the columns "

@@ -514,6 +514,8 @@ def _checked_values(
 
 def _checked_benchmark(panel: Panel, benchmark: object) -> pd.Series:
     """The benchmark's prices reindexed to the panel's dates, each finite and positive."""
+    from kabuto.data.validation import shown
+
     source = panel.source
     fix = "pass the index's prices as a pandas Series of numbers indexed by date"
     if not isinstance(benchmark, pd.Series):
@@ -530,6 +532,8 @@ def _checked_benchmark(panel: Panel, benchmark: object) -> pd.Series:
         )
     if index.tz is not None and panel.dates.tz is None:  # as `Panel.from_frame` does
         benchmark = benchmark.set_axis(index.tz_localize(None))
+    # one row a day, as `Panel.from_frame` keeps (times of day dropped)
+    benchmark = benchmark.set_axis(benchmark.index.normalize())
     if benchmark.index.has_duplicates:
         day = benchmark.index[benchmark.index.duplicated()][0]
         raise DataError(
@@ -545,7 +549,7 @@ def _checked_benchmark(panel: Panel, benchmark: object) -> pd.Series:
     if not_number.any():
         t = int(np.argmax(not_number))
         raise DataError(
-            f"{source}: the {label} on {panel.dates[t].date()} holds {aligned.iloc[t]!r}, "
+            f"{source}: the {label} on {panel.dates[t].date()} holds {shown(aligned.iloc[t])!r}, "
             f"which is not a number; {fix}"
         )
     if not given.all():

@@ -295,8 +295,8 @@ def parse_dates(
             what = f"the date at data row {i + 1} is empty"
         else:
             what = (
-                f"the date {raw[i]!r} at data row {i + 1} cannot be parsed (the format of the "
-                "first date is applied to every row)"
+                f"the date {shown(raw[i])!r} at data row {i + 1} cannot be parsed (the format of "
+                "the first date is applied to every row)"
             )
         raise DataError(
             f"{source}: {what}; write every date in one format, preferably YYYY-MM-DD, and "
@@ -377,8 +377,8 @@ def to_prices(column: pd.Series, *, source: str, where: Callable[[int], str]) ->
     """
     if pd.api.types.is_bool_dtype(column.dtype):
         raise DataError(
-            f"{source}: {where(0)} holds {column.iloc[0]!r}, a true/false value, not a price; "
-            "the column must hold numbers"
+            f"{source}: {where(0)} holds {shown(column.iloc[0])!r}, a true/false value, not a "
+            "price; the column must hold numbers"
         )
     if _is_time(column.dtype):  # to_numeric would read them as nanoseconds since 1970
         raise DataError(
@@ -400,7 +400,7 @@ def to_prices(column: pd.Series, *, source: str, where: Callable[[int], str]) ->
             if len(idx):
                 i = int(idx[0])
                 raise DataError(
-                    f"{source}: {where(i)} holds {column.iloc[i]!r}, which is not a number; "
+                    f"{source}: {where(i)} holds {shown(column.iloc[i])!r}, which is not a number; "
                     "prices must be plain numbers with a '.' decimal point and no thousands "
                     "separators or currency signs (leave the cell empty if the price is missing)"
                 )
@@ -421,6 +421,11 @@ def _reject_bad_values(values: np.ndarray, source: str, where: Callable[[int, in
         if mask.any():
             i, j = (int(k) for k in np.argwhere(mask)[0])
             raise DataError(f"{source}: {where(i, j)} holds {float(values[i, j])!r}, {problem}")
+
+
+def shown(value: object) -> object:
+    """A cell as a message quotes it: numpy scalars as Python's (1, not np.int64(1))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _is_plain_number(dtype: object) -> bool:

@@ -201,6 +201,8 @@ def basket_weights(func: str, weights: ArrayLike | None, n_assets: int) -> NDArr
     The check every basket pricer here shares (`arithmetic_basket_price`, and
     `kabuto.hedging.american.basket_longstaff_schwartz`); `func` names the caller in errors.
     """
+    if n_assets < 1:
+        raise ConfigError(f"{func}: the basket has no assets; give at least one")
     if weights is None:
         return np.full(n_assets, 1.0 / n_assets)
     if np.shape(weights) not in ((), (n_assets,)):

@@ -479,6 +479,12 @@ class DeepBSDE(BSDESolution):
         check_int(name, "batch_size", self.batch_size, 2)
         check_positive(name, "learning_rate", self.learning_rate)
         check_positive(name, "final_learning_rate", self.final_learning_rate)
+        if self.final_learning_rate > self.learning_rate:
+            raise ConfigError(
+                f"{name}: final_learning_rate={self.final_learning_rate!r} is above "
+                f"learning_rate={self.learning_rate!r}; the rate decays from the one to the "
+                "other, so give a final rate at most the initial one"
+            )
         check_choice(name, "z_network", self.z_network, Z_NETWORKS)
         if self.hidden_sizes is not None:
             check_layer_sizes(name, "hidden_sizes", self.hidden_sizes)

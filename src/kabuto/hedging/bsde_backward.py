@@ -44,7 +44,9 @@ from typing import Self
 import torch
 from torch import Tensor, nn
 
+from kabuto.errors import ConfigError
 from kabuto.hedging.bsde import (
+    DIVERGED_LOSS,
     DTYPES,
     BSDESolution,
     _center_and_scale,
@@ -179,6 +181,7 @@ class BackwardDeepBSDE(BSDESolution):
         hidden = (max(32, d + 10),) * 2 if self.hidden_sizes is None else tuple(self.hidden_sizes)
 
         target = problem.terminal(x[:, -1])
+        g_scale = _center_and_scale(target)[1]  # the size of u that every step's loss is held to
         networks: list[StepValueNetwork] = []
         losses: list[float] = []
         with seeded_cpu_rng(self.seed):
@@ -198,6 +201,7 @@ class BackwardDeepBSDE(BSDESolution):
                 network.z_scale.copy_(y_sd * _z_unit(problem, n))
                 steps = self.iterations if networks else self.first_iterations
                 losses.append(self._train(problem, n, network, x, dw, target, steps, generator))
+                self._check_step(n, losses[-1], g_scale)
                 network.eval()
                 networks.append(network)
                 with torch.no_grad():
@@ -211,6 +215,7 @@ class BackwardDeepBSDE(BSDESolution):
         losses.append(
             self._train(problem, 0, start, x, dw, target, self.first_iterations, generator)
         )
+        self._check_step(0, losses[-1], g_scale)
 
         self.y0_ = float(start.y0.detach())
         self.z0_ = start.z0.detach()
@@ -218,6 +223,25 @@ class BackwardDeepBSDE(BSDESolution):
         self.losses_ = losses[::-1]
         self.problem_ = problem
         return self
+
+    def _check_step(self, n: int, loss: float, g_scale: Tensor) -> None:
+        """Raise a ConfigError if step n's training diverged: a non-finite loss, or one above
+        ``DIVERGED_LOSS`` times the squared scale of the terminal condition g (the rule
+        `DeepBSDE` holds its whole recursion to), rather than pass a wrong U_n to the steps
+        before it."""
+        name = f"{type(self).__name__}.fit"
+        fix = f"lower learning_rate={self.learning_rate!r} or take more steps (n_steps)"
+        if not math.isfinite(loss):
+            raise ConfigError(
+                f"{name}: step {n}'s loss became {loss}: the training diverged; {fix}"
+            )
+        unit = float(g_scale) ** 2
+        if loss > DIVERGED_LOSS * unit:
+            raise ConfigError(
+                f"{name}: step {n}'s last loss is {loss:.4g}, {loss / unit:.3g} times the squared "
+                f"scale of the terminal condition ({unit:.4g}; the limit is {DIVERGED_LOSS:g}): "
+                f"its U_{n} misses its targets by far more than g varies; {fix}"
+            )
 
     def _train(
         self,

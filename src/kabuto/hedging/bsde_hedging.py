@@ -161,6 +161,11 @@ def delta_hedge(
             f"{owner}: initial_capital={initial_capital!r} is not allowed; use a finite number"
         )
     if isinstance(positions, Tensor) and positions.is_floating_point():
+        if not bool(positions.isfinite().all()):  # NaN errors and CVaR, silently, otherwise
+            raise ConfigError(
+                f"{owner}: positions hold NaN or infinite holdings; give finite ones (a "
+                "solver's deltas are NaN when its training diverged)"
+            )
         positions = positions.to(dtype=prices.dtype, device=prices.device)
     times = torch.arange(problem.n_steps + 1, dtype=prices.dtype, device=prices.device)
     discount = torch.exp(-problem.rate * problem.dt * times)

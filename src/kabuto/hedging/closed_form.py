@@ -199,15 +199,25 @@ def _black_scholes_args(
     dividend: ArrayLike,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, float]:
     """The checked Black-Scholes arguments as float arrays, and the payoff sign of ``kind``."""
-    return (
-        _positive(func, "spot", spot),
-        _positive(func, "strike", strike),
-        _positive(func, "maturity", maturity),
-        _finite(func, "rate", rate),
-        _non_negative(func, "volatility", volatility),
-        _finite(func, "dividend", dividend),
-        _payoff_sign(func, kind),
+    args = _broadcastable(
+        func,
+        **_contract(func, spot, strike, maturity, rate),
+        volatility=_non_negative(func, "volatility", volatility),
+        dividend=_finite(func, "dividend", dividend),
     )
+    return (*args, _payoff_sign(func, kind))
+
+
+def _contract(
+    func: str, spot: ArrayLike, strike: ArrayLike, maturity: ArrayLike, rate: ArrayLike
+) -> dict[str, FloatArray]:
+    """The checked spot, strike, maturity and rate every single-asset pricer takes."""
+    return {
+        "spot": _positive(func, "spot", spot),
+        "strike": _positive(func, "strike", strike),
+        "maturity": _positive(func, "maturity", maturity),
+        "rate": _finite(func, "rate", rate),
+    }
 
 
 def _black(forward: ArrayLike, strike: ArrayLike, total_sd: ArrayLike, sign: float) -> FloatOrArray:
@@ -301,6 +311,17 @@ def margrabe_price(
     rho = _correlation(func, "correlation", correlation)
     q1 = _finite(func, "dividend1", dividend1)
     q2 = _finite(func, "dividend2", dividend2)
+    _broadcastable(
+        func,
+        spot1=s1,
+        spot2=s2,
+        maturity=t,
+        vol1=v1,
+        vol2=v2,
+        correlation=rho,
+        dividend1=q1,
+        dividend2=q2,
+    )
     # (vol1 - vol2)**2 >= 0 is the smallest this can be; rounding may dip just below zero.
     ratio_variance = np.maximum(v1**2 + v2**2 - 2 * rho * v1 * v2, 0.0)
     return _black(s1 * np.exp(-q1 * t), s2 * np.exp(-q2 * t), np.sqrt(ratio_variance * t), 1.0)
@@ -389,16 +410,14 @@ def heston_price(
         For an argument out of range, naming it and its value.
     """
     func = "heston_price"
-    args = (
-        _positive(func, "spot", spot),
-        _positive(func, "strike", strike),
-        _positive(func, "maturity", maturity),
-        _finite(func, "rate", rate),
-        _non_negative(func, "v0", v0),
-        _non_negative(func, "kappa", kappa),
-        _non_negative(func, "theta", theta),
-        _positive(func, "xi", xi),
-        _correlation(func, "rho", rho),
+    args = _broadcastable(
+        func,
+        **_contract(func, spot, strike, maturity, rate),
+        v0=_non_negative(func, "v0", v0),
+        kappa=_non_negative(func, "kappa", kappa),
+        theta=_non_negative(func, "theta", theta),
+        xi=_positive(func, "xi", xi),
+        rho=_correlation(func, "rho", rho),
     )
     sign = _payoff_sign(func, kind)
     price_each = np.vectorize(_heston_scalar_price, otypes=[np.float64])
@@ -534,9 +553,12 @@ def geometric_basket_price(
     else:
         exponents = np.broadcast_to(_finite(func, "weights", weights), (n_assets,))
     corr = _correlation_matrix(func, correlation, n_assets)
-    k = _positive(func, "strike", strike)
-    t = _positive(func, "maturity", maturity)
-    r = _finite(func, "rate", rate)
+    k, t, r = _broadcastable(
+        func,
+        strike=_positive(func, "strike", strike),
+        maturity=_positive(func, "maturity", maturity),
+        rate=_finite(func, "rate", rate),
+    )
     sign = _payoff_sign(func, kind)
 
     scaled_vols = exponents * vols
@@ -570,7 +592,10 @@ def _basket_size(
             f"{func}: the per-asset arguments disagree on the number of assets ({listed}); each "
             "must be a number or have one entry per asset (a (d, d) correlation matrix)"
         )
-    return common[0] if common else 1
+    d = common[0] if common else 1
+    if d == 0:
+        raise ConfigError(f"{func}: the basket has no assets; give at least one")
+    return d
 
 
 def _correlation_matrix(func: str, correlation: ArrayLike, n_assets: int) -> FloatArray:
@@ -652,6 +677,17 @@ def merton_price(
     intensity = _non_negative(func, "jump_intensity", jump_intensity)
     mu_j = _finite(func, "jump_mean", jump_mean)
     delta = _non_negative(func, "jump_std", jump_std)
+    _broadcastable(
+        func,
+        spot=s,
+        strike=k,
+        maturity=t,
+        rate=r,
+        volatility=vol,
+        jump_intensity=intensity,
+        jump_mean=mu_j,
+        jump_std=delta,
+    )
     sign = _payoff_sign(func, kind)
     if isinstance(terms, bool) or not isinstance(terms, int | np.integer) or terms < 1:
         raise ConfigError(f"{func}: terms={terms!r} must be an integer >= 1")
@@ -719,6 +755,20 @@ def _finite(func: str, name: str, value: ArrayLike) -> FloatArray:
 
 def _correlation(func: str, name: str, value: ArrayLike) -> FloatArray:
     return _checked(func, name, value, lambda a: np.abs(a) <= 1, "a number in [-1, 1]")
+
+
+def _broadcastable(func: str, **arrays: FloatArray) -> tuple[FloatArray, ...]:
+    """The arrays as given, or a ConfigError naming their shapes when they do not broadcast
+    together (numpy's own error names no argument)."""
+    try:
+        np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+    except ValueError:
+        shapes = ", ".join(f"{name} {np.shape(a)}" for name, a in arrays.items() if np.ndim(a))
+        raise ConfigError(
+            f"{func}: the arguments' shapes do not broadcast together ({shapes}); give numbers, "
+            "or arrays of one shape (or of shapes numpy broadcasts)"
+        ) from None
+    return tuple(arrays.values())
 
 
 def _checked(

@@ -241,6 +241,8 @@ def _weights(
     geometric: bool,
 ) -> Tensor:
     """Basket weights as a tensor of shape (d,) on the paths' dtype and device."""
+    if d < 1:
+        raise ConfigError(f"{owner}: the paths have no assets (shape {tuple(paths.shape)})")
     if weights is None:
         return torch.full((d,), 1.0 / d, dtype=paths.dtype, device=paths.device)
     try:

@@ -253,6 +253,21 @@ def _setting_section(run: HedgeRun) -> str:
         ("paths", f"{run.prices.shape[0]:,} fresh paths, not trained on"),
         ("seed", str(ev.seed)),
         ("baselines", ", ".join(HEDGER_LABELS[b] for b in ev.baselines) or "none"),
+        *(
+            [
+                (
+                    "Whalley-Wilmott band",
+                    f"with the cost above and risk aversion {h.aversion:g} (hedger.aversion"
+                    + (
+                        "; the band's formula is for exponential utility, whatever the measure)"
+                        if h.risk != "entropic"
+                        else ")"
+                    ),
+                )
+            ]
+            if "whalley_wilmott" in ev.baselines
+            else []
+        ),
     ]
     blocks = (
         _pairs("Market", market),

@@ -250,8 +250,21 @@ def _cost_caveat(costs: float | Mapping[str, float] | list | None) -> str:
 
 
 def cost_note(result: BacktestResult) -> str:
-    """What a backtest's net returns are net of, in one sentence (the CLI prints it too)."""
-    return _cost_note(_costs_bps(result))
+    """What a backtest's net returns are net of, in one sentence (the CLI prints it too), and
+    a warning when the backtest is too short for its annualized figures (`SHORT_DAYS`)."""
+    days = len(result.net_returns())
+    short = (
+        f" The backtest covers only {days} trading day{'s' * (days != 1)}: its annualized "
+        f"figures (CAGR, volatility, Sharpe ratio, turnover and costs a year) extrapolate them "
+        f"to {ANNUALIZATION} days and say little."
+        if days < SHORT_DAYS
+        else ""
+    )
+    return _cost_note(_costs_bps(result)) + short
+
+
+#: Fewer days than this (half a year) make annualized figures mostly extrapolation.
+SHORT_DAYS = 126
 
 
 def _cost_note(costs: float | Mapping[str, float] | list | None) -> str:

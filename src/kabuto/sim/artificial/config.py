@@ -54,7 +54,6 @@ Parameter distributions use PAMS's JSON notation: a number (a constant), ``[a, b
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -63,7 +62,7 @@ from pydantic import Discriminator, Field, PrivateAttr, Tag, field_validator, mo
 
 from kabuto.errors import ConfigError
 from kabuto.sim.artificial.garch_agents import GarchMarket, analytic_garch
-from kabuto.strict_config import StrictValues, read_toml, validate
+from kabuto.strict_config import Spelling, StrictValues, read_toml, validate
 
 __all__ = [
     "ArbitrageGroup",
@@ -455,7 +454,7 @@ class SimulationConfig(StrictValues):
     correlations: list[tuple[str, str, float]] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
     # How the file spells a key's location, for configs read from PAMS's JSON (`spelled`).
-    _spell: Callable[[tuple], str] | None = PrivateAttr(default=None)
+    _spell: Spelling | None = PrivateAttr(default=None)
 
     def spelled(self, *loc: str | int) -> str:
         """The key at `loc` (e.g. ``"markets", 0, "volatility"``) as the config file writes it.
@@ -574,7 +573,7 @@ class SimulationConfig(StrictValues):
 
 
 def parse_simulation(
-    raw: dict[str, Any], *, source: str = "config", spell: Callable[[tuple], str] | None = None
+    raw: dict[str, Any], *, source: str = "config", spell: Spelling | None = None
 ) -> SimulationConfig:
     """Validate a simulation config mapping (errors name the key, as `spell` writes it)."""
     config = validate(SimulationConfig, raw, source=source, spell=spell)
@@ -608,7 +607,8 @@ def first_executing_step(config: SimulationConfig) -> int:
         if session.execute:
             return step
         step += session.steps
+    execute = config.spelled("sessions", 0, "execute").rsplit(".", 1)[-1]  # as the file has it
     raise ConfigError(
-        "sessions: none executes orders (execute = false in all), so nothing trades and there "
-        "are no returns to report"
+        f"sessions: none executes orders ({execute} = false in all), so nothing trades and "
+        "there are no returns to report"
     )

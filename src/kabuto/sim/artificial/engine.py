@@ -219,7 +219,7 @@ def fcn_expected_price(
 BAND_LOW, BAND_HIGH, HALT_RATE, HALT_STEPS, HALT_REFERENCE = range(5)
 RULE_FIELDS = 5
 NO_BAND = 2**62
-MAX_TICKS = float(NO_BAND)  # the highest price level (and lifetime) a float is clipped to
+MAX_TICKS = float(NO_BAND)  # the highest price level (and lifetime) an order can have
 
 # Agents that act after the FCN agents of every step, in order (``fast[j]``, PAMS's
 # high-frequency agents): kind, agent id, market, parameter (a market maker's spread theta, an
@@ -451,16 +451,18 @@ def run_fcn(
             expected = fcn_expected_price(
                 fcn, agent, price, fundamentals[t, m], past, t, noise[t, slot]
             )
-            # Clipped in floats first: a long time window can make the expected price
-            # overflow, and an infinite float has no integer tick (numba wraps it to < 0).
+            # Checked in floats first: a long time window can make the expected price
+            # overflow, and an infinite float has no integer tick (numba would wrap it). A buy
+            # beyond the book's price limit is dropped, as a sell below one tick is below.
             if expected > price:
                 side = BUY
                 ticks = expected * (1.0 - fcn[agent, MARGIN]) / tick[m]
-                level = math.floor(min(ticks, MAX_TICKS) + 1e-9)
+                if not ticks < MAX_TICKS:
+                    continue
+                level = math.floor(ticks + 1e-9)
             elif expected < price:
                 side = SELL
-                ticks = expected * (1.0 + fcn[agent, MARGIN]) / tick[m]
-                level = math.ceil(min(ticks, MAX_TICKS) - 1e-9)
+                level = math.ceil(expected * (1.0 + fcn[agent, MARGIN]) / tick[m] - 1e-9)
             else:
                 continue
             level = _clip(level, rules, m)

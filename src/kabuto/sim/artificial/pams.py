@@ -28,12 +28,13 @@ Values of the wrong JSON type (a string where a list of names or a whole number 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from kabuto.errors import ConfigError
 from kabuto.sim.artificial.config import SimulationConfig, parse_simulation
-from kabuto.strict_config import read_config_text
+from kabuto.strict_config import Spelling, read_config_text
 
 __all__ = ["read_pams_config"]
 
@@ -97,7 +98,11 @@ _SESSION_SPELLING = {
 }
 
 
-class _Spelling:
+# Single-word keys a message names only as keys (others, such as price or steps, are words).
+_WORDS_TO_SPELL = {"volatility", "margin", "execute"}
+
+
+class _Spelling(Spelling):
     """kabuto's key locations written as the PAMS file's.
 
     ``("markets", 0, "volatility")`` -> ``Market.fundamentalVolatility``: each item of kabuto's
@@ -128,7 +133,30 @@ class _Spelling:
             return ".".join(
                 str(p) for p in ("simulation.fundamentalCorrelations.pairwise", *loc[1:])
             )
+        if len(loc) == 1 and loc[0] in self.blocks:  # a whole list: simulation.sessions
+            return f"simulation.{loc[0]}"
         return ".".join(str(p) for p in loc)
+
+    def reword(self, message: str, loc: tuple) -> str:
+        """kabuto's locations (``sessions.1.orders_per_step``) and key names in a message, as
+        the PAMS file writes them: the names of `loc`'s block, or of every block for a rule
+        across the config. Only names that cannot be ordinary words are replaced (snake_case
+        keys, and volatility, margin and execute)."""
+        message = re.sub(
+            r"\b(markets|agents|sessions|events)\.(\d+)\.(\w+)",
+            lambda m: self((m[1], int(m[2]), m[3])),
+            message,
+        )
+        items = self.blocks.get(loc[0], []) if loc else []
+        if len(loc) >= 2 and isinstance(loc[1], int) and loc[1] < len(items):
+            spellings = [items[loc[1]][1]]
+        else:
+            spellings = [_MARKET_SPELLING, _FCN_SPELLING, _SESSION_SPELLING]
+        for keys in spellings:
+            for key, pams in keys.items():
+                if "_" in key or key in _WORDS_TO_SPELL:
+                    message = re.sub(rf"\b{key}\b", pams, message)
+        return message
 
 
 def _block(raw: dict[str, Any], name: str, source: str, seen: tuple[str, ...] = ()) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -656,6 +657,16 @@ def _order_table(tape, plan: _Plan) -> pd.DataFrame:
 MAX_RESULT_BYTES = 64 * 2**30
 
 
+def result_limit() -> int:
+    """The most bytes of results a simulation may keep: `MAX_RESULT_BYTES`, or this machine's
+    memory where that is less (results that cannot fit would fail at the end of the runs)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: no cap of its own
+        return MAX_RESULT_BYTES
+    return min(MAX_RESULT_BYTES, memory)
+
+
 def run_seeds(seed: int, runs: int) -> list[int]:
     """The seeds of the runs of ``simulate(config, seed=seed, runs=runs)`` for ``runs >= 2``
     (one run uses `seed` itself): run k's comes from child k of ``SeedSequence(seed)``, so the
@@ -706,11 +717,12 @@ def simulate(
     # The results keep 4 prices and 5 counts per run, step and market: refuse a simulation
     # whose results alone could not fit, rather than fail for memory hours into it.
     kept = runs * config.n_steps * len(config.markets) * 9 * 8
-    if kept > MAX_RESULT_BYTES:
+    limit = result_limit()
+    if kept > limit:
         raise ConfigError(
             f"runs = {runs} of {config.n_steps:,} steps in {len(config.markets)} market(s) "
-            f"would keep {kept / 2**30:,.0f} GiB of results (at most {MAX_RESULT_BYTES // 2**30} "
-            "GiB); simulate fewer runs or steps"
+            f"would keep {kept / 2**30:,.1f} GiB of results (at most {limit / 2**30:,.1f} GiB, "
+            "the lesser of 64 GiB and this machine's memory); simulate fewer runs or steps"
         )
     seeds = [seed] if runs == 1 else run_seeds(seed, runs)
 

@@ -303,33 +303,51 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
     def training_samples(self, history: Window) -> dict[str, np.ndarray]:
         """The samples `fit` trains on, split in time.
 
+        The residuals of a date need every asset's return over its window, so samples come
+        from a block of assets and trailing dates where all have returns. Each asset has a
+        trailing run of returns (from its listing, or the history's start); taking the k assets
+        with the longest runs gives a block of the k-th longest run (within `train_window`).
+        `fit` takes the k that gives the most samples, k times the block's training dates (ties:
+        more assets). So a recent listing joins training once its returns are worth more than
+        the history it would cut off; until then the network, shared by all assets, still
+        scores it.
+
         Returns
         -------
         dict with
-            ``paths`` (D, n, H + 1) float32 residual paths (one day before the window first),
-            ``targets`` (D, n) float32 next-day residual returns,
+            ``paths`` (D, k, H + 1) float32 residual paths (one day before the window first),
+            ``targets`` (D, k) float32 next-day residual returns,
             ``ends`` (D,) the row of ``history.returns`` each window ends on (increasing),
-            ``n_validation`` (): the last ``n_validation`` dates form the validation set.
+            ``n_validation`` (): the last ``n_validation`` dates form the validation set,
+            ``assets`` (k,) the columns of ``history.returns`` trained on (increasing).
         """
         name = type(self).__name__
         returns = np.asarray(history.returns, dtype=np.float64)
-        h = self.lookback
-        # Use only the trailing rows where every asset has a return (before listing: NaN).
-        bad = np.flatnonzero(~np.isfinite(returns).all(axis=1))
-        first = int(bad[-1]) + 1 if len(bad) else 0
+        h, rows = self.lookback, len(returns)
+        broken = ~np.isfinite(returns[::-1])
+        runs = np.where(broken.any(axis=0), broken.argmax(axis=0), rows)  # (n,)
         if self.train_window is not None:
-            first = max(first, len(returns) - self.train_window)
-        usable = returns[first:]
-        ends = np.arange(len(usable) - 2, h - 1, -self.sample_stride)[::-1]
-        if len(ends) < (2 if self.validation_fraction else 1):
+            runs = np.minimum(runs, self.train_window)
+        order = np.argsort(-runs, kind="stable")
+        lengths = runs[order]  # decreasing: the block of the k first assets has lengths[k-1]
+        dates = np.array([len(range(length - 2, h - 1, -self.sample_stride)) for length in lengths])
+        samples = np.arange(1, len(order) + 1) * dates
+        least = 2 if self.validation_fraction else 1
+        samples[dates < least] = -1
+        if samples.max() < 0:
             raise DataError(
-                f"{name}: the history ending {history.date.date()} has {len(usable)} days with "
-                f"returns for all {returns.shape[1]} assets; training needs at least "
+                f"{name}: the history ending {history.date.date()} has at most "
+                f"{int(runs.max())} trailing days of returns per asset; training needs at least "
                 f"{self._least_train_window} (lookback {h}, a day before it and a next-day "
                 "target, and a validation date when validation_fraction > 0); start the "
                 "backtest later or shorten the lookback"
             )
-        paths, targets = residual_samples(usable, ends, h, self._components(returns.shape[1]))
+        best = int(np.flatnonzero(samples == samples.max())[-1]) + 1
+        columns = np.sort(order[:best])
+        first = rows - int(lengths[best - 1])
+        usable = returns[first:, columns]
+        ends = np.arange(len(usable) - 2, h - 1, -self.sample_stride)[::-1]
+        paths, targets = residual_samples(usable, ends, h, self._components(len(columns)))
         n_val = math.ceil(self.validation_fraction * len(ends))
         n_val = min(n_val, len(ends) - 1)
         return {
@@ -337,6 +355,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
             "targets": targets,
             "ends": ends + first,
             "n_validation": np.asarray(n_val),
+            "assets": columns,
         }
 
     @property
@@ -393,6 +412,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         self.n_train_samples_ = n_train
         self.n_validation_samples_ = n_val * n_assets
         self.sample_ends_ = samples["ends"]
+        self.training_assets_ = tuple(history.assets[i] for i in samples["assets"])
         self.validation_start_ = (
             int(samples["ends"][n_train_dates]) if n_val else int(history.returns.shape[0])
         )
@@ -600,6 +620,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
                 "n_train_samples_": self.n_train_samples_,
                 "n_validation_samples_": self.n_validation_samples_,
                 "sample_ends_": torch.from_numpy(np.asarray(self.sample_ends_)),
+                "training_assets_": list(self.training_assets_),
                 "validation_start_": self.validation_start_,
             },
         }
