@@ -154,10 +154,11 @@ def test_a_delisting_sale_pays_its_cost_out_of_the_proceeds():
 
 
 def test_two_delistings_on_one_day_each_pay_from_their_own_proceeds():
-    # A2 and A3 take their last prices on the same day, at different cost rates
+    # A2 and A3 take their last prices on the same day (row 72, inside the segment of the
+    # rebalance on row 69, after a day's drift), at different cost rates
     r = _noise(120, 5, seed=11)
-    r[70:, 2] = np.nan
-    r[70:, 3] = np.nan
+    r[73:, 2] = np.nan
+    r[73:, 3] = np.nan
     panel = panel_from_returns(r)
     costs = {"A0": 5.0, "A1": 5.0, "A2": 40.0, "A3": 90.0, "A4": 5.0}
     result = WalkForward(rebalance=10, costs_bps=costs).run(panel, [RandomWeights(lookback=9)])
@@ -168,7 +169,16 @@ def test_two_delistings_on_one_day_each_pay_from_their_own_proceeds():
         panel, _targets(result, panel, "RandomWeights"), first, 119, rates
     )
     np.testing.assert_allclose(record.net_returns.to_numpy(), expected, rtol=0, atol=1e-13)
-    # the day's cost is the sum of the two sales' (no product term)
+    assert panel.dates[69] in record.rebalance_dates
+    assert panel.dates[72] not in record.rebalance_dates
+    # the day's cost is the sum of the two sales' (no product term): c_i x value sold / wealth
+    before = record.target_weights.loc[panel.dates[69]]
+    growth = np.prod(1.0 + panel.returns[70:73], axis=0)
+    values = before.to_numpy() * growth
+    cash = 1.0 - before.sum()
+    wealth = cash + values.sum()
+    sold = np.abs(values[[2, 3]]) / wealth
+    assert record.costs.loc[panel.dates[73]] == pytest.approx(rates[[2, 3]] @ sold, rel=1e-12)
     drifted = record.drifted_weights.loc[panel.dates[79]]
     assert drifted[["A2", "A3"]].eq(0).all()
 

@@ -311,6 +311,12 @@ def test_demo_runs_every_classical_strategy_with_costs(tmp_path):
     assert resolved["backtest"]["start"] == "2000-01-03"
     assert "Survivorship bias" in result.stdout
     assert "Net of transaction costs (10 bps of traded notional)." in result.stdout
+    # the console names what its columns are, and prints them as the report does
+    stdout = " ".join(result.stdout.split())
+    assert "Sharpe: annualized (sqrt(252)), risk-free 0; CI: stationary-bootstrap" in stdout
+    equal = next(line for line in result.stdout.splitlines() if "EqualWeight " in line)
+    turnover = f"{metrics['EqualWeight']['turnover']:.2%}"
+    assert turnover in equal and f"{metrics['EqualWeight']['cagr']:.2%}" in equal
     assert "Survivorship bias" in (out / "report.html").read_text()
     caveat = json.loads((out / "metrics.json").read_text())["survivorship_caveat"]
     assert "Survivorship bias" in caveat and "without dividends" in caveat

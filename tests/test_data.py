@@ -737,6 +737,12 @@ def test_utc_offsets_that_change_across_daylight_saving_keep_wall_clock_dates(tm
     )
     panel = load_prices(write(tmp_path, "w.csv", text))
     assert [d.date().isoformat() for d in panel.dates] == ["2020-03-06", "2020-03-09", "2020-03-10"]
+    # every stamp in the first one's format: 06/03 is 6 March after 13/03, as with one offset
+    dayfirst = (
+        "date,A\n13/03/2020 20:00-04:00,1\n16/03/2020 20:00-05:00,2\n06/04/2020 20:00-04:00,3\n"
+    )
+    panel = load_prices(write(tmp_path, "d.csv", dayfirst))
+    assert [d.date().isoformat() for d in panel.dates] == ["2020-03-13", "2020-03-16", "2020-04-06"]
     path = write(tmp_path, "bad.csv", text.replace("2020-03-09T", "2020-13-09T"))
     with pytest.raises(DataError, match=r"'2020-13-09T20:00:00-04:00' at data row 2"):
         load_prices(path)
@@ -768,10 +774,16 @@ def test_a_row_with_more_fields_than_the_header_is_named(tmp_path, name, row):
         load_prices(path)
 
 
-def test_another_separator_is_named(tmp_path):
-    path = write(tmp_path, "s.csv", "date;A;B\n2020-01-01;1;2\n2020-01-02;1;2\n")
+@pytest.mark.parametrize(
+    "text",
+    [
+        "date;A;B\n2020-01-01;1;2\n2020-01-02;1;2\n",
+        "date;A;B\n2020-01-01;1,5;2,5\n2020-01-02;1,5;2,5\n",  # decimal commas: more fields
+    ],
+)
+def test_another_separator_is_named(tmp_path, text):
     with pytest.raises(DataError, match=r"separate its fields with ';'; kabuto reads comma"):
-        load_prices(path)
+        load_prices(write(tmp_path, "s.csv", text))
 
 
 def test_long_columns_named_twice_in_two_cases_are_refused(tmp_path):
@@ -784,7 +796,11 @@ def test_long_columns_named_twice_in_two_cases_are_refused(tmp_path):
 
 
 def test_messages_quote_cells_as_python_values(tmp_path):
-    # a bad cell of an integer column is quoted as 1, not np.int64(1)
+    # a date read as an integer is quoted as 1, not np.int64(1); a true/false cell as True
+    path = write(tmp_path, "i.csv", "date,A\n1,1\n2,2\n")
+    with pytest.raises(DataError) as excinfo:
+        load_prices(path)
+    assert "the date 1 at data row 1 cannot be parsed" in message(excinfo)
     path = tmp_path / "b.parquet"
     pd.DataFrame({"date": ["2020-01-01", "2020-01-02"], "A": [True, False]}).to_parquet(path)
     with pytest.raises(DataError) as excinfo:

@@ -254,6 +254,13 @@ def test_nan_before_listing_and_short_history():
     assert len(s.training_assets_) == 6 and s.sample_ends_[0] - 32 >= 20
     with pytest.raises(DataError, match="training needs"):  # no asset has 34 days
         DeepResidual(**TINY).fit(panel.window(33, 33))
+    # the block has more assets than the C components the scores remove from the universe:
+    # with C = 2, four assets (two listed late) train, not the two long-listed ones alone
+    r = rng.normal(0, 0.01, size=(300, 4))
+    r[:200, 2:] = np.nan
+    s = DeepResidual(**TINY | {"train_window": None}, n_components=2)
+    s.fit(panel_from_returns(r).window(299, 299))
+    assert s.training_assets_ == ("A0", "A1", "A2", "A3")
 
 
 def test_seed_reproducibility(gbm):
@@ -347,7 +354,8 @@ def test_too_many_components_for_the_lookback_are_config_errors(fitted, gbm):
 def test_train_window_too_short_to_train_is_a_config_error(gbm, settings, least):
     """lookback 32 + the day before + a next-day target, + a validation date if any."""
     quick = TINY | {"epochs": 1} | settings
-    with pytest.raises(ConfigError, match=f"train_window={least - 1} .* >= {least}"):
+    message = f"train_window={least - 1} is shorter .* with lookback=32 \\({least} days"
+    with pytest.raises(ConfigError, match=message):
         DeepResidual(**quick | {"train_window": least - 1})
     strategy = DeepResidual(**quick | {"train_window": least}).fit(gbm.window(600, 600))
     assert len(strategy.sample_ends_) == (2 if strategy.validation_fraction else 1)

@@ -511,7 +511,7 @@ GOOD = _config_text("gbm")
         (GOOD + "risk_levels = [1e-300]\n", ["evaluation.risk_levels.0 = 1e-300", "greater"]),
         (
             GOOD + "risk_levels = [0.9, 0.9000001]\n",
-            ["levels 0.9, 0.9000001 are both named 0.9", "6 significant digits"],
+            ["levels 0.9, 0.9000001 are all named 0.9", "6 significant digits"],
         ),
         # prices the float32 training holds, and claims not absurdly far from the money
         (GOOD + "[claim]\nstrike = 1e300\n", ["claim.strike = 1e+300", "less than or equal"]),

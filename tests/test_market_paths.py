@@ -143,7 +143,7 @@ def test_start_step_and_market_by_name(two_markets):
     assert not torch.allclose(first.prices, paths.prices.float())
 
 
-def test_volatility_is_the_annualised_sample_std_of_the_paths(config):
+def test_volatility_is_the_annualized_sample_std_of_the_paths(config):
     paths = artificial_market_paths(
         config, 30, STEPS, bar=BAR, seed=1, bars_per_year=100.0, dtype=torch.float64
     )

@@ -160,6 +160,12 @@ def test_header_has_title_provenance_and_caveat(page: str) -> None:
 def test_caveat_printed_beside_every_figure(page: str) -> None:
     body = _without_plotly(page)
     assert body.count(f"Survivorship bias: {escape(CAVEAT)}") == _n_figures(page)
+    # a caveat that names itself is not labelled twice
+    labelled = render_report(
+        make_result(caveat="Survivorship bias: " + CAVEAT), make_leaderboard(make_result())
+    )
+    assert "Survivorship bias: Survivorship bias" not in labelled
+    assert f"<strong>Survivorship bias</strong>{escape(CAVEAT)}" in labelled
 
 
 def test_no_caveat_box_without_caveat(leaderboard: pd.DataFrame) -> None:
@@ -459,6 +465,44 @@ def test_the_leaderboard_says_what_its_tests_compare_against(result: BacktestRes
     assert f"compare each strategy with {escape(bench)}; the {len(board) - 1} p-values" in text
     sr0 = board.attrs["expected_max_sharpe"] * np.sqrt(252)
     assert f"DSR deflates for the {len(board)} strategies tried" in text
-    assert f"expected best Sharpe under no skill {sr0:.2f} (annualised)" in text
+    assert f"expected best Sharpe under no skill {sr0:.2f} (annualized)" in text
     plain = make_leaderboard(result)  # a board without attrs: no such sentence
     assert "compare each strategy with" not in render_report(result, plain)
+
+
+def test_the_dsr_sentence_on_boards_where_it_says_little() -> None:
+    from kabuto.evaluation import leaderboard as make_board
+
+    def text(result: BacktestResult) -> str:
+        board = make_board(result, n_boot=50)
+        return " ".join(re.sub("<[^>]+>", " ", render_report(result, board)).split())
+
+    full = make_result()
+    one = replace(full, strategies=dict(list(full.strategies.items())[:1]))
+    page = text(one)
+    assert "With one strategy tried, the DSR is its PSR" in page
+    assert "p-values are not adjusted" not in page and "expected best Sharpe" not in page
+    # cash beside one active strategy: one finite Sharpe ratio, so no spread to deflate by
+    first = full.strategies[NAMES[0]]
+    cash = {
+        f"cash{i}": replace(first, name=f"cash{i}", net_returns=first.net_returns * 0.0)
+        for i in (1, 2)
+    }
+    page = text(replace(full, strategies={NAMES[0]: first} | cash))
+    assert "The DSR is undefined: of the 3 strategies tried, fewer than two" in page
+    assert "under no skill nan" not in page
+
+
+def test_figures_compound_wealth_as_the_metrics_do() -> None:
+    # two losses of 150%: ruin, not a recovery to +27.5% (the leaderboard's MaxDD is -100%)
+    r = pd.Series([0.1, -1.5, -1.5, 0.1, 0.0], index=pd.bdate_range("2020-01-01", periods=5))
+    assert figures.wealth(r).tolist() == [1.1, 0.0, 0.0, 0.0, 0.0]
+    assert figures.drawdown(r).min() == -1.0 and figures.drawdown(r).iloc[-1] == -1.0
+
+
+@pytest.mark.parametrize(
+    ("x", "text"), [(0.0004, "<0.001"), (0.5, "0.500"), (0.9994, "0.999"), (0.99979, ">0.999")]
+)
+def test_probabilities_are_never_rounded_to_certainty(x: float, text: str) -> None:
+    assert tables.format_value(x, "prob") == text
+    assert tables.format_value(1.0, "prob") == "1.000"  # exactly 1 is 1

@@ -96,32 +96,48 @@ def _leaderboard_table(
     if rows is not None and len(board) > rows:
         caveat = " ".join(filter(None, [f"{len(board) - rows} more in {more}.", caveat]))
         board = board.iloc[:rows]
-    caption = Text(caveat) if caveat else None  # a path's or a label's "[...]" is not markup
+    from kabuto.report.tables import MISSING, format_value, metric_format
+
+    # a path's or a label's "[...]" is not markup
+    caption = Text(" ".join(filter(None, [LEADERBOARD_LEGEND, caveat])))
     table = Table(title="Leaderboard (net of costs)", caption=caption, caption_justify="left")
     table.add_column("strategy", no_wrap=True)
     columns = [
-        ("cagr", "CAGR", "{:.1%}"),
-        ("volatility", "Vol", "{:.1%}"),
-        ("sharpe", "Sharpe", "{:.2f}"),
-        ("sharpe_ci", "Sharpe 95% CI", None),
-        ("max_drawdown", "MaxDD", "{:.1%}"),
-        ("turnover", "Turnover/yr", "{:.2f}"),
-        ("costs_paid", "Costs/yr", "{:.2%}"),
-        ("psr", "PSR", "{:.3f}"),
-        ("dsr", "DSR", "{:.3f}"),
+        ("cagr", "CAGR"),
+        ("volatility", "Vol"),
+        ("sharpe", "Sharpe"),
+        ("sharpe_ci", "Sharpe 95% CI"),
+        ("max_drawdown", "MaxDD"),
+        ("turnover", "Turnover/yr"),
+        ("costs_paid", "Costs/yr"),
+        ("psr", "PSR"),
+        ("dsr", "DSR"),
     ]
-    for _, header, _ in columns:
+    for _, header in columns:
         table.add_column(header, justify="right")
     for name, row in board.iterrows():
         cells = []
-        for key, _, fmt in columns:
+        for key, _ in columns:  # as the report prints them (`kabuto.report.tables`)
             if key == "sharpe_ci":
                 low, high = row["sharpe_ci_low"], row["sharpe_ci_high"]
-                cells.append(f"{low:.2f} to {high:.2f}" if pd.notna(low) else "-")
+                cells.append(
+                    f"{format_value(low, 'ratio')} to {format_value(high, 'ratio')}"
+                    if pd.notna(low)
+                    else MISSING
+                )
             else:
-                cells.append(fmt.format(row[key]) if key in row and pd.notna(row[key]) else "-")
-        table.add_row(Text(str(name)), *cells)  # a label's "[...]" is not markup
+                cells.append(format_value(row.get(key), metric_format(key).kind))
+        table.add_row(Text(str(name)), *cells)
     return table
+
+
+#: What the console leaderboard's columns are (report.html defines every metric in full).
+LEADERBOARD_LEGEND = (
+    "Sharpe: annualized (sqrt(252)), risk-free 0; CI: stationary-bootstrap percentile "
+    "interval; PSR: P(true Sharpe > 0); DSR: PSR against the best Sharpe expected by luck among "
+    "the strategies on the board; Turnover: one-way traded notional a year; definitions of "
+    "every column in the report."
+)
 
 
 def _run_and_report(config, out: Path) -> None:
@@ -469,12 +485,13 @@ def runs(
 ) -> None:
     """List the runs filed in a run store, newest first, with each strategy's net Sharpe."""
     from kabuto.experiment.store import RunStore
+    from kabuto.report.tables import format_value
 
     def run() -> None:
         if not store.is_dir():
             raise ConfigError(f"{store}: no run store here; `kabuto sweep` makes one (--store)")
         table = RunStore(store).runs()
-        listing = Table(title=Text(f"Runs in {store}"), caption="Sharpe: net, annualised")
+        listing = Table(title=Text(f"Runs in {store}"), caption="Sharpe: net, annualized")
         for column in ("key", "name", "strategy", "Sharpe", "seconds", "created"):
             listing.add_column(
                 column, justify="right" if column in ("Sharpe", "seconds") else "left"
@@ -484,7 +501,7 @@ def runs(
                 row.key,
                 Text(row.name),
                 Text(row.strategy),
-                f"{row.sharpe:.2f}",
+                format_value(row.sharpe, "ratio"),  # undefined: a dash, not "nan"
                 f"{row.seconds:.2f}",
                 row.created,
             )

@@ -226,6 +226,7 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
     try:
         if format == "csv":
             header = _check_header(path)
+            _check_separator(path, header)
             # asset codes are text: 0700 (a Hong Kong code) is not the number 700
             codes = {name: str for name in header if name.strip().lower() == "asset"}
             try:
@@ -250,15 +251,30 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
         ) from exc
 
 
+def _check_separator(path: Path, header: list[str]) -> None:
+    """Refuse a file whose header is one column holding another separator (a European export:
+    ';' between fields, ',' as the decimal point), which would otherwise fail on its rows."""
+    separator = next((sep for sep in (";", "\t", "|") if sep in header[0]), None)
+    if len(header) == 1 and separator is not None:
+        raise DataError(
+            f"{path}: the header {header[0]!r} is one column: the file seems to separate its "
+            f"fields with {separator!r}; kabuto reads comma-separated files, so save it with "
+            "commas (and '.' as the decimal point)"
+        )
+
+
 def _raise_long_row(path: Path, width: int) -> None:
-    """Raise a `DataError` naming the first data row with more than `width` fields."""
+    """Raise a `DataError` naming the first data row with more than `width` fields (rows
+    counted as pandas counts them: blank lines skipped)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", newline="", encoding="utf-8-sig", errors="replace") as handle:
-        for i, row in enumerate(csv.reader(handle, skipinitialspace=True)):
+        rows = (row for row in csv.reader(handle, skipinitialspace=True) if row)
+        for i, row in enumerate(rows):
             if i and len(row) > width:
                 raise DataError(
                     f"{path}: data row {i} has {len(row)} fields but the header names {width} "
-                    "columns; remove the extra fields (a trailing comma counts as one)"
+                    f"column{'s' * (width != 1)}; remove the extra fields (a trailing comma "
+                    "counts as one)"
                 )
     raise DataError(f"{path}: some rows have more fields than the header names columns")
 
@@ -312,15 +328,6 @@ def _find_date_column(frame: pd.DataFrame, date_column: str | None, source: str)
     for name in DATE_COLUMNS:
         if name in lower:
             return lower[name]
-    separator = next(
-        (sep for sep in (";", "\t", "|") if len(columns) == 1 and sep in columns[0]), None
-    )
-    if separator is not None:
-        raise DataError(
-            f"{source}: the header {columns[0]!r} is one column: the file seems to separate its "
-            f"fields with {separator!r}; kabuto reads comma-separated files, so save it with "
-            "commas (and '.' as the decimal point)"
-        )
     raise DataError(
         f"{source}: no date column; name the date column one of date, Date, datetime, "
         "timestamp or time (any letter case), or pass date_column= to load_prices (the columns "
@@ -359,10 +366,16 @@ def _long_to_wide(
         repeated = counts[cell] > 1
         first = int(np.flatnonzero(repeated)[0])
         second = int(np.flatnonzero(cell == cell[first])[1])
+        stamps = frame[date_col].iloc[[first, second]].astype(str)
+        times = (
+            " (times of day are dropped: a panel holds one row a day)"
+            if stamps.iloc[0] != stamps.iloc[1]
+            else ""
+        )
         raise DataError(
             f"{source}: asset {asset_names[asset_codes[first]]!r} has more than one row for "
-            f"{dates[first].date()} (data rows {first + 1} and {second + 1}); keep one row per "
-            "date and asset"
+            f"{dates[first].date()} (data rows {first + 1} and {second + 1}){times}; keep one "
+            "row per date and asset"
         )
 
     def where(i: int) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from kabuto.errors import ConfigError, DataError, KabutoWarning
 
@@ -275,14 +276,18 @@ def parse_dates(
         else:
             raw_for_parse, fmt = _numbers_as_yyyymmdd(raw, source)
             with warnings.catch_warnings():
-                # pandas warns when it cannot infer one format; unparsed rows are reported below.
+                # pandas warns when it cannot infer one format (unparsed rows are reported
+                # below), and pandas 2 when offsets differ (handled below)
                 warnings.simplefilter("ignore", UserWarning)
+                warnings.simplefilter("ignore", FutureWarning)
                 try:
                     parsed = pd.to_datetime(raw_for_parse, errors="coerce", format=fmt)
-                except ValueError as exc:
+                except ValueError as exc:  # pandas 3: offsets that differ (a DST change)
                     if "Mixed timezones" not in str(exc):
                         raise
-                    parsed = _wall_clock(raw_for_parse)
+                    parsed = None
+                if parsed is None or not pd.api.types.is_datetime64_any_dtype(parsed.dtype):
+                    parsed = _wall_clock(raw_for_parse)  # pandas 2 returns them as objects
                 dates = pd.DatetimeIndex(parsed)
     except (ValueError, TypeError, OverflowError) as exc:
         raise DataError(
@@ -320,11 +325,17 @@ def parse_dates(
 
 def _wall_clock(values: pd.Index) -> pd.DatetimeIndex:
     """Each stamp's own wall-clock time, for text whose UTC offsets differ (across a DST change),
-    which pandas parses only as UTC (moving late stamps to the next day); unparseable: NaT."""
+    which pandas parses only as UTC (moving late stamps to the next day).
+
+    Every stamp is read in the first one's format, as pandas reads one offset (so 06/03 cannot
+    be June in one row and March in another); one that does not fit it is NaT.
+    """
+    first = next((v for v in values if isinstance(v, str) and v.strip()), None)
+    fmt = None if first is None else guess_datetime_format(first)
     stamps = []
     for value in values:
         try:
-            stamp = pd.Timestamp(value)
+            stamp = pd.to_datetime(value, format=fmt) if fmt else pd.NaT
         except (ValueError, TypeError):
             stamp = pd.NaT
         stamps.append(stamp.tz_localize(None) if stamp is not pd.NaT and stamp.tz else stamp)
@@ -382,8 +393,9 @@ def to_prices(column: pd.Series, *, source: str, where: Callable[[int], str]) ->
         )
     if _is_time(column.dtype):  # to_numeric would read them as nanoseconds since 1970
         raise DataError(
-            f"{source}: {where(0)} holds {column.iloc[0]!r}: the column holds dates or times "
-            f"({column.dtype}), not prices; keep one date column and drop or rename the others"
+            f"{source}: {where(0)} holds {shown(column.iloc[0])!r}: the column holds dates or "
+            f"times ({column.dtype}), not prices; keep one date column and drop or rename the "
+            "others"
         )
     if _is_plain_number(column.dtype):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -424,7 +436,10 @@ def _reject_bad_values(values: np.ndarray, source: str, where: Callable[[int, in
 
 
 def shown(value: object) -> object:
-    """A cell as a message quotes it: numpy scalars as Python's (1, not np.int64(1))."""
+    """A cell as a message quotes it: numpy scalars as Python's (1, not np.int64(1)), and
+    timestamps as their text."""
+    if isinstance(value, pd.Timestamp):
+        return str(value)
     return value.item() if isinstance(value, np.generic) else value
 
 

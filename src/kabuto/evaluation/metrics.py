@@ -96,6 +96,7 @@ __all__ = [
     "total_return",
     "turnover_per_year",
     "volatility",
+    "wealth",
 ]
 
 ReturnsLike: TypeAlias = "np.ndarray | pd.Series | Sequence[float]"
@@ -275,8 +276,10 @@ CONSTANT_RTOL = 1e-10
 
 
 def is_constant(x: np.ndarray, axis: int | None = None) -> np.ndarray:
-    """Whether `x` is constant along `axis` up to rounding (`CONSTANT_RTOL`)."""
-    return np.ptp(x, axis=axis) <= CONSTANT_RTOL * np.abs(x).max(axis=axis)
+    """Whether `x` is constant along `axis` up to rounding (`CONSTANT_RTOL`); never where it
+    holds an infinity."""
+    spread = np.ptp(x, axis=axis)
+    return np.isfinite(spread) & (spread <= CONSTANT_RTOL * np.abs(x).max(axis=axis))
 
 
 def _sharpe_along(x: np.ndarray, axis: int = -1, periods: float = ANNUALIZATION) -> np.ndarray:
@@ -314,6 +317,20 @@ def _excess(returns: ReturnsLike, rate: float | ReturnsLike, name: str) -> np.nd
             f"{name} must be a finite daily return (a number or one per day), got {rate!r}"
         )
     return _as_returns(returns) - value
+
+
+def wealth(returns: ReturnsLike) -> np.ndarray | pd.Series:
+    """Compounded wealth after each day from 1, ruin absorbing (`_wealth`), e.g. for figures.
+
+    Returns
+    -------
+    array or Series
+        One value per day (a Series on the returns' index for Series input).
+    """
+    w = _wealth(_as_returns(returns))
+    if isinstance(returns, pd.Series):
+        return pd.Series(w, index=returns.index, name=returns.name)
+    return w
 
 
 def _wealth(r: np.ndarray) -> np.ndarray:

@@ -118,7 +118,9 @@ RAY_CONNECT_TIMEOUT_S = 5.0
 def _check_reachable(address: str | None) -> None:
     """Refuse, in seconds, a ``RAY_ADDRESS`` of the form ``[ray://]host:port`` where nothing
     answers; other forms (unset, ``auto``, ``local``) are Ray's to resolve."""
-    host, _, port = (address or "").removeprefix("ray://").rpartition(":")
+    bare = (address or "").split("://", 1)[-1].rstrip("/")  # ray://, http://
+    host, _, port = bare.rpartition(":")
+    host = host.strip("[]")  # an IPv6 address in brackets
     if not host or not port.isdigit():
         return
     try:

@@ -206,17 +206,18 @@ def reference_price(config: HedgeConfig) -> float:
         return float(heston_price(*args, m.v0, m.kappa, m.theta, m.xi, m.rho, claim.kind))
     check_lognormal_jumps("market", m.jump_mean, m.jump_std)
     mean = m.jump_intensity * m.maturity * max(1.0, math.exp(m.jump_mean + m.jump_std**2 / 2))
-    terms = _MERTON_EXTRA_TERMS + math.ceil(mean + 12 * math.sqrt(mean))
     jumps = (m.jump_intensity, m.jump_mean, m.jump_std)
     named = (
         f"market.jump_intensity = {m.jump_intensity:g}, jump_mean = {m.jump_mean:g} and "
         f"jump_std = {m.jump_std:g}"
     )
-    if terms > _MERTON_MAX_TERMS:
+    if not _MERTON_EXTRA_TERMS + mean + 12 * math.sqrt(mean) <= _MERTON_MAX_TERMS:  # inf too
         raise ConfigError(
             f"{named} give about {mean:.3g} jumps (counted under the share measure) by maturity; "
-            f"the claim's price would need {terms:,} terms of Merton's series: lower them"
+            f"the claim's price would need more than {_MERTON_MAX_TERMS:,} terms of Merton's "
+            "series: lower them"
         )
+    terms = _MERTON_EXTRA_TERMS + math.ceil(mean + 12 * math.sqrt(mean))
     with np.errstate(all="ignore"):  # checked below, in one line rather than numpy warnings
         price = float(merton_price(*args, m.volatility, *jumps, claim.kind, terms=terms))
     if not math.isfinite(price):

@@ -217,7 +217,7 @@ class EvaluationConfig(StrictValues):
         if alike:
             levels = [v for v in value if f"{v:g}" == alike[0]]
             raise ValueError(
-                f"levels {', '.join(map(repr, levels))} are both named {alike[0]} in the risk "
+                f"levels {', '.join(map(repr, levels))} are all named {alike[0]} in the risk "
                 "table; give levels that differ in their first 6 significant digits"
             )
         return value

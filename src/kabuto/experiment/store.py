@@ -259,7 +259,7 @@ class RunStore:
 
     def runs(self) -> pd.DataFrame:
         """One row per strategy of each filed run: key, name, strategy, net Sharpe ratio
-        (annualised, `kabuto.evaluation.metrics`), data source, threads, seconds and when it
+        (annualized, `kabuto.evaluation.metrics`), data source, threads, seconds and when it
         was filed, newest first."""
         rows = []
         for info_path in sorted(self.root.glob(f"*/{_INFO}")):

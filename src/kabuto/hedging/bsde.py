@@ -370,8 +370,9 @@ class DeepBSDE(BSDESolution):
         Paths per step (>= 2, for the batch normalisation); the paper's 64.
     learning_rate : float, default 0.01
         Adam's initial step size.
-    final_learning_rate : float, default 0.001
-        Step size at the last iteration; it decays geometrically from `learning_rate`.
+    final_learning_rate : float, optional
+        Step size at the last iteration, at most `learning_rate`; it decays geometrically from
+        `learning_rate`. Default: a tenth of `learning_rate` (0.001 at the default 0.01).
     z_network : {"mlp", "kan"}, default "mlp"
         The paper's network, or a Kolmogorov-Arnold network per step (`kabuto.hedging.kan`;
         Handal and Hirano 2026), on inputs standardised to mostly lie in ``KAN_GRID_RANGE``.
@@ -444,7 +445,7 @@ class DeepBSDE(BSDESolution):
         iterations: int = 2000,
         batch_size: int = 64,
         learning_rate: float = 0.01,
-        final_learning_rate: float = 0.001,
+        final_learning_rate: float | None = None,
         z_network: str = "mlp",
         hidden_sizes: tuple[int, ...] | None = None,
         batch_norm: bool = True,
@@ -478,8 +479,10 @@ class DeepBSDE(BSDESolution):
         check_int(name, "iterations", self.iterations, 1)
         check_int(name, "batch_size", self.batch_size, 2)
         check_positive(name, "learning_rate", self.learning_rate)
-        check_positive(name, "final_learning_rate", self.final_learning_rate)
-        if self.final_learning_rate > self.learning_rate:
+        final = self.final_learning_rate
+        if final is not None and check_positive(name, "final_learning_rate", final) > (
+            self.learning_rate
+        ):
             raise ConfigError(
                 f"{name}: final_learning_rate={self.final_learning_rate!r} is above "
                 f"learning_rate={self.learning_rate!r}; the rate decays from the one to the "
@@ -517,7 +520,8 @@ class DeepBSDE(BSDESolution):
 
         parameters = [y0_unit, z0_unit, *networks.parameters()]
         optimizer = torch.optim.Adam(parameters, lr=self.learning_rate, fused=True)
-        decay = (self.final_learning_rate / self.learning_rate) ** (1 / max(self.iterations - 1, 1))
+        final = self.final_learning_rate or self.learning_rate / 10
+        decay = (final / self.learning_rate) ** (1 / max(self.iterations - 1, 1))
         losses = torch.empty(self.iterations, dtype=dtype, device=device)
         y0s = torch.empty(self.iterations, dtype=dtype, device=device)
         networks.train()

@@ -230,7 +230,7 @@ class BackwardDeepBSDE(BSDESolution):
         `DeepBSDE` holds its whole recursion to), rather than pass a wrong U_n to the steps
         before it."""
         name = f"{type(self).__name__}.fit"
-        fix = f"lower learning_rate={self.learning_rate!r} or take more steps (n_steps)"
+        fix = f"lower learning_rate={self.learning_rate!r}"
         if not math.isfinite(loss):
             raise ConfigError(
                 f"{name}: step {n}'s loss became {loss}: the training diverged; {fix}"

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from kabuto.evaluation import metrics
 from kabuto.evaluation.metrics import ANNUALIZATION, costs_per_year, turnover_per_year
 
 if TYPE_CHECKING:
@@ -133,15 +134,16 @@ def is_thinned(result: BacktestResult) -> bool:
 
 
 def wealth(returns: pd.Series) -> pd.Series:
-    """Compounded wealth from daily simple returns, starting from 1."""
-    return (1.0 + returns).cumprod()
+    """Compounded wealth from daily simple returns, starting from 1, as the metrics compound it
+    (`kabuto.evaluation.metrics.wealth`: ruin is absorbing, so a figure shows no recovery from
+    it that the leaderboard does not)."""
+    return metrics.wealth(returns)
 
 
 def drawdown(returns: pd.Series) -> pd.Series:
-    """Drawdown of compounded wealth: wealth / running peak - 1 (peak includes the start at 1)."""
-    w = wealth(returns)
-    peak = np.maximum(w.cummax(), 1.0)
-    return w / peak - 1.0
+    """Drawdown of compounded wealth (`kabuto.evaluation.metrics.drawdowns`): wealth / running
+    peak - 1, the peak including the start at 1."""
+    return metrics.drawdowns(returns)
 
 
 def rolling_sharpe(returns: pd.Series, window: int = ROLLING_WINDOW) -> pd.Series:
@@ -325,7 +327,7 @@ def rolling_sharpe_figure(result: BacktestResult) -> ReportFigure:
     caption = (
         f"Rolling Sharpe ratio over the trailing {ROLLING_WINDOW} trading days: mean daily net "
         f"return divided by its standard deviation, times sqrt({ANNUALIZATION}); risk-free rate "
-        f"taken as 0. The first point is the {ROLLING_WINDOW}th day."
+        f"taken as 0. The first point is day {ROLLING_WINDOW} of the backtest."
         + _thinning_note(is_thinned(result))
     )
     return ReportFigure("rolling-sharpe", "Rolling one-year Sharpe ratio", caption, fig)

@@ -194,12 +194,21 @@ def _json_for_script(fig: go.Figure) -> str:
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
+_CAVEAT_LABEL = "Survivorship bias"
+
+
+def _caveat_body(caveat: str) -> str:
+    """The caveat without a leading "Survivorship bias:" (the report adds its own label)."""
+    head, colon, rest = caveat.partition(":")
+    return rest.strip() if colon and head.strip().lower() == _CAVEAT_LABEL.lower() else caveat
+
+
 def _caveat_box(caveat: str | None) -> str:
     if not caveat:
         return ""
     return (
         '<div class="caveat" role="note" id="survivorship-caveat">'
-        f"<strong>Survivorship bias</strong>{escape(caveat)}</div>"
+        f"<strong>{_CAVEAT_LABEL}</strong>{escape(_caveat_body(caveat))}</div>"
     )
 
 
@@ -328,21 +337,33 @@ def _inference_note(leaderboard: pd.DataFrame) -> str:
     if attrs.get("scenarios"):
         return " " + scenario_note(leaderboard)
     note = ""
-    if attrs.get("benchmark_strategy") is not None and "sharpe_diff" in leaderboard.columns:
-        others = len(leaderboard) - 1
+    others = len(leaderboard) - 1
+    if (
+        attrs.get("benchmark_strategy") is not None
+        and "sharpe_diff" in leaderboard.columns
+        and others > 0
+    ):
         note += (
             f" Sharpe diff and its p-value compare each strategy with "
-            f"{attrs['benchmark_strategy']}; the {others} p-values are not adjusted for "
-            "multiple comparisons."
+            f"{attrs['benchmark_strategy']}; the {others} p-value{'s are' if others > 1 else ' is'}"
+            " not adjusted for multiple comparisons."
         )
-    if attrs.get("n_trials") is not None and "dsr" in leaderboard.columns:
+    trials = attrs.get("n_trials")
+    if trials is not None and "dsr" in leaderboard.columns:
         sr0 = attrs.get("expected_max_sharpe")
-        yearly = None if sr0 is None else sr0 * ANNUALIZATION**0.5
-        shown = "" if yearly is None else f", expected best Sharpe under no skill {yearly:.2f}"
-        note += (
-            f" The DSR deflates for the {attrs['n_trials']} strategies tried{shown} "
-            "(annualised); it is meant for the strategy picked, the top row."
-        )
+        if trials < 2:
+            note += " With one strategy tried, the DSR is its PSR: there is nothing to deflate for."
+        elif sr0 is None or not np.isfinite(sr0):
+            note += (
+                f" The DSR is undefined: of the {trials} strategies tried, fewer than two have a "
+                "finite Sharpe ratio whose spread it deflates by."
+            )
+        else:
+            note += (
+                f" The DSR deflates for the {trials} strategies tried, expected best Sharpe "
+                f"under no skill {sr0 * ANNUALIZATION**0.5:.2f} (annualized); it is meant for "
+                "the strategy picked, the top row."
+            )
     pbo = overfitting_note(leaderboard)
     return note + (f" {pbo}" if pbo else "")
 
@@ -379,7 +400,9 @@ def _figure_block(fig: figures.ReportFigure, number: int, caveat: str | None) ->
     div_id = f"kabuto-fig-{number}"
     height = int(fig.figure.layout.height or 380)
     caveat_note = (
-        f'<span class="fig-caveat">Survivorship bias: {escape(caveat)}</span>' if caveat else ""
+        f'<span class="fig-caveat">{_CAVEAT_LABEL}: {escape(_caveat_body(caveat))}</span>'
+        if caveat
+        else ""
     )
     return (
         f'<div class="card" id="{escape(fig.key)}"><figure>'

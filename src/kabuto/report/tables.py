@@ -79,6 +79,15 @@ def metric_format(column: object) -> MetricFormat:
     return MetricFormat(header, "auto")
 
 
+def probability_text(x: float) -> str:
+    """A probability to 3 decimals, never rounded to a certainty: "<0.001" and ">0.999"."""
+    if 0 < x < 0.0005:
+        return "<0.001"
+    if 0.9995 <= x < 1:
+        return ">0.999"
+    return f"{x:.3f}"
+
+
 def format_value(value: object, kind: str) -> str:
     """Print one leaderboard cell (not escaped)."""
     if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
@@ -95,7 +104,7 @@ def format_value(value: object, kind: str) -> str:
     if kind == "ratio":
         return f"{x:.2f}"
     if kind == "prob":
-        return "<0.001" if 0 < x < 0.0005 else f"{x:.3f}"
+        return probability_text(x)
     if kind == "int":
         return f"{round(x):,}"
     if isinstance(value, numbers.Integral):

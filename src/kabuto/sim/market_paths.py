@@ -54,7 +54,7 @@ staying sane: say so when reporting results on it.
 Volatility
 ----------
 `MarketPaths.sigma` is the sample standard deviation (``ddof = 1``, pooled over all returned
-paths and dates) of the returned paths' bar log returns, annualised as
+paths and dates) of the returned paths' bar log returns, annualized as
 ``std * sqrt(bars_per_year)``; ``bars_per_year`` says how many bars make a year (default 252:
 a bar is a trading day) and `MarketPaths.maturity` is ``n_steps / bars_per_year`` in the same
 convention. Only ``sigma * sqrt(maturity)`` (the return sd over the window) enters the
@@ -189,7 +189,7 @@ def artificial_market_paths(
     Returns
     -------
     MarketPaths
-        The prices, shape (N, n_steps + 1), their annualised volatility and how they were cut.
+        The prices, shape (N, n_steps + 1), their annualized volatility and how they were cut.
 
     Raises
     ------

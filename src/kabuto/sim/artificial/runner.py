@@ -812,8 +812,8 @@ def runaway_note(result: SimulationResult) -> str | None:
         if price_hit.any():
             what.append(
                 f"its price or a quote reached (or came within a factor {RUNAWAY_FACTOR:g} of) the "
-                f"engine's price limit ({NO_BAND * tick:.3g} = 2**62 ticks; higher orders are "
-                "clipped to it)"
+                f"engine's price limit ({NO_BAND * tick:.3g} = 2**62 ticks; no order is placed "
+                "above it)"
             )
         parts.append(
             f"Market {market.name!r} ran away in {int(runs.sum())} of {n_runs} run(s) (first in "
@@ -825,7 +825,7 @@ def runaway_note(result: SimulationResult) -> str | None:
         return None
     return (
         ". ".join(parts) + ". The prices, returns and stylized facts of those runs are "
-        "meaningless: the stylized facts leave them out."
+        "meaningless: the report's and the console's stylized facts leave them out."
     )
 
 

@@ -234,7 +234,15 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
             )
         check_int(name, "sample_stride", self.sample_stride, 1)
         if self.train_window is not None:
-            check_int(name, "train_window", self.train_window, self._least_train_window)
+            check_int(name, "train_window", self.train_window, 1)
+            if self.train_window < self._least_train_window:
+                raise ConfigError(
+                    f"{name}: train_window={self.train_window!r} is shorter than one training "
+                    f"date needs with lookback={self.lookback!r} ({self._least_train_window} "
+                    "days: the lookback, a day before it, the next-day target and a "
+                    "validation date when validation_fraction > 0); lengthen train_window or "
+                    "shorten the lookback"
+                )
         check_choice(name, "augmentation", self.augmentation, AUGMENTATIONS)
         if self.aug_strength != 0:
             check_positive(name, "aug_strength", self.aug_strength)
@@ -308,9 +316,11 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         trailing run of returns (from its listing, or the history's start); taking the k assets
         with the longest runs gives a block of the k-th longest run (within `train_window`).
         `fit` takes the k that gives the most samples, k times the block's training dates (ties:
-        more assets). So a recent listing joins training once its returns are worth more than
-        the history it would cut off; until then the network, shared by all assets, still
-        scores it.
+        more assets), among blocks of more than C assets: C, the components removed, is the
+        one the scores use on the whole universe, so the network trains on the residuals it
+        scores. So a recent listing joins training once its returns are worth more than the
+        history it would cut off; until then the network, shared by all assets, still scores
+        it.
 
         Returns
         -------
@@ -331,9 +341,11 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         order = np.argsort(-runs, kind="stable")
         lengths = runs[order]  # decreasing: the block of the k first assets has lengths[k-1]
         dates = np.array([len(range(length - 2, h - 1, -self.sample_stride)) for length in lengths])
+        components = self._components(returns.shape[1])  # the universe's C, as scored
         samples = np.arange(1, len(order) + 1) * dates
         least = 2 if self.validation_fraction else 1
         samples[dates < least] = -1
+        samples[: components or 0] = -1  # k <= C assets leave no residual
         if samples.max() < 0:
             raise DataError(
                 f"{name}: the history ending {history.date.date()} has at most "
@@ -347,7 +359,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         first = rows - int(lengths[best - 1])
         usable = returns[first:, columns]
         ends = np.arange(len(usable) - 2, h - 1, -self.sample_stride)[::-1]
-        paths, targets = residual_samples(usable, ends, h, self._components(len(columns)))
+        paths, targets = residual_samples(usable, ends, h, components)
         n_val = math.ceil(self.validation_fraction * len(ends))
         n_val = min(n_val, len(ends) - 1)
         return {
@@ -638,5 +650,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         model.load_state_dict(payload["state"])
         obj.model_ = model.to(obj._torch_device()).eval()
         for key, value in fitted.items():
-            setattr(obj, key, value.numpy() if isinstance(value, torch.Tensor) else value)
+            if isinstance(value, torch.Tensor):
+                value = value.numpy()
+            setattr(obj, key, tuple(value) if key == "training_assets_" else value)
         return obj

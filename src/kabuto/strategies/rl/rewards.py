@@ -25,7 +25,7 @@ with ``turnover_t = sum_i |w_i - w'_i|`` (the rebalance's traded notional, cash 
     constant returns so far) the reward is 0 and the estimates are still updated.
 
 ``"sharpe_window"``
-    The Sharpe ratio (mean / sample standard deviation, ddof=1, not annualised) of the last
+    The Sharpe ratio (mean / sample standard deviation, ddof=1, not annualized) of the last
     ``sharpe_window`` net returns of the episode, including this step's; fewer at the start of
     an episode. It is 0 until there are two returns, and when their variance is at most
     ``1e-12`` times their mean square (constant returns).
