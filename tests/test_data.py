@@ -729,6 +729,16 @@ def test_times_of_day_are_dropped_so_a_day_is_one_date(tmp_path):
         load_prices(path)
 
 
+def test_a_long_file_with_two_stamps_of_one_day_says_why_they_clash(tmp_path):
+    text = "date,asset,close\n2020-01-02 09:00,A,1\n2020-01-02 16:00,A,2\n2020-01-03 16:00,A,3\n"
+    with pytest.raises(DataError, match=r"data rows 1 and 2\) \(times of day are dropped"):
+        load_prices(write(tmp_path, "t.csv", text))
+    # one date written two ways is a plain repeat
+    text = "date,asset,close\n2020-01-03,A,1\n2020-1-3,A,2\n2020-01-06,A,3\n"
+    with pytest.raises(DataError, match=r"data rows 1 and 2\); keep one row"):
+        load_prices(write(tmp_path, "d.csv", text))
+
+
 def test_utc_offsets_that_change_across_daylight_saving_keep_wall_clock_dates(tmp_path):
     # pandas reads mixed offsets only as UTC, where 20:00-05:00 would become the next day
     text = (

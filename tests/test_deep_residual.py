@@ -261,6 +261,9 @@ def test_nan_before_listing_and_short_history():
     s = DeepResidual(**TINY | {"train_window": None}, n_components=2)
     s.fit(panel_from_returns(r).window(299, 299))
     assert s.training_assets_ == ("A0", "A1", "A2", "A3")
+    r[:266, 2:] = np.nan  # A2 and A3 have 33 returns: two assets cannot leave residuals of C = 2
+    with pytest.raises(DataError, match=r"only 2 asset\(s\) have the 35 days .*n_components=2"):
+        s.fit(panel_from_returns(r).window(299, 299))
 
 
 def test_seed_reproducibility(gbm):

@@ -135,8 +135,8 @@ def _leaderboard_table(
 LEADERBOARD_LEGEND = (
     "Sharpe: annualized (sqrt(252)), risk-free 0; CI: stationary-bootstrap percentile "
     "interval; PSR: P(true Sharpe > 0); DSR: PSR against the best Sharpe expected by luck among "
-    "the strategies on the board; Turnover: one-way traded notional a year; definitions of "
-    "every column in the report."
+    "the strategies ranked together (all on the board; a sweep's, within each scenario); "
+    "Turnover: one-way traded notional a year; definitions of every column in the report."
 )
 
 
@@ -264,6 +264,8 @@ def explain(
 
 def _facts_table(summary: pd.DataFrame, title: str) -> Table:
     """A market's stylized facts across runs, as printed after `kabuto simulate`."""
+    from kabuto.report.tables import MISSING
+
     caption = (
         "Per-run statistics of bar log returns r, summarised across runs: s.e. = std / "
         "sqrt(runs); each statistic's definition, and the Hill estimate's caveat, are in the "
@@ -276,7 +278,7 @@ def _facts_table(summary: pd.DataFrame, title: str) -> Table:
         table.add_column(header, justify="right")
     table.add_column("undefined", justify="right")
     for statistic, row in summary.iterrows():
-        cells = ["-" if pd.isna(row[c]) else f"{row[c]:.4g}" for c in shown]
+        cells = [MISSING if pd.isna(row[c]) else f"{row[c]:.4g}" for c in shown]
         table.add_row(str(statistic), *cells, f"{int(row['n_nan'])}/{int(row['n_runs'])}")
     return table
 

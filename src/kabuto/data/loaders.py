@@ -366,10 +366,9 @@ def _long_to_wide(
         repeated = counts[cell] > 1
         first = int(np.flatnonzero(repeated)[0])
         second = int(np.flatnonzero(cell == cell[first])[1])
-        stamps = frame[date_col].iloc[[first, second]].astype(str)
         times = (
             " (times of day are dropped: a panel holds one row a day)"
-            if stamps.iloc[0] != stamps.iloc[1]
+            if _distinct_times(frame[date_col].iloc[first], frame[date_col].iloc[second])
             else ""
         )
         raise DataError(
@@ -421,6 +420,14 @@ def _long_to_wide(
             ),
         )
     return pivot(close), pivot(high), pivot(low)
+
+
+def _distinct_times(a: object, b: object) -> bool:
+    """Whether two raw stamps of one day are different moments (not one date written twice)."""
+    try:
+        return pd.Timestamp(a) != pd.Timestamp(b)
+    except (ValueError, TypeError):
+        return False
 
 
 def _first_row_where(mask: np.ndarray, message) -> None:

@@ -327,19 +327,24 @@ def _wall_clock(values: pd.Index) -> pd.DatetimeIndex:
     """Each stamp's own wall-clock time, for text whose UTC offsets differ (across a DST change),
     which pandas parses only as UTC (moving late stamps to the next day).
 
-    Every stamp is read in the first one's format, as pandas reads one offset (so 06/03 cannot
-    be June in one row and March in another); one that does not fit it is NaT.
+    Every stamp is read in the first one's format where pandas can name it, as pandas reads
+    one offset (so 06/03 cannot be June in one row and March in another); one that does not
+    fit it is NaT. Where it cannot, each stamp is read on its own, as pandas then does. Each
+    distinct text is parsed once (a long file repeats every date once per asset).
     """
-    first = next((v for v in values if isinstance(v, str) and v.strip()), None)
+    codes, texts = pd.factorize(pd.Index(values))
+    first = next((v for v in texts if isinstance(v, str) and v.strip()), None)
     fmt = None if first is None else guess_datetime_format(first)
     stamps = []
-    for value in values:
+    for value in texts:
         try:
-            stamp = pd.to_datetime(value, format=fmt) if fmt else pd.NaT
+            stamp = pd.to_datetime(value, format=fmt) if fmt else pd.Timestamp(value)
         except (ValueError, TypeError):
             stamp = pd.NaT
         stamps.append(stamp.tz_localize(None) if stamp is not pd.NaT and stamp.tz else stamp)
-    return pd.DatetimeIndex(stamps)
+    # code -1: a missing value, NaT
+    parsed = pd.DatetimeIndex(stamps).take(codes, allow_fill=True, fill_value=pd.NaT)
+    return pd.DatetimeIndex(parsed)
 
 
 def _numbers_as_yyyymmdd(raw: pd.Index, source: str) -> tuple[pd.Index, str | None]:

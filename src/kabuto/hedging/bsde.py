@@ -44,7 +44,7 @@ linear skip that learn Z from far fewer paths. Further choices of this implement
   the Euler recursion over the N steps. ``z_network="kan"`` uses one `kabuto.hedging.kan.KAN`
   per step instead.
 * Schedule. The learning rate decays geometrically from `learning_rate` to
-  `final_learning_rate` over the iterations.
+  `final_learning_rate` (by default a tenth of it) over the iterations.
 """
 
 from __future__ import annotations

@@ -344,9 +344,12 @@ def _inference_note(leaderboard: pd.DataFrame) -> str:
         and others > 0
     ):
         note += (
-            f" Sharpe diff and its p-value compare each strategy with "
-            f"{attrs['benchmark_strategy']}; the {others} p-value{'s are' if others > 1 else ' is'}"
-            " not adjusted for multiple comparisons."
+            f" Sharpe diff and its p-value compare each strategy with {attrs['benchmark_strategy']}"
+        )
+        note += (
+            f"; the {others} p-values are not adjusted for multiple comparisons."
+            if others > 1
+            else "."
         )
     trials = attrs.get("n_trials")
     if trials is not None and "dsr" in leaderboard.columns:

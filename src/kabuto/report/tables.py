@@ -80,10 +80,11 @@ def metric_format(column: object) -> MetricFormat:
 
 
 def probability_text(x: float) -> str:
-    """A probability to 3 decimals, never rounded to a certainty: "<0.001" and ">0.999"."""
-    if 0 < x < 0.0005:
+    """A probability to 3 decimals, never printed as a certainty: "<0.001" and ">0.999" (a
+    normal CDF is exactly 1.0 in float64 from z = 8.3 on, and no estimate is certain)."""
+    if x < 0.0005:
         return "<0.001"
-    if 0.9995 <= x < 1:
+    if x >= 0.9995:
         return ">0.999"
     return f"{x:.3f}"
 

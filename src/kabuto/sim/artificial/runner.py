@@ -825,7 +825,8 @@ def runaway_note(result: SimulationResult) -> str | None:
         return None
     return (
         ". ".join(parts) + ". The prices, returns and stylized facts of those runs are "
-        "meaningless: the report's and the console's stylized facts leave them out."
+        "meaningless: kabuto's stylized facts (`facts_by_market`, the console and the "
+        "report) leave them out."
     )
 
 

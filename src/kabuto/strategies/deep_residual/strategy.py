@@ -347,6 +347,14 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         samples[dates < least] = -1
         samples[: components or 0] = -1  # k <= C assets leave no residual
         if samples.max() < 0:
+            enough = int((dates >= least).sum())  # assets with enough days, longest first
+            if 0 < enough <= (components or 0):
+                raise DataError(
+                    f"{name}: on {history.date.date()} only {enough} asset(s) have the "
+                    f"{self._least_train_window} days of returns training needs, and removing "
+                    f"n_components={components} components needs more than {components}; "
+                    "lower n_components, or start the backtest (or refit) later"
+                )
             raise DataError(
                 f"{name}: the history ending {history.date.date()} has at most "
                 f"{int(runs.max())} trailing days of returns per asset; training needs at least "
