@@ -68,7 +68,8 @@ def build(panel, quick: bool) -> list:
         RLAgent("a2c", label="A2C", **sb3),
         # one gradient step per 4 vector steps (16 transitions) keeps SAC's cost near PPO's
         RLAgent("sac", label="SAC", algorithm_kwargs={"train_freq": 4}, **sb3),
-        BestStockOracle(panel, label="best stock (oracle, looks ahead)"),
+        # ranked over the backtest's period, the returns it is scored on
+        BestStockOracle(panel, start=panel.dates[FIRST], label="best stock (oracle, looks ahead)"),
     ]
 
 

@@ -9,6 +9,7 @@ import pytest
 from kabuto.errors import ConfigError
 from kabuto.experiment.config import load_config, parse_config
 from kabuto.experiment.hedge_config import load_hedge_config
+from kabuto.experiment.run import build_strategies
 from kabuto.strict_config import read_toml
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -193,3 +194,18 @@ def test_a_leading_byte_order_mark_is_accepted(tmp_path):
     path.write_bytes(b'\xef\xbb\xbf[data]\nsource = "sp500"\n\n[[strategies]]\nname = "x"\n')
     assert read_toml(path) == {"data": {"source": "sp500"}, "strategies": [{"name": "x"}]}
     assert load_config(path).data.source == "sp500"
+
+
+def test_learned_policies_train_against_the_backtests_costs_unless_they_set_their_own():
+    # an agent trained at its default 10 bps and charged 200 would optimise the wrong problem
+    costs = {"AAA": 5.0, "default": 200.0}
+    raw = _backtest(costs_bps=costs) | {
+        "strategies": [
+            {"name": "eiie"},
+            {"name": "rl_agent", "label": "own", "costs_bps": 3.0},
+            {"name": "equal_weight"},
+        ]
+    }
+    eiie, own, equal = build_strategies(parse_config(raw))
+    assert eiie.costs_bps == costs and own.costs_bps == 3.0
+    assert not hasattr(equal, "costs_bps")

@@ -464,6 +464,10 @@ def test_errors_at_use(panel):
         make_agent().allocate(panel.window(100, WINDOW))
     with pytest.raises(ConfigError, match="algorithm_kwargs"):  # SB3 rejects the value
         make_agent(algorithm_kwargs={"n_steps": 32, "batch_size": 1}).fit(panel.window(150, 150))
+    # a value SB3 accepts when building the model and fails on only in training
+    bad = {"n_steps": 16, "batch_size": 16, "ent_coef": "auto"}
+    with pytest.raises(ConfigError, match=r"PPO failed in training \(TypeError.*algorithm_kwargs"):
+        make_agent(algorithm_kwargs=bad).fit(panel.window(150, 150))
     # window + episode_length = 50 prices are needed; 40 are given
     with pytest.raises(DataError, match="episode_length"):
         make_agent().fit(panel.window(40, 40))

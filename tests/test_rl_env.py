@@ -29,6 +29,7 @@ from kabuto.strategies.rl import (
     proportional_remainder,
     transaction_remainder,
 )
+from kabuto.strategies.rl.rewards import DSR_WARMUP
 
 from helpers import panel_from_returns, with_high_low
 
@@ -329,15 +330,19 @@ def test_episodes_start_at_seeded_dates_and_truncate(panel):
 # --- rewards ---------------------------------------------------------------------------------
 
 
-def _moody_saffell(returns, eta):
-    """Direct scalar loop of the differential Sharpe ratio recursion."""
+def _moody_saffell(returns, eta, warmup=DSR_WARMUP):
+    """Direct scalar loop of the differential Sharpe ratio recursion, its moving moments read
+    bias-corrected (divided by 1 - (1 - eta)^n after n returns), 0 for `warmup` steps."""
     a = b = 0.0
     out = []
-    for r in returns:
-        d_a, d_b = r - a, r * r - b
-        var = b - a * a
-        out.append((b * d_a - 0.5 * a * d_b) / var**1.5 if var > 1e-12 * b else 0.0)
-        a, b = a + eta * d_a, b + eta * d_b
+    for n, r in enumerate(returns):
+        mean = a / (1 - (1 - eta) ** n) if n else 0.0
+        square = b / (1 - (1 - eta) ** n) if n else 0.0
+        d_a, d_b = r - mean, r * r - square
+        var = square - mean * mean
+        flat = n < warmup or var <= 1e-12 * square
+        out.append(0.0 if flat else (square * d_a - 0.5 * mean * d_b) / var**1.5)
+        a, b = a + eta * (r - a), b + eta * (r * r - b)
     return np.array(out)
 
 
@@ -348,7 +353,7 @@ def test_differential_sharpe_matches_moody_saffell_recursion(panel):
     _, rewards, infos = _rollout(env, actions, seed=2)
     net = _series(infos, "net_return")
     expected = _moody_saffell(net, eta)
-    assert expected[0] == 0.0 and np.abs(expected[1:]).min() > 0
+    assert (expected[:DSR_WARMUP] == 0.0).all() and np.abs(expected[DSR_WARMUP:]).min() > 0
     np.testing.assert_allclose(rewards, expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(differential_sharpe_ratio(net, eta), expected, rtol=1e-10)
     # a batch of paths through the offline helper
@@ -356,6 +361,17 @@ def test_differential_sharpe_matches_moody_saffell_recursion(panel):
     np.testing.assert_allclose(
         differential_sharpe_ratio(paths, eta)[:, 1], _moody_saffell(net[::-1], eta), rtol=1e-10
     )
+
+
+def test_differential_sharpe_stays_of_order_one_at_an_episode_start():
+    # a nearly-cash first step left a variance of eta (1 - eta) R_1^2 after it: the second
+    # reward was about 1e8 against rewards of order 1 later
+    rng = np.random.default_rng(0)
+    r = rng.normal(0.0005, 0.01, size=(252, 500))
+    r[0] = 1e-6
+    d = differential_sharpe_ratio(r, 0.01)
+    assert (d[:DSR_WARMUP] == 0).all()
+    assert np.abs(d[:60]).max() < 2 * np.abs(d[60:]).max()
 
 
 def test_trailing_sharpe_and_penalties(panel):

@@ -39,6 +39,7 @@ from kabuto.sim import correlated_gbm, garch_panel
 from kabuto.staging import check_out_dir, staged_dir
 from kabuto.strategies import make_strategy
 from kabuto.strategies.base import Strategy
+from kabuto.strategies.registry import takes_setting
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,17 @@ def load_panel(config: DataConfig) -> Panel:
 
 
 def build_strategies(config: RunConfig) -> list[Strategy]:
-    """Instantiate the configured strategies through the registry."""
+    """Instantiate the configured strategies through the registry.
+
+    A strategy that trains against transaction costs (``eiie``, ``rl_agent``: a ``costs_bps``
+    setting) and does not set its own trains against the backtest's ``costs_bps``, the costs it
+    will be charged.
+    """
     built = []
     for i, entry in enumerate(config.strategies):
         params = {k: v for k, v in entry.items() if k != "name"}
+        if "costs_bps" not in params and takes_setting(entry["name"], "costs_bps"):
+            params["costs_bps"] = config.backtest.costs_bps
         try:
             built.append(make_strategy(entry["name"], **params))
         except ConfigError as exc:

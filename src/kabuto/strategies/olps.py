@@ -263,7 +263,9 @@ class ExponentiatedGradient(OnlinePortfolio):
 
     def _update(self, b: np.ndarray, x: np.ndarray, prices: np.ndarray) -> np.ndarray:
         exponent = float(self.eta) * x / (b @ x)
-        w = b * np.exp(exponent - exponent.max())  # the shift cancels in the normalisation
+        # The shift cancels in the normalisation; taken over the held assets, whose weights
+        # it scales (at a large eta a weight-0 asset's maximum would underflow them all to 0).
+        w = b * np.exp(exponent - exponent[b > 0].max())
         return w / w.sum()
 
 

@@ -55,6 +55,11 @@ def _parameters(cls: type[Strategy]) -> dict[str, inspect.Parameter]:
     return {k: p for k, p in signature.parameters.items() if k != "self"}
 
 
+def takes_setting(name: str, setting: str) -> bool:
+    """Whether the strategy registered under `name` has a setting of that name."""
+    return name in STRATEGIES and setting in _parameters(STRATEGIES[name])
+
+
 def make_strategy(name: str, **params: object) -> Strategy:
     """Build the strategy registered under `name` with the given settings.
 

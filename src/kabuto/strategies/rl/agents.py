@@ -89,7 +89,7 @@ import torch
 
 from kabuto.costs import cost_rates
 from kabuto.data.panel import Panel, Window
-from kabuto.errors import ConfigError, DataError
+from kabuto.errors import ConfigError, DataError, KabutoError
 from kabuto.settings import derived_seed
 from kabuto.strategies.base import Strategy, held_weights
 from kabuto.strategies.batched import (
@@ -510,6 +510,22 @@ class RLAgent(TorchStrategyMixin, Strategy):
                 f"the settings ({exc}); check algorithm_kwargs={self.algorithm_kwargs!r}"
             ) from exc
 
+    def _learn(self, model: BaseAlgorithm, steps: int, reset_count: bool) -> None:
+        """Train `model`; stable-baselines3 checks some `algorithm_kwargs` only now (PPO's
+        ``ent_coef="auto"``, SAC's ``train_freq=0``), so its rejections of them are named."""
+        try:
+            model.learn(total_timesteps=steps, reset_num_timesteps=reset_count)
+        except KabutoError:
+            raise
+        except (AssertionError, ValueError, TypeError) as exc:
+            if not self.algorithm_kwargs:  # not a setting of the user's: a real failure
+                raise
+            raise ConfigError(
+                f"{type(self).__name__}: stable-baselines3's {self.algorithm.upper()} failed in "
+                f"training ({type(exc).__name__}: {exc}); check algorithm_kwargs="
+                f"{self.algorithm_kwargs!r}"
+            ) from exc
+
     def training_panel(self, history: Window) -> Panel:
         """The training data in `history`: assets and trailing rows with complete prices.
 
@@ -618,7 +634,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
                 model.set_random_seed(seed)
                 steps, reset_count = int(self.rolling_timesteps), False
             if steps:
-                model.learn(total_timesteps=steps, reset_num_timesteps=reset_count)
+                self._learn(model, steps, reset_count)
         self.model_ = model
         self.normalizer_ = env if isinstance(env, VecNormalize) else None
         self.assets_ = panel.assets
