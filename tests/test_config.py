@@ -208,4 +208,9 @@ def test_learned_policies_train_against_the_backtests_costs_unless_they_set_thei
     }
     eiie, own, equal = build_strategies(parse_config(raw))
     assert eiie.costs_bps == costs and own.costs_bps == 3.0
+    assert list(eiie.costs_bps) == ["AAA", "default"]  # sorted: one store key for one mapping
     assert not hasattr(equal, "costs_bps")
+    # the exact cost model takes one rate: with per-asset backtest costs it keeps its own
+    raw["strategies"] = [{"name": "rl_agent", "cost_model": "exact"}]
+    (exact,) = build_strategies(parse_config(raw))
+    assert exact.costs_bps == 10.0

@@ -408,3 +408,14 @@ def test_best_stock_oracle_refuses_other_panels_and_bad_periods():
         BestStockOracle(panel, start="2001-03-01", end="2001-01-05")
     with pytest.raises(ConfigError, match="not a date"):
         BestStockOracle(panel, start="someday")
+
+
+def test_eg_at_a_huge_learning_rate_keeps_finite_weights():
+    # an unheld asset's exponent far above the held ones' sent its exp to inf (0 * inf = NaN),
+    # and a held one's far below underflowed them all to 0 (0 / 0)
+    eg = ExponentiatedGradient(eta=2000.0)
+    np.testing.assert_array_equal(
+        eg._update(np.array([1.0, 0.0]), np.array([1.0, 1.36]), None), [1.0, 0.0]
+    )
+    w = eg._update(np.array([0.5, 0.5]), np.array([1.0, 1.5]), None)
+    assert np.isfinite(w).all() and w.sum() == pytest.approx(1.0)

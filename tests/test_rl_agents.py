@@ -466,7 +466,7 @@ def test_errors_at_use(panel):
         make_agent(algorithm_kwargs={"n_steps": 32, "batch_size": 1}).fit(panel.window(150, 150))
     # a value SB3 accepts when building the model and fails on only in training
     bad = {"n_steps": 16, "batch_size": 16, "ent_coef": "auto"}
-    with pytest.raises(ConfigError, match=r"PPO failed in training \(TypeError.*algorithm_kwargs"):
+    with pytest.raises(ConfigError, match=r"PPO failed before its first update \(TypeError"):
         make_agent(algorithm_kwargs=bad).fit(panel.window(150, 150))
     # window + episode_length = 50 prices are needed; 40 are given
     with pytest.raises(DataError, match="episode_length"):

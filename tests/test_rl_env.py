@@ -29,7 +29,7 @@ from kabuto.strategies.rl import (
     proportional_remainder,
     transaction_remainder,
 )
-from kabuto.strategies.rl.rewards import DSR_WARMUP
+from kabuto.strategies.rl.rewards import DSR_WARMUP, check_reward_settings
 
 from helpers import panel_from_returns, with_high_low
 
@@ -72,7 +72,12 @@ def _series(infos, key):
     "settings",
     [
         {},
-        {"cost_model": "exact", "reward": "differential_sharpe", "action_map": "clip"},
+        {
+            "cost_model": "exact",
+            "reward": "differential_sharpe",
+            "action_map": "clip",
+            "episode_length": 30,  # longer than the reward's warm-up
+        },
         {"reward": "sharpe_window", "random_start": False, "episode_length": None},
     ],
 )
@@ -372,6 +377,10 @@ def test_differential_sharpe_stays_of_order_one_at_an_episode_start():
     d = differential_sharpe_ratio(r, 0.01)
     assert (d[:DSR_WARMUP] == 0).all()
     assert np.abs(d[:60]).max() < 2 * np.abs(d[60:]).max()
+    # an episode no longer than the warm-up would give no reward at all
+    with pytest.raises(ConfigError, match=r"episode_length = 20: the differential Sharpe"):
+        check_reward_settings("differential_sharpe", 0.01, 20, 0.0, 0.0, DSR_WARMUP)
+    check_reward_settings("log_return", 0.01, 20, 0.0, 0.0, DSR_WARMUP)
 
 
 def test_trailing_sharpe_and_penalties(panel):
@@ -442,7 +451,8 @@ def test_bad_actions_raise(panel):
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 def test_vector_env_equals_sync_vector_env_of_single_envs(mode):
     panels = [correlated_gbm(3, 60, sigma=0.3, seed=s) for s in (1, 2)]
-    settings = {"window": 5, "episode_length": 7, "cost_model": "exact"}
+    # episodes just past the differential Sharpe reward's warm-up, so rewards are nonzero
+    settings = {"window": 5, "episode_length": DSR_WARMUP + 2, "cost_model": "exact"}
     settings |= {"reward": "differential_sharpe", "eta": 0.1}
     b = 5
     vec = PortfolioVectorEnv(panels, b, autoreset_mode=mode, **settings)
@@ -456,8 +466,8 @@ def test_vector_env_equals_sync_vector_env_of_single_envs(mode):
     obs_ref, info_ref = ref.reset(seed=4)
     np.testing.assert_array_equal(obs, obs_ref)
     _same_info(info, info_ref)
-    actions = np.random.default_rng(0).normal(size=(30, b, 4))
-    ended = 0
+    actions = np.random.default_rng(0).normal(size=(60, b, 4))
+    ended = rewarded = 0
     for a in actions:
         obs, rew, term, trunc, info = vec.step(a)
         obs_ref, rew_ref, term_ref, trunc_ref, info_ref = ref.step(a)
@@ -467,7 +477,9 @@ def test_vector_env_equals_sync_vector_env_of_single_envs(mode):
         np.testing.assert_array_equal(trunc, trunc_ref)
         _same_info(info, info_ref)
         ended += trunc.sum()
+        rewarded += (rew != 0).sum()
     assert ended >= b  # every copy went through at least one autoreset
+    assert rewarded > 0
 
 
 def test_vector_env_with_highs_and_lows_equals_single_envs():

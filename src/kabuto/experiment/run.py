@@ -69,13 +69,22 @@ def build_strategies(config: RunConfig) -> list[Strategy]:
 
     A strategy that trains against transaction costs (``eiie``, ``rl_agent``: a ``costs_bps``
     setting) and does not set its own trains against the backtest's ``costs_bps``, the costs it
-    will be charged.
+    will be charged (per-asset ones in sorted order, so that the run store's key does not depend
+    on how a config lists them). Not with ``cost_model = "exact"`` and per-asset backtest costs:
+    that model takes one rate, so it keeps its own.
     """
+    costs = config.backtest.costs_bps
+    per_asset = isinstance(costs, Mapping)
     built = []
     for i, entry in enumerate(config.strategies):
         params = {k: v for k, v in entry.items() if k != "name"}
-        if "costs_bps" not in params and takes_setting(entry["name"], "costs_bps"):
-            params["costs_bps"] = config.backtest.costs_bps
+        exact = params.get("cost_model") == "exact"
+        if (
+            "costs_bps" not in params
+            and takes_setting(entry["name"], "costs_bps")
+            and not (per_asset and exact)
+        ):
+            params["costs_bps"] = dict(sorted(costs.items())) if per_asset else costs
         try:
             built.append(make_strategy(entry["name"], **params))
         except ConfigError as exc:

@@ -263,9 +263,12 @@ class ExponentiatedGradient(OnlinePortfolio):
 
     def _update(self, b: np.ndarray, x: np.ndarray, prices: np.ndarray) -> np.ndarray:
         exponent = float(self.eta) * x / (b @ x)
-        # The shift cancels in the normalisation; taken over the held assets, whose weights
-        # it scales (at a large eta a weight-0 asset's maximum would underflow them all to 0).
-        w = b * np.exp(exponent - exponent[b > 0].max())
+        # Only held assets move (b = 0 stays 0); the shift, which cancels in the normalisation,
+        # is theirs, so that a large eta neither underflows them all to 0 nor sends an unheld
+        # asset's exponential to inf (0 * inf is NaN).
+        held = b > 0
+        w = np.zeros_like(b)
+        w[held] = b[held] * np.exp(exponent[held] - exponent[held].max())
         return w / w.sum()
 
 

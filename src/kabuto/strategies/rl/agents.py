@@ -205,6 +205,8 @@ class RLAgent(TorchStrategyMixin, Strategy):
         Commission of the training environments in basis points (the backtest's convention;
         0 only when given). A mapping may name assets a fit leaves out (not yet listed,
         delisted, too short a history); each fit uses the entries of its assets and "default".
+        A config run (`kabuto backtest`, `kabuto sweep`) that leaves it out trains against
+        the backtest's ``costs_bps``.
     cost_model : {"proportional", "exact"}, default "proportional"
         The backtest's ``1 - sum c |dw|`` or Jiang et al. (2017)'s exact remainder factor.
     action_map : {"softmax", "clip"}, default "softmax"
@@ -367,6 +369,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
                 self.sharpe_window,
                 self.turnover_penalty,
                 self.drawdown_penalty,
+                self.episode_length,
             )
         except ConfigError as exc:
             raise ConfigError(f"{name}: {exc}") from None
@@ -513,17 +516,22 @@ class RLAgent(TorchStrategyMixin, Strategy):
     def _learn(self, model: BaseAlgorithm, steps: int, reset_count: bool) -> None:
         """Train `model`; stable-baselines3 checks some `algorithm_kwargs` only now (PPO's
         ``ent_coef="auto"``, SAC's ``train_freq=0``), so its rejections of them are named."""
+        updates = model._n_updates
         try:
             model.learn(total_timesteps=steps, reset_num_timesteps=reset_count)
         except KabutoError:
             raise
         except (AssertionError, ValueError, TypeError) as exc:
-            if not self.algorithm_kwargs:  # not a setting of the user's: a real failure
+            # Only a failure before the first gradient update is a setting SB3 rejects late;
+            # one after it is the training's own (a divergence, say), whatever the settings.
+            if not self.algorithm_kwargs or model._n_updates > updates:
                 raise
+            first = str(exc).splitlines()[0] if str(exc) else ""
             raise ConfigError(
-                f"{type(self).__name__}: stable-baselines3's {self.algorithm.upper()} failed in "
-                f"training ({type(exc).__name__}: {exc}); check algorithm_kwargs="
-                f"{self.algorithm_kwargs!r}"
+                f"{type(self).__name__}: stable-baselines3's {self.algorithm.upper()} failed "
+                f"before its first update ({type(exc).__name__}: {first}); check "
+                f"algorithm_kwargs={self.algorithm_kwargs!r}, or a learning setting such as "
+                "learning_rate"
             ) from exc
 
     def training_panel(self, history: Window) -> Panel:

@@ -476,6 +476,8 @@ class EIIE(TorchStrategyMixin, Strategy):
         rate, or asset -> bps with an optional "default"; a mapping only with the proportional
         model). 0 must be given explicitly. A mapping may name assets a fit leaves out (not
         yet listed, delisted, too short a history); each fit uses the entries of its assets.
+        A config run (`kabuto backtest`, `kabuto sweep`) that leaves it out trains against
+        the backtest's ``costs_bps``.
     cost_model : {"proportional", "exact"}, default="proportional"
         kabuto's ``1 - sum c |dw|`` (what the backtest charges) or the paper's exact remainder
         with equal selling and purchasing rates.

@@ -335,7 +335,9 @@ def _check_settings(
             "cost_model = 'proportional'"
         )
     rates = cost_rates(costs_bps, panel.assets)
-    check_reward_settings(reward, eta, sharpe_window, turnover_penalty, drawdown_penalty)
+    check_reward_settings(
+        reward, eta, sharpe_window, turnover_penalty, drawdown_penalty, episode_length
+    )
     check_action_map(action_map, logit_scale)
     if not isinstance(high_low, bool | np.bool_):
         raise ConfigError(f"high_low = {high_low!r}: expected true or false")

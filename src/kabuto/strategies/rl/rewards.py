@@ -186,7 +186,8 @@ def differential_sharpe_ratio(returns: np.ndarray, eta: float = 0.01) -> np.ndar
     Returns
     -------
     ndarray of the same shape
-        ``D_t`` for every step (0 while there is no variance estimate).
+        ``D_t`` for every step (0 over the first `DSR_WARMUP` and while there is no variance
+        estimate).
     """
     r = np.asarray(returns, dtype=np.float64)
     paths = r.reshape(len(r), -1)
@@ -202,10 +203,22 @@ def check_reward_settings(
     sharpe_window: int,
     turnover_penalty: float,
     drawdown_penalty: float,
+    episode_length: int | None = None,
 ) -> None:
-    """Raise ConfigError naming the first reward setting out of range."""
+    """Raise ConfigError naming the first reward setting out of range (with `episode_length`,
+    also an episode too short for the differential Sharpe ratio's warm-up)."""
     if reward not in REWARDS:
         raise ConfigError(f"reward = {reward!r}: expected one of {', '.join(map(repr, REWARDS))}")
+    if (
+        reward == "differential_sharpe"
+        and episode_length is not None
+        and (episode_length <= DSR_WARMUP)
+    ):
+        raise ConfigError(
+            f"episode_length = {episode_length}: the differential Sharpe reward is 0 for an "
+            f"episode's first {DSR_WARMUP} steps (its warm-up), so every reward would be 0; use "
+            f"episodes of more than {DSR_WARMUP} steps or another reward"
+        )
     if not _is_number(eta) or not 0.0 < eta < 1.0:
         raise ConfigError(f"eta = {eta!r}: expected an adaptation rate in (0, 1), e.g. 0.01")
     if isinstance(sharpe_window, bool) or not isinstance(sharpe_window, int | np.integer):
