@@ -359,6 +359,20 @@ class BSDESolution(TorchSettingsMixin):
         return torch.stack(gradients, dim=1)
 
 
+def check_loss_scale(
+    name: str, what: str, loss: float, g_scale: Tensor, consequence: str, fix: str
+) -> None:
+    """Raise a ConfigError when `loss` is above ``DIVERGED_LOSS`` times the squared scale of the
+    terminal condition g: the divergence rule of both deep BSDE solvers."""
+    unit = float(g_scale) ** 2
+    if loss > DIVERGED_LOSS * unit:
+        raise ConfigError(
+            f"{name}: {what} {loss:.4g}, {loss / unit:.3g} times the squared scale of the "
+            f"terminal condition ({unit:.4g}; the limit is {DIVERGED_LOSS:g}): {consequence}; "
+            f"{fix}"
+        )
+
+
 class DeepBSDE(BSDESolution):
     """Deep BSDE solver (Han, Jentzen and E 2018); see the module docstring for the method.
 
@@ -565,15 +579,14 @@ class DeepBSDE(BSDESolution):
                 f"{name}: the loss became {float(losses[first])} at iteration {first + 1} of "
                 f"{self.iterations}: the training diverged; {fixes}"
             )
-        tail = float(losses[-max(1, self.iterations // 10) :].mean())
-        unit = float(y_scale) ** 2
-        if tail > DIVERGED_LOSS * unit:
-            raise ConfigError(
-                f"{name}: the loss of the last tenth of the iterations averages {tail:.4g}, "
-                f"{tail / unit:.3g} times the squared scale of the terminal condition "
-                f"({unit:.4g}; the limit is {DIVERGED_LOSS:g}): the recursion misses g by far "
-                f"more than g varies, so y0={y0:.6g} is not a solution; {fixes}"
-            )
+        check_loss_scale(
+            name,
+            "the loss of the last tenth of the iterations averages",
+            float(losses[-max(1, self.iterations // 10) :].mean()),
+            y_scale,
+            f"the recursion misses g by far more than g varies, so y0={y0:.6g} is not a solution",
+            fixes,
+        )
 
     def _build_networks(self, problem: BSDEProblem) -> StepNetworks:
         d, n_networks = problem.dim, problem.n_steps - 1

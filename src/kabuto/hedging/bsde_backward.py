@@ -46,12 +46,12 @@ from torch import Tensor, nn
 
 from kabuto.errors import ConfigError
 from kabuto.hedging.bsde import (
-    DIVERGED_LOSS,
     DTYPES,
     BSDESolution,
     _center_and_scale,
     _sample_checked,
     _terminal_checked,
+    check_loss_scale,
 )
 from kabuto.hedging.bsde_problems import BSDEProblem
 from kabuto.settings import check_int, check_layer_sizes, check_positive
@@ -235,13 +235,14 @@ class BackwardDeepBSDE(BSDESolution):
             raise ConfigError(
                 f"{name}: step {n}'s loss became {loss}: the training diverged; {fix}"
             )
-        unit = float(g_scale) ** 2
-        if loss > DIVERGED_LOSS * unit:
-            raise ConfigError(
-                f"{name}: step {n}'s last loss is {loss:.4g}, {loss / unit:.3g} times the squared "
-                f"scale of the terminal condition ({unit:.4g}; the limit is {DIVERGED_LOSS:g}): "
-                f"its U_{n} misses its targets by far more than g varies; {fix}"
-            )
+        check_loss_scale(
+            name,
+            f"step {n}'s last loss is",
+            loss,
+            g_scale,
+            f"its U_{n} misses its targets by far more than g varies",
+            fix,
+        )
 
     def _train(
         self,
