@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -322,6 +323,18 @@ def test_demo_runs_every_classical_strategy_with_costs(tmp_path):
     assert "Survivorship bias" in caveat and "without dividends" in caveat
 
 
+def _equal_weight_config(folder, rows: list[str], backtest: str = "") -> Path:
+    """A config backtesting equal weights on `rows` of prices.csv, both written in `folder`;
+    `backtest` is the body of its [backtest] table."""
+    (folder / "prices.csv").write_text("\n".join(rows) + "\n")
+    config = folder / "run.toml"
+    config.write_text(
+        f'[data]\nsource = "file"\npath = "prices.csv"\n\n[backtest]\n{backtest}\n'
+        '[report]\nn_boot = 100\n\n[[strategies]]\nname = "equal_weight"\nlookback = 20\n'
+    )
+    return config
+
+
 def test_a_data_file_is_found_beside_its_config(tmp_path, monkeypatch):
     folder = tmp_path / "project"
     folder.mkdir()
@@ -329,12 +342,7 @@ def test_a_data_file_is_found_beside_its_config(tmp_path, monkeypatch):
         f"{d.date()},{100 + i % 7},{50 + (i * 3) % 11}"
         for i, d in enumerate(pd.bdate_range("2020-01-01", periods=300))
     ]
-    (folder / "prices.csv").write_text("\n".join(rows) + "\n")
-    config = folder / "run.toml"
-    config.write_text(
-        '[data]\nsource = "file"\npath = "prices.csv"\n\n'
-        '[report]\nn_boot = 100\n\n[[strategies]]\nname = "equal_weight"\nlookback = 20\n'
-    )
+    config = _equal_weight_config(folder, rows)
     monkeypatch.chdir(tmp_path)  # run from elsewhere
     result = runner.invoke(app, ["backtest", str(config), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
@@ -402,3 +410,22 @@ def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch, error):
     result = runner.invoke(app, ["backtest", str(config), "--out", str(tmp_path / "out")])
     _fails_cleanly(result, "not enough memory for this run", "make it smaller")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]
+
+
+def test_metrics_json_keeps_the_sign_of_an_infinite_metric(tmp_path):
+    # an asset growing 0.1% every day: its Sharpe is +inf, which null would have hidden
+    rows = ["date,AAA"] + [
+        f"{d.date()},{100 * 1.001**i!r}"
+        for i, d in enumerate(pd.bdate_range("2020-01-01", periods=300))
+    ]
+    config = _equal_weight_config(tmp_path, rows, backtest="costs_bps = 0\n")
+    result = runner.invoke(app, ["backtest", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(
+        (tmp_path / "out" / "metrics.json").read_text(),
+        parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"),
+    )
+    row = metrics["strategies"]["EqualWeight"]
+    assert row["sharpe"] == "inf" and float(row["sharpe"]) == math.inf
+    assert row["volatility"] == 0.0
+    assert row["psr"] is None  # undefined stays null

@@ -174,12 +174,16 @@ def test_risk_table_rows_and_columns(cli_run):
         "price",
         "price_se",
         "mean_pnl",
+        "mean_pnl_se",
         "std_pnl",
         *(f"var_{q}{se}" for q in levels for se in ("", "_se")),
         *(f"es_{q}{se}" for q in levels for se in ("", "_se")),
         "entropic",
+        "entropic_se",
         "mean_cost",
+        "mean_cost_se",
         "mean_turnover",
+        "mean_turnover_se",
     ]
     assert np.isfinite(table.to_numpy()).all()
     assert (table["price_se"] > 0).all()
@@ -223,8 +227,14 @@ def test_baseline_rows_match_an_independent_computation(cli_run):
         assert row["var_0.9_se"] == pytest.approx(quantile_standard_error(pnl, 0.1), rel=1e-12)
         assert row["var_0.9"] == pytest.approx(-float(np.quantile(pnl.numpy(), 0.1)), rel=1e-12)
         assert row["entropic"] == pytest.approx(float(entropic_risk(pnl, h.aversion)), rel=1e-12)
+        weights = np.exp(-h.aversion * pnl.numpy())  # the entropic risk's delta method
+        entropic_se = weights.std(ddof=1) / (h.aversion * weights.mean() * math.sqrt(N_EVAL))
+        assert row["entropic_se"] == pytest.approx(entropic_se, rel=1e-9)
         assert row["mean_pnl"] == pytest.approx(float(pnl.mean()), rel=1e-12)
-        assert row["mean_cost"] == pytest.approx(float(mine.costs.double().mean()), rel=1e-9)
+        assert row["mean_pnl_se"] == pytest.approx(pnl.numpy().std(ddof=1) / math.sqrt(N_EVAL))
+        costs = mine.costs.double().numpy()
+        assert row["mean_cost"] == pytest.approx(costs.mean(), rel=1e-9)
+        assert row["mean_cost_se"] == pytest.approx(costs.std(ddof=1) / math.sqrt(N_EVAL))
         np.testing.assert_array_equal(written[name].to_numpy(), pnl.numpy())
     payoff = mine.payoff.double()
     assert table.loc["no_hedge", "mean_pnl"] == pytest.approx(-float(payoff.mean()), rel=1e-12)

@@ -468,6 +468,10 @@ def test_errors_at_use(panel):
     bad = {"n_steps": 16, "batch_size": 16, "ent_coef": "auto"}
     with pytest.raises(ConfigError, match=r"PPO failed before its first update \(TypeError"):
         make_agent(algorithm_kwargs=bad).fit(panel.window(150, 150))
+    # a divergence is named, with the setting to lower, whichever algorithm
+    for algorithm in ALGORITHMS:
+        with pytest.raises(ConfigError, match=r"training diverged .* lower learning_rate"):
+            make_agent(algorithm, learning_rate=1e4).fit(panel.window(150, 150))
     # window + episode_length = 50 prices are needed; 40 are given
     with pytest.raises(DataError, match="episode_length"):
         make_agent().fit(panel.window(40, 40))

@@ -393,8 +393,8 @@ def _risk_table(run) -> Table:
         title=f"Hedging a short {config.claim.kind}: {run.prices.shape[0]:,} fresh "
         f"{config.market.model} paths, cost {h.cost:g}",
         caption=f"price: {measure} of the hedged P&L; reference price {run.reference_price:.6f}; "
-        f"{spread_note(run)}; the standard errors of VaR and ES are in risk.csv and the "
-        f"report{more}",
+        f"{spread_note(run)}; the other statistics' standard errors are in risk.csv and "
+        f"the report{more}",
         caption_justify="left",
     )
     levels = sorted(config.evaluation.risk_levels)

@@ -308,15 +308,16 @@ def risk_table(
     * ``price``: the indifference price, the training risk measure of ``X`` (entropic risk
       with `aversion`, or the expected shortfall at `risk_level` for ``"cvar"`` and ``"oce"``);
       ``price_se`` its Monte Carlo standard error (`price_standard_error`);
-    * ``mean_pnl`` and ``std_pnl`` (ddof 1);
+    * ``mean_pnl`` and ``mean_pnl_se`` its standard error (``std_pnl / sqrt(N)``), and
+      ``std_pnl`` (ddof 1);
     * ``var_<q>`` for each of `risk_levels`: value at risk, minus the ``1 - q`` quantile of
       ``X`` (linear interpolation between order statistics), and ``var_<q>_se`` its standard
       error (`quantile_standard_error`); ``es_<q>``: expected shortfall, minus the mean of the
       worst ``1 - q`` fraction (`expected_shortfall`), and ``es_<q>_se`` its standard error
       (`price_standard_error` at level ``q``);
-    * ``entropic``: the entropic risk with `aversion`;
+    * ``entropic``: the entropic risk with `aversion`, and ``entropic_se`` its standard error;
     * ``mean_cost``: mean transaction costs paid; ``mean_turnover``: mean units traded
-      (`turnover`).
+      (`turnover`); each with its standard error (``_se``), ``std / sqrt(N)``.
     """
     rows = {}
     for name, result in results.items():
@@ -324,7 +325,7 @@ def risk_table(
         row = {
             "price": float(risk_measure(x, risk, aversion, risk_level)),
             "price_se": price_standard_error(x, risk, aversion, risk_level),
-            "mean_pnl": float(x.mean()),
+            **_mean_with_se("mean_pnl", x),
             "std_pnl": float(x.std()),
         }
         for q in sorted(risk_levels):
@@ -334,12 +335,20 @@ def risk_table(
             row[f"es_{q:g}"] = float(expected_shortfall(x, q))
             row[f"es_{q:g}_se"] = price_standard_error(x, "cvar", aversion, q)
         row["entropic"] = float(entropic_risk(x, aversion))
-        row["mean_cost"] = float(result.costs.double().mean())
-        row["mean_turnover"] = float(turnover(result, unwind).double().mean())
+        row["entropic_se"] = price_standard_error(x, "entropic", aversion, risk_level)
+        row |= _mean_with_se("mean_cost", result.costs)
+        row |= _mean_with_se("mean_turnover", turnover(result, unwind))
         rows[name] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "hedger"
     return table
+
+
+def _mean_with_se(name: str, values: Tensor) -> dict[str, float]:
+    """The mean of `values` (N,) as `name`, and its standard error ``std / sqrt(N)`` as
+    ``<name>_se``, in float64."""
+    x = values.detach().double().cpu()
+    return {name: float(x.mean()), f"{name}_se": float(x.std() / math.sqrt(x.shape[0]))}
 
 
 # ------------------------------------------------------------------------------------- run

@@ -210,14 +210,16 @@ def write_outputs(
     return out_dir
 
 
-def _finite_or_none(value):
-    """`value` with every non-finite float in it (nested in lists and dicts too) as None."""
+def _json_safe(value):
+    """`value` as standard JSON reads it, nested in lists and dicts too: NaN (undefined) as
+    None, and +-inf as the strings "inf" and "-inf", which keep their sign (the Sharpe of
+    constant positive returns is inf) and which Python's `float` reads back."""
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return None if math.isnan(value) else str(value)
     if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
+        return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite_or_none(v) for v in value]
+        return [_json_safe(v) for v in value]
     return value
 
 
@@ -225,7 +227,7 @@ def _metrics_json(
     path: Path, board: pd.DataFrame, result: BacktestResult, definitions: Mapping[str, str]
 ) -> None:
     rows = {
-        str(name): {k: _finite_or_none(v) for k, v in row.items()}
+        str(name): {k: _json_safe(v) for k, v in row.items()}
         for name, row in board.to_dict(orient="index").items()
     }
     # What the numbers need to be read on their own: the caveat of the data, the costs charged
@@ -236,9 +238,11 @@ def _metrics_json(
         "data_source": result.data_source,
         "survivorship_caveat": result.survivorship_caveat,
         "costs_bps": result.settings["backtest"]["costs_bps"],
-        "statistics": {k: _finite_or_none(v) for k, v in board.attrs.items()},
+        "statistics": {k: _json_safe(v) for k, v in board.attrs.items()},
     }
-    path.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
+    path.write_text(
+        json.dumps(payload, indent=2, default=lambda v: _json_safe(float(v))), encoding="utf-8"
+    )
 
 
 def returns_table(result: BacktestResult) -> pd.DataFrame:

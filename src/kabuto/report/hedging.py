@@ -300,7 +300,7 @@ def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
             + SE_UNAVAILABLE
             + ".",
         ),
-        ("mean P&L", "Mean of X = gains - costs - payoff per path."),
+        ("mean P&L", f"Mean of X = gains - costs - payoff per path; {MEAN_SE}."),
         ("std P&L", "Standard deviation of X (ddof 1)."),
         *(
             (
@@ -323,16 +323,26 @@ def risk_definitions(run: HedgeRun) -> list[tuple[str, str]]:
             for q in levels
         ),
         *(
-            [("entropic", f"Entropic risk (1/a) log E[exp(-a X)] with a = {h.aversion:g}.")]
+            [
+                (
+                    "entropic",
+                    f"Entropic risk (1/a) log E[exp(-a X)] with a = {h.aversion:g}; \u00b1 its "
+                    "standard error (delta method; n/a with fewer than "
+                    f"{MIN_EFFECTIVE_PATHS} effective paths of the weights exp(-a X)).",
+                )
+            ]
             if h.risk != "entropic"  # else it is the price column
             else []
         ),
-        ("mean cost", f"Mean proportional costs paid ({h.cost:g} of each trade's value)."),
+        (
+            "mean cost",
+            f"Mean proportional costs paid ({h.cost:g} of each trade's value); {MEAN_SE}.",
+        ),
         (
             "mean turnover",
             "Mean units of the underlying traded per path, the first purchase included"
             + (" and the unwind at maturity" if h.unwind else "")
-            + ".",
+            + f"; {MEAN_SE}.",
         ),
     ]
 
@@ -351,6 +361,10 @@ def money_format(scale: float) -> Callable[[float], str]:
         return text.lstrip("-") if float(text) == 0.0 else text
 
     return money
+
+
+#: How the tables define the standard error of a mean over the evaluation paths.
+MEAN_SE = "\u00b1 its standard error over the evaluation paths, std / sqrt(N)"
 
 
 def se_text(se: float, digits: int = 2) -> str:
@@ -415,13 +429,13 @@ def _risk_section(run: HedgeRun) -> str:
         cells = [
             _cell(money(row["price"]), "best" if name == best else ""),
             _cell(se_text(row["price_se"])),
-            _cell(money(row["mean_pnl"])),
+            _with_se(money(row["mean_pnl"]), row["mean_pnl_se"]),
             _cell(money(row["std_pnl"])),
             *(_with_se(money(row[f"var_{q:g}"]), row[f"var_{q:g}_se"]) for q in levels),
             *(_with_se(money(row[f"es_{q:g}"]), row[f"es_{q:g}_se"]) for q in levels),
-            *([_cell(money(row["entropic"]))] * show_entropic),
-            _cell(f"{row['mean_cost']:.3g}"),
-            _cell(f"{row['mean_turnover']:.3f}"),
+            *([_with_se(money(row["entropic"]), row["entropic_se"])] * show_entropic),
+            _with_se(f"{row['mean_cost']:.3g}", row["mean_cost_se"]),
+            _with_se(f"{row['mean_turnover']:.3f}", row["mean_turnover_se"]),
         ]
         rows.append([escape(hedger_label(str(name), run)), *cells])
     definitions = _table(

@@ -152,6 +152,14 @@ _FORMAT = 1  # version of the file `save` writes
 _RUN_SETTINGS = frozenset({"total_timesteps", "rolling_timesteps", "num_threads", "label"})
 
 
+def _diverged(model: BaseAlgorithm, exc: Exception) -> bool:
+    """Whether `exc` from training `model` is a divergence: weights that are no longer finite,
+    or a finite log-scale so large that torch's action distribution refuses its scale of 0 or
+    inf (torch's own validation message, as no attribute says so)."""
+    weights = all(torch.isfinite(p).all() for p in model.policy.parameters())
+    return not weights or "found invalid values" in str(exc)
+
+
 class _SpacesOnly(gym.Env[np.ndarray, np.ndarray]):
     """A stand-in environment with the spaces of `PortfolioEnv` (to rebuild a loaded model)."""
 
@@ -522,8 +530,14 @@ class RLAgent(TorchStrategyMixin, Strategy):
         except KabutoError:
             raise
         except (AssertionError, ValueError, TypeError) as exc:
+            if _diverged(model, exc):
+                raise ConfigError(
+                    f"{type(self).__name__}: stable-baselines3's {self.algorithm.upper()} "
+                    "training diverged (its weights or its action distribution are no longer "
+                    f"finite); lower learning_rate (now {model.learning_rate!r})"
+                ) from exc
             # Only a failure before the first gradient update is a setting SB3 rejects late;
-            # one after it is the training's own (a divergence, say), whatever the settings.
+            # one after it is the training's own, whatever the settings.
             if not self.algorithm_kwargs or model._n_updates > updates:
                 raise
             first = str(exc).splitlines()[0] if str(exc) else ""
