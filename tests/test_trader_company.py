@@ -162,6 +162,9 @@ def test_vectorised_evaluation_equals_slow_reference():
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_array_equal(part, got[:, 4:7])
     assert {OPERATORS[operators[o]].name for o in args[4]} == set(operators)  # all exercised
+    # a delay beyond the padding would wrap to the end of the array: the future
+    with pytest.raises(ValueError, match="exceeds max_delay=2"):
+        evaluate_terms(lag_features(X, 2), 2, *args, operators=operators, activations=activations)
 
 
 def test_trader_predictions_equal_weighted_slow_terms():
@@ -537,6 +540,33 @@ def test_bad_data_raise_data_error():
         company.predict_distribution(X)
     with pytest.raises(ConfigError, match="changed"):
         company.set_params(max_terms=5).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "change", [{"max_delay": 0}, {"operators": ("add",)}, {"max_terms": 1}, {"n_traders": 20}]
+)
+def test_settings_changed_after_fit_are_refused_before_predicting(change):
+    # max_delay=0 made row t read rows at the end of X; the others raised IndexError or
+    # described 20 traders of a population of 10
+    X, y = make_data(seed=18)
+    company = TraderCompany(**SMALL).fit(X, y)
+    before = company.predict(X)
+    original = {k: company.get_params()[k] for k in change}
+    company.set_params(**change)
+    for use in (lambda: company.predict(X), lambda: company.predict_traders(X), company.describe):
+        with pytest.raises(ConfigError, match="changed since the population was created"):
+            use()
+    company.set_params(**original)
+    np.testing.assert_array_equal(company.predict(X), before)
+
+
+def test_empty_inputs_are_named():
+    X, y = make_data(seed=19)
+    with pytest.raises(DataError, match="X has no finite value in the fit window"):
+        TraderCompany(**SMALL).fit(np.full_like(X, np.nan), y)
+    company = TraderCompany(**SMALL).fit(X, y)
+    with pytest.raises(ConfigError, match="traders is empty"):
+        company.predict_traders(X, [])
 
 
 def test_non_numeric_targets_are_data_errors():

@@ -196,6 +196,18 @@ def test_book_is_dollar_neutral_with_gross_one(sizing, panel, fitted, fitted_utc
     assert (np.abs(book) > 0).sum(axis=1).min() >= 2  # a real spread, not one asset
 
 
+def test_a_setting_changed_since_fit_is_refused_but_the_book_may_change(panel):
+    strategy = TraderCompanyStrategy(**SMALL).fit(panel.window(FIT_AT, FIT_AT))
+    window = panel.window(FIT_AT + 1, 40)
+    strategy.set_params(sizing="quantile").allocate(window)  # the book reads the same Company
+    # a shorter max_delay left Traders with longer delays reading NaN, silently
+    strategy.set_params(max_delay=2)
+    with pytest.raises(ConfigError, match="max_delay changed since the last fit; fit again"):
+        strategy.allocate(window)
+    strategy.fit(panel.window(FIT_AT, FIT_AT))
+    assert np.abs(strategy.allocate(window)).sum() == pytest.approx(1.0)
+
+
 def test_proportional_weights_follow_the_demeaned_predictions(panel, fitted):
     for t in (FIT_AT, FIT_AT + 1, N_DATES - 2):
         window = panel.window(t, SMALL["lookback"] + 7)  # longer than the lookback: last rows

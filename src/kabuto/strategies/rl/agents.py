@@ -176,7 +176,9 @@ class _SpacesOnly(gym.Env[np.ndarray, np.ndarray]):
 class RLAgent(TorchStrategyMixin, Strategy):
     """A PPO, A2C or SAC agent (stable-baselines3) trained on `PortfolioEnv`; long-only.
 
-    See the module docstring for training, decisions, universe changes and determinism.
+    See the module docstring for training, decisions, universe changes and determinism. One
+    environment step is one trading day: the agent learns daily decisions, so backtest it with
+    ``rebalance=1``.
 
     Parameters
     ----------

@@ -464,7 +464,8 @@ class EIIE(TorchStrategyMixin, Strategy):
 
     Long-only, may hold cash. Stateful: it decides from the drifted weights the backtest holds,
     so the engine calls it date by date. See the module docstring for the network, the reward,
-    the memory, sampling, rolling training and universe changes.
+    the memory, sampling, rolling training and universe changes. It trains on daily periods,
+    so backtest it with ``rebalance=1``.
 
     Parameters
     ----------

@@ -581,11 +581,8 @@ class TraderCompany(BaseEstimator):
         n_features = features.shape[1]
         names = self._feature_names(n_features)
         fresh = not hasattr(self, "population_")
-        if not fresh and self._structure_ != self._structure(n_features):
-            raise ConfigError(
-                f"{_OWNER}: n_traders, max_terms, max_delay, operators or activations changed "
-                "since the population was created; restore them or fit with warm_start=False"
-            )
+        if not fresh:
+            self._check_structure()
         if fresh:
             self.rng_ = (
                 self.seed
@@ -644,6 +641,11 @@ class TraderCompany(BaseEstimator):
                 f"{_OWNER}: the fit window (rows {start}..{n_dates - 1}) has {cells.size} "
                 f"finite targets; pass at least {self.max_terms + 1} (a longer history or "
                 "window)"
+            )
+        if not np.isfinite(features[max(start - self.max_delay, 0) :]).any():
+            raise DataError(
+                f"{_OWNER}: X has no finite value in the fit window (rows {start}..{n_dates - 1} "
+                f"and the {self.max_delay} before them that delays read); pass features there"
             )
         if cells[-1] - cells[0] + 1 == cells.size:  # contiguous: select with a view
             cells_index: np.ndarray | slice = slice(int(cells[0]), int(cells[-1]) + 1)
@@ -898,6 +900,16 @@ class TraderCompany(BaseEstimator):
     def _check_fitted(self) -> None:
         if not hasattr(self, "population_"):
             raise ConfigError(f"{_OWNER}: the Company is not fitted; call fit(X, y) first")
+        self._check_structure()
+
+    def _check_structure(self) -> None:
+        """Raise `ConfigError` if a setting the population's shape depends on has changed since
+        it was created (``set_params`` after fit): its Traders would read other delays."""
+        if self._structure_ != self._structure(self.n_features_in_):
+            raise ConfigError(
+                f"{_OWNER}: n_traders, max_terms, max_delay, operators or activations changed "
+                "since the population was created; restore them or fit with warm_start=False"
+            )
 
     def predict_traders(
         self, X: np.ndarray, traders: Sequence[int] | np.ndarray | None = None
@@ -925,6 +937,11 @@ class TraderCompany(BaseEstimator):
                 raise ConfigError(
                     f"{_OWNER}: traders={traders!r} is not allowed; use a list of Trader "
                     f"indices in [0, {self.n_traders - 1}]"
+                )
+            if given.size == 0:
+                raise ConfigError(
+                    f"{_OWNER}: traders is empty; pass at least one Trader index in "
+                    f"[0, {self.n_traders - 1}] (or None for all)"
                 )
             index = np.array([self._check_trader("traders", i) for i in given], dtype=np.int64)
         return self._trader_outputs(features, index, variance=False)[0]

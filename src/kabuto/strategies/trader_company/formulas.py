@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kabuto.errors import ArgumentError
+
 __all__ = [
     "ACTIVATIONS",
     "DEFAULT_ACTIVATIONS",
@@ -289,6 +291,13 @@ def evaluate_terms(
     ndarray of shape (K, stop - start, n)
         ``A(O(X[t - D, P], X[t - F, Q]))``; NaN where an operand it reads is NaN.
     """
+    for delays in (delay_x, delay_y):
+        if np.size(delays) and int(np.max(delays)) > max_delay:
+            # Row t - D would wrap to the end of `lagged`: a read of the future.
+            raise ArgumentError(
+                f"evaluate_terms: a delay of {int(np.max(delays))} exceeds max_delay="
+                f"{max_delay}, the padding of lagged; build lagged with a larger max_delay"
+            )
     n_dates = lagged.shape[0] - max_delay
     stop = n_dates if stop is None else stop
     rows = np.arange(start + max_delay, stop + max_delay)

@@ -302,11 +302,17 @@ class TraderCompanyStrategy(BatchedStrategy):
             self.company_ = fresh
         self.company_.fit(features, targets)
         self.fit_date_ = history.date
+        self.fit_settings_ = self._model_settings()
         return self
+
+    def _model_settings(self) -> dict:
+        """The settings a fitted Company's predictions depend on: all but the book's."""
+        book = ("sizing", "quantile", "label")
+        return {k: v for k, v in self.get_params().items() if k not in book}
 
     def reset(self) -> None:
         """Drop the evolved Company: the next `fit` starts a new population (a new backtest)."""
-        for attribute in ("company_", "fit_date_"):
+        for attribute in ("company_", "fit_date_", "fit_settings_"):
             if hasattr(self, attribute):
                 delattr(self, attribute)
 
@@ -325,6 +331,13 @@ class TraderCompanyStrategy(BatchedStrategy):
         name = type(self).__name__
         if not hasattr(self, "company_"):
             raise DataError(f"{name}: allocate before fit; fit the strategy on a history first")
+        now = self._model_settings()
+        changed = [k for k, v in self.fit_settings_.items() if now[k] != v]
+        if changed:
+            raise ConfigError(
+                f"{name}: {', '.join(changed)} changed since the last fit; fit again before "
+                "allocating (a backtest does), or restore them"
+            )
         # The decision at t predicts from features of rows t - max_delay..t only (a formula
         # reads rows t - D, D <= max_delay), each scaled by the trailing vol_window rows: the
         # last `_rows_needed` returns give them all. Predicting every row of the window would
