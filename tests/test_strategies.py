@@ -240,7 +240,7 @@ def test_mean_variance_satisfies_kkt_and_limits(batch):
         MinimumVariance(covariance="ledoit_wolf").allocate_batch(batch),
         atol=1e-6,
     )
-    greedy = MeanVariance(risk_aversion=1e-9).allocate_batch(batch)
+    greedy = MeanVariance(risk_aversion=1e-8).allocate_batch(batch)
     np.testing.assert_array_equal(greedy.argmax(axis=1), batch.returns.mean(axis=1).argmax(axis=1))
     assert greedy.max(axis=1).min() > 1 - 1e-6
 
@@ -343,6 +343,24 @@ def test_singular_covariance_errors_name_the_remedy():
     with pytest.raises(DataError, match="ledoit_wolf"):
         EqualRiskContribution().allocate(window)
     assert EqualRiskContribution(covariance="ledoit_wolf").allocate(window).min() > 0
+    # singular whatever rounding lets Cholesky do: as many returns as assets (rank L - 1), or
+    # two assets 1e-7 apart (their weights were +-6e6)
+    for seed in range(10):
+        few = synthetic_panel(np.random.default_rng(seed).normal(0, 0.01, (21, 20)))
+        with pytest.raises(DataError, match=r"singular \(20 assets, 20 returns\)"):
+            MinimumVariance(lookback=20, long_only=False).allocate(few.window(20, 20))
+    r = np.random.default_rng(0).normal(0, 0.01, (300, 5))
+    r[:, 3] = r[:, 1] * (1 + 1e-7)
+    with pytest.raises(DataError, match="singular"):
+        MinimumVariance(long_only=False).allocate(synthetic_panel(r).window(299, 252))
+    r[:, 3] = r[:, 1] * (1 + 1e-3) + np.random.default_rng(1).normal(0, 1e-5, 300)
+    assert np.isfinite(
+        MinimumVariance(long_only=False).allocate(synthetic_panel(r).window(299, 252))
+    ).all()
+    # 3 returns of 4 assets: Newton's system turns singular on the way (a LinAlgError before)
+    window = synthetic_panel(np.random.default_rng(9).normal(0, 0.01, (5, 4))).window(4, 3)
+    with pytest.raises(DataError, match=r"Newton system became singular.*'ledoit_wolf' or a"):
+        EqualRiskContribution(lookback=3).allocate(window)
 
 
 def test_buy_and_hold_never_trades(panel):
@@ -435,6 +453,7 @@ def test_registry_rejects_unknown_names_and_parameters():
         ("hrp", {"optimal_ordering": "yes"}, "optimal_ordering='yes'"),
         ("max_sharpe", {"fallback": "cash"}, "fallback='cash'.*'min_risk', 'raise'"),
         ("mean_variance", {"risk_aversion": -1.0}, "risk_aversion=-1.0"),
+        ("mean_variance", {"risk_aversion": 1e-14}, "risk_aversion=1e-14 is below 1e-08"),
         ("eigen", {"component": -1}, "component=-1"),
         ("risk_parity", {"lookback": 1}, "lookback=1"),
         ("inverse_volatility", {"lookback": 2.5}, "lookback=2.5"),

@@ -21,6 +21,7 @@ import numpy as np
 
 from kabuto.data.panel import WindowBatch
 from kabuto.errors import ArgumentError, DataError
+from kabuto.strategies.qp import each_or_nan
 
 __all__ = [
     "COVARIANCES",
@@ -149,6 +150,10 @@ def batch_covariance(batch: WindowBatch, returns: np.ndarray, kind: str = "sampl
     raise ArgumentError(f"unknown covariance estimator {kind!r}; use one of {list(COVARIANCES)}")
 
 
+#: A Cholesky pivot (squared) below this x n x the largest variance is taken as singular.
+_PIVOT_FLOOR = 16 * np.finfo(np.float64).eps
+
+
 def batch_cholesky(batch: WindowBatch, returns: np.ndarray, kind: str, owner: str) -> np.ndarray:
     """Upper Cholesky factors R with ``covariance = R' R``, shape (D, n, n).
 
@@ -157,30 +162,34 @@ def batch_cholesky(batch: WindowBatch, returns: np.ndarray, kind: str, owner: st
 
     def compute() -> np.ndarray:
         cov = batch_covariance(batch, returns, kind)
-        try:
-            return np.swapaxes(np.linalg.cholesky(cov), 1, 2)
-        except np.linalg.LinAlgError:
-            pass
-        for d in range(len(cov)):
-            try:
-                np.linalg.cholesky(cov[d])
-            except np.linalg.LinAlgError:
-                # More returns than assets cannot fix a constant asset or an exact linear
-                # dependence: suggest a longer lookback only when it is short of the assets.
-                n_assets, n_returns = returns.shape[2], returns.shape[1]
-                longer = " or a longer lookback" if n_returns <= n_assets else ""
-                remedy = (
-                    f"drop assets whose prices never move or that move in lockstep{longer}"
-                    if kind == "ledoit_wolf"
-                    else f"use covariance='ledoit_wolf'{longer}, or drop assets whose prices "
-                    "never move or that move in lockstep"
-                )
-                raise DataError(
-                    f"{owner}: the {kind} covariance of the window ending "
-                    f"{batch.dates[d].date()} is singular ({returns.shape[2]} assets, "
-                    f"{returns.shape[1]} returns); {remedy}"
-                ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        n_assets, n_returns = returns.shape[2], returns.shape[1]
+        singular = np.ones(len(cov), dtype=bool)
+        # A sample covariance of L <= n returns has rank L - 1 < n: singular whatever rounding
+        # lets Cholesky do (it succeeded on some such windows, with leverage in the tens).
+        if kind != "sample" or n_returns > n_assets:
+            factors = each_or_nan(np.linalg.cholesky, cov, cov)  # NaN pivots: singular
+            # A pivot at rounding level is a dependence Cholesky did not catch exactly (two
+            # assets that differ by 1e-7 gave weights of 6e6).
+            pivots = np.diagonal(factors, axis1=1, axis2=2).min(axis=1) ** 2
+            diagonal = np.diagonal(cov, axis1=1, axis2=2).max(axis=1)
+            singular = ~(pivots > _PIVOT_FLOOR * n_assets * diagonal)
+            if not singular.any():
+                return np.swapaxes(factors, 1, 2)
+        d = int(np.argmax(singular))
+        # More returns than assets cannot fix a constant asset or an exact linear dependence:
+        # suggest a longer lookback only when it is short of the assets.
+        longer = " or a longer lookback" if n_returns <= n_assets else ""
+        remedy = (
+            f"drop assets whose prices never move or that move in lockstep{longer}"
+            if kind == "ledoit_wolf"
+            else f"use covariance='ledoit_wolf'{longer}, or drop assets whose prices "
+            "never move or that move in lockstep"
+        )
+        raise DataError(
+            f"{owner}: the {kind} covariance of the window ending "
+            f"{batch.dates[d].date()} is singular ({n_assets} assets, {n_returns} returns); "
+            f"{remedy}"
+        )
 
     return batch.cached(("kabuto.cholesky", kind, returns.shape[1]), compute)
 

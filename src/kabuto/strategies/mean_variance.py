@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from kabuto.data.panel import WindowBatch
-from kabuto.errors import DataError
+from kabuto.errors import ConfigError, DataError
 from kabuto.strategies import qp
 from kabuto.strategies.batched import (
     BatchedStrategy,
@@ -200,6 +200,11 @@ class MaximumSortino(BatchedStrategy):
         return out
 
 
+#: Below this risk aversion the quadratic term of `MeanVariance` is within rounding of the
+#: linear one for daily returns (means 1e-3, variances 1e-4).
+MIN_RISK_AVERSION = 1e-8
+
+
 class MeanVariance(BatchedStrategy):
     """Long-only, fully invested mean-variance utility portfolio.
 
@@ -215,8 +220,8 @@ class MeanVariance(BatchedStrategy):
     ----------
     lookback : int, default=252
     risk_aversion : float, default=1.0
-        gamma > 0. Both terms scale with the return horizon, so gamma is dimensionless;
-        small values concentrate in the highest-mean assets.
+        gamma >= 1e-8 (`MIN_RISK_AVERSION`). Both terms scale with the return horizon, so gamma
+        is dimensionless; small values concentrate in the highest-mean assets.
     covariance : {"sample", "ledoit_wolf"}, default="ledoit_wolf"
     label : str, optional
     """
@@ -240,7 +245,14 @@ class MeanVariance(BatchedStrategy):
 
     def _validate(self) -> None:
         super()._validate()
-        check_positive(type(self).__name__, "risk_aversion", self.risk_aversion)
+        name = type(self).__name__
+        if check_positive(name, "risk_aversion", self.risk_aversion) < MIN_RISK_AVERSION:
+            raise ConfigError(
+                f"{name}: risk_aversion={self.risk_aversion!r} is below {MIN_RISK_AVERSION:g}, "
+                "where the risk term is lost in rounding (the solver failed at 1e-14); use at "
+                f"least {MIN_RISK_AVERSION:g}: the portfolio is then already all in the "
+                "highest-mean asset"
+            )
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
         name = type(self).__name__

@@ -26,6 +26,9 @@ by `min_semideviation_on_slice`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.optimize import brentq, nnls
@@ -295,18 +298,24 @@ def risk_budgeting_weights(
         with np.errstate(invalid="ignore", divide="ignore"):
             return 0.5 * np.einsum("di,dij,dj->d", yy, ss, yy) - np.log(yy) @ b
 
-    error = np.full(n_dates, np.inf)
+    def rc_error(yy: np.ndarray) -> np.ndarray:
+        errors = np.abs(yy * np.einsum("dij,dj->di", sigma, yy) / b - 1.0).max(axis=1)
+        return np.where(failed, np.inf, errors)
+
+    # Dates whose Hessian became singular in floating point (no equal-risk portfolio: y grows
+    # without bound on a singular Sigma); they stop, with an infinite error.
+    failed = np.zeros(n_dates, dtype=bool)
     for _ in range(max_iter):
-        sy = np.einsum("dij,dj->di", sigma, y)
-        error = np.abs(y * sy / b - 1.0).max(axis=1)
-        todo = np.flatnonzero(error > tol)
+        todo = np.flatnonzero(rc_error(y) > tol)
+        todo = todo[~failed[todo]]
         if len(todo) == 0:
             break
-        ys, ss, sys_ = y[todo], sigma[todo], sy[todo]
-        grad = sys_ - b / ys
+        ys, ss = y[todo], sigma[todo]
+        grad = np.einsum("dij,dj->di", ss, ys) - b / ys
         hess = ss.copy()
         hess[:, np.arange(n), np.arange(n)] += b / ys**2
-        step = -np.linalg.solve(hess, grad[..., None])[..., 0]
+        step, singular = _solve_each(hess, -grad)
+        failed[todo[singular]] = True
         f0 = objective(ys, ss)
         slope = np.einsum("di,di->d", grad, step)
         t = np.ones(len(todo))
@@ -321,4 +330,27 @@ def risk_budgeting_weights(
                 break
             t = np.where(ok, t, 0.5 * t)
         y[todo] = ys + t[:, None] * step
-    return y / y.sum(axis=1, keepdims=True), error
+    return y / y.sum(axis=1, keepdims=True), rc_error(y)
+
+
+def _solve_each(a: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solutions x of ``a[d] x = rhs[d]``, shape (D, n), and where ``a[d]`` is singular (D,),
+    its x then 0: one singular system does not stop the others."""
+    x = each_or_nan(lambda m, v: np.linalg.solve(m, v[..., None])[..., 0], rhs, a, rhs)
+    singular = ~np.isfinite(x).all(axis=1)
+    x[singular] = 0.0
+    return x, singular
+
+
+def each_or_nan(function: Callable[..., np.ndarray], like: np.ndarray, *arrays: np.ndarray):
+    """``function(*arrays)`` over a batch (leading axis D), date by date where numpy's linear
+    algebra raises: a date it raises on is NaN (shaped as `like`), the others computed."""
+    try:
+        return function(*arrays)
+    except np.linalg.LinAlgError:
+        pass
+    out = np.full_like(like, np.nan)
+    for d in range(len(out)):
+        with contextlib.suppress(np.linalg.LinAlgError):
+            out[d] = function(*(a[d] for a in arrays))
+    return out

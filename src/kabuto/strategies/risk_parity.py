@@ -70,9 +70,16 @@ class EqualRiskContribution(BatchedStrategy):
             d = int(np.argmax(bad))
             raise DataError(
                 f"{name}: no equal-risk-contribution portfolio found for the window ending "
-                f"{batch.dates[d].date()} (risk contributions off by {error[d]:.1e}); the "
+                f"{batch.dates[d].date()} ("
+                + (
+                    f"risk contributions off by {error[d]:.1e}"
+                    if np.isfinite(error[d])
+                    else "its Newton system became singular"
+                )
+                + f"); the "
                 f"{self.covariance} covariance is (nearly) singular, use "
-                "covariance='ledoit_wolf' or a longer lookback"
+                + ("covariance='ledoit_wolf' or " if self.covariance == "sample" else "")
+                + "a longer lookback"
             )
         self.max_error_ = float(error.max())
         return weights
