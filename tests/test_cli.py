@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from kabuto.cli.main import app, main
 from kabuto.experiment import run as run_module
 from kabuto.experiment.config import load_config, parse_config
-from kabuto.staging import MARKER
+from kabuto.staging import MARKER, staged_dir
 
 runner = CliRunner()
 
@@ -199,14 +199,13 @@ def test_missing_and_malformed_config_files(tmp_path):
 def test_failed_run_leaves_previous_outputs_and_no_partial_files(tmp_path, monkeypatch):
     config = _write(tmp_path, SMALL)
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("earlier run")
+    with staged_dir(out) as earlier:  # an earlier run's outputs
+        (earlier / "keep.txt").write_text("earlier run")
 
     def broken_report(*args, **kwargs):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(run_module, "write_report", broken_report)
-    (out / MARKER).write_text("")  # an earlier run's outputs
     with pytest.raises(RuntimeError, match="disk full"):
         runner.invoke(app, ["backtest", str(config), "--out", str(out)], catch_exceptions=False)
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "keep.txt"]

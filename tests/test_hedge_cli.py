@@ -41,7 +41,7 @@ from kabuto.hedging.risk import entropic_risk, expected_shortfall
 from kabuto.report.hedging import training_spread
 from kabuto.settings import derived_seed
 from kabuto.sim.paths import gbm_paths, heston_paths, merton_paths
-from kabuto.staging import MARKER
+from kabuto.staging import MARKER, staged_dir
 
 from helpers import assert_offline
 
@@ -464,9 +464,8 @@ def test_estimates_on_too_few_paths_have_no_standard_error():
 
 def test_a_failed_write_leaves_the_earlier_run_intact(tmp_path, monkeypatch):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / MARKER).write_text("")
-    (out / "risk.csv").write_text("earlier run")
+    with staged_dir(out) as earlier:
+        (earlier / "risk.csv").write_text("earlier run")
     config = _small()
 
     def broken(self):

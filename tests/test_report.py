@@ -234,6 +234,22 @@ def test_every_strategy_and_benchmark_is_named(page: str) -> None:
     assert "mom & carry" not in _without_plotly(page)  # escaped in HTML and JSON alike
 
 
+def test_figure_labels_are_shown_literally(result: BacktestResult) -> None:
+    # plotly reads tags in trace names and categories: "<b>x</b>" drew a bold x, and a name
+    # holding <a href=...> drew a link; as entities it shows them as written
+    assert (
+        figures.plot_text("<a href='u'>AAPL</a> & co")
+        == "&lt;a href='u'&gt;AAPL&lt;/a&gt; &amp; co"
+    )
+    equity = figures.equity_figure(result).figure
+    assert [t.name for t in equity.data][:3] == ["equal_weight", "min_variance", "mom &amp; carry"]
+    bars = figures.turnover_costs_figure(result).figure
+    assert list(bars.data[0].x) == ["equal_weight", "min_variance", "mom &amp; carry"]
+    # low costs: ticks keep their digits ("~%" trims zeros only; ".1%" printed 0.0% on each)
+    assert bars.layout.yaxis2.tickformat == "~%"
+    assert figures.cumulative_costs_figure(result).figure.layout.yaxis.tickformat == "~%"
+
+
 def test_figures(page: str, result: BacktestResult) -> None:
     # equity, drawdown, rolling Sharpe, one weights figure per strategy, turnover/costs, costs
     assert _n_figures(page) == 3 + len(NAMES) + 2

@@ -198,6 +198,14 @@ def test_small_toml_two_markets(tmp_path):
     assert len(orders) == steps["orders"].sum()
 
 
+def test_a_market_name_with_brackets_is_printed_as_written(tmp_path):
+    # rich read "[/x]" as a closing tag: a MarkupError traceback after the outputs were written
+    config = _write(tmp_path, SMALL.replace('"A"', '"A[/x]"'))
+    result = runner.invoke(app, ["simulate", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Stylized facts: A[/x]," in result.stdout
+
+
 def test_missing_file(tmp_path):
     out = tmp_path / "a" / "out"
     result = runner.invoke(app, ["simulate", str(tmp_path / "nope.json"), "--out", str(out)])

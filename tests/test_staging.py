@@ -133,6 +133,30 @@ def test_files_the_user_put_among_the_outputs_stop_the_run(tmp_path):
     assert (out / "report.html").read_text() == "new"
 
 
+@pytest.mark.parametrize("text", ["", "notes\n"])
+def test_a_marker_kabuto_did_not_write_stops_the_run(tmp_path, text):
+    # an empty or foreign marker was taken for an older version's, and the files went with it
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MARKER).write_text(text)
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OutputDirError, match=f"its {MARKER} file is not one kabuto wrote"):
+        _run(out, {"report.html": "new"})
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_an_older_versions_output_directory_is_still_replaced(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MARKER).write_text(
+        "This directory holds the outputs of a kabuto run. Running kabuto again with --out "
+        "naming it replaces the whole directory.\n"
+    )
+    (out / "report.html").write_text("old")
+    _run(out, {"report.html": "new"})
+    assert (out / "report.html").read_text() == "new"
+
+
 def test_a_failed_write_is_one_error_and_leaves_nothing(tmp_path):
     out = tmp_path / "out"
     _run(out, {"report.html": "old"})

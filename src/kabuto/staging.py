@@ -31,6 +31,12 @@ _MARKER_TEXT = (
     "it replaces the whole directory, unless it holds files other than these:\n"
 )
 
+#: The marker of versions before the marker listed the files (the directory's files unknown).
+_OLD_MARKER_TEXT = (
+    "This directory holds the outputs of a kabuto run. Running kabuto again with --out naming "
+    "it replaces the whole directory.\n"
+)
+
 
 def check_out_dir(out_dir: str | os.PathLike[str]) -> None:
     """Raise `OutputDirError` unless a run can write its outputs to `out_dir`.
@@ -111,8 +117,14 @@ def _check_replaceable(out_dir: Path) -> None:
             )
         return
     text = marker.read_text(encoding="utf-8", errors="replace")
-    if not text.startswith(_MARKER_TEXT):
+    if text == _OLD_MARKER_TEXT:
         return  # a marker of an older version, which listed nothing
+    if not text.startswith(_MARKER_TEXT):
+        raise OutputDirError(
+            f"{out_dir}: its {MARKER} file is not one kabuto wrote, so the directory may hold "
+            "files of yours, and a run replaces the whole directory; choose another --out or "
+            "remove it"
+        )
     listed = {MARKER, *text[len(_MARKER_TEXT) :].splitlines()}
     foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in listed)
     if foreign:

@@ -271,7 +271,7 @@ def _facts_table(summary: pd.DataFrame, title: str) -> Table:
         "sqrt(runs); each statistic's definition, and the Hill estimate's caveat, are in the "
         "report (report.html, Stylized facts)."
     )
-    table = Table(title=title, caption=caption, caption_justify="left")
+    table = Table(title=Text(title), caption=caption, caption_justify="left")
     table.add_column("statistic", no_wrap=True)
     shown = {"mean": "mean", "se": "s.e.", "std": "std", "q05": "q05", "q95": "q95"}
     for header in shown.values():

@@ -9,6 +9,7 @@ only what is drawn is thinned, and only for series longer than `DOWNSAMPLE_THRES
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -168,6 +169,12 @@ def annual_costs(strategy: StrategyResult) -> float:
 # layout
 
 
+def plot_text(text: object) -> str:
+    """`text` shown literally by plotly, which reads tags such as <b> and <a href> in trace
+    names and category labels: its HTML characters as entities (plotly decodes them)."""
+    return html.escape(str(text), quote=False)
+
+
 def _axis(**extra: object) -> dict:
     axis = dict(
         showgrid=True,
@@ -231,7 +238,7 @@ def _line(series: pd.Series, name: str, color: str, *, benchmark: bool = False) 
     return go.Scatter(
         x=_dates(series.index),
         y=series.to_numpy(dtype=float),
-        name=name,
+        name=plot_text(name),
         mode="lines",
         line=dict(color=color, width=1.4 if benchmark else 1.8, dash="dash" if benchmark else None),
     )
@@ -279,7 +286,7 @@ def drawdown_figure(result: BacktestResult) -> ReportFigure:
     fig.update_layout(
         base_layout(
             height=320,
-            yaxis=_axis(tickformat=".0%", title=dict(text="drawdown"), rangemode="tozero"),
+            yaxis=_axis(tickformat="~%", title=dict(text="drawdown"), rangemode="tozero"),
         )
     )
     caption = (
@@ -351,7 +358,7 @@ def weights_figure(name: str, strategy: StrategyResult, index: int) -> ReportFig
             go.Scatter(
                 x=x,
                 y=drawn[asset].to_numpy(dtype=float),
-                name=str(asset),
+                name=plot_text(asset),
                 mode="lines",
                 line=dict(width=0.5 if long_only else 1.4, shape="hv"),
                 stackgroup="w" if long_only else None,
@@ -418,7 +425,7 @@ def turnover_costs_figure(result: BacktestResult) -> ReportFigure:
     for col, (label, values, text, hover) in enumerate(bars, start=1):
         fig.add_trace(
             go.Bar(
-                x=names,
+                x=[plot_text(name) for name in names],
                 y=values,
                 marker=dict(color=colors),
                 name=label,
@@ -438,8 +445,9 @@ def turnover_costs_figure(result: BacktestResult) -> ReportFigure:
             margin=dict(l=64, r=24, t=48, b=44),
             xaxis=_axis(type="category", showgrid=False),
             xaxis2=_axis(type="category", showgrid=False),
-            yaxis=_axis(tickformat=".0%", rangemode="tozero"),
-            yaxis2=_axis(tickformat=".1%", rangemode="tozero"),
+            # "~%" trims zeros, not digits: ticks at 0.01% stay apart at low costs
+            yaxis=_axis(tickformat="~%", rangemode="tozero"),
+            yaxis2=_axis(tickformat="~%", rangemode="tozero"),
         )
     )
     fig.update_annotations(font=dict(size=13))
@@ -461,7 +469,7 @@ def cumulative_costs_figure(result: BacktestResult) -> ReportFigure:
     fig.update_layout(
         base_layout(
             height=300,
-            yaxis=_axis(tickformat=".1%", title=dict(text="cumulative costs"), rangemode="tozero"),
+            yaxis=_axis(tickformat="~%", title=dict(text="cumulative costs"), rangemode="tozero"),
         )
     )
     caption = (

@@ -38,6 +38,7 @@ from kabuto.report.figures import (
     ReportFigure,
     _axis,
     base_layout,
+    plot_text,
     strategy_color,
     vertical_line,
 )
@@ -493,7 +494,7 @@ def price_figure(result: SimulationResult, start_step: int, run: int = 0) -> Rep
                 go.Scatter(
                     x=steps,
                     y=result.prices[run, ::k, m, field],
-                    name=f"{name} {label}",
+                    name=plot_text(f"{name} {label}"),
                     mode="lines",
                     line=dict(color=color, width=1.6 if dash is None else 1.2, dash=dash),
                 )
@@ -758,7 +759,7 @@ def volume_figure(result: SimulationResult) -> ReportFigure:
                 y=per_step[0, :, m],
                 marker=dict(color=color, line=dict(width=0)),
                 opacity=0.45,
-                name=f"{name}, run 0",
+                name=plot_text(f"{name}, run 0"),
             )
         )
         fig.add_trace(
@@ -767,7 +768,7 @@ def volume_figure(result: SimulationResult) -> ReportFigure:
                 y=per_step[:, :, m].mean(axis=0),
                 mode="lines",
                 line=dict(color=color, width=1.6),
-                name=f"{name}, mean of {per_step.shape[0]} run(s)",
+                name=plot_text(f"{name}, mean of {per_step.shape[0]} run(s)"),
             )
         )
     fig.update_layout(
