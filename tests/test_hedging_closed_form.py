@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from scipy import integrate
 
 from kabuto.hedging import (
@@ -375,6 +376,17 @@ def test_longstaff_schwartz_american_put(longstaff_schwartz_paths):
     # Exercise gets cheaper as expiry nears: the boundary rises to the strike.
     assert boundary[-1] == pytest.approx(40.0, abs=0.05)
     assert exercised[0] < exercised[-1]
+
+
+def test_longstaff_schwartz_reads_paths_that_carry_a_gradient(longstaff_schwartz_paths):
+    # paths from gbm_paths with a requires_grad spot (pathwise Greeks) raised torch's
+    # "Can't call numpy() on Tensor that requires grad"
+    paths = torch.tensor(longstaff_schwartz_paths[:2000], requires_grad=True)
+    got = longstaff_schwartz(paths, strike=40.0, rate=0.06, maturity=1.0)
+    plain = longstaff_schwartz(
+        longstaff_schwartz_paths[:2000], strike=40.0, rate=0.06, maturity=1.0
+    )
+    assert got.price == plain.price
 
 
 def test_longstaff_schwartz_call_without_dividends_is_european(longstaff_schwartz_paths):

@@ -289,6 +289,19 @@ def test_heston_qe_atm_call_matches_characteristic_function():
     assert_mean((spot[:, -1] - 100.0).clamp(min=0.0), reference, 3, allowance=0.002)
 
 
+@pytest.mark.parametrize("steps", [1, 4])
+def test_heston_qe_prices_at_coarse_steps_of_a_fast_variance(steps):
+    # kappa dt = 20 and 5: one central-weight log step per grid step priced this call 36% and
+    # 5% high; the grid's steps are split (ceil(2 kappa dt) sub-steps each)
+    kappa, xi, rho = 20.0, 0.5, -0.7
+    spot, _ = heston_paths(
+        100_000, steps, 1.0, 100.0, 0.04, kappa, 0.04, xi, rho, seed=2, dtype=F64, scheme="qe"
+    )
+    reference = heston_call(100.0, 100.0, 1.0, 0.04, kappa, 0.04, xi, rho)
+    assert_mean((spot[:, -1] - 100.0).clamp(min=0.0), reference, 4)
+    assert spot.shape == (100_000, steps + 1)
+
+
 def test_heston_zero_vol_of_vol_gives_the_deterministic_variance():
     v0, kappa, theta, t, n_steps = 0.09, 1.5, 0.04, 2.0, 8
     spot, var = heston_paths(
@@ -314,16 +327,17 @@ def test_heston_seeding_and_dtype():
 
 @pytest.mark.parametrize(
     ("kappa", "theta", "xi", "exponential"),
-    [(1.0, 0.1, 0.5, False), (1.0, 0.04, 1.0, True)],
+    [(0.5, 0.1, 0.5, False), (0.5, 0.04, 1.0, True)],
     ids=["quadratic", "exponential"],
 )
 def test_heston_qe_one_year_step_with_strong_leverage_is_a_martingale(
     kappa, theta, xi, exponential
 ):
     # A single step of a year with rho = -0.9 is where the martingale correction of K0 carries
-    # the most weight. From v0 = 0.2, psi = s^2 / m^2 is 0.89 (quadratic sampler) and 5.6
-    # (exponential sampler). Without the correction (K0 = -rho kappa theta dt / xi) E[S_1]
-    # misses by about 54 and 82 SE on these paths; with it, by under 1.5 SE.
+    # the most weight (kappa dt = 0.5, the longest step taken whole). From v0 = 0.2, psi =
+    # s^2 / m^2 is 1.07 (quadratic sampler) and 5.4 (exponential sampler). Without the
+    # correction (K0 = -rho kappa theta dt / xi) E[S_1] misses by about 18 and 32 SE on these
+    # paths; with it, by under 1.5 SE.
     drift = 0.05
     spot, var = heston_paths(
         1_000_000, 1, 1.0, 100.0, 0.2, kappa, theta, xi, -0.9, drift=drift, seed=1, dtype=F64
@@ -530,6 +544,15 @@ NOT_PSD = np.array([[1.0, 0.9, -0.9], [0.9, 1.0, 0.9], [-0.9, 0.9, 1.0]])
         (merton_paths, MERTON_ARGS, {"jump_std": -0.1}, "jump_std=-0.1"),
         (merton_paths, MERTON_ARGS, {"volatility": -0.2}, "volatility=-0.2"),
         (merton_paths, MERTON_ARGS, {"spot": 0.0}, "spot=0.0"),
+        # raw torch errors before: no half kernel, seed overflow, values past float32
+        (heston_paths, HESTON, {"dtype": torch.float16}, "dtype=torch.float16"),
+        (gbm_paths, GBM, {"seed": 2**64}, "seed=18446744073709551616"),
+        (heston_paths, HESTON, {"v0": 1e300}, "v0=1e.300 overflows torch.float32"),
+        (merton_paths, MERTON_ARGS, {"jump_intensity": 1e300}, "jump_intensity x the step"),
+        # silently accepted before
+        (gbm_paths, GBM, {"spot": []}, "spot has shape"),
+        (gbm_paths, GBM, {"spot": True}, "spot=True"),
+        (gbm_paths, GBM, {"antithetic": "yes"}, "antithetic='yes'"),
     ],
 )
 def test_bad_inputs_name_the_argument(func, base, bad, name):
@@ -552,6 +575,16 @@ def test_bad_inputs_name_the_argument(func, base, bad, name):
 def test_bootstrap_bad_inputs_name_the_argument(returns, kwargs, name):
     with pytest.raises(ConfigError, match=name):
         bootstrap_paths(returns, **{"n_paths": 3, "n_steps": 4, **kwargs})
+
+
+def test_bootstrap_names_the_dates_of_a_panels_missing_returns():
+    # the rows counted from the first return were one off the panel's own dates
+    prices = pd.DataFrame(
+        {"a": [1.0, 1.1, 1.2, 1.3, 1.4], "b": [np.nan, np.nan, 2.0, 2.1, 2.2]},
+        index=pd.bdate_range("2020-01-01", periods=5),
+    )
+    with pytest.raises(ConfigError, match="returns to the dates 2020-01-02, 2020-01-03"):
+        bootstrap_paths(Panel(prices), n_paths=3, n_steps=2)
 
 
 def _nudged(i: int, j: int, by: float) -> np.ndarray:

@@ -778,7 +778,13 @@ def _checked(
     is_allowed: Callable[[FloatArray], NDArray[np.bool_]],
     allowed: str,
 ) -> FloatArray:
-    """``value`` as a float array, or a ConfigError naming it, its first bad entry and the rule."""
+    """``value`` as a float array, or a ConfigError naming it, its first bad entry and the rule.
+
+    A tensor is read detached: these formulas are numpy's, outside any autograd graph (a
+    tensor that requires grad refuses numpy's conversion otherwise).
+    """
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -119,6 +119,8 @@ def gbm_paths(
         correlation = correlation.detach().cpu().numpy()
     d = _n_assets(owner, (spot_t, drift_t, vol_t), correlation)
     root = _correlation_root(owner, correlation, d)
+    if not isinstance(antithetic, bool):
+        raise ConfigError(f"{owner}: antithetic={antithetic!r} is not allowed; use True or False")
     if antithetic and n % 2:
         raise ConfigError(f"{owner}: n_paths={n} must be even when antithetic=True")
     gen = _generator(owner, seed, device)
@@ -139,6 +141,10 @@ def gbm_paths(
         "a drift nearer 0, a smaller volatility or a shorter maturity",
     )
     return paths
+
+
+#: The longest QE step in units of 1 / kappa; longer grid steps are split (`heston_paths`).
+_QE_MAX_KAPPA_DT = 0.5
 
 
 def heston_paths(
@@ -166,8 +172,11 @@ def heston_paths(
     ``scheme="qe"`` (default) is Andersen's (2008) quadratic-exponential scheme: the next
     variance is drawn from a squared shifted Gaussian (when ``psi = s^2 / m^2 <= 1.5``) or from
     a mixture of a point mass at zero and an exponential (otherwise), matching the exact
-    conditional mean ``m`` and variance ``s^2`` of the CIR transition. It is accurate with
-    daily or coarser steps even when the Feller condition ``2 kappa theta >= xi^2`` fails.
+    conditional mean ``m`` and variance ``s^2`` of the CIR transition, so it holds even when
+    the Feller condition ``2 kappa theta >= xi^2`` fails. Its log step is accurate while
+    ``kappa dt`` is small: beyond about 1 its central weights add variance to log S (an ATM
+    call 36% high at ``kappa dt = 20``), so a step longer than ``0.5 / kappa`` is taken as
+    ``ceil(2 kappa dt)`` equal sub-steps, and the paths keep the grid's dates only.
     log S uses Andersen's discretisation
     ``log S' = log S + mu dt + K_0 + K_1 v + K_2 v' + sqrt(K_3 v + K_4 v') Z`` with central
     weights ``gamma_1 = gamma_2 = 1/2`` and his martingale correction of the constant
@@ -234,20 +243,24 @@ def heston_paths(
     xi = _scalar(owner, "xi", xi, low=0.0)
     rho = _scalar(owner, "rho", rho, low=-1.0, high=1.0)
     mu = _scalar(owner, "drift", drift)
+    for name, value in (("spot", s0), ("v0", v0)):
+        _check_fits(owner, name, value, dtype)
     if scheme not in ("qe", "full_truncation"):
         raise ConfigError(
             f"{owner}: scheme={scheme!r} is not allowed; use 'qe' or 'full_truncation'"
         )
     gen = _generator(owner, seed, device)
-    params = _HestonStep(dt, kappa, theta, xi, rho, mu)
+    substeps = max(1, math.ceil(kappa * dt / _QE_MAX_KAPPA_DT)) if scheme == "qe" else 1
+    params = _HestonStep(dt / substeps, kappa, theta, xi, rho, mu)
     step = params.qe if scheme == "qe" else params.full_truncation
 
     log_s = torch.zeros(n, dtype=dtype, device=device)  # log(S_t / S_0)
     v = torch.full((n,), v0, dtype=dtype, device=device)
     log_path, var_path = [log_s], [v]
     for _ in range(steps):
-        z = _normal(gen, (2, n), dtype, device)
-        log_s, v = step(log_s, v, z[0], z[1])
+        for _ in range(substeps):
+            z = _normal(gen, (2, n), dtype, device)
+            log_s, v = step(log_s, v, z[0], z[1])
         log_path.append(log_s)
         var_path.append(v)
     # Full truncation carries a possibly negative auxiliary variance; its positive part is
@@ -466,6 +479,8 @@ def merton_paths(
     m_j = _scalar(owner, "jump_mean", jump_mean)
     s_j = _scalar(owner, "jump_std", jump_std, low=0.0)
     check_lognormal_jumps(owner, m_j, s_j)
+    _check_fits(owner, "spot", s0, dtype)
+    _check_fits(owner, "jump_intensity x the step", lam * dt, dtype)
     gen = _generator(owner, seed, device)
 
     compensator = lam * math.expm1(m_j + 0.5 * s_j**2)
@@ -690,12 +705,15 @@ def _asset_param(
 ) -> Tensor:
     """A per-asset parameter as a tensor of shape () or (d,), keeping any autograd graph."""
     try:
+        if isinstance(value, bool) or getattr(value, "dtype", None) in (bool, torch.bool):
+            raise TypeError("a bool is not a number here")
         tensor = torch.as_tensor(value, dtype=dtype, device=device)
     except (TypeError, ValueError, RuntimeError):
         raise ConfigError(
-            f"{owner}: {name}={value!r} is not allowed; it must be a number or a 1-D array"
+            f"{owner}: {name}={value!r} is not allowed; it must be a number or a 1-D array, "
+            f"of values {dtype} holds"
         ) from None
-    if tensor.ndim > 1:
+    if tensor.ndim > 1 or tensor.numel() == 0:
         raise ConfigError(
             f"{owner}: {name} has shape {tuple(tensor.shape)}; it must be a number or a 1-D "
             "array with one value per asset"
@@ -754,7 +772,9 @@ def _correlation_root(owner: str, correlation: float | np.ndarray | None, d: int
 
 def _returns_table(owner: str, returns: np.ndarray | Panel) -> np.ndarray:
     """Historical returns as a checked float64 array of shape (T, d)."""
+    dates = None
     if isinstance(returns, Panel):
+        dates = returns.dates[1:]  # the dates the returns end on
         returns = returns.returns[1:]
     if isinstance(returns, Tensor):
         returns = returns.detach().cpu().numpy()
@@ -773,11 +793,16 @@ def _returns_table(owner: str, returns: np.ndarray | Panel) -> np.ndarray:
         )
     bad_rows = np.flatnonzero(~np.isfinite(table).all(axis=1))
     if bad_rows.size:
-        shown = ", ".join(str(i) for i in bad_rows[:5]) + (", ..." if bad_rows.size > 5 else "")
+        named = (
+            [str(i) for i in bad_rows[:5]]
+            if dates is None
+            else [str(dates[i].date()) for i in bad_rows[:5]]
+        )
+        shown = ", ".join(named) + (", ..." if bad_rows.size > 5 else "")
         raise ConfigError(
-            f"{owner}: returns has {bad_rows.size} row(s) with NaN or infinite values (rows "
-            f"{shown}); drop or fill them before bootstrapping, resampling cannot skip them "
-            "without breaking blocks"
+            f"{owner}: returns has {bad_rows.size} row(s) with NaN or infinite values "
+            f"({'rows' if dates is None else 'returns to the dates'} {shown}); drop or fill "
+            "them before bootstrapping, resampling cannot skip them without breaking blocks"
         )
     if (table < -1.0).any():
         i, j = np.argwhere(table < -1.0)[0]
@@ -789,28 +814,41 @@ def _returns_table(owner: str, returns: np.ndarray | Panel) -> np.ndarray:
 
 
 def _check_dtype(owner: str, dtype: torch.dtype) -> None:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+    # Half precisions are refused: torch has no half kernels for some steps (Heston's
+    # log_ndtr), and 3 significant digits cannot price an option.
+    if dtype not in (torch.float32, torch.float64):
         raise ConfigError(
-            f"{owner}: dtype={dtype!r} is not allowed; use a floating dtype such as "
-            "torch.float32 or torch.float64"
+            f"{owner}: dtype={dtype!r} is not allowed; use torch.float32 or torch.float64"
+        )
+
+
+def _check_fits(owner: str, name: str, value: float, dtype: torch.dtype) -> None:
+    """Raise `ConfigError` if `value` overflows `dtype` (torch would raise a RuntimeError)."""
+    if abs(value) > torch.finfo(dtype).max:
+        raise ConfigError(
+            f"{owner}: {name}={value!r} overflows {dtype}; use a smaller value"
+            + (" or torch.float64" if dtype != torch.float64 else "")
         )
 
 
 def _device(owner: str, device: Device) -> torch.device:
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (TypeError, RuntimeError):
         raise ConfigError(
             f"{owner}: device={device!r} is not allowed; use a torch device such as 'cpu' or 'cuda'"
         ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{owner}: device={device!r}, but this machine has no CUDA; use 'cpu'")
+    return resolved
 
 
 def _generator(owner: str, seed: Seed, device: torch.device) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
-    if not is_seed(seed):
+    if not is_seed(seed) or int(seed) >= 2**64:  # torch's seeds are 64-bit
         raise ConfigError(
-            f"{owner}: seed={seed!r} is not allowed; it must be a non-negative integer or a "
+            f"{owner}: seed={seed!r} is not allowed; it must be an integer in [0, 2**64) or a "
             "torch.Generator"
         )
     return torch.Generator(device=device).manual_seed(int(seed))
