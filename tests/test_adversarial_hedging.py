@@ -122,6 +122,17 @@ def test_constraint_bounds_multipliers_and_realized_volatility(vol_bound):
     assert min(abs(ratio - 1 - vol_bound), abs(ratio - 1 + vol_bound)) < 1e-9
 
 
+@pytest.mark.parametrize("strength", [5.0, 10.0])
+def test_the_projection_converges_where_the_convexity_term_dominates(strength):
+    # (M - M^2) v / 2 outweighs M x beyond strength ~5: three fixed-point steps left the
+    # realized volatility 2% off its bound
+    base = log_returns(gbm(2000, 11))
+    with torch.no_grad():
+        out = run(scrambled_generator(strength, 0.0, seed=12), base, seed=13)
+    assert bool(out.log_returns.isfinite().all())
+    assert float(out.vol_ratio) == pytest.approx(1.0, abs=2e-5)
+
+
 # ------------------------------------------------------------------------------------- trainer
 
 COMMON = dict(strike=STRIKE, maturity=MATURITY, cost=1e-4, risk="cvar", risk_level=0.9)
@@ -216,6 +227,7 @@ def test_hedge_and_price_agree(trained):
     [
         dict(strength=-0.1),
         dict(strength=float("nan")),
+        dict(strength=10.5),
         dict(vol_bound=1.0),
         dict(vol_bound=-0.01),
         dict(risk="oce"),
@@ -236,6 +248,28 @@ def test_bad_settings_raise_config_error(bad):
         AdversarialHedger(strike=STRIKE, maturity=MATURITY, **bad)
 
 
+@pytest.mark.parametrize("generator_steps", [0, 1])
+def test_a_diverging_training_is_named_as_deep_hedgings_is(generator_steps):
+    # with the adversary on, a NaN hedger was reported as NaN prices; off, it fitted quietly
+    hedger = AdversarialHedger(
+        **COMMON, policy="mlp", learning_rate=1e30, epochs=5, generator_steps=generator_steps
+    )
+    with pytest.raises(ConfigError, match=r"training diverged; lower learning_rate=1e\+30"):
+        hedger.fit(gbm(400, 1), volatility=SIGMA)
+
+
+def test_a_diverging_generator_names_its_settings(monkeypatch):
+    # within the strength and learning-rate caps no real run diverges: force NaN multipliers
+    monkeypatch.setattr(
+        PathGenerator, "_multipliers", lambda self, base, *args: torch.full_like(base, math.nan)
+    )
+    hedger = AdversarialHedger(strike=STRIKE, maturity=MATURITY, epochs=2)
+    with pytest.raises(ConfigError, match=r"generator's returns .* lower generator_learning_rat"):
+        hedger.fit(gbm(400, 1), volatility=SIGMA)
+    with pytest.raises(ConfigError, match="generator_learning_rate=1e"):
+        AdversarialHedger(strike=STRIKE, maturity=MATURITY, generator_learning_rate=1e38)
+
+
 def test_bad_data_and_use_raise_config_error():
     hedger = AdversarialHedger(strike=STRIKE, maturity=MATURITY, epochs=1)
     with pytest.raises(ConfigError, match="not fitted"):
@@ -249,6 +283,8 @@ def test_bad_data_and_use_raise_config_error():
     hedger.fit(gbm(10, 1), volatility=SIGMA)
     with pytest.raises(ConfigError, match="generate: the paths never move"):
         hedger.generate(torch.ones(3, STEPS + 1))
+    with pytest.raises(ConfigError, match=r"shape \(1, 2\), one return in all"):
+        hedger.generate(torch.tensor([[1.0, 1.01]]))  # its variance was NaN
     with pytest.raises(ConfigError, match="vol_bound"):
         PathGenerator(vol_bound=2.0)
     generator = PathGenerator()

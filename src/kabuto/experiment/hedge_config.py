@@ -57,6 +57,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from kabuto.hedging.hedger import MAX_LEARNING_RATE
 from kabuto.settings import derived_seed
 from kabuto.strict_config import StrictValues, read_toml, validate
 
@@ -86,9 +87,6 @@ MODEL_PARAMETERS: dict[str, dict[str, float]] = {
 # Levels within 1e-6 of 0 or 1 have no tail paths on any realistic evaluation (and 1 - q
 # rounds to 1 for q = 1e-300); the table names a level by its 6 significant digits.
 Level = Annotated[float, Field(ge=1e-6, le=1 - 1e-6)]
-# Far beyond any useful rate, but a diverging training is still reported as one: Adam moves a
-# weight by up to the rate a step, and from about 1e37 that overflows float32 inside Adam.
-MAX_LEARNING_RATE = 1e30
 # Spots and strikes the float32 training arithmetic holds with room to spare (squares, costs):
 # 1e300 became inf there and was reported as a diverged training.
 PRICE_RANGE = (1e-12, 1e12)

@@ -544,6 +544,23 @@ def hedge_with(
 # ------------------------------------------------------------------------------------ trainer
 
 
+# Far beyond any useful rate, but a diverging training is still reported as one: Adam moves a
+# weight by up to the rate a step, and from about 1e37 that overflows float32 inside Adam.
+MAX_LEARNING_RATE = 1e30
+
+
+def check_learning_rate(owner: str, parameter: str, value: object) -> float:
+    """Return `value` as float if it is an Adam step size in (0, `MAX_LEARNING_RATE`], else
+    raise `ConfigError` naming `parameter`."""
+    rate = check_positive(owner, parameter, value)
+    if rate > MAX_LEARNING_RATE:
+        raise ConfigError(
+            f"{owner}: {parameter}={value!r} is not allowed; use a number in (0, "
+            f"{MAX_LEARNING_RATE:g}] (Adam overflows float32 from about 1e37)"
+        )
+    return rate
+
+
 class DeepHedger(TorchSettingsMixin):
     """Deep hedging of a short European option (Buehler et al. 2019), trained with Adam.
 
@@ -685,7 +702,7 @@ class DeepHedger(TorchSettingsMixin):
         check_int(name, "epochs", self.epochs, 1)
         if self.batch_size is not None:
             check_int(name, "batch_size", self.batch_size, 1)
-        check_positive(name, "learning_rate", self.learning_rate)
+        check_learning_rate(name, "learning_rate", self.learning_rate)
         check_int(name, "seed", self.seed, 0)
         self._check_torch_settings(name)
 
