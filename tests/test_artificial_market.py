@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from test_artificial_book import ReferenceBook
 
-from kabuto.errors import ConfigError
+from kabuto.errors import ConfigError, KabutoWarning
 from kabuto.sim.artificial import (
     SimulationConfig,
     load_simulation,
@@ -33,6 +33,7 @@ from kabuto.sim.artificial.engine import (
     FUNDAMENTAL,
     MARGIN,
     NOISE_SCALE,
+    ORDERS,
     REVERSION_TIME,
     TIME_WINDOW,
     TRADES,
@@ -417,6 +418,23 @@ def test_bad_configs_name_the_key(change, match):
             lambda raw: raw["sessions"][1].update(orders_per_step=31),
             r"^config: sessions\.1\.orders_per_step = 31 but there are only 30 FCN agents",
         ),
+        # a buy at P (1 - margin) <= 0: every buy was dropped, uncounted
+        (lambda raw: raw["agents"][0].update(margin=1.0), r"margin must be below 1"),
+        (lambda raw: raw["agents"][0].update(margin=[0.0, 2.0]), r"margin must be below 1"),
+        # past int64 in the compiled loop: a traceback, or volumes and halts that wrapped
+        (lambda raw: raw["agents"][0].update(max_short=10**20), r"agents\.0\.max_short"),
+        (lambda raw: raw["agents"].append(MAKER | {"volume": 2**63 - 1}), r"agents\.1\.volume"),
+        (lambda raw: raw.update(events=[EVENTS[2] | {"volume": 2**70}]), r"events\.0.*volume"),
+        (lambda raw: raw.update(events=[EVENTS[2] | {"change": 1e20}]), r"events\.0.*change"),
+        (lambda raw: raw.update(events=[EVENTS[1] | {"steps": 2**63 - 1}]), r"events\.0.*steps"),
+        # a session without orders takes none, a mistake's included
+        (
+            lambda raw: (
+                raw["sessions"][1].update(orders=False),
+                raw.update(events=[EVENTS[2]]),
+            ),
+            r"events\[0\] \(mistaken_order\) is at step 150, in a session that places no",
+        ),
     ],
 )
 def test_configs_that_cannot_run_are_refused_when_read(edit, match):
@@ -657,6 +675,37 @@ def _set(path: str, value):
     return change
 
 
+def test_a_session_without_orders_takes_none_from_any_agent():
+    # market makers kept quoting in it (and policies, crowds and arbitrageurs would have
+    # ordered); PAMS asks no agent at all
+    fcn = small_config().model_dump()["agents"][0]
+    config = small_config(
+        agents=[fcn, MAKER],
+        sessions=[
+            {"name": "pre-open", "steps": 20, "execute": False},
+            {"name": "closed", "steps": 30, "orders": False, "execute": False},
+            {"name": "continuous", "steps": 100, "orders_per_step": 2},
+        ],
+    )
+    orders = simulate(config, seed=0).counts[0, :, 0, ORDERS]
+    assert orders[:20].min() >= 2  # the maker's two quotes a step, and the FCN agents'
+    assert (orders[20:50] == 0).all()
+    assert orders[50:].min() >= 2
+
+
+def test_pams_obsolete_and_comment_keys_are_read_and_a_shared_fcn_group_warned():
+    # PAMS's own trading_halt sample has referenceMarket, and its samples write MEMO comments
+    pams = _pams_with_events()
+    pams["Halt"] |= {"referenceMarket": "Market", "MEMO": "halts for 10 steps"}
+    pams["FCNAgents"]["MEMO"] = "the CI2002 agents"
+    read_pams_config(pams)
+    # a PAMS agent of a group over two markets holds and orders in both; kabuto deals them out
+    pams = json.loads(Path(CI2002).read_text())
+    pams["Market"]["numMarkets"] = 2
+    with pytest.warns(KabutoWarning, match="FCNAgents trades 2 markets; a PAMS FCN agent"):
+        read_pams_config(pams)
+
+
 @pytest.mark.parametrize(
     ("path", "value", "match"),
     [
@@ -695,6 +744,7 @@ def _set(path: str, value):
         # without dumping the whole table
         ("FCNAgents.noiseScale", -0.1, r"config: FCNAgents: noiseScale must not be negative$"),
         ("FCNAgents.orderMargin", [-0.1, 0.1], r"FCNAgents: orderMargin must not be negative$"),
+        ("FCNAgents.orderMargin", 2.0, r"FCNAgents: orderMargin must be below 1"),
         ("simulation.sessions", [], r"config: simulation\.sessions = \[\]: "),
         (
             "simulation.sessions.1.maxNormalOrders",
@@ -743,9 +793,10 @@ def test_pams_events_are_read_with_session_relative_times():
     assert events["price_limit"].markets == ["Market"] and events["price_limit"].rate == 0.1
     mistake = events["mistaken_order"]
     assert (mistake.step, mistake.change, mistake.volume, mistake.lifetime) == (400, 0.05, 30, 10)
-    pams["Halt"]["referenceMarket"] = "Market"
-    with pytest.raises(ConfigError, match=r"Halt has key\(s\) \['referenceMarket'\]"):
-        read_pams_config(pams)
+    # "referenceMarket" of the two rules is obsolete in PAMS too (a warning, no effect)
+    before = read_pams_config(pams).events
+    pams["Halt"]["referenceMarket"] = pams["Limit"]["referenceMarket"] = "Market"
+    assert read_pams_config(pams).events == before
 
 
 # ------------------------------------------------------------------ policy agents

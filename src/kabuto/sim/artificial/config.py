@@ -188,6 +188,9 @@ class MarketSpec(StrictValues):
 
 #: The most units an account may start with (exact in a float64 draw).
 MAX_UNITS = 2.0**53
+#: The largest whole-number setting (volumes, lifetimes, steps): the engine keeps them in
+#: float64 tables and int64 counters, which hold it exactly (larger values wrapped around).
+MAX_WHOLE = 2**53
 
 
 class _AgentGroup(StrictValues):
@@ -203,7 +206,7 @@ class _AgentGroup(StrictValues):
     cash: Distribution = 0.0
     assets: Distribution = 0.0
     cash_floor: float | None = None
-    max_short: int | None = Field(None, ge=0)
+    max_short: int | None = Field(None, ge=0, le=MAX_WHOLE)
 
     @field_validator("cash", "assets")
     @classmethod
@@ -255,6 +258,8 @@ class FCNGroup(_AgentGroup):
         for key in ("fundamental_weight", "noise_weight", "noise_scale", "margin"):
             if _lowest(getattr(self, key)) < 0:
                 raise ValueError(f"{key} must not be negative")
+        if _highest(self.margin) >= 1:  # a buy at P (1 - margin) <= 0 could never be placed
+            raise ValueError("margin must be below 1 (every draw of it), as in PAMS")
         for key in ("time_window", "reversion_time"):
             value = getattr(self, key)
             if value is not None and _lowest(value) < 1:
@@ -281,9 +286,9 @@ class MarketMakerGroup(_AgentGroup):
 
     type: Literal["market_maker"]
     spread: float = Field(gt=0)
-    volume: int = Field(1, ge=1)
-    lifetime: int = Field(2, ge=1)
-    levels: int = Field(1, ge=1)
+    volume: int = Field(1, ge=1, le=MAX_WHOLE)
+    lifetime: int = Field(2, ge=1, le=MAX_WHOLE)
+    levels: int = Field(1, ge=1, le=MAX_WHOLE)
     level_spacing: float | None = Field(None, gt=0, lt=1)
 
 
@@ -307,7 +312,7 @@ class OrderFlowGroup(_AgentGroup):
     fundamental_aversion: float = 1.2
     ai_aversion: float = 1.2
     ai_forecast: float = 0.1
-    volume: int = Field(ge=1)
+    volume: int = Field(ge=1, le=MAX_WHOLE)
     unit: float = Field(0.01, gt=0)
 
     @model_validator(mode="after")
@@ -345,9 +350,9 @@ class PolicyGroup(_AgentGroup):
     """
 
     type: Literal["policy"]
-    every: int = Field(1, ge=1)
-    start: int = Field(0, ge=0)
-    lifetime: int = Field(1, ge=1)
+    every: int = Field(1, ge=1, le=MAX_WHOLE)
+    start: int = Field(0, ge=0, le=MAX_WHOLE)
+    lifetime: int = Field(1, ge=1, le=MAX_WHOLE)
 
 
 class ArbitrageGroup(_AgentGroup):
@@ -361,8 +366,8 @@ class ArbitrageGroup(_AgentGroup):
 
     type: Literal["arbitrage"]
     threshold: float = Field(gt=0)
-    volume: int = Field(1, ge=1)
-    lifetime: int = Field(1, ge=1)
+    volume: int = Field(1, ge=1, le=MAX_WHOLE)
+    lifetime: int = Field(1, ge=1, le=MAX_WHOLE)
 
 
 def _agent_type(value: Any) -> str:
@@ -388,9 +393,9 @@ class FundamentalShock(StrictValues):
 
     type: Literal["fundamental_shock"]
     market: str
-    step: int = Field(ge=0)
+    step: int = Field(ge=0, le=MAX_WHOLE)
     change: float = Field(gt=-1)
-    duration: int = Field(1, ge=1)
+    duration: int = Field(1, ge=1, le=MAX_WHOLE)
 
 
 class PriceLimit(StrictValues):
@@ -411,7 +416,7 @@ class TradingHalt(StrictValues):
     type: Literal["trading_halt"]
     markets: list[str] = Field(min_length=1)
     rate: float = Field(gt=0)
-    steps: int = Field(ge=1)
+    steps: int = Field(ge=1, le=MAX_WHOLE)
 
 
 class MistakenOrder(StrictValues):
@@ -424,10 +429,12 @@ class MistakenOrder(StrictValues):
 
     type: Literal["mistaken_order"]
     market: str
-    step: int = Field(ge=0)
-    change: float = Field(gt=-1)
-    volume: int = Field(ge=1)
-    lifetime: int = Field(1, ge=1)
+    step: int = Field(ge=0, le=MAX_WHOLE)
+    # a price change past 1e6 (a million-fold price) is beyond any fat finger, and its tick
+    # would overflow the book's integers
+    change: float = Field(gt=-1, le=1e6)
+    volume: int = Field(ge=1, le=MAX_WHOLE)
+    lifetime: int = Field(1, ge=1, le=MAX_WHOLE)
 
 
 Event = Annotated[
@@ -436,7 +443,12 @@ Event = Annotated[
 
 
 class SessionSpec(StrictValues):
-    """A run of steps with the same rules (a pre-open session has ``execute = false``)."""
+    """A run of steps with the same rules (a pre-open session has ``execute = false``).
+
+    With ``orders = false`` (PAMS's ``withOrderPlacement: false``) no agent of any kind places
+    an order in the session: FCN agents, market makers, arbitrageurs, order-flow crowds and
+    policies all wait; a mistaken order there is refused.
+    """
 
     name: str
     steps: int = Field(ge=1)
@@ -531,6 +543,11 @@ class SimulationConfig(StrictValues):
                     f"events[{i}] ({event.type}) is at step {event.step}, after the last step "
                     f"{self.n_steps - 1}"
                 )
+            if isinstance(event, MistakenOrder) and not self._session_at(event.step).orders:
+                raise ValueError(
+                    f"events[{i}] (mistaken_order) is at step {event.step}, in a session that "
+                    "places no orders (orders = false); move it to one that does"
+                )
             if isinstance(event, FundamentalShock) and markets[event.market].components:
                 # the index's fundamental is recomputed from its components after the shocks
                 raise ValueError(
@@ -554,6 +571,14 @@ class SimulationConfig(StrictValues):
     @property
     def n_steps(self) -> int:
         return sum(s.steps for s in self.sessions)
+
+    def _session_at(self, step: int) -> SessionSpec:
+        """The session that step `step` (< `n_steps`) belongs to."""
+        for session in self.sessions:
+            if step < session.steps:
+                return session
+            step -= session.steps
+        raise ValueError(f"step {step} is after the last session")
 
     @property
     def n_agents(self) -> int:

@@ -324,6 +324,7 @@ def run_fcn(
     tick: np.ndarray,
     fundamentals: np.ndarray,
     execute: np.ndarray,
+    place: np.ndarray,
     chosen: np.ndarray,
     noise: np.ndarray,
     fast: np.ndarray,
@@ -355,6 +356,9 @@ def run_fcn(
         Fundamental price of each step (shocks already applied).
     execute : ndarray of shape (T,), bool
         Whether orders match at step t (False: a pre-open session).
+    place : ndarray of shape (T,), bool
+        Whether any agent places orders at step t (False: a session without orders, PAMS's
+        ``withOrderPlacement: false``; then none is placed, from any kind of agent).
     chosen : ndarray of shape (T, K), int64
         The FCN agents that act at step t, in order (-1: nobody in that slot).
     noise : ndarray of shape (T, K)
@@ -414,7 +418,7 @@ def run_fcn(
                     current[m] = tape.last_price[m] * tick[m]
                     _check_halt(rules, m, t, current, halted_until, n_halts, executing)
             was_executing[m] = executing[m]
-        if t == t_start:
+        if t == t_start and place[t]:
             for k in range(len(external)):
                 m = int(external[k, EX_MARKET])
                 level = int(external[k, EX_PRICE])
@@ -439,6 +443,9 @@ def run_fcn(
             _mistake(exchange, mistakes, next_mistake, t, tick)
             next_mistake += 1
         snapshot[:] = current
+        if not place[t]:
+            _record(book, tape, prices, counts, current, fundamentals, t, tick)
+            continue
         for slot in range(chosen.shape[1]):
             agent = chosen[t, slot]
             if agent < 0:
@@ -497,23 +504,29 @@ def run_fcn(
                 side = BUY if units > 0 else SELL
                 agent = int(flow[g, FLOW_AGENT])
                 _place(exchange, m, agent, side, MARKET_ORDER, abs(units), 1, t, tick[m])
-        for m in range(n_markets):
-            prices[t, m, CLOSE] = current[m]
-            prices[t, m, FUNDAMENTAL] = fundamentals[t, m]
-            for side, field in ((BUY, BEST_BID), (SELL, BEST_ASK)):
-                # the top of the heap is almost always live: read it without a call
-                level = -1
-                if book.sizes[m, side] > 0:
-                    oid = book.heaps[m, side, 0]
-                    if book.live[oid] and book.orders[oid, EXPIRY] > t:
-                        level = book.orders[oid, PRICE]
-                    else:
-                        level = best_price(book, m, side, t)
-                prices[t, m, field] = level * tick[m] if level >= 0 else np.nan
-            counts[t, m, VOLUME_TRADED] = tape.volume[m]
-            counts[t, m, TRADES] = tape.trades[m]
-            counts[t, m, DEPTH_BID] = book.depth[m, BUY]
-            counts[t, m, DEPTH_ASK] = book.depth[m, SELL]
+        _record(book, tape, prices, counts, current, fundamentals, t, tick)
+
+
+@njit(cache=True, inline="always")
+def _record(book, tape, prices, counts, current, fundamentals, t, tick) -> None:
+    """Write step t's row of `prices` and `counts` for every market."""
+    for m in range(fundamentals.shape[1]):
+        prices[t, m, CLOSE] = current[m]
+        prices[t, m, FUNDAMENTAL] = fundamentals[t, m]
+        for side, field in ((BUY, BEST_BID), (SELL, BEST_ASK)):
+            # the top of the heap is almost always live: read it without a call
+            level = -1
+            if book.sizes[m, side] > 0:
+                oid = book.heaps[m, side, 0]
+                if book.live[oid] and book.orders[oid, EXPIRY] > t:
+                    level = book.orders[oid, PRICE]
+                else:
+                    level = best_price(book, m, side, t)
+            prices[t, m, field] = level * tick[m] if level >= 0 else np.nan
+        counts[t, m, VOLUME_TRADED] = tape.volume[m]
+        counts[t, m, TRADES] = tape.trades[m]
+        counts[t, m, DEPTH_BID] = book.depth[m, BUY]
+        counts[t, m, DEPTH_ASK] = book.depth[m, SELL]
 
 
 @njit(cache=True, inline="always")
@@ -539,8 +552,9 @@ def _mistake(exchange, mistakes, e, t, tick) -> None:
     m = int(mistakes[e, MISTAKE_MARKET])
     rate = mistakes[e, MISTAKE_RATE]
     side = BUY if rate > 0 else SELL
-    # at least one tick: a fat finger still sends a valid price, so the order always arrives
-    level = max(_clip(round(current[m] * (1.0 + rate) / tick[m]), rules, m), 1)
+    # at least one tick: a fat finger still sends a valid price, so the order always arrives;
+    # capped at the book's limit in floats first (numba's round would wrap past int64)
+    level = max(_clip(round(min(current[m] * (1.0 + rate) / tick[m], MAX_TICKS)), rules, m), 1)
     agent = int(mistakes[e, MISTAKE_AGENT])
     volume = int(mistakes[e, MISTAKE_VOLUME])
     lifetime = int(mistakes[e, MISTAKE_LIFETIME])

@@ -10,16 +10,18 @@ and sessions (``iterationSteps``, ``withOrderPlacement``, ``withOrderExecution``
 ``maxNormalOrders``, ``events``: ``FundamentalPriceShock``, ``PriceLimitRule``, ``TradingHaltRule``,
 ``OrderMistakeShock``), with ``extends`` inheritance. Keys with no effect in PAMS (``withPrint``,
 the high-frequency settings without high-frequency agents, an ``OrderMistakeShock``'s obsolete
-``agent``) are accepted. Anything else is a
-`ConfigError` naming the key, so nothing is silently dropped.
+``agent``, the rules' obsolete ``referenceMarket``, ``MEMO`` comments) are accepted. Anything
+else is a `ConfigError` naming the key, so nothing is silently dropped.
 
 Where kabuto's engine differs from PAMS (documented in `kabuto.sim.artificial.engine`): fills are
 at each resting order's price (PAMS fills a multi-level sweep at the last level's price), the
 open after a pre-open session is a volume-maximising call auction (PAMS crosses the book at the
 marginal pair's price), an order with time to live L trades for L steps (PAMS: L + 1), an FCN
 agent whose expected price equals the market price passes its turn (PAMS asks another agent),
-and a ``TradingHaltRule`` with several ``targetMarkets`` halts each of them on its own price move
-alone (PAMS halts all its target markets together).
+a ``TradingHaltRule`` with several ``targetMarkets`` halts each of them on its own price move
+alone (PAMS halts all its target markets together), and an ``FCNAgent`` group trading several
+markets is dealt out one market per agent (a PAMS agent holds and orders in all of them; the
+reader warns).
 
 Values of the wrong JSON type (a string where a list of names or a whole number belongs) are a
 `ConfigError` naming the field and the value.
@@ -29,10 +31,11 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
-from kabuto.errors import ConfigError
+from kabuto.errors import ConfigError, KabutoWarning
 from kabuto.sim.artificial.config import SimulationConfig, parse_simulation
 from kabuto.strict_config import Spelling, read_config_text
 
@@ -205,7 +208,8 @@ def _object(value: Any, where: str, source: str) -> dict:
 
 
 def _check_keys(block: dict, allowed, where: str, source: str) -> None:
-    unknown = sorted(set(block) - set(allowed))
+    # "MEMO" is how PAMS's samples write comments; PAMS reads past it
+    unknown = sorted(set(block) - set(allowed) - {"MEMO"})
     if unknown:
         raise ConfigError(
             f"{source}: {where} has key(s) {unknown} that kabuto's PAMS reader does not support; "
@@ -271,6 +275,16 @@ def _agents(
         if unknown:
             raise ConfigError(f"{source}: {group}.markets names unknown market group(s) {unknown}")
         spec["markets"] = [m for g in traded for m in groups[g]]
+        if len(spec["markets"]) > 1:
+            warnings.warn(
+                f"{source}: {group} trades {len(spec['markets'])} markets; a PAMS FCN agent "
+                "holds assetVolume in each and orders in each on its turn, kabuto deals the "
+                "group's agents out one market each (holdings there only), so each market gets "
+                "its share of the orders; give each market its own FCNAgent group to keep "
+                "PAMS's order flow per market",
+                KabutoWarning,
+                stacklevel=2,
+            )
         spelling.blocks["agents"].append((group, _FCN_SPELLING))
         agents.append(spec)
     return agents
@@ -299,9 +313,13 @@ _EVENTS: dict[str, tuple[str, dict[str, str]]] = {
     ),
 }
 
-# Event keys PAMS accepts and ignores: an OrderMistakeShock's "agent" (PAMS warns that it is
-# obsolete and does not use it).
-_NO_EFFECT_EVENT_KEYS = {"OrderMistakeShock": {"agent"}}
+# Event keys PAMS accepts and ignores, warning that they are obsolete: an OrderMistakeShock's
+# "agent", the rules' "referenceMarket" (PAMS's own trading_halt sample has one).
+_NO_EFFECT_EVENT_KEYS = {
+    "OrderMistakeShock": {"agent"},
+    "PriceLimitRule": {"referenceMarket"},
+    "TradingHaltRule": {"referenceMarket"},
+}
 
 
 def _event(

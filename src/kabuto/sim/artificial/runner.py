@@ -334,6 +334,7 @@ class _Plan(NamedTuple):
     volatility: np.ndarray  # (M,)
     cholesky: np.ndarray  # (M, M) of the shock correlations
     execute: np.ndarray  # (T,)
+    place: np.ndarray  # (T,) whether orders are placed at all
     per_step: np.ndarray  # (T,) FCN agents acting at each step
     rules: np.ndarray  # (M, RULE_FIELDS)
     mistakes: np.ndarray  # (E, MISTAKE_FIELDS)
@@ -356,6 +357,7 @@ def _plan(config: SimulationConfig) -> _Plan:
         volatility=np.array([m.volatility for m in markets]),
         cholesky=np.linalg.cholesky(config.correlation_matrix()),
         execute=np.concatenate([np.full(s.steps, s.execute) for s in config.sessions]),
+        place=np.concatenate([np.full(s.steps, s.orders) for s in config.sessions]),
         per_step=np.concatenate(
             [np.full(s.steps, s.orders_per_step if s.orders else 0) for s in config.sessions]
         ),
@@ -468,6 +470,7 @@ class RunInputs(NamedTuple):
     max_short: np.ndarray  # (A,)
     fundamentals: np.ndarray  # (T, M)
     execute: np.ndarray  # (T,)
+    place: np.ndarray  # (T,)
     chosen: np.ndarray  # (T, K)
     noise: np.ndarray  # (T, K)
     rules: np.ndarray  # (M, RULE_FIELDS)
@@ -497,6 +500,7 @@ def draw_run(config: SimulationConfig, seed: int, plan: _Plan | None = None) -> 
         layout.max_short,
         fundamentals,
         plan.execute,
+        plan.place,
         chosen,
         noise,
         plan.rules,
@@ -618,6 +622,7 @@ def _run_one(
             plan.tick,
             inputs.fundamentals,
             inputs.execute,
+            inputs.place,
             inputs.chosen,
             inputs.noise,
             inputs.fast,
