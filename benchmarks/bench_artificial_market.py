@@ -30,6 +30,7 @@ os.environ["MKL_NUM_THREADS"] = "1"
 import argparse
 import copy
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -61,7 +62,7 @@ for rep in range(repeats):
         steps = range(m.get_time())
         orders += sum(m.get_n_buy_orders(steps)) + sum(m.get_n_sell_orders(steps))
     rates.append(orders / (time.perf_counter() - start))
-print(json.dumps({"orders": orders, "rates": rates}))
+print(json.dumps({"orders_per_run": orders / runs, "rates": rates}))
 """
 
 
@@ -76,7 +77,8 @@ def ensure_pams() -> Path | None:
     return ensure_venv(PAMS_VENV, [f"pams=={PAMS_VERSION}"], [], "pams", "--skip-pams")
 
 
-def pams_rate(python: Path, config: dict, runs: int, repeats: int) -> float:
+def pams_rate(python: Path, config: dict, runs: int, repeats: int) -> tuple[float, float]:
+    """Median orders per second and orders per run (of the last repeat)."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(PAMS_SCRIPT)
     try:
@@ -92,20 +94,23 @@ def pams_rate(python: Path, config: dict, runs: int, repeats: int) -> float:
         raise
     finally:
         os.unlink(f.name)
-    return statistics.median(json.loads(out.stdout.strip().splitlines()[-1])["rates"])
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    return statistics.median(report["rates"]), report["orders_per_run"]
 
 
-def kabuto_rate(config: dict, runs: int, repeats: int) -> tuple[float, float]:
-    """Median orders per second and mean resting orders (both sides) in continuous trading."""
+def kabuto_rate(config: dict, runs: int, repeats: int) -> tuple[float, float, float]:
+    """Median orders per second, mean resting orders (both sides) in continuous trading and
+    orders per run (of the last repeat)."""
     parsed = read_pams_config(config)
     simulate(parsed, seed=0)  # compile (cached on disk after the first time)
-    rates, depth = [], 0.0
+    rates, depth, per_run = [], 0.0, 0.0
     for rep in range(repeats):
         start = time.perf_counter()
         result = simulate(parsed, seed=rep, runs=runs)
         rates.append(result.n_orders / (time.perf_counter() - start))
         depth = float(result.counts[:, 100:, 0, 3:].sum(axis=-1).mean())
-    return statistics.median(rates), depth
+        per_run = result.n_orders / runs
+    return statistics.median(rates), depth, per_run
 
 
 def main() -> None:
@@ -119,15 +124,25 @@ def main() -> None:
         "1,000 agents x 10,000 steps": (scaled(base, 1000, 10_000), 1),
     }
     python = None if args.skip_pams else ensure_pams()
-    print(f"{'config':<44}{'kabuto orders/s':>17}{'PAMS orders/s':>15}{'ratio':>8}")
+    # Orders per run, both sides: the same work, so a fast kabuto placing fewer orders shows.
+    print(
+        f"{'config':<44}{'kabuto orders/s':>17}{'PAMS orders/s':>15}{'ratio':>8}"
+        f"{'orders a run, kabuto / PAMS':>30}"
+    )
     for name, (config, runs) in cases.items():
-        ours, _ = kabuto_rate(config, runs, args.repeats)
-        theirs = pams_rate(python, config, max(1, runs // 5), 3) if python else float("nan")
-        print(f"{name:<44}{ours:>17,.0f}{theirs:>15,.0f}{ours / theirs:>7.0f}x", flush=True)
+        ours, _, our_orders = kabuto_rate(config, runs, args.repeats)
+        theirs, their_orders = (
+            pams_rate(python, config, max(1, runs // 5), 3) if python else (math.nan, math.nan)
+        )
+        print(
+            f"{name:<44}{ours:>17,.0f}{theirs:>15,.0f}{ours / theirs:>7.0f}x"
+            f"{our_orders:>19,.0f} / {their_orders:,.0f}",
+            flush=True,
+        )
 
     print("\nkabuto's cost per order (ns), median of repeats, 10,000 steps, one core")
-    agents_100, _ = kabuto_rate(scaled(base, 100, 10_000), 1, args.repeats)
-    agents_1000, _ = kabuto_rate(scaled(base, 1000, 10_000), 1, args.repeats)
+    agents_100, *_ = kabuto_rate(scaled(base, 100, 10_000), 1, args.repeats)
+    agents_1000, *_ = kabuto_rate(scaled(base, 1000, 10_000), 1, args.repeats)
     print(f"  100 agents      {1e9 / agents_100:6.0f}")
     print(f"  1,000 agents    {1e9 / agents_1000:6.0f}   ratio {agents_100 / agents_1000:.2f}")
     # Depth: 30 orders a step (so that thousands rest), margins narrow (orders cross and fill)
@@ -138,7 +153,7 @@ def main() -> None:
         for session in config["simulation"]["sessions"]:
             session["maxNormalOrders"] = 30
         config["FCNAgents"]["orderMargin"] = margin
-        depths[name] = kabuto_rate(config, 1, args.repeats)
+        depths[name] = kabuto_rate(config, 1, args.repeats)[:2]
     (shallow, d_shallow), (deep, d_deep) = depths.values()
     print(f"  shallow book    {1e9 / shallow:6.0f}   ({d_shallow:,.0f} resting orders on average)")
     print(
