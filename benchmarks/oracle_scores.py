@@ -29,8 +29,13 @@ class Scores:
     turnover: dict[str, list[float]] = field(default_factory=dict)
 
     def mean_ratio(self, name: str, oracle: str) -> float:
-        """Mean over seeds of the strategy's net Sharpe over the oracle's."""
-        return float(np.mean(np.array(self.sharpe[name]) / np.array(self.sharpe[oracle])))
+        """Mean over seeds of the strategy's net Sharpe over the oracle's; NaN unless the
+        oracle's is positive on every seed (a ratio to a losing oracle means nothing: -2.19
+        over -0.67 read as 3.25 times the oracle)."""
+        theirs = np.array(self.sharpe[oracle])
+        if not (theirs > 0).all():
+            return float("nan")
+        return float(np.mean(np.array(self.sharpe[name]) / theirs))
 
 
 def score_seeds(
@@ -54,7 +59,16 @@ def score_seeds(
         started = time.perf_counter()
         market = factor_market(n_assets, n_days, seed=seed, **(market_settings or {}))
         strategies = build(market)
-        start = first or max(getattr(s, "min_history", s.lookback) for s in strategies)
+        start = (
+            max(getattr(s, "min_history", s.lookback) for s in strategies)
+            if first is None
+            else first
+        )
+        if start >= n_days - 1:
+            raise SystemExit(
+                f"n_days={n_days} leaves no day to trade after the first decision at row "
+                f"{start} (the strategies' longest history); use more days"
+            )
         engine = WalkForward(
             start=market.panel.dates[start],
             rebalance=rebalance,
@@ -67,8 +81,8 @@ def score_seeds(
         for s in strategies:
             record = result.strategies[s.name]
             scores.sharpe.setdefault(s.name, []).append(sharpe(record.net_returns))
-            # mean one-way traded notional per day (rebalances per day x turnover per trade)
-            per_day = record.turnover.sum() / len(record.net_returns)
+            # mean one-way traded notional per day: the record's turnover is two-way
+            per_day = record.turnover.sum() / 2 / len(record.net_returns)
             scores.turnover.setdefault(s.name, []).append(float(per_day))
         days = len(next(iter(result.strategies.values())).net_returns)
         print(
@@ -107,10 +121,16 @@ def print_comparison(scores: Scores, subject: str, oracle: str, target: float | 
         if target is None
         else f" (target >= {target:.2f}): " + ("MET" if ratio >= target else "NOT MET")
     )
-    print(
-        f"{subject} / oracle net Sharpe: mean of per-seed ratios {ratio:.2f}, ratio of means "
-        f"{mine.mean() / oracle_mean:.2f}{verdict}"
-    )
+    if oracle_mean > 0 and np.isfinite(ratio):
+        print(
+            f"{subject} / oracle net Sharpe: mean of per-seed ratios {ratio:.2f}, ratio of means "
+            f"{mine.mean() / oracle_mean:.2f}{verdict}"
+        )
+    else:
+        print(
+            f"{subject} / oracle net Sharpe: n/a, the oracle's net Sharpe is not positive on "
+            "every seed (a ratio to it would mean nothing)" + (": NOT MET" if target else "")
+        )
     width = max(len(n) for n in scores.sharpe) + 1
     beats_all = True
     for name, values in scores.sharpe.items():
@@ -122,7 +142,7 @@ def print_comparison(scores: Scores, subject: str, oracle: str, target: float | 
         # Paired over seeds (the same market per seed): the mean gap and its standard error.
         gaps = mine - v
         error = gaps.std(ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else float("nan")
-        clear = "beyond 2 s.e." if gaps.mean() > 2 * error else "within 2 s.e."
+        clear = "beyond 2 s.e." if abs(gaps.mean()) > 2 * error else "within 2 s.e."
         print(
             f"  beats {name:<{width}}: {'yes' if beats else 'NO '} (mean {mine.mean():.2f} vs "
             f"{v.mean():.2f}; gap {gaps.mean():+.2f} +- {error:.2f}, {clear}; on "

@@ -287,3 +287,18 @@ def test_oracle_has_no_edge_without_reversion():
     daily = sharpe(returns) / np.sqrt(ANNUALIZATION)
     z = daily / np.sqrt((1 + daily**2 / 2) / len(returns))  # Lo's standard error
     assert abs(z) < 4
+
+
+def test_provenance_tells_markets_apart_and_numbers_as_text_are_refused():
+    # vectors were summarised by their mean and floats rounded to 6 digits: two different
+    # markets printed the same line
+    a = factor_market(10, 300, seed=1, factor_vols=[0.01, 0.005, 0.005])
+    b = factor_market(10, 300, seed=1, factor_vols=[0.005, 0.01, 0.005])
+    assert "factor_vols=[0.01, 0.005, 0.005]" in a.panel.source
+    assert a.panel.source != b.panel.source
+    nudged = factor_market(10, 300, seed=1, reversion=0.0350000004)
+    assert nudged.panel.source != factor_market(10, 300, seed=1).panel.source
+    # a string reached the arithmetic (a TypeError), or "0" passed as a zero decay
+    for name in ("residual_vol", "reversion_decay"):
+        with pytest.raises(ConfigError, match=f"{name}='0.2' is not allowed"):
+            factor_market(10, 300, seed=1, **{name: "0.2"})

@@ -2,7 +2,9 @@
 
 Each generator draws all its randomness from one `numpy.random.Generator` built from ``seed``
 and records its parameters and the seed in ``Panel.source``, so that a panel can be regenerated
-from its provenance line. With ``seed=None`` a fresh seed is drawn from the OS and recorded.
+from its provenance line (except for parameters given as arrays of more than 10 values, which
+it summarises by shape and mean: keep those yourself). With ``seed=None`` a fresh seed is
+drawn from the OS and recorded.
 
 Time is in years with 252 trading days (``dt = 1/252``); ``mu`` and ``sigma`` are annualized.
 Dates are business days from ``start``. A panel of ``n_days`` dates holds ``n_days - 1`` returns:
@@ -338,6 +340,11 @@ def _dates(start: str | pd.Timestamp, n_days: int) -> pd.DatetimeIndex:
         dates = pd.bdate_range(pd.Timestamp(start), periods=n_days, name="date")
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"start={start!r} is not a date; write it as YYYY-MM-DD") from exc
+    except OverflowError as exc:  # pandas' dates end in 2262
+        raise ConfigError(
+            f"n_days={n_days} business days from {start} run past pandas' last date (2262); "
+            "use fewer days"
+        ) from exc
     return dates
 
 
@@ -406,13 +413,23 @@ def _panel_from_log_returns(
     return Panel(pd.DataFrame(prices, index=dates, columns=assets), source=source)
 
 
+#: Arrays of at most this many values are written out in a provenance line; larger ones
+#: (one value per asset, a correlation matrix) are summarised.
+_LISTED_VALUES = 10
+
+
 def _describe(name: str, **params: Any) -> str:
+    """The provenance line: every parameter exactly (floats as Python writes them back), but
+    arrays of more than `_LISTED_VALUES` values only by shape and mean."""
     parts = []
     for key, value in params.items():
         if np.ndim(value) == 0:
-            text = f"{value:.6g}" if isinstance(value, float) else str(value)
+            text = repr(float(value)) if isinstance(value, float | np.floating) else str(value)
         else:
             arr = np.asarray(value, dtype=np.float64)
-            text = f"<{'x'.join(map(str, arr.shape))} array, mean {arr.mean():.6g}>"
+            if arr.size <= _LISTED_VALUES:
+                text = repr(arr.tolist())
+            else:
+                text = f"<{'x'.join(map(str, arr.shape))} array, mean {arr.mean():.6g}>"
         parts.append(f"{key}={text}")
     return f"{name}({', '.join(parts)})"

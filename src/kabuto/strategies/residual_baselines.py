@@ -5,7 +5,8 @@ network: on each decision window, spectral residuals ``R A`` (`kabuto.strategies
 ``A = I - U_C U_C'`` from the window's top C principal components, a score per asset from its
 recent residual returns, then the factor-neutral book ``b = A w`` at gross leverage 1. They are
 the baselines a learned residual strategy has to beat, and the oracle
-(`kabuto.strategies.oracle.ResidualOracle`) is the ceiling above them.
+(`kabuto.strategies.oracle.ResidualOracle`) is the scale they are scored on (a yardstick, not a
+ceiling: a strategy can beat it, see its docstring).
 
 Optionally (the default) the score is divided by each asset's residual variance over the window,
 mirroring the mean / variance scores of the oracle and the learned strategy: a volatile residual
