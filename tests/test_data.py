@@ -45,7 +45,15 @@ def long_frame(wide: pd.DataFrame) -> pd.DataFrame:
     return long[["date", "asset", "close", "volume"]]
 
 
+def held(frame: pd.DataFrame, days: int = 5) -> pd.DataFrame:
+    """`frame` as cleaning leaves it: each asset's last price held for up to `days` dates after
+    it (the default max_ffill), since a date inside that gap cannot tell a halt from a
+    delisting."""
+    return frame.ffill(limit=days)
+
+
 def assert_same_panel(panel: Panel, expected: pd.DataFrame) -> None:
+    expected = held(expected)
     assert panel.assets == tuple(expected.columns)
     pd.testing.assert_index_equal(
         panel.dates.as_unit("ns"),
@@ -106,7 +114,7 @@ def test_interior_gap_up_to_max_ffill_is_forward_filled():
     out = clean_prices(frame, source="t.csv", max_ffill=2)
     np.testing.assert_array_equal(out["AAA"].to_numpy()[1:5], [10.5, 10.5, 10.5, 10.75])
     assert frame.iloc[2:4, 0].isna().all()  # the caller's frame is left as it was
-    assert out.attrs["ffilled"] == {"AAA": 2, "BBB": 0, "CCC": 0}
+    assert out.attrs["ffilled"] == {"AAA": 2, "BBB": 0, "CCC": 2}  # CCC: its last price held
     # The filled panel is accepted by Panel; the filled days earn zero return.
     panel = Panel(out, source="t.csv")
     np.testing.assert_array_equal(panel.returns[2:4, 0], [0.0, 0.0])
@@ -137,14 +145,22 @@ def test_invalid_max_ffill_is_a_config_error():
         clean_prices(wide_frame(), source="p.csv", max_ffill=-1)
 
 
-def test_leading_and_trailing_nan_are_kept_and_panel_finds_listing_dates():
-    out = clean_prices(wide_frame(), source="t.csv", max_ffill=5)
+def test_leading_nan_is_kept_and_a_last_price_is_held_for_max_ffill_dates():
+    # at a date inside CCC's trailing gap nobody can tell a halt from a delisting: held as an
+    # interior gap would be (else the universe at t depended on prices after t), then delisted
+    out = clean_prices(wide_frame(), source="t.csv", max_ffill=1)
     assert np.isnan(out["BBB"].to_numpy()[:2]).all()
-    assert np.isnan(out["CCC"].to_numpy()[4:]).all()
+    np.testing.assert_array_equal(out["CCC"].to_numpy()[3:], [6.75, 6.75, np.nan])
     panel = Panel(out, source="t.csv")
     np.testing.assert_array_equal(panel.first_valid, [0, 2, 0])
-    np.testing.assert_array_equal(panel.last_valid, [5, 5, 3])
-    assert out.attrs["ffilled"] == {"AAA": 0, "BBB": 0, "CCC": 0}
+    np.testing.assert_array_equal(panel.last_valid, [5, 5, 4])
+    assert out.attrs["ffilled"] == {"AAA": 0, "BBB": 0, "CCC": 1}
+    # the same through date 4 whether CCC's prices come back on date 5 or never
+    back = wide_frame()
+    back.iloc[5, 2] = 7.0
+    again = clean_prices(back, source="t.csv", max_ffill=1)
+    pd.testing.assert_frame_equal(again.iloc[:5], out.iloc[:5])
+    assert np.isnan(clean_prices(wide_frame(), source="t.csv", max_ffill=0)["CCC"].iloc[4])
 
 
 def test_unsorted_dates_are_sorted_with_a_warning():
@@ -152,7 +168,7 @@ def test_unsorted_dates_are_sorted_with_a_warning():
     shuffled = frame.iloc[[0, 3, 1, 2, 5, 4]]
     with pytest.warns(KabutoWarning, match=r"t\.csv.*not in increasing order"):
         out = clean_prices(shuffled, source="t.csv", max_ffill=5)
-    pd.testing.assert_frame_equal(out, frame, check_freq=False, check_index_type=False)
+    pd.testing.assert_frame_equal(out, held(frame), check_freq=False, check_index_type=False)
 
 
 def test_sorted_input_does_not_warn():
@@ -259,7 +275,7 @@ def test_wide_csv_round_trip(tmp_path):
     assert_same_panel(panel, frame)
     assert panel.source == str(path)
     np.testing.assert_array_equal(panel.first_valid, [0, 2, 0])
-    np.testing.assert_array_equal(panel.last_valid, [5, 5, 3])
+    np.testing.assert_array_equal(panel.last_valid, [5, 5, 5])  # CCC's last price held
 
 
 def test_wide_csv_gz_round_trip(tmp_path):
@@ -326,9 +342,11 @@ def test_long_file_with_high_and_low_gives_a_panel_with_the_daily_range(tmp_path
     assert_same_panel(panel, frame)
     assert panel.has_high_low
     expected = frame.to_numpy()
-    np.testing.assert_allclose(panel.highs, expected * 1.02, rtol=1e-15)
-    np.testing.assert_allclose(panel.lows, expected * 0.99, rtol=1e-15)
-    assert np.array_equal(np.isnan(panel.highs), np.isnan(expected))
+    traded = ~np.isnan(expected)  # on held days (CCC's last two) high and low are the close
+    np.testing.assert_allclose(panel.highs[traded], expected[traded] * 1.02, rtol=1e-15)
+    np.testing.assert_allclose(panel.lows[traded], expected[traded] * 0.99, rtol=1e-15)
+    np.testing.assert_array_equal(panel.highs[4:, 2], [6.75, 6.75])
+    assert np.array_equal(np.isnan(panel.highs), np.isnan(held(frame).to_numpy()))
     window = panel.window(4, 2)
     np.testing.assert_array_equal(window.highs, panel.highs[3:5])
     features = window.price_features()
@@ -438,8 +456,8 @@ def test_panel_from_frame_aligns_unsorted_highs_and_lows():
         panel = Panel.from_frame(
             frame.iloc[order], highs=frame.iloc[order] * 1.1, lows=frame.iloc[order] * 0.9
         )
-    np.testing.assert_allclose(panel.highs, frame.to_numpy() * 1.1)
-    np.testing.assert_allclose(panel.lows, frame.to_numpy() * 0.9)
+    np.testing.assert_allclose(panel.highs[:4], frame.to_numpy()[:4] * 1.1)
+    np.testing.assert_allclose(panel.lows[:4], frame.to_numpy()[:4] * 0.9)
 
 
 @pytest.mark.parametrize(
@@ -1018,11 +1036,12 @@ def test_summarize_reports_shape_dates_and_per_asset_spans(tmp_path):
     assert info["source"] == str(path)
     assert (info["n_dates"], info["n_assets"]) == (6, 3)
     assert (info["first_date"], info["last_date"]) == ("2021-03-01", "2021-03-08")
-    assert info["n_missing"] == 4
+    assert info["n_missing"] == 2  # BBB before it lists; CCC's last price is held
     assert info["has_benchmark"] is False and info["survivorship_caveat"] is None
     by_asset = {row["asset"]: row for row in info["assets"]}
     assert by_asset["BBB"]["first_date"] == "2021-03-03" and by_asset["BBB"]["n_prices"] == 4
-    assert by_asset["CCC"]["last_date"] == "2021-03-04" and by_asset["CCC"]["n_prices"] == 4
+    assert by_asset["CCC"]["last_date"] == "2021-03-08" and by_asset["CCC"]["n_prices"] == 6
+    assert by_asset["CCC"]["n_forward_filled"] == 2
     assert by_asset["AAA"]["n_prices"] == 6
 
 

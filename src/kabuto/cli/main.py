@@ -422,7 +422,7 @@ def _risk_table(run) -> Table:
 
 @app.command()
 def sweep(
-    config: Annotated[Path, typer.Argument(help="TOML config file with a [sweep] table.")],
+    config: Annotated[Path, typer.Argument(help="TOML config file with a \\[sweep] table.")],
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("kabuto-sweep"),
     store: Annotated[
         Path, typer.Option(help="Run store: trials are read from it and filed in it.")
@@ -544,7 +544,9 @@ def hedge_command(
 @data_app.command("info")
 def data_info(
     path: Annotated[Path, typer.Argument(help="CSV or Parquet price file.")],
-    max_ffill: Annotated[int, typer.Option(help="Longest interior gap to forward-fill.")] = 5,
+    max_ffill: Annotated[
+        int, typer.Option(help="Longest gap to forward-fill (a last price is held as long).")
+    ] = 5,
 ) -> None:
     """Validate a price file and summarise it."""
     from kabuto.data import load_prices, summarize

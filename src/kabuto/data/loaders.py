@@ -102,7 +102,8 @@ def load_prices(
         Overrides the format implied by the file name.
     max_ffill : int, default 5
         Longest interior gap (consecutive missing dates of one asset) to forward-fill; longer
-        gaps are errors. See `kabuto.data.validation.clean_prices`.
+        gaps are errors. An asset's last price is held as long before it counts as delisted.
+        See `kabuto.data.validation.clean_prices`.
     date_column : str, optional
         Name of the date column. By default the first column named (in any letter case)
         ``date``, ``datetime``, ``timestamp`` or ``time``; a Parquet file's date index also works.
@@ -166,8 +167,9 @@ def summarize(panel: Panel) -> dict[str, Any]:
         ``source``, ``n_dates``, ``n_assets``, ``first_date``, ``last_date`` (ISO strings),
         ``n_missing`` (prices missing before listing / after delisting), ``has_benchmark``,
         ``survivorship_caveat`` (or None), and ``assets``: one record per asset with ``asset``,
-        ``first_date``, ``last_date`` (its first and last price), ``n_prices`` and
-        ``n_forward_filled`` (interior gaps repaired by validation).
+        ``first_date``, ``last_date`` (its first and last price, a held last price included),
+        ``n_prices`` and ``n_forward_filled`` (prices filled by validation: interior gaps, and
+        the last price held up to ``max_ffill`` dates).
     """
     dates = panel.dates.strftime("%Y-%m-%d")
     first, last = panel.first_valid, panel.last_valid

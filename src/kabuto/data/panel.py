@@ -271,7 +271,9 @@ class Panel:
             # A copy: a view's `.base` would be the whole panel, later dates included.
             if a is None:
                 return None
-            return _readonly(a[rows].copy() if every else a[rows][:, columns])
+            # C order either way: numpy's sums round by memory layout, so a window's weights
+            # would otherwise depend on whether its columns were subset
+            return _readonly(a[rows].copy() if every else np.ascontiguousarray(a[rows][:, columns]))
 
         assets = self.assets if every else tuple(self.assets[i] for i in columns)
         return Window(
@@ -317,7 +319,7 @@ class Panel:
         def upto_last(a: np.ndarray | None) -> np.ndarray | None:
             if a is None:
                 return None
-            return a[:upto] if every else a[:upto][:, columns]
+            return a[:upto] if every else np.ascontiguousarray(a[:upto][:, columns])
 
         assets = self.assets if every else tuple(self.assets[i] for i in columns)
 
@@ -331,8 +333,8 @@ class Panel:
                 shape, strides = (len(ts), length, a.shape[1]), (int(steps[0]) * rows, rows, cols)
                 view = np.lib.stride_tricks.as_strided(start, shape, strides, writeable=False)
                 return view
-            slid = np.lib.stride_tricks.sliding_window_view(a, length, axis=0)
-            return _readonly(slid[ts - length + 1].transpose(0, 2, 1))  # a copy
+            # one copy, in C order like a single window's (layout moves numpy's rounding)
+            return _readonly(a[(ts - length + 1)[:, None] + np.arange(length)])
 
         def stacked(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else stack(upto_last(a))

@@ -17,8 +17,10 @@ What is checked, in this order:
 
 `align_range` does the same for optional highs and lows, against the cleaned closes.
 
-Leading missing prices (an asset that lists after the first date) and trailing ones (an asset
-that delists) are kept as NaN: the `Panel` treats them as "not tradable yet / any more".
+Leading missing prices (an asset that lists after the first date) are kept as NaN: the `Panel`
+treats them as "not tradable yet". Trailing ones (an asset that delists) are filled with the
+last price for ``max_ffill`` dates, as a gap that long would be (a decision at a date inside the
+gap cannot know whether prices come back), and NaN after that: "not tradable any more".
 
 Rows in messages are counted from 1 in the order the table was given (for a file read with a
 header line, data row 1 is the line after the header).
@@ -56,7 +58,8 @@ def clean_prices(prices: pd.DataFrame, *, source: str, max_ffill: int) -> pd.Dat
     -------
     DataFrame
         float64 prices with a sorted, unique `DatetimeIndex` named ``"date"`` and string asset
-        columns. NaN remains only before an asset's first price and after its last one.
+        columns. NaN remains only before an asset's first price and more than `max_ffill`
+        dates after its last one.
         ``result.attrs["ffilled"]`` maps each asset to the number of prices forward-filled.
 
     Raises
@@ -152,6 +155,15 @@ def clean_prices(prices: pd.DataFrame, *, source: str, max_ffill: int) -> pd.Dat
         values = values.copy()  # may be a (read-only) view of the caller's frame
         src = np.maximum.accumulate(np.where(finite[:, gappy], rows, 0), axis=0)
         values[:, gappy] = np.where(sub_hole, np.take_along_axis(sub, src, axis=0), sub)
+    # Prices that stop are held at the last one for up to max_ffill dates, as an interior gap
+    # would be: at a date inside the gap nobody can tell a halt from a delisting, so the two
+    # are alike until the gap outlasts any halt the panel allows (else the universe at t would
+    # depend on whether prices come back after t).
+    tail = (rows > last) & (rows <= last + max_ffill)
+    if tail.any():
+        values = values.copy()
+        values[tail] = np.broadcast_to(values[last, np.arange(len(assets))], values.shape)[tail]
+        hole |= tail
 
     out = pd.DataFrame(
         values,
