@@ -676,21 +676,28 @@ def _set(path: str, value):
 
 
 def test_a_session_without_orders_takes_none_from_any_agent():
-    # market makers kept quoting in it (and policies, crowds and arbitrageurs would have
-    # ordered); PAMS asks no agent at all
+    # market makers kept quoting in it, and policies were asked and their orders dropped
+    # (crowds and arbitrageurs ordered too); PAMS asks no agent at all
     fcn = small_config().model_dump()["agents"][0]
     config = small_config(
-        agents=[fcn, MAKER],
+        agents=[fcn, MAKER, POLICY_GROUP | {"start": 0, "every": 5}],
         sessions=[
             {"name": "pre-open", "steps": 20, "execute": False},
             {"name": "closed", "steps": 30, "orders": False, "execute": False},
             {"name": "continuous", "steps": 100, "orders_per_step": 2},
         ],
     )
-    orders = simulate(config, seed=0).counts[0, :, 0, ORDERS]
+    asked = []
+
+    def buy(obs: Observation) -> Order:
+        asked.append(obs.step)
+        return Order(side="buy", price=99.0)
+
+    orders = simulate(config, seed=0, policies={"AI": buy}).counts[0, :, 0, ORDERS]
     assert orders[:20].min() >= 2  # the maker's two quotes a step, and the FCN agents'
     assert (orders[20:50] == 0).all()
     assert orders[50:].min() >= 2
+    assert asked == [s for s in range(0, 150, 5) if not 20 <= s < 50]
 
 
 def test_pams_obsolete_and_comment_keys_are_read_and_a_shared_fcn_group_warned():

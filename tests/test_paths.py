@@ -548,6 +548,7 @@ NOT_PSD = np.array([[1.0, 0.9, -0.9], [0.9, 1.0, 0.9], [-0.9, 0.9, 1.0]])
         (heston_paths, HESTON, {"dtype": torch.float16}, "dtype=torch.float16"),
         (gbm_paths, GBM, {"seed": 2**64}, "seed=18446744073709551616"),
         (heston_paths, HESTON, {"v0": 1e300}, "v0=1e.300 overflows torch.float32"),
+        (heston_paths, HESTON, {"kappa": 1e9}, "would need .* QE sub-steps a step"),
         (merton_paths, MERTON_ARGS, {"jump_intensity": 1e300}, "jump_intensity x the step"),
         # silently accepted before
         (gbm_paths, GBM, {"spot": []}, "spot has shape"),

@@ -231,18 +231,18 @@ class PathGenerator(nn.Module):
             # edge, by fixed-point steps (differentiable: the generator's gradient sees them).
             target = ratio.clamp(low, high) * base_vol
             tolerance = _PROJECTION_TOLERANCE * torch.finfo(base.dtype).eps
-            for _ in range(_PROJECTION_MAX_STEPS):
+            for step in range(_PROJECTION_MAX_STEPS + 1):  # the last pass only checks
                 vol = realized_volatility(returns)
                 if abs(float((vol / target).detach()) - 1.0) <= tolerance:
                     break
+                if step == _PROJECTION_MAX_STEPS:
+                    raise ConfigError(
+                        f"PathGenerator: the volatility projection did not converge in "
+                        f"{_PROJECTION_MAX_STEPS} steps at strength={self.strength!r}; use a "
+                        "smaller strength"
+                    )
                 scale = scale * target / vol
                 returns = _rescaled(scale * multipliers, base, variance)
-            else:
-                raise ConfigError(
-                    f"PathGenerator: the volatility projection did not converge in "
-                    f"{_PROJECTION_MAX_STEPS} steps at strength={self.strength!r}; use a "
-                    "smaller strength"
-                )
             ratio = realized_volatility(returns) / base_vol
         return GeneratedReturns(returns, multipliers, scale, ratio)
 

@@ -143,8 +143,10 @@ def gbm_paths(
     return paths
 
 
-#: The longest QE step in units of 1 / kappa; longer grid steps are split (`heston_paths`).
+#: The longest QE step in units of 1 / kappa; longer grid steps are split (`heston_paths`),
+#: into at most `_QE_MAX_SUBSTEPS` sub-steps.
 _QE_MAX_KAPPA_DT = 0.5
+_QE_MAX_SUBSTEPS = 100
 
 
 def heston_paths(
@@ -251,6 +253,13 @@ def heston_paths(
         )
     gen = _generator(owner, seed, device)
     substeps = max(1, math.ceil(kappa * dt / _QE_MAX_KAPPA_DT)) if scheme == "qe" else 1
+    if substeps > _QE_MAX_SUBSTEPS:  # each is a pass over every path: kappa = 1e7 ran for hours
+        raise ConfigError(
+            f"{owner}: kappa={kappa:g} with steps of {dt:g} years (kappa dt = {kappa * dt:g}) "
+            f"would need {substeps:,} QE sub-steps a step, more than {_QE_MAX_SUBSTEPS}; use "
+            f"more n_steps (at least {math.ceil(kappa * maturity / (_QE_MAX_KAPPA_DT * 100)):,}) "
+            "or a smaller kappa"
+        )
     params = _HestonStep(dt / substeps, kappa, theta, xi, rho, mu)
     step = params.qe if scheme == "qe" else params.full_truncation
 

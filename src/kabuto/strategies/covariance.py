@@ -176,9 +176,10 @@ def batch_cholesky(batch: WindowBatch, returns: np.ndarray, kind: str, owner: st
             if not singular.any():
                 return np.swapaxes(factors, 1, 2)
         d = int(np.argmax(singular))
-        # More returns than assets cannot fix a constant asset or an exact linear dependence:
-        # suggest a longer lookback only when it is short of the assets.
-        longer = " or a longer lookback" if n_returns <= n_assets else ""
+        # More returns cannot fix a constant asset or an exact linear dependence, but a window
+        # not much longer than the assets is singular in floating point too (21 returns of 20
+        # S&P 500 stocks): suggest a longer lookback up to twice the assets.
+        longer = " or a longer lookback" if n_returns <= 2 * n_assets else ""
         remedy = (
             f"drop assets whose prices never move or that move in lockstep{longer}"
             if kind == "ledoit_wolf"

@@ -443,9 +443,9 @@ def run_fcn(
             _mistake(exchange, mistakes, next_mistake, t, tick)
             next_mistake += 1
         snapshot[:] = current
-        if not place[t]:
-            _record(book, tape, prices, counts, current, fundamentals, t, tick)
-            continue
+        # FCN agents have no slots in a session without orders (`chosen` is -1 there); the
+        # others act every step, so they are held back here
+        acting = 1 if place[t] else 0
         for slot in range(chosen.shape[1]):
             agent = chosen[t, slot]
             if agent < 0:
@@ -477,7 +477,7 @@ def run_fcn(
                 continue
             lifetime = int(min(tau, MAX_TICKS))  # any lifetime past the last step is "for good"
             _place(exchange, m, agent, side, level, 1, lifetime, t, tick[m])
-        for j in range(len(fast)):
+        for j in range(len(fast) * acting):
             m = int(fast[j, FAST_MARKET])
             agent = int(fast[j, FAST_AGENT])
             volume = int(fast[j, FAST_VOLUME])
@@ -497,36 +497,30 @@ def run_fcn(
                             _place(exchange, m, agent, side, level, volume, lifetime, t, tick[m])
                 continue
             _arbitrage(exchange, basket, m, agent, fast[j, FAST_PARAM], volume, lifetime, t, tick)
-        for g in range(len(flow)):
+        for g in range(len(flow) * acting):
             m = int(flow[g, FLOW_MARKET])
             units = _flow_order(flow, flow_draws, state, g, t, snapshot[m])
             if units != 0:
                 side = BUY if units > 0 else SELL
                 agent = int(flow[g, FLOW_AGENT])
                 _place(exchange, m, agent, side, MARKET_ORDER, abs(units), 1, t, tick[m])
-        _record(book, tape, prices, counts, current, fundamentals, t, tick)
-
-
-@njit(cache=True, inline="always")
-def _record(book, tape, prices, counts, current, fundamentals, t, tick) -> None:
-    """Write step t's row of `prices` and `counts` for every market."""
-    for m in range(fundamentals.shape[1]):
-        prices[t, m, CLOSE] = current[m]
-        prices[t, m, FUNDAMENTAL] = fundamentals[t, m]
-        for side, field in ((BUY, BEST_BID), (SELL, BEST_ASK)):
-            # the top of the heap is almost always live: read it without a call
-            level = -1
-            if book.sizes[m, side] > 0:
-                oid = book.heaps[m, side, 0]
-                if book.live[oid] and book.orders[oid, EXPIRY] > t:
-                    level = book.orders[oid, PRICE]
-                else:
-                    level = best_price(book, m, side, t)
-            prices[t, m, field] = level * tick[m] if level >= 0 else np.nan
-        counts[t, m, VOLUME_TRADED] = tape.volume[m]
-        counts[t, m, TRADES] = tape.trades[m]
-        counts[t, m, DEPTH_BID] = book.depth[m, BUY]
-        counts[t, m, DEPTH_ASK] = book.depth[m, SELL]
+        for m in range(n_markets):
+            prices[t, m, CLOSE] = current[m]
+            prices[t, m, FUNDAMENTAL] = fundamentals[t, m]
+            for side, field in ((BUY, BEST_BID), (SELL, BEST_ASK)):
+                # the top of the heap is almost always live: read it without a call
+                level = -1
+                if book.sizes[m, side] > 0:
+                    oid = book.heaps[m, side, 0]
+                    if book.live[oid] and book.orders[oid, EXPIRY] > t:
+                        level = book.orders[oid, PRICE]
+                    else:
+                        level = best_price(book, m, side, t)
+                prices[t, m, field] = level * tick[m] if level >= 0 else np.nan
+            counts[t, m, VOLUME_TRADED] = tape.volume[m]
+            counts[t, m, TRADES] = tape.trades[m]
+            counts[t, m, DEPTH_BID] = book.depth[m, BUY]
+            counts[t, m, DEPTH_ASK] = book.depth[m, SELL]
 
 
 @njit(cache=True, inline="always")

@@ -609,7 +609,8 @@ def _run_one(
     bounds = [0, *(t for t in decisions if t > 0), n_steps]
     for t_start, t_stop in itertools.pairwise(bounds):
         external = np.zeros((0, EXTERNAL_FIELDS))
-        if agents and t_start in decisions:
+        # a session without orders asks no policy (PAMS asks no agent there)
+        if agents and t_start in decisions and plan.place[t_start]:
             external = _decide(
                 config, plan, policies, agents, t_start, prices, inputs.fundamentals, accounts
             )

@@ -306,7 +306,9 @@ class TraderCompanyStrategy(BatchedStrategy):
         return self
 
     def _model_settings(self) -> dict:
-        """The settings a fitted Company's predictions depend on: all but the book's."""
+        """Every setting but the book's (sizing, quantile, label): a change to any of them
+        (even one only the next fit reads, such as the seed) asks for a fit before the next
+        allocate, so that weights always come from the settings the strategy shows."""
         book = ("sizing", "quantile", "label")
         return {k: v for k, v in self.get_params().items() if k not in book}
 
