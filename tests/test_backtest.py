@@ -16,6 +16,7 @@ from kabuto.backtest import WalkForward
 from kabuto.backtest.schedule import retrain_flags, schedule_indices
 from kabuto.data import Panel
 from kabuto.errors import ConfigError, ConstraintError, DataError
+from kabuto.strategies import InverseVolatility
 from kabuto.strategies.base import Strategy
 
 from helpers import (
@@ -116,6 +117,38 @@ def test_delisting_on_a_decision_date_matches_the_reference(rebalance):
         panel, _targets(result, panel, "RandomWeights"), first, 119, np.full(5, 25e-4)
     )
     np.testing.assert_allclose(record.net_returns.to_numpy(), expected, rtol=0, atol=1e-13)
+
+
+def test_a_position_without_a_price_today_is_held_and_the_universe_ignores_what_follows():
+    # A1's prices stop after row 29: for 4 dates nobody can tell a halt from a delisting, so
+    # a run where they come back on row 34 must match through row 33; a held price was
+    # tradable before (strategies piled into it, and a 5-day lookback saw zero variance)
+    r = _noise(60, 3, seed=11)
+    dates = pd.bdate_range("2020-01-01", periods=60)
+    prices = pd.DataFrame(100 * np.cumprod(1 + r, axis=0), index=dates, columns=["A0", "A1", "A2"])
+    stopped = prices.copy()
+    stopped.iloc[30:, 1] = np.nan
+    resumed = stopped.copy()
+    resumed.iloc[34:, 1] = prices.iloc[34:, 1]
+    runs = []
+    for frame in (stopped, resumed):
+        panel = Panel.from_frame(frame, max_ffill=5)
+        strategy = InverseVolatility(lookback=5)
+        runs.append(WalkForward(rebalance=1, costs_bps=10).run(panel, [strategy])[strategy.name])
+    a, b = runs
+    gap = slice(dates[30], dates[33])
+    np.testing.assert_array_equal(
+        a.target_weights.loc[: dates[33]], b.target_weights.loc[: dates[33]]
+    )
+    np.testing.assert_array_equal(a.net_returns.loc[: dates[33]], b.net_returns.loc[: dates[33]])
+    # held as it drifted while it has no price (no trade), the rest fitted beside it
+    held = a.target_weights.loc[gap, "A1"]
+    assert (held > 0).all()
+    np.testing.assert_array_equal(held, a.drifted_weights.loc[gap, "A1"])
+    assert (a.target_weights.sum(axis=1) <= 1 + 1e-12).all()  # long-only: no borrowing
+    # max_ffill dates without a price: delisted, sold at its last price; or trading again
+    assert (a.target_weights.loc[dates[35] :, "A1"] == 0).all()
+    assert (b.target_weights.loc[dates[35] :, "A1"] > 0).all()
 
 
 def test_delisting_sales_count_in_turnover():

@@ -163,6 +163,15 @@ def test_leading_nan_is_kept_and_a_last_price_is_held_for_max_ffill_dates():
     assert np.isnan(clean_prices(wide_frame(), source="t.csv", max_ffill=0)["CCC"].iloc[4])
 
 
+def test_a_panels_frame_loads_back_to_the_same_panel():
+    # filled prices went out as real ones, so each round trip held a delisted asset longer
+    panel = Panel.from_frame(wide_frame(), max_ffill=1)
+    again = Panel.from_frame(panel.to_frame(), max_ffill=1)
+    np.testing.assert_array_equal(again.prices, panel.prices)
+    np.testing.assert_array_equal(again.filled, panel.filled)
+    assert panel.filled[4, 2] and not panel.filled[3, 2]  # CCC's held last price
+
+
 def test_unsorted_dates_are_sorted_with_a_warning():
     frame = wide_frame()
     shuffled = frame.iloc[[0, 3, 1, 2, 5, 4]]
@@ -1040,7 +1049,8 @@ def test_summarize_reports_shape_dates_and_per_asset_spans(tmp_path):
     assert info["has_benchmark"] is False and info["survivorship_caveat"] is None
     by_asset = {row["asset"]: row for row in info["assets"]}
     assert by_asset["BBB"]["first_date"] == "2021-03-03" and by_asset["BBB"]["n_prices"] == 4
-    assert by_asset["CCC"]["last_date"] == "2021-03-08" and by_asset["CCC"]["n_prices"] == 6
+    # the last price in the data, then held two dates (up to max_ffill) before it delists
+    assert by_asset["CCC"]["last_date"] == "2021-03-04" and by_asset["CCC"]["n_prices"] == 4
     assert by_asset["CCC"]["n_forward_filled"] == 2
     assert by_asset["AAA"]["n_prices"] == 6
 

@@ -318,6 +318,28 @@ class WalkForward:
                     "clips weights)"
                 )
 
+    def _beside_stale(
+        self, strategy: Strategy, target: np.ndarray, drifted: np.ndarray, stale: np.ndarray
+    ) -> np.ndarray:
+        """`target` with the positions in `stale` assets held as they drifted.
+
+        An asset whose price is filled today (no trade: a halt, a holiday of its market, or
+        the held last price of one that may have delisted) cannot be traded, so its position
+        stays; the strategy, which did not see it, decided the rest of the book, scaled down
+        when needed to fit beside the held positions within the book's limits (cash >= 0
+        for a long-only book, gross leverage for a long-short one). Shape: (n,) each.
+        """
+        out = target.copy()
+        out[stale] = drifted[stale]
+        free = ~stale
+        if self.long_only or is_long_only(strategy):
+            room, used = 1.0 - drifted[stale].sum(), out[free].sum()
+        else:
+            room, used = self.max_leverage - np.abs(drifted[stale]).sum(), np.abs(out[free]).sum()
+        if used > room and used > 0:
+            out[free] *= max(room, 0.0) / used
+        return out
+
     def _account(
         self,
         name: str,
@@ -364,6 +386,9 @@ class WalkForward:
                     progress(1)
             else:
                 target = targets[k]
+            stale = panel.filled[t] & (drifted != 0)
+            if stale.any():
+                target = self._beside_stale(strategy, target, drifted, stale)
             trade = trade_cost(rates, target, drifted)
             costs[t - first] += trade
             target_hist[k], drifted_hist[k] = target, drifted
@@ -437,10 +462,12 @@ class _Plan:
         """Yield slices of decision positions; each starts a new batch for every strategy."""
         if not lookbacks:
             return
+        stale = self.panel.filled[self.decisions]
         masks = np.concatenate(
             [
                 (self.panel.first_valid <= self.decisions[:, None] - lb)
                 & (self.panel.last_valid >= self.decisions[:, None])
+                & ~stale
                 for lb in lookbacks
             ],
             axis=1,

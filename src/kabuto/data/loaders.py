@@ -167,12 +167,14 @@ def summarize(panel: Panel) -> dict[str, Any]:
         ``source``, ``n_dates``, ``n_assets``, ``first_date``, ``last_date`` (ISO strings),
         ``n_missing`` (prices missing before listing / after delisting), ``has_benchmark``,
         ``survivorship_caveat`` (or None), and ``assets``: one record per asset with ``asset``,
-        ``first_date``, ``last_date`` (its first and last price, a held last price included),
-        ``n_prices`` and ``n_forward_filled`` (prices filled by validation: interior gaps, and
-        the last price held up to ``max_ffill`` dates).
+        ``first_date``, ``last_date`` (its first and last price in the data), ``n_prices``
+        (prices in the data) and ``n_forward_filled`` (prices filled by validation: interior
+        gaps, and the last price held up to ``max_ffill`` dates after ``last_date``).
     """
     dates = panel.dates.strftime("%Y-%m-%d")
-    first, last = panel.first_valid, panel.last_valid
+    given = np.isfinite(panel.prices) & ~panel.filled
+    first = given.argmax(axis=0)
+    last = len(given) - 1 - given[::-1].argmax(axis=0)
     return {
         "source": panel.source,
         "n_dates": panel.n_dates,
@@ -187,11 +189,12 @@ def summarize(panel: Panel) -> dict[str, Any]:
                 "asset": asset,
                 "first_date": dates[f],
                 "last_date": dates[la],
-                # Panel guarantees no interior gaps, so the span is the count of prices.
-                "n_prices": int(la - f + 1),
+                "n_prices": int(n),
                 "n_forward_filled": panel.ffilled.get(asset, 0),
             }
-            for asset, f, la in zip(panel.assets, first.tolist(), last.tolist(), strict=True)
+            for asset, f, la, n in zip(
+                panel.assets, first.tolist(), last.tolist(), given.sum(axis=0), strict=True
+            )
         ],
     }
 

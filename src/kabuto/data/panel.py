@@ -50,8 +50,10 @@ class Panel:
     ----------
     prices : DataFrame
         Index: dates, a `DatetimeIndex` (unique, increasing). Columns: asset names. Values:
-        finite positive prices, NaN only before listing or after delisting. Anything else raises
-        a `DataError`; use `Panel.from_frame` to validate and repair raw user data first.
+        finite positive prices, NaN only before listing or after delisting (the day after the
+        last price: `Panel.from_frame` first holds a last price ``max_ffill`` dates, since
+        until then a halt and a delisting look alike). Anything else raises a `DataError`; use
+        `Panel.from_frame` to validate and repair raw user data first.
     source : str
         Provenance shown in reports ("bundled S&P 500 (skfolio)", a file path, "GBM seed=3").
     benchmark : Series, optional
@@ -88,6 +90,9 @@ class Panel:
     assets : tuple of N str
     first_valid, last_valid : ndarray of shape (N,)
         Index of each asset's first and last price.
+    filled : ndarray of shape (T, N), bool
+        The prices `Panel.from_frame` filled (no trade that day): interior gaps, and an
+        asset's last price held up to ``max_ffill`` dates before it counts as delisted.
     """
 
     def __init__(
@@ -113,8 +118,14 @@ class Panel:
         self.source = source
         values = _checked_values(prices, self.dates, self.assets, source)
         self.survivorship_caveat = survivorship_caveat
-        # how many prices validation forward-filled, per asset (set by `clean_prices`)
+        # how many prices validation forward-filled, per asset, and which (`clean_prices`)
         self.ffilled = {str(k): int(v) for k, v in prices.attrs.get("ffilled", {}).items()}
+        filled = prices.attrs.get("filled")
+        self.filled = _readonly(
+            np.asarray(filled, dtype=bool)
+            if filled is not None and np.shape(filled) == prices.shape
+            else np.zeros(prices.shape, dtype=bool)
+        )
         infinite = np.isinf(values)
         if infinite.any():  # NaN marks a missing price; an infinite one would read as missing
             t, col = (int(i) for i in np.argwhere(infinite)[0])
@@ -206,8 +217,10 @@ class Panel:
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """Prices as a DataFrame (dates x assets)."""
-        return pd.DataFrame(self.prices, index=self.dates, columns=list(self.assets))
+        """Prices as a DataFrame (dates x assets), the prices validation filled as NaN: as the
+        data had them, so that loading the frame again fills the same cells (and no more)."""
+        prices = np.where(self.filled, np.nan, self.prices)
+        return pd.DataFrame(prices, index=self.dates, columns=list(self.assets))
 
     def returns_frame(self) -> pd.DataFrame:
         """Simple returns as a DataFrame (dates x assets); the first row is NaN."""
@@ -247,9 +260,11 @@ class Panel:
         """Mask of assets a decision at index `t` may hold.
 
         An asset joins once it has `lookback` returns ending at t, and stays while it still has
-        a price at t. (Whether it delists tomorrow is unknown at t, so it is not excluded.)
+        a price at t. (Whether it delists tomorrow is unknown at t, so it is not excluded.) A
+        price filled at t (`filled`: no trade that day) leaves it out for that date: the
+        engine holds such a position as it drifted instead.
         """
-        return (self.first_valid <= t - lookback) & (self.last_valid >= t)
+        return (self.first_valid <= t - lookback) & (self.last_valid >= t) & ~self.filled[t]
 
     def window(self, t: int, length: int, columns: np.ndarray | None = None) -> Window:
         """The `length` returns ending at index t (inclusive), for the given asset columns.
@@ -273,7 +288,7 @@ class Panel:
                 return None
             # C order either way: numpy's sums round by memory layout, so a window's weights
             # would otherwise depend on whether its columns were subset
-            return _readonly(a[rows].copy() if every else np.ascontiguousarray(a[rows][:, columns]))
+            return _readonly(a[rows].copy() if every else np.take(a[rows], columns, axis=1))
 
         assets = self.assets if every else tuple(self.assets[i] for i in columns)
         return Window(
@@ -319,7 +334,7 @@ class Panel:
         def upto_last(a: np.ndarray | None) -> np.ndarray | None:
             if a is None:
                 return None
-            return a[:upto] if every else np.ascontiguousarray(a[:upto][:, columns])
+            return a[:upto] if every else np.take(a[:upto], columns, axis=1)
 
         assets = self.assets if every else tuple(self.assets[i] for i in columns)
 

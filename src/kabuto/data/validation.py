@@ -171,6 +171,7 @@ def clean_prices(prices: pd.DataFrame, *, source: str, max_ffill: int) -> pd.Dat
         columns=pd.Index(assets),
     )
     out.attrs["ffilled"] = dict(zip(assets, hole.sum(axis=0).tolist(), strict=True))
+    out.attrs["filled"] = hole  # which cells: `Panel.filled`
     return out
 
 

@@ -337,15 +337,16 @@ def _vector(
 
 def _dates(start: str | pd.Timestamp, n_days: int) -> pd.DatetimeIndex:
     try:
-        dates = pd.bdate_range(pd.Timestamp(start), periods=n_days, name="date")
+        first = pd.Timestamp(start)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"start={start!r} is not a date; write it as YYYY-MM-DD") from exc
-    except OverflowError as exc:  # pandas' dates end in 2262
+    try:
+        return pd.bdate_range(first, periods=n_days, name="date")
+    except (OverflowError, ValueError) as exc:  # out of bounds is a ValueError in pandas
         raise ConfigError(
-            f"n_days={n_days} business days from {start} run past pandas' last date (2262); "
-            "use fewer days"
+            f"n_days={n_days} business days from {first.date()} run past the last date pandas "
+            "can hold; use fewer days"
         ) from exc
-    return dates
 
 
 def _rng(seed: SeedLike) -> tuple[np.random.Generator, str]:
