@@ -151,6 +151,31 @@ def test_a_position_without_a_price_today_is_held_and_the_universe_ignores_what_
     assert (b.target_weights.loc[dates[35] :, "A1"] > 0).all()
 
 
+def test_held_positions_keep_both_limits_and_a_fit_learns_from_a_halted_asset():
+    r = _noise(40, 3, seed=12)
+    dates = pd.bdate_range("2020-01-01", periods=40)
+    frame = pd.DataFrame(100 * np.cumprod(1 + r, axis=0), index=dates, columns=["A0", "A1", "A2"])
+    frame.iloc[20:23, 1] = np.nan  # a 3-day halt of A1
+    panel = Panel.from_frame(frame, max_ffill=5)
+    # a long-only strategy in a long-short book: cash >= 0 and gross <= max_leverage, both
+    # (only the first was kept beside a held position: gross 0.57 against 0.5)
+    strategy = RandomWeights(invest=0.5)
+    book = WalkForward(rebalance=1, long_only=False, max_leverage=0.5).run(panel, [strategy])
+    weights = book[strategy.name].target_weights
+    assert (weights.loc[dates[20] : dates[22], "A1"] > 0).all()  # held through the halt
+    assert (weights.abs().sum(axis=1) <= 0.5 + 1e-12).all()
+
+    # a fit on a halt day learns from the halted asset: it trades again before the next fit
+    class Fitted(RandomWeights):
+        def fit(self, history):
+            self.assets_ = history.assets
+            return self
+
+    fitted = Fitted(lookback=20)
+    WalkForward(rebalance=1, retrain=None).run(panel, [fitted])  # first decision: row 20
+    assert fitted.assets_ == ("A0", "A1", "A2")
+
+
 def test_delisting_sales_count_in_turnover():
     panel = _delisting_panel()
     result = WalkForward(rebalance=10, costs_bps=25).run(panel, [RandomWeights(lookback=9)])

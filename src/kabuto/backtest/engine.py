@@ -327,17 +327,23 @@ class WalkForward:
         the held last price of one that may have delisted) cannot be traded, so its position
         stays; the strategy, which did not see it, decided the rest of the book, scaled down
         when needed to fit beside the held positions within the book's limits (cash >= 0
-        for a long-only book, gross leverage for a long-short one). Shape: (n,) each.
+        for a long-only book or strategy, and gross leverage in a long-short book). Shape:
+        (n,) each.
         """
         out = target.copy()
         out[stale] = drifted[stale]
         free = ~stale
+        limits = []  # (room left beside the held positions, what the rest uses of it)
         if self.long_only or is_long_only(strategy):
-            room, used = 1.0 - drifted[stale].sum(), out[free].sum()
-        else:
-            room, used = self.max_leverage - np.abs(drifted[stale]).sum(), np.abs(out[free]).sum()
-        if used > room and used > 0:
-            out[free] *= max(room, 0.0) / used
+            limits.append((1.0 - drifted[stale].sum(), out[free].sum()))
+        if not self.long_only:  # a long-only strategy in a long-short book has both limits
+            gross = (self.max_leverage - np.abs(drifted[stale]).sum(), np.abs(out[free]).sum())
+            limits.append(gross)
+        scale = min(
+            (max(room, 0.0) / used for room, used in limits if used > max(room, 0) + CASH_ROUNDING),
+            default=1.0,
+        )
+        out[free] *= scale
         return out
 
     def _account(
@@ -590,10 +596,11 @@ def _short(value: object) -> str:
 
 
 def _fit(strategy: Strategy, name: str, panel: Panel, t: int) -> None:
-    """Fit on all history up to and including t, for the assets eligible at t."""
+    """Fit on all history up to and including t, for the assets listed at t (one whose price
+    is filled at t, halted, is learnt from too: it may trade again before the next fit)."""
     fit = getattr(strategy, "fit", None)
     if callable(fit):  # a duck-typed strategy may have nothing to learn
-        columns = np.flatnonzero(panel.eligible(t, strategy.lookback))
+        columns = np.flatnonzero(panel.listed(t, strategy.lookback))
         with _blamed(name, panel.dates[[t]]):
             fit(panel.window(t, t, columns))
 

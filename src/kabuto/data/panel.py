@@ -118,14 +118,10 @@ class Panel:
         self.source = source
         values = _checked_values(prices, self.dates, self.assets, source)
         self.survivorship_caveat = survivorship_caveat
-        # how many prices validation forward-filled, per asset, and which (`clean_prices`)
+        # how many prices validation forward-filled, per asset (set by `clean_prices`), and
+        # which: none here, `from_frame` marks the cells it filled
         self.ffilled = {str(k): int(v) for k, v in prices.attrs.get("ffilled", {}).items()}
-        filled = prices.attrs.get("filled")
-        self.filled = _readonly(
-            np.asarray(filled, dtype=bool)
-            if filled is not None and np.shape(filled) == prices.shape
-            else np.zeros(prices.shape, dtype=bool)
-        )
+        self.filled = _readonly(np.zeros(prices.shape, dtype=bool))
         infinite = np.isinf(values)
         if infinite.any():  # NaN marks a missing price; an infinite one would read as missing
             t, col = (int(i) for i in np.argwhere(infinite)[0])
@@ -175,13 +171,16 @@ class Panel:
 
         Optional raw `highs` and `lows` (same layout) are aligned to the cleaned closes; on a
         date whose missing close was forward-filled (no trading) high and low are the close.
+        The panel's `filled` marks those prices: on such a date the asset is not `eligible`.
         """
         from kabuto.data.validation import align_range, clean_prices
 
         cleaned = clean_prices(prices, source=source, max_ffill=max_ffill)
+        # taken off the frame: an array in attrs would follow column selections misaligned
+        filled = np.array(cleaned.attrs.pop("filled"), dtype=bool)
         if highs is not None and lows is not None:  # one without the other: Panel says so
             highs, lows = align_range(prices, cleaned, highs, lows, source=source)
-        return cls(
+        panel = cls(
             cleaned,
             source=source,
             benchmark=benchmark,
@@ -189,6 +188,8 @@ class Panel:
             highs=highs,
             lows=lows,
         )
+        panel.filled = _readonly(filled)
+        return panel
 
     @property
     def n_dates(self) -> int:
@@ -217,8 +218,9 @@ class Panel:
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """Prices as a DataFrame (dates x assets), the prices validation filled as NaN: as the
-        data had them, so that loading the frame again fills the same cells (and no more)."""
+        """Prices as a DataFrame (dates x assets), the prices `from_frame` filled as NaN: as
+        the data had them, so that `from_frame` with the same ``max_ffill`` fills the same cells
+        again (and no more)."""
         prices = np.where(self.filled, np.nan, self.prices)
         return pd.DataFrame(prices, index=self.dates, columns=list(self.assets))
 
@@ -256,6 +258,11 @@ class Panel:
             )
         return pos
 
+    def listed(self, t: int, lookback: int) -> np.ndarray:
+        """Mask of assets with `lookback` returns ending at t and a price at t (filled or not):
+        what a fit at t may learn from."""
+        return (self.first_valid <= t - lookback) & (self.last_valid >= t)
+
     def eligible(self, t: int, lookback: int) -> np.ndarray:
         """Mask of assets a decision at index `t` may hold.
 
@@ -264,7 +271,7 @@ class Panel:
         price filled at t (`filled`: no trade that day) leaves it out for that date: the
         engine holds such a position as it drifted instead.
         """
-        return (self.first_valid <= t - lookback) & (self.last_valid >= t) & ~self.filled[t]
+        return self.listed(t, lookback) & ~self.filled[t]
 
     def window(self, t: int, length: int, columns: np.ndarray | None = None) -> Window:
         """The `length` returns ending at index t (inclusive), for the given asset columns.
