@@ -874,8 +874,7 @@ class DeepHedger(TorchSettingsMixin):
                     on_step(step_losses[-1])
             losses.append(total / n)
         policy.eval()
-        scale = max(float(payoff.abs().mean()), float(s[:, 0].abs().mean()))
-        self._check_loss_fell(step_losses, scale)
+        self._check_loss_fell(step_losses, payoff, s)
 
         self.policy_ = policy
         self.losses_ = losses
@@ -896,19 +895,20 @@ class DeepHedger(TorchSettingsMixin):
             f"(non-finite loss): the training diverged; {fixes}"
         )
 
-    def _check_loss_fell(self, step_losses: list[float], scale: float) -> None:
+    def _check_loss_fell(self, step_losses: list[float], payoff: Tensor, prices: Tensor) -> None:
         """Raise a ConfigError if the loss ended absurdly far above where it started.
 
         A learning rate far too large (1e12) can leave the loss finite but astronomically high
         (a "price" of 7e21). The test is for such absurd ends only: a rise of more than
-        `_LOSS_RISE_LIMIT` times the larger of the first loss and `scale` (the claim's mean
-        payoff or the spot, whichever is larger), losses no hedge of the claim comes near. A
+        `_LOSS_RISE_LIMIT` times the larger of the first loss, the claim's mean `payoff` (N,)
+        and the mean spot of the training `prices` (N, T + 1, ...), losses no hedge of the
+        claim comes near. A
         finer test would fire on noise: a far out-of-the-money claim's losses start at 0 and
         jump between batches that do or do not hold a path in the money.
         """
         tail = sorted(step_losses[-max(1, len(step_losses) // 10) :])
         start, end = step_losses[0], tail[len(tail) // 2]
-        scale = max(abs(start), scale)
+        scale = max(abs(start), float(payoff.abs().mean()), float(prices[:, 0].abs().mean()))
         if end - start > _LOSS_RISE_LIMIT * scale:
             raise ConfigError(
                 f"{type(self).__name__}.fit: the loss rose from {start:.4g} at the first Adam "

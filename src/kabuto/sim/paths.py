@@ -254,11 +254,11 @@ def heston_paths(
     gen = _generator(owner, seed, device)
     substeps = max(1, math.ceil(kappa * dt / _QE_MAX_KAPPA_DT)) if scheme == "qe" else 1
     if substeps > _QE_MAX_SUBSTEPS:  # each is a pass over every path: kappa = 1e7 ran for hours
+        enough = math.ceil(kappa * steps * dt / (_QE_MAX_KAPPA_DT * _QE_MAX_SUBSTEPS))
         raise ConfigError(
             f"{owner}: kappa={kappa:g} with steps of {dt:g} years (kappa dt = {kappa * dt:g}) "
             f"would need {substeps:,} QE sub-steps a step, more than {_QE_MAX_SUBSTEPS}; use "
-            f"more n_steps (at least {math.ceil(kappa * maturity / (_QE_MAX_KAPPA_DT * 100)):,}) "
-            "or a smaller kappa"
+            f"more n_steps (at least {enough:,}) or a smaller kappa"
         )
     params = _HestonStep(dt / substeps, kappa, theta, xi, rho, mu)
     step = params.qe if scheme == "qe" else params.full_truncation

@@ -298,20 +298,19 @@ def risk_budgeting_weights(
         with np.errstate(invalid="ignore", divide="ignore"):
             return 0.5 * np.einsum("di,dij,dj->d", yy, ss, yy) - np.log(yy) @ b
 
-    def rc_error(yy: np.ndarray) -> np.ndarray:
-        errors = np.abs(yy * np.einsum("dij,dj->di", sigma, yy) / b - 1.0).max(axis=1)
-        return np.where(failed, np.inf, errors)
+    def rc_error(yy: np.ndarray, sy: np.ndarray) -> np.ndarray:
+        return np.where(failed, np.inf, np.abs(yy * sy / b - 1.0).max(axis=1))
 
     # Dates whose Hessian became singular in floating point (no equal-risk portfolio: y grows
     # without bound on a singular Sigma); they stop, with an infinite error.
     failed = np.zeros(n_dates, dtype=bool)
     for _ in range(max_iter):
-        todo = np.flatnonzero(rc_error(y) > tol)
-        todo = todo[~failed[todo]]
+        sy = np.einsum("dij,dj->di", sigma, y)
+        todo = np.flatnonzero((rc_error(y, sy) > tol) & ~failed)
         if len(todo) == 0:
             break
         ys, ss = y[todo], sigma[todo]
-        grad = np.einsum("dij,dj->di", ss, ys) - b / ys
+        grad = sy[todo] - b / ys
         hess = ss.copy()
         hess[:, np.arange(n), np.arange(n)] += b / ys**2
         step, singular = _solve_each(hess, -grad)
@@ -330,7 +329,7 @@ def risk_budgeting_weights(
                 break
             t = np.where(ok, t, 0.5 * t)
         y[todo] = ys + t[:, None] * step
-    return y / y.sum(axis=1, keepdims=True), rc_error(y)
+    return y / y.sum(axis=1, keepdims=True), rc_error(y, np.einsum("dij,dj->di", sigma, y))
 
 
 def _solve_each(a: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
