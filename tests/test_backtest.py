@@ -675,3 +675,17 @@ def test_an_error_inside_fit_says_which_strategy_and_when():
     with pytest.raises(ValueError, match="no good") as error:
         WalkForward(rebalance=20).run(panel, [Broken()])
     assert "raised by strategy 'Broken' deciding on 2000-" in "".join(error.value.__notes__)
+
+
+def test_schedules_accept_numpy_integers():
+    # np.int64(5) is a number of trading days (a sweep over np.arange gives them)
+    panel = panel_from_returns(_noise(300, 3))
+    for schedule in ({"rebalance": np.int64(5)}, {"retrain": np.int32(21)}):
+        numpy_run = WalkForward(costs_bps=5.0, **schedule).run(panel, [RandomWeights()])
+        python = {k: int(v) for k, v in schedule.items()}
+        python_run = WalkForward(costs_bps=5.0, **python).run(panel, [RandomWeights()])
+        pd.testing.assert_series_equal(
+            numpy_run["RandomWeights"].net_returns, python_run["RandomWeights"].net_returns
+        )
+    with pytest.raises(ConfigError, match=r"rebalance = np.int64\(0\): expected a positive"):
+        WalkForward(rebalance=np.int64(0)).run(panel, [RandomWeights()])

@@ -419,3 +419,26 @@ def test_eg_at_a_huge_learning_rate_keeps_finite_weights():
     )
     w = eg._update(np.array([0.5, 0.5]), np.array([1.0, 1.5]), None)
     assert np.isfinite(w).all() and w.sum() == pytest.approx(1.0)
+
+
+def test_simplex_projection_of_entries_far_above_the_total():
+    # u_1 - (u_1 - total) rounds to 0 once u_1 is 2**53 times the total: rho was 0 and the
+    # projection all 0 or all inf
+    np.testing.assert_array_equal(project_simplex(np.array([1e17, 1e17 + 16])), [0.0, 1.0])
+    np.testing.assert_array_equal(project_simplex(np.array([-3e16, 3e16])), [0.0, 1.0])
+    np.testing.assert_array_equal(project_simplex(np.array([5e20, -1.0, 5e20])), [0.5, 0.0, 0.5])
+
+
+@pytest.mark.parametrize("strategy", [OLMAR(lookback=5), PAMR(), PAMR(variant="pamr1")])
+def test_proportional_prices_do_not_move_the_book_on_rounding_noise(strategy):
+    # B is A times 3, rounded to cents: their relatives differ only by rounding, and dividing by
+    # that noise stepped OLMAR by 1e32 (non-finite weights); it is no signal to trade on
+    rng = np.random.default_rng(0)
+    a = np.round(100 * np.cumprod(1 + 0.01 * rng.standard_normal(60)), 2)
+    frame = pd.DataFrame(
+        {"A": a, "B": np.round(3 * a, 2)}, pd.bdate_range("2022-01-03", periods=60)
+    )
+    result = WalkForward(rebalance=1, costs_bps=10).run(Panel(frame), [strategy])
+    weights = result[strategy.name].target_weights.to_numpy()
+    assert np.isfinite(weights).all()
+    assert np.abs(weights - 0.5).max() < 0.05  # near 1/2 each, as the rounded prices allow

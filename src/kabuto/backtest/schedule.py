@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from kabuto.errors import ConfigError
+from kabuto.settings import is_integer
 
 CALENDARS = {"weekly": "W", "monthly": "M", "quarterly": "Q", "yearly": "Y"}
 SCHEDULE_HELP = "a positive number of trading days or one of " + ", ".join(map(repr, CALENDARS))
@@ -21,6 +22,15 @@ def _period_ends(dates: pd.DatetimeIndex, freq: str) -> np.ndarray:
     periods = dates.to_period(freq)
     changes = np.flatnonzero(periods[1:] != periods[:-1])
     return np.append(changes, len(dates) - 1)
+
+
+def _checked(spec: object, field: str, expected: str) -> int | str:
+    """`spec` as a Python int >= 1 (numpy integers too) or a calendar name; ConfigError else."""
+    if is_integer(spec) and spec >= 1:  # type: ignore[operator]
+        return int(spec)  # type: ignore[call-overload]
+    if isinstance(spec, str) and spec in CALENDARS:
+        return spec
+    raise ConfigError(f"{field} = {spec!r}: expected {expected}")
 
 
 def schedule_indices(
@@ -39,14 +49,9 @@ def schedule_indices(
     field : str
         Config field name, for error messages.
     """
-    if isinstance(spec, bool) or not isinstance(spec, int | str):
-        raise ConfigError(f"{field} = {spec!r}: expected {SCHEDULE_HELP}")
+    spec = _checked(spec, field, SCHEDULE_HELP)
     if isinstance(spec, int):
-        if spec < 1:
-            raise ConfigError(f"{field} = {spec}: expected {SCHEDULE_HELP}")
         return np.arange(first, last + 1, spec)
-    if spec not in CALENDARS:
-        raise ConfigError(f"{field} = {spec!r}: expected {SCHEDULE_HELP}")
     ends = _period_ends(dates, CALENDARS[spec])
     ends = ends[(ends > first) & (ends <= last)]
     return np.concatenate([[first], ends]).astype(np.int64)
@@ -67,18 +72,13 @@ def retrain_flags(
     flags[0] = True
     if spec is None:
         return flags
-    if isinstance(spec, bool) or not isinstance(spec, int | str):
-        raise ConfigError(f"{field} = {spec!r}: expected {SCHEDULE_HELP} or none")
+    spec = _checked(spec, field, SCHEDULE_HELP + " or none")
     if isinstance(spec, int):
-        if spec < 1:
-            raise ConfigError(f"{field} = {spec}: expected {SCHEDULE_HELP} or none")
         last_fit = decisions[0]
         for k, t in enumerate(decisions[1:], start=1):
             if t - last_fit >= spec:
                 flags[k], last_fit = True, t
         return flags
-    if spec not in CALENDARS:
-        raise ConfigError(f"{field} = {spec!r}: expected {SCHEDULE_HELP} or none")
     periods = dates[decisions].to_period(CALENDARS[spec])
     flags[1:] = periods[1:] != periods[:-1]
     return flags

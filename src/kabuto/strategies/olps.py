@@ -112,6 +112,10 @@ def project_simplex(v: np.ndarray, total: float = 1.0) -> np.ndarray:
         raise ArgumentError("project_simplex: the points to project must be finite")
     if not (np.isfinite(total) and total > 0):
         raise ArgumentError(f"project_simplex: total={total!r} must be a finite number > 0")
+    # Shifting every entry by one constant leaves the projection unchanged; shifting by the row's
+    # largest makes u_1 = 0, so u_1 - (u_1 - total) = total > 0 holds in floating point too
+    # (for entries far above `total`, u_1 - total rounds back to u_1 and rho would be 0).
+    v = v - v.max(axis=-1, keepdims=True)
     u = -np.sort(-v, axis=-1)
     cumulative = np.cumsum(u, axis=-1) - total
     j = np.arange(1, v.shape[-1] + 1)
@@ -329,9 +333,16 @@ class OLMAR(OnlinePortfolio):
     def _update(self, b: np.ndarray, x: np.ndarray, prices: np.ndarray) -> np.ndarray:
         predicted = prices.mean(axis=0) / prices[-1]
         deviation = predicted - predicted.mean()
-        norm2 = deviation @ deviation
+        norm2 = _spread(deviation, predicted)
         step = max(0.0, (float(self.epsilon) - b @ predicted) / norm2) if norm2 > 0 else 0.0
         return project_simplex(b + step * deviation)
+
+
+def _spread(deviation: np.ndarray, x: np.ndarray) -> float:
+    """``||deviation||^2``, or 0 when it is rounding noise of `x` (equal or proportional
+    prices): dividing by such noise would step the weights by 1e30 on no signal at all."""
+    norm2 = float(deviation @ deviation)
+    return norm2 if norm2 > (64 * np.finfo(float).eps) ** 2 * float(x @ x) else 0.0
 
 
 class PAMR(OnlinePortfolio):
@@ -389,7 +400,7 @@ class PAMR(OnlinePortfolio):
     def _update(self, b: np.ndarray, x: np.ndarray, prices: np.ndarray) -> np.ndarray:
         loss = max(0.0, b @ x - float(self.epsilon))
         deviation = x - x.mean()
-        norm2 = deviation @ deviation
+        norm2 = _spread(deviation, x)
         c = float(self.aggressiveness)
         if self.variant == "pamr2":
             tau = loss / (norm2 + 1.0 / (2.0 * c))
