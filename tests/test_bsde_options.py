@@ -342,6 +342,16 @@ def test_hedging_errors(geometric_call):
         delta_hedge(problem, prices, torch.zeros(10, 11, 4), 1.0)
     with pytest.raises(ConfigError, match=r"cost=-0\.1"):
         exact_delta_hedge(problem, prices, cost=-0.1)
+    with pytest.raises(ConfigError, match=r"prices has dtype torch\.int64; use a floating-point"):
+        exact_delta_hedge(problem, prices.long())
+    # paths from another start would be hedged with x0's capital and deltas
+    moved = prices * 1.2
+    with pytest.raises(ConfigError, match=r"prices\[0, 0, 0\] = .*starts at x0 = 10\.0"):
+        exact_delta_hedge(problem, moved)
+    with pytest.raises(ConfigError, match=r"starts at x0"):
+        bsde_delta_hedge(solver, moved)
+    with pytest.raises(ConfigError, match=r"seed=18446744073709551616 .* \[0, 2\*\*64\)"):
+        hedge_paths(problem, 10, seed=2**64)
     result = exact_delta_hedge(problem, prices)
     with pytest.raises(ConfigError, match=r"level=1\.5"):
         hedging_cvar(result, 1.5)

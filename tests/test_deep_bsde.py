@@ -417,6 +417,8 @@ def test_bad_settings_raise_config_error():
     for setting, value in cases.items():
         with pytest.raises(ConfigError, match=f"DeepBSDE: {setting}="):
             DeepBSDE(**{setting: value})
+    with pytest.raises(ConfigError, match=r"seed=18446744073709551616 .* \[0, 2\*\*64\)"):
+        DeepBSDE(seed=2**64)  # torch's seeds are 64-bit
     # a final rate above the initial one would make the "decaying" rate grow; by default it
     # is a tenth of the initial one, so lowering learning_rate alone is allowed
     with pytest.raises(ConfigError, match=r"final_learning_rate=0\.01 is above learning_rate="):
@@ -457,6 +459,29 @@ def test_non_finite_states_raise_config_error(call_solver):
     paths[1, 7, 0] = float("-inf")
     with pytest.raises(ConfigError, match=r"DeepBSDE\.gradients: x\[1\] holds NaN"):
         call_solver.gradients(paths)
+
+
+def test_prices_at_or_below_zero_and_integer_states_raise_config_error(call_solver):
+    # the gradient divides Z by volatility * x: inf at 0, a flipped sign below it
+    for bad in (0.0, -100.0):
+        x = torch.full((3, 1), 100.0)
+        x[1, 0] = bad
+        with pytest.raises(ConfigError, match=r"gradient: x\[1\] holds a price <= 0"):
+            call_solver.gradient(2, x)
+    with pytest.raises(ConfigError, match=r"x has dtype torch\.int64; use real floating"):
+        call_solver.gradient(2, torch.full((3, 1), 100))
+
+
+def test_sample_checks_its_arguments():
+    problem = GeometricBasketProblem(dim=2, n_steps=3)
+    for n_paths in (0, 2.5):
+        with pytest.raises(ConfigError, match=f"sample: n_paths={n_paths}"):
+            problem.sample(n_paths, torch.Generator())
+    # None would draw from torch's global generator: unseeded
+    with pytest.raises(ConfigError, match=r"sample: generator=None .* torch\.Generator"):
+        problem.sample(3, None)
+    # independent assets build no (d, d) matrix (a 10**7 one needs 728 TiB)
+    assert GeometricBasketProblem(dim=10**7)._root_factor is None
 
 
 def test_diverging_training_raises_config_error():

@@ -448,6 +448,7 @@ def test_heston_volatility_path_feeds_the_features():
         ("batch_size", 0),
         ("learning_rate", 0.0),
         ("seed", -1),
+        ("seed", 2**64),
         ("device", "tpu"),
         ("num_threads", 0),
     ],

@@ -176,6 +176,7 @@ def test_volatility_is_the_annualized_sample_std_of_the_paths(config):
         (dict(market="Nope"), "market='Nope'"),
         (dict(market=1), "market=1"),
         (dict(seed=-1), "seed=-1"),
+        (dict(seed=2**63), r"seed=9223372036854775808 .* \[0, 2\*\*63\)"),
         (dict(n_jobs=0), "n_jobs=0"),
         (dict(dtype=torch.int64), "dtype=torch.int64"),
         (dict(device="nowhere"), "device='nowhere'"),

@@ -450,6 +450,7 @@ def test_load_rejects_other_files(tmp_path):
         ({"algorithm_kwargs": {"n_step": 5}}, "n_step"),
         ({"algorithm_kwargs": {"seed": 1}}, "seed"),
         ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, r"seed=4294967296 .* \[0, 2\*\*32\)"),  # SB3 seeds numpy's legacy RNG
         ({"num_threads": 0}, "num_threads"),
         ({"device": "tpu"}, "device"),
     ],

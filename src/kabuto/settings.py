@@ -29,6 +29,7 @@ __all__ = [
     "check_lognormal_jumps",
     "check_non_negative",
     "check_positive",
+    "check_seed",
     "derived_seed",
     "is_integer",
     "is_real",
@@ -113,6 +114,17 @@ def derived_seed(seed: int, k: int) -> int:
     if k == 0:
         return int(seed)
     return int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0] >> 1)
+
+
+def check_seed(owner: str, parameter: str, value: object, limit: int = 2**64) -> int:
+    """Return `value` if it is an integer in [0, `limit`), else raise `ConfigError`. torch takes
+    seeds below 2**64; numpy's legacy global generator (which SB3 seeds) below 2**32."""
+    if not is_seed(value) or value >= limit:  # type: ignore[operator]
+        bound = f"2**{limit.bit_length() - 1}"  # limits are powers of two
+        raise ConfigError(
+            f"{owner}: {parameter}={value!r} is not allowed; use an integer in [0, {bound})"
+        )
+    return int(value)  # type: ignore[call-overload]
 
 
 def check_positive(owner: str, parameter: str, value: object) -> float:

@@ -86,6 +86,7 @@ from kabuto.settings import (
     check_choice,
     check_int,
     check_non_negative,
+    check_seed,
 )
 from kabuto.torch_settings import seeded_cpu_rng
 
@@ -598,7 +599,7 @@ class AdversarialHedger(DeepHedger):
         self._validate()
         self._check_fitted()
         name = type(self).__name__
-        check_int(f"{name}.generate", "seed", seed, 0)
+        check_seed(f"{name}.generate", "seed", seed)
         dtype = next(self.generator_.parameters()).dtype
         device = next(self.generator_.parameters()).device
         s = _single_asset_prices(f"{name}.generate", base_paths).to(device=device, dtype=dtype)

@@ -34,7 +34,7 @@ from kabuto.hedging.closed_form import (
     _positive,
     geometric_basket_price,
 )
-from kabuto.settings import check_int
+from kabuto.settings import check_int, check_seed
 from kabuto.sim.paths import gbm_paths
 
 __all__ = ["BasketMCResult", "arithmetic_basket_price"]
@@ -141,7 +141,7 @@ def arithmetic_basket_price(
     r = single_number(_FUNC, "rate", _finite(_FUNC, "rate", rate))
     sign = _payoff_sign(_FUNC, kind)
     n = check_int(_FUNC, "n_paths", n_paths, 2)
-    seed_value = check_int(_FUNC, "seed", seed, 0)
+    seed_value = check_seed(_FUNC, "seed", seed)
 
     arithmetic, geometric = _terminal_baskets(spots, vols, corr, w, t, r, n, seed_value)
     discount = math.exp(-r * t)

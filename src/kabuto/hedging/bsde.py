@@ -58,7 +58,7 @@ import torch
 from torch import Tensor, nn
 
 from kabuto.errors import ConfigError
-from kabuto.hedging.bsde_problems import BSDEProblem
+from kabuto.hedging.bsde_problems import BSDEProblem, GBMProblem
 from kabuto.hedging.kan import KAN
 from kabuto.settings import (
     check_bool,
@@ -66,6 +66,7 @@ from kabuto.settings import (
     check_int,
     check_layer_sizes,
     check_positive,
+    check_seed,
 )
 from kabuto.torch_settings import TorchSettingsMixin, seeded_cpu_rng
 
@@ -273,7 +274,7 @@ class BSDESolution(TorchSettingsMixin):
         """Check the settings: the solver's own, then those every solver has."""
         name = type(self).__name__
         self._check_solver_settings(name)
-        check_int(name, "seed", self.seed, 0)
+        check_seed(name, "seed", self.seed)
         check_choice(name, "dtype", self.dtype, DTYPES)
         self._check_torch_settings(name)
 
@@ -309,12 +310,24 @@ class BSDESolution(TorchSettingsMixin):
                 f"{type(self).__name__}.{owner}: x has shape {shape}; use a tensor of shape "
                 f"{want} with d={d}"
             )
+        if not x.is_floating_point():
+            raise ConfigError(
+                f"{type(self).__name__}.{owner}: x has dtype {x.dtype}; use real floating-point "
+                "states (e.g. x.double())"
+            )
         finite = x.isfinite().flatten(1).all(dim=1)
         if not bool(finite.all()):
             row = int((~finite).nonzero()[0, 0])
             raise ConfigError(
                 f"{type(self).__name__}.{owner}: x[{row}] holds NaN or infinity (the first of "
                 f"{int((~finite).sum())} such rows); pass finite states"
+            )
+        if isinstance(self.problem_, GBMProblem) and not bool((x > 0).all()):
+            # its gradient divides Z by volatility * x: at x <= 0, inf or a flipped sign
+            row = int((x <= 0).flatten(1).any(dim=1).nonzero()[0, 0])
+            raise ConfigError(
+                f"{type(self).__name__}.{owner}: x[{row}] holds a price <= 0; the problem's "
+                "states are prices, so pass positive ones"
             )
         reference = self._like()
         return x.to(dtype=reference.dtype, device=reference.device)

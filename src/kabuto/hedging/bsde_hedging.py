@@ -48,7 +48,7 @@ from kabuto.hedging.bsde_problems import (
 )
 from kabuto.hedging.pnl import HedgeResult
 from kabuto.hedging.risk import expected_shortfall
-from kabuto.settings import check_int
+from kabuto.settings import check_int, check_seed
 
 __all__ = [
     "BSDEHedgeResult",
@@ -111,7 +111,7 @@ def hedge_paths(
     owner = "hedge_paths"
     _check_problem(owner, problem)
     n_paths = check_int(owner, "n_paths", n_paths, 1)
-    seed = check_int(owner, "seed", seed, 0)
+    seed = check_seed(owner, "seed", seed)
     if dtype not in (torch.float32, torch.float64):
         raise ConfigError(f"{owner}: dtype={dtype!r} is not allowed; use torch.float32 or float64")
     generator = torch.Generator().manual_seed(seed)
@@ -277,16 +277,16 @@ def _check_problem(owner: str, problem: object) -> None:
 
 def _check_prices(owner: str, problem: BasketOptionProblem, prices: object) -> Tensor:
     dates, d = problem.n_steps + 1, problem.dim
-    if (
-        not isinstance(prices, Tensor)
-        or not prices.is_floating_point()
-        or prices.ndim != 3
-        or prices.shape[1:] != (dates, d)
-    ):
+    if not isinstance(prices, Tensor) or prices.ndim != 3 or prices.shape[1:] != (dates, d):
         shape = tuple(prices.shape) if isinstance(prices, Tensor) else type(prices).__name__
         raise ConfigError(
             f"{owner}: prices has shape {shape}; use a floating-point tensor of shape "
             f"(n_paths, {dates}, {d}): the problem's N + 1 = {dates} dates and d = {d} assets"
+        )
+    if not prices.is_floating_point():
+        raise ConfigError(
+            f"{owner}: prices has dtype {prices.dtype}; use a floating-point tensor "
+            "(e.g. prices.double())"
         )
     # As `DeepHedger.fit` checks its prices (`kabuto.hedging.hedger`), for (M, N + 1, d).
     bad = ~((prices > 0) & prices.isfinite())
@@ -295,5 +295,16 @@ def _check_prices(owner: str, problem: BasketOptionProblem, prices: object) -> T
         raise ConfigError(
             f"{owner}: prices[{path}, {date}, {asset}] = {float(prices[path, date, asset])!r}; "
             "prices must be finite and positive"
+        )
+    # The capital and the first delta are the option's at x0: paths from elsewhere would be
+    # hedged with the wrong ones, and their error read as the solver's.
+    start = problem.initial_state(prices.dtype, prices.device)
+    off = ~torch.isclose(prices[:, 0], start.expand_as(prices[:, 0]), rtol=1e-5, atol=0.0)
+    if bool(off.any()):
+        path, asset = (int(i) for i in off.nonzero()[0])
+        raise ConfigError(
+            f"{owner}: prices[{path}, 0, {asset}] = {float(prices[path, 0, asset])!r}, but the "
+            f"problem starts at x0 = {float(start[asset])!r}; simulate the paths from the "
+            "problem (hedge_paths) or set its x0 to their start"
         )
     return prices

@@ -69,7 +69,15 @@ from kabuto.hedging.closed_form import (
     black_scholes_price,
     geometric_basket_price,
 )
-from kabuto.settings import check_bool, check_choice, check_int, check_non_negative, check_positive
+from kabuto.settings import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_non_negative,
+    check_positive,
+    check_seed,
+    is_real,
+)
 from kabuto.sim.paths import gbm_paths
 
 __all__ = [
@@ -237,6 +245,14 @@ class BSDEProblem(ABC):
         device: torch.device | str = "cpu",
     ) -> Tensor:
         """Independent increments ``dW`` over the N steps. Shape: (n_paths, N, d)."""
+        owner = f"{type(self).__name__}.sample"
+        check_int(owner, "n_paths", n_paths, 1)
+        if not isinstance(generator, torch.Generator):
+            # torch would draw from its global generator instead: unseeded
+            raise ConfigError(
+                f"{owner}: generator={generator!r} is not allowed; pass a torch.Generator "
+                "(e.g. torch.Generator().manual_seed(0))"
+            )
         shape = (n_paths, self.n_steps, self.dim)
         return torch.randn(shape, generator=generator, dtype=dtype, device=device) * math.sqrt(
             self.dt
@@ -399,6 +415,8 @@ class GBMProblem(BSDEProblem):
 
     def _correlation_root(self) -> NDArray[np.float64] | None:
         """The Cholesky factor L of the correlation matrix, or None for independent assets."""
+        if is_real(self.correlation) and self.correlation == 0:
+            return None  # without building the (d, d) identity
         rho = self.correlation_matrix()
         if np.array_equal(rho, np.eye(self.dim)):
             return None
@@ -526,7 +544,7 @@ def hjb_reference(
     if not isinstance(problem, HJBProblem):
         raise ConfigError(f"{owner}: problem={problem!r} is not allowed; pass an HJBProblem")
     n_samples = check_int(owner, "n_samples", n_samples, 1)
-    seed = check_int(owner, "seed", seed, 0)
+    seed = check_seed(owner, "seed", seed)
     t = _time_before_maturity(owner, t, problem.maturity)
     state = problem.initial_state(torch.float64) if x is None else _hjb_state(owner, x, problem.dim)
     generator = torch.Generator().manual_seed(seed)

@@ -78,6 +78,7 @@ from kabuto.settings import (
     check_layer_sizes,
     check_non_negative,
     check_positive,
+    check_seed,
 )
 from kabuto.torch_settings import TorchSettingsMixin, seeded_cpu_rng
 
@@ -703,7 +704,7 @@ class DeepHedger(TorchSettingsMixin):
         if self.batch_size is not None:
             check_int(name, "batch_size", self.batch_size, 1)
         check_learning_rate(name, "learning_rate", self.learning_rate)
-        check_int(name, "seed", self.seed, 0)
+        check_seed(name, "seed", self.seed)
         self._check_torch_settings(name)
 
     def _build_policy(self, n_instruments: int) -> HedgePolicy:

@@ -73,7 +73,7 @@ import torch
 from torch import Tensor
 
 from kabuto.errors import ConfigError
-from kabuto.settings import check_int, check_positive
+from kabuto.settings import check_int, check_positive, check_seed
 from kabuto.sim.artificial.config import SimulationConfig, first_executing_step
 from kabuto.sim.artificial.engine import CLOSE, FUNDAMENTAL
 from kabuto.sim.artificial.runner import run_seeds, simulate
@@ -208,7 +208,7 @@ def artificial_market_paths(
     bar = check_int(OWNER, "bar", bar, 1)
     spot = check_positive(OWNER, "spot", spot)
     year = check_positive(OWNER, "bars_per_year", bars_per_year)
-    seed = check_int(OWNER, "seed", seed, 0)
+    seed = check_seed(OWNER, "seed", seed, limit=2**63)  # the simulator's seeds are int64
     n_jobs = check_int(OWNER, "n_jobs", n_jobs, 1)
     if max_fundamental_gap is not None:
         check_positive(OWNER, "max_fundamental_gap", max_fundamental_gap)

@@ -25,7 +25,7 @@ import torch
 
 from kabuto.data.panel import Window, WindowBatch
 from kabuto.errors import ConfigError, DataError
-from kabuto.settings import check_layer_sizes
+from kabuto.settings import check_layer_sizes, check_seed
 from kabuto.strategies.batched import (
     TRAINING_YEAR,
     BatchedStrategy,
@@ -246,7 +246,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         check_choice(name, "augmentation", self.augmentation, AUGMENTATIONS)
         if self.aug_strength != 0:
             check_positive(name, "aug_strength", self.aug_strength)
-        check_int(name, "seed", self.seed, 0)
+        check_seed(name, "seed", self.seed)
         self._check_torch_settings(name)
 
     @property

@@ -90,7 +90,7 @@ import torch
 from kabuto.costs import cost_rates
 from kabuto.data.panel import Panel, Window
 from kabuto.errors import ConfigError, DataError, KabutoError
-from kabuto.settings import derived_seed
+from kabuto.settings import check_seed, derived_seed
 from kabuto.strategies.base import Strategy, held_weights
 from kabuto.strategies.batched import (
     check_bool,
@@ -410,7 +410,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
         if isinstance(g, bool) or not isinstance(g, numbers.Real) or not 0 < g <= 1:
             raise ConfigError(f"{name}: gamma={g!r} is not allowed; use a number in (0, 1]")
         self._check_algorithm_kwargs(name)
-        check_int(name, "seed", self.seed, 0)
+        check_seed(name, "seed", self.seed, limit=2**32)  # SB3 seeds numpy's legacy generator
         self._check_torch_settings(name)
 
     def _check_costs(self, name: str) -> None:

@@ -89,6 +89,7 @@ from torch import nn
 from kabuto.costs import cost_rates
 from kabuto.data.panel import Window
 from kabuto.errors import ConfigError, DataError
+from kabuto.settings import check_seed
 from kabuto.strategies.base import Strategy, held_weights
 from kabuto.strategies.batched import (
     check_bool,
@@ -618,7 +619,7 @@ class EIIE(TorchStrategyMixin, Strategy):
                 "e.g. (2, 20)"
             )
         check_bool(name, "high_low", self.high_low)
-        check_int(name, "seed", self.seed, 0)
+        check_seed(name, "seed", self.seed)
         self._check_torch_settings(name)
 
     @property

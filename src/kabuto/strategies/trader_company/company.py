@@ -89,6 +89,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from kabuto.errors import ConfigError, DataError
+from kabuto.settings import check_seed
 from kabuto.strategies.batched import check_bool, check_choice, check_int, check_positive
 from kabuto.strategies.trader_company.formulas import (
     ACTIVATIONS,
@@ -418,7 +419,7 @@ class TraderCompany(BaseEstimator):
             check_positive(_OWNER, "prior_precision", self.prior_precision)
         check_bool(_OWNER, "warm_start", self.warm_start)
         if not isinstance(self.seed, np.random.Generator):
-            check_int(_OWNER, "seed", self.seed, 0)
+            check_seed(_OWNER, "seed", self.seed)
         if self.uncertainty and self.aggregation == "linear":
             raise ConfigError(
                 f"{_OWNER}: aggregation='linear' is not allowed with uncertainty=True (its "
