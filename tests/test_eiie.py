@@ -324,6 +324,23 @@ def test_fitting_the_same_history_again_starts_afresh(panel):
     )
 
 
+def test_set_params_after_a_fit_builds_a_new_network(panel):
+    """A changed model setting trains a new network; a changed training budget does not."""
+    strategy = EIIE(**SMALL).fit(history(panel, 100))
+    for change in ({"lookback": 15}, {"hidden_sizes": (3, 7)}, {"learning_rate": 0.01}):
+        strategy.set_params(**change).fit(history(panel, 110))  # a later history
+        # a fresh network of the new settings, as a new strategy would train
+        fresh = EIIE(**(strategy.get_params() | {"label": None})).fit(history(panel, 110))
+        assert strategy.n_fits_ == 1 and strategy.n_steps_done_ == 60, change
+        for p, q in zip(strategy.network_.parameters(), fresh.network_.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=0, atol=0)
+        assert strategy.optimizer_.param_groups[0]["lr"] == strategy.learning_rate
+        strategy.fit(history(panel, 100))  # back to a first fit for the next change
+    strategy.set_params(n_rolling_steps=5, num_threads=2, label="other")
+    strategy.fit(history(panel, 110))
+    assert strategy.n_fits_ == 2 and strategy.n_steps_done_ == 65
+
+
 def test_rolling_fits_keep_the_memory_and_add_the_decisions_taken(panel):
     strategy = EIIE(**(SMALL | {"n_rolling_steps": 0}))
     strategy.fit(history(panel, 100))

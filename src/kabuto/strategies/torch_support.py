@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Self
+from typing import Any, ClassVar, Self
 
+import numpy as np
 import torch
 
 from kabuto.data.panel import Window
@@ -27,6 +29,15 @@ __all__ = ["DEVICES", "TorchStrategyMixin", "load_payload", "save_payload"]
 class TorchStrategyMixin(TorchSettingsMixin):
     """A strategy's torch settings (`TorchSettingsMixin`) and a `fit` that trains with them."""
 
+    # Settings that change how long or how fast a fit runs, or the name, but not the model or
+    # what it trains on: changing them keeps the model (every other setting rebuilds it).
+    _run_settings: ClassVar[frozenset[str]] = frozenset({"num_threads", "label"})
+
+    def _model_settings(self) -> dict[str, Any]:
+        """The settings a model is built and trained with: a change means a new model."""
+        settings = self.get_params(deep=False)  # type: ignore[attr-defined]
+        return {k: _snapshot(v) for k, v in settings.items() if k not in self._run_settings}
+
     def fit(self, history: Window) -> Self:
         """Check the settings and train on `history` (all data up to the fit date).
 
@@ -35,6 +46,23 @@ class TorchStrategyMixin(TorchSettingsMixin):
         self._validate()
         with self._threads():
             return self._fit(history)
+
+
+def _snapshot(value: Any) -> Any:
+    """`value` with its containers copied, to compare with ``==`` later.
+
+    Copying the dicts and lists catches a mapping changed in place after a fit
+    (``algorithm_kwargs``, ``costs_bps``); other objects (an SB3 action noise, a schedule)
+    are kept as they are, so the same object compares equal to itself. Lists and tuples
+    compare alike (``net_arch``), and arrays by value.
+    """
+    if isinstance(value, Mapping):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return tuple(_snapshot(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return tuple(value.ravel().tolist()), value.shape
+    return value
 
 
 def save_payload(payload: dict, path: str | os.PathLike) -> None:

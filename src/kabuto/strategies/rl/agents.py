@@ -147,9 +147,6 @@ _RESERVED = frozenset(
 # observation (twice) is gigabytes for a 20-asset, 50-day window.
 _DEFAULT_KWARGS: dict[str, dict[str, Any]] = {"sac": {"buffer_size": 100_000}}
 _FORMAT = 1  # version of the file `save` writes
-# Settings that change how long or how fast a fit runs, or the name, but not the model or
-# what it trains on: changing them keeps the model (every other setting rebuilds it).
-_RUN_SETTINGS = frozenset({"total_timesteps", "rolling_timesteps", "num_threads", "label"})
 
 
 def _diverged(model: BaseAlgorithm, exc: Exception) -> bool:
@@ -286,6 +283,9 @@ class RLAgent(TorchStrategyMixin, Strategy):
 
     stateful: ClassVar[bool] = True
     long_only: ClassVar[bool] = True
+    _run_settings: ClassVar[frozenset[str]] = frozenset(
+        {"total_timesteps", "rolling_timesteps", "num_threads", "label"}
+    )
     _state: ClassVar[tuple[str, ...]] = (
         "model_",
         "normalizer_",
@@ -488,11 +488,6 @@ class RLAgent(TorchStrategyMixin, Strategy):
     def _fit_seed(self, k: int) -> int:
         """Seed of fit number k: `seed` for the first, derived from (seed, k) for later ones."""
         return derived_seed(self.seed, k)
-
-    def _model_settings(self) -> dict[str, Any]:
-        """The settings a model is built and trained with: a change means a new model."""
-        settings = self.get_params(deep=False)
-        return {k: _snapshot(v) for k, v in settings.items() if k not in _RUN_SETTINGS}
 
     def _algorithm_kwargs(self) -> dict[str, Any]:
         return _DEFAULT_KWARGS.get(self.algorithm, {}) | dict(self.algorithm_kwargs or {})
@@ -894,23 +889,6 @@ def _plain(value: object) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _plain(v) for k, v in value.items())
     return False
-
-
-def _snapshot(value: Any) -> Any:
-    """`value` with its containers copied, to compare with ``==`` later.
-
-    Copying the dicts and lists catches a mapping changed in place after a fit
-    (``algorithm_kwargs``, ``costs_bps``); other objects (an SB3 action noise, a schedule)
-    are kept as they are, so the same object compares equal to itself. Lists and tuples
-    compare alike (``net_arch``), and arrays by value.
-    """
-    if isinstance(value, Mapping):
-        return {k: _snapshot(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return tuple(_snapshot(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return tuple(value.ravel().tolist()), value.shape
-    return value
 
 
 def _to_cpu(state: Any) -> Any:

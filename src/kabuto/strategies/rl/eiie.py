@@ -53,8 +53,9 @@ keeps its rows for the dates it had; a new date gets the weights `allocate` retu
 network's actual decision there) when it was asked for that date with the same assets, else the
 uniform portfolio. A `fit` on a history that does not end later than the previous one (the
 same history again, or an earlier one) starts from scratch, so repeated fits on the same data
-give the same model. `reset` (called by the backtest before it starts) forgets everything, so a
-second backtest repeats the first exactly.
+give the same model, and so does one after a setting other than `n_steps`, `n_rolling_steps`,
+`num_threads` or `label` changed (`set_params`). `reset` (called by the backtest before it
+starts) forgets everything, so a second backtest repeats the first exactly.
 
 **Missing prices and universe changes.** The memory, the windows and the rewards need every
 price of the rows they use, and a column is NaN before its asset lists. `fit` therefore trains
@@ -526,11 +527,18 @@ class EIIE(TorchStrategyMixin, Strategy):
     decisions_ : dict
         Date -> (assets, weights of shape (n + 1,)) returned by `allocate` since the last fit;
         the next fit puts them into its memory.
+    model_settings_ : dict
+        The settings the network was built and trained with (a later fit with other settings
+        builds a new network).
     """
 
     stateful: ClassVar[bool] = True
     long_only: ClassVar[bool] = True
+    _run_settings: ClassVar[frozenset[str]] = frozenset(
+        {"n_steps", "n_rolling_steps", "num_threads", "label"}
+    )
     _state: ClassVar[tuple[str, ...]] = (
+        "model_settings_",
         "network_",
         "features_",
         "optimizer_",
@@ -727,10 +735,12 @@ class EIIE(TorchStrategyMixin, Strategy):
         `history` holds data of shape (T, n), NaN before an asset listed (`fit` calls this).
         """
         prices, dates, assets, features = self.training_data(history)
+        settings = self._model_settings()
         continuing = (
             hasattr(self, "network_")
             and history.date > self.fit_date_
             and features == self.features_
+            and settings == self.model_settings_  # e.g. a lookback changed by set_params
         )
         if continuing:
             memory = self.memory_.extended(dates, assets, self.decisions_)
@@ -744,6 +754,7 @@ class EIIE(TorchStrategyMixin, Strategy):
         rates = torch.from_numpy(cost_rates(subset_costs(self.costs_bps, assets), assets))
         self.rewards_.extend(self._train(prices, memory, steps, rates))
         self.memory_ = memory
+        self.model_settings_ = settings
         self.decisions_ = {}
         self.fit_date_ = history.date
         self.n_fits_ += 1
@@ -923,6 +934,7 @@ class EIIE(TorchStrategyMixin, Strategy):
         obj.n_fits_ = fitted["n_fits_"]
         obj.n_steps_done_ = fitted["n_steps_done_"]
         obj.rewards_ = list(fitted["rewards_"])
+        obj.model_settings_ = obj._model_settings()
         return obj
 
 
