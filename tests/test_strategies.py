@@ -16,7 +16,7 @@ from sklearn.covariance import LedoitWolf
 
 from kabuto.backtest import WalkForward
 from kabuto.data import Panel
-from kabuto.errors import ConfigError, DataError
+from kabuto.errors import ArgumentError, ConfigError, DataError
 from kabuto.strategies import (
     STRATEGIES,
     BuyAndHold,
@@ -33,7 +33,9 @@ from kabuto.strategies import (
     make_strategy,
     qp,
 )
+from kabuto.strategies.base import held_weights
 from kabuto.strategies.covariance import ledoit_wolf, sample_covariance
+from kabuto.strategies.olps import OLMAR
 from kabuto.strategies.seriation import leaf_order, optimal_leaf_ordering
 
 from helpers import panel_from_returns
@@ -520,3 +522,22 @@ def test_a_singular_covariance_suggests_what_can_fix_it(n_assets, lookback, long
         WalkForward(rebalance=5, long_only=False).run(panel, [strategy])
     assert "move in lockstep" in str(error.value)
     assert ("longer lookback" in str(error.value)) == longer
+
+
+@pytest.mark.parametrize(
+    "strategy", [BuyAndHold(lookback=5), OLMAR(lookback=5)], ids=lambda s: type(s).__name__
+)
+def test_previous_weights_must_be_a_finite_long_only_book(strategy):
+    window = panel_from_returns(np.full((30, 3), 0.001)).window(20, 5)
+    strategy.allocate(window, prev_weights=np.array([0.2, 0.3, 0.5 + 1e-12]))  # rounding
+    for bad, match in (
+        ([np.nan, 0.6, 0.2], "not all finite"),
+        ([-0.1, 0.6, 0.2], "not a long-only book"),
+        ([0.5, 0.6, 0.2], r"sum 1\.3\) are not a long-only book"),  # borrowed cash
+    ):
+        with pytest.raises(ArgumentError, match=f"{type(strategy).__name__}: prev_weights"):
+            strategy.allocate(window, prev_weights=np.array(bad))
+        with pytest.raises(ArgumentError, match=match):
+            strategy.allocate(window, prev_weights=np.array(bad))
+    # a long-short caller may pass a short book
+    assert held_weights("x", np.array([-0.5, 1.5, 0.0]), window, long_only=False) is not None

@@ -85,13 +85,20 @@ class Strategy(BaseEstimator):
             return chosen
 
 
-def held_weights(owner: str, prev_weights: np.ndarray | None, window: Window) -> np.ndarray | None:
+HELD_ROUNDING = 1e-9  # how far drifted weights may round past a long-only book's bounds
+
+
+def held_weights(
+    owner: str, prev_weights: np.ndarray | None, window: Window, *, long_only: bool
+) -> np.ndarray | None:
     """`prev_weights` as a float array aligned with the window's assets (None stays None).
 
     Raises
     ------
     ArgumentError
-        If the engine (or a caller) passed weights for a different set of assets.
+        If the engine (or a caller) passed weights for a different set of assets, non-finite
+        ones, or (for a `long_only` strategy) a short or borrowed book, which its own weights
+        can never drift into.
     """
     if prev_weights is None:
         return None
@@ -101,5 +108,13 @@ def held_weights(owner: str, prev_weights: np.ndarray | None, window: Window) ->
             f"{owner}: prev_weights has shape {prev.shape} but the window ending "
             f"{window.date.date()} has {window.n_assets} assets; align the drifted weights with "
             "window.assets before calling allocate"
+        )
+    if not np.isfinite(prev).all():
+        raise ArgumentError(f"{owner}: prev_weights {prev} are not all finite; pass finite weights")
+    # drift keeps a long-only book long and unborrowed, up to rounding
+    if long_only and (prev.min() < -HELD_ROUNDING or prev.sum() > 1.0 + HELD_ROUNDING):
+        raise ArgumentError(
+            f"{owner}: prev_weights {prev} (sum {prev.sum():.6g}) are not a long-only book; "
+            "pass weights >= 0 that sum to at most 1 (the rest is cash)"
         )
     return prev

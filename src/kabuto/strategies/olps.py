@@ -200,7 +200,7 @@ class OnlinePortfolio(Strategy):
         """
         self._validate()
         n = window.n_assets
-        prev = held_weights(self.name, prev_weights, window)
+        prev = held_weights(self.name, prev_weights, window, long_only=self.long_only)
         fresh_book = prev is not None and not np.any(prev)
         prices = self._window_prices(window)  # (k, n), checked
         previous = self.__dict__.get("weights_")

@@ -710,7 +710,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
             For the m assets the model was trained on (`assets_`).
         """
         self._check_fitted()
-        prev = held_weights(self.name, prev_weights, window)
+        prev = held_weights(self.name, prev_weights, window, long_only=self.long_only)
         prices = self._window_features(window)  # (F, lookback, n)
         cols = self._columns(window)
         present = cols >= 0

@@ -811,7 +811,7 @@ class EIIE(TorchStrategyMixin, Strategy):
         self._validate()
         self._check_fitted()
         prices = self._window_features(window)
-        prev = held_weights(self.name, prev_weights, window)
+        prev = held_weights(self.name, prev_weights, window, long_only=self.long_only)
         held = np.zeros(window.n_assets) if prev is None else prev
         weights = self.predict(prices[None], held[None])[0]
         self.decisions_[window.date] = (tuple(window.assets), weights)
