@@ -544,3 +544,11 @@ def test_the_divergence_check_leaves_far_out_of_the_money_noise_alone():
     )  # fmt: skip
     hedger.fit(prices, volatility=SIGMA)
     assert max(hedger.step_losses_) > 10 * max(abs(hedger.step_losses_[0]), 1e-6)  # the jumps
+
+
+def test_oce_training_on_more_than_two_to_the_24_paths():
+    # OCE starts its cash amount at the untrained hedge's value at risk over every training
+    # path; torch.quantile refuses more than 2**24 values (a 1,700-step x 10,000-path config)
+    prices = gbm_paths(2**24 + 1, 1, 0.02, 1.0, 0.0, SIGMA, seed=0)[..., 0]
+    hedger = DeepHedger(1.0, 0.02, risk="oce", hidden_sizes=(1,), epochs=1, num_threads=1)
+    assert math.isfinite(hedger.fit(prices, volatility=SIGMA).losses_[-1])

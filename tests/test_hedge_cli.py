@@ -541,6 +541,11 @@ GOOD = _config_text("gbm")
             _config_text("merton").replace("jump_std = 0.05", "jump_std = 5.0"),
             ["market.jump_intensity = 20, jump_mean = -0.02 and jump_std = 5", "series"],
         ),
+        # the paths' checks come before the reference price, whose integral warned first
+        (
+            _config_text("heston").replace('model = "heston"', 'model = "heston"\nmaturity = 1e8'),
+            ["heston_paths: kappa=2 with steps of 5e+06 years"],
+        ),
         # values no run can use: errors naming the key, not overflows, NaN or MemoryError
         (
             GOOD.replace("cost = 1e-3", "cost = 1e10"),

@@ -203,6 +203,9 @@ def reference_price(config: HedgeConfig) -> float:
     if m.model == "gbm":
         return float(black_scholes_price(*args, m.volatility, claim.kind))
     if m.model == "heston":
+        # One path first: its checks name an impossible market in one line, where the price's
+        # integral would first warn over several (a maturity of 1e8)
+        simulate_market(m, 1, 0)
         return float(heston_price(*args, m.v0, m.kappa, m.theta, m.xi, m.rho, claim.kind))
     check_lognormal_jumps("market", m.jump_mean, m.jump_std)
     mean = m.jump_intensity * m.maturity * max(1.0, math.exp(m.jump_mean + m.jump_std**2 / 2))

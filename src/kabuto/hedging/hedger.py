@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NoReturn, Self
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -840,8 +841,10 @@ class DeepHedger(TorchSettingsMixin):
         if self.risk == "oce":
             with torch.no_grad():  # start w at the value at risk of the untrained hedge
                 start = HedgeResult.evaluate(s, policy(features), payoff, self.cost, self.unwind)
-                var = -torch.quantile(start.pnl, 1.0 - self.risk_level)
-            oce_risk = OCERisk.expected_shortfall(self.risk_level, float(var))
+                # numpy's: torch.quantile refuses more than 2**24 values (170 steps of 1e5)
+                pnl = start.pnl.detach().cpu().double().numpy()
+                var = -float(np.quantile(pnl, 1.0 - self.risk_level))
+            oce_risk = OCERisk.expected_shortfall(self.risk_level, var)
             oce_risk = oce_risk.to(device=device, dtype=dtype)
             parameters += list(oce_risk.parameters())
         optimizer = torch.optim.Adam(parameters, lr=self.learning_rate)
