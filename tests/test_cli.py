@@ -92,6 +92,9 @@ def test_backtest_writes_every_output(tmp_path):
     assert metrics["costs_bps"] == 10.0 and metrics["survivorship_caveat"] is None
     assert metrics["statistics"]["benchmark_strategy"] == "EqualWeight"
     assert metrics["statistics"]["n_trials"] == 2 and metrics["statistics"]["n_boot"] == 200
+    # each statistic is defined, and the daily ones say so beside the annualized Sharpe ratios
+    assert set(metrics["statistics_definitions"]) == set(metrics["statistics"])
+    assert "not annualized" in metrics["statistics_definitions"]["expected_max_sharpe"]
     # the resolved config reproduces the run's config, defaults filled in
     resolved = tomllib.loads((out / "config.toml").read_text())
     assert resolved["backtest"]["retrain"] == "yearly"

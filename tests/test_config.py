@@ -37,6 +37,13 @@ def test_an_integer_is_a_number():
         ({"report": {"n_boot": "200"}, "strategies": STRATEGIES}, ["report.n_boot", "integer"]),
         ({"report": {"n_boot": 10**12}, "strategies": STRATEGIES}, ["report.n_boot", "100000"]),
         ({"data": {"n_days": 700.0}, "strategies": STRATEGIES}, ["data.n_days", "integer"]),
+        # seeds are checked with the config, not after the backtest has run
+        ({"report": {"seed": -5}, "strategies": STRATEGIES}, ["report.seed = -5", "greater"]),
+        (
+            {"data": {"source": "gbm", "seed": -1}, "strategies": STRATEGIES},
+            ["data.seed = -1", "greater"],
+        ),
+        ({"report": {"seed": 2**63}, "strategies": STRATEGIES}, ["report.seed", "less than"]),
         (_backtest(max_leverage=float("inf")), ["backtest.max_leverage = inf", "finite"]),
         (_backtest(costs_bps=float("nan")), ["backtest.costs_bps = nan", "finite"]),
         (_backtest(costs_bps=-1.0), ["backtest.costs_bps = -1.0", "cannot be negative"]),

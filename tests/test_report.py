@@ -271,6 +271,17 @@ def test_leaderboard_formats_and_ci(page: str, leaderboard: pd.DataFrame) -> Non
         assert f">{header}</th>" in page
 
 
+def test_the_interval_header_states_its_coverage() -> None:
+    board = pd.DataFrame(
+        {"sharpe": [1.0], "sharpe_ci_low": [0.2], "sharpe_ci_high": [1.7]},
+        index=pd.Index(["a"], name="strategy"),
+    )
+    assert ">Sharpe CI</th>" in tables.leaderboard_table(board)  # level unknown
+    for level, header in ((0.5, "Sharpe 50% CI"), (0.95, "Sharpe 95% CI"), (0.975, "97.5%")):
+        board.attrs["level"] = level
+        assert header in tables.leaderboard_table(board)
+
+
 def test_leaderboard_renders_unknown_columns_and_missing_values() -> None:
     board = pd.DataFrame(
         {"sharpe": [1.0, np.nan], "my_custom_stat": [0.000123456, 2.0], "n_trades": [3, 4]},

@@ -74,7 +74,7 @@ def test_block_lengths_are_geometric_with_the_right_mean(mean_block: float) -> N
 
 
 def test_blocks_wrap_around_the_end() -> None:
-    idx = stationary_bootstrap_indices(50, 200, 20.0, 3)
+    idx = stationary_bootstrap_indices(50, 200, 15.0, 3)
     wraps = (idx[:, :-1] == 49) & (idx[:, 1:] == 0)
     assert wraps.any()
 
@@ -92,6 +92,12 @@ def test_blocks_wrap_around_the_end() -> None:
         (lambda: expected_maximum_sharpe(2.5, 1.0), "n_trials"),
         (lambda: expected_maximum_sharpe(3, "1"), "trial_sharpe_variance"),
         (lambda: sharpe_confidence_interval(np.zeros(20), level=95), "level"),
+        # blocks of n days rotate the series: a zero-width interval, a p-value of 1 / (B + 1)
+        (
+            lambda: sharpe_confidence_interval(np.ones(500), mean_block=5000),
+            r"mean_block = 5000 days is more than a third of the 500 returns .* at most 167",
+        ),
+        (lambda: stationary_bootstrap_indices(50, 2, 18.0, 0), "at most 17"),
     ],
 )
 def test_counts_and_arguments_are_validated(call, match: str) -> None:

@@ -607,6 +607,8 @@ def test_cli_sweeps_lists_the_store_and_prints_bracketed_names(tmp_path):
     assert {"sweep.csv", "report.html", "metrics.json", "config.toml"} <= {
         p.name for p in out.iterdir()
     }
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["statistics_definitions"]) == set(metrics["statistics"])
     again = runner.invoke(app, args)
     assert "trials: 4 (4 from the store" in again.stdout
     listing = runner.invoke(app, ["runs", "--store", str(store)])

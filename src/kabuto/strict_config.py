@@ -13,14 +13,18 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kabuto.errors import ConfigError
 
-__all__ = ["StrictValues", "read_config_text", "read_toml", "validate"]
+__all__ = ["Seed", "StrictValues", "read_config_text", "read_toml", "validate"]
+
+#: A seed setting: torch and the simulator seed with a signed 64-bit integer, so a larger one
+#: would overflow there (numpy takes it, but one range serves every config).
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -96,7 +96,7 @@ def _leaderboard_table(
     if rows is not None and len(board) > rows:
         caveat = " ".join(filter(None, [f"{len(board) - rows} more in {more}.", caveat]))
         board = board.iloc[:rows]
-    from kabuto.report.tables import MISSING, format_value, metric_format
+    from kabuto.report.tables import MISSING, ci_header, format_value, metric_format
 
     # a path's or a label's "[...]" is not markup
     caption = Text(" ".join(filter(None, [LEADERBOARD_LEGEND, caveat])))
@@ -106,7 +106,7 @@ def _leaderboard_table(
         ("cagr", "CAGR"),
         ("volatility", "Vol"),
         ("sharpe", "Sharpe"),
-        ("sharpe_ci", "Sharpe 95% CI"),
+        ("sharpe_ci", ci_header(board)),
         ("max_drawdown", "MaxDD"),
         ("turnover", "Turnover/yr"),
         ("costs_paid", "Costs/yr"),

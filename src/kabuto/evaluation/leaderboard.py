@@ -68,7 +68,7 @@ from kabuto.evaluation.statistics import (
     probabilistic_sharpe_ratio,
 )
 
-__all__ = ["LEADERBOARD_COLUMNS", "check_benchmark_strategy", "leaderboard"]
+__all__ = ["BOARD_STATISTICS", "LEADERBOARD_COLUMNS", "check_benchmark_strategy", "leaderboard"]
 
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     *SUMMARY_KEYS,
@@ -81,6 +81,37 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "sharpe_diff_pvalue",
 )
 """Columns of `leaderboard`, in order; each is defined in `metrics.METRIC_DEFINITIONS`."""
+
+BOARD_STATISTICS: dict[str, str] = {
+    "benchmark_strategy": "Strategy the Sharpe differences and their p-values are against.",
+    "n_trials": "Strategies on the board: the trials behind the deflated Sharpe ratio.",
+    "trial_sharpe_variance": (
+        "Variance (ddof=1) of the trials' daily Sharpe ratios (not annualized; times 252 "
+        "annualizes it)."
+    ),
+    "expected_max_sharpe": (
+        "SR0, the best daily Sharpe ratio expected by luck among n_trials skill-less trials "
+        "(not annualized; times sqrt(252) annualizes it); the DSR's threshold."
+    ),
+    "mean_block": "Mean block length of the stationary bootstrap, in trading days.",
+    "n_boot": "Bootstrap replicates behind the Sharpe intervals and p-values.",
+    "level": "Coverage of the Sharpe ratio intervals (0.95: 95%).",
+    "seed": "Seed of the bootstrap.",
+    "pbo": (
+        "Probability of backtest overfitting (CSCV) of picking the board's best strategy by "
+        "its Sharpe ratio."
+    ),
+    "pbo_blocks": "Blocks of dates CSCV splits the returns into (None: too few to compute it).",
+    "pbo_strategies": "Strategies CSCV ranked.",
+    # a sweep's board (kabuto.experiment.ranking)
+    "scenario_keys": "Settings that make a scenario: trials are ranked within each.",
+    "scenarios": (
+        "Per scenario: its values and its own benchmark_strategy, n_trials, "
+        "trial_sharpe_variance, expected_max_sharpe, mean_block, pbo and pbo_blocks."
+    ),
+    "repeated_trials": "Trials left unranked, each with the trial it repeats.",
+}
+"""Definition of each statistic of a board (its ``attrs``), written into ``metrics.json``."""
 
 
 def _normalized(name: str) -> str:

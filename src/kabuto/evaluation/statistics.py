@@ -225,6 +225,15 @@ def _check_bootstrap_args(n: int, n_boot: int, mean_block: float) -> tuple[int, 
             f"mean_block must be a finite number of days >= 1, got {mean_block!r}; leave it "
             "unset for the automatic (Politis-White) block length"
         )
+    longest = max(1.0, float(np.ceil(n / 3.0)))  # the cap of the automatic choice, too
+    if mean_block > longest:
+        # blocks of about n days make every resample a rotation of the series: every replicate
+        # has the observed Sharpe ratio, and the interval has no width
+        raise ArgumentError(
+            f"mean_block = {mean_block:g} days is more than a third of the {n} returns "
+            f"resampled; use at most {longest:g}, or leave it unset for the automatic "
+            "(Politis-White) block length"
+        )
     return n, n_boot, float(mean_block)
 
 

@@ -37,7 +37,7 @@ from pydantic import (
 from kabuto.backtest.schedule import CALENDARS
 from kabuto.errors import ConfigError
 from kabuto.evaluation.statistics import MAX_BOOT
-from kabuto.strict_config import StrictValues, read_toml, validate
+from kabuto.strict_config import Seed, StrictValues, read_toml, validate
 
 #: The keys of the data table each source takes besides ``source``; a key of another source is
 #: an error, not silently ignored (``n_assets = 3`` would otherwise still load every asset).
@@ -58,7 +58,7 @@ class DataConfig(StrictValues):
     max_ffill: int = Field(5, ge=0)
     n_assets: int = Field(20, ge=1)
     n_days: int = Field(2520, ge=3)
-    seed: int = 0
+    seed: Seed = 0
 
     @model_serializer(mode="wrap")
     def _own_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -136,7 +136,7 @@ class ReportConfig(StrictValues):
     title: str = "kabuto backtest"
     benchmark_strategy: str | None = None
     n_boot: int = Field(2000, ge=100, le=MAX_BOOT)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class RunConfig(StrictValues):

@@ -59,7 +59,7 @@ from pydantic import Field, field_validator, model_validator
 
 from kabuto.hedging.hedger import MAX_LEARNING_RATE
 from kabuto.settings import derived_seed
-from kabuto.strict_config import StrictValues, read_toml, validate
+from kabuto.strict_config import Seed, StrictValues, read_toml, validate
 
 __all__ = [
     "BASELINES",
@@ -91,8 +91,6 @@ Level = Annotated[float, Field(ge=1e-6, le=1 - 1e-6)]
 # 1e300 became inf there and was reported as a diverged training.
 PRICE_RANGE = (1e-12, 1e12)
 MAX_MONEYNESS = 1e6
-# torch seeds its generators with a signed 64-bit integer: a larger seed overflows there.
-Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 # Beyond this aversion the entropic risk is the worst loss of the paths to within log(N) / a
 # (2e-5 for 1e8 paths), so a larger one changes nothing but the rounding; and -a * P&L stays far

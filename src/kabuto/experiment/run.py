@@ -32,7 +32,7 @@ from kabuto.backtest.engine import name_strategies
 from kabuto.data import Panel, load_prices, load_sp500
 from kabuto.errors import ConfigError
 from kabuto.evaluation import METRIC_DEFINITIONS, leaderboard
-from kabuto.evaluation.leaderboard import check_benchmark_strategy
+from kabuto.evaluation.leaderboard import BOARD_STATISTICS, check_benchmark_strategy
 from kabuto.experiment.config import DataConfig, RunConfig
 from kabuto.report import write_report
 from kabuto.sim import correlated_gbm, garch_panel
@@ -239,6 +239,7 @@ def _metrics_json(
         "survivorship_caveat": result.survivorship_caveat,
         "costs_bps": result.settings["backtest"]["costs_bps"],
         "statistics": {k: _json_safe(v) for k, v in board.attrs.items()},
+        "statistics_definitions": {k: BOARD_STATISTICS[k] for k in board.attrs},
     }
     path.write_text(
         json.dumps(payload, indent=2, default=lambda v: _json_safe(float(v))), encoding="utf-8"

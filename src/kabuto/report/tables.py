@@ -122,6 +122,12 @@ class Column:
     kind: str
 
 
+def ci_header(leaderboard: pd.DataFrame) -> str:
+    """The interval column's header with its coverage (``attrs["level"]``) when known."""
+    level = leaderboard.attrs.get("level")
+    return "Sharpe CI" if level is None else f"Sharpe {100 * float(level):g}% CI"
+
+
 def leaderboard_columns(leaderboard: pd.DataFrame) -> list[Column]:
     """Printed columns in the leaderboard's order; the two Sharpe CI bounds become one column."""
     names = [str(c) for c in leaderboard.columns]
@@ -130,7 +136,7 @@ def leaderboard_columns(leaderboard: pd.DataFrame) -> list[Column]:
     for name in names:
         if has_ci and name in CI_KEYS:
             if name == CI_KEYS[0]:
-                columns.append(Column(CI_KEYS, "Sharpe CI", "ci"))
+                columns.append(Column(CI_KEYS, ci_header(leaderboard), "ci"))
             continue
         fmt = metric_format(name)
         columns.append(Column((name,), fmt.header, fmt.kind))
