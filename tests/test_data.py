@@ -610,6 +610,22 @@ def test_unreadable_parquet(tmp_path):
     assert "rename it or name its format (data.format in a run config" in msg
 
 
+def test_a_parquet_date_both_index_and_column_is_named(tmp_path):
+    # a valid Parquet file: "cannot be read as PARQUET" misled
+    frame = wide_frame()
+    path = tmp_path / "both.parquet"
+    frame.assign(date=frame.index).to_parquet(path)
+    with pytest.raises(DataError, match=r"both\.parquet: 'date' is both the table's index and"):
+        load_prices(path)
+
+
+def test_a_csv_not_in_utf8_says_to_save_it_as_utf8(tmp_path):
+    path = tmp_path / "utf16.csv"
+    path.write_text("date,A\n2020-01-02,1\n2020-01-03,2\n", encoding="utf-16")
+    with pytest.raises(DataError, match=r"utf16\.csv: is not UTF-8 text .* save it as UTF-8"):
+        load_prices(path)
+
+
 def test_binary_file_named_csv(tmp_path):
     path = tmp_path / "binary.csv"
     wide_frame().to_parquet(path)

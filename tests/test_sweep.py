@@ -89,6 +89,9 @@ def test_grid_written_nested_or_dotted_gives_the_same_paths():
         ({"backtest.costs_bps": [5.0, 5.0]}, "lists a value twice"),
         ({"backtest.cost": [5.0]}, "not a backtest setting"),
         ({"data.source": ["gbm", "garch"]}, "cannot be swept"),
+        # a simulated market's n_days is its calendar; a file's format follows its path
+        ({"data.n_days": [400, 500]}, "sweep.grid.data.n_days cannot be swept"),
+        ({"data.format": ["csv", "parquet"]}, "sweep.grid.data.format cannot be swept"),
         ({"backtest.start": ["2001-01-02", "2001-02-01"]}, "cannot be swept"),
         ({"backtest": {"end": ["2001-06-01"]}}, "on the same dates"),
         ({"report.n_boot": [100, 200]}, "report settings change no trial"),
@@ -364,7 +367,6 @@ def test_a_failing_trial_keeps_the_finished_ones_and_writes_no_outputs(tmp_path)
 @pytest.mark.parametrize(
     ("grid", "base", "needle"),
     [
-        ({"data.n_days": [400, 500]}, BASE, "run on data with different dates"),
         ({"backtest.costs_bps": [1, 1.0]}, BASE, "are the same backtest"),
         (
             {"backtest.costs_bps": [5.0], "backtest": {"costs_bps": [10.0]}},
@@ -519,6 +521,10 @@ def test_grid_data_files_are_found_beside_the_config(tmp_path, monkeypatch):
     ]
     # prices scaled by a constant: the same returns, two scenarios of one trial each
     assert len(outputs.leaderboard) == 2 and outputs.same_as == {}
+    # a file on another calendar: the trials would be ranked on different dates
+    prices.iloc[:-10].to_csv(tmp_path / "b.csv")
+    with pytest.raises(ConfigError, match="run on data with different dates"):
+        run_sweep(load_sweep_config(config), store="store")
 
 
 @pytest.fixture

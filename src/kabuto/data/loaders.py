@@ -245,15 +245,21 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
                 # the header: the dates would then be read from the wrong column
                 _raise_long_row(path, len(header))
             return frame
-        return pd.read_parquet(path).pipe(_index_to_column)
+        frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{source}: the file is empty") from exc
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{source}: is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 "
+            f"(in Excel: CSV UTF-8), or if it is not a CSV file, rename it or {NAME_FORMAT}"
+        ) from exc
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
             f"{source}: cannot be read as {format.upper()} ({detail}); check that the file is "
             f"a valid {format.upper()} file, or if its name misleads, rename it or {NAME_FORMAT}"
         ) from exc
+    return _index_to_column(frame, source)
 
 
 def _check_separator(path: Path, header: list[str]) -> None:
@@ -306,7 +312,7 @@ def _check_header(path: Path) -> list[str]:
     return header
 
 
-def _index_to_column(frame: pd.DataFrame) -> pd.DataFrame:
+def _index_to_column(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     # pandas stores a DataFrame's index in Parquet metadata. A date index (or any named one)
     # holds data, so it becomes a column like any other file's; an unnamed non-date index is
     # row numbering (e.g. left over from filtering) and is dropped.
@@ -314,8 +320,15 @@ def _index_to_column(frame: pd.DataFrame) -> pd.DataFrame:
     if isinstance(index, pd.RangeIndex):
         return frame
     if isinstance(index, pd.DatetimeIndex) and index.name is None:
-        return frame.rename_axis("date").reset_index()
-    return frame.reset_index(drop=index.name is None)
+        index = index.rename("date")
+    elif index.name is None:
+        return frame.reset_index(drop=True)
+    if index.name in frame.columns:
+        raise DataError(
+            f"{source}: {index.name!r} is both the table's index and one of its columns; "
+            f"keep one (e.g. frame.reset_index(drop=True) before writing the Parquet file)"
+        )
+    return frame.set_axis(index, axis=0).reset_index()
 
 
 def _find_date_column(frame: pd.DataFrame, date_column: str | None, source: str) -> str:

@@ -107,7 +107,6 @@ SCENARIO_KEYS = (
     ("data", "path"),
     ("data", "seed"),
     ("data", "n_assets"),
-    ("data", "n_days"),
     ("backtest", "costs_bps"),
 )
 
@@ -181,7 +180,8 @@ def _check_path(path: KeyPath) -> None:
     key = ".".join(path)
     root = path[0]
     if root in _SECTIONS:
-        fixed = {"data": ("source",), "backtest": ("start", "end")}[root]
+        # n_days sets a simulated market's calendar, and a file's format follows its path
+        fixed = {"data": ("source", "n_days", "format"), "backtest": ("start", "end")}[root]
         fields = [f for f in _SECTIONS[root].model_fields if f not in fixed]
         if len(path) == 2 and path[1] in fixed:
             raise ConfigError(
