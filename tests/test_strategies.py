@@ -541,3 +541,10 @@ def test_previous_weights_must_be_a_finite_long_only_book(strategy):
             strategy.allocate(window, prev_weights=np.array(bad))
     # a long-short caller may pass a short book
     assert held_weights("x", np.array([-0.5, 1.5, 0.0]), window, long_only=False) is not None
+
+
+def test_buy_and_hold_checks_a_lookback_set_after_construction():
+    strategy = BuyAndHold(lookback=5).set_params(lookback=0)
+    window = panel_from_returns(np.full((30, 3), 0.001)).window(20, 5)
+    with pytest.raises(ConfigError, match="BuyAndHold: lookback=0"):
+        strategy.allocate(window)

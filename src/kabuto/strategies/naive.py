@@ -110,6 +110,7 @@ class BuyAndHold(Strategy):
 
     def allocate(self, window: Window, prev_weights: np.ndarray | None = None) -> np.ndarray:
         """Target weights of shape (n,): 1/N first, then `prev_weights` unchanged."""
+        check_lookback(type(self).__name__, self.lookback, minimum=1)  # set_params skips init
         prev = held_weights(self.name, prev_weights, window, long_only=self.long_only)
         if prev is None or not np.any(prev):
             return np.full(window.n_assets, 1.0 / window.n_assets)
