@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -239,6 +241,10 @@ def test_validation_split_is_the_end_of_the_training_window(gbm):
     np.testing.assert_allclose(
         samples["targets"][-1], history.returns[-1] @ proj, rtol=1e-5, atol=1e-7
     )
+    # 0.07 * 100 = 7.000000000000001: seven validation dates, not eight
+    s.set_params(validation_fraction=0.07, sample_stride=1, train_window=133)
+    assert len(s.training_samples(history)["ends"]) == 100
+    assert int(s.training_samples(history)["n_validation"]) == 7
 
 
 def test_nan_before_listing_and_short_history():
@@ -334,6 +340,10 @@ def test_bad_settings():
         DeepResidual(psi1="conv")
     with pytest.raises(ConfigError, match="validation_fraction"):
         DeepResidual(validation_fraction=1.0)
+    # one quantile (the median) has no spread: every score would be 0, the book empty
+    with pytest.raises(ConfigError, match=r"n_quantiles=2 .* >= 3"):
+        DeepResidual(n_quantiles=2)
+    DeepResidual(n_quantiles=2, distributional=False)
     with pytest.raises(ConfigError, match="not fitted"):
         DeepResidual(**TINY).allocate_batch(correlated_gbm(4, 60, seed=0).batch([50], 32))
 
@@ -392,6 +402,36 @@ def test_residual_variance_at_rounding_level_gets_no_weight():
     assert np.var(one_factor @ residual, axis=1).max() < 1e-30  # rounding: positive or 0
     score, _ = point.scores(one_factor)
     np.testing.assert_array_equal(score, 0.0)
+
+
+@pytest.mark.parametrize("distributional", [True, False])
+def test_a_constant_price_gets_no_weight(distributional):
+    """A halted asset (zero returns) keeps only rounding noise after the projection (1e-19):
+    divided by its variance, it scored 1e17 and took the whole book."""
+    settings = {"epochs": 1, "distributional": distributional, "n_components": 2}
+    strategy = DeepResidual(**TINY | settings)
+    rng = np.random.default_rng(4)
+    returns = rng.normal(0, 0.01, size=(600, 12))
+    returns[540:, 5] = 0.0
+    panel = panel_from_returns(returns)
+    strategy.fit(panel.window(530, 530))
+    weights = strategy.allocate_batch(panel.batch([599], 32))[0]
+    assert abs(weights[5]) < 1e-12 and np.abs(weights).max() < 0.5
+    assert np.abs(weights).sum() == pytest.approx(1.0)
+
+
+def test_settings_changed_after_fit_ask_for_a_fit(fitted, gbm):
+    strategy = copy.deepcopy(fitted)
+    batch = gbm.batch([620], 32)
+    before = strategy.allocate_batch(batch)
+    strategy.set_params(num_threads=2, label="renamed")  # neither changes the model
+    np.testing.assert_array_equal(strategy.allocate_batch(batch), before)
+    for change in ({"lookback": 16}, {"n_components": 5}, {"distributional": False}):
+        strategy.set_params(**change)
+        with pytest.raises(ConfigError, match=f"{next(iter(change))} changed since the last fit"):
+            strategy.allocate_batch(batch)
+        strategy.set_params(**{k: fitted.get_params()[k] for k in change})
+    np.testing.assert_array_equal(strategy.allocate_batch(batch), before)
 
 
 def test_walk_forward(gbm):

@@ -162,6 +162,9 @@ def test_missing_or_constant_returns_are_data_errors():
     with pytest.raises(DataError, match=r"'A2' in the window .* residual variance below"):
         # with no component removed, the residual of a constant asset is exactly 0
         ResidualReversal(lookback=60, n_components=0).allocate(window)
+    with pytest.raises(DataError, match=r"'A2' in the window .* residual variance below"):
+        # with components removed, rounding noise (1e-19) that took the whole book
+        ResidualReversal(lookback=60, n_components=2).allocate(window)
 
 
 def test_components_a_window_cannot_spare_are_config_errors(batch):

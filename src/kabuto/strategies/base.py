@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from kabuto.data.panel import Window, WindowBatch
-from kabuto.errors import ArgumentError
+from kabuto.errors import ArgumentError, ConfigError
 
 
 class Strategy(BaseEstimator):
@@ -118,3 +118,14 @@ def held_weights(
             "pass weights >= 0 that sum to at most 1 (the rest is cash)"
         )
     return prev
+
+
+def check_unchanged(owner: str, fitted: dict, now: dict) -> None:
+    """ConfigError naming the settings that differ between the fit's snapshot and now: a
+    strategy's weights must come from the settings it shows (`set_params` after `fit`)."""
+    changed = [k for k, v in fitted.items() if now.get(k) != v]
+    if changed:
+        raise ConfigError(
+            f"{owner}: {', '.join(changed)} changed since the last fit; fit again before "
+            "allocating (a backtest does), or restore them"
+        )

@@ -159,8 +159,10 @@ def has_variance(variances: np.ndarray, reference: np.ndarray | None = None) -> 
     -------
     ndarray of bool, the shape of `variances`
     """
-    floor = 0.0 if reference is None else RELATIVE_VARIANCE_FLOOR * reference
-    return variances > floor
+    if reference is None:
+        return variances > 0.0
+    # a reference of 0 (a constant price) leaves only rounding noise to project
+    return (variances > RELATIVE_VARIANCE_FLOOR * reference) & (reference > 0.0)
 
 
 def require_variance(

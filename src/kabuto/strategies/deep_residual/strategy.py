@@ -26,6 +26,7 @@ import torch
 from kabuto.data.panel import Window, WindowBatch
 from kabuto.errors import ConfigError, DataError
 from kabuto.settings import check_layer_sizes, check_seed
+from kabuto.strategies.base import check_unchanged
 from kabuto.strategies.batched import (
     TRAINING_YEAR,
     BatchedStrategy,
@@ -83,7 +84,8 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
     n_scales : int, default=3
         L, time scales ``tau_l = 4 ** (-l / (L - 1))``.
     n_quantiles : int, default=8
-        Q; the network outputs quantiles at levels j/Q, j = 1..Q-1.
+        Q; the network outputs quantiles at levels j/Q, j = 1..Q-1 (Q >= 3 when
+        distributional: their spread is the variance).
     resample_length : int, default=32
         R, increments per scale after resampling.
     hidden_sizes : tuple of int, default=(32, 32)
@@ -138,6 +140,9 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         torch's setting. The network is small: 1 thread is often fastest, and far faster
         than several threads competing with other processes for the same cores.
     label : str, optional
+
+    A setting other than `num_threads` or `label` changed after `fit` (`set_params`) is a
+    `ConfigError` at the next prediction: fit again first (a backtest does).
     """
 
     long_only: ClassVar[bool] = False
@@ -209,7 +214,8 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         if self.n_components is not None:
             check_int(name, "n_components", self.n_components, 0)
         check_int(name, "n_scales", self.n_scales, 1)
-        check_int(name, "n_quantiles", self.n_quantiles, 2)
+        # the distributional heads need a spread: Q = 2 has one quantile, a variance of 0
+        check_int(name, "n_quantiles", self.n_quantiles, 3 if self.distributional else 2)
         check_int(name, "resample_length", self.resample_length, 1)
         check_layer_sizes(name, "hidden_sizes", self.hidden_sizes)
         check_choice(name, "architecture", self.architecture, ARCHITECTURES)
@@ -368,7 +374,8 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         usable = returns[first:, columns]
         ends = np.arange(len(usable) - 2, h - 1, -self.sample_stride)[::-1]
         paths, targets = residual_samples(usable, ends, h, components)
-        n_val = math.ceil(self.validation_fraction * len(ends))
+        # 1e-9 below: 0.07 * 100 is 7.000000000000001, which must not round up to 8
+        n_val = math.ceil(self.validation_fraction * len(ends) - 1e-9)
         n_val = min(n_val, len(ends) - 1)
         return {
             "paths": paths,
@@ -423,6 +430,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         train_losses, val_losses, best_epoch = first_curves
 
         self.model_ = model
+        self.fit_settings_ = self._model_settings()
         self.input_scale_ = input_scale
         self.target_scale_ = target_scale
         self.train_losses_ = train_losses
@@ -531,6 +539,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
                 f"{type(self).__name__}: not fitted; call fit(history) first (the backtest "
                 "does so on its retrain schedule)"
             )
+        check_unchanged(type(self).__name__, self.fit_settings_, self._model_settings())
 
     def predict(self, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Network outputs for every stock of every window.
@@ -598,15 +607,17 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         (`batched.has_variance`) scores 0.
         """
         out, residuals, projection = self.predict(returns)
-        reference = None
+        # ddof=1 as the baselines (`residual_baselines`); the book is scaled to gross 1, so the
+        # divisor's common factor does not move it. A residual of rounding noise (a constant
+        # price: no variance to project) would score 1e17 and take the whole book.
+        residual_var = residuals.var(axis=1, ddof=1)
+        usable = has_variance(residual_var, np.var(returns, axis=1, ddof=1))
         if self.distributional:
             mean, var = (m.numpy() for m in quantile_moments(torch.from_numpy(out)))
+            usable &= has_variance(var)
         else:
-            # ddof=1 as the baselines (`residual_baselines`); the book is scaled to gross 1,
-            # so the divisor's common factor does not move it.
-            mean, var = out[..., 0], residuals.var(axis=1, ddof=1)
-            reference = np.var(returns, axis=1, ddof=1)
-        score = np.divide(mean, var, out=np.zeros_like(mean), where=has_variance(var, reference))
+            mean, var = out[..., 0], residual_var
+        score = np.divide(mean, var, out=np.zeros_like(mean), where=usable)
         return score, projection
 
     def _allocate_batch(self, batch: WindowBatch) -> np.ndarray:
@@ -661,4 +672,5 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
             if isinstance(value, torch.Tensor):
                 value = value.numpy()
             setattr(obj, key, tuple(value) if key == "training_assets_" else value)
+        obj.fit_settings_ = obj._model_settings()
         return obj

@@ -30,6 +30,7 @@ import numpy as np
 
 from kabuto.data.panel import Window, WindowBatch
 from kabuto.errors import ConfigError, DataError, KabutoWarning
+from kabuto.strategies.base import check_unchanged
 from kabuto.strategies.batched import (
     TRAINING_YEAR,
     BatchedStrategy,
@@ -333,13 +334,7 @@ class TraderCompanyStrategy(BatchedStrategy):
         name = type(self).__name__
         if not hasattr(self, "company_"):
             raise DataError(f"{name}: allocate before fit; fit the strategy on a history first")
-        now = self._model_settings()
-        changed = [k for k, v in self.fit_settings_.items() if now[k] != v]
-        if changed:
-            raise ConfigError(
-                f"{name}: {', '.join(changed)} changed since the last fit; fit again before "
-                "allocating (a backtest does), or restore them"
-            )
+        check_unchanged(name, self.fit_settings_, self._model_settings())
         # The decision at t predicts from features of rows t - max_delay..t only (a formula
         # reads rows t - D, D <= max_delay), each scaled by the trailing vol_window rows: the
         # last `_rows_needed` returns give them all. Predicting every row of the window would
