@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_artificial_book import ReferenceBook
 
@@ -886,6 +887,26 @@ def test_policy_errors_are_named():
         simulate(config, seed=0, policies={"AI": lambda obs: Order("buy", 0)})
     with pytest.raises(ConfigError, match="returned 'buy'"):
         simulate(config, seed=0, policies={"AI": lambda obs: "buy"})
+    # a text or bool price is no price (True was taken as a limit of 1.0)
+    for price in ("101", True):
+        with pytest.raises(ConfigError, match=rf"at step 20: Order\.price = {price!r}"):
+            simulate(config, seed=0, policies={"AI": lambda obs, p=price: Order("buy", 1, p)})
+    # a limit past the book's highest level vanished in the engine's int64 conversion
+    with pytest.raises(ConfigError, match=r"Order\.price = 1e\+17 is 1e\+19 ticks"):
+        simulate(config, seed=0, policies={"AI": lambda obs: Order("buy", 1, 1e17)})
+    with pytest.raises(ConfigError, match=r"window = 2\.5"):
+        predictor_policy(lambda x: 0.0, window=2.5)
+    with pytest.raises(ConfigError, match=r"window = True"):
+        predictor_policy(lambda x: 0.0, window=True)
+
+
+def test_policies_may_answer_with_numpy_numbers():
+    config = small_config(agents=[*small_config().model_dump()["agents"], POLICY_GROUP])
+    numpy_order = {"AI": lambda obs: Order("buy", np.int64(2), np.float64(1.0))}
+    python_order = {"AI": lambda obs: Order("buy", 2, 1.0)}
+    a = simulate(config, seed=1, policies=numpy_order, log_orders=True)
+    b = simulate(config, seed=1, policies=python_order, log_orders=True)
+    pd.testing.assert_frame_equal(a.orders[0], b.orders[0])
 
 
 def test_arbitrage_ties_an_index_market_to_its_basket():

@@ -79,5 +79,16 @@ def test_volatility_clusters_and_tails_are_fat():
 def test_bad_shares_and_explosions_raise():
     with pytest.raises(ConfigError, match="shares must be in"):
         GarchMarket(fundamental_share=0.7, ai_share=0.5)
+    # NaN passed every comparison, and the run then blamed volatility feedback
+    for name in ("ai_forecast", "impact", "fundamental_aversion"):
+        with pytest.raises(ConfigError, match=f"{name} = nan: must be a finite number"):
+            GarchMarket(**{name: float("nan")})
+    for settings, match in (
+        ({"n_periods": 10.5}, r"n_periods = 10\.5"),
+        ({"n_periods": 10, "burn_in": -1}, "burn_in = -1"),
+        ({"n_periods": 10, "seed": -1}, "seed = -1"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            simulate_garch_market(GarchMarket(), **settings)
     with pytest.raises(ConfigError, match="explodes"):
         simulate_garch_market(GarchMarket(fundamental_share=0.6, ai_share=0.4), 5000, seed=0)

@@ -239,6 +239,15 @@ def test_unknown_keys_are_named(tmp_path):
     _fails_cleanly(runner.invoke(app, ["simulate", str(path), "--out", str(out)]), out, "bogusKey")
 
 
+def test_policy_groups_say_they_need_python(tmp_path):
+    # "pass simulate(..., policies=...)" was advice no command line can follow
+    out = tmp_path / "a" / "out"
+    policy = '[[agents]]\nname = "AI"\ntype = "policy"\nmarkets = ["A"]\ncash = 1000\n'
+    toml = _write(tmp_path, SMALL.replace("[[sessions]]", policy + "\n[[sessions]]", 1))
+    result = runner.invoke(app, ["simulate", str(toml), "--out", str(out)])
+    _fails_cleanly(result, out, "policy groups ['AI'] decide with Python functions", "from Python")
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -328,6 +328,13 @@ def simulate_command(
 
         with _naming(config):
             sim_config = load_simulation(config)
+            policy_groups = [g.name for g in sim_config.agents if g.type == "policy"]
+            if policy_groups:  # their decision functions are Python callables
+                raise ConfigError(
+                    f"policy groups {policy_groups} decide with Python functions, which a "
+                    "config cannot hold; run this market from Python: kabuto.sim.artificial."
+                    "simulate(config, policies={name: function})"
+                )
             start_step = first_executing_step(sim_config)
             # Before simulating: a bar too long for the lags fails at once, not after the runs.
             check_bars(sim_config.n_steps, bar, start_step, DEFAULT_LAGS)

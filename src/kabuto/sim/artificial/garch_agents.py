@@ -47,6 +47,7 @@ from numba import njit
 from scipy import integrate, stats
 
 from kabuto.errors import ConfigError
+from kabuto.settings import is_integer, is_real, is_seed
 
 __all__ = ["GarchMarket", "analytic_garch", "mean_demand", "simulate_garch_market"]
 
@@ -64,6 +65,9 @@ class GarchMarket:
     ai_forecast: float = 0.1
 
     def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            if not is_real(getattr(self, name)):  # NaN would pass every comparison below
+                raise ConfigError(f"{name} = {getattr(self, name)!r}: must be a finite number")
         p1, p2 = self.fundamental_share, self.ai_share
         if not (0 <= p1 <= 1 and 0 <= p2 <= 1 and p1 + p2 <= 1):
             raise ConfigError(
@@ -124,8 +128,12 @@ def simulate_garch_market(
         After `burn_in` discarded periods. Returns are in the model's units (a standard
         deviation of a few units at the default parameters: read them as percent).
     """
-    if n_periods < 1 or burn_in < 0:
-        raise ConfigError(f"n_periods = {n_periods}, burn_in = {burn_in}: need >= 1 and >= 0")
+    if not (is_integer(n_periods) and is_integer(burn_in) and n_periods >= 1 and burn_in >= 0):
+        raise ConfigError(
+            f"n_periods = {n_periods!r}, burn_in = {burn_in!r}: need integers >= 1 and >= 0"
+        )
+    if not is_seed(seed):
+        raise ConfigError(f"seed = {seed!r}: use a non-negative integer")
     rng = np.random.default_rng(seed)
     total = n_periods + burn_in
     news = rng.standard_normal(total)

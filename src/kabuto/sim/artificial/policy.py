@@ -20,7 +20,6 @@ log returns) into such a policy.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -28,6 +27,8 @@ from typing import Literal
 import numpy as np
 
 from kabuto.errors import ConfigError
+from kabuto.settings import is_integer, is_real
+from kabuto.sim.artificial.config import MAX_WHOLE
 
 __all__ = ["Observation", "Order", "Policy", "predictor_policy"]
 
@@ -86,14 +87,18 @@ def check_order(order: object, where: str) -> Order | None:
         raise ConfigError(f"{where}: the policy returned {order!r}; return an Order or None")
     if order.side not in ("buy", "sell"):
         raise ConfigError(f"{where}: Order.side = {order.side!r}; use 'buy' or 'sell'")
-    if isinstance(order.volume, bool) or not isinstance(order.volume, int) or order.volume < 1:
-        raise ConfigError(f"{where}: Order.volume = {order.volume!r}; use a positive integer")
-    if order.price is not None and not (math.isfinite(order.price) and order.price > 0):
+    # numpy integers too (a model's output); the engine holds volumes as float64
+    if not (is_integer(order.volume) and 1 <= order.volume <= MAX_WHOLE):
+        raise ConfigError(
+            f"{where}: Order.volume = {order.volume!r}; use a positive integer up to 2**53"
+        )
+    if order.price is not None and not (is_real(order.price) and order.price > 0):
         raise ConfigError(
             f"{where}: Order.price = {order.price!r}; use a positive price, or None for a "
             "market order"
         )
-    return order
+    price = None if order.price is None else float(order.price)
+    return Order(order.side, int(order.volume), price)
 
 
 def predictor_policy(
@@ -112,11 +117,13 @@ def predictor_policy(
         Buy when the forecast exceeds it, sell when it is below minus it, else do nothing.
     volume : int, default 1
     """
-    if window < 1 or threshold < 0 or volume < 1:
+    whole = is_integer(window) and is_integer(volume) and is_real(threshold)
+    if not (whole and window >= 1 and threshold >= 0 and 1 <= volume <= MAX_WHOLE):
         raise ConfigError(
-            f"window = {window}, threshold = {threshold}, volume = {volume}: need window >= 1, "
-            "threshold >= 0 and volume >= 1"
+            f"window = {window!r}, threshold = {threshold!r}, volume = {volume!r}: need integers "
+            "window >= 1 and 1 <= volume <= 2**53, and a number threshold >= 0"
         )
+    window, volume = int(window), int(volume)
 
     def policy(obs: Observation) -> Order | None:
         if len(obs.closes) < window + 1:

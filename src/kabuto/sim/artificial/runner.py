@@ -85,6 +85,7 @@ from kabuto.sim.artificial.engine import (
     HALT_STEPS,
     MAKER,
     MARGIN,
+    MAX_TICKS,
     MISTAKE_FIELDS,
     NO_BAND,
     NOISE_SCALE,
@@ -575,6 +576,12 @@ def _decide(config, plan, policies, agents, t, prices, fundamentals, accounts) -
             level = math.floor(order.price / plan.tick[m] + 1e-9)
         else:
             level = math.ceil(order.price / plan.tick[m] - 1e-9)
+        if level != MARKET_ORDER and not level < MAX_TICKS:  # the book's highest level
+            raise ConfigError(
+                f"policy {group.name!r} at step {t}: Order.price = {order.price!r} is "
+                f"{level:.3g} ticks of {plan.tick[m]:g}, beyond the book's highest price; use "
+                "a lower limit, or None for a market order"
+            )
         rows.append((account, m, side, level, order.volume, group.lifetime))
     return np.array(rows, dtype=np.float64).reshape(-1, EXTERNAL_FIELDS)
 
