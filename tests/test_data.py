@@ -624,6 +624,10 @@ def test_a_csv_not_in_utf8_says_to_save_it_as_utf8(tmp_path):
     path.write_text("date,A\n2020-01-02,1\n2020-01-03,2\n", encoding="utf-16")
     with pytest.raises(DataError, match=r"utf16\.csv: is not UTF-8 text .* save it as UTF-8"):
         load_prices(path)
+    # the offset in the file, not in pandas' read buffer
+    path.write_bytes(b"date,A,B\n2020-01-02,1,2\n2020-01-03,2,3 \xe9\n")
+    with pytest.raises(DataError, match="invalid continuation byte at byte 39"):
+        load_prices(path)
 
 
 def test_binary_file_named_csv(tmp_path):

@@ -324,11 +324,17 @@ def test_fitting_the_same_history_again_starts_afresh(panel):
     )
 
 
-def test_set_params_after_a_fit_builds_a_new_network(panel):
+def test_set_params_after_a_fit_builds_a_new_network(panel, tmp_path):
     """A changed model setting trains a new network; a changed training budget does not."""
     strategy = EIIE(**SMALL).fit(history(panel, 100))
     for change in ({"lookback": 15}, {"hidden_sizes": (3, 7)}, {"learning_rate": 0.01}):
-        strategy.set_params(**change).fit(history(panel, 110))  # a later history
+        strategy.set_params(**change)
+        # before the next fit, the network is not the settings' (a file load could not read)
+        with pytest.raises(ConfigError, match=f"{next(iter(change))} changed since the last"):
+            strategy.allocate(panel.window(110, 20))
+        with pytest.raises(ConfigError, match="changed since the last fit"):
+            strategy.save(tmp_path / "eiie.pt")
+        strategy.fit(history(panel, 110))  # a later history
         # a fresh network of the new settings, as a new strategy would train
         fresh = EIIE(**(strategy.get_params() | {"label": None})).fit(history(panel, 110))
         assert strategy.n_fits_ == 1 and strategy.n_steps_done_ == 60, change

@@ -312,7 +312,10 @@ def test_set_params_after_a_fit_builds_a_new_model(panel):
     assert agent.from_scratch_ and agent.timesteps_ == 128
     for change in ({"lookback": 12}, {"n_envs": 1}, {"net_arch": (8,)}, {"gamma": 0.9}):
         model = agent.model_
-        agent.set_params(**change).fit(panel.window(170, 170))
+        agent.set_params(**change)
+        with pytest.raises(ConfigError, match=f"{next(iter(change))} changed since the last"):
+            agent.allocate(panel.window(170, WINDOW))  # the model is not the settings' yet
+        agent.fit(panel.window(170, 170))
         assert agent.from_scratch_ and agent.model_ is not model, change
     assert agent.model_.observation_space.shape == (3 * 12 + 4,) and agent.model_.n_envs == 1
     agent.algorithm_kwargs["n_steps"] = 16  # changed in place: a new model too

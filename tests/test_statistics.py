@@ -73,6 +73,12 @@ def test_block_lengths_are_geometric_with_the_right_mean(mean_block: float) -> N
     assert counts.min() > 0.9 * idx.size / 10
 
 
+def test_the_default_block_of_a_very_short_series_is_within_the_cap() -> None:
+    # n ** (1/3) is above ceil(n / 3) for n = 2 and 3
+    for n in (1, 2, 3):
+        assert stationary_bootstrap_indices(n, 10, rng=0).shape == (10, n)
+
+
 def test_blocks_wrap_around_the_end() -> None:
     idx = stationary_bootstrap_indices(50, 200, 15.0, 3)
     wraps = (idx[:, :-1] == 49) & (idx[:, 1:] == 0)

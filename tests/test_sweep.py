@@ -91,7 +91,7 @@ def test_grid_written_nested_or_dotted_gives_the_same_paths():
         ({"data.source": ["gbm", "garch"]}, "cannot be swept"),
         # a simulated market's n_days is its calendar; a file's format follows its path
         ({"data.n_days": [400, 500]}, "sweep.grid.data.n_days cannot be swept"),
-        ({"data.format": ["csv", "parquet"]}, "sweep.grid.data.format cannot be swept"),
+        ({"data.format": ["csv", "parquet"]}, "follows its name; sweep data.path"),
         ({"backtest.start": ["2001-01-02", "2001-02-01"]}, "cannot be swept"),
         ({"backtest": {"end": ["2001-06-01"]}}, "on the same dates"),
         ({"report.n_boot": [100, 200]}, "report settings change no trial"),

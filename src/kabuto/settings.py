@@ -116,10 +116,13 @@ def derived_seed(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0] >> 1)
 
 
-def check_seed(owner: str, parameter: str, value: object, limit: int = 2**64) -> int:
+def check_seed(owner: str, parameter: str, value: object, limit: int | None = 2**64) -> int:
     """Return `value` if it is an integer in [0, `limit`), else raise `ConfigError`. torch takes
-    seeds below 2**64; numpy's legacy global generator (which SB3 seeds) below 2**32."""
-    if not is_seed(value) or value >= limit:  # type: ignore[operator]
+    seeds below 2**64, numpy's legacy global generator (which SB3 seeds) below 2**32, and
+    numpy's `default_rng` any (``limit=None``)."""
+    if not is_seed(value):
+        raise ConfigError(f"{owner}: {parameter}={value!r} is not allowed; use an integer >= 0")
+    if limit is not None and value >= limit:  # type: ignore[operator]
         bound = f"2**{limit.bit_length() - 1}"  # limits are powers of two
         raise ConfigError(
             f"{owner}: {parameter}={value!r} is not allowed; use an integer in [0, {bound})"

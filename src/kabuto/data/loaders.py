@@ -250,8 +250,8 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
         raise DataError(f"{source}: the file is empty") from exc
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"{source}: is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 "
-            f"(in Excel: CSV UTF-8), or if it is not a CSV file, rename it or {NAME_FORMAT}"
+            f"{source}: is not UTF-8 text ({_first_undecodable(path)}); save it as UTF-8 (in "
+            f"Excel: CSV UTF-8), or if it is not a CSV file, rename it or {NAME_FORMAT}"
         ) from exc
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -260,6 +260,15 @@ def _read(path: Path, format: str | None) -> pd.DataFrame:
             f"a valid {format.upper()} file, or if its name misleads, rename it or {NAME_FORMAT}"
         ) from exc
     return _index_to_column(frame, source)
+
+
+def _first_undecodable(path: Path) -> str:
+    """Where the file stops being UTF-8 (pandas' own error counts within its read buffer)."""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{exc.reason} at byte {exc.start}"
+    return "a byte pandas could not decode"
 
 
 def _check_separator(path: Path, header: list[str]) -> None:

@@ -211,6 +211,12 @@ def _check_count(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _longest_block(n: int) -> float:
+    """The longest mean block of n days allowed, ``ceil(n / 3)`` (and the automatic choice's
+    cap): blocks of about n days make every resample a rotation of the series."""
+    return max(1.0, float(np.ceil(n / 3.0)))
+
+
 def _check_bootstrap_args(n: int, n_boot: int, mean_block: float) -> tuple[int, int, float]:
     """Validated ``(n, n_boot, mean_block)`` as int, int, float."""
     n = _check_count(n, "the number of days to resample (n)", 1)
@@ -225,10 +231,8 @@ def _check_bootstrap_args(n: int, n_boot: int, mean_block: float) -> tuple[int, 
             f"mean_block must be a finite number of days >= 1, got {mean_block!r}; leave it "
             "unset for the automatic (Politis-White) block length"
         )
-    longest = max(1.0, float(np.ceil(n / 3.0)))  # the cap of the automatic choice, too
-    if mean_block > longest:
-        # blocks of about n days make every resample a rotation of the series: every replicate
-        # has the observed Sharpe ratio, and the interval has no width
+    longest = _longest_block(n)
+    if mean_block > longest:  # every replicate would have the observed Sharpe ratio
         raise ArgumentError(
             f"mean_block = {mean_block:g} days is more than a third of the {n} returns "
             f"resampled; use at most {longest:g}, or leave it unset for the automatic "
@@ -282,8 +286,9 @@ def stationary_bootstrap_indices(
     n_boot : int
         Number of resamples.
     mean_block : float, optional
-        Mean block length in days, >= 1 (1 gives the iid bootstrap). Default ``n ** (1/3)``;
-        prefer `optimal_block_length` of the data when you have it.
+        Mean block length in days, from 1 (the iid bootstrap) to ``ceil(n / 3)`` (longer
+        blocks make every resample a rotation of the series). Default ``n ** (1/3)`` within
+        those bounds; prefer `optimal_block_length` of the data when you have it.
     rng : int, Generator or None
         Seed (an int >= 0) or generator.
 
@@ -294,7 +299,7 @@ def stationary_bootstrap_indices(
     """
     if mean_block is None:
         n = _check_count(n, "the number of days to resample (n)", 1)
-        mean_block = max(1.0, n ** (1.0 / 3.0))
+        mean_block = min(max(1.0, n ** (1.0 / 3.0)), _longest_block(n))
     n, n_boot, mean_block = _check_bootstrap_args(n, n_boot, mean_block)
     return np.concatenate(list(_index_chunks(n, n_boot, mean_block, _rng(rng, "rng"))), axis=0)
 
@@ -316,7 +321,8 @@ def bootstrap_sharpes(
     n_boot : int
         Number of stationary-bootstrap replicates.
     mean_block : float, optional
-        Mean block length; default the largest `optimal_block_length` of the columns.
+        Mean block length in days, 1 to ``ceil(T / 3)``; default the largest
+        `optimal_block_length` of the columns.
     seed : int, Generator or None
     periods : float, default 252
         Annualization factor, a finite number > 0 (1 for per-period Sharpe ratios).
@@ -408,7 +414,8 @@ def sharpe_confidence_interval(
         the bootstrap Sharpe ratios.
     n_boot : int, default 2000
     mean_block : float, optional
-        Mean block length in days; default `optimal_block_length` of the returns.
+        Mean block length in days, 1 to ``ceil(T / 3)``; default `optimal_block_length` of the
+        returns.
     seed : int, Generator or None, default 0
 
     Returns
@@ -491,7 +498,8 @@ def sharpe_difference_test(
         Coverage of the interval.
     n_boot : int, default 2000
     mean_block : float, optional
-        Mean block length; default the larger `optimal_block_length` of the two series.
+        Mean block length in days, 1 to ``ceil(T / 3)``; default the larger
+        `optimal_block_length` of the two series.
     seed : int, Generator or None, default 0
 
     Returns

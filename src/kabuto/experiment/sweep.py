@@ -183,6 +183,11 @@ def _check_path(path: KeyPath) -> None:
         # n_days sets a simulated market's calendar, and a file's format follows its path
         fixed = {"data": ("source", "n_days", "format"), "backtest": ("start", "end")}[root]
         fields = [f for f in _SECTIONS[root].model_fields if f not in fixed]
+        if path == ("data", "format"):
+            raise ConfigError(
+                "sweep.grid.data.format cannot be swept: a file's format follows its name; "
+                'sweep data.path (e.g. ["a.csv", "b.parquet"]) and leave data.format unset'
+            )
         if len(path) == 2 and path[1] in fixed:
             raise ConfigError(
                 f"sweep.grid.{key} cannot be swept: a sweep ranks its trials on the same "

@@ -184,8 +184,9 @@ def bsde_delta_hedge(
     solver : BSDESolution
         A `DeepBSDE` or `BackwardDeepBSDE` fitted on a European basket option problem.
     prices : Tensor
-        Undiscounted prices on the problem's grid, e.g. from `hedge_paths` with a seed the
-        solver did not train on. Shape: (M, N + 1, d).
+        Undiscounted prices on the problem's grid, starting at its x0 (the solver's y0 and
+        first delta are the option's there), e.g. from `hedge_paths` with a seed the solver
+        did not train on. Shape: (M, N + 1, d).
     cost, unwind
         As in `delta_hedge`.
 
@@ -201,6 +202,7 @@ def bsde_delta_hedge(
     problem = solver.problem_
     _check_problem(owner, problem)
     prices = _check_prices(owner, problem, prices)
+    _check_start(owner, problem, prices)
     return delta_hedge(problem, prices, solver.gradients(prices), solver.y0_, cost, unwind)
 
 
@@ -219,7 +221,8 @@ def exact_delta_hedge(
     ----------
     problem : GeometricBasketProblem
     prices : Tensor
-        Undiscounted prices on the problem's grid. Shape: (M, N + 1, d).
+        Undiscounted prices on the problem's grid, starting at its x0 (the closed-form price
+        and delta are the option's there). Shape: (M, N + 1, d).
     cost, unwind
         As in `delta_hedge`.
 
@@ -234,6 +237,7 @@ def exact_delta_hedge(
             "one with an exact gradient)"
         )
     prices = _check_prices(owner, problem, prices)
+    _check_start(owner, problem, prices)
     positions = torch.stack(
         [problem.exact_gradient(problem.time(n), prices[:, n]) for n in range(problem.n_steps)],
         dim=1,
@@ -296,8 +300,12 @@ def _check_prices(owner: str, problem: BasketOptionProblem, prices: object) -> T
             f"{owner}: prices[{path}, {date}, {asset}] = {float(prices[path, date, asset])!r}; "
             "prices must be finite and positive"
         )
-    # The capital and the first delta are the option's at x0: paths from elsewhere would be
-    # hedged with the wrong ones, and their error read as the solver's.
+    return prices
+
+
+def _check_start(owner: str, problem: BasketOptionProblem, prices: Tensor) -> None:
+    """The capital and the first delta are the option's at x0: paths from elsewhere would be
+    hedged with the wrong ones, and their error read as the solver's."""
     start = problem.initial_state(prices.dtype, prices.device)
     off = ~torch.isclose(prices[:, 0], start.expand_as(prices[:, 0]), rtol=1e-5, atol=0.0)
     if bool(off.any()):
@@ -307,4 +315,3 @@ def _check_prices(owner: str, problem: BasketOptionProblem, prices: object) -> T
             f"problem starts at x0 = {float(start[asset])!r}; simulate the paths from the "
             "problem (hedge_paths) or set its x0 to their start"
         )
-    return prices

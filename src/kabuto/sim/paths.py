@@ -36,7 +36,7 @@ from kabuto.settings import (
     check_correlation_matrix,
     check_int,
     check_lognormal_jumps,
-    is_seed,
+    check_seed,
 )
 
 __all__ = ["bootstrap_paths", "gbm_paths", "heston_paths", "merton_paths"]
@@ -855,12 +855,11 @@ def _device(owner: str, device: Device) -> torch.device:
 def _generator(owner: str, seed: Seed, device: torch.device) -> torch.Generator:
     if isinstance(seed, torch.Generator):
         return seed
-    if not is_seed(seed) or int(seed) >= 2**64:  # torch's seeds are 64-bit
-        raise ConfigError(
-            f"{owner}: seed={seed!r} is not allowed; it must be an integer in [0, 2**64) or a "
-            "torch.Generator"
-        )
-    return torch.Generator(device=device).manual_seed(int(seed))
+    try:
+        value = check_seed(owner, "seed", seed)  # torch's seeds are 64-bit
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}, or a torch.Generator") from None
+    return torch.Generator(device=device).manual_seed(value)
 
 
 def _normal(

@@ -21,6 +21,7 @@ import torch
 
 from kabuto.data.panel import Window
 from kabuto.errors import DataError
+from kabuto.strategies.base import check_unchanged
 from kabuto.torch_settings import DEVICES, TorchSettingsMixin
 
 __all__ = ["DEVICES", "TorchStrategyMixin", "load_payload", "save_payload"]
@@ -37,6 +38,11 @@ class TorchStrategyMixin(TorchSettingsMixin):
         """The settings a model is built and trained with: a change means a new model."""
         settings = self.get_params(deep=False)  # type: ignore[attr-defined]
         return {k: _snapshot(v) for k, v in settings.items() if k not in self._run_settings}
+
+    def _check_unchanged(self) -> None:
+        """ConfigError when a model setting changed since the fit (`model_settings_`): the
+        fitted model would decide, or be saved, under settings it was not built with."""
+        check_unchanged(self.name, self.model_settings_, self._model_settings())  # type: ignore[attr-defined]
 
     def fit(self, history: Window) -> Self:
         """Check the settings and train on `history` (all data up to the fit date).

@@ -25,7 +25,7 @@ from numba import njit
 
 from kabuto.data.panel import Panel
 from kabuto.errors import ConfigError, KabutoWarning
-from kabuto.settings import is_integer, is_seed
+from kabuto.settings import check_seed, is_integer
 from kabuto.sim.artificial.book import (
     BUY,
     MARKET_ORDER,
@@ -718,9 +718,7 @@ def simulate(
         The decision function of each ``type = "policy"`` agent group, by group name
         (`kabuto.sim.artificial.policy`).
     """
-    if not is_seed(seed) or seed >= 2**63:
-        # (the outputs store run seeds as int64)
-        raise ConfigError(f"seed = {seed!r}: give an integer from 0 to 2**63 - 1 (e.g. seed=0)")
+    check_seed("simulate", "seed", seed, limit=2**63)  # the outputs store run seeds as int64
     for key, value in (("runs", runs), ("n_jobs", n_jobs)):
         if not is_integer(value) or value < 1:
             raise ConfigError(f"{key} = {value!r}: give a whole number, at least 1")

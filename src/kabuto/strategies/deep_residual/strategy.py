@@ -26,7 +26,6 @@ import torch
 from kabuto.data.panel import Window, WindowBatch
 from kabuto.errors import ConfigError, DataError
 from kabuto.settings import check_layer_sizes, check_seed
-from kabuto.strategies.base import check_unchanged
 from kabuto.strategies.batched import (
     TRAINING_YEAR,
     BatchedStrategy,
@@ -430,7 +429,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
         train_losses, val_losses, best_epoch = first_curves
 
         self.model_ = model
-        self.fit_settings_ = self._model_settings()
+        self.model_settings_ = self._model_settings()
         self.input_scale_ = input_scale
         self.target_scale_ = target_scale
         self.train_losses_ = train_losses
@@ -539,7 +538,7 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
                 f"{type(self).__name__}: not fitted; call fit(history) first (the backtest "
                 "does so on its retrain schedule)"
             )
-        check_unchanged(type(self).__name__, self.fit_settings_, self._model_settings())
+        self._check_unchanged()
 
     def predict(self, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Network outputs for every stock of every window.
@@ -672,5 +671,5 @@ class DeepResidual(TorchStrategyMixin, BatchedStrategy):
             if isinstance(value, torch.Tensor):
                 value = value.numpy()
             setattr(obj, key, tuple(value) if key == "training_assets_" else value)
-        obj.fit_settings_ = obj._model_settings()
+        obj.model_settings_ = obj._model_settings()
         return obj

@@ -678,6 +678,7 @@ class RLAgent(TorchStrategyMixin, Strategy):
                 f"{self.name}: not fitted; call fit(history) first (the backtest does so on its "
                 "retrain schedule)"
             )
+        self._check_unchanged()
 
     def _features(self, panel: Panel) -> tuple[str, ...]:
         """The price features a training environment on `panel` observes."""

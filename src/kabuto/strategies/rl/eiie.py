@@ -660,6 +660,7 @@ class EIIE(TorchStrategyMixin, Strategy):
                 f"{self.name}: not fitted; call fit(history) first (the backtest does so on "
                 "its retrain schedule)"
             )
+        self._check_unchanged()
 
     def _build(self, features: tuple[str, ...]) -> None:
         """A fresh network reading `features`, optimiser and sampling generator from `seed`."""

@@ -419,7 +419,7 @@ class TraderCompany(BaseEstimator):
             check_positive(_OWNER, "prior_precision", self.prior_precision)
         check_bool(_OWNER, "warm_start", self.warm_start)
         if not isinstance(self.seed, np.random.Generator):
-            check_seed(_OWNER, "seed", self.seed)
+            check_seed(_OWNER, "seed", self.seed, limit=None)  # numpy's generator takes any
         if self.uncertainty and self.aggregation == "linear":
             raise ConfigError(
                 f"{_OWNER}: aggregation='linear' is not allowed with uncertainty=True (its "
