@@ -16,6 +16,7 @@ import pytest
 import torch
 from scipy import integrate
 
+from kabuto.errors import ConfigError
 from kabuto.hedging import (
     black_scholes_delta,
     black_scholes_gamma,
@@ -460,3 +461,14 @@ def test_bad_input_raises_config_error_naming_the_argument(pricer, arguments, na
     assert message.startswith(f"{pricer.__name__}: ")
     assert named in message
     assert "must" in message
+
+
+def test_formulas_take_numbers_only(longstaff_schwartz_paths):
+    # numpy read True as 1 (a strike of 1: a price of 0) and "0.1" as 0.1
+    paths = longstaff_schwartz_paths[:100]
+    for name, value in (("strike", True), ("rate", "0.06"), ("strike", 40 + 1j)):
+        settings = {"strike": 40.0, "rate": 0.06, "maturity": 1.0} | {name: value}
+        with pytest.raises(ConfigError, match=f"{name}=.* is not numeric"):
+            longstaff_schwartz(paths, **settings)
+    with pytest.raises(ConfigError, match=r"paths=.* is not numeric"):
+        longstaff_schwartz(paths.astype(complex), strike=40.0, rate=0.06, maturity=1.0)

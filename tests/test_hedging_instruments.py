@@ -15,6 +15,7 @@ import torch
 from kabuto.errors import ConfigError
 from kabuto.hedging.hedger import DeepHedger, MLPPolicy, RecurrentPolicy, hedge_features
 from kabuto.hedging.instruments import variance_swap_prices
+from kabuto.hedging.pnl import HedgeResult, hedge_pnl, trades
 from kabuto.sim.paths import heston_paths
 
 # Buehler et al. (2019), section 5: 30 daily steps to 30 days.
@@ -141,3 +142,29 @@ def test_instrument_errors_are_clear():
         mlp.hedge(s, volatility=vol)
     with pytest.raises(ConfigError, match="n_instruments=0"):
         MLPPolicy((4,), n_instruments=0)
+    for bad in (torch.tensor(1.0), swap[:, 0]):  # 0-d, 1-d
+        with pytest.raises(ConfigError, match=r"hedge: instruments has shape"):
+            mlp.hedge(s, volatility=vol, instruments=bad)
+
+
+def test_trading_an_instrument_priced_below_zero_still_costs():
+    # a swap's value can be negative: a signed price made every trade a rebate, and the
+    # deep hedger churned to collect it (a price of -6e7 for a claim worth 0.025)
+    prices = torch.tensor([[[100.0, -1.0]] * 5])
+    churn = torch.tensor([[[0.0, 1000.0], [0.0, -1000.0], [0.0, 1000.0], [0.0, -1000.0]]])
+    result = HedgeResult.evaluate(prices, churn, torch.zeros(1), cost=0.01)
+    # trades 1000, 2000, 2000, 2000 and the unwind 1000, each at |S| = 1
+    torch.testing.assert_close(result.costs, torch.tensor([0.01 * 8000.0]))
+    torch.testing.assert_close(result.pnl, torch.tensor([-80.0]))
+
+
+def test_pnl_arguments_are_checked():
+    positions = torch.zeros(2, 3)
+    with pytest.raises(ConfigError, match="trades: unwind='no'"):
+        trades(positions, "no")
+    with pytest.raises(ConfigError, match=r"trades: positions must be a tensor of shape"):
+        trades([[0.0, 1.0]], True)
+    prices = torch.ones(2, 4)
+    prices[1, 2] = float("nan")
+    with pytest.raises(ConfigError, match=r"hedge_pnl: prices\[1, 2\] is not finite"):
+        hedge_pnl(prices, positions, torch.zeros(2))

@@ -786,9 +786,14 @@ def _checked(
     if hasattr(value, "detach"):
         value = value.detach().cpu()
     try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{func}: {name}={value!r} is not numeric; it must be {allowed}") from exc
+        raw = np.asarray(value)
+    except (TypeError, ValueError):  # e.g. a ragged list
+        raw = np.asarray(None)
+    # numbers only: numpy would read True as 1, "0.1" as 0.1 and drop an imaginary part
+    if raw.dtype.kind not in "iuf":
+        shown = repr(value) if raw.ndim == 0 else f"<array of dtype {raw.dtype}>"
+        raise ConfigError(f"{func}: {name}={shown} is not numeric; it must be {allowed}")
+    array = raw.astype(np.float64)
     with np.errstate(invalid="ignore"):
         bad = ~(np.isfinite(array) & is_allowed(array))
     if bad.any():

@@ -949,6 +949,11 @@ class DeepHedger(TorchSettingsMixin):
                 f"{type(self).__name__}.hedge: instruments must be a torch.Tensor or None, got "
                 f"{type(instruments).__name__}"
             )
+        if instruments is not None and instruments.ndim not in (2, 3):
+            raise ConfigError(
+                f"{type(self).__name__}.hedge: instruments has shape "
+                f"{tuple(instruments.shape)}; use (N, T + 1) or (N, T + 1, k), as in fit"
+            )
         k = 0 if instruments is None else (1 if instruments.ndim == 2 else instruments.shape[-1])
         if k != self.n_instruments_ - 1:
             raise ConfigError(

@@ -7,16 +7,18 @@ Conventions (prices are discounted, i.e. the rate is zero or already taken out):
 * ``positions`` delta has shape (N, T) or (N, T, d): ``delta_t`` is the holding chosen at date
   ``t = 0, ..., T - 1`` (knowing prices up to ``S_t``) and held over ``[t, t + 1]``.
 * The hedger starts with no holding (``delta_{-1} = 0``), is short the claim, and pays a
-  proportional cost ``c`` times the traded value ``|delta_t - delta_{t-1}| S_t`` on every
+  proportional cost ``c`` times the traded value ``|delta_t - delta_{t-1}| |S_t|`` on every
   rebalance, including the first purchase, and, with ``unwind=True`` (default), also to unwind
-  the last holding at maturity, ``c |delta_{T-1}| S_T``: a cash-settled claim leaves the hedger
-  flat at T. Pass ``unwind=False`` for the convention of pfhedge and Buehler et al. (2019),
-  where the final holding is marked at ``S_T`` without cost.
+  the last holding at maturity, ``c |delta_{T-1}| |S_T|``: a cash-settled claim leaves the
+  hedger flat at T. (An instrument such as a swap may be worth less than 0: trading it still
+  costs, where a signed price would pay the hedger to churn.) Pass ``unwind=False`` for the
+  convention of pfhedge and Buehler et al. (2019), where the final holding is marked at
+  ``S_T`` without cost.
 
 Then, per path::
 
     pnl = sum_t delta_t (S_{t+1} - S_t)                      (gains)
-          - c sum_t |delta_t - delta_{t-1}| S_t  [- c |delta_{T-1}| S_T]   (costs)
+          - c sum_t |delta_t - delta_{t-1}| |S_t|  [- c |delta_{T-1}| |S_T|]   (costs)
           - payoff,
 
 summed over assets as well for d > 1. Everything is a torch expression, differentiable in the
@@ -118,6 +120,11 @@ def trades(positions: Tensor, unwind: bool) -> Tensor:
 
     Shape: input (N, T, ...); output (N, T + 1, ...) with `unwind`, else (N, T, ...).
     """
+    if not isinstance(positions, Tensor) or positions.ndim < 2:
+        got = tuple(positions.shape) if isinstance(positions, Tensor) else type(positions).__name__
+        raise ConfigError(f"trades: positions must be a tensor of shape (N, T, ...), got {got}")
+    if not isinstance(unwind, bool):
+        raise ConfigError(f"trades: unwind={unwind!r} is not allowed; use True or False")
     zero = torch.zeros_like(positions[:, :1])
     held = [zero, positions, zero] if unwind else [zero, positions]
     return torch.cat(held, dim=1).diff(dim=1).abs()
@@ -130,7 +137,7 @@ def _gains_and_costs(
     gains = (positions * prices.diff(dim=1)).sum(dim=(1, 2))
     if isinstance(cost, float) and cost == 0.0:
         return gains, torch.zeros_like(gains)
-    traded_value = trades(positions, unwind) * (prices if unwind else prices[:, :-1])
+    traded_value = trades(positions, unwind) * (prices if unwind else prices[:, :-1]).abs()
     return gains, (traded_value * cost).sum(dim=(1, 2))
 
 
@@ -162,6 +169,9 @@ def _check(
         raise ConfigError(
             f"{owner}: payoff has shape {tuple(payoff.shape)}; it must be ({n},), one per path"
         )
+    if not bool(prices.isfinite().all()):  # NaN P&L and risk otherwise, silently
+        path, date = (int(i) for i in (~prices.isfinite()).nonzero()[0][:2])
+        raise ConfigError(f"{owner}: prices[{path}, {date}] is not finite; pass finite prices")
     if prices.ndim == 2:
         prices, positions = prices.unsqueeze(-1), positions.unsqueeze(-1)
     d = prices.shape[2]
