@@ -669,6 +669,11 @@ def test_cli_backtest_of_a_sweep_config_points_to_kabuto_sweep(tmp_path):
     assert result.exit_code == 2 and "run it with `kabuto sweep" in result.stderr
     missing = runner.invoke(app, ["runs", "--store", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no run store here" in missing.stderr
+    # a directory of other files (here the config's) listed as an empty store before
+    other = runner.invoke(app, ["runs", "--store", str(tmp_path)])
+    assert other.exit_code == 2 and "not a run store" in other.stderr
+    (tmp_path / "empty").mkdir()  # a new store: no runs yet, and nothing else
+    assert runner.invoke(app, ["runs", "--store", str(tmp_path / "empty")]).exit_code == 0
 
 
 def test_worker_threads_follow_the_sweep_setting(tmp_path):
@@ -760,3 +765,42 @@ def test_sweep_csv_keeps_each_values_type(tmp_path):
         "asset_000": 5.0,
         "default": 10.0,
     }
+
+
+def test_a_sweep_writes_what_its_trader_company_trials_learned(tmp_path):
+    # the report and explanations.json of a sweep were always empty of them
+    tc = {"name": "trader_company", "label": "TC", "lookback": 40, "vol_window": 20}
+    tc |= {"max_delay": 3, "n_traders": 6, "max_terms": 2, "n_rounds": 2}
+    config = validate(
+        SweepConfig,
+        BASE
+        | {"backtest": BASE["backtest"] | {"long_only": False, "max_leverage": 2.0}}
+        | {"strategies": [{"name": "equal_weight"}, tc]}
+        | {"sweep": {"grid": {"strategies": {"TC": {"n_traders": [4, 6]}}}}},
+        source="test",
+    )
+    outputs = run_sweep(config, store=tmp_path / "store", out_dir=tmp_path / "out")
+    written = json.loads((tmp_path / "out" / "explanations.json").read_text())
+    assert sorted(written) == ["TC [n_traders=4]", "TC [n_traders=6]"]
+    assert "TraderCompany: 4 traders" in written["TC [n_traders=4]"]
+    assert "What TC [n_traders=6] learned" in (tmp_path / "out" / "report.html").read_text()
+    # from the store, without running a trial again
+    again = run_sweep(config, store=tmp_path / "store", out_dir=tmp_path / "again")
+    assert again.reused == len(outputs.trials)
+    assert json.loads((tmp_path / "again" / "explanations.json").read_text()) == written
+
+
+def test_the_console_shows_every_scenario_of_a_sweep_with_more_than_30(tmp_path):
+    # one top row each for 31 scenarios: the table's 30-row cut hid the last one
+    config = tmp_path / "sweep.toml"
+    seeds = ", ".join(str(s) for s in range(31))
+    config.write_text(
+        '[data]\nsource = "gbm"\nn_assets = 2\nn_days = 60\n\n[report]\nn_boot = 100\n\n'
+        '[[strategies]]\nname = "equal_weight"\nlookback = 5\n\n'
+        f"[sweep.grid]\ndata.seed = [{seeds}]\n"
+    )
+    args = ["sweep", str(config), "--out", str(tmp_path / "out"), "--store", str(tmp_path / "s")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = result.stdout.split("Sharpe: annualized")[0]  # the scenario note names them all
+    assert all(f"[seed={s}]" in table for s in range(31)) and "0 more" not in result.stdout

@@ -456,9 +456,11 @@ def sweep(
                 outputs = run_sweep(sweep_config, out, store=store, jobs=jobs, progress=progress)
         board, result = outputs.leaderboard, outputs.result
         sweep_csv = outputs.out_dir / "sweep.csv"
-        shown, caption = _scenario_tops(board, str(sweep_csv))
-        caption = " ".join(filter(None, [caption, result.survivorship_caveat]))
-        console.print(_leaderboard_table(shown, caption, rows=30, more=str(sweep_csv)))
+        shown, tops = _scenario_tops(board, str(sweep_csv))
+        caption = " ".join(filter(None, [tops, result.survivorship_caveat]))
+        # every scenario's top is shown, even past 30 rows (more than 30 scenarios)
+        rows = len(shown) if board.attrs.get("scenarios") else 30
+        console.print(_leaderboard_table(shown, caption, rows=rows, more=str(sweep_csv)))
         console.print(cost_note(result), markup=False, highlight=False)
         if pbo := overfitting_note(board) or scenario_note(board):
             console.print(pbo, markup=False, highlight=False)
@@ -485,6 +487,8 @@ def _scenario_tops(board: pd.DataFrame, more: str, rows: int = 30) -> tuple[pd.D
     sizes = [s["n_trials"] for s in scenarios]
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     kept = [i for s, n in zip(starts, sizes, strict=True) for i in range(s, s + min(n, top))]
+    if len(kept) == len(board):
+        return board, ""
     return board.iloc[kept], f"Top {top} of each scenario; {len(board) - len(kept)} more in {more}."
 
 
@@ -500,6 +504,12 @@ def runs(
         if not store.is_dir():
             raise ConfigError(f"{store}: no run store here; `kabuto sweep` makes one (--store)")
         table = RunStore(store).runs()
+        if table.empty and any(not p.name.startswith(".") for p in store.iterdir()):
+            # a store holds only runs: this is another directory (an output, a store's parent)
+            raise ConfigError(
+                f"{store}: holds no runs but other files, so it is not a run store; give the "
+                "directory a sweep's --store named"
+            )
         listing = Table(title=Text(f"Runs in {store}"), caption="Sharpe: net, annualized")
         for column in ("key", "name", "strategy", "Sharpe", "seconds", "created"):
             listing.add_column(

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from kabuto.errors import ConfigError, KabutoError
 from kabuto.experiment.config import RunConfig
-from kabuto.experiment.run import build_strategies, load_panel, walk_forward
+from kabuto.experiment.run import build_strategies, explain_strategies, load_panel, walk_forward
 from kabuto.experiment.store import RunStore
 from kabuto.torch_settings import torch_threads
 
@@ -48,7 +48,8 @@ def run_trial(call: TrialCall) -> str:
         with _threads(call.threads):
             threads = torch.get_num_threads()  # recorded as found, a check on the setting
             panel = load_panel(call.config.data)
-            result = walk_forward(call.config).run(panel, build_strategies(call.config))
+            strategies = build_strategies(call.config)
+            result = walk_forward(call.config).run(panel, strategies)
     except KabutoError as exc:  # the same type, its message starting with the trial
         raise type(exc)(f"sweep trial {call.name!r}: {exc}") from None
     RunStore(call.store).save(
@@ -58,6 +59,7 @@ def run_trial(call: TrialCall) -> str:
         name=call.name,
         threads=threads,
         seconds=time.perf_counter() - start,
+        explanations=explain_strategies(strategies),
     )
     return call.key
 

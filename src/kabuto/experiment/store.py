@@ -16,6 +16,7 @@ scikit-learn, skfolio, torch, ...). Layout::
                  run.json          key, name, kabuto version, data source, threads, pid, time
                  returns.parquet   tidy: date, strategy, gross, net, cost
                  weights.parquet   tidy: date, strategy, asset, weight
+                 explanations.json what its fitted strategies learned, by strategy (`explanations`)
                  result.pickle     the whole `BacktestResult`, read back by `load`
 
 A run is written into a hidden directory beside its place and renamed into place whole, and a
@@ -52,6 +53,7 @@ from kabuto.experiment.run import build_strategies, returns_table, weights_table
 __all__ = ["RunStore", "resolved_config", "run_key"]
 
 _RESULT = "result.pickle"
+_EXPLANATIONS = "explanations.json"
 _INFO = "run.json"
 #: The fields of run.json a listing shows, and their types.
 _INFO_TYPES = {
@@ -187,11 +189,13 @@ class RunStore:
         name: str,
         threads: int,
         seconds: float,
+        explanations: dict[str, str] | None = None,
     ) -> Path:
         """File `result`, produced by `config` on `threads` threads in `seconds`, under `key`
         (unless a run is filed there already: it is kept); returns the run's directory.
 
-        `name` is what the run is called where it is listed (e.g. a sweep's trial name).
+        `name` is what the run is called where it is listed (e.g. a sweep's trial name);
+        `explanations` what its fitted strategies learned (`run.explain_strategies`).
         """
         info = {
             "key": key,
@@ -211,6 +215,8 @@ class RunStore:
             (staging / _INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
             returns_table(result).to_parquet(staging / "returns.parquet", index=False)
             weights_table(result).to_parquet(staging / "weights.parquet", index=False)
+            text = json.dumps(explanations or {}, indent=2)
+            (staging / _EXPLANATIONS).write_text(text, encoding="utf-8")
             with open(staging / _RESULT, "wb") as out:
                 pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
             staging.chmod(0o755)  # mkdtemp's 0o700 would hide the run from other users
@@ -256,6 +262,23 @@ class RunStore:
                 f"{self.path(key)} and the run is made again"
             )
         return result
+
+    def explanations(self, key: str) -> dict[str, str]:
+        """What the fitted strategies of the run filed under `key` learned, by strategy ({}
+        when none explains itself)."""
+        path = self.path(key) / _EXPLANATIONS
+        if not path.exists():  # filed by a kabuto that did not keep them
+            return {}
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(
+                f"{path}: cannot read this stored run ({exc}); delete {self.path(key)} and the "
+                "run is made again"
+            ) from None
+        if not isinstance(found, dict):
+            raise StoreError(f"{path}: holds no explanations; delete {self.path(key)}")
+        return found
 
     def runs(self) -> pd.DataFrame:
         """One row per strategy of each filed run: key, name, strategy, net Sharpe ratio

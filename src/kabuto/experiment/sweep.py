@@ -589,11 +589,19 @@ def run_sweep(
         if progress is not None:
             progress.stage("report")
         section = ("Sweep", _sweep_section(config, trials, reused, same_as, store))
+        # what each ranked trial's fitted strategy learned, under the trial's name
+        explanations = {
+            trial.name: text
+            for trial, key in zip(trials, keys, strict=True)
+            if trial.name in combined.strategies
+            and (text := store.explanations(key).get(trial.strategy))
+        }
         written = write_outputs(
             Path(out_dir),
             config,
             combined,
             board,
+            explanations,
             extra_sections=[section],
             extra_files={"sweep.csv": lambda path: table.to_csv(path, index=False)},
             definitions=SWEEP_DEFINITIONS,
