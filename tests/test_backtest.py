@@ -386,10 +386,13 @@ def test_constraint_violations_are_errors_not_clipped():
     panel = panel_from_returns(_noise(100, 2))
     with pytest.raises(ConstraintError, match=r"short position \(long-only\).*2000-"):
         WalkForward(rebalance=5).run(panel, [Cheater()])
-    with pytest.raises(ConstraintError, match="gross leverage above max_leverage"):
+    with pytest.raises(ConstraintError, match="gross leverage above max_leverage") as error:
         WalkForward(rebalance=5, long_only=False, max_leverage=1.0).run(
             panel, [LongShortRandom(invest=2.0)]
         )
+    # the message gives the breaching gross, not one asset's weight and the net sum
+    gross = re.search(r": gross leverage ([\d.]+), weights sum", str(error.value))
+    assert gross is not None and float(gross.group(1)) > 1.0
     with pytest.raises(ConstraintError, match="negative cash"):
         WalkForward(rebalance=5).run(panel, [RandomWeights(invest=1.2)])
     with pytest.raises(ConfigError, match="long_only = false"):

@@ -6,6 +6,9 @@ Parity with skfolio lives in test_strategies_skfolio.py.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -548,3 +551,25 @@ def test_buy_and_hold_checks_a_lookback_set_after_construction():
     window = panel_from_returns(np.full((30, 3), 0.001)).window(20, 5)
     with pytest.raises(ConfigError, match="BuyAndHold: lookback=0"):
         strategy.allocate(window)
+
+
+def test_a_classical_backtest_from_a_config_loads_no_torch(tmp_path):
+    # strategies load their module on first use, the config registry too: importing torch and
+    # stable-baselines3 took seconds of every CLI backtest and sweep worker
+    config = tmp_path / "run.toml"
+    config.write_text(
+        '[data]\nsource = "gbm"\nn_assets = 3\nn_days = 300\n\n[report]\nn_boot = 100\n\n'
+        '[[strategies]]\nname = "min_variance"\nlookback = 60\n\n'
+        '[[strategies]]\nname = "hrp"\nlookback = 60\n'
+    )
+    script = (
+        "import sys\n"
+        "from kabuto.experiment.config import load_config\n"
+        "from kabuto.experiment.run import run_config\n"
+        f"run_config(load_config({str(config)!r}), None)\n"
+        "print(sorted(m for m in ('torch', 'stable_baselines3') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    assert set(STRATEGIES) >= {"min_variance", "rl_agent"}  # listed without importing them

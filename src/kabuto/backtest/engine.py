@@ -311,11 +311,16 @@ class WalkForward:
         for mask, what in problems:
             if mask.any():
                 d, i = np.argwhere(mask)[0]
+                # the figures that show the breach: a row's gross for leverage, else an asset's
+                shown = (
+                    f"gross leverage {np.abs(weights[d]).sum():.6g}"
+                    if what.startswith("gross")
+                    else f"weight of {assets[i]!r} = {weights[d, i]:.6g}"
+                )
                 raise ConstraintError(
-                    f"strategy {name!r} chose {what} on {dates[d].date()}: weight of "
-                    f"{assets[i]!r} = {weights[d, i]:.6g}, weights sum to "
-                    f"{weights[d].sum():.6g}; fix the strategy's constraints (kabuto never "
-                    "clips weights)"
+                    f"strategy {name!r} chose {what} on {dates[d].date()}: {shown}, weights "
+                    f"sum to {weights[d].sum():.6g}; fix the strategy's constraints (kabuto "
+                    "never clips weights)"
                 )
 
     def _beside_stale(

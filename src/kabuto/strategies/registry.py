@@ -2,52 +2,55 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from collections.abc import Iterator, Mapping
 
 from kabuto.errors import ConfigError
 from kabuto.strategies.base import Strategy
-from kabuto.strategies.deep_residual import DeepResidual
-from kabuto.strategies.eigen import EigenPortfolio
-from kabuto.strategies.hrp import HierarchicalRiskParity
-from kabuto.strategies.mean_variance import (
-    MaximumSharpe,
-    MaximumSortino,
-    MeanVariance,
-    MinimumVariance,
-)
-from kabuto.strategies.naive import BuyAndHold, EqualWeight, InverseVolatility
-from kabuto.strategies.olps import OLMAR, PAMR, ExponentiatedGradient
-from kabuto.strategies.residual_baselines import ResidualMomentum, ResidualReversal
-from kabuto.strategies.risk_parity import EqualRiskContribution
-from kabuto.strategies.rl.agents import RLAgent
-from kabuto.strategies.rl.eiie import EIIE
-from kabuto.strategies.sklearn_adapter import SklearnPortfolio
-from kabuto.strategies.trader_company import TraderCompanyStrategy
 
 __all__ = ["STRATEGIES", "make_strategy"]
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    "equal_weight": EqualWeight,
-    "inverse_volatility": InverseVolatility,
-    "buy_and_hold": BuyAndHold,
-    "min_variance": MinimumVariance,
-    "mean_variance": MeanVariance,
-    "max_sharpe": MaximumSharpe,
-    "max_sortino": MaximumSortino,
-    "risk_parity": EqualRiskContribution,
-    "hrp": HierarchicalRiskParity,
-    "eigen": EigenPortfolio,
-    "deep_residual": DeepResidual,
-    "residual_reversal": ResidualReversal,
-    "residual_momentum": ResidualMomentum,
-    "trader_company": TraderCompanyStrategy,
-    "eg": ExponentiatedGradient,
-    "olmar": OLMAR,
-    "pamr": PAMR,
-    "eiie": EIIE,
-    "rl_agent": RLAgent,
-    "skfolio": SklearnPortfolio,
+# Config name -> class name in `kabuto.strategies`, which imports a strategy's module on first
+# use: a backtest of classical strategies built from a config loads no torch (nor SB3).
+_CLASS_NAMES = {
+    "equal_weight": "EqualWeight",
+    "inverse_volatility": "InverseVolatility",
+    "buy_and_hold": "BuyAndHold",
+    "min_variance": "MinimumVariance",
+    "mean_variance": "MeanVariance",
+    "max_sharpe": "MaximumSharpe",
+    "max_sortino": "MaximumSortino",
+    "risk_parity": "EqualRiskContribution",
+    "hrp": "HierarchicalRiskParity",
+    "eigen": "EigenPortfolio",
+    "deep_residual": "DeepResidual",
+    "residual_reversal": "ResidualReversal",
+    "residual_momentum": "ResidualMomentum",
+    "trader_company": "TraderCompanyStrategy",
+    "eg": "ExponentiatedGradient",
+    "olmar": "OLMAR",
+    "pamr": "PAMR",
+    "eiie": "EIIE",
+    "rl_agent": "RLAgent",
+    "skfolio": "SklearnPortfolio",
 }
+
+
+class _Registry(Mapping[str, type[Strategy]]):
+    """The registered strategy classes by config name, each imported when looked up."""
+
+    def __getitem__(self, name: str) -> type[Strategy]:
+        return getattr(importlib.import_module("kabuto.strategies"), _CLASS_NAMES[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_CLASS_NAMES)
+
+    def __len__(self) -> int:
+        return len(_CLASS_NAMES)
+
+
+STRATEGIES: Mapping[str, type[Strategy]] = _Registry()
 
 
 def _parameters(cls: type[Strategy]) -> dict[str, inspect.Parameter]:
