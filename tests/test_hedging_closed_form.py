@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -472,3 +474,10 @@ def test_formulas_take_numbers_only(longstaff_schwartz_paths):
             longstaff_schwartz(paths, **settings)
     with pytest.raises(ConfigError, match=r"paths=.* is not numeric"):
         longstaff_schwartz(paths.astype(complex), strike=40.0, rate=0.06, maturity=1.0)
+    # other real numbers still are: Fraction, Decimal, a mixed column's object array
+    plain = longstaff_schwartz(paths, strike=40.0, rate=0.06, maturity=1.0).price
+    for strike in (Fraction(40), Decimal("40")):
+        got = longstaff_schwartz(paths, strike=strike, rate=0.06, maturity=1.0).price
+        assert got == plain
+    got = longstaff_schwartz(paths.astype(object), strike=40.0, rate=0.06, maturity=1.0).price
+    assert got == plain

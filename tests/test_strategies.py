@@ -562,11 +562,14 @@ def test_a_classical_backtest_from_a_config_loads_no_torch(tmp_path):
         '[[strategies]]\nname = "min_variance"\nlookback = 60\n\n'
         '[[strategies]]\nname = "hrp"\nlookback = 60\n'
     )
-    script = (
+    script = (  # a backtest, then what a sweep worker does with a trial
         "import sys\n"
         "from kabuto.experiment.config import load_config\n"
+        "from kabuto.experiment.executors import TrialCall, run_trial\n"
         "from kabuto.experiment.run import run_config\n"
-        f"run_config(load_config({str(config)!r}), None)\n"
+        f"config = load_config({str(config)!r})\n"
+        "run_config(config, None)\n"
+        f"run_trial(TrialCall({str(tmp_path / 'store')!r}, 'key', 'trial', config, 1))\n"
         "print(sorted(m for m in ('torch', 'stable_baselines3') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

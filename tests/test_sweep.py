@@ -674,6 +674,10 @@ def test_cli_backtest_of_a_sweep_config_points_to_kabuto_sweep(tmp_path):
     assert other.exit_code == 2 and "not a run store" in other.stderr
     (tmp_path / "empty").mkdir()  # a new store: no runs yet, and nothing else
     assert runner.invoke(app, ["runs", "--store", str(tmp_path / "empty")]).exit_code == 0
+    (tmp_path / "empty" / "0123abcd").mkdir()  # a run whose result was lost
+    (tmp_path / "empty" / "0123abcd" / "run.json").write_text("{}")
+    damaged = runner.invoke(app, ["runs", "--store", str(tmp_path / "empty")])
+    assert damaged.exit_code == 2 and "1 incomplete run(s) and no complete one" in damaged.stderr
 
 
 def test_worker_threads_follow_the_sweep_setting(tmp_path):

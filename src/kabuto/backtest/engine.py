@@ -313,7 +313,7 @@ class WalkForward:
                 d, i = np.argwhere(mask)[0]
                 # the figures that show the breach: a row's gross for leverage, else an asset's
                 shown = (
-                    f"gross leverage {np.abs(weights[d]).sum():.6g}"
+                    f"gross leverage {np.abs(weights[d]).sum():.10g}"  # past the 1e-8 slack
                     if what.startswith("gross")
                     else f"weight of {assets[i]!r} = {weights[d, i]:.6g}"
                 )

@@ -477,6 +477,23 @@ def sweep(
     _guarded(run)
 
 
+def _check_store_contents(store: Path) -> None:
+    """ConfigError for a directory with no complete run that is not an empty store: one of
+    damaged runs, or another directory (an output, a store's parent)."""
+    entries = [p for p in store.iterdir() if not p.name.startswith(".")]
+    damaged = [p for p in entries if (p / "run.json").exists() or (p / "config.toml").exists()]
+    if damaged:
+        raise ConfigError(
+            f"{store}: {len(damaged)} incomplete run(s) and no complete one; delete them, or "
+            "run the sweep again, which files them anew"
+        )
+    if entries:
+        raise ConfigError(
+            f"{store}: holds other files and no runs, so it is not a run store; pass the "
+            "directory a sweep was given as --store"
+        )
+
+
 def _scenario_tops(board: pd.DataFrame, more: str, rows: int = 30) -> tuple[pd.DataFrame, str]:
     """A board ranked scenario by scenario cut to about `rows` rows: the top of every
     scenario, so that no scenario is hidden below another's trials; and the caption saying so."""
@@ -504,12 +521,8 @@ def runs(
         if not store.is_dir():
             raise ConfigError(f"{store}: no run store here; `kabuto sweep` makes one (--store)")
         table = RunStore(store).runs()
-        if table.empty and any(not p.name.startswith(".") for p in store.iterdir()):
-            # a store holds only runs: this is another directory (an output, a store's parent)
-            raise ConfigError(
-                f"{store}: holds no runs but other files, so it is not a run store; give the "
-                "directory a sweep's --store named"
-            )
+        if table.empty:
+            _check_store_contents(store)
         listing = Table(title=Text(f"Runs in {store}"), caption="Sharpe: net, annualized")
         for column in ("key", "name", "strategy", "Sharpe", "seconds", "created"):
             listing.add_column(

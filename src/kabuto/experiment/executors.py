@@ -11,21 +11,20 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
-import torch
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from kabuto.errors import ConfigError, KabutoError
 from kabuto.experiment.config import RunConfig
 from kabuto.experiment.run import build_strategies, explain_strategies, load_panel, walk_forward
 from kabuto.experiment.store import RunStore
-from kabuto.torch_settings import torch_threads
 
 __all__ = ["TrialCall", "execute", "run_trial"]
 
@@ -45,10 +44,11 @@ def run_trial(call: TrialCall) -> str:
     """Backtest one trial on `call.threads` threads and file it in the store; returns its key."""
     start = time.perf_counter()
     try:
+        # built first: a learning strategy imports torch, whose threads _threads then sets
+        strategies = build_strategies(call.config)
         with _threads(call.threads):
-            threads = torch.get_num_threads()  # recorded as found, a check on the setting
+            threads = _found_threads()  # recorded as found, a check on the setting
             panel = load_panel(call.config.data)
-            strategies = build_strategies(call.config)
             result = walk_forward(call.config).run(panel, strategies)
     except KabutoError as exc:  # the same type, its message starting with the trial
         raise type(exc)(f"sweep trial {call.name!r}: {exc}") from None
@@ -66,9 +66,24 @@ def run_trial(call: TrialCall) -> str:
 
 @contextmanager
 def _threads(threads: int) -> Iterator[None]:
-    """Torch's threads and the BLAS and OpenMP pools', restored after."""
-    with torch_threads(threads), threadpool_limits(threads):
+    """Torch's threads (when a strategy loaded torch) and the BLAS and OpenMP pools', restored
+    after. A trial of classical strategies does not import torch (seconds a worker)."""
+    if "torch" in sys.modules:
+        from kabuto.torch_settings import torch_threads
+
+        torch_pool = torch_threads(threads)
+    else:
+        torch_pool = nullcontext()
+    with torch_pool, threadpool_limits(threads):
         yield
+
+
+def _found_threads() -> int:
+    """The threads a trial runs on, as set: torch's when loaded, else the BLAS pools'."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].get_num_threads()
+    pools = [pool["num_threads"] for pool in threadpool_info()]
+    return max(pools, default=1)
 
 
 def execute(calls: list[TrialCall], executor: str, jobs: int, done: Callable[[], None]) -> None:

@@ -23,7 +23,9 @@ function, the argument, the first bad value and the allowed range.
 from __future__ import annotations
 
 import cmath
+import decimal
 import math
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -771,6 +773,13 @@ def _broadcastable(func: str, **arrays: FloatArray) -> tuple[FloatArray, ...]:
     return tuple(arrays.values())
 
 
+def _real_objects(raw: np.ndarray) -> bool:
+    """Whether an object array holds real numbers only (Fraction, Decimal, mixed columns)."""
+    return raw.dtype.kind == "O" and all(
+        isinstance(x, numbers.Real | decimal.Decimal) and not isinstance(x, bool) for x in raw.flat
+    )
+
+
 def _checked(
     func: str,
     name: str,
@@ -790,7 +799,7 @@ def _checked(
     except (TypeError, ValueError):  # e.g. a ragged list
         raw = np.asarray(None)
     # numbers only: numpy would read True as 1, "0.1" as 0.1 and drop an imaginary part
-    if raw.dtype.kind not in "iuf":
+    if raw.dtype.kind not in "iuf" and not _real_objects(raw):
         shown = repr(value) if raw.ndim == 0 else f"<array of dtype {raw.dtype}>"
         raise ConfigError(f"{func}: {name}={shown} is not numeric; it must be {allowed}")
     array = raw.astype(np.float64)

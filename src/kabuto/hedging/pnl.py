@@ -102,7 +102,7 @@ def hedge_pnl(
         Proportional cost rate c >= 0 (a fraction of the traded value), or one per asset, a
         tensor of shape (d,).
     unwind : bool, default True
-        Also pay ``c |delta_{T-1}| S_T`` to unwind the final holding at maturity.
+        Also pay ``c |delta_{T-1}| |S_T|`` to unwind the final holding at maturity.
 
     Returns
     -------
