@@ -17,6 +17,7 @@ import pytest
 
 from kabuto.backtest.result import BacktestResult, StrategyResult
 from kabuto.errors import KabutoError
+from kabuto.evaluation import sharpe
 from kabuto.report import figures, render_report, tables, write_report
 
 from helpers import start_tags
@@ -540,3 +541,15 @@ def test_figures_compound_wealth_as_the_metrics_do() -> None:
 )
 def test_probabilities_are_never_printed_as_certainty(x: float, text: str) -> None:
     assert tables.format_value(x, "prob") == text
+
+
+def test_rolling_sharpe_is_the_sharpe_ratio_of_each_trailing_year() -> None:
+    returns = pd.Series(
+        np.random.default_rng(8).normal(0.0004, 0.01, 600),
+        index=pd.bdate_range("2020-01-01", periods=600),
+    )
+    rolling = figures.rolling_sharpe(returns)
+    assert rolling.index[0] == returns.index[251]  # the first full year
+    for end in (251, 400, 599):
+        window = returns.iloc[end - 251 : end + 1]
+        assert rolling[returns.index[end]] == pytest.approx(sharpe(window), rel=1e-12)

@@ -298,9 +298,12 @@ def test_summary_table_is_nan_aware() -> None:
     table = facts.summary()
     assert isinstance(table, pd.DataFrame)
     assert list(table.columns) == ["mean", "se", "std", "q05", "q95", "n_runs", "n_nan"]
+    lags = list(facts.lags)
     for name in ("return_acf", "abs_acf", "sq_acf"):
-        for k in (1, 5, 10, 20):
-            assert f"{name}_lag{k}" in table.index
+        for k in (1, 5, 10, 20):  # each row holds its own lag's values
+            values = getattr(facts, name)[:, lags.index(k)]
+            mean = table.loc[f"{name}_lag{k}", "mean"]
+            np.testing.assert_allclose(mean, np.nanmean(values), rtol=1e-12)
     for name in ("kurtosis", "kurtosis_nonzero", "zero_share", "hill", "abs_decay"):
         assert name in table.index
     assert (table["n_runs"] == 5).all()
@@ -328,6 +331,9 @@ def test_summary_with_custom_lags_and_one_run() -> None:
     # None of 1, 5, 10, 20 was computed: the first and last lag are shown.
     assert {"return_acf_lag2", "return_acf_lag7"} <= set(table.index)
     assert "return_acf_lag3" not in table.index
+    for k, column in ((2, 0), (7, 2)):
+        mean = table.loc[f"return_acf_lag{k}", "mean"]
+        np.testing.assert_allclose(mean, facts.return_acf[0, column], rtol=1e-12)
     assert np.isnan(table["std"]).all()  # one run has no spread across runs
 
 
