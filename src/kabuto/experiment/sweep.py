@@ -176,23 +176,27 @@ def grid_paths(grid: dict[str, Any]) -> dict[KeyPath, list]:
     return out
 
 
+_SAME_DATES = "a sweep ranks its trials on the same dates and data source; run a sweep for each "
+#: The settings a grid cannot vary, and why. n_days sets a simulated market's calendar.
+_FIXED = {
+    "data": {
+        "source": _SAME_DATES + "source",
+        "n_days": _SAME_DATES + "n_days",
+        "format": "a file's format follows its name; sweep data.path "
+        '(e.g. ["a.csv", "b.parquet"]) and leave data.format unset',
+    },
+    "backtest": {"start": _SAME_DATES + "start", "end": _SAME_DATES + "end"},
+}
+
+
 def _check_path(path: KeyPath) -> None:
     key = ".".join(path)
     root = path[0]
     if root in _SECTIONS:
-        # n_days sets a simulated market's calendar, and a file's format follows its path
-        fixed = {"data": ("source", "n_days", "format"), "backtest": ("start", "end")}[root]
+        fixed = _FIXED[root]
         fields = [f for f in _SECTIONS[root].model_fields if f not in fixed]
-        if path == ("data", "format"):
-            raise ConfigError(
-                "sweep.grid.data.format cannot be swept: a file's format follows its name; "
-                'sweep data.path (e.g. ["a.csv", "b.parquet"]) and leave data.format unset'
-            )
         if len(path) == 2 and path[1] in fixed:
-            raise ConfigError(
-                f"sweep.grid.{key} cannot be swept: a sweep ranks its trials on the same "
-                f"dates and data source; run a sweep for each {path[1]}"
-            )
+            raise ConfigError(f"sweep.grid.{key} cannot be swept: {fixed[path[1]]}")
         if len(path) != 2 or path[1] not in fields:
             raise ConfigError(
                 f"sweep.grid.{key} is not a {root} setting; the {root} settings a sweep can "
